@@ -1,0 +1,1 @@
+//! Wardstone rules SDK (filled in by the rules issue).

@@ -1,0 +1,172 @@
+//! Small cryptographic helpers: random tokens, hashing of bearer secrets, constant-time
+//! comparison, password hashing and sealing of secrets at rest with the master key.
+
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+/// `n` random bytes from the operating system's CSPRNG.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    let mut buf = vec![0u8; n];
+    aws_lc_rs::rand::fill(&mut buf).expect("the system CSPRNG failed");
+    buf
+}
+
+/// A URL-safe random token carrying `bytes * 8` bits of entropy.
+pub fn random_token(bytes: usize) -> String {
+    URL_SAFE_NO_PAD.encode(random_bytes(bytes))
+}
+
+/// SHA-256 of a bearer value (code, refresh token, session id, client secret).
+/// These values carry ≥128 random bits, so a fast hash is enough: nobody can brute-force them.
+pub fn hash_token(token: &str) -> Vec<u8> {
+    Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// Compares two byte strings in time independent of where they differ.
+pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
+    a.ct_eq(b).into()
+}
+
+/// The base64url SHA-256 of `input`, e.g. for PKCE S256.
+pub fn sha256_b64url(input: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(input))
+}
+
+fn argon2() -> Argon2<'static> {
+    // OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
+    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+}
+
+/// Hashes a password with argon2id into a PHC string.
+pub fn hash_password(password: &str) -> String {
+    let salt = SaltString::encode_b64(&random_bytes(16)).expect("16-byte salt encodes");
+    argon2()
+        .hash_password(password.as_bytes(), &salt)
+        .expect("argon2 hashing with valid parameters cannot fail")
+        .to_string()
+}
+
+/// Checks a password against a PHC string; a malformed hash never verifies.
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Err(_) => false,
+    }
+}
+
+/// A hash to verify against when the user does not exist, so that unknown users and wrong
+/// passwords take the same time.
+pub fn dummy_password_hash() -> &'static str {
+    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DUMMY.get_or_init(|| hash_password("wardstone-dummy-password"))
+}
+
+/// The admin-supplied 32-byte key that encrypts private signing keys and rule settings at rest.
+#[derive(Clone)]
+pub struct MasterKey([u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// Why a master key or a sealed value was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    /// The master key is not base64 of exactly 32 bytes.
+    #[error("the master key must be base64 of exactly 32 bytes")]
+    BadKey,
+    /// Decryption failed: wrong master key or tampered data.
+    #[error("cannot decrypt a value sealed at rest: wrong master key or corrupted data")]
+    Open,
+}
+
+impl MasterKey {
+    /// Parses base64 (standard alphabet) of 32 bytes.
+    pub fn from_base64(text: &str) -> Result<Self, SealError> {
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| SealError::BadKey)?;
+        let arr: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
+        Ok(MasterKey(arr))
+    }
+
+    /// A new random key.
+    pub fn generate() -> Self {
+        let mut arr = [0u8; 32];
+        arr.copy_from_slice(&random_bytes(32));
+        MasterKey(arr)
+    }
+
+    /// The key as base64, for writing the generated key file.
+    pub fn to_base64(&self) -> String {
+        STANDARD.encode(self.0)
+    }
+
+    fn key(&self) -> RandomizedNonceKey {
+        RandomizedNonceKey::new(&AES_256_GCM, &self.0).expect("32-byte AES key")
+    }
+
+    /// Encrypts `plaintext`; `context` (e.g. the key id) is bound as associated data so a sealed
+    /// value cannot be moved to another row. Output: nonce || ciphertext || tag.
+    pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {
+        let mut buf = plaintext.to_vec();
+        let nonce = self
+            .key()
+            .seal_in_place_append_tag(Aad::from(context.as_bytes()), &mut buf)
+            .expect("AES-GCM sealing cannot fail with a valid key");
+        let mut out = nonce.as_ref().to_vec();
+        out.extend_from_slice(&buf);
+        out
+    }
+
+    /// Decrypts what [`MasterKey::seal`] produced with the same `context`.
+    pub fn open(&self, context: &str, sealed: &[u8]) -> Result<Vec<u8>, SealError> {
+        if sealed.len() < NONCE_LEN {
+            return Err(SealError::Open);
+        }
+        let (nonce, ct) = sealed.split_at(NONCE_LEN);
+        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| SealError::Open)?;
+        let mut buf = ct.to_vec();
+        let plain = self
+            .key()
+            .open_in_place(nonce, Aad::from(context.as_bytes()), &mut buf)
+            .map_err(|_| SealError::Open)?;
+        Ok(plain.to_vec())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sealed_values_open_only_with_the_same_key_and_context() {
+        let key = MasterKey::generate();
+        let sealed = key.seal("kid-1", b"secret");
+        assert_eq!(key.open("kid-1", &sealed).unwrap(), b"secret");
+        assert!(key.open("kid-2", &sealed).is_err());
+        assert!(MasterKey::generate().open("kid-1", &sealed).is_err());
+    }
+
+    #[test]
+    fn master_key_must_be_32_bytes_of_base64() {
+        assert!(MasterKey::from_base64("not base64!").is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([0u8; 16])).is_err());
+        assert!(MasterKey::from_base64(&STANDARD.encode([0u8; 32])).is_ok());
+    }
+
+    #[test]
+    fn passwords_verify_only_when_equal() {
+        let h = hash_password("correct horse");
+        assert!(h.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse", &h));
+        assert!(!verify_password("wrong", &h));
+        assert!(!verify_password("x", "not-a-phc-string"));
+    }
+}

@@ -1,0 +1,171 @@
+//! Browser-facing steps: `/authorize`, the login form and the consent form.
+
+use axum::Form;
+use axum::extract::{FromRequestParts, Query, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use cookie::{Cookie, SameSite};
+use serde::Deserialize;
+
+use super::{AppState, CurrentTenant, peer_ip};
+use crate::oauth::Tenant;
+use crate::oauth::authorize::{Answer, Browser, ConsentSubmission, LoginSubmission, Outcome};
+
+const BROWSER_COOKIE: &str = "wardstone_browser";
+const SESSION_COOKIE: &str = "wardstone_session";
+
+/// What the protocol layer needs to know about the browser.
+pub struct BrowserInfo(pub Browser);
+
+impl FromRequestParts<AppState> for BrowserInfo {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+        let mut browser = Browser { ip: peer_ip(parts), ..Browser::default() };
+        for value in parts.headers.get_all(header::COOKIE) {
+            let Ok(text) = value.to_str() else { continue };
+            for c in Cookie::split_parse(text).flatten() {
+                match c.name() {
+                    BROWSER_COOKIE => browser.browser_id = Some(c.value().to_string()),
+                    SESSION_COOKIE => browser.session_id = Some(c.value().to_string()),
+                    _ => {}
+                }
+            }
+        }
+        let header_text = |h| parts.headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok()).map(String::from);
+        browser.user_agent = header_text(header::USER_AGENT);
+        browser.hostname = header_text(header::HOST);
+        Ok(BrowserInfo(browser))
+    }
+}
+
+fn cookie(state: &AppState, tenant: &Tenant, name: &'static str, value: String, max_age: i64) -> HeaderValue {
+    let provider = &state.provider;
+    let c = Cookie::build((name, value))
+        .path(format!("{}/t/{}", provider.public_url().path(), tenant.name))
+        .http_only(true)
+        .secure(provider.public_url().is_https())
+        .same_site(SameSite::Lax)
+        .max_age(cookie::time::Duration::seconds(max_age))
+        .build();
+    HeaderValue::from_str(&c.to_string()).expect("cookie values are base64url")
+}
+
+fn render(state: &AppState, tenant: &Tenant, answer: Answer) -> Response {
+    let mut response = match answer.outcome {
+        Outcome::Redirect(url) => match HeaderValue::from_str(&url) {
+            Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+            Err(_) => state.pages.error(StatusCode::BAD_REQUEST, "Invalid redirect."),
+        },
+        Outcome::Login(form, status) => state.pages.render(
+            "login.html",
+            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+            form,
+        ),
+        Outcome::Consent(form) => state.pages.render("consent.html", StatusCode::OK, form),
+        Outcome::ErrorPage { status, message } => {
+            state.pages.error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), &message)
+        }
+    };
+    let lifetimes = state.provider.lifetimes();
+    let headers = response.headers_mut();
+    if let Some(id) = answer.cookies.browser_id {
+        // Lives as long as a session could, so a transaction never outlives its binding.
+        headers.append(header::SET_COOKIE, cookie(state, tenant, BROWSER_COOKIE, id, lifetimes.session));
+    }
+    if let Some(id) = answer.cookies.session_id {
+        headers.append(header::SET_COOKIE, cookie(state, tenant, SESSION_COOKIE, id, lifetimes.session));
+    }
+    response
+}
+
+fn internal(state: &AppState, e: anyhow::Error) -> Response {
+    tracing::error!(error = %format!("{e:#}"), "authorization step failed");
+    state.pages.error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Try again later.")
+}
+
+fn pairs(raw: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw).into_owned().collect()
+}
+
+/// `GET /authorize`.
+pub async fn authorize_get(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = pairs(query.unwrap_or_default().as_bytes());
+    let answer = state.provider.authorize(&tenant, pairs, &browser).await;
+    render(&state, &tenant, answer)
+}
+
+/// `POST /authorize` (form-encoded, OIDC Core §3.1.2.1).
+pub async fn authorize_post(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    body: axum::body::Bytes,
+) -> Response {
+    let answer = state.provider.authorize(&tenant, pairs(&body), &browser).await;
+    render(&state, &tenant, answer)
+}
+
+#[derive(Deserialize)]
+pub struct TxQuery {
+    #[serde(default)]
+    tx: String,
+}
+
+/// `GET /login?tx=`.
+pub async fn login_page(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    Query(q): Query<TxQuery>,
+) -> Response {
+    match state.provider.login_page(&tenant, &q.tx, &browser).await {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
+}
+
+/// `POST /login`.
+pub async fn login_submit(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    Form(form): Form<LoginSubmission>,
+) -> Response {
+    match state.provider.login(&tenant, form, &browser).await {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
+}
+
+/// `GET /consent?tx=`.
+pub async fn consent_page(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    Query(q): Query<TxQuery>,
+) -> Response {
+    match state.provider.consent_page(&tenant, &q.tx, &browser).await {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
+}
+
+/// `POST /consent`.
+pub async fn consent_submit(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    Form(form): Form<ConsentSubmission>,
+) -> Response {
+    match state.provider.consent(&tenant, form, &browser).await {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
+}

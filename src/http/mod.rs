@@ -1,0 +1,114 @@
+//! The only module that knows axum: routes, extractors, cookies and rendering of the
+//! protocols' error formats. Handlers are thin: parse, call [`crate::oauth`], render.
+
+mod authorize;
+mod error;
+mod oidc;
+mod pages;
+mod server;
+mod token;
+
+pub use error::JsonError;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderName, HeaderValue, header};
+use axum::routing::{get, post};
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::oauth::{Provider, Tenant};
+use crate::service::demo::Demo;
+
+/// State shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// The authorization server.
+    pub provider: Provider,
+    /// Page templates.
+    pub pages: Arc<pages::Pages>,
+    /// Demo credentials when running with `--demo`.
+    pub demo: Option<Arc<Demo>>,
+}
+
+impl FromRef<AppState> for Provider {
+    fn from_ref(state: &AppState) -> Provider {
+        state.provider.clone()
+    }
+}
+
+/// Builds the whole router.
+pub fn router(state: AppState) -> Router {
+    let tenant_routes = Router::new()
+        .route("/t/{tenant}/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
+        .route("/t/{tenant}/login", get(authorize::login_page).post(authorize::login_submit))
+        .route("/t/{tenant}/consent", get(authorize::consent_page).post(authorize::consent_submit))
+        .route("/t/{tenant}/oauth/token", post(token::token))
+        .route("/t/{tenant}/oauth/revoke", post(token::revoke))
+        .route("/t/{tenant}/userinfo", get(oidc::userinfo_get).post(oidc::userinfo_post))
+        .route("/t/{tenant}/.well-known/openid-configuration", get(oidc::discovery))
+        .route("/t/{tenant}/.well-known/jwks.json", get(oidc::jwks));
+    Router::new()
+        .merge(tenant_routes)
+        .route("/healthz", get(server::healthz))
+        .route("/readyz", get(server::readyz))
+        .route("/assets/style.css", get(server::stylesheet))
+        .route("/demo/callback", get(server::demo_callback))
+        .fallback(server::not_found)
+        .layer(RequestBodyLimitLayer::new(64 * 1024))
+        .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
+        .layer(security_header(
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
+        .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+fn security_header(name: HeaderName, value: &'static str) -> SetResponseHeaderLayer<HeaderValue> {
+    SetResponseHeaderLayer::overriding(name, HeaderValue::from_static(value))
+}
+
+/// The tenant named in the path; unknown tenants answer 404.
+pub struct CurrentTenant(pub Tenant);
+
+impl FromRequestParts<AppState> for CurrentTenant {
+    type Rejection = JsonError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| JsonError::not_found("unknown tenant"))?;
+        let name = params
+            .iter()
+            .find(|(k, _)| k == "tenant")
+            .map(|(_, v)| v.as_str())
+            .ok_or_else(|| JsonError::not_found("unknown tenant"))?;
+        match state.provider.tenant(name).await {
+            Ok(Some(t)) => Ok(CurrentTenant(t)),
+            Ok(None) => Err(JsonError::not_found("unknown tenant")),
+            Err(e) => Err(JsonError::internal(e)),
+        }
+    }
+}
+
+/// The client's address (the TCP peer).
+pub(crate) fn peer_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// The page renderer for a public URL (stylesheet links follow its path prefix).
+pub fn pages_for(public_url: &crate::config::PublicUrl) -> pages::Pages {
+    pages::Pages::new(public_url.path())
+}

@@ -1,0 +1,71 @@
+//! Server-wide routes: health, readiness, the stylesheet and the demo callback page.
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{AppState, JsonError};
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> Response {
+    axum::Json(json!({"status": "ok"})).into_response()
+}
+
+/// `GET /readyz`: the database answers.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.provider.store().ping().await {
+        Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            JsonError::status(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "database unreachable").into_response()
+        }
+    }
+}
+
+/// `GET /assets/style.css`.
+pub async fn stylesheet() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        super::pages::STYLESHEET,
+    )
+        .into_response()
+}
+
+/// Anything else.
+pub async fn not_found() -> Response {
+    JsonError::not_found("no such endpoint").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /demo/callback`: where the demo app lands; shows the code and how to redeem it.
+pub async fn demo_callback(State(state): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {
+    let Some(demo) = &state.demo else {
+        return JsonError::not_found("the demo is not enabled (start with --demo)").into_response();
+    };
+    let code = q.code.unwrap_or_default();
+    let curl = format!(
+        "curl -s -u '{}:{}' \\\n  -d grant_type=authorization_code \\\n  -d code='{}' \\\n  --data-urlencode redirect_uri='{}' \\\n  {}/oauth/token",
+        demo.client_id, demo.client_secret, code, demo.redirect_uri, demo.issuer
+    );
+    state.pages.render(
+        "demo_callback.html",
+        StatusCode::OK,
+        json!({
+            "code": code,
+            "state": q.state,
+            "error": q.error,
+            "error_description": q.error_description,
+            "curl": curl,
+            "code_ttl": state.provider.lifetimes().code,
+        }),
+    )
+}

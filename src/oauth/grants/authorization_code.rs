@@ -1,0 +1,85 @@
+use serde_json::Value;
+
+use crate::crypto::{ct_eq, hash_token, sha256_b64url};
+use crate::domain::ScopeSet;
+use crate::oauth::authorize::is_pkce_value;
+use crate::oauth::issuer::{Issue, TokenResponse};
+use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
+use crate::store::{ClientRecord, RedeemOutcome};
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, description)
+}
+
+impl Provider {
+    /// Exchanges a code (RFC 6749 §4.1.3). A replayed code revokes what it issued (§4.1.2).
+    pub(super) async fn authorization_code_grant(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        code: &str,
+        redirect_uri: Option<&str>,
+        code_verifier: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.allows_grant("authorization_code") {
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant"));
+        }
+        let now = self.now();
+        let code_hash = hash_token(code);
+        let Some(record) = self.store().code(&tenant.id, &code_hash).await? else {
+            return Err(invalid_grant("the code is invalid"));
+        };
+        // A code presented by another client is not this client's business: refuse without
+        // touching it, so a foreign client cannot burn a victim's code.
+        if record.client_id != client.client_id {
+            return Err(invalid_grant("the code is invalid"));
+        }
+        if record.consumed_at.is_some() {
+            self.store().revoke_grant(&record.grant_id, now).await?;
+            tracing::warn!(tenant = %tenant.name, client = %client.client_id, "authorization code replayed; grant revoked");
+            return Err(invalid_grant("the code has already been used"));
+        }
+        if now >= record.expires_at {
+            return Err(invalid_grant("the code has expired"));
+        }
+        if redirect_uri != Some(record.redirect_uri.as_str()) {
+            return Err(invalid_grant("redirect_uri does not match the authorization request"));
+        }
+        match (&record.code_challenge, code_verifier) {
+            (Some(challenge), Some(verifier)) => {
+                if !is_pkce_value(verifier) || !ct_eq(sha256_b64url(verifier.as_bytes()).as_bytes(), challenge.as_bytes()) {
+                    return Err(invalid_grant("code_verifier does not match the code_challenge"));
+                }
+            }
+            (Some(_), None) => return Err(invalid_grant("code_verifier is missing")),
+            (None, Some(_)) => {
+                return Err(invalid_grant("code_verifier sent but the authorization request had no code_challenge"));
+            }
+            (None, None) => {}
+        }
+        if self.store().redeem_code(&code_hash, now).await? == RedeemOutcome::AlreadyUsed {
+            self.store().revoke_grant(&record.grant_id, now).await?;
+            return Err(invalid_grant("the code has already been used"));
+        }
+        let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
+            return Err(invalid_grant("the user no longer exists"));
+        };
+        let scope = ScopeSet::parse(&record.scope).unwrap_or_default();
+        let extra: Value = serde_json::from_str(&record.claims).unwrap_or(Value::Null);
+        Ok(self
+            .issue_tokens(Issue {
+                tenant,
+                client,
+                user: &user,
+                scope: &scope,
+                refresh_scope: &scope,
+                audience: record.audience.as_deref(),
+                auth_time: record.auth_time,
+                nonce: record.nonce.as_deref(),
+                grant_id: &record.grant_id,
+                session_id: record.session_id.as_deref(),
+                extra_claims: &extra,
+            })
+            .await?)
+    }
+}

@@ -1,0 +1,79 @@
+use serde_json::Value;
+
+use crate::crypto::hash_token;
+use crate::domain::ScopeSet;
+use crate::oauth::issuer::{Issue, TokenResponse};
+use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
+use crate::store::ClientRecord;
+
+fn invalid_grant(description: &str) -> OAuthError {
+    OAuthError::new(ErrorCode::InvalidGrant, description)
+}
+
+impl Provider {
+    /// Refreshes (RFC 6749 §6) with rotation: each refresh token works once; presenting a
+    /// rotated one revokes its whole family (Security BCP §4.14.2).
+    pub(super) async fn refresh_token_grant(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        refresh_token: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
+        if !client.allows_grant("refresh_token") {
+            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant"));
+        }
+        let now = self.now();
+        let hash = hash_token(refresh_token);
+        let Some(record) = self.store().refresh_token(&tenant.id, &hash).await? else {
+            return Err(invalid_grant("the refresh token is invalid"));
+        };
+        if record.client_id != client.client_id {
+            return Err(invalid_grant("the refresh token is invalid"));
+        }
+        if self.store().grant_is_revoked(&tenant.id, &record.grant_id).await? {
+            return Err(invalid_grant("the refresh token has been revoked"));
+        }
+        if record.rotated_at.is_some() {
+            self.store().revoke_grant(&record.grant_id, now).await?;
+            tracing::warn!(tenant = %tenant.name, client = %client.client_id, "rotated refresh token reused; family revoked");
+            return Err(invalid_grant("the refresh token has already been used"));
+        }
+        if now >= record.expires_at {
+            return Err(invalid_grant("the refresh token has expired"));
+        }
+        let granted = ScopeSet::parse(&record.scope).unwrap_or_default();
+        let scope = match scope {
+            None => granted.clone(),
+            Some(s) => {
+                let asked = ScopeSet::parse(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.0))?;
+                if !asked.is_subset(&granted) {
+                    return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds what was granted"));
+                }
+                asked
+            }
+        };
+        if !self.store().mark_refresh_token_rotated(&hash, now).await? {
+            self.store().revoke_grant(&record.grant_id, now).await?;
+            return Err(invalid_grant("the refresh token has already been used"));
+        }
+        let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
+            return Err(invalid_grant("the user no longer exists"));
+        };
+        Ok(self
+            .issue_tokens(Issue {
+                tenant,
+                client,
+                user: &user,
+                scope: &scope,
+                refresh_scope: &granted,
+                audience: record.audience.as_deref(),
+                auth_time: record.auth_time,
+                nonce: None,
+                grant_id: &record.grant_id,
+                session_id: record.session_id.as_deref(),
+                extra_claims: &Value::Null,
+            })
+            .await?)
+    }
+}

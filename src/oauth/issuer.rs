@@ -1,0 +1,178 @@
+//! The issuer: mints access tokens (RFC 9068), ID tokens (OIDC Core) and refresh tokens.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use super::{Provider, Tenant};
+use crate::crypto::{hash_token, random_token};
+use crate::domain::ScopeSet;
+use crate::store::{ClientRecord, RefreshTokenRecord, UserRecord};
+use crate::tokens::at_hash;
+
+/// The successful token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    /// JWT access token.
+    pub access_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Access token lifetime in seconds.
+    pub expires_in: i64,
+    /// Granted scopes.
+    pub scope: String,
+    /// ID token when `openid` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// Refresh token when `offline_access` was granted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+}
+
+/// Everything a token issuance depends on.
+pub struct Issue<'a> {
+    /// The tenant.
+    pub tenant: &'a Tenant,
+    /// The client.
+    pub client: &'a ClientRecord,
+    /// The user.
+    pub user: &'a UserRecord,
+    /// Granted scopes (of this access token).
+    pub scope: &'a ScopeSet,
+    /// Scopes of the refresh token to issue: the grant's full scope, even when this access
+    /// token was narrowed (RFC 6749 §6).
+    pub refresh_scope: &'a ScopeSet,
+    /// API identifier, if any.
+    pub audience: Option<&'a str>,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// OIDC nonce (code grant only).
+    pub nonce: Option<&'a str>,
+    /// The grant (refresh-token family).
+    pub grant_id: &'a str,
+    /// Public session id.
+    pub session_id: Option<&'a str>,
+    /// Extra claims: `{"id_token": {...}, "access_token": {...}}`.
+    pub extra_claims: &'a Value,
+}
+
+/// Claims a user's profile contributes for the granted scopes (OIDC Core §5.4).
+pub fn profile_claims(user: &UserRecord, scope: &ScopeSet) -> Map<String, Value> {
+    let mut claims = Map::new();
+    if scope.contains("profile") {
+        let opt = |v: &Option<String>| v.clone().map(Value::String);
+        for (name, value) in [
+            ("name", opt(&user.name)),
+            ("given_name", opt(&user.given_name)),
+            ("family_name", opt(&user.family_name)),
+            ("nickname", opt(&user.nickname)),
+            ("picture", opt(&user.picture)),
+            ("preferred_username", opt(&user.username)),
+        ] {
+            if let Some(v) = value {
+                claims.insert(name.into(), v);
+            }
+        }
+        claims.insert("updated_at".into(), json!(user.updated_at));
+    }
+    if scope.contains("email") {
+        claims.insert("email".into(), json!(user.email));
+        claims.insert("email_verified".into(), json!(user.email_verified == 1));
+    }
+    claims
+}
+
+impl Provider {
+    /// Mints the tokens of one successful grant; stores the refresh token if one is issued.
+    pub async fn issue_tokens(&self, i: Issue<'_>) -> anyhow::Result<TokenResponse> {
+        let now = self.now();
+        let lifetime = self.lifetimes().access_token;
+        let keys = self.keys().tenant(&i.tenant.id).await?;
+        let userinfo = i.tenant.url("/userinfo");
+        let openid = i.scope.contains("openid");
+        let aud = match (i.audience, openid) {
+            (Some(api), true) => json!([api, userinfo]),
+            (Some(api), false) => json!(api),
+            (None, _) => json!(userinfo),
+        };
+        let mut at = Map::new();
+        if let Some(extra) = i.extra_claims.get("access_token").and_then(Value::as_object) {
+            at.extend(extra.clone());
+        }
+        at.extend(
+            json!({
+                "iss": i.tenant.issuer,
+                "sub": i.user.user_id,
+                "aud": aud,
+                "exp": now + lifetime,
+                "iat": now,
+                "jti": uuid::Uuid::new_v4().to_string(),
+                "client_id": i.client.client_id,
+                "scope": i.scope.to_string(),
+                "auth_time": i.auth_time,
+                "gid": i.grant_id,
+            })
+            .as_object()
+            .cloned()
+            .unwrap_or_default(),
+        );
+        let access_token = keys.signer().sign("at+jwt", &Value::Object(at));
+
+        let id_token = openid.then(|| {
+            let mut claims = Map::new();
+            if let Some(extra) = i.extra_claims.get("id_token").and_then(Value::as_object) {
+                claims.extend(extra.clone());
+            }
+            claims.extend(profile_claims(i.user, i.scope));
+            let mut core = json!({
+                "iss": i.tenant.issuer,
+                "sub": i.user.user_id,
+                "aud": i.client.client_id,
+                "azp": i.client.client_id,
+                "exp": now + lifetime,
+                "iat": now,
+                "auth_time": i.auth_time,
+                "at_hash": at_hash(&access_token),
+                "amr": ["pwd"],
+            });
+            if let Some(n) = i.nonce {
+                core["nonce"] = json!(n);
+            }
+            if let Some(sid) = i.session_id {
+                core["sid"] = json!(sid);
+            }
+            claims.extend(core.as_object().cloned().unwrap_or_default());
+            keys.signer().sign("JWT", &Value::Object(claims))
+        });
+
+        let refresh_token = if i.refresh_scope.contains("offline_access") && i.client.allows_grant("refresh_token") {
+            let token = random_token(32);
+            self.store()
+                .insert_refresh_token(&RefreshTokenRecord {
+                    token_hash: hash_token(&token),
+                    tenant_id: i.tenant.id.clone(),
+                    grant_id: i.grant_id.to_string(),
+                    client_id: i.client.client_id.clone(),
+                    user_id: i.user.user_id.clone(),
+                    scope: i.refresh_scope.to_string(),
+                    audience: i.audience.map(String::from),
+                    auth_time: i.auth_time,
+                    session_id: i.session_id.map(String::from),
+                    created_at: now,
+                    expires_at: now + self.lifetimes().refresh_token,
+                    rotated_at: None,
+                })
+                .await?;
+            Some(token)
+        } else {
+            None
+        };
+        Ok(TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: lifetime,
+            scope: i.scope.to_string(),
+            id_token,
+            refresh_token,
+        })
+    }
+}

@@ -1,0 +1,214 @@
+//! OAuth 2.0 protocol logic (RFC 6749, 7636, 7009, 9207) with OIDC on top. Nothing here knows
+//! about axum or HTTP types: handlers pass plain values in and render what comes back.
+//!
+//! Vocabulary (after oxide-auth): the *registrar* checks clients and redirect URIs
+//! ([`registrar`]), the *authorizer* runs the browser part of the code flow and issues
+//! one-time codes ([`authorize`]), the *issuer* mints tokens ([`grants`], [`issuer`]).
+
+pub mod authorize;
+pub mod client_auth;
+pub mod grants;
+pub mod issuer;
+pub mod registrar;
+pub mod revoke;
+pub mod scopes;
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::config::{Lifetimes, PublicUrl};
+use crate::crypto::MasterKey;
+use crate::store::{Store, StoreError, TenantRecord};
+use crate::tokens::KeyRing;
+
+/// RFC 6749 (and OIDC Core §3.1.2.6) error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Malformed or missing parameter.
+    InvalidRequest,
+    /// Client authentication failed.
+    InvalidClient,
+    /// Code or refresh token invalid, expired, revoked or bound elsewhere.
+    InvalidGrant,
+    /// The client may not use this grant or response type.
+    UnauthorizedClient,
+    /// Unknown grant type.
+    UnsupportedGrantType,
+    /// Unknown response type.
+    UnsupportedResponseType,
+    /// Bad scope.
+    InvalidScope,
+    /// The user or a rule said no.
+    AccessDenied,
+    /// Something failed on our side.
+    ServerError,
+    /// `prompt=none` and no session.
+    LoginRequired,
+    /// `prompt=none` and consent missing.
+    ConsentRequired,
+    /// `request` objects are not supported.
+    RequestNotSupported,
+    /// `request_uri` is not supported.
+    RequestUriNotSupported,
+}
+
+impl ErrorCode {
+    /// The wire value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::UnsupportedResponseType => "unsupported_response_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::AccessDenied => "access_denied",
+            ErrorCode::ServerError => "server_error",
+            ErrorCode::LoginRequired => "login_required",
+            ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::RequestNotSupported => "request_not_supported",
+            ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
+        }
+    }
+}
+
+/// A protocol error: its `Display` is the RFC error code.
+#[derive(Debug, Clone)]
+pub struct OAuthError {
+    /// The error code.
+    pub code: ErrorCode,
+    /// Human-readable text for the developer; never internals.
+    pub description: String,
+    /// For `invalid_client`: whether the client tried HTTP Basic (then a 401 carries
+    /// `WWW-Authenticate: Basic`).
+    pub used_basic_auth: bool,
+}
+
+impl OAuthError {
+    /// An error with a description.
+    pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
+        OAuthError { code, description: description.into(), used_basic_auth: false }
+    }
+
+    /// `server_error`, logging the cause (which the client never sees).
+    pub fn internal(cause: impl fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        OAuthError::new(ErrorCode::ServerError, "the server could not handle the request")
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code.as_str())
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(e: StoreError) -> Self {
+        OAuthError::internal(e)
+    }
+}
+
+impl From<anyhow::Error> for OAuthError {
+    fn from(e: anyhow::Error) -> Self {
+        OAuthError::internal(format!("{e:#}"))
+    }
+}
+
+/// A resolved tenant and its issuer URL.
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    /// Internal id.
+    pub id: String,
+    /// Name (path segment).
+    pub name: String,
+    /// `{public_url}/t/{name}`.
+    pub issuer: String,
+}
+
+impl Tenant {
+    /// The URL of an endpoint below the issuer, e.g. `"/oauth/token"`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+}
+
+/// The authorization server: shared state behind every protocol operation.
+#[derive(Clone)]
+pub struct Provider {
+    inner: Arc<ProviderInner>,
+}
+
+struct ProviderInner {
+    store: Store,
+    keys: KeyRing,
+    clock: Clock,
+    public_url: PublicUrl,
+    lifetimes: Lifetimes,
+    csrf_key: aws_lc_rs::hmac::Key,
+}
+
+impl Provider {
+    /// Builds the provider.
+    pub fn new(store: Store, master_key: MasterKey, clock: Clock, public_url: PublicUrl, lifetimes: Lifetimes) -> Self {
+        let csrf_key = {
+            // A key for CSRF tokens derived from the master key, so every node agrees on it.
+            let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, master_key.to_base64().as_bytes());
+            let derived = aws_lc_rs::hmac::sign(&k, b"wardstone csrf v1");
+            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref())
+        };
+        Provider {
+            inner: Arc::new(ProviderInner {
+                keys: KeyRing::new(store.clone(), master_key),
+                store,
+                clock,
+                public_url,
+                lifetimes,
+                csrf_key,
+            }),
+        }
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// Tenant signing keys.
+    pub fn keys(&self) -> &KeyRing {
+        &self.inner.keys
+    }
+
+    /// Current time from the injected clock.
+    pub fn now(&self) -> i64 {
+        self.inner.clock.now()
+    }
+
+    /// The public base URL.
+    pub fn public_url(&self) -> &PublicUrl {
+        &self.inner.public_url
+    }
+
+    /// Lifetimes in force.
+    pub fn lifetimes(&self) -> &Lifetimes {
+        &self.inner.lifetimes
+    }
+
+    /// Resolves a tenant by the name in the URL.
+    pub async fn tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
+        Ok(self.inner.store.tenant_by_name(name).await?.map(|t: TenantRecord| Tenant {
+            issuer: self.inner.public_url.issuer(&t.name),
+            id: t.id,
+            name: t.name,
+        }))
+    }
+
+    /// The CSRF token of a login transaction: an HMAC of its id, so nothing is stored.
+    pub(crate) fn csrf_token(&self, transaction_id: &str) -> String {
+        use base64::Engine;
+        let tag = aws_lc_rs::hmac::sign(&self.inner.csrf_key, transaction_id.as_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+}

@@ -1,0 +1,89 @@
+//! OpenID Connect on top of OAuth: discovery, JWKS and userinfo. ID tokens are minted by
+//! [`crate::oauth::issuer`].
+
+use serde_json::{Value, json};
+
+use crate::domain::ScopeSet;
+use crate::oauth::issuer::profile_claims;
+use crate::oauth::scopes::OIDC_SCOPES;
+use crate::oauth::{Provider, Tenant};
+
+/// Why a userinfo request was refused (RFC 6750 §3.1).
+#[derive(Debug, thiserror::Error)]
+pub enum BearerError {
+    /// No token presented: 401 with a bare challenge.
+    #[error("no access token")]
+    Missing,
+    /// Bad, expired or revoked token: 401 `invalid_token`.
+    #[error("{0}")]
+    InvalidToken(String),
+    /// The token lacks the `openid` scope: 403 `insufficient_scope`.
+    #[error("the access token lacks the openid scope")]
+    InsufficientScope,
+    /// Our failure.
+    #[error("internal error")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The discovery document (OpenID Connect Discovery 1.0 §3): only what is implemented.
+pub fn discovery(tenant: &Tenant) -> Value {
+    let scopes: Vec<&str> = OIDC_SCOPES.iter().map(|(s, _)| *s).collect();
+    json!({
+        "issuer": tenant.issuer,
+        "authorization_endpoint": tenant.url("/authorize"),
+        "token_endpoint": tenant.url("/oauth/token"),
+        "userinfo_endpoint": tenant.url("/userinfo"),
+        "jwks_uri": tenant.url("/.well-known/jwks.json"),
+        "revocation_endpoint": tenant.url("/oauth/revoke"),
+        "scopes_supported": scopes,
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "code_challenge_methods_supported": ["S256"],
+        "claims_supported": [
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "amr",
+            "name", "given_name", "family_name", "nickname", "picture", "preferred_username",
+            "updated_at", "email", "email_verified"
+        ],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "claims_parameter_supported": false,
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
+impl Provider {
+    /// `GET`/`POST /userinfo` with the bearer token.
+    pub async fn userinfo(&self, tenant: &Tenant, token: Option<&str>) -> Result<Value, BearerError> {
+        let token = token.filter(|t| !t.is_empty()).ok_or(BearerError::Missing)?;
+        let keys = self.keys().tenant(&tenant.id).await?;
+        let userinfo = tenant.url("/userinfo");
+        let claims = keys
+            .verify(token, "at+jwt", &tenant.issuer, Some(&userinfo), self.now())
+            .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
+        let gid = claims.get("gid").and_then(Value::as_str).unwrap_or_default();
+        if self.store().grant_is_revoked(&tenant.id, gid).await.map_err(anyhow::Error::from)? {
+            return Err(BearerError::InvalidToken("the access token has been revoked".into()));
+        }
+        let scope = ScopeSet::parse(claims.get("scope").and_then(Value::as_str).unwrap_or_default())
+            .unwrap_or_default();
+        if !scope.contains("openid") {
+            return Err(BearerError::InsufficientScope);
+        }
+        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+        let user = self
+            .store()
+            .user(&tenant.id, sub)
+            .await
+            .map_err(anyhow::Error::from)?
+            .ok_or_else(|| BearerError::InvalidToken("the user no longer exists".into()))?;
+        let mut out = profile_claims(&user, &scope);
+        out.insert("sub".into(), json!(user.user_id));
+        Ok(Value::Object(out))
+    }
+}

@@ -1,0 +1,137 @@
+//! Builds the application (pool, migrations, provider, router), binds, and runs it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::clock::Clock;
+use crate::config::{Lifetimes, PublicUrl};
+use crate::crypto::MasterKey;
+use crate::http::{AppState, router};
+use crate::oauth::Provider;
+use crate::service::Admin;
+use crate::service::demo::Demo;
+use crate::store::Store;
+
+/// What starting a server needs.
+#[derive(Clone, Debug)]
+pub struct ServerOptions {
+    /// Database URL.
+    pub database_url: String,
+    /// Listen address (port 0 picks a free port).
+    pub bind: SocketAddr,
+    /// Public base URL; `http://{bound address}` when absent.
+    pub public_url: Option<PublicUrl>,
+    /// Master key; `None` reads `WARDSTONE_MASTER_KEY` or the key file beside a SQLite database.
+    pub master_key: Option<MasterKey>,
+    /// Create the demo tenant, client and user.
+    pub demo: bool,
+    /// Lifetimes and limits.
+    pub lifetimes: Lifetimes,
+}
+
+/// A bound, ready-to-run server.
+pub struct Application {
+    listener: TcpListener,
+    router: axum::Router,
+    store: Store,
+    provider: Provider,
+    demo: Option<Arc<Demo>>,
+}
+
+/// Opens the database and applies migrations.
+pub async fn open_store(database_url: &str) -> anyhow::Result<Store> {
+    let store = Store::connect(database_url, 16).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+impl Application {
+    /// Connects, migrates, binds and builds the router.
+    pub async fn build(options: ServerOptions, clock: Clock) -> anyhow::Result<Application> {
+        let master_key = match options.master_key {
+            Some(k) => k,
+            None => crate::config::load_master_key(
+                std::env::var("WARDSTONE_MASTER_KEY").ok().as_deref(),
+                &options.database_url,
+            )?,
+        };
+        let store = open_store(&options.database_url).await?;
+        let listener = TcpListener::bind(options.bind)
+            .await
+            .with_context(|| format!("cannot listen on {}", options.bind))?;
+        let local = listener.local_addr()?;
+        let public_url = match options.public_url {
+            Some(u) => u,
+            None => PublicUrl::parse(&format!("http://{local}"))?,
+        };
+        let provider = Provider::new(store.clone(), master_key.clone(), clock.clone(), public_url.clone(), options.lifetimes);
+        let demo = if options.demo {
+            let admin = Admin::new(store.clone(), master_key, public_url.clone(), clock);
+            Some(Arc::new(crate::service::demo::ensure(&admin, &store).await.context("cannot set up the demo")?))
+        } else {
+            None
+        };
+        let state = AppState {
+            pages: Arc::new(crate::http::pages_for(&public_url)),
+            provider: provider.clone(),
+            demo: demo.clone(),
+        };
+        Ok(Application { listener, router: router(state), store, provider, demo })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The demo, when enabled.
+    pub fn demo(&self) -> Option<&Demo> {
+        self.demo.as_deref()
+    }
+
+    /// The provider (tests use it to reach the store).
+    pub fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    /// Serves until `shutdown` resolves.
+    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let pruner = {
+            let provider = self.provider.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
+                loop {
+                    every.tick().await;
+                    if let Err(e) = provider.store().prune_expired(provider.now()).await {
+                        tracing::warn!(error = %e, "pruning expired rows failed");
+                    }
+                }
+            })
+        };
+        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        pruner.abort();
+        self.store.close().await;
+        result.context("server failed")
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

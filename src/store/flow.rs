@@ -1,0 +1,209 @@
+use sqlx::FromRow;
+
+use super::{Store, StoreResult};
+
+/// A pending authorization request waiting for login and consent.
+#[derive(Debug, Clone, FromRow)]
+pub struct LoginTransactionRecord {
+    /// sha256 of the transaction id carried in page URLs.
+    pub id_hash: Vec<u8>,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The requesting client.
+    pub client_id: String,
+    /// JSON of the validated authorization request.
+    pub request: String,
+    /// sha256 of the browser cookie that started the transaction.
+    pub browser_hash: Vec<u8>,
+    /// When the user logged in during this transaction.
+    pub logged_in_at: Option<i64>,
+    /// When the user consented during this transaction.
+    pub consented_at: Option<i64>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+}
+
+/// An SSO session.
+#[derive(Debug, Clone, FromRow)]
+pub struct SessionRecord {
+    /// sha256 of the cookie value.
+    pub id_hash: Vec<u8>,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// Who logged in.
+    pub user_id: String,
+    /// When the user last entered credentials.
+    pub auth_time: i64,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+}
+
+const TX_COLUMNS: &str = "id_hash, tenant_id, client_id, request, browser_hash, \
+    logged_in_at, consented_at, created_at, expires_at";
+
+impl Store {
+    /// Stores a new login transaction.
+    pub async fn insert_login_transaction(&self, t: &LoginTransactionRecord) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO login_transaction ({TX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+        ))
+        .bind(&t.id_hash)
+        .bind(&t.tenant_id)
+        .bind(&t.client_id)
+        .bind(&t.request)
+        .bind(&t.browser_hash)
+        .bind(t.logged_in_at)
+        .bind(t.consented_at)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A live (unexpired) login transaction of `tenant_id`.
+    pub async fn login_transaction(
+        &self,
+        tenant_id: &str,
+        id_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<LoginTransactionRecord>> {
+        Ok(sqlx::query_as::<_, LoginTransactionRecord>(&format!(
+            "SELECT {TX_COLUMNS} FROM login_transaction WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3"
+        ))
+        .bind(tenant_id)
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Records that the user authenticated during the transaction.
+    pub async fn mark_transaction_logged_in(&self, id_hash: &[u8], now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE login_transaction SET logged_in_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that the user consented during the transaction.
+    pub async fn mark_transaction_consented(&self, id_hash: &[u8], now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE login_transaction SET consented_at = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Ends a transaction. Returns false when it was already gone, so that two concurrent
+    /// completions of one transaction cannot both issue a code.
+    pub async fn delete_login_transaction(&self, id_hash: &[u8]) -> StoreResult<bool> {
+        let done = sqlx::query("DELETE FROM login_transaction WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Drops expired transactions, sessions and codes.
+    pub async fn prune_expired(&self, now: i64) -> StoreResult<()> {
+        for table in ["login_transaction", "sso_session", "authorization_code"] {
+            sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
+                .bind(now - 3600)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Stores a new SSO session.
+    pub async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO sso_session (id_hash, tenant_id, user_id, auth_time, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&s.id_hash)
+        .bind(&s.tenant_id)
+        .bind(&s.user_id)
+        .bind(s.auth_time)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A live session of `tenant_id`.
+    pub async fn session(&self, tenant_id: &str, id_hash: &[u8], now: i64) -> StoreResult<Option<SessionRecord>> {
+        Ok(sqlx::query_as::<_, SessionRecord>(
+            "SELECT id_hash, tenant_id, user_id, auth_time, created_at, expires_at FROM sso_session \
+             WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3",
+        )
+        .bind(tenant_id)
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Ends a session.
+    pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
+        sqlx::query("DELETE FROM sso_session WHERE id_hash = $1")
+            .bind(id_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The scopes a user has granted a client for `audience` ('' for none), space-separated.
+    pub async fn consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        audience: &str,
+    ) -> StoreResult<Option<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT scopes FROM consent WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3 AND audience = $4",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(audience)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Remembers granted scopes (the caller passes the union with what was granted before).
+    pub async fn save_consent(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        client_id: &str,
+        audience: &str,
+        scopes: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO consent (tenant_id, user_id, client_id, audience, scopes, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant_id, user_id, client_id, audience) DO UPDATE SET scopes = $5, updated_at = $6",
+        )
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(client_id)
+        .bind(audience)
+        .bind(scopes)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}

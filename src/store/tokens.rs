@@ -1,0 +1,224 @@
+use sqlx::FromRow;
+
+use super::{Store, StoreResult};
+
+/// An authorization code as stored (the code itself only as a hash).
+#[derive(Debug, Clone, FromRow)]
+pub struct CodeRecord {
+    /// sha256 of the code.
+    pub code_hash: Vec<u8>,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The grant (token family) this code starts.
+    pub grant_id: String,
+    /// The client the code was issued to.
+    pub client_id: String,
+    /// The user who authorized.
+    pub user_id: String,
+    /// Exact redirect_uri of the authorization request.
+    pub redirect_uri: String,
+    /// Consented scopes, space-separated.
+    pub scope: String,
+    /// Requested API identifier.
+    pub audience: Option<String>,
+    /// OIDC nonce to put in the ID token.
+    pub nonce: Option<String>,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// SSO session id (public `sid`).
+    pub session_id: Option<String>,
+    /// Extra claims for the tokens, JSON `{"id_token":{},"access_token":{}}`.
+    pub claims: String,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// When it was redeemed.
+    pub consumed_at: Option<i64>,
+}
+
+/// What issuing a code needs; the grant row is created with it.
+pub type NewCode = CodeRecord;
+
+/// Whether a code redemption won the race.
+#[derive(Debug, PartialEq, Eq)]
+pub enum RedeemOutcome {
+    /// This call consumed the code.
+    Redeemed,
+    /// The code had already been consumed: a replay.
+    AlreadyUsed,
+}
+
+/// A refresh token as stored.
+#[derive(Debug, Clone, FromRow)]
+pub struct RefreshTokenRecord {
+    /// sha256 of the token.
+    pub token_hash: Vec<u8>,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The family.
+    pub grant_id: String,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user.
+    pub user_id: String,
+    /// Granted scopes.
+    pub scope: String,
+    /// API identifier.
+    pub audience: Option<String>,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// SSO session id.
+    pub session_id: Option<String>,
+    /// Creation time.
+    pub created_at: i64,
+    /// Expiry.
+    pub expires_at: i64,
+    /// Set once the token has been exchanged for a new one.
+    pub rotated_at: Option<i64>,
+}
+
+/// What issuing a refresh token needs.
+pub type NewRefreshToken = RefreshTokenRecord;
+
+const CODE_COLUMNS: &str = "code_hash, tenant_id, grant_id, client_id, user_id, redirect_uri, scope, \
+    audience, nonce, code_challenge, auth_time, session_id, claims, created_at, expires_at, consumed_at";
+const RT_COLUMNS: &str = "token_hash, tenant_id, grant_id, client_id, user_id, scope, audience, \
+    auth_time, session_id, created_at, expires_at, rotated_at";
+
+impl Store {
+    /// Creates the grant and its authorization code in one transaction.
+    pub async fn insert_code(&self, c: &NewCode) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "INSERT INTO token_grant (id, tenant_id, client_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&c.grant_id)
+        .bind(&c.tenant_id)
+        .bind(&c.client_id)
+        .bind(&c.user_id)
+        .bind(c.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(&format!(
+            "INSERT INTO authorization_code ({CODE_COLUMNS}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
+        ))
+        .bind(&c.code_hash)
+        .bind(&c.tenant_id)
+        .bind(&c.grant_id)
+        .bind(&c.client_id)
+        .bind(&c.user_id)
+        .bind(&c.redirect_uri)
+        .bind(&c.scope)
+        .bind(&c.audience)
+        .bind(&c.nonce)
+        .bind(&c.code_challenge)
+        .bind(c.auth_time)
+        .bind(&c.session_id)
+        .bind(&c.claims)
+        .bind(c.created_at)
+        .bind(c.expires_at)
+        .bind(c.consumed_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A code of `tenant_id`, redeemed or not.
+    pub async fn code(&self, tenant_id: &str, code_hash: &[u8]) -> StoreResult<Option<CodeRecord>> {
+        Ok(sqlx::query_as::<_, CodeRecord>(&format!(
+            "SELECT {CODE_COLUMNS} FROM authorization_code WHERE tenant_id = $1 AND code_hash = $2"
+        ))
+        .bind(tenant_id)
+        .bind(code_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Marks a code used in one atomic statement: of two concurrent redemptions exactly one
+    /// sees `Redeemed`.
+    pub async fn redeem_code(&self, code_hash: &[u8], now: i64) -> StoreResult<RedeemOutcome> {
+        let done = sqlx::query(
+            "UPDATE authorization_code SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL",
+        )
+        .bind(now)
+        .bind(code_hash)
+        .execute(&self.pool)
+        .await?;
+        Ok(if done.rows_affected() == 1 {
+            RedeemOutcome::Redeemed
+        } else {
+            RedeemOutcome::AlreadyUsed
+        })
+    }
+
+    /// Revokes a grant: every refresh token of the family stops working, and access tokens
+    /// of the grant are refused at userinfo.
+    pub async fn revoke_grant(&self, grant_id: &str, now: i64) -> StoreResult<()> {
+        sqlx::query("UPDATE token_grant SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+            .bind(now)
+            .bind(grant_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Whether a grant is unknown or revoked.
+    pub async fn grant_is_revoked(&self, tenant_id: &str, grant_id: &str) -> StoreResult<bool> {
+        let revoked: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT revoked_at FROM token_grant WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(grant_id)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(!matches!(revoked, Some(None)))
+    }
+
+    /// Stores a refresh token.
+    pub async fn insert_refresh_token(&self, t: &NewRefreshToken) -> StoreResult<()> {
+        sqlx::query(&format!(
+            "INSERT INTO refresh_token ({RT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+        ))
+        .bind(&t.token_hash)
+        .bind(&t.tenant_id)
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(&t.scope)
+        .bind(&t.audience)
+        .bind(t.auth_time)
+        .bind(&t.session_id)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .bind(t.rotated_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A refresh token of `tenant_id`, rotated or not.
+    pub async fn refresh_token(&self, tenant_id: &str, token_hash: &[u8]) -> StoreResult<Option<RefreshTokenRecord>> {
+        Ok(sqlx::query_as::<_, RefreshTokenRecord>(&format!(
+            "SELECT {RT_COLUMNS} FROM refresh_token WHERE tenant_id = $1 AND token_hash = $2"
+        ))
+        .bind(tenant_id)
+        .bind(token_hash)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Marks a refresh token rotated in one atomic statement; `false` means someone already
+    /// rotated it (a reuse).
+    pub async fn mark_refresh_token_rotated(&self, token_hash: &[u8], now: i64) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE refresh_token SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL")
+            .bind(now)
+            .bind(token_hash)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
