@@ -132,7 +132,10 @@ struct Output {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
@@ -150,8 +153,12 @@ fn fail(message: &str) -> ExitCode {
 
 fn init_tracing() {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WARDSTONE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let filter = EnvFilter::try_from_env("WARDSTONE_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 enum CliError {
@@ -173,14 +180,21 @@ impl From<anyhow::Error> for CliError {
 
 fn print<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
     if json {
-        println!("{}", serde_json::to_string(value).expect("plain data serializes"));
+        println!(
+            "{}",
+            serde_json::to_string(value).expect("plain data serializes")
+        );
     } else {
         println!("{}", human(value));
     }
 }
 
 async fn run(cli: Cli) -> Result<(), CliError> {
-    let public_url = cli.public_url.as_deref().map(PublicUrl::parse).transpose()?;
+    let public_url = cli
+        .public_url
+        .as_deref()
+        .map(PublicUrl::parse)
+        .transpose()?;
     match cli.command {
         Command::Serve { bind, demo } => {
             let app = Application::build(
@@ -199,7 +213,13 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             if let Some(d) = app.demo() {
                 println!(
                     "\nWardstone demo is ready.\n\n  Open:      {}\n  Log in:    {} / {}\n\n  Client:    {}\n  Secret:    {}\n  Issuer:    {}\n  Discovery: {}/.well-known/openid-configuration\n",
-                    d.authorize_url, d.email, d.password, d.client_id, d.client_secret, d.issuer, d.issuer
+                    d.authorize_url,
+                    d.email,
+                    d.password,
+                    d.client_id,
+                    d.client_secret,
+                    d.issuer,
+                    d.issuer
                 );
             }
             app.run_until(shutdown_signal()).await?;
@@ -216,7 +236,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 Some(u) => u,
                 None => PublicUrl::parse("http://127.0.0.1:8080")?,
             };
-            let master_key = load_master_key(std::env::var("WARDSTONE_MASTER_KEY").ok().as_deref(), &cli.database_url)?;
+            let master_key = load_master_key(
+                std::env::var("WARDSTONE_MASTER_KEY").ok().as_deref(),
+                &cli.database_url,
+            )?;
             let store = open_store(&cli.database_url).await?;
             let admin = Admin::new(store.clone(), master_key, public_url, Clock::System);
             let result = admin_command(&admin, other).await;
@@ -230,22 +253,59 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
     match command {
         Command::Tenant(TenantCommand::Create { name, out }) => {
             let t = admin.create_tenant(&name).await?;
-            print(out.json, &t, |t| format!("created tenant {}\nissuer: {}", t.name, t.issuer));
-        }
-        Command::Client(ClientCommand::Create { tenant, name, callbacks, public, out }) => {
-            let c = admin.create_client(&tenant, &name, &callbacks, public).await?;
-            print(out.json, &c, |c| match &c.client_secret {
-                Some(s) => format!("client_id: {}\nclient_secret: {s}\n(the secret is shown only now)", c.client_id),
-                None => format!("client_id: {} (public client: no secret, PKCE required)", c.client_id),
+            print(out.json, &t, |t| {
+                format!("created tenant {}\nissuer: {}", t.name, t.issuer)
             });
         }
-        Command::User(UserCommand::Create { tenant, email, password, name, email_verified, out }) => {
-            let u = admin.create_user(&tenant, &email, &password, name.as_deref(), email_verified).await?;
-            print(out.json, &u, |u| format!("created user {} ({})", u.user_id, u.email));
+        Command::Client(ClientCommand::Create {
+            tenant,
+            name,
+            callbacks,
+            public,
+            out,
+        }) => {
+            let c = admin
+                .create_client(&tenant, &name, &callbacks, public)
+                .await?;
+            print(out.json, &c, |c| match &c.client_secret {
+                Some(s) => format!(
+                    "client_id: {}\nclient_secret: {s}\n(the secret is shown only now)",
+                    c.client_id
+                ),
+                None => format!(
+                    "client_id: {} (public client: no secret, PKCE required)",
+                    c.client_id
+                ),
+            });
         }
-        Command::Api(ApiCommand::Create { tenant, identifier, name, scopes, out }) => {
-            let a = admin.create_api(&tenant, &identifier, name.as_deref(), &scopes).await?;
-            print(out.json, &a, |a| format!("created API {} ({})", a.name, a.identifier));
+        Command::User(UserCommand::Create {
+            tenant,
+            email,
+            password,
+            name,
+            email_verified,
+            out,
+        }) => {
+            let u = admin
+                .create_user(&tenant, &email, &password, name.as_deref(), email_verified)
+                .await?;
+            print(out.json, &u, |u| {
+                format!("created user {} ({})", u.user_id, u.email)
+            });
+        }
+        Command::Api(ApiCommand::Create {
+            tenant,
+            identifier,
+            name,
+            scopes,
+            out,
+        }) => {
+            let a = admin
+                .create_api(&tenant, &identifier, name.as_deref(), &scopes)
+                .await?;
+            print(out.json, &a, |a| {
+                format!("created API {} ({})", a.name, a.identifier)
+            });
         }
         Command::Serve { .. } | Command::Migrate => unreachable!("handled by run"),
     }

@@ -167,21 +167,32 @@ mod tests {
 
     #[test]
     fn public_url_drops_trailing_slash_and_rejects_queries() {
-        assert_eq!(PublicUrl::parse("http://a:1/").unwrap().as_str(), "http://a:1");
+        assert_eq!(
+            PublicUrl::parse("http://a:1/").unwrap().as_str(),
+            "http://a:1"
+        );
         assert!(PublicUrl::parse("ftp://a").is_err());
         assert!(PublicUrl::parse("http://a/?x=1").is_err());
         assert_eq!(
-            PublicUrl::parse("https://id.example/auth/").unwrap().issuer("acme"),
+            PublicUrl::parse("https://id.example/auth/")
+                .unwrap()
+                .issuer("acme"),
             "https://id.example/auth/t/acme"
         );
     }
 
     #[test]
     fn sqlite_paths_are_found_in_urls() {
-        assert_eq!(sqlite_path("sqlite://x/y.db?mode=rwc"), Some(PathBuf::from("x/y.db")));
+        assert_eq!(
+            sqlite_path("sqlite://x/y.db?mode=rwc"),
+            Some(PathBuf::from("x/y.db"))
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
         assert_eq!(sqlite_path("postgres://h/db"), None);
-        assert_eq!(key_file_beside(Path::new("d/w.db")), PathBuf::from("d/w.db.key"));
+        assert_eq!(
+            key_file_beside(Path::new("d/w.db")),
+            PathBuf::from("d/w.db.key")
+        );
     }
 
     #[test]

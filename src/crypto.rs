@@ -55,7 +55,9 @@ pub fn hash_password(password: &str) -> String {
 /// Checks a password against a PHC string; a malformed hash never verifies.
 pub fn verify_password(password: &str, phc: &str) -> bool {
     match PasswordHash::new(phc) {
-        Ok(parsed) => argon2().verify_password(password.as_bytes(), &parsed).is_ok(),
+        Ok(parsed) => argon2()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
         Err(_) => false,
     }
 }
@@ -91,7 +93,9 @@ pub enum SealError {
 impl MasterKey {
     /// Parses base64 (standard alphabet) of 32 bytes.
     pub fn from_base64(text: &str) -> Result<Self, SealError> {
-        let bytes = STANDARD.decode(text.trim()).map_err(|_| SealError::BadKey)?;
+        let bytes = STANDARD
+            .decode(text.trim())
+            .map_err(|_| SealError::BadKey)?;
         let arr: [u8; 32] = bytes.try_into().map_err(|_| SealError::BadKey)?;
         Ok(MasterKey(arr))
     }

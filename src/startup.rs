@@ -67,10 +67,20 @@ impl Application {
             Some(u) => u,
             None => PublicUrl::parse(&format!("http://{local}"))?,
         };
-        let provider = Provider::new(store.clone(), master_key.clone(), clock.clone(), public_url.clone(), options.lifetimes);
+        let provider = Provider::new(
+            store.clone(),
+            master_key.clone(),
+            clock.clone(),
+            public_url.clone(),
+            options.lifetimes,
+        );
         let demo = if options.demo {
             let admin = Admin::new(store.clone(), master_key, public_url.clone(), clock);
-            Some(Arc::new(crate::service::demo::ensure(&admin, &store).await.context("cannot set up the demo")?))
+            Some(Arc::new(
+                crate::service::demo::ensure(&admin, &store)
+                    .await
+                    .context("cannot set up the demo")?,
+            ))
         } else {
             None
         };
@@ -79,12 +89,20 @@ impl Application {
             provider: provider.clone(),
             demo: demo.clone(),
         };
-        Ok(Application { listener, router: router(state), store, provider, demo })
+        Ok(Application {
+            listener,
+            router: router(state),
+            store,
+            provider,
+            demo,
+        })
     }
 
     /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
-        self.listener.local_addr().expect("a bound listener has an address")
+        self.listener
+            .local_addr()
+            .expect("a bound listener has an address")
     }
 
     /// The demo, when enabled.
@@ -98,7 +116,10 @@ impl Application {
     }
 
     /// Serves until `shutdown` resolves.
-    pub async fn run_until(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         let pruner = {
             let provider = self.provider.clone();
             tokio::spawn(async move {
@@ -111,8 +132,12 @@ impl Application {
                 }
             })
         };
-        let app = self.router.into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown).await;
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await;
         pruner.abort();
         self.store.close().await;
         result.context("server failed")
@@ -126,7 +151,8 @@ pub async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

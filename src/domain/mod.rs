@@ -162,15 +162,37 @@ mod tests {
         for ok in ["abc", "acme-corp", "a1-b2", &"a".repeat(63)] {
             assert!(TenantName::parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["ab", "Acme", "-abc", "abc-", "a_b", "a b", "", &"a".repeat(64), "émile"] {
+        for bad in [
+            "ab",
+            "Acme",
+            "-abc",
+            "abc-",
+            "a_b",
+            "a b",
+            "",
+            &"a".repeat(64),
+            "émile",
+        ] {
             assert!(TenantName::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn emails_are_normalised_and_checked() {
-        assert_eq!(Email::parse(" Ann@Example.COM ").unwrap().as_str(), "ann@example.com");
-        for bad in ["", "ann", "ann@", "@x.com", "a@b", "a b@x.com", "a@@x.com", "a@x.com."] {
+        assert_eq!(
+            Email::parse(" Ann@Example.COM ").unwrap().as_str(),
+            "ann@example.com"
+        );
+        for bad in [
+            "",
+            "ann",
+            "ann@",
+            "@x.com",
+            "a@b",
+            "a b@x.com",
+            "a@@x.com",
+            "a@x.com.",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -179,7 +201,10 @@ mod tests {
     fn passwords_have_a_minimum_length() {
         assert!(Password::parse("short").is_err());
         assert!(Password::parse("long enough").is_ok());
-        assert_eq!(format!("{:?}", Password::parse("long enough").unwrap()), "Password(<redacted>)");
+        assert_eq!(
+            format!("{:?}", Password::parse("long enough").unwrap()),
+            "Password(<redacted>)"
+        );
     }
 
     #[test]

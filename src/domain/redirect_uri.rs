@@ -24,12 +24,8 @@ impl RedirectUri {
         match url.scheme() {
             "https" => {}
             "http" => {
-                let loopback = matches!(
-                    url.host_str(),
-                    Some("localhost" | "127.0.0.1" | "[::1]")
-                ) || url
-                    .host_str()
-                    .is_some_and(|h| h.ends_with(".localhost"));
+                let loopback = matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]"))
+                    || url.host_str().is_some_and(|h| h.ends_with(".localhost"));
                 if !loopback {
                     return Err(bad("http is only allowed for localhost; use https"));
                 }
@@ -38,7 +34,11 @@ impl RedirectUri {
                 return Err(bad("scheme not allowed"));
             }
             scheme if scheme.contains('.') => {}
-            _ => return Err(bad("use https, http on localhost, or a reverse-DNS app scheme")),
+            _ => {
+                return Err(bad(
+                    "use https, http on localhost, or a reverse-DNS app scheme",
+                ));
+            }
         }
         Ok(RedirectUri(s.to_string()))
     }

@@ -22,7 +22,10 @@ impl FromRequestParts<AppState> for BrowserInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
-        let mut browser = Browser { ip: peer_ip(parts), ..Browser::default() };
+        let mut browser = Browser {
+            ip: peer_ip(parts),
+            ..Browser::default()
+        };
         for value in parts.headers.get_all(header::COOKIE) {
             let Ok(text) = value.to_str() else { continue };
             for c in Cookie::split_parse(text).flatten() {
@@ -33,17 +36,33 @@ impl FromRequestParts<AppState> for BrowserInfo {
                 }
             }
         }
-        let header_text = |h| parts.headers.get(h).and_then(|v: &HeaderValue| v.to_str().ok()).map(String::from);
+        let header_text = |h| {
+            parts
+                .headers
+                .get(h)
+                .and_then(|v: &HeaderValue| v.to_str().ok())
+                .map(String::from)
+        };
         browser.user_agent = header_text(header::USER_AGENT);
         browser.hostname = header_text(header::HOST);
         Ok(BrowserInfo(browser))
     }
 }
 
-fn cookie(state: &AppState, tenant: &Tenant, name: &'static str, value: String, max_age: i64) -> HeaderValue {
+fn cookie(
+    state: &AppState,
+    tenant: &Tenant,
+    name: &'static str,
+    value: String,
+    max_age: i64,
+) -> HeaderValue {
     let provider = &state.provider;
     let c = Cookie::build((name, value))
-        .path(format!("{}/t/{}", provider.public_url().path(), tenant.name))
+        .path(format!(
+            "{}/t/{}",
+            provider.public_url().path(),
+            tenant.name
+        ))
         .http_only(true)
         .secure(provider.public_url().is_https())
         .same_site(SameSite::Lax)
@@ -56,7 +75,9 @@ fn render(state: &AppState, tenant: &Tenant, answer: Answer) -> Response {
     let mut response = match answer.outcome {
         Outcome::Redirect(url) => match HeaderValue::from_str(&url) {
             Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
-            Err(_) => state.pages.error(StatusCode::BAD_REQUEST, "Invalid redirect."),
+            Err(_) => state
+                .pages
+                .error(StatusCode::BAD_REQUEST, "Invalid redirect."),
         },
         Outcome::Login(form, status) => state.pages.render(
             "login.html",
@@ -64,25 +85,35 @@ fn render(state: &AppState, tenant: &Tenant, answer: Answer) -> Response {
             form,
         ),
         Outcome::Consent(form) => state.pages.render("consent.html", StatusCode::OK, form),
-        Outcome::ErrorPage { status, message } => {
-            state.pages.error(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), &message)
-        }
+        Outcome::ErrorPage { status, message } => state.pages.error(
+            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+            &message,
+        ),
     };
     let lifetimes = state.provider.lifetimes();
     let headers = response.headers_mut();
     if let Some(id) = answer.cookies.browser_id {
         // Lives as long as a session could, so a transaction never outlives its binding.
-        headers.append(header::SET_COOKIE, cookie(state, tenant, BROWSER_COOKIE, id, lifetimes.session));
+        headers.append(
+            header::SET_COOKIE,
+            cookie(state, tenant, BROWSER_COOKIE, id, lifetimes.session),
+        );
     }
     if let Some(id) = answer.cookies.session_id {
-        headers.append(header::SET_COOKIE, cookie(state, tenant, SESSION_COOKIE, id, lifetimes.session));
+        headers.append(
+            header::SET_COOKIE,
+            cookie(state, tenant, SESSION_COOKIE, id, lifetimes.session),
+        );
     }
     response
 }
 
 fn internal(state: &AppState, e: anyhow::Error) -> Response {
     tracing::error!(error = %format!("{e:#}"), "authorization step failed");
-    state.pages.error(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong on our side. Try again later.")
+    state.pages.error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong on our side. Try again later.",
+    )
 }
 
 fn pairs(raw: &[u8]) -> Vec<(String, String)> {
@@ -108,7 +139,10 @@ pub async fn authorize_post(
     BrowserInfo(browser): BrowserInfo,
     body: axum::body::Bytes,
 ) -> Response {
-    let answer = state.provider.authorize(&tenant, pairs(&body), &browser).await;
+    let answer = state
+        .provider
+        .authorize(&tenant, pairs(&body), &browser)
+        .await;
     render(&state, &tenant, answer)
 }
 

@@ -19,9 +19,10 @@ impl IntoResponse for OAuthError {
         let body = json!({"error": self.code.as_str(), "error_description": self.description});
         let mut response = (status, no_store(), Json(body)).into_response();
         if self.code == ErrorCode::InvalidClient && self.used_basic_auth {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"wardstone\""));
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"wardstone\""),
+            );
         }
         response
     }
@@ -30,20 +31,33 @@ impl IntoResponse for OAuthError {
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
         let (status, challenge, body) = match &self {
-            BearerError::Missing => (StatusCode::UNAUTHORIZED, "Bearer realm=\"wardstone\"".to_string(), json!({"error": "invalid_request", "error_description": "no access token"})),
+            BearerError::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "Bearer realm=\"wardstone\"".to_string(),
+                json!({"error": "invalid_request", "error_description": "no access token"}),
+            ),
             BearerError::InvalidToken(why) => (
                 StatusCode::UNAUTHORIZED,
-                format!("Bearer realm=\"wardstone\", error=\"invalid_token\", error_description=\"{}\"", why.replace(['"', '\\'], "'")),
+                format!(
+                    "Bearer realm=\"wardstone\", error=\"invalid_token\", error_description=\"{}\"",
+                    why.replace(['"', '\\'], "'")
+                ),
                 json!({"error": "invalid_token", "error_description": why}),
             ),
             BearerError::InsufficientScope => (
                 StatusCode::FORBIDDEN,
-                "Bearer realm=\"wardstone\", error=\"insufficient_scope\", scope=\"openid\"".to_string(),
+                "Bearer realm=\"wardstone\", error=\"insufficient_scope\", scope=\"openid\""
+                    .to_string(),
                 json!({"error": "insufficient_scope", "error_description": "the access token lacks the openid scope"}),
             ),
             BearerError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "userinfo failed");
-                return JsonError::status(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error").into_response();
+                return JsonError::status(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "server_error",
+                    "internal error",
+                )
+                .into_response();
             }
         };
         let mut response = (status, no_store(), Json(body)).into_response();
@@ -56,7 +70,10 @@ impl IntoResponse for BearerError {
 
 /// `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
 pub fn no_store() -> [(header::HeaderName, &'static str); 2] {
-    [(header::CACHE_CONTROL, "no-store"), (header::PRAGMA, "no-cache")]
+    [
+        (header::CACHE_CONTROL, "no-store"),
+        (header::PRAGMA, "no-cache"),
+    ]
 }
 
 /// A JSON error outside the OAuth endpoints (unknown tenant, health).
@@ -70,7 +87,11 @@ pub struct JsonError {
 impl JsonError {
     /// An error with a status.
     pub fn status(status: StatusCode, error: &'static str, description: &str) -> Self {
-        JsonError { status, error, description: description.to_string() }
+        JsonError {
+            status,
+            error,
+            description: description.to_string(),
+        }
     }
 
     /// 404.
@@ -81,12 +102,20 @@ impl JsonError {
     /// 500, logging the cause.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::status(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "internal error")
+        Self::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        )
     }
 }
 
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
-        (self.status, Json(json!({"error": self.error, "error_description": self.description}))).into_response()
+        (
+            self.status,
+            Json(json!({"error": self.error, "error_description": self.description})),
+        )
+            .into_response()
     }
 }

@@ -45,13 +45,28 @@ impl FromRef<AppState> for Provider {
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
     let tenant_routes = Router::new()
-        .route("/t/{tenant}/authorize", get(authorize::authorize_get).post(authorize::authorize_post))
-        .route("/t/{tenant}/login", get(authorize::login_page).post(authorize::login_submit))
-        .route("/t/{tenant}/consent", get(authorize::consent_page).post(authorize::consent_submit))
+        .route(
+            "/t/{tenant}/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route(
+            "/t/{tenant}/login",
+            get(authorize::login_page).post(authorize::login_submit),
+        )
+        .route(
+            "/t/{tenant}/consent",
+            get(authorize::consent_page).post(authorize::consent_submit),
+        )
         .route("/t/{tenant}/oauth/token", post(token::token))
         .route("/t/{tenant}/oauth/revoke", post(token::revoke))
-        .route("/t/{tenant}/userinfo", get(oidc::userinfo_get).post(oidc::userinfo_post))
-        .route("/t/{tenant}/.well-known/openid-configuration", get(oidc::discovery))
+        .route(
+            "/t/{tenant}/userinfo",
+            get(oidc::userinfo_get).post(oidc::userinfo_post),
+        )
+        .route(
+            "/t/{tenant}/.well-known/openid-configuration",
+            get(oidc::discovery),
+        )
         .route("/t/{tenant}/.well-known/jwks.json", get(oidc::jwks));
     Router::new()
         .merge(tenant_routes)
@@ -82,7 +97,10 @@ pub struct CurrentTenant(pub Tenant);
 impl FromRequestParts<AppState> for CurrentTenant {
     type Rejection = JsonError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let Path(params) = Path::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|_| JsonError::not_found("unknown tenant"))?;

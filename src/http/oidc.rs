@@ -11,14 +11,21 @@ use crate::oidc::discovery as discovery_document;
 
 /// `GET /.well-known/openid-configuration`.
 pub async fn discovery(CurrentTenant(tenant): CurrentTenant) -> Response {
-    ([(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")], Json(discovery_document(&tenant))).into_response()
+    (
+        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+        Json(discovery_document(&tenant)),
+    )
+        .into_response()
 }
 
 /// `GET /.well-known/jwks.json`.
 pub async fn jwks(State(state): State<AppState>, CurrentTenant(tenant): CurrentTenant) -> Response {
     match state.provider.keys().tenant(&tenant.id).await {
         Ok(keys) => (
-            [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"), (header::CACHE_CONTROL, "public, max-age=300")],
+            [
+                (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+                (header::CACHE_CONTROL, "public, max-age=300"),
+            ],
             Json(keys.jwks().clone()),
         )
             .into_response(),
@@ -29,12 +36,22 @@ pub async fn jwks(State(state): State<AppState>, CurrentTenant(tenant): CurrentT
 fn bearer(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.trim().split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_string())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
 }
 
 /// `GET /userinfo`.
-pub async fn userinfo_get(State(state): State<AppState>, CurrentTenant(tenant): CurrentTenant, headers: HeaderMap) -> Response {
-    match state.provider.userinfo(&tenant, bearer(&headers).as_deref()).await {
+pub async fn userinfo_get(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    headers: HeaderMap,
+) -> Response {
+    match state
+        .provider
+        .userinfo(&tenant, bearer(&headers).as_deref())
+        .await
+    {
         Ok(claims) => (no_store(), Json(claims)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -48,7 +65,9 @@ pub async fn userinfo_post(
     body: axum::body::Bytes,
 ) -> Response {
     let token = bearer(&headers).or_else(|| {
-        url::form_urlencoded::parse(&body).find(|(k, _)| k == "access_token").map(|(_, v)| v.into_owned())
+        url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "access_token")
+            .map(|(_, v)| v.into_owned())
     });
     match state.provider.userinfo(&tenant, token.as_deref()).await {
         Ok(claims) => (no_store(), Json(claims)).into_response(),

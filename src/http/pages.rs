@@ -21,9 +21,13 @@ impl Pages {
             ("login.html", include_str!("../../templates/login.html")),
             ("consent.html", include_str!("../../templates/consent.html")),
             ("error.html", include_str!("../../templates/error.html")),
-            ("demo_callback.html", include_str!("../../templates/demo_callback.html")),
+            (
+                "demo_callback.html",
+                include_str!("../../templates/demo_callback.html"),
+            ),
         ] {
-            env.add_template(name, source).expect("built-in templates are valid");
+            env.add_template(name, source)
+                .expect("built-in templates are valid");
         }
         Pages { env, base_path }
     }

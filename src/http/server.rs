@@ -19,7 +19,12 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            JsonError::status(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "database unreachable").into_response()
+            JsonError::status(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "database unreachable",
+            )
+            .into_response()
         }
     }
 }
@@ -27,7 +32,10 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
 /// `GET /assets/style.css`.
 pub async fn stylesheet() -> Response {
     (
-        [(header::CONTENT_TYPE, "text/css; charset=utf-8"), (header::CACHE_CONTROL, "public, max-age=3600")],
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
         super::pages::STYLESHEET,
     )
         .into_response()
@@ -47,7 +55,10 @@ pub struct CallbackQuery {
 }
 
 /// `GET /demo/callback`: where the demo app lands; shows the code and how to redeem it.
-pub async fn demo_callback(State(state): State<AppState>, Query(q): Query<CallbackQuery>) -> Response {
+pub async fn demo_callback(
+    State(state): State<AppState>,
+    Query(q): Query<CallbackQuery>,
+) -> Response {
     let Some(demo) = &state.demo else {
         return JsonError::not_found("the demo is not enabled (start with --demo)").into_response();
     };

@@ -13,7 +13,10 @@ fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|ct| ct.to_ascii_lowercase().starts_with("application/x-www-form-urlencoded"));
+        .is_some_and(|ct| {
+            ct.to_ascii_lowercase()
+                .starts_with("application/x-www-form-urlencoded")
+        });
     if !is_form {
         return Err(OAuthError::new(
             ErrorCode::InvalidRequest,
@@ -24,7 +27,10 @@ fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
 }
 
 fn authorization(headers: &HeaderMap) -> Option<String> {
-    headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(String::from)
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(String::from)
 }
 
 /// `POST /oauth/token`.
@@ -38,7 +44,11 @@ pub async fn token(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match state.provider.token(&tenant, pairs, authorization(&headers)).await {
+    match state
+        .provider
+        .token(&tenant, pairs, authorization(&headers))
+        .await
+    {
         Ok(tokens) => (no_store(), Json(tokens)).into_response(),
         Err(e) => e.into_response(),
     }
@@ -55,7 +65,11 @@ pub async fn revoke(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
-    match state.provider.revoke(&tenant, pairs, authorization(&headers)).await {
+    match state
+        .provider
+        .revoke(&tenant, pairs, authorization(&headers))
+        .await
+    {
         Ok(()) => (no_store(), "").into_response(),
         Err(e) => e.into_response(),
     }

@@ -100,12 +100,19 @@ pub struct Answer {
 
 impl From<Outcome> for Answer {
     fn from(outcome: Outcome) -> Self {
-        Answer { outcome, cookies: CookieChanges::default() }
+        Answer {
+            outcome,
+            cookies: CookieChanges::default(),
+        }
     }
 }
 
 fn error_page(status: u16, message: impl Into<String>) -> Answer {
-    Outcome::ErrorPage { status, message: message.into() }.into()
+    Outcome::ErrorPage {
+        status,
+        message: message.into(),
+    }
+    .into()
 }
 
 const EXPIRED: &str = "This sign-in request has expired or is not valid in this browser. Go back to the application and start again.";
@@ -180,13 +187,18 @@ pub struct ConsentSubmission {
 /// Whether `s` is a PKCE verifier or challenge: 43–128 unreserved characters (RFC 7636 §4.1).
 pub(crate) fn is_pkce_value(s: &str) -> bool {
     (43..=128).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
-
 
 impl Provider {
     /// `GET`/`POST /authorize` with its parameters in order of arrival.
-    pub async fn authorize(&self, tenant: &Tenant, pairs: Vec<(String, String)>, browser: &Browser) -> Answer {
+    pub async fn authorize(
+        &self,
+        tenant: &Tenant,
+        pairs: Vec<(String, String)>,
+        browser: &Browser,
+    ) -> Answer {
         match self.authorize_inner(tenant, pairs, browser).await {
             Ok(answer) => answer,
             Err(e) => {
@@ -206,22 +218,48 @@ impl Provider {
             Ok(ok) => ok,
             Err((Invalid::Page(message), _)) => return Ok(error_page(400, message)),
             Err((Invalid::Redirect(err), Some(ctx))) => {
-                return Ok(Outcome::Redirect(error_redirect(tenant, &ctx.0, ctx.1.as_deref(), &err)).into());
+                return Ok(Outcome::Redirect(error_redirect(
+                    tenant,
+                    &ctx.0,
+                    ctx.1.as_deref(),
+                    &err,
+                ))
+                .into());
             }
             Err((Invalid::Redirect(_), None)) => return Ok(error_page(400, "Invalid request.")),
         };
         let session = self.current_session(tenant, browser).await?;
         if request.prompt_none {
             let Some(session) = session else {
-                return Ok(self.fail(tenant, &request, ErrorCode::LoginRequired, "the user is not signed in"));
+                return Ok(self.fail(
+                    tenant,
+                    &request,
+                    ErrorCode::LoginRequired,
+                    "the user is not signed in",
+                ));
             };
             if self.max_age_exceeded(&request, &session) {
-                return Ok(self.fail(tenant, &request, ErrorCode::LoginRequired, "the user must sign in again"));
+                return Ok(self.fail(
+                    tenant,
+                    &request,
+                    ErrorCode::LoginRequired,
+                    "the user must sign in again",
+                ));
             }
-            if self.needs_consent(tenant, &request, &session.user_id).await? {
-                return Ok(self.fail(tenant, &request, ErrorCode::ConsentRequired, "the user has not granted these permissions"));
+            if self
+                .needs_consent(tenant, &request, &session.user_id)
+                .await?
+            {
+                return Ok(self.fail(
+                    tenant,
+                    &request,
+                    ErrorCode::ConsentRequired,
+                    "the user has not granted these permissions",
+                ));
             }
-            return self.finish(tenant, &client, &request, &session, browser).await;
+            return self
+                .finish(tenant, &client, &request, &session, browser)
+                .await;
         }
 
         // Start a login transaction bound to this browser.
@@ -248,8 +286,15 @@ impl Provider {
             expires_at: now + self.lifetimes().login_transaction,
         };
         self.store().insert_login_transaction(&record).await?;
-        let browser = Browser { browser_id: Some(browser_id), ..browser.clone() };
-        let mut answer = self.proceed(tenant, &tx_id, &record, &client, &request, session, &browser).await?;
+        let browser = Browser {
+            browser_id: Some(browser_id),
+            ..browser.clone()
+        };
+        let mut answer = self
+            .proceed(
+                tenant, &tx_id, &record, &client, &request, session, &browser,
+            )
+            .await?;
         if cookies.browser_id.is_some() {
             answer.cookies.browser_id = cookies.browser_id;
         }
@@ -272,7 +317,8 @@ impl Provider {
         let need_login = match &session {
             None => true,
             Some(s) => {
-                tx.logged_in_at.is_none() && (request.prompt_login || self.max_age_exceeded(request, s))
+                tx.logged_in_at.is_none()
+                    && (request.prompt_login || self.max_age_exceeded(request, s))
             }
         };
         if need_login {
@@ -281,7 +327,10 @@ impl Provider {
         }
         let session = session.expect("checked above");
         let need_consent = tx.consented_at.is_none()
-            && (request.prompt_consent || self.needs_consent(tenant, request, &session.user_id).await?);
+            && (request.prompt_consent
+                || self
+                    .needs_consent(tenant, request, &session.user_id)
+                    .await?);
         if need_consent {
             let url = with_params(&tenant.url("/consent"), &tx_param);
             return Ok(Outcome::Redirect(url).into());
@@ -289,7 +338,8 @@ impl Provider {
         if !self.store().delete_login_transaction(&tx.id_hash).await? {
             return Ok(error_page(400, EXPIRED));
         }
-        self.finish(tenant, client, request, &session, browser).await
+        self.finish(tenant, client, request, &session, browser)
+            .await
     }
 
     fn max_age_exceeded(&self, request: &AuthorizationRequest, session: &SessionRecord) -> bool {
@@ -300,11 +350,21 @@ impl Provider {
         }
     }
 
-    async fn needs_consent(&self, tenant: &Tenant, request: &AuthorizationRequest, user_id: &str) -> anyhow::Result<bool> {
+    async fn needs_consent(
+        &self,
+        tenant: &Tenant,
+        request: &AuthorizationRequest,
+        user_id: &str,
+    ) -> anyhow::Result<bool> {
         let requested = ScopeSet::parse(&request.scope).unwrap_or_default();
         let granted = self
             .store()
-            .consent(&tenant.id, user_id, &request.client_id, request.audience.as_deref().unwrap_or(""))
+            .consent(
+                &tenant.id,
+                user_id,
+                &request.client_id,
+                request.audience.as_deref().unwrap_or(""),
+            )
             .await?;
         Ok(match granted {
             Some(g) => !requested.is_subset(&ScopeSet::parse(&g).unwrap_or_default()),
@@ -312,21 +372,48 @@ impl Provider {
         })
     }
 
-    async fn current_session(&self, tenant: &Tenant, browser: &Browser) -> anyhow::Result<Option<SessionRecord>> {
-        let Some(id) = &browser.session_id else { return Ok(None) };
-        let Some(session) = self.store().session(&tenant.id, &hash_token(id), self.now()).await? else {
+    async fn current_session(
+        &self,
+        tenant: &Tenant,
+        browser: &Browser,
+    ) -> anyhow::Result<Option<SessionRecord>> {
+        let Some(id) = &browser.session_id else {
+            return Ok(None);
+        };
+        let Some(session) = self
+            .store()
+            .session(&tenant.id, &hash_token(id), self.now())
+            .await?
+        else {
             return Ok(None);
         };
         // A session whose user was deleted is no session.
-        if self.store().user(&tenant.id, &session.user_id).await?.is_none() {
+        if self
+            .store()
+            .user(&tenant.id, &session.user_id)
+            .await?
+            .is_none()
+        {
             return Ok(None);
         }
         Ok(Some(session))
     }
 
-    fn fail(&self, tenant: &Tenant, request: &AuthorizationRequest, code: ErrorCode, description: &str) -> Answer {
+    fn fail(
+        &self,
+        tenant: &Tenant,
+        request: &AuthorizationRequest,
+        code: ErrorCode,
+        description: &str,
+    ) -> Answer {
         let err = OAuthError::new(code, description);
-        Outcome::Redirect(error_redirect(tenant, &request.redirect_uri, request.state.as_deref(), &err)).into()
+        Outcome::Redirect(error_redirect(
+            tenant,
+            &request.redirect_uri,
+            request.state.as_deref(),
+            &err,
+        ))
+        .into()
     }
 
     /// Authentication and consent are done: issue the code and send the browser back.
@@ -339,9 +426,16 @@ impl Provider {
         _browser: &Browser,
     ) -> anyhow::Result<Answer> {
         let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
-            return Ok(self.fail(tenant, request, ErrorCode::LoginRequired, "the user no longer exists"));
+            return Ok(self.fail(
+                tenant,
+                request,
+                ErrorCode::LoginRequired,
+                "the user no longer exists",
+            ));
         };
-        let code = self.issue_code(tenant, client, request, session, &user).await?;
+        let code = self
+            .issue_code(tenant, client, request, session, &user)
+            .await?;
         let mut params = vec![("code", code.as_str())];
         if let Some(state) = &request.state {
             params.push(("state", state));
@@ -392,7 +486,11 @@ impl Provider {
         if tx_id.is_empty() || tx_id.len() > 100 {
             return Ok(None);
         }
-        let Some(tx) = self.store().login_transaction(&tenant.id, &hash_token(tx_id), self.now()).await? else {
+        let Some(tx) = self
+            .store()
+            .login_transaction(&tenant.id, &hash_token(tx_id), self.now())
+            .await?
+        else {
             return Ok(None);
         };
         let bound = browser
@@ -414,7 +512,12 @@ impl Provider {
     }
 
     /// `GET /login?tx=`.
-    pub async fn login_page(&self, tenant: &Tenant, tx_id: &str, browser: &Browser) -> anyhow::Result<Answer> {
+    pub async fn login_page(
+        &self,
+        tenant: &Tenant,
+        tx_id: &str,
+        browser: &Browser,
+    ) -> anyhow::Result<Answer> {
         let Some((_, request, client)) = self.transaction(tenant, tx_id, browser).await? else {
             return Ok(error_page(400, EXPIRED));
         };
@@ -429,9 +532,17 @@ impl Provider {
     }
 
     /// `POST /login`.
-    pub async fn login(&self, tenant: &Tenant, form: LoginSubmission, browser: &Browser) -> anyhow::Result<Answer> {
+    pub async fn login(
+        &self,
+        tenant: &Tenant,
+        form: LoginSubmission,
+        browser: &Browser,
+    ) -> anyhow::Result<Answer> {
         if !self.csrf_ok(&form.tx, &form.csrf) {
-            return Ok(error_page(403, "The form could not be verified (missing or invalid CSRF token). Go back to the application and start again."));
+            return Ok(error_page(
+                403,
+                "The form could not be verified (missing or invalid CSRF token). Go back to the application and start again.",
+            ));
         }
         let Some((tx, request, client)) = self.transaction(tenant, &form.tx, browser).await? else {
             return Ok(error_page(400, EXPIRED));
@@ -454,8 +565,16 @@ impl Provider {
         let lt = self.lifetimes();
         let throttle_key = format!("{username}|{}", browser.ip);
         let window_after = now - lt.throttle_window;
-        if self.store().login_failures(&tenant.id, &throttle_key, window_after).await? >= lt.max_failed_logins {
-            return Ok(retry("Too many failed attempts. Wait a few minutes and try again.", 429));
+        if self
+            .store()
+            .login_failures(&tenant.id, &throttle_key, window_after)
+            .await?
+            >= lt.max_failed_logins
+        {
+            return Ok(retry(
+                "Too many failed attempts. Wait a few minutes and try again.",
+                429,
+            ));
         }
         let user = self.store().user_by_email(&tenant.id, &username).await?;
         let phc = user
@@ -464,16 +583,23 @@ impl Provider {
             .unwrap_or_else(|| crate::crypto::dummy_password_hash().to_string());
         let password = form.password.clone();
         // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let verified = tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?;
+        let verified =
+            tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?;
         let user = match user {
             Some(u) if verified => u,
             _ => {
-                self.store().record_login_failure(&tenant.id, &throttle_key, now, window_after).await?;
+                self.store()
+                    .record_login_failure(&tenant.id, &throttle_key, now, window_after)
+                    .await?;
                 return Ok(retry("Wrong email or password.", 401));
             }
         };
-        self.store().clear_login_failures(&tenant.id, &throttle_key).await?;
-        self.store().record_login(&tenant.id, &user.user_id, now).await?;
+        self.store()
+            .clear_login_failures(&tenant.id, &throttle_key)
+            .await?;
+        self.store()
+            .record_login(&tenant.id, &user.user_id, now)
+            .await?;
         if let Some(old) = &browser.session_id {
             self.store().delete_session(&hash_token(old)).await?;
         }
@@ -487,32 +613,61 @@ impl Provider {
             expires_at: now + lt.session,
         };
         self.store().insert_session(&session).await?;
-        self.store().mark_transaction_logged_in(&tx.id_hash, now).await?;
-        let tx = LoginTransactionRecord { logged_in_at: Some(now), ..tx };
-        let mut answer = self.proceed(tenant, &form.tx, &tx, &client, &request, Some(session), browser).await?;
+        self.store()
+            .mark_transaction_logged_in(&tx.id_hash, now)
+            .await?;
+        let tx = LoginTransactionRecord {
+            logged_in_at: Some(now),
+            ..tx
+        };
+        let mut answer = self
+            .proceed(
+                tenant,
+                &form.tx,
+                &tx,
+                &client,
+                &request,
+                Some(session),
+                browser,
+            )
+            .await?;
         answer.cookies.session_id = Some(session_id);
         Ok(answer)
     }
 
     /// `GET /consent?tx=`.
-    pub async fn consent_page(&self, tenant: &Tenant, tx_id: &str, browser: &Browser) -> anyhow::Result<Answer> {
+    pub async fn consent_page(
+        &self,
+        tenant: &Tenant,
+        tx_id: &str,
+        browser: &Browser,
+    ) -> anyhow::Result<Answer> {
         let Some((_, request, client)) = self.transaction(tenant, tx_id, browser).await? else {
             return Ok(error_page(400, EXPIRED));
         };
         let Some(session) = self.current_session(tenant, browser).await? else {
-            return Ok(Outcome::Redirect(with_params(&tenant.url("/login"), &[("tx", tx_id)])).into());
+            return Ok(
+                Outcome::Redirect(with_params(&tenant.url("/login"), &[("tx", tx_id)])).into(),
+            );
         };
         let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
             return Ok(error_page(400, EXPIRED));
         };
         let (api_name, api_scopes) = match &request.audience {
-            Some(aud) => match self.store().resource_server_by_identifier(&tenant.id, aud).await? {
+            Some(aud) => match self
+                .store()
+                .resource_server_by_identifier(&tenant.id, aud)
+                .await?
+            {
                 Some(api) => (Some(api.name.clone()), api.scopes()),
                 None => (None, vec![]),
             },
             None => (None, vec![]),
         };
-        let scopes = describe(&ScopeSet::parse(&request.scope).unwrap_or_default(), &api_scopes);
+        let scopes = describe(
+            &ScopeSet::parse(&request.scope).unwrap_or_default(),
+            &api_scopes,
+        );
         Ok(Outcome::Consent(ConsentForm {
             tx: tx_id.to_string(),
             csrf: self.csrf_token(tx_id),
@@ -525,35 +680,75 @@ impl Provider {
     }
 
     /// `POST /consent`.
-    pub async fn consent(&self, tenant: &Tenant, form: ConsentSubmission, browser: &Browser) -> anyhow::Result<Answer> {
+    pub async fn consent(
+        &self,
+        tenant: &Tenant,
+        form: ConsentSubmission,
+        browser: &Browser,
+    ) -> anyhow::Result<Answer> {
         if !self.csrf_ok(&form.tx, &form.csrf) {
-            return Ok(error_page(403, "The form could not be verified (missing or invalid CSRF token). Go back to the application and start again."));
+            return Ok(error_page(
+                403,
+                "The form could not be verified (missing or invalid CSRF token). Go back to the application and start again.",
+            ));
         }
         let Some((tx, request, client)) = self.transaction(tenant, &form.tx, browser).await? else {
             return Ok(error_page(400, EXPIRED));
         };
         let Some(session) = self.current_session(tenant, browser).await? else {
-            return Ok(Outcome::Redirect(with_params(&tenant.url("/login"), &[("tx", &form.tx)])).into());
+            return Ok(
+                Outcome::Redirect(with_params(&tenant.url("/login"), &[("tx", &form.tx)])).into(),
+            );
         };
         match form.decision.as_str() {
             "allow" => {}
             "deny" => {
                 self.store().delete_login_transaction(&tx.id_hash).await?;
-                return Ok(self.fail(tenant, &request, ErrorCode::AccessDenied, "the user denied access"));
+                return Ok(self.fail(
+                    tenant,
+                    &request,
+                    ErrorCode::AccessDenied,
+                    "the user denied access",
+                ));
             }
             _ => return Ok(error_page(400, "Choose Allow or Deny.")),
         }
         let now = self.now();
         let audience = request.audience.as_deref().unwrap_or("");
         let requested = ScopeSet::parse(&request.scope).unwrap_or_default();
-        let previous = self.store().consent(&tenant.id, &session.user_id, &client.client_id, audience).await?;
-        let all = requested.union(&ScopeSet::parse(previous.as_deref().unwrap_or("")).unwrap_or_default());
-        self.store()
-            .save_consent(&tenant.id, &session.user_id, &client.client_id, audience, &all.to_string(), now)
+        let previous = self
+            .store()
+            .consent(&tenant.id, &session.user_id, &client.client_id, audience)
             .await?;
-        self.store().mark_transaction_consented(&tx.id_hash, now).await?;
-        let tx = LoginTransactionRecord { consented_at: Some(now), ..tx };
-        self.proceed(tenant, &form.tx, &tx, &client, &request, Some(session), browser).await
+        let all = requested
+            .union(&ScopeSet::parse(previous.as_deref().unwrap_or("")).unwrap_or_default());
+        self.store()
+            .save_consent(
+                &tenant.id,
+                &session.user_id,
+                &client.client_id,
+                audience,
+                &all.to_string(),
+                now,
+            )
+            .await?;
+        self.store()
+            .mark_transaction_consented(&tx.id_hash, now)
+            .await?;
+        let tx = LoginTransactionRecord {
+            consented_at: Some(now),
+            ..tx
+        };
+        self.proceed(
+            tenant,
+            &form.tx,
+            &tx,
+            &client,
+            &request,
+            Some(session),
+            browser,
+        )
+        .await
     }
 
     /// Checks an authorization request. The outer error is an internal failure; the inner
@@ -563,7 +758,9 @@ impl Provider {
         &self,
         tenant: &Tenant,
         pairs: Vec<(String, String)>,
-    ) -> anyhow::Result<Result<(ClientRecord, AuthorizationRequest), (Invalid, Option<(String, Option<String>)>)>> {
+    ) -> anyhow::Result<
+        Result<(ClientRecord, AuthorizationRequest), (Invalid, Option<(String, Option<String>)>)>,
+    > {
         let mut query: BTreeMap<String, String> = BTreeMap::new();
         let mut duplicated: Option<String> = None;
         for (k, v) in pairs {
@@ -578,39 +775,68 @@ impl Provider {
         if matches!(duplicated.as_deref(), Some("client_id" | "redirect_uri")) {
             return page("The request repeats a parameter (client_id or redirect_uri).");
         }
-        let Some(client_id) = get("client_id") else { return page("The request has no client_id.") };
+        let Some(client_id) = get("client_id") else {
+            return page("The request has no client_id.");
+        };
         let Some(client) = find_client(self.store(), &tenant.id, &client_id).await? else {
             return page("Unknown application (client_id).");
         };
-        let Some(redirect_uri) = get("redirect_uri") else { return page("The request has no redirect_uri.") };
+        let Some(redirect_uri) = get("redirect_uri") else {
+            return page("The request has no redirect_uri.");
+        };
         if !redirect_uri_is_registered(&client, &redirect_uri) {
             return page("The redirect_uri is not registered for this application.");
         }
         let state = get("state");
         let ctx = Some((redirect_uri.clone(), state.clone()));
-        let bad = |code: ErrorCode, m: &str| Ok(Err((Invalid::Redirect(OAuthError::new(code, m)), ctx.clone())));
+        let bad = |code: ErrorCode, m: &str| {
+            Ok(Err((
+                Invalid::Redirect(OAuthError::new(code, m)),
+                ctx.clone(),
+            )))
+        };
 
         if let Some(k) = duplicated {
-            return bad(ErrorCode::InvalidRequest, &format!("parameter {k} is repeated"));
+            return bad(
+                ErrorCode::InvalidRequest,
+                &format!("parameter {k} is repeated"),
+            );
         }
         if query.contains_key("request") {
-            return bad(ErrorCode::RequestNotSupported, "request objects are not supported");
+            return bad(
+                ErrorCode::RequestNotSupported,
+                "request objects are not supported",
+            );
         }
         if query.contains_key("request_uri") {
-            return bad(ErrorCode::RequestUriNotSupported, "request_uri is not supported");
+            return bad(
+                ErrorCode::RequestUriNotSupported,
+                "request_uri is not supported",
+            );
         }
         match get("response_type").as_deref() {
             None => return bad(ErrorCode::InvalidRequest, "response_type is missing"),
             Some("code") => {}
-            Some(_) => return bad(ErrorCode::UnsupportedResponseType, "only response_type=code is supported"),
+            Some(_) => {
+                return bad(
+                    ErrorCode::UnsupportedResponseType,
+                    "only response_type=code is supported",
+                );
+            }
         }
         if let Some(mode) = get("response_mode")
             && mode != "query"
         {
-            return bad(ErrorCode::InvalidRequest, "only response_mode=query is supported");
+            return bad(
+                ErrorCode::InvalidRequest,
+                "only response_mode=query is supported",
+            );
         }
         if !client.allows_grant("authorization_code") {
-            return bad(ErrorCode::UnauthorizedClient, "the client may not use the authorization code grant");
+            return bad(
+                ErrorCode::UnauthorizedClient,
+                "the client may not use the authorization code grant",
+            );
         }
         let requested = match ScopeSet::parse(&get("scope").unwrap_or_default()) {
             Ok(s) => s,
@@ -618,9 +844,18 @@ impl Provider {
         };
         let audience = get("audience");
         let api_scopes = match &audience {
-            Some(aud) => match self.store().resource_server_by_identifier(&tenant.id, aud).await? {
+            Some(aud) => match self
+                .store()
+                .resource_server_by_identifier(&tenant.id, aud)
+                .await?
+            {
                 Some(api) => api.scopes(),
-                None => return bad(ErrorCode::InvalidRequest, "audience names no API of this tenant"),
+                None => {
+                    return bad(
+                        ErrorCode::InvalidRequest,
+                        "audience names no API of this tenant",
+                    );
+                }
             },
             None => vec![],
         };
@@ -629,43 +864,81 @@ impl Provider {
         let code_challenge = get("code_challenge");
         let method = get("code_challenge_method");
         match (&code_challenge, method.as_deref()) {
-            (None, Some(_)) => return bad(ErrorCode::InvalidRequest, "code_challenge_method without code_challenge"),
+            (None, Some(_)) => {
+                return bad(
+                    ErrorCode::InvalidRequest,
+                    "code_challenge_method without code_challenge",
+                );
+            }
             (Some(_), None | Some("plain")) => {
-                return bad(ErrorCode::InvalidRequest, "PKCE requires code_challenge_method=S256; plain is not allowed");
+                return bad(
+                    ErrorCode::InvalidRequest,
+                    "PKCE requires code_challenge_method=S256; plain is not allowed",
+                );
             }
             (Some(_), Some("S256")) => {}
-            (Some(_), Some(_)) => return bad(ErrorCode::InvalidRequest, "unsupported code_challenge_method; use S256"),
+            (Some(_), Some(_)) => {
+                return bad(
+                    ErrorCode::InvalidRequest,
+                    "unsupported code_challenge_method; use S256",
+                );
+            }
             (None, None) if client.is_public() => {
-                return bad(ErrorCode::InvalidRequest, "public clients must use PKCE (code_challenge with S256)");
+                return bad(
+                    ErrorCode::InvalidRequest,
+                    "public clients must use PKCE (code_challenge with S256)",
+                );
             }
             (None, None) => {}
         }
         if let Some(c) = &code_challenge
             && !(c.len() == 43 && is_pkce_value(c))
         {
-            return bad(ErrorCode::InvalidRequest, "code_challenge must be the base64url SHA-256 of the verifier (43 characters)");
+            return bad(
+                ErrorCode::InvalidRequest,
+                "code_challenge must be the base64url SHA-256 of the verifier (43 characters)",
+            );
         }
 
-        let prompts: Vec<String> = get("prompt").unwrap_or_default().split(' ').filter(|p| !p.is_empty()).map(String::from).collect();
+        let prompts: Vec<String> = get("prompt")
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|p| !p.is_empty())
+            .map(String::from)
+            .collect();
         for p in &prompts {
             if !matches!(p.as_str(), "none" | "login" | "consent" | "select_account") {
-                return bad(ErrorCode::InvalidRequest, &format!("unsupported prompt value {p:?}"));
+                return bad(
+                    ErrorCode::InvalidRequest,
+                    &format!("unsupported prompt value {p:?}"),
+                );
             }
         }
         let prompt_none = prompts.iter().any(|p| p == "none");
         if prompt_none && prompts.len() > 1 {
-            return bad(ErrorCode::InvalidRequest, "prompt=none cannot be combined with other values");
+            return bad(
+                ErrorCode::InvalidRequest,
+                "prompt=none cannot be combined with other values",
+            );
         }
         let max_age = match get("max_age") {
             None => None,
             Some(v) => match v.parse::<i64>() {
                 Ok(n) if n >= 0 => Some(n),
-                _ => return bad(ErrorCode::InvalidRequest, "max_age must be a non-negative integer"),
+                _ => {
+                    return bad(
+                        ErrorCode::InvalidRequest,
+                        "max_age must be a non-negative integer",
+                    );
+                }
             },
         };
         for (k, limit) in [("state", 2000), ("nonce", 500), ("login_hint", 254)] {
             if get(k).is_some_and(|v| v.len() > limit) {
-                return bad(ErrorCode::InvalidRequest, &format!("{k} is longer than {limit} characters"));
+                return bad(
+                    ErrorCode::InvalidRequest,
+                    &format!("{k} is longer than {limit} characters"),
+                );
             }
         }
         let request = AuthorizationRequest {
@@ -688,8 +961,16 @@ impl Provider {
 }
 
 /// The redirect carrying an error to the client (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
-pub fn error_redirect(tenant: &Tenant, redirect_uri: &str, state: Option<&str>, err: &OAuthError) -> String {
-    let mut params = vec![("error", err.code.as_str()), ("error_description", err.description.as_str())];
+pub fn error_redirect(
+    tenant: &Tenant,
+    redirect_uri: &str,
+    state: Option<&str>,
+    err: &OAuthError,
+) -> String {
+    let mut params = vec![
+        ("error", err.code.as_str()),
+        ("error_description", err.description.as_str()),
+    ];
     if let Some(s) = state {
         params.push(("state", s));
     }

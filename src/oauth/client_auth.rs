@@ -20,7 +20,10 @@ pub struct PresentedCredentials {
 }
 
 fn invalid_client(basic: bool, description: &str) -> OAuthError {
-    OAuthError { used_basic_auth: basic, ..OAuthError::new(ErrorCode::InvalidClient, description) }
+    OAuthError {
+        used_basic_auth: basic,
+        ..OAuthError::new(ErrorCode::InvalidClient, description)
+    }
 }
 
 /// Decodes `Basic base64(urlencode(id) ":" urlencode(secret))`.
@@ -58,9 +61,17 @@ impl Provider {
                         "use one client authentication method, not both Basic and client_secret",
                     ));
                 }
-                let (id, secret) = parse_basic(h).ok_or_else(|| invalid_client(true, "malformed Basic credentials"))?;
-                if creds.client_id.as_deref().is_some_and(|body_id| body_id != id) {
-                    return Err(invalid_client(true, "client_id does not match the Basic credentials"));
+                let (id, secret) = parse_basic(h)
+                    .ok_or_else(|| invalid_client(true, "malformed Basic credentials"))?;
+                if creds
+                    .client_id
+                    .as_deref()
+                    .is_some_and(|body_id| body_id != id)
+                {
+                    return Err(invalid_client(
+                        true,
+                        "client_id does not match the Basic credentials",
+                    ));
                 }
                 (id, Some(secret), true)
             }
@@ -96,6 +107,9 @@ mod tests {
         let h = format!("Basic {}", STANDARD.encode("my%20id:p%3Ass+word"));
         assert_eq!(parse_basic(&h), Some(("my id".into(), "p:ss word".into())));
         assert_eq!(parse_basic("Basic !!!"), None);
-        assert_eq!(parse_basic(&format!("Basic {}", STANDARD.encode("nocolon"))), None);
+        assert_eq!(
+            parse_basic(&format!("Basic {}", STANDARD.encode("nocolon"))),
+            None
+        );
     }
 }

@@ -95,7 +95,11 @@ impl Provider {
             (None, _) => json!(userinfo),
         };
         let mut at = Map::new();
-        if let Some(extra) = i.extra_claims.get("access_token").and_then(Value::as_object) {
+        if let Some(extra) = i
+            .extra_claims
+            .get("access_token")
+            .and_then(Value::as_object)
+        {
             at.extend(extra.clone());
         }
         at.extend(
@@ -144,7 +148,9 @@ impl Provider {
             keys.signer().sign("JWT", &Value::Object(claims))
         });
 
-        let refresh_token = if i.refresh_scope.contains("offline_access") && i.client.allows_grant("refresh_token") {
+        let refresh_token = if i.refresh_scope.contains("offline_access")
+            && i.client.allows_grant("refresh_token")
+        {
             let token = random_token(32);
             self.store()
                 .insert_refresh_token(&RefreshTokenRecord {

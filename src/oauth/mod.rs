@@ -89,13 +89,20 @@ pub struct OAuthError {
 impl OAuthError {
     /// An error with a description.
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
-        OAuthError { code, description: description.into(), used_basic_auth: false }
+        OAuthError {
+            code,
+            description: description.into(),
+            used_basic_auth: false,
+        }
     }
 
     /// `server_error`, logging the cause (which the client never sees).
     pub fn internal(cause: impl fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        OAuthError::new(ErrorCode::ServerError, "the server could not handle the request")
+        OAuthError::new(
+            ErrorCode::ServerError,
+            "the server could not handle the request",
+        )
     }
 }
 
@@ -152,10 +159,19 @@ struct ProviderInner {
 
 impl Provider {
     /// Builds the provider.
-    pub fn new(store: Store, master_key: MasterKey, clock: Clock, public_url: PublicUrl, lifetimes: Lifetimes) -> Self {
+    pub fn new(
+        store: Store,
+        master_key: MasterKey,
+        clock: Clock,
+        public_url: PublicUrl,
+        lifetimes: Lifetimes,
+    ) -> Self {
         let csrf_key = {
             // A key for CSRF tokens derived from the master key, so every node agrees on it.
-            let k = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, master_key.to_base64().as_bytes());
+            let k = aws_lc_rs::hmac::Key::new(
+                aws_lc_rs::hmac::HMAC_SHA256,
+                master_key.to_base64().as_bytes(),
+            );
             let derived = aws_lc_rs::hmac::sign(&k, b"wardstone csrf v1");
             aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref())
         };
@@ -198,11 +214,16 @@ impl Provider {
 
     /// Resolves a tenant by the name in the URL.
     pub async fn tenant(&self, name: &str) -> Result<Option<Tenant>, StoreError> {
-        Ok(self.inner.store.tenant_by_name(name).await?.map(|t: TenantRecord| Tenant {
-            issuer: self.inner.public_url.issuer(&t.name),
-            id: t.id,
-            name: t.name,
-        }))
+        Ok(self
+            .inner
+            .store
+            .tenant_by_name(name)
+            .await?
+            .map(|t: TenantRecord| Tenant {
+                issuer: self.inner.public_url.issuer(&t.name),
+                id: t.id,
+                name: t.name,
+            }))
     }
 
     /// The CSRF token of a login transaction: an HMAC of its id, so nothing is stored.

@@ -3,7 +3,11 @@
 use crate::store::{ClientRecord, Store, StoreResult};
 
 /// Looks up a client of the tenant.
-pub async fn find_client(store: &Store, tenant_id: &str, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+pub async fn find_client(
+    store: &Store,
+    tenant_id: &str,
+    client_id: &str,
+) -> StoreResult<Option<ClientRecord>> {
     if client_id.is_empty() || client_id.len() > 128 {
         return Ok(None);
     }

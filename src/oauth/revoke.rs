@@ -17,7 +17,10 @@ impl Provider {
         let mut form: HashMap<String, String> = HashMap::new();
         for (k, v) in pairs {
             if form.insert(k.clone(), v).is_some() {
-                return Err(OAuthError::new(ErrorCode::InvalidRequest, format!("parameter {k} is repeated")));
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("parameter {k} is repeated"),
+                ));
             }
         }
         let creds = PresentedCredentials {
@@ -31,7 +34,11 @@ impl Provider {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| OAuthError::new(ErrorCode::InvalidRequest, "token is missing"))?;
         let now = self.now();
-        if let Some(rt) = self.store().refresh_token(&tenant.id, &hash_token(&token)).await? {
+        if let Some(rt) = self
+            .store()
+            .refresh_token(&tenant.id, &hash_token(&token))
+            .await?
+        {
             if rt.client_id == client.client_id {
                 self.store().revoke_grant(&rt.grant_id, now).await?;
             }

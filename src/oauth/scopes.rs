@@ -8,7 +8,10 @@ pub const OIDC_SCOPES: &[(&str, &str)] = &[
     ("openid", "Sign you in with your account"),
     ("profile", "Read your profile: name, nickname and picture"),
     ("email", "Read your email address"),
-    ("offline_access", "Stay connected while you are away (refresh tokens)"),
+    (
+        "offline_access",
+        "Stay connected while you are away (refresh tokens)",
+    ),
 ];
 
 /// A scope the consent page lists.
@@ -23,7 +26,9 @@ pub struct ScopeLine {
 /// Keeps the requested scopes that exist (OIDC scopes and the API's own); unknown scopes are
 /// dropped, as RFC 6749 §3.3 allows, and the token response says what was granted.
 pub fn grantable(requested: &ScopeSet, api_scopes: &[ScopeDefinition]) -> ScopeSet {
-    requested.filter(|s| OIDC_SCOPES.iter().any(|(v, _)| *v == s) || api_scopes.iter().any(|d| d.value == s))
+    requested.filter(|s| {
+        OIDC_SCOPES.iter().any(|(v, _)| *v == s) || api_scopes.iter().any(|d| d.value == s)
+    })
 }
 
 /// Lines for the consent page, OIDC scopes first.
@@ -31,12 +36,18 @@ pub fn describe(scopes: &ScopeSet, api_scopes: &[ScopeDefinition]) -> Vec<ScopeL
     let mut lines = Vec::new();
     for (value, description) in OIDC_SCOPES {
         if scopes.contains(value) {
-            lines.push(ScopeLine { value: value.to_string(), description: description.to_string() });
+            lines.push(ScopeLine {
+                value: value.to_string(),
+                description: description.to_string(),
+            });
         }
     }
     for d in api_scopes {
         if scopes.contains(&d.value) {
-            lines.push(ScopeLine { value: d.value.clone(), description: d.description.clone() });
+            lines.push(ScopeLine {
+                value: d.value.clone(),
+                description: d.description.clone(),
+            });
         }
     }
     lines

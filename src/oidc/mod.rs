@@ -59,23 +59,47 @@ pub fn discovery(tenant: &Tenant) -> Value {
 
 impl Provider {
     /// `GET`/`POST /userinfo` with the bearer token.
-    pub async fn userinfo(&self, tenant: &Tenant, token: Option<&str>) -> Result<Value, BearerError> {
-        let token = token.filter(|t| !t.is_empty()).ok_or(BearerError::Missing)?;
+    pub async fn userinfo(
+        &self,
+        tenant: &Tenant,
+        token: Option<&str>,
+    ) -> Result<Value, BearerError> {
+        let token = token
+            .filter(|t| !t.is_empty())
+            .ok_or(BearerError::Missing)?;
         let keys = self.keys().tenant(&tenant.id).await?;
         let userinfo = tenant.url("/userinfo");
         let claims = keys
             .verify(token, "at+jwt", &tenant.issuer, Some(&userinfo), self.now())
             .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
-        let gid = claims.get("gid").and_then(Value::as_str).unwrap_or_default();
-        if self.store().grant_is_revoked(&tenant.id, gid).await.map_err(anyhow::Error::from)? {
-            return Err(BearerError::InvalidToken("the access token has been revoked".into()));
-        }
-        let scope = ScopeSet::parse(claims.get("scope").and_then(Value::as_str).unwrap_or_default())
+        let gid = claims
+            .get("gid")
+            .and_then(Value::as_str)
             .unwrap_or_default();
+        if self
+            .store()
+            .grant_is_revoked(&tenant.id, gid)
+            .await
+            .map_err(anyhow::Error::from)?
+        {
+            return Err(BearerError::InvalidToken(
+                "the access token has been revoked".into(),
+            ));
+        }
+        let scope = ScopeSet::parse(
+            claims
+                .get("scope")
+                .and_then(Value::as_str)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
         if !scope.contains("openid") {
             return Err(BearerError::InsufficientScope);
         }
-        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let user = self
             .store()
             .user(&tenant.id, sub)

@@ -36,17 +36,32 @@ pub struct Demo {
 pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
     let issuer = admin.public_url.issuer(TENANT);
     let redirect_uri = format!("{}/demo/callback", admin.public_url.as_str());
-    let tenant = match store.tenant_by_name(TENANT).await.map_err(super::internal)? {
+    let tenant = match store
+        .tenant_by_name(TENANT)
+        .await
+        .map_err(super::internal)?
+    {
         Some(t) => t,
         None => {
             admin.create_tenant(TENANT).await?;
-            store.tenant_by_name(TENANT).await.map_err(super::internal)?.ok_or_else(|| {
-                AdminError::Internal(anyhow::anyhow!("demo tenant vanished after creation"))
-            })?
+            store
+                .tenant_by_name(TENANT)
+                .await
+                .map_err(super::internal)?
+                .ok_or_else(|| {
+                    AdminError::Internal(anyhow::anyhow!("demo tenant vanished after creation"))
+                })?
         }
     };
-    if store.user_by_email(&tenant.id, EMAIL).await.map_err(super::internal)?.is_none() {
-        admin.create_user(TENANT, EMAIL, PASSWORD, Some("Demo User"), true).await?;
+    if store
+        .user_by_email(&tenant.id, EMAIL)
+        .await
+        .map_err(super::internal)?
+        .is_none()
+    {
+        admin
+            .create_user(TENANT, EMAIL, PASSWORD, Some("Demo User"), true)
+            .await?;
     }
     let existing = store
         .clients_named(&tenant.id, CLIENT_NAME)
@@ -60,7 +75,14 @@ pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
             (c.client_id, secret)
         }
         None => {
-            let c = admin.create_client(TENANT, CLIENT_NAME, std::slice::from_ref(&redirect_uri), false).await?;
+            let c = admin
+                .create_client(
+                    TENANT,
+                    CLIENT_NAME,
+                    std::slice::from_ref(&redirect_uri),
+                    false,
+                )
+                .await?;
             (c.client_id, c.client_secret.unwrap_or_default())
         }
     };

@@ -8,8 +8,12 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::config::PublicUrl;
 use crate::crypto::{MasterKey, hash_password, hash_token, random_bytes, random_token};
-use crate::domain::{ApiIdentifier, DisplayName, Email, Invalid, Password, RedirectUri, ScopeSet, TenantName};
-use crate::store::{NewClient, NewUser, ResourceServerRecord, ScopeDefinition, Store, StoreError, TenantRecord};
+use crate::domain::{
+    ApiIdentifier, DisplayName, Email, Invalid, Password, RedirectUri, ScopeSet, TenantName,
+};
+use crate::store::{
+    NewClient, NewUser, ResourceServerRecord, ScopeDefinition, Store, StoreError, TenantRecord,
+};
 use crate::tokens::generate_rsa_key;
 
 /// Why an administrative operation was refused.
@@ -107,7 +111,12 @@ pub struct CreatedApi {
 impl Admin {
     /// The service over a store.
     pub fn new(store: Store, master_key: MasterKey, public_url: PublicUrl, clock: Clock) -> Self {
-        Admin { store, master_key, public_url, clock }
+        Admin {
+            store,
+            master_key,
+            public_url,
+            clock,
+        }
     }
 
     async fn tenant(&self, name: &str) -> Result<TenantRecord, AdminError> {
@@ -122,11 +131,19 @@ impl Admin {
     pub async fn create_tenant(&self, name: &str) -> Result<CreatedTenant, AdminError> {
         let name = TenantName::parse(name)?;
         let now = self.clock.now();
-        let tenant = TenantRecord { id: uuid::Uuid::new_v4().to_string(), name: name.to_string(), created_at: now };
+        let tenant = TenantRecord {
+            id: uuid::Uuid::new_v4().to_string(),
+            name: name.to_string(),
+            created_at: now,
+        };
         let key = generate_rsa_key(&tenant.id, &self.master_key, now);
         match self.store.create_tenant(&tenant, &key).await {
             Ok(()) => {}
-            Err(StoreError::Conflict) => return Err(AdminError::Conflict(format!("tenant {name} already exists"))),
+            Err(StoreError::Conflict) => {
+                return Err(AdminError::Conflict(format!(
+                    "tenant {name} already exists"
+                )));
+            }
             Err(e) => return Err(internal(e)),
         }
         let issuer = self.public_url.issuer(name.as_str());
@@ -148,7 +165,9 @@ impl Admin {
     ) -> Result<CreatedClient, AdminError> {
         let name = DisplayName::parse("client name", name)?;
         if callbacks.is_empty() {
-            return Err(AdminError::Invalid("at least one callback URL is required".into()));
+            return Err(AdminError::Invalid(
+                "at least one callback URL is required".into(),
+            ));
         }
         let callbacks = callbacks
             .iter()
@@ -167,15 +186,32 @@ impl Admin {
             created_at: self.clock.now(),
         };
         self.store.insert_client(&record).await.map_err(internal)?;
-        Ok(CreatedClient { client_id, client_secret: secret, name: record.name, callbacks, public })
+        Ok(CreatedClient {
+            client_id,
+            client_secret: secret,
+            name: record.name,
+            callbacks,
+            public,
+        })
     }
 
     /// Replaces a confidential client's secret and returns the new one (shown only here).
-    pub async fn rotate_client_secret(&self, tenant: &str, client_id: &str) -> Result<String, AdminError> {
+    pub async fn rotate_client_secret(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<String, AdminError> {
         let tenant = self.tenant(tenant).await?;
         let secret = random_token(32);
-        if !self.store.set_client_secret(&tenant.id, client_id, &hash_token(&secret)).await.map_err(internal)? {
-            return Err(AdminError::Invalid(format!("client {client_id:?} does not exist")));
+        if !self
+            .store
+            .set_client_secret(&tenant.id, client_id, &hash_token(&secret))
+            .await
+            .map_err(internal)?
+        {
+            return Err(AdminError::Invalid(format!(
+                "client {client_id:?} does not exist"
+            )));
         }
         Ok(secret)
     }
@@ -210,11 +246,19 @@ impl Admin {
         match self.store.insert_user(&record).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                return Err(AdminError::Conflict(format!("a user with email {} already exists", email.as_str())));
+                return Err(AdminError::Conflict(format!(
+                    "a user with email {} already exists",
+                    email.as_str()
+                )));
             }
             Err(e) => return Err(internal(e)),
         }
-        Ok(CreatedUser { user_id, email: record.email, email_verified, name: record.name })
+        Ok(CreatedUser {
+            user_id,
+            email: record.email,
+            email_verified,
+            name: record.name,
+        })
     }
 
     /// Registers an API. Scopes are `VALUE=DESCRIPTION` pairs.
@@ -232,15 +276,23 @@ impl Admin {
             let (value, description) = s.split_once('=').unwrap_or((s.as_str(), ""));
             let parsed = ScopeSet::parse(value)?;
             if parsed.iter().count() != 1 {
-                return Err(AdminError::Invalid(format!("invalid scope {value:?}: use VALUE=DESCRIPTION")));
+                return Err(AdminError::Invalid(format!(
+                    "invalid scope {value:?}: use VALUE=DESCRIPTION"
+                )));
             }
             if defs.iter().any(|d| d.value == value) {
-                return Err(AdminError::Invalid(format!("scope {value:?} is listed twice")));
+                return Err(AdminError::Invalid(format!(
+                    "scope {value:?} is listed twice"
+                )));
             }
             let description = description.trim();
             defs.push(ScopeDefinition {
                 value: value.to_string(),
-                description: if description.is_empty() { value.to_string() } else { description.to_string() },
+                description: if description.is_empty() {
+                    value.to_string()
+                } else {
+                    description.to_string()
+                },
             });
         }
         let tenant = self.tenant(tenant).await?;
@@ -255,11 +307,19 @@ impl Admin {
         match self.store.insert_resource_server(&record).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                return Err(AdminError::Conflict(format!("an API with identifier {} already exists", identifier.as_str())));
+                return Err(AdminError::Conflict(format!(
+                    "an API with identifier {} already exists",
+                    identifier.as_str()
+                )));
             }
             Err(e) => return Err(internal(e)),
         }
-        Ok(CreatedApi { id: record.id, identifier: record.identifier, name: record.name, scopes: defs })
+        Ok(CreatedApi {
+            id: record.id,
+            identifier: record.identifier,
+            name: record.name,
+            scopes: defs,
+        })
     }
 }
 

@@ -120,7 +120,11 @@ impl Store {
     }
 
     /// A client of `tenant_id`; clients of other tenants are invisible.
-    pub async fn client(&self, tenant_id: &str, client_id: &str) -> StoreResult<Option<ClientRecord>> {
+    pub async fn client(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+    ) -> StoreResult<Option<ClientRecord>> {
         Ok(sqlx::query_as::<_, ClientRecord>(&format!(
             "SELECT {CLIENT_COLUMNS} FROM client WHERE tenant_id = $1 AND client_id = $2"
         ))
@@ -131,7 +135,11 @@ impl Store {
     }
 
     /// Clients of a tenant whose name is `name`.
-    pub async fn clients_named(&self, tenant_id: &str, name: &str) -> StoreResult<Vec<ClientRecord>> {
+    pub async fn clients_named(
+        &self,
+        tenant_id: &str,
+        name: &str,
+    ) -> StoreResult<Vec<ClientRecord>> {
         Ok(sqlx::query_as::<_, ClientRecord>(&format!(
             "SELECT {CLIENT_COLUMNS} FROM client WHERE tenant_id = $1 AND name = $2 ORDER BY created_at"
         ))
@@ -148,12 +156,14 @@ impl Store {
         client_id: &str,
         secret_hash: &[u8],
     ) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE client SET secret_hash = $1 WHERE tenant_id = $2 AND client_id = $3")
-            .bind(secret_hash)
-            .bind(tenant_id)
-            .bind(client_id)
-            .execute(&self.pool)
-            .await?;
+        let done = sqlx::query(
+            "UPDATE client SET secret_hash = $1 WHERE tenant_id = $2 AND client_id = $3",
+        )
+        .bind(secret_hash)
+        .bind(tenant_id)
+        .bind(client_id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -141,7 +141,12 @@ impl Store {
     }
 
     /// A live session of `tenant_id`.
-    pub async fn session(&self, tenant_id: &str, id_hash: &[u8], now: i64) -> StoreResult<Option<SessionRecord>> {
+    pub async fn session(
+        &self,
+        tenant_id: &str,
+        id_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<SessionRecord>> {
         Ok(sqlx::query_as::<_, SessionRecord>(
             "SELECT id_hash, tenant_id, user_id, auth_time, created_at, expires_at FROM sso_session \
              WHERE tenant_id = $1 AND id_hash = $2 AND expires_at > $3",

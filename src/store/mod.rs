@@ -68,8 +68,7 @@ impl Store {
         sqlx::any::install_default_drivers();
         let backend = if database_url.starts_with("sqlite:") {
             Backend::Sqlite
-        } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:")
-        {
+        } else if database_url.starts_with("postgres:") || database_url.starts_with("postgresql:") {
             Backend::Postgres
         } else {
             anyhow::bail!("unsupported database URL: use sqlite://PATH or postgres://...");
@@ -83,7 +82,11 @@ impl Store {
                     .with_context(|| format!("cannot create directory {}", parent.display()))?;
             }
             if !url.contains("mode=") {
-                url.push_str(if url.contains('?') { "&mode=rwc" } else { "?mode=rwc" });
+                url.push_str(if url.contains('?') {
+                    "&mode=rwc"
+                } else {
+                    "?mode=rwc"
+                });
             }
         }
         let options = AnyConnectOptions::from_str(&url).context("invalid database URL")?;

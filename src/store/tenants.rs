@@ -35,11 +35,11 @@ impl Store {
 
     /// Finds a tenant by name.
     pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
-        Ok(
-            sqlx::query_as::<_, TenantRecord>("SELECT id, name, created_at FROM tenant WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&self.pool)
-                .await?,
+        Ok(sqlx::query_as::<_, TenantRecord>(
+            "SELECT id, name, created_at FROM tenant WHERE name = $1",
         )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?)
     }
 }

@@ -169,12 +169,13 @@ impl Store {
 
     /// Whether a grant is unknown or revoked.
     pub async fn grant_is_revoked(&self, tenant_id: &str, grant_id: &str) -> StoreResult<bool> {
-        let revoked: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT revoked_at FROM token_grant WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
-                .bind(grant_id)
-                .fetch_optional(&self.pool)
-                .await?;
+        let revoked: Option<Option<i64>> = sqlx::query_scalar(
+            "SELECT revoked_at FROM token_grant WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(grant_id)
+        .fetch_optional(&self.pool)
+        .await?;
         Ok(!matches!(revoked, Some(None)))
     }
 
@@ -201,7 +202,11 @@ impl Store {
     }
 
     /// A refresh token of `tenant_id`, rotated or not.
-    pub async fn refresh_token(&self, tenant_id: &str, token_hash: &[u8]) -> StoreResult<Option<RefreshTokenRecord>> {
+    pub async fn refresh_token(
+        &self,
+        tenant_id: &str,
+        token_hash: &[u8],
+    ) -> StoreResult<Option<RefreshTokenRecord>> {
         Ok(sqlx::query_as::<_, RefreshTokenRecord>(&format!(
             "SELECT {RT_COLUMNS} FROM refresh_token WHERE tenant_id = $1 AND token_hash = $2"
         ))
@@ -213,12 +218,18 @@ impl Store {
 
     /// Marks a refresh token rotated in one atomic statement; `false` means someone already
     /// rotated it (a reuse).
-    pub async fn mark_refresh_token_rotated(&self, token_hash: &[u8], now: i64) -> StoreResult<bool> {
-        let done = sqlx::query("UPDATE refresh_token SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL")
-            .bind(now)
-            .bind(token_hash)
-            .execute(&self.pool)
-            .await?;
+    pub async fn mark_refresh_token_rotated(
+        &self,
+        token_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE refresh_token SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL",
+        )
+        .bind(now)
+        .bind(token_hash)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 }

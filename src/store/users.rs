@@ -99,7 +99,11 @@ impl Store {
     }
 
     /// A user of `tenant_id` by (lowercased) email.
-    pub async fn user_by_email(&self, tenant_id: &str, email: &str) -> StoreResult<Option<UserRecord>> {
+    pub async fn user_by_email(
+        &self,
+        tenant_id: &str,
+        email: &str,
+    ) -> StoreResult<Option<UserRecord>> {
         Ok(sqlx::query_as::<_, UserRecord>(&format!(
             "SELECT {USER_COLUMNS} FROM app_user WHERE tenant_id = $1 AND email = $2"
         ))
@@ -124,7 +128,12 @@ impl Store {
     }
 
     /// Failed logins for `key` inside the current window (0 once the window has passed).
-    pub async fn login_failures(&self, tenant_id: &str, key: &str, window_start_after: i64) -> StoreResult<i64> {
+    pub async fn login_failures(
+        &self,
+        tenant_id: &str,
+        key: &str,
+        window_start_after: i64,
+    ) -> StoreResult<i64> {
         let n: Option<i64> = sqlx::query_scalar(
             "SELECT failures FROM login_failure WHERE tenant_id = $1 AND throttle_key = $2 AND window_start > $3",
         )

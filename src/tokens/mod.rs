@@ -31,7 +31,12 @@ impl SigningKey {
         out.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
         let mut sig = vec![0u8; self.pair.public_modulus_len()];
         self.pair
-            .sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), out.as_bytes(), &mut sig)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &aws_lc_rs::rand::SystemRandom::new(),
+                out.as_bytes(),
+                &mut sig,
+            )
             .expect("RSA signing with a valid key cannot fail");
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(sig));
@@ -107,7 +112,11 @@ impl TenantKeys {
     ) -> Result<Value, VerifyError> {
         let bad = |m: &str| VerifyError::Invalid(m.to_string());
         let header = jsonwebtoken::decode_header(token).map_err(|_| bad("malformed token"))?;
-        if !header.typ.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(typ)) {
+        if !header
+            .typ
+            .as_deref()
+            .is_some_and(|t| t.eq_ignore_ascii_case(typ))
+        {
             return Err(bad("wrong token type"));
         }
         let kid = header.kid.ok_or_else(|| bad("no key id"))?;
@@ -123,7 +132,11 @@ impl TenantKeys {
         }
         let data = jsonwebtoken::decode::<Value>(token, key, &validation)
             .map_err(|e| VerifyError::Invalid(e.to_string()))?;
-        let exp = data.claims.get("exp").and_then(Value::as_i64).ok_or_else(|| bad("no exp"))?;
+        let exp = data
+            .claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| bad("no exp"))?;
         if exp <= now {
             return Err(bad("token expired"));
         }
@@ -141,7 +154,11 @@ pub struct KeyRing {
 impl KeyRing {
     /// An empty key ring.
     pub fn new(store: Store, master_key: MasterKey) -> Self {
-        KeyRing { store, master_key, cache: RwLock::new(HashMap::new()) }
+        KeyRing {
+            store,
+            master_key,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The keys of a tenant.
@@ -151,7 +168,10 @@ impl KeyRing {
         }
         let records = self.store.signing_keys(tenant_id).await?;
         let keys = Arc::new(self.load(&records)?);
-        self.cache.write().await.insert(tenant_id.to_string(), keys.clone());
+        self.cache
+            .write()
+            .await
+            .insert(tenant_id.to_string(), keys.clone());
         Ok(keys)
     }
 
@@ -165,19 +185,24 @@ impl KeyRing {
             .master_key
             .open(&active.kid, &active.private_key)
             .with_context(|| format!("cannot unseal signing key {}", active.kid))?;
-        let pair = RsaKeyPair::from_pkcs8(&pkcs8)
-            .map_err(|e| anyhow::anyhow!("stored signing key {} is not valid PKCS#8: {e}", active.kid))?;
+        let pair = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|e| {
+            anyhow::anyhow!("stored signing key {} is not valid PKCS#8: {e}", active.kid)
+        })?;
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
         for r in records {
-            let jwk: Value = serde_json::from_str(&r.public_jwk).context("stored JWK is not JSON")?;
+            let jwk: Value =
+                serde_json::from_str(&r.public_jwk).context("stored JWK is not JSON")?;
             let n = jwk["n"].as_str().context("JWK without n")?;
             let e = jwk["e"].as_str().context("JWK without e")?;
             verifiers.insert(r.kid.clone(), DecodingKey::from_rsa_components(n, e)?);
             jwks.push(jwk);
         }
         Ok(TenantKeys {
-            signer: SigningKey { kid: active.kid.clone(), pair },
+            signer: SigningKey {
+                kid: active.kid.clone(),
+                pair,
+            },
             verifiers,
             jwks: json!({ "keys": jwks }),
         })

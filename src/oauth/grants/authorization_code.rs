@@ -22,7 +22,10 @@ impl Provider {
         code_verifier: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         if !client.allows_grant("authorization_code") {
-            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant"));
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the client may not use this grant",
+            ));
         }
         let now = self.now();
         let code_hash = hash_token(code);
@@ -43,17 +46,28 @@ impl Provider {
             return Err(invalid_grant("the code has expired"));
         }
         if redirect_uri != Some(record.redirect_uri.as_str()) {
-            return Err(invalid_grant("redirect_uri does not match the authorization request"));
+            return Err(invalid_grant(
+                "redirect_uri does not match the authorization request",
+            ));
         }
         match (&record.code_challenge, code_verifier) {
             (Some(challenge), Some(verifier)) => {
-                if !is_pkce_value(verifier) || !ct_eq(sha256_b64url(verifier.as_bytes()).as_bytes(), challenge.as_bytes()) {
-                    return Err(invalid_grant("code_verifier does not match the code_challenge"));
+                if !is_pkce_value(verifier)
+                    || !ct_eq(
+                        sha256_b64url(verifier.as_bytes()).as_bytes(),
+                        challenge.as_bytes(),
+                    )
+                {
+                    return Err(invalid_grant(
+                        "code_verifier does not match the code_challenge",
+                    ));
                 }
             }
             (Some(_), None) => return Err(invalid_grant("code_verifier is missing")),
             (None, Some(_)) => {
-                return Err(invalid_grant("code_verifier sent but the authorization request had no code_challenge"));
+                return Err(invalid_grant(
+                    "code_verifier sent but the authorization request had no code_challenge",
+                ));
             }
             (None, None) => {}
         }

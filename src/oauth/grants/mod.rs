@@ -38,10 +38,14 @@ pub fn parse_token_request(
     let mut form: HashMap<String, String> = HashMap::new();
     for (k, v) in pairs {
         if form.insert(k.clone(), v).is_some() {
-            return Err(OAuthError::new(ErrorCode::InvalidRequest, format!("parameter {k} is repeated")));
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                format!("parameter {k} is repeated"),
+            ));
         }
     }
-    let take = |form: &mut HashMap<String, String>, k: &str| form.remove(k).filter(|v| !v.is_empty());
+    let take =
+        |form: &mut HashMap<String, String>, k: &str| form.remove(k).filter(|v| !v.is_empty());
     let creds = PresentedCredentials {
         authorization,
         client_id: take(&mut form, "client_id"),
@@ -56,7 +60,8 @@ pub fn parse_token_request(
             code_verifier: take(&mut form, "code_verifier"),
         },
         Some("refresh_token") => TokenRequest::RefreshToken {
-            refresh_token: take(&mut form, "refresh_token").ok_or_else(|| missing("refresh_token"))?,
+            refresh_token: take(&mut form, "refresh_token")
+                .ok_or_else(|| missing("refresh_token"))?,
             scope: take(&mut form, "scope"),
         },
         Some(other) => {
@@ -86,12 +91,26 @@ impl Provider {
         };
         let client = self.authenticate_client(tenant, &creds).await?;
         match request {
-            TokenRequest::AuthorizationCode { code, redirect_uri, code_verifier } => {
-                self.authorization_code_grant(tenant, &client, &code, redirect_uri.as_deref(), code_verifier.as_deref())
-                    .await
+            TokenRequest::AuthorizationCode {
+                code,
+                redirect_uri,
+                code_verifier,
+            } => {
+                self.authorization_code_grant(
+                    tenant,
+                    &client,
+                    &code,
+                    redirect_uri.as_deref(),
+                    code_verifier.as_deref(),
+                )
+                .await
             }
-            TokenRequest::RefreshToken { refresh_token, scope } => {
-                self.refresh_token_grant(tenant, &client, &refresh_token, scope.as_deref()).await
+            TokenRequest::RefreshToken {
+                refresh_token,
+                scope,
+            } => {
+                self.refresh_token_grant(tenant, &client, &refresh_token, scope.as_deref())
+                    .await
             }
         }
     }

@@ -21,7 +21,10 @@ impl Provider {
         scope: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
         if !client.allows_grant("refresh_token") {
-            return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "the client may not use this grant"));
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                "the client may not use this grant",
+            ));
         }
         let now = self.now();
         let hash = hash_token(refresh_token);
@@ -31,7 +34,11 @@ impl Provider {
         if record.client_id != client.client_id {
             return Err(invalid_grant("the refresh token is invalid"));
         }
-        if self.store().grant_is_revoked(&tenant.id, &record.grant_id).await? {
+        if self
+            .store()
+            .grant_is_revoked(&tenant.id, &record.grant_id)
+            .await?
+        {
             return Err(invalid_grant("the refresh token has been revoked"));
         }
         if record.rotated_at.is_some() {
@@ -46,9 +53,13 @@ impl Provider {
         let scope = match scope {
             None => granted.clone(),
             Some(s) => {
-                let asked = ScopeSet::parse(s).map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.0))?;
+                let asked = ScopeSet::parse(s)
+                    .map_err(|e| OAuthError::new(ErrorCode::InvalidScope, e.0))?;
                 if !asked.is_subset(&granted) {
-                    return Err(OAuthError::new(ErrorCode::InvalidScope, "scope exceeds what was granted"));
+                    return Err(OAuthError::new(
+                        ErrorCode::InvalidScope,
+                        "scope exceeds what was granted",
+                    ));
                 }
                 asked
             }

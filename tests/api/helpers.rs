@@ -1,0 +1,360 @@
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use wardstone::clock::Clock;
+use wardstone::config::{Lifetimes, PublicUrl};
+use wardstone::crypto::MasterKey;
+use wardstone::service::Admin;
+use wardstone::startup::{Application, ServerOptions};
+
+pub const PASSWORD: &str = "correct horse battery";
+pub const EMAIL: &str = "alice@example.com";
+pub const CALLBACK: &str = "http://localhost:9999/callback";
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ0z3Ct9h8mRwvmIWmpHhPPvzT2R7s-long-enough-verifier";
+
+/// A running server with one tenant, one confidential client and one user.
+pub struct TestApp {
+    pub base: String,
+    pub issuer: String,
+    pub tenant: String,
+    pub clock: Clock,
+    pub admin: Admin,
+    pub client_id: String,
+    pub client_secret: String,
+    pub user_id: String,
+    _dir: tempfile::TempDir,
+    _server: tokio::task::JoinHandle<()>,
+}
+
+pub fn challenge(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+}
+
+#[allow(clippy::disallowed_methods)] // the test clock starts at the real time
+fn wall_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+pub async fn spawn_app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let database_url = format!("sqlite://{}/wardstone.db", dir.path().display());
+    // Starts at the real time so third-party libraries that check `exp` and `iat` agree.
+    let clock = Clock::manual(wall_clock());
+    let master_key = MasterKey::generate();
+    let app = Application::build(
+        ServerOptions {
+            database_url: database_url.clone(),
+            bind: "127.0.0.1:0".parse().unwrap(),
+            public_url: None,
+            master_key: Some(master_key.clone()),
+            demo: false,
+            lifetimes: Lifetimes::default(),
+        },
+        clock.clone(),
+    )
+    .await
+    .expect("the server builds");
+    let base = format!("http://{}", app.local_addr());
+    let server = tokio::spawn(async move {
+        app.run_until(std::future::pending()).await.unwrap();
+    });
+    let store = wardstone::startup::open_store(&database_url).await.unwrap();
+    let admin = Admin::new(
+        store,
+        master_key,
+        PublicUrl::parse(&base).unwrap(),
+        clock.clone(),
+    );
+    let tenant = "acme".to_string();
+    admin.create_tenant(&tenant).await.unwrap();
+    let client = admin
+        .create_client(&tenant, "Acme Web", &[CALLBACK.to_string()], false)
+        .await
+        .unwrap();
+    let user = admin
+        .create_user(&tenant, EMAIL, PASSWORD, Some("Alice Liddell"), true)
+        .await
+        .unwrap();
+    TestApp {
+        issuer: format!("{base}/t/{tenant}"),
+        base,
+        tenant,
+        clock,
+        admin,
+        client_id: client.client_id,
+        client_secret: client.client_secret.unwrap(),
+        user_id: user.user_id,
+        _dir: dir,
+        _server: server,
+    }
+}
+
+/// A browser: keeps cookies, does not follow redirects so each step can be checked.
+pub struct Browser {
+    pub http: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new() -> Self {
+        Browser {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+        }
+    }
+
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.unwrap()
+    }
+
+    pub async fn post_form(&self, url: &str, form: &[(String, String)]) -> reqwest::Response {
+        self.http.post(url).form(form).send().await.unwrap()
+    }
+}
+
+/// The absolute URL of a 303's Location header.
+pub fn location(resp: &reqwest::Response) -> String {
+    assert_eq!(
+        resp.status(),
+        StatusCode::SEE_OTHER,
+        "expected a 303 redirect from {}",
+        resp.url()
+    );
+    let loc = resp.headers()["location"].to_str().unwrap();
+    resp.url().join(loc).unwrap().to_string()
+}
+
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+/// The fields of the first form in `html`, as a browser would submit them (hidden inputs and
+/// inputs with values), plus the form's action resolved against `page_url`.
+pub fn form(html: &str, page_url: &str) -> (String, Vec<(String, String)>) {
+    let doc = scraper::Html::parse_document(html);
+    let form_sel = scraper::Selector::parse("form").unwrap();
+    let input_sel = scraper::Selector::parse("input").unwrap();
+    let form = doc.select(&form_sel).next().expect("the page has a form");
+    let action = form.value().attr("action").unwrap_or("");
+    let action = url::Url::parse(page_url)
+        .unwrap()
+        .join(action)
+        .unwrap()
+        .to_string();
+    let fields = form
+        .select(&input_sel)
+        .filter_map(|i| {
+            let name = i.value().attr("name")?;
+            Some((
+                name.to_string(),
+                i.value().attr("value").unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
+    (action, fields)
+}
+
+pub fn set_field(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
+    fields.retain(|(k, _)| k != name);
+    fields.push((name.to_string(), value.to_string()));
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.issuer, path)
+    }
+
+    /// An authorization URL with sensible defaults; `extra` overrides or adds parameters
+    /// (an empty value removes one).
+    pub fn authorize_url(&self, extra: &[(&str, &str)]) -> String {
+        let challenge = challenge(VERIFIER);
+        let mut params: Vec<(String, String)> = vec![
+            ("response_type".into(), "code".into()),
+            ("client_id".into(), self.client_id.clone()),
+            ("redirect_uri".into(), CALLBACK.into()),
+            ("scope".into(), "openid profile email offline_access".into()),
+            ("state".into(), "st-123".into()),
+            ("nonce".into(), "n-456".into()),
+            ("code_challenge".into(), challenge),
+            ("code_challenge_method".into(), "S256".into()),
+        ];
+        for (k, v) in extra {
+            params.retain(|(pk, _)| pk != k);
+            if !v.is_empty() {
+                params.push((k.to_string(), v.to_string()));
+            }
+        }
+        let mut url = url::Url::parse(&self.url("/authorize")).unwrap();
+        url.query_pairs_mut().extend_pairs(params);
+        url.to_string()
+    }
+
+    /// Goes from an authorize URL to the login page, and submits the credentials.
+    /// Returns the response to the login POST.
+    pub async fn submit_login(
+        &self,
+        browser: &Browser,
+        authorize_url: &str,
+        email: &str,
+        password: &str,
+    ) -> reqwest::Response {
+        let resp = browser.get(authorize_url).await;
+        let login_url = location(&resp);
+        assert!(
+            login_url.contains("/login?tx="),
+            "expected the login page, got {login_url}"
+        );
+        let page = browser.get(&login_url).await;
+        assert_eq!(page.status(), StatusCode::OK);
+        let html = page.text().await.unwrap();
+        let (action, mut fields) = form(&html, &login_url);
+        set_field(&mut fields, "username", email);
+        set_field(&mut fields, "password", password);
+        browser.post_form(&action, &fields).await
+    }
+
+    /// Submits the consent page at `consent_url` with `decision`; returns the POST's response.
+    pub async fn submit_consent(
+        &self,
+        browser: &Browser,
+        consent_url: &str,
+        decision: &str,
+    ) -> reqwest::Response {
+        let page = browser.get(consent_url).await;
+        assert_eq!(page.status(), StatusCode::OK, "consent page");
+        let html = page.text().await.unwrap();
+        let (action, mut fields) = form(&html, consent_url);
+        set_field(&mut fields, "decision", decision);
+        browser.post_form(&action, &fields).await
+    }
+
+    /// Whatever the browser is asked (login, consent), answers as the test user and allows;
+    /// returns the callback URL the browser lands on.
+    pub async fn login_and_consent(&self, browser: &Browser, authorize_url: &str) -> String {
+        let mut next = location(&browser.get(authorize_url).await);
+        if next.contains("/login?tx=") {
+            let html = browser.get(&next).await.text().await.unwrap();
+            let (action, mut fields) = form(&html, &next);
+            set_field(&mut fields, "username", EMAIL);
+            set_field(&mut fields, "password", PASSWORD);
+            next = location(&browser.post_form(&action, &fields).await);
+        }
+        if next.contains("/consent?tx=") {
+            next = location(&self.submit_consent(browser, &next, "allow").await);
+        }
+        assert!(
+            next.starts_with(CALLBACK),
+            "expected the callback, got {next}"
+        );
+        next
+    }
+
+    /// A code for the default request.
+    pub async fn code(&self, browser: &Browser, extra: &[(&str, &str)]) -> String {
+        let callback = self
+            .login_and_consent(browser, &self.authorize_url(extra))
+            .await;
+        query_of(&callback)
+            .remove("code")
+            .expect("the callback has a code")
+    }
+
+    pub async fn token_request(
+        &self,
+        form: &[(&str, &str)],
+        basic: Option<(&str, &str)>,
+    ) -> reqwest::Response {
+        let mut req = reqwest::Client::new()
+            .post(self.url("/oauth/token"))
+            .form(form);
+        if let Some((id, secret)) = basic {
+            req = req.basic_auth(id, Some(secret));
+        }
+        req.send().await.unwrap()
+    }
+
+    /// Exchanges a code with client_secret_basic and the default verifier.
+    pub async fn exchange(&self, code: &str) -> reqwest::Response {
+        self.token_request(
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", code),
+                ("redirect_uri", CALLBACK),
+                ("code_verifier", VERIFIER),
+            ],
+            Some((&self.client_id, &self.client_secret)),
+        )
+        .await
+    }
+
+    pub async fn tokens(&self, browser: &Browser) -> Value {
+        let code = self.code(browser, &[]).await;
+        let resp = self.exchange(&code).await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        resp.json().await.unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> reqwest::Response {
+        self.token_request(
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ],
+            Some((&self.client_id, &self.client_secret)),
+        )
+        .await
+    }
+
+    pub async fn userinfo(&self, access_token: &str) -> reqwest::Response {
+        reqwest::Client::new()
+            .get(self.url("/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Verifies a JWT against the tenant's published JWKS and returns its header type and claims.
+    pub async fn verify(&self, token: &str, audience: &str) -> (String, Value) {
+        let jwks: jsonwebtoken::jwk::JwkSet = reqwest::get(self.url("/.well-known/jwks.json"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let header = jsonwebtoken::decode_header(token).unwrap();
+        let jwk = jwks
+            .find(header.kid.as_deref().unwrap())
+            .expect("kid is published");
+        let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[audience]);
+        validation.set_issuer(&[&self.issuer]);
+        let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
+            .expect("token verifies against the JWKS");
+        (data.header.typ.unwrap_or_default(), data.claims)
+    }
+}
+
+pub async fn error_of(resp: reqwest::Response) -> (StatusCode, String, Value) {
+    let status = resp.status();
+    let body: Value = resp.json().await.unwrap();
+    (
+        status,
+        body["error"].as_str().unwrap_or_default().to_string(),
+        body,
+    )
+}
