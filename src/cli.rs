@@ -51,6 +51,121 @@ enum Command {
     /// Manage APIs (resource servers).
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Manage a tenant's rules.
+    #[command(subcommand)]
+    Rule(RuleCommand),
+    /// Manage rule settings (the `configuration` rules receive; values are encrypted and never printed).
+    #[command(subcommand, name = "rules-config")]
+    RulesConfig(RulesConfigCommand),
+    /// Work with rule modules offline.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Show a tenant's rule execution log, newest first.
+    Logs {
+        #[arg(long)]
+        tenant: String,
+        /// How many entries.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RuleCommand {
+    /// Upload a rule (.wasm binary or .wat text); it is validated and compiled first.
+    Add {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Position in the pipeline (ascending); default: after the last rule.
+        #[arg(long)]
+        order: Option<i64>,
+        /// Upload without enabling it.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List rules in pipeline order.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Enable a rule.
+    Enable {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Disable a rule.
+    Disable {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Delete a rule.
+    Remove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesConfigCommand {
+    /// Set KEY to VALUE.
+    Set {
+        #[arg(long)]
+        tenant: String,
+        key: String,
+        value: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Remove KEY.
+    Unset {
+        #[arg(long)]
+        tenant: String,
+        key: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List the keys (never the values).
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RulesCommand {
+    /// Run one rule module on an input file through the server's engine and limits.
+    Run {
+        /// The module (.wasm or .wat).
+        #[arg(long)]
+        module: std::path::PathBuf,
+        /// ABI v1 input: {"user": {...}, "context": {...}, "configuration": {...}}.
+        #[arg(long)]
+        input: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -205,6 +320,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     master_key: None,
                     demo,
                     lifetimes: Lifetimes::default(),
+                    rule_limits: crate::rules::Limits::default(),
                 },
                 Clock::System,
             )
@@ -231,6 +347,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             eprintln!("migrations applied");
             Ok(())
         }
+        Command::Rules(RulesCommand::Run { module, input }) => run_offline(&module, &input).await,
         other => {
             let public_url = match public_url {
                 Some(u) => u,
@@ -241,7 +358,12 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 &cli.database_url,
             )?;
             let store = open_store(&cli.database_url).await?;
-            let admin = Admin::new(store.clone(), master_key, public_url, Clock::System);
+            let rules = crate::rules::Rules::new(
+                store.clone(),
+                master_key.clone(),
+                crate::rules::Limits::default(),
+            )?;
+            let admin = Admin::new(store.clone(), master_key, public_url, Clock::System, rules);
             let result = admin_command(&admin, other).await;
             store.close().await;
             result
@@ -307,7 +429,203 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
                 format!("created API {} ({})", a.name, a.identifier)
             });
         }
-        Command::Serve { .. } | Command::Migrate => unreachable!("handled by run"),
+        Command::Rule(cmd) => rule_command(admin, cmd).await?,
+        Command::RulesConfig(RulesConfigCommand::Set {
+            tenant,
+            key,
+            value,
+            out,
+        }) => {
+            admin.set_rule_config(&tenant, &key, &value).await?;
+            print(
+                out.json,
+                &serde_json::json!({"key": key, "set": true}),
+                |_| format!("set {key}"),
+            );
+        }
+        Command::RulesConfig(RulesConfigCommand::Unset { tenant, key, out }) => {
+            admin.unset_rule_config(&tenant, &key).await?;
+            print(
+                out.json,
+                &serde_json::json!({"key": key, "set": false}),
+                |_| format!("removed {key}"),
+            );
+        }
+        Command::RulesConfig(RulesConfigCommand::List { tenant, out }) => {
+            let keys = admin.rule_config_keys(&tenant).await?;
+            print(out.json, &serde_json::json!({"keys": keys}), |_| {
+                keys.join("\n")
+            });
+        }
+        Command::Logs { tenant, limit, out } => {
+            let entries = admin.rule_logs(&tenant, limit).await?;
+            print(out.json, &serde_json::json!({"logs": entries}), |_| {
+                entries
+                    .iter()
+                    .map(|e| {
+                        let lines: Vec<String> = e
+                            .logs
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .map(|l| {
+                                format!(
+                                    "    [{}] {}",
+                                    l["level"].as_str().unwrap_or(""),
+                                    l["message"].as_str().unwrap_or("")
+                                )
+                            })
+                            .collect();
+                        let head = format!(
+                            "{}  {}  {} ({})  {}  {} µs  {} fuel",
+                            e.created_at,
+                            e.id,
+                            e.rule_name,
+                            e.rule_id,
+                            e.outcome,
+                            e.duration_us,
+                            e.fuel
+                        );
+                        std::iter::once(head)
+                            .chain(lines)
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        Command::Serve { .. } | Command::Migrate | Command::Rules(_) => {
+            unreachable!("handled by run")
+        }
+    }
+    Ok(())
+}
+
+async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliError> {
+    let show = |r: &crate::store::RuleRecord| {
+        format!(
+            "{}  order {}  {}  {}  ({} bytes, sha256 {})",
+            r.id,
+            r.rule_order,
+            if r.enabled == 1 {
+                "enabled "
+            } else {
+                "disabled"
+            },
+            r.name,
+            r.size,
+            &r.sha256[..12]
+        )
+    };
+    match command {
+        RuleCommand::Add {
+            tenant,
+            name,
+            file,
+            order,
+            disabled,
+            out,
+        } => {
+            let bytes = std::fs::read(&file).map_err(|e| {
+                CliError::Other(anyhow::anyhow!("cannot read {}: {e}", file.display()))
+            })?;
+            let r = admin
+                .add_rule(&tenant, &name, &bytes, order, !disabled)
+                .await?;
+            print(out.json, &r, |r| format!("added {}", show(r)));
+        }
+        RuleCommand::List { tenant, out } => {
+            let rules = admin.list_rules(&tenant).await?;
+            print(out.json, &serde_json::json!({"rules": rules}), |_| {
+                rules.iter().map(show).collect::<Vec<_>>().join("\n")
+            });
+        }
+        RuleCommand::Enable { tenant, id, out } => {
+            let r = admin.set_rule_enabled(&tenant, &id, true).await?;
+            print(out.json, &r, |r| format!("enabled {}", show(r)));
+        }
+        RuleCommand::Disable { tenant, id, out } => {
+            let r = admin.set_rule_enabled(&tenant, &id, false).await?;
+            print(out.json, &r, |r| format!("disabled {}", show(r)));
+        }
+        RuleCommand::Remove { tenant, id, out } => {
+            admin.remove_rule(&tenant, &id).await?;
+            print(
+                out.json,
+                &serde_json::json!({"id": id, "removed": true}),
+                |_| format!("removed {id}"),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `wardstone rules run`: the server's engine and default limits, no database.
+async fn run_offline(module: &std::path::Path, input: &std::path::Path) -> Result<(), CliError> {
+    let upload = std::fs::read(module)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", module.display()))?;
+    let input_bytes = std::fs::read(input)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
+    let parsed: serde_json::Value = serde_json::from_slice(&input_bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", input.display()))?;
+    serde_json::from_value::<rules_sdk::RuleInput>(parsed.clone()).map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a rule input ({{user, context, configuration}}): {e}",
+            input.display()
+        )
+    })?;
+    let engine = crate::rules::RuleEngine::new(crate::rules::Limits::default())?;
+    let bytes = engine
+        .assemble(&upload)
+        .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
+    let compiled = engine
+        .prepare(&bytes)
+        .await
+        .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
+    let compact = serde_json::to_vec(&parsed).map_err(anyhow::Error::from)?;
+    let timeout = engine.limits().rule_timeout;
+    let engine = std::sync::Arc::new(engine);
+    let execution =
+        tokio::task::spawn_blocking(move || engine.execute(&compiled, &compact, timeout))
+            .await
+            .map_err(anyhow::Error::from)?;
+    let (outcome, output, error) = match &execution.result {
+        Ok(out) => match out.get("error") {
+            Some(e) => ("denied".to_string(), None, Some(e.clone())),
+            None => (
+                "ok".to_string(),
+                Some(serde_json::Value::Object(out.clone())),
+                None,
+            ),
+        },
+        Err(f) => (
+            f.label().to_string(),
+            None,
+            Some(serde_json::json!(f.detail())),
+        ),
+    };
+    let report = serde_json::json!({
+        "outcome": outcome,
+        "output": output,
+        "error": error,
+        "logs": execution.logs,
+        "fuel": execution.fuel_used,
+        "duration_us": execution.duration.as_micros() as u64,
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
+    );
+    if outcome.starts_with("failed") {
+        return Err(CliError::Other(anyhow::anyhow!(
+            "the rule failed: {}",
+            execution
+                .result
+                .err()
+                .map(|f| f.detail())
+                .unwrap_or_default()
+        )));
     }
     Ok(())
 }

@@ -30,6 +30,8 @@ pub struct ServerOptions {
     pub demo: bool,
     /// Lifetimes and limits.
     pub lifetimes: Lifetimes,
+    /// Sandbox limits of rules.
+    pub rule_limits: crate::rules::Limits,
 }
 
 /// A bound, ready-to-run server.
@@ -67,15 +69,24 @@ impl Application {
             Some(u) => u,
             None => PublicUrl::parse(&format!("http://{local}"))?,
         };
+        let rules =
+            crate::rules::Rules::new(store.clone(), master_key.clone(), options.rule_limits)?;
         let provider = Provider::new(
             store.clone(),
             master_key.clone(),
             clock.clone(),
             public_url.clone(),
             options.lifetimes,
+            rules,
         );
         let demo = if options.demo {
-            let admin = Admin::new(store.clone(), master_key, public_url.clone(), clock);
+            let admin = Admin::new(
+                store.clone(),
+                master_key,
+                public_url.clone(),
+                clock,
+                provider.rules().clone(),
+            );
             Some(Arc::new(
                 crate::service::demo::ensure(&admin, &store)
                     .await
@@ -126,8 +137,16 @@ impl Application {
                 let mut every = tokio::time::interval(std::time::Duration::from_secs(300));
                 loop {
                     every.tick().await;
-                    if let Err(e) = provider.store().prune_expired(provider.now()).await {
+                    let now = provider.now();
+                    if let Err(e) = provider.store().prune_expired(now).await {
                         tracing::warn!(error = %e, "pruning expired rows failed");
+                    }
+                    if let Err(e) = provider
+                        .store()
+                        .prune_executions(now - 7 * 24 * 3600, 10_000)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "pruning the rule execution log failed");
                     }
                 }
             })

@@ -1,13 +1,16 @@
 //! `POST /oauth/token` and `POST /oauth/revoke`.
 
 use axum::Json;
-use axum::extract::State;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
 use super::{AppState, CurrentTenant};
 use crate::oauth::{ErrorCode, OAuthError};
+use crate::rules::RequestInfo;
 
 fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
     let is_form = headers
@@ -26,6 +29,14 @@ fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>,
     Ok(url::form_urlencoded::parse(body).into_owned().collect())
 }
 
+fn header_text(headers: &HeaderMap, name: header::HeaderName) -> String {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
 fn authorization(headers: &HeaderMap) -> Option<String> {
     headers
         .get(header::AUTHORIZATION)
@@ -37,6 +48,7 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
 pub async fn token(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
+    peer: ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -44,9 +56,15 @@ pub async fn token(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    let request = RequestInfo {
+        ip: peer.0.ip().to_string(),
+        hostname: header_text(&headers, header::HOST),
+        user_agent: header_text(&headers, header::USER_AGENT),
+        query: Default::default(),
+    };
     match state
         .provider
-        .token(&tenant, pairs, authorization(&headers))
+        .token(&tenant, pairs, authorization(&headers), &request)
         .await
     {
         Ok(tokens) => (no_store(), Json(tokens)).into_response(),

@@ -13,6 +13,7 @@ use super::scopes::{ScopeLine, describe, grantable};
 use super::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::crypto::{ct_eq, hash_token, random_token, verify_password};
 use crate::domain::ScopeSet;
+use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
 use crate::store::{ClientRecord, CodeRecord, LoginTransactionRecord, SessionRecord, UserRecord};
 
 /// What the HTTP layer knows about the browser.
@@ -423,7 +424,7 @@ impl Provider {
         client: &ClientRecord,
         request: &AuthorizationRequest,
         session: &SessionRecord,
-        _browser: &Browser,
+        browser: &Browser,
     ) -> anyhow::Result<Answer> {
         let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
             return Ok(self.fail(
@@ -433,8 +434,42 @@ impl Provider {
                 "the user no longer exists",
             ));
         };
+        let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
+        let sid = session_public_id(&session.id_hash);
+        let outcome = self
+            .rules()
+            .run(RunInput {
+                tenant_id: &tenant.id,
+                tenant_name: &tenant.name,
+                protocol: Protocol::Login,
+                user: &user,
+                client,
+                request: RequestInfo {
+                    ip: browser.ip.clone(),
+                    hostname: browser.hostname.clone().unwrap_or_default(),
+                    user_agent: browser.user_agent.clone().unwrap_or_default(),
+                    query: request.query.clone(),
+                },
+                session_id: Some(&sid),
+                auth_time: session.auth_time,
+                scope: &scope,
+                audience: request.audience.as_deref(),
+                now: self.now(),
+            })
+            .await?;
+        let (claims, scope) = match outcome {
+            RulesOutcome::Allow { claims, scope } => (claims, scope),
+            RulesOutcome::Deny { message } => {
+                return Ok(self.fail(tenant, request, ErrorCode::AccessDenied, &message));
+            }
+            RulesOutcome::Fail { execution_id } => {
+                let description =
+                    format!("a rule failed; the tenant can look up execution {execution_id}");
+                return Ok(self.fail(tenant, request, ErrorCode::ServerError, &description));
+            }
+        };
         let code = self
-            .issue_code(tenant, client, request, session, &user)
+            .issue_code(tenant, client, request, session, &user, &scope, &claims)
             .await?;
         let mut params = vec![("code", code.as_str())];
         if let Some(state) = &request.state {
@@ -444,6 +479,7 @@ impl Provider {
         Ok(Outcome::Redirect(with_params(&request.redirect_uri, &params)).into())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn issue_code(
         &self,
         tenant: &Tenant,
@@ -451,6 +487,8 @@ impl Provider {
         request: &AuthorizationRequest,
         session: &SessionRecord,
         user: &UserRecord,
+        scope: &ScopeSet,
+        claims: &serde_json::Value,
     ) -> anyhow::Result<String> {
         let code = random_token(32);
         let now = self.now();
@@ -461,13 +499,13 @@ impl Provider {
             client_id: client.client_id.clone(),
             user_id: user.user_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
-            scope: request.scope.clone(),
+            scope: scope.to_string(),
             audience: request.audience.clone(),
             nonce: request.nonce.clone(),
             code_challenge: request.code_challenge.clone(),
             auth_time: session.auth_time,
             session_id: Some(session_public_id(&session.id_hash)),
-            claims: "{}".into(),
+            claims: claims.to_string(),
             created_at: now,
             expires_at: now + self.lifetimes().code,
             consumed_at: None,

@@ -150,6 +150,7 @@ pub struct Provider {
 
 struct ProviderInner {
     store: Store,
+    rules: crate::rules::Rules,
     keys: KeyRing,
     clock: Clock,
     public_url: PublicUrl,
@@ -165,6 +166,7 @@ impl Provider {
         clock: Clock,
         public_url: PublicUrl,
         lifetimes: Lifetimes,
+        rules: crate::rules::Rules,
     ) -> Self {
         let csrf_key = {
             // A key for CSRF tokens derived from the master key, so every node agrees on it.
@@ -179,6 +181,7 @@ impl Provider {
             inner: Arc::new(ProviderInner {
                 keys: KeyRing::new(store.clone(), master_key),
                 store,
+                rules,
                 clock,
                 public_url,
                 lifetimes,
@@ -190,6 +193,11 @@ impl Provider {
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The rules service.
+    pub fn rules(&self) -> &crate::rules::Rules {
+        &self.inner.rules
     }
 
     /// Tenant signing keys.

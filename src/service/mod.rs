@@ -2,6 +2,7 @@
 //! Each operation validates its whole input before it writes anything.
 
 pub mod demo;
+pub mod rules;
 
 use serde::Serialize;
 
@@ -25,6 +26,9 @@ pub enum AdminError {
     /// The tenant does not exist.
     #[error("tenant {0:?} does not exist")]
     UnknownTenant(String),
+    /// The named object does not exist.
+    #[error("{0}")]
+    NotFound(String),
     /// A unique name is taken.
     #[error("{0}")]
     Conflict(String),
@@ -50,6 +54,7 @@ pub struct Admin {
     master_key: MasterKey,
     public_url: PublicUrl,
     clock: Clock,
+    rules: crate::rules::Rules,
 }
 
 /// A created tenant.
@@ -109,13 +114,20 @@ pub struct CreatedApi {
 }
 
 impl Admin {
-    /// The service over a store.
-    pub fn new(store: Store, master_key: MasterKey, public_url: PublicUrl, clock: Clock) -> Self {
+    /// The service over a store; rule uploads are checked by the engine of `rules`.
+    pub fn new(
+        store: Store,
+        master_key: MasterKey,
+        public_url: PublicUrl,
+        clock: Clock,
+        rules: crate::rules::Rules,
+    ) -> Self {
         Admin {
             store,
             master_key,
             public_url,
             clock,
+            rules,
         }
     }
 

@@ -5,6 +5,7 @@
 mod clients;
 mod flow;
 mod keys;
+mod rules;
 mod tenants;
 mod tokens;
 mod users;
@@ -12,6 +13,7 @@ mod users;
 pub use clients::{ClientRecord, NewClient, ResourceServerRecord, ScopeDefinition};
 pub use flow::{LoginTransactionRecord, SessionRecord};
 pub use keys::SigningKeyRecord;
+pub use rules::{ExecutionRow, RuleRecord};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};
 pub use users::{NewUser, UserRecord};

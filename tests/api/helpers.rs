@@ -56,21 +56,24 @@ pub async fn spawn_app() -> TestApp {
             master_key: Some(master_key.clone()),
             demo: false,
             lifetimes: Lifetimes::default(),
+            rule_limits: wardstone::rules::Limits::default(),
         },
         clock.clone(),
     )
     .await
     .expect("the server builds");
     let base = format!("http://{}", app.local_addr());
+    let store = app.provider().store().clone();
+    let rules = app.provider().rules().clone();
     let server = tokio::spawn(async move {
         app.run_until(std::future::pending()).await.unwrap();
     });
-    let store = wardstone::startup::open_store(&database_url).await.unwrap();
     let admin = Admin::new(
         store,
         master_key,
         PublicUrl::parse(&base).unwrap(),
         clock.clone(),
+        rules,
     );
     let tenant = "acme".to_string();
     admin.create_tenant(&tenant).await.unwrap();

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use super::client_auth::PresentedCredentials;
 use super::issuer::TokenResponse;
 use super::{ErrorCode, OAuthError, Provider, Tenant};
+use crate::rules::RequestInfo;
 
 /// A token request, parsed from the form body.
 #[derive(Debug)]
@@ -81,16 +82,11 @@ impl Provider {
         tenant: &Tenant,
         pairs: Vec<(String, String)>,
         authorization: Option<String>,
+        request: &RequestInfo,
     ) -> Result<TokenResponse, OAuthError> {
-        let (request, creds) = match parse_token_request(pairs, authorization.clone()) {
-            Ok(ok) => ok,
-            Err(e) => {
-                // Still report a bad client as invalid_client, which takes precedence for Basic.
-                return Err(e);
-            }
-        };
+        let (grant, creds) = parse_token_request(pairs, authorization)?;
         let client = self.authenticate_client(tenant, &creds).await?;
-        match request {
+        match grant {
             TokenRequest::AuthorizationCode {
                 code,
                 redirect_uri,
@@ -109,7 +105,7 @@ impl Provider {
                 refresh_token,
                 scope,
             } => {
-                self.refresh_token_grant(tenant, &client, &refresh_token, scope.as_deref())
+                self.refresh_token_grant(tenant, &client, &refresh_token, scope.as_deref(), request)
                     .await
             }
         }

@@ -1,9 +1,8 @@
-use serde_json::Value;
-
 use crate::crypto::hash_token;
 use crate::domain::ScopeSet;
 use crate::oauth::issuer::{Issue, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
+use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
 use crate::store::ClientRecord;
 
 fn invalid_grant(description: &str) -> OAuthError {
@@ -19,6 +18,7 @@ impl Provider {
         client: &ClientRecord,
         refresh_token: &str,
         scope: Option<&str>,
+        request: &RequestInfo,
     ) -> Result<TokenResponse, OAuthError> {
         if !client.allows_grant("refresh_token") {
             return Err(OAuthError::new(
@@ -71,6 +71,34 @@ impl Provider {
         let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
             return Err(invalid_grant("the user no longer exists"));
         };
+        let outcome = self
+            .rules()
+            .run(RunInput {
+                tenant_id: &tenant.id,
+                tenant_name: &tenant.name,
+                protocol: Protocol::Refresh,
+                user: &user,
+                client,
+                request: request.clone(),
+                session_id: record.session_id.as_deref(),
+                auth_time: record.auth_time,
+                scope: &scope,
+                audience: record.audience.as_deref(),
+                now,
+            })
+            .await?;
+        let (extra, scope) = match outcome {
+            RulesOutcome::Allow { claims, scope } => (claims, scope),
+            RulesOutcome::Deny { message } => {
+                return Err(OAuthError::new(ErrorCode::AccessDenied, message));
+            }
+            RulesOutcome::Fail { execution_id } => {
+                return Err(OAuthError::new(
+                    ErrorCode::ServerError,
+                    format!("a rule failed; the tenant can look up execution {execution_id}"),
+                ));
+            }
+        };
         Ok(self
             .issue_tokens(Issue {
                 tenant,
@@ -83,7 +111,7 @@ impl Provider {
                 nonce: None,
                 grant_id: &record.grant_id,
                 session_id: record.session_id.as_deref(),
-                extra_claims: &Value::Null,
+                extra_claims: &extra,
             })
             .await?)
     }

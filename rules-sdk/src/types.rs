@@ -1,0 +1,247 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The user who is logging in (Auth0's user object).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable id, e.g. `auth0|5f7c8ec7c33c6c004bbafe82`.
+    pub user_id: String,
+    /// Email address.
+    pub email: Option<String>,
+    /// Whether the email address is verified.
+    #[serde(default)]
+    pub email_verified: bool,
+    /// Full name.
+    pub name: Option<String>,
+    /// Given name.
+    pub given_name: Option<String>,
+    /// Family name.
+    pub family_name: Option<String>,
+    /// Nickname.
+    pub nickname: Option<String>,
+    /// Picture URL.
+    pub picture: Option<String>,
+    /// Username.
+    pub username: Option<String>,
+    /// Creation time, RFC 3339.
+    pub created_at: Option<String>,
+    /// Last profile change, RFC 3339.
+    pub updated_at: Option<String>,
+    /// Last successful login, RFC 3339.
+    pub last_login: Option<String>,
+    /// Successful logins, this one included.
+    #[serde(default)]
+    pub logins_count: i64,
+    /// Data the user cannot change (roles, plans...). Changes are saved after a successful login.
+    #[serde(default)]
+    pub app_metadata: Map<String, Value>,
+    /// Data the user may change (preferences...). Changes are saved after a successful login.
+    #[serde(default)]
+    pub user_metadata: Map<String, Value>,
+}
+
+/// Details of the HTTP request that started the login.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Client IP address.
+    #[serde(default)]
+    pub ip: String,
+    /// Host the request was sent to.
+    #[serde(default)]
+    pub hostname: String,
+    /// Browser user agent.
+    #[serde(rename = "userAgent", default)]
+    pub user_agent: String,
+    /// Query parameters of the authorization request.
+    #[serde(default)]
+    pub query: BTreeMap<String, String>,
+}
+
+/// Login statistics.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    /// Successful logins of this user, this one included.
+    #[serde(rename = "loginsCount", default)]
+    pub logins_count: i64,
+}
+
+/// One way the user authenticated.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuthenticationMethod {
+    /// `pwd` for a password.
+    pub name: String,
+    /// When, in milliseconds since the Unix epoch.
+    pub timestamp: i64,
+}
+
+/// How the user authenticated in this session.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Authentication {
+    /// Methods used.
+    #[serde(default)]
+    pub methods: Vec<AuthenticationMethod>,
+}
+
+/// Authorization data of the user.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Authorization {
+    /// Role names.
+    #[serde(default)]
+    pub roles: Vec<String>,
+}
+
+/// Claims to add to the ID token.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct IdToken {
+    /// Custom claims. Use namespaced names (`https://example.com/roles`); registered claims
+    /// (`sub`, `iss`, `aud`, `exp`, ...) are ignored by the server.
+    pub claims: Map<String, Value>,
+}
+
+impl IdToken {
+    /// Sets a claim.
+    pub fn set_claim(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.claims.insert(name.into(), value.into());
+    }
+}
+
+/// Claims to add to the access token, and its scopes.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AccessToken {
+    /// Granted scopes; removing one narrows the token (adding one has no effect).
+    #[serde(default)]
+    pub scope: Vec<String>,
+    /// Custom claims (same rules as [`IdToken::claims`]).
+    #[serde(flatten)]
+    pub claims: Map<String, Value>,
+}
+
+impl AccessToken {
+    /// Sets a claim.
+    pub fn set_claim(&mut self, name: impl Into<String>, value: impl Into<Value>) {
+        self.claims.insert(name.into(), value.into());
+    }
+}
+
+/// The login context (Auth0's context object). Only `id_token` and `access_token` are yours to
+/// change; the server ignores changes to everything else.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Context {
+    /// Tenant name.
+    #[serde(default)]
+    pub tenant: String,
+    /// The application's client id.
+    #[serde(rename = "clientID", default)]
+    pub client_id: String,
+    /// The application's name.
+    #[serde(rename = "clientName", default)]
+    pub client_name: String,
+    /// The application's metadata.
+    #[serde(rename = "clientMetadata", default)]
+    pub client_metadata: Map<String, Value>,
+    /// `Username-Password-Authentication`.
+    #[serde(default)]
+    pub connection: String,
+    /// `auth0`.
+    #[serde(rename = "connectionStrategy", default)]
+    pub connection_strategy: String,
+    /// `oidc-basic-profile` at login, `oauth2-refresh-token` at refresh.
+    #[serde(default)]
+    pub protocol: String,
+    /// The HTTP request.
+    #[serde(default)]
+    pub request: Request,
+    /// Login statistics.
+    #[serde(default)]
+    pub stats: Stats,
+    /// SSO session id.
+    #[serde(rename = "sessionID", default)]
+    pub session_id: String,
+    /// How the user authenticated.
+    #[serde(default)]
+    pub authentication: Authentication,
+    /// Roles.
+    #[serde(default)]
+    pub authorization: Authorization,
+    /// Claims for the ID token.
+    #[serde(rename = "idToken", default)]
+    pub id_token: IdToken,
+    /// Claims and scopes for the access token.
+    #[serde(rename = "accessToken", default)]
+    pub access_token: AccessToken,
+    /// The API the access token is for, if any.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// The tenant's rule settings (secrets, allow-lists...), read-only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Configuration(pub BTreeMap<String, String>);
+
+impl Configuration {
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+}
+
+/// A denial: the login fails with `access_denied` and this message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Deny {
+    /// Shown to the application as `error_description`.
+    pub message: String,
+}
+
+impl Deny {
+    /// A denial with a message.
+    pub fn new(message: impl Into<String>) -> Self {
+        Deny {
+            message: message.into(),
+        }
+    }
+}
+
+/// The input of one rule execution: `{"user", "context", "configuration"}`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuleInput {
+    /// The user.
+    pub user: User,
+    /// The context.
+    pub context: Context,
+    /// The configuration.
+    #[serde(default)]
+    pub configuration: Configuration,
+}
+
+/// The `error` member of a denial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RuleErrorBody {
+    /// Always `unauthorized` in ABI v1.
+    pub kind: String,
+    /// The message.
+    pub message: String,
+}
+
+/// The output of one rule execution, as the server reads it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RuleOutput {
+    /// Deny access.
+    Error {
+        /// What and why.
+        error: RuleErrorBody,
+    },
+    /// A JSON Merge Patch (RFC 7396) of the user and context.
+    Patch {
+        /// Patch of the user.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<Value>,
+        /// Patch of the context.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        context: Option<Value>,
+    },
+}

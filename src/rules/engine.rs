@@ -1,0 +1,572 @@
+//! The wasm host: compiles modules once (cached by the SHA-256 of their bytes) and runs each
+//! execution in a fresh `Store` and instance from the pooling allocator, with fuel, an epoch
+//! deadline, a memory cap and a stack cap. Every failure is a typed [`Failure`], never a panic.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use wasmtime::{
+    Config, Engine, EngineWeak, ExternType, InstanceAllocationStrategy, InstancePre, Linker,
+    Module, OptLevel, PoolingAllocationConfig, ResourceLimiter, Store, Trap, ValType,
+};
+
+use super::Limits;
+
+/// One epoch tick. Deadlines are whole ticks.
+const TICK: Duration = Duration::from_millis(1);
+
+/// Why a module was refused at upload. The message names the problem for the tenant.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct Rejected(pub String);
+
+/// A module compiled and checked against ABI v1.
+pub struct CompiledRule {
+    pre: InstancePre<HostState>,
+    /// Hex SHA-256 of the module's binary bytes.
+    pub sha256: String,
+}
+
+/// A log line written by a rule through `wardstone.log`, or by the host about the rule.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LogLine {
+    /// `debug`, `info`, `warn` or `error`.
+    pub level: String,
+    /// The message.
+    pub message: String,
+}
+
+impl LogLine {
+    /// A host warning about the rule.
+    pub fn warn(message: impl Into<String>) -> Self {
+        LogLine {
+            level: "warn".into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Why an execution failed. Each fails the login closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The instruction budget ran out.
+    Fuel,
+    /// The wall-clock deadline passed.
+    Timeout,
+    /// The rule tried to grow memory past the cap and then failed.
+    Memory,
+    /// The wasm stack overflowed.
+    StackOverflow,
+    /// Any other trap (`unreachable`, out-of-bounds access, ...).
+    Trap(String),
+    /// The module lacks an export or has the wrong signature.
+    Abi(String),
+    /// The output was out of bounds, too large, not UTF-8 JSON, or not an object.
+    BadOutput(String),
+}
+
+impl Failure {
+    /// The outcome label in the execution log: `failed:<reason>`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Failure::Fuel => "failed:fuel",
+            Failure::Timeout => "failed:timeout",
+            Failure::Memory => "failed:memory",
+            Failure::StackOverflow => "failed:stack_overflow",
+            Failure::Trap(_) => "failed:trap",
+            Failure::Abi(_) => "failed:abi",
+            Failure::BadOutput(_) => "failed:bad_output",
+        }
+    }
+
+    /// A description for the tenant's execution log (never shown to end users).
+    pub fn detail(&self) -> String {
+        match self {
+            Failure::Fuel => "the rule used its whole instruction budget (fuel)".into(),
+            Failure::Timeout => "the rule ran past its deadline".into(),
+            Failure::Memory => "the rule tried to use more memory than allowed".into(),
+            Failure::StackOverflow => "the rule overflowed its stack (deep recursion?)".into(),
+            Failure::Trap(t) => format!("the rule trapped: {t}"),
+            Failure::Abi(m) => format!("the module does not follow rule ABI v1: {m}"),
+            Failure::BadOutput(m) => format!("the rule's output is invalid: {m}"),
+        }
+    }
+}
+
+/// What one execution produced.
+#[derive(Debug)]
+pub struct Execution {
+    /// The output object, or why there is none.
+    pub result: Result<serde_json::Map<String, serde_json::Value>, Failure>,
+    /// Instructions used.
+    pub fuel_used: u64,
+    /// Wall-clock time of instantiate + input + run + output parsing.
+    pub duration: Duration,
+    /// Log lines.
+    pub logs: Vec<LogLine>,
+}
+
+struct HostState {
+    limiter: Limiter,
+    logs: Vec<LogLine>,
+    dropped: usize,
+    max_lines: usize,
+    max_line_bytes: usize,
+}
+
+struct Limiter {
+    memory_bytes: usize,
+    memory_denied: bool,
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_bytes {
+            self.memory_denied = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= 10_000)
+    }
+
+    fn instances(&self) -> usize {
+        1
+    }
+
+    fn tables(&self) -> usize {
+        1
+    }
+
+    fn memories(&self) -> usize {
+        1
+    }
+}
+
+/// The wasm engine, its linker and the compiled-module cache.
+pub struct RuleEngine {
+    engine: Engine,
+    linker: Linker<HostState>,
+    limits: Limits,
+    cache: Mutex<HashMap<String, Arc<CompiledRule>>>,
+    compiling: tokio::sync::Semaphore,
+}
+
+/// Keeps the epoch of every live engine moving, from one thread for the whole process.
+fn register_ticker(engine: &Engine) {
+    static ENGINES: OnceLock<Mutex<Vec<EngineWeak>>> = OnceLock::new();
+    let engines = ENGINES.get_or_init(|| {
+        std::thread::Builder::new()
+            .name("wardstone-epoch".into())
+            .spawn(|| {
+                loop {
+                    std::thread::sleep(TICK);
+                    if let Some(list) = ENGINES.get()
+                        && let Ok(mut list) = list.lock()
+                    {
+                        list.retain(|weak| match weak.upgrade() {
+                            Some(engine) => {
+                                engine.increment_epoch();
+                                true
+                            }
+                            None => false,
+                        });
+                    }
+                }
+            })
+            .expect("spawning the epoch thread");
+        Mutex::new(Vec::new())
+    });
+    if let Ok(mut list) = engines.lock() {
+        list.push(engine.weak());
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of module bytes, hex.
+pub fn module_hash(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex(&Sha256::digest(bytes))
+}
+
+impl RuleEngine {
+    /// Configures wasmtime: Cranelift, fuel, epochs, pooling allocator sized by `limits`.
+    pub fn new(limits: Limits) -> anyhow::Result<Self> {
+        let mut config = Config::new();
+        config.consume_fuel(true);
+        config.epoch_interruption(true);
+        config.max_wasm_stack(limits.stack_bytes);
+        config.cranelift_opt_level(OptLevel::Speed);
+        config.wasm_backtrace_max_frames(None);
+        let slots = u32::try_from(limits.max_concurrent * 2 + 8).unwrap_or(1024);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_core_instances(slots)
+            .total_memories(slots)
+            .total_tables(slots)
+            .max_memories_per_module(1)
+            .max_tables_per_module(1)
+            .table_elements(10_000)
+            .max_memory_size(limits.memory_bytes)
+            // Keep the first pages of a slot mapped between instances: a fresh instance then
+            // does not page-fault on its stack and first heap pages.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&config)?;
+        register_ticker(&engine);
+        let mut linker = Linker::new(&engine);
+        linker.func_wrap(
+            "wardstone",
+            "log",
+            |mut caller: wasmtime::Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+                let text = caller
+                    .get_export("memory")
+                    .and_then(|e| e.into_memory())
+                    .and_then(|m| {
+                        let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+                        m.data(&caller)
+                            .get(start..start.checked_add(len)?)
+                            .map(|b| String::from_utf8_lossy(b).into_owned())
+                    });
+                let state = caller.data_mut();
+                if state.logs.len() >= state.max_lines {
+                    state.dropped += 1;
+                    return;
+                }
+                let mut message = text.unwrap_or_else(|| "<log message out of bounds>".into());
+                if message.len() > state.max_line_bytes {
+                    let mut cut = state.max_line_bytes;
+                    while !message.is_char_boundary(cut) {
+                        cut -= 1;
+                    }
+                    message.truncate(cut);
+                    message.push('…');
+                }
+                let level = match level {
+                    0 => "debug",
+                    1 => "info",
+                    2 => "warn",
+                    _ => "error",
+                };
+                state.logs.push(LogLine {
+                    level: level.into(),
+                    message,
+                });
+            },
+        )?;
+        Ok(RuleEngine {
+            engine,
+            linker,
+            compiling: tokio::sync::Semaphore::new(1),
+            cache: Mutex::new(HashMap::new()),
+            limits,
+        })
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Turns an upload (wasm binary or WAT text) into module bytes, refusing oversized input.
+    pub fn assemble(&self, upload: &[u8]) -> Result<Vec<u8>, Rejected> {
+        if upload.len() > self.limits.module_bytes {
+            return Err(Rejected(format!(
+                "module is {} bytes, larger than the {} byte limit",
+                upload.len(),
+                self.limits.module_bytes
+            )));
+        }
+        let bytes = wat::parse_bytes(upload).map_err(|e| Rejected(format!("invalid WAT: {e}")))?;
+        if bytes.len() > self.limits.module_bytes {
+            return Err(Rejected(format!(
+                "assembled module is larger than the {} byte limit",
+                self.limits.module_bytes
+            )));
+        }
+        Ok(bytes.into_owned())
+    }
+
+    /// Checks, compiles (with a deadline) and caches a module. Uploads call this so that a bad
+    /// module is refused at upload and never at login.
+    pub async fn prepare(&self, bytes: &[u8]) -> Result<Arc<CompiledRule>, Rejected> {
+        let sha256 = module_hash(bytes);
+        if let Some(hit) = self.cached(&sha256) {
+            return Ok(hit);
+        }
+        self.precheck(bytes)?;
+        let _permit = self
+            .compiling
+            .acquire()
+            .await
+            .map_err(|_| Rejected("the server is shutting down".into()))?;
+        let engine = self.engine.clone();
+        let owned = bytes.to_vec();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        // A compile cannot be cancelled; on timeout it finishes in the background and is
+        // dropped. The prechecks bound how long that can be.
+        std::thread::Builder::new()
+            .name("wardstone-compile".into())
+            .spawn(move || {
+                let _ = tx.send(Module::from_binary(&engine, &owned));
+            })
+            .map_err(|e| Rejected(format!("cannot start compilation: {e}")))?;
+        let module = match tokio::time::timeout(self.limits.compile_timeout, rx).await {
+            Err(_) => {
+                return Err(Rejected(format!(
+                    "compilation took longer than {} ms",
+                    self.limits.compile_timeout.as_millis()
+                )));
+            }
+            Ok(Err(_)) => return Err(Rejected("compilation failed".into())),
+            Ok(Ok(Err(e))) => {
+                return Err(Rejected(format!("invalid wasm module: {}", root_cause(&e))));
+            }
+            Ok(Ok(Ok(m))) => m,
+        };
+        check_abi(&module)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&module)
+            .map_err(|e| Rejected(format!("cannot link module: {}", root_cause(&e))))?;
+        let compiled = Arc::new(CompiledRule {
+            pre,
+            sha256: sha256.clone(),
+        });
+        if let Ok(mut cache) = self.cache.lock() {
+            // A bound on memory: modules are re-compiled from the database after eviction.
+            if cache.len() >= 512 {
+                cache.clear();
+            }
+            cache.insert(sha256, compiled.clone());
+        }
+        Ok(compiled)
+    }
+
+    /// A compiled module by hash, if this node has it.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<CompiledRule>> {
+        self.cache.lock().ok()?.get(sha256).cloned()
+    }
+
+    fn precheck(&self, bytes: &[u8]) -> Result<(), Rejected> {
+        use wasmparser::{Parser, Payload};
+        if !bytes.starts_with(b"\0asm") {
+            return Err(Rejected("not a wasm module".into()));
+        }
+        let mut functions = 0usize;
+        for payload in Parser::new(0).parse_all(bytes) {
+            let payload = payload.map_err(|e| Rejected(format!("invalid wasm module: {e}")))?;
+            match payload {
+                Payload::Version {
+                    encoding: wasmparser::Encoding::Component,
+                    ..
+                } => {
+                    return Err(Rejected(
+                        "components are not supported; upload a core wasm module".into(),
+                    ));
+                }
+                Payload::CodeSectionEntry(body) => {
+                    let size = body.range().len();
+                    if size > self.limits.function_body_bytes {
+                        return Err(Rejected(format!(
+                            "function {functions} has a {size} byte body, larger than the {} byte limit",
+                            self.limits.function_body_bytes
+                        )));
+                    }
+                    functions += 1;
+                }
+                _ => {}
+            }
+        }
+        if functions > 50_000 {
+            return Err(Rejected(format!(
+                "module has {functions} functions; at most 50000 are allowed"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Runs one rule on `input` in a fresh instance. Blocking: call it off the async workers.
+    pub fn execute(&self, rule: &CompiledRule, input: &[u8], timeout: Duration) -> Execution {
+        let started = Instant::now();
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                limiter: Limiter {
+                    memory_bytes: self.limits.memory_bytes,
+                    memory_denied: false,
+                },
+                logs: Vec::new(),
+                dropped: 0,
+                max_lines: self.limits.log_lines,
+                max_line_bytes: self.limits.log_line_bytes,
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let fuel = self.limits.fuel;
+        let _ = store.set_fuel(fuel);
+        let ticks = (timeout.as_micros() / TICK.as_micros()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        let result = run(&mut store, rule, input, self.limits.output_bytes);
+        let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+        let state = store.data_mut();
+        let result = result.map_err(|f| match f {
+            Failure::Trap(_) if state.limiter.memory_denied => Failure::Memory,
+            other => other,
+        });
+        let mut logs = std::mem::take(&mut state.logs);
+        if state.dropped > 0 {
+            logs.push(LogLine::warn(format!(
+                "{} more log lines were dropped",
+                state.dropped
+            )));
+        }
+        Execution {
+            result,
+            fuel_used,
+            duration: started.elapsed(),
+            logs,
+        }
+    }
+}
+
+fn root_cause(e: &wasmtime::Error) -> String {
+    e.chain()
+        .last()
+        .map(|c| c.to_string())
+        .unwrap_or_else(|| e.to_string())
+}
+
+fn classify(e: wasmtime::Error) -> Failure {
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::Fuel,
+        Some(Trap::Interrupt) => Failure::Timeout,
+        Some(Trap::StackOverflow) => Failure::StackOverflow,
+        Some(t) => Failure::Trap(t.to_string()),
+        None => Failure::Trap(root_cause(&e)),
+    }
+}
+
+fn run(
+    store: &mut Store<HostState>,
+    rule: &CompiledRule,
+    input: &[u8],
+    output_cap: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    let instance = rule.pre.instantiate(&mut *store).map_err(classify)?;
+    let memory = instance
+        .get_memory(&mut *store, "memory")
+        .ok_or_else(|| Failure::Abi("missing export memory".into()))?;
+    let alloc = instance
+        .get_typed_func::<i32, i32>(&mut *store, "alloc")
+        .map_err(|_| Failure::Abi("missing export alloc(i32) -> i32".into()))?;
+    let entry = instance
+        .get_typed_func::<(i32, i32), i64>(&mut *store, "rule")
+        .map_err(|_| Failure::Abi("missing export rule(i32, i32) -> i64".into()))?;
+    let len =
+        i32::try_from(input.len()).map_err(|_| Failure::BadOutput("input too large".into()))?;
+    let ptr = alloc.call(&mut *store, len).map_err(classify)?;
+    memory
+        .write(&mut *store, ptr as u32 as usize, input)
+        .map_err(|_| {
+            Failure::Abi(format!(
+                "alloc returned {ptr}, which is not {len} writable bytes"
+            ))
+        })?;
+    let packed = entry.call(&mut *store, (ptr, len)).map_err(classify)?;
+    let (out_ptr, out_len) = (
+        (packed as u64 >> 32) as usize,
+        (packed as u64 & 0xffff_ffff) as usize,
+    );
+    if out_len > output_cap {
+        return Err(Failure::BadOutput(format!(
+            "output is {out_len} bytes, larger than the {output_cap} byte limit"
+        )));
+    }
+    let data = memory.data(&*store);
+    let bytes = out_ptr
+        .checked_add(out_len)
+        .and_then(|end| data.get(out_ptr..end))
+        .ok_or_else(|| {
+            Failure::BadOutput(format!(
+                "output [{out_ptr}, +{out_len}) is outside linear memory"
+            ))
+        })?;
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|e| Failure::BadOutput(format!("output is not JSON: {e}")))?;
+    match value {
+        serde_json::Value::Object(map) => Ok(map),
+        _ => Err(Failure::BadOutput("output is not a JSON object".into())),
+    }
+}
+
+fn check_abi(module: &Module) -> Result<(), Rejected> {
+    for import in module.imports() {
+        let allowed = import.module() == "wardstone"
+            && import.name() == "log"
+            && matches!(import.ty(), ExternType::Func(f)
+                if f.params().len() == 3 && f.params().all(|p| matches!(p, ValType::I32)) && f.results().len() == 0);
+        if !allowed {
+            return Err(Rejected(
+                if import.module() == "wardstone" && import.name() == "log" {
+                    "import wardstone::log must have the signature (i32, i32, i32) -> ()".into()
+                } else {
+                    format!(
+                        "import {}::{} is not allowed",
+                        import.module(),
+                        import.name()
+                    )
+                },
+            ));
+        }
+    }
+    let func = |name: &str, params: &[&str], result: &str| -> Result<(), Rejected> {
+        let sig = format!("{name}({}) -> {result}", params.join(", "));
+        match module.get_export(name) {
+            Some(ExternType::Func(f)) => {
+                let ps: Vec<String> = f.params().map(|p| p.to_string()).collect();
+                let rs: Vec<String> = f.results().map(|r| r.to_string()).collect();
+                if ps != params || rs != [result] {
+                    return Err(Rejected(format!(
+                        "export {name} has the signature ({}) -> ({}); ABI v1 requires {sig}",
+                        ps.join(", "),
+                        rs.join(", ")
+                    )));
+                }
+                Ok(())
+            }
+            Some(_) => Err(Rejected(format!("export {name} must be a function {sig}"))),
+            None => Err(Rejected(format!("missing export {sig}"))),
+        }
+    };
+    match module.get_export("memory") {
+        Some(ExternType::Memory(m)) if !m.is_64() && !m.is_shared() => {}
+        Some(ExternType::Memory(_)) => {
+            return Err(Rejected(
+                "export memory must be a 32-bit, non-shared memory".into(),
+            ));
+        }
+        _ => return Err(Rejected("missing export memory".into())),
+    }
+    func("alloc", &["i32"], "i32")?;
+    func("rule", &["i32", "i32"], "i64")?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! Sandbox limits. Every limit has a safe default and can be changed server-wide.
+
+use std::time::Duration;
+
+/// Limits applied to every rule module and execution.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Instructions (fuel) one execution may use. Deterministic: the same rule on the same
+    /// input always uses the same fuel.
+    pub fuel: u64,
+    /// Wall-clock deadline of one rule execution.
+    pub rule_timeout: Duration,
+    /// Wall-clock deadline of a whole pipeline.
+    pub pipeline_timeout: Duration,
+    /// Linear memory cap per instance, bytes.
+    pub memory_bytes: usize,
+    /// Wasm stack cap, bytes (deep recursion traps instead of exhausting the host stack).
+    pub stack_bytes: usize,
+    /// Largest output a rule may return, bytes.
+    pub output_bytes: usize,
+    /// Largest module accepted at upload, bytes (binary, or WAT text before assembly).
+    pub module_bytes: usize,
+    /// Largest single function body accepted, bytes (compile time grows with it).
+    pub function_body_bytes: usize,
+    /// Compilation deadline at upload; a module that takes longer is refused.
+    pub compile_timeout: Duration,
+    /// Log lines kept per execution.
+    pub log_lines: usize,
+    /// Bytes kept per log line.
+    pub log_line_bytes: usize,
+    /// Rule executions running at once, all tenants together.
+    pub max_concurrent: usize,
+    /// Rule executions running at once for one tenant, so one tenant's slow rules cannot
+    /// take every slot.
+    pub max_concurrent_per_tenant: usize,
+    /// Custom claims per token, bytes of JSON.
+    pub claims_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        Limits {
+            fuel: 10_000_000,
+            rule_timeout: Duration::from_millis(50),
+            pipeline_timeout: Duration::from_secs(1),
+            memory_bytes: 16 << 20,
+            stack_bytes: 512 << 10,
+            output_bytes: 1 << 20,
+            module_bytes: 4 << 20,
+            function_body_bytes: 1 << 20,
+            compile_timeout: Duration::from_secs(10),
+            log_lines: 100,
+            log_line_bytes: 1024,
+            max_concurrent: (2 * cores).max(2),
+            max_concurrent_per_tenant: (cores / 2).max(1),
+            claims_bytes: 100 << 10,
+        }
+    }
+}

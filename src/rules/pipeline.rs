@@ -1,0 +1,481 @@
+//! The pipeline: runs a tenant's rules in order, applying each output as a JSON Merge Patch
+//! (RFC 7396) and holding host-owned fields unchanged. The first denial or failure stops it.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value};
+
+use super::engine::{CompiledRule, Failure, LogLine, RuleEngine};
+
+/// A rule ready to run.
+#[derive(Clone)]
+pub struct PreparedRule {
+    /// Rule id.
+    pub id: String,
+    /// Rule name.
+    pub name: String,
+    /// Its compiled module.
+    pub compiled: Arc<CompiledRule>,
+}
+
+/// One execution, for the tenant's log.
+#[derive(Debug, Clone)]
+pub struct ExecutionRecord {
+    /// Execution id, quoted in error descriptions so the tenant can find it.
+    pub id: String,
+    /// Rule id.
+    pub rule_id: String,
+    /// Rule name.
+    pub rule_name: String,
+    /// `ok`, `denied` or `failed:<reason>`.
+    pub outcome: String,
+    /// Duration in microseconds.
+    pub duration_us: i64,
+    /// Instructions used.
+    pub fuel: i64,
+    /// The rule's log lines, then the host's notes.
+    pub logs: Vec<LogLine>,
+}
+
+/// How a pipeline ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Every rule passed; the patched objects.
+    Allow {
+        /// The user after all patches.
+        user: Value,
+        /// The context after all patches.
+        context: Value,
+    },
+    /// A rule denied access.
+    Deny {
+        /// The rule's message.
+        message: String,
+        /// The execution that denied.
+        execution_id: String,
+    },
+    /// A rule failed; the login fails closed.
+    Fail {
+        /// The execution that failed.
+        execution_id: String,
+    },
+}
+
+/// A pipeline's verdict and the record of every execution.
+#[derive(Debug)]
+pub struct PipelineRun {
+    /// How it ended.
+    pub verdict: Verdict,
+    /// What ran.
+    pub records: Vec<ExecutionRecord>,
+}
+
+/// Claims no rule may set: the host owns them. Dropped with a warning in the rule's log.
+pub const RESTRICTED_CLAIMS: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "nbf",
+    "iat",
+    "jti",
+    "azp",
+    "nonce",
+    "auth_time",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "acr",
+    "amr",
+    "sid",
+    "cnf",
+    "client_id",
+    "scope",
+    "typ",
+    "gid",
+    "act",
+    "may_act",
+    "org_id",
+];
+
+const USER_WRITABLE: &[&str] = &["app_metadata", "user_metadata"];
+const CONTEXT_WRITABLE: &[&str] = &["idToken", "accessToken"];
+
+/// RFC 7396 JSON Merge Patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    let Value::Object(patch) = patch else {
+        *target = patch.clone();
+        return;
+    };
+    if !target.is_object() {
+        *target = Value::Object(Map::new());
+    }
+    let Value::Object(map) = target else { return };
+    for (key, value) in patch {
+        if value.is_null() {
+            map.remove(key);
+        } else {
+            merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
+        }
+    }
+}
+
+/// Puts back every field a rule may not change; returns a note per ignored change.
+fn keep_host_owned(
+    before: &Value,
+    after: &mut Value,
+    writable: &[&str],
+    what: &str,
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    let (Value::Object(before), Value::Object(after)) = (before, after) else {
+        return notes;
+    };
+    let keys: Vec<String> = before.keys().chain(after.keys()).cloned().collect();
+    for key in keys {
+        if writable.contains(&key.as_str()) {
+            continue;
+        }
+        match (before.get(&key), after.get(&key)) {
+            (Some(b), Some(a)) if a == b => {}
+            (Some(b), _) => {
+                notes.push(format!(
+                    "{what}.{key} is owned by the server; the change was ignored"
+                ));
+                after.insert(key, b.clone());
+            }
+            (None, Some(_)) => {
+                notes.push(format!(
+                    "{what}.{key} is not a field rules can set; it was ignored"
+                ));
+                after.remove(&key);
+            }
+            (None, None) => {}
+        }
+    }
+    notes
+}
+
+fn drop_restricted(
+    claims: &mut Map<String, Value>,
+    token: &str,
+    keep_scope: bool,
+    notes: &mut Vec<String>,
+) {
+    for claim in RESTRICTED_CLAIMS {
+        if keep_scope && *claim == "scope" {
+            continue;
+        }
+        if claims.remove(*claim).is_some() {
+            notes.push(format!(
+                "claim {claim:?} is restricted and was dropped from the {token}"
+            ));
+        }
+    }
+}
+
+/// Applies one rule's output; `Err` means the output is malformed.
+fn apply(
+    output: &Map<String, Value>,
+    user: &mut Value,
+    context: &mut Value,
+) -> Result<Vec<String>, String> {
+    let mut notes = Vec::new();
+    for key in output.keys() {
+        if key != "user" && key != "context" {
+            notes.push(format!(
+                "output member {key:?} is not part of ABI v1; it was ignored"
+            ));
+        }
+    }
+    let (before_user, before_context) = (user.clone(), context.clone());
+    for (key, target) in [("user", &mut *user), ("context", &mut *context)] {
+        match output.get(key) {
+            None => {}
+            Some(p @ Value::Object(_)) => merge_patch(target, p),
+            Some(_) => return Err(format!("output member {key:?} must be an object")),
+        }
+    }
+    notes.extend(keep_host_owned(&before_user, user, USER_WRITABLE, "user"));
+    notes.extend(keep_host_owned(
+        &before_context,
+        context,
+        CONTEXT_WRITABLE,
+        "context",
+    ));
+    for key in USER_WRITABLE {
+        if !user.get(*key).is_some_and(Value::is_object) {
+            return Err(format!("user.{key} must stay an object"));
+        }
+    }
+    let Some(Value::Object(id_token)) = context.get_mut("idToken") else {
+        return Err("context.idToken must stay an object".into());
+    };
+    drop_restricted(id_token, "ID token", false, &mut notes);
+    let Some(Value::Object(access_token)) = context.get_mut("accessToken") else {
+        return Err("context.accessToken must stay an object".into());
+    };
+    drop_restricted(access_token, "access token", true, &mut notes);
+    let scope_ok = match access_token.get("scope") {
+        Some(Value::Array(items)) => items.iter().all(Value::is_string),
+        _ => false,
+    };
+    if !scope_ok {
+        return Err("context.accessToken.scope must stay an array of strings".into());
+    }
+    Ok(notes)
+}
+
+/// A denial message as the end user's application will see it: bounded, no control characters.
+fn clean_message(message: &str) -> String {
+    let cleaned: String = message
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(500)
+        .collect();
+    if cleaned.trim().is_empty() {
+        "Access denied by a rule".into()
+    } else {
+        cleaned
+    }
+}
+
+fn deny_of(output: &Map<String, Value>) -> Option<Result<String, String>> {
+    let error = output.get("error")?;
+    let kind = error.get("kind").and_then(Value::as_str);
+    let message = error.get("message").and_then(Value::as_str);
+    Some(match (kind, message) {
+        (Some("unauthorized"), Some(m)) => Ok(clean_message(m)),
+        _ => Err("error must be {\"kind\": \"unauthorized\", \"message\": \"...\"}".into()),
+    })
+}
+
+/// Runs `rules` in order on `user` and `context`. Blocking: call it off the async workers.
+pub fn run_pipeline(
+    engine: &RuleEngine,
+    rules: &[PreparedRule],
+    mut user: Value,
+    mut context: Value,
+    configuration_json: &str,
+) -> PipelineRun {
+    let limits = engine.limits();
+    let started = Instant::now();
+    let mut records = Vec::with_capacity(rules.len());
+    for rule in rules {
+        let execution_id = uuid::Uuid::new_v4().to_string();
+        let remaining = limits.pipeline_timeout.saturating_sub(started.elapsed());
+        let mut record = ExecutionRecord {
+            id: execution_id.clone(),
+            rule_id: rule.id.clone(),
+            rule_name: rule.name.clone(),
+            outcome: String::new(),
+            duration_us: 0,
+            fuel: 0,
+            logs: Vec::new(),
+        };
+        if remaining < Duration::from_millis(1) {
+            record.outcome = Failure::Timeout.label().into();
+            record.logs.push(LogLine::warn(
+                "the pipeline's deadline passed before this rule could run",
+            ));
+            records.push(record);
+            return PipelineRun {
+                verdict: Verdict::Fail { execution_id },
+                records,
+            };
+        }
+        // Built per rule because each rule sees the previous one's patch; the configuration is
+        // serialized once per pipeline.
+        let mut input = Vec::with_capacity(2048);
+        input.extend_from_slice(b"{\"user\":");
+        serde_json::to_writer(&mut input, &user).unwrap_or_default();
+        input.extend_from_slice(b",\"context\":");
+        serde_json::to_writer(&mut input, &context).unwrap_or_default();
+        input.extend_from_slice(b",\"configuration\":");
+        input.extend_from_slice(configuration_json.as_bytes());
+        input.push(b'}');
+
+        let execution = engine.execute(&rule.compiled, &input, limits.rule_timeout.min(remaining));
+        record.duration_us = i64::try_from(execution.duration.as_micros()).unwrap_or(i64::MAX);
+        record.fuel = i64::try_from(execution.fuel_used).unwrap_or(i64::MAX);
+        record.logs = execution.logs;
+        let output = match execution.result {
+            Ok(output) => output,
+            Err(failure) => {
+                record.outcome = failure.label().into();
+                record.logs.push(LogLine {
+                    level: "error".into(),
+                    message: failure.detail(),
+                });
+                records.push(record);
+                return PipelineRun {
+                    verdict: Verdict::Fail { execution_id },
+                    records,
+                };
+            }
+        };
+        let malformed = |record: &mut ExecutionRecord, why: String| {
+            let failure = Failure::BadOutput(why);
+            record.outcome = failure.label().into();
+            record.logs.push(LogLine {
+                level: "error".into(),
+                message: failure.detail(),
+            });
+        };
+        match deny_of(&output) {
+            Some(Ok(message)) => {
+                record.outcome = "denied".into();
+                records.push(record);
+                return PipelineRun {
+                    verdict: Verdict::Deny {
+                        message,
+                        execution_id,
+                    },
+                    records,
+                };
+            }
+            Some(Err(why)) => {
+                malformed(&mut record, why);
+                records.push(record);
+                return PipelineRun {
+                    verdict: Verdict::Fail { execution_id },
+                    records,
+                };
+            }
+            None => {}
+        }
+        match apply(&output, &mut user, &mut context) {
+            Ok(notes) => {
+                record.outcome = "ok".into();
+                record.logs.extend(notes.into_iter().map(LogLine::warn));
+                records.push(record);
+            }
+            Err(why) => {
+                malformed(&mut record, why);
+                records.push(record);
+                return PipelineRun {
+                    verdict: Verdict::Fail { execution_id },
+                    records,
+                };
+            }
+        }
+    }
+    // Claims that would bloat every token fail the login rather than the API calls after it.
+    for (token, key) in [("ID token", "idToken"), ("access token", "accessToken")] {
+        let size = context.get(key).map(|c| c.to_string().len()).unwrap_or(0);
+        if size > limits.claims_bytes
+            && let Some(last) = records.last_mut()
+        {
+            last.outcome = "failed:claims_too_large".into();
+            last.logs.push(LogLine {
+                level: "error".into(),
+                message: format!(
+                    "custom claims of the {token} are {size} bytes; at most {} are allowed",
+                    limits.claims_bytes
+                ),
+            });
+            return PipelineRun {
+                verdict: Verdict::Fail {
+                    execution_id: last.id.clone(),
+                },
+                records,
+            };
+        }
+    }
+    PipelineRun {
+        verdict: Verdict::Allow { user, context },
+        records,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn merge_patch_follows_rfc7396_examples() {
+        let cases = [
+            (json!({"a":"b"}), json!({"a":"c"}), json!({"a":"c"})),
+            (json!({"a":"b"}), json!({"b":"c"}), json!({"a":"b","b":"c"})),
+            (json!({"a":"b"}), json!({"a":null}), json!({})),
+            (
+                json!({"a":"b","b":"c"}),
+                json!({"a":null}),
+                json!({"b":"c"}),
+            ),
+            (json!({"a":["b"]}), json!({"a":"c"}), json!({"a":"c"})),
+            (
+                json!({"a":{"b":"c"}}),
+                json!({"a":{"b":"d","c":null}}),
+                json!({"a":{"b":"d"}}),
+            ),
+            (json!({"a":[{"b":"c"}]}), json!({"a":[1]}), json!({"a":[1]})),
+            (json!({"e":null}), json!({"a":1}), json!({"e":null,"a":1})),
+            (json!([1, 2]), json!({"a":"b","c":null}), json!({"a":"b"})),
+            (
+                json!({}),
+                json!({"a":{"bb":{"ccc":null}}}),
+                json!({"a":{"bb":{}}}),
+            ),
+        ];
+        for (mut target, patch, expected) in cases {
+            merge_patch(&mut target, &patch);
+            assert_eq!(target, expected, "patch {patch}");
+        }
+    }
+
+    fn base() -> (Value, Value) {
+        (
+            json!({"user_id": "u1", "email": "a@b.c", "app_metadata": {}, "user_metadata": {}}),
+            json!({"protocol": "oidc-basic-profile", "idToken": {}, "accessToken": {"scope": ["openid"]}}),
+        )
+    }
+
+    #[test]
+    fn host_owned_fields_and_restricted_claims_are_kept_out() {
+        let (mut user, mut context) = base();
+        let output = json!({
+            "user": {"email": "evil@x.y", "user_metadata": {"n": 1}},
+            "context": {"protocol": "x", "newField": 1, "idToken": {"sub": "evil", "https://x/r": ["a"]},
+                        "accessToken": {"aud": "evil", "scope": ["openid"]}}
+        });
+        let notes = apply(output.as_object().unwrap(), &mut user, &mut context).unwrap();
+        assert_eq!(user["email"], "a@b.c");
+        assert_eq!(user["user_metadata"], json!({"n": 1}));
+        assert_eq!(context["protocol"], "oidc-basic-profile");
+        assert!(context.get("newField").is_none());
+        assert_eq!(context["idToken"], json!({"https://x/r": ["a"]}));
+        assert_eq!(context["accessToken"], json!({"scope": ["openid"]}));
+        assert!(notes.iter().any(|n| n.contains("\"sub\"")));
+        assert!(notes.iter().any(|n| n.contains("\"aud\"")));
+        assert!(notes.iter().any(|n| n.contains("user.email")));
+    }
+
+    #[test]
+    fn malformed_patches_are_refused() {
+        for output in [
+            json!({"user": 1}),
+            json!({"user": {"app_metadata": 1}}),
+            json!({"context": {"idToken": null}}),
+            json!({"context": {"accessToken": {"scope": "openid"}}}),
+        ] {
+            let (mut user, mut context) = base();
+            assert!(
+                apply(output.as_object().unwrap(), &mut user, &mut context).is_err(),
+                "{output}"
+            );
+        }
+    }
+
+    #[test]
+    fn denials_need_the_abi_shape() {
+        let ok = json!({"error": {"kind": "unauthorized", "message": "no\u{7}pe"}});
+        assert_eq!(deny_of(ok.as_object().unwrap()), Some(Ok("nope".into())));
+        let bad = json!({"error": {"kind": "other", "message": "x"}});
+        assert!(matches!(deny_of(bad.as_object().unwrap()), Some(Err(_))));
+        assert_eq!(deny_of(json!({}).as_object().unwrap()), None);
+    }
+}
