@@ -138,7 +138,11 @@ impl Application {
                 loop {
                     every.tick().await;
                     let now = provider.now();
-                    if let Err(e) = provider.store().prune_expired(now).await {
+                    if let Err(e) = provider
+                        .store()
+                        .prune_expired(now, provider.lifetimes().refresh_token + 3600)
+                        .await
+                    {
                         tracing::warn!(error = %e, "pruning expired rows failed");
                     }
                     if let Err(e) = provider

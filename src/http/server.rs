@@ -62,10 +62,19 @@ pub async fn demo_callback(
     let Some(demo) = &state.demo else {
         return JsonError::not_found("the demo is not enabled (start with --demo)").into_response();
     };
-    let code = q.code.unwrap_or_default();
+    // The page builds a shell command: only a well-formed code may appear in it, and the
+    // secret stays in the terminal that started the server.
+    let code = q
+        .code
+        .filter(|c| {
+            c.len() == 43
+                && c.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .unwrap_or_default();
     let curl = format!(
-        "curl -s -u '{}:{}' \\\n  -d grant_type=authorization_code \\\n  -d code='{}' \\\n  --data-urlencode redirect_uri='{}' \\\n  {}/oauth/token",
-        demo.client_id, demo.client_secret, code, demo.redirect_uri, demo.issuer
+        "curl -s -u '{}:CLIENT_SECRET' \\\n  -d grant_type=authorization_code \\\n  -d code='{}' \\\n  --data-urlencode redirect_uri='{}' \\\n  {}/oauth/token",
+        demo.client_id, code, demo.redirect_uri, demo.issuer
     );
     state.pages.render(
         "demo_callback.html",

@@ -145,6 +145,9 @@ pub struct AuthorizationRequest {
     pub max_age: Option<i64>,
     /// `login_hint`.
     pub login_hint: Option<String>,
+    /// `sub` of a valid `id_token_hint`: the user the client expects.
+    #[serde(default)]
+    pub hinted_sub: Option<String>,
     /// Every query parameter as received (for rules' `context.request.query`).
     pub query: BTreeMap<String, String>,
 }
@@ -239,7 +242,7 @@ impl Provider {
                     "the user is not signed in",
                 ));
             };
-            if self.max_age_exceeded(&request, &session) {
+            if self.max_age_exceeded(&request, &session) || !self.hint_matches(&request, &session) {
                 return Ok(self.fail(
                     tenant,
                     &request,
@@ -266,9 +269,9 @@ impl Provider {
         // Start a login transaction bound to this browser.
         let mut cookies = CookieChanges::default();
         let browser_id = match &browser.browser_id {
-            Some(id) if id.len() >= 20 && id.len() <= 100 => id.clone(),
+            Some(id) if self.browser_id_is_ours(id) => id.clone(),
             _ => {
-                let id = random_token(24);
+                let id = self.new_browser_id();
                 cookies.browser_id = Some(id.clone());
                 id
             }
@@ -319,7 +322,9 @@ impl Provider {
             None => true,
             Some(s) => {
                 tx.logged_in_at.is_none()
-                    && (request.prompt_login || self.max_age_exceeded(request, s))
+                    && (request.prompt_login
+                        || self.max_age_exceeded(request, s)
+                        || !self.hint_matches(request, s))
             }
         };
         if need_login {
@@ -341,6 +346,14 @@ impl Provider {
         }
         self.finish(tenant, client, request, &session, browser)
             .await
+    }
+
+    /// Whether the signed-in user is the one `id_token_hint` names (true without a hint).
+    fn hint_matches(&self, request: &AuthorizationRequest, session: &SessionRecord) -> bool {
+        request
+            .hinted_sub
+            .as_deref()
+            .is_none_or(|sub| sub == session.user_id)
     }
 
     fn max_age_exceeded(&self, request: &AuthorizationRequest, session: &SessionRecord) -> bool {
@@ -979,6 +992,22 @@ impl Provider {
                 );
             }
         }
+        let hinted_sub = match get("id_token_hint") {
+            None => None,
+            Some(hint) => {
+                let keys = self.keys().tenant(&tenant.id).await?;
+                // An expired ID token is still a fine hint (OIDC Core §3.1.2.1).
+                match keys.verify(&hint, "JWT", &tenant.issuer, None, None) {
+                    Ok(claims) => claims.get("sub").and_then(|s| s.as_str()).map(String::from),
+                    Err(_) => {
+                        return bad(
+                            ErrorCode::InvalidRequest,
+                            "id_token_hint is not an ID token of this issuer",
+                        );
+                    }
+                }
+            }
+        };
         let request = AuthorizationRequest {
             client_id,
             redirect_uri,
@@ -992,6 +1021,7 @@ impl Provider {
             prompt_consent: prompts.iter().any(|p| p == "consent"),
             max_age,
             login_hint: get("login_hint"),
+            hinted_sub,
             query: query.clone(),
         };
         Ok(Ok((client, request)))

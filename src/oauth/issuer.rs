@@ -53,7 +53,15 @@ pub struct Issue<'a> {
     pub session_id: Option<&'a str>,
     /// Extra claims: `{"id_token": {...}, "access_token": {...}}`.
     pub extra_claims: &'a Value,
+    /// For a refresh: the hash of the refresh token being exchanged. It is marked rotated in
+    /// the same transaction that stores its successor.
+    pub rotate_from: Option<&'a [u8]>,
 }
+
+/// The refresh token being exchanged had been rotated by someone else meanwhile.
+#[derive(Debug, thiserror::Error)]
+#[error("the refresh token was already rotated")]
+pub struct AlreadyRotated;
 
 /// Claims a user's profile contributes for the granted scopes (OIDC Core §5.4).
 pub fn profile_claims(user: &UserRecord, scope: &ScopeSet) -> Map<String, Value> {
@@ -148,30 +156,36 @@ impl Provider {
             keys.signer().sign("JWT", &Value::Object(claims))
         });
 
-        let refresh_token = if i.refresh_scope.contains("offline_access")
-            && i.client.allows_grant("refresh_token")
-        {
-            let token = random_token(32);
-            self.store()
-                .insert_refresh_token(&RefreshTokenRecord {
-                    token_hash: hash_token(&token),
-                    tenant_id: i.tenant.id.clone(),
-                    grant_id: i.grant_id.to_string(),
-                    client_id: i.client.client_id.clone(),
-                    user_id: i.user.user_id.clone(),
-                    scope: i.refresh_scope.to_string(),
-                    audience: i.audience.map(String::from),
-                    auth_time: i.auth_time,
-                    session_id: i.session_id.map(String::from),
-                    created_at: now,
-                    expires_at: now + self.lifetimes().refresh_token,
-                    rotated_at: None,
-                })
-                .await?;
-            Some(token)
-        } else {
-            None
-        };
+        let issue_refresh =
+            i.refresh_scope.contains("offline_access") && i.client.allows_grant("refresh_token");
+        let refresh_token = issue_refresh.then(|| random_token(32));
+        let record = refresh_token.as_deref().map(|token| RefreshTokenRecord {
+            token_hash: hash_token(token),
+            tenant_id: i.tenant.id.clone(),
+            grant_id: i.grant_id.to_string(),
+            client_id: i.client.client_id.clone(),
+            user_id: i.user.user_id.clone(),
+            scope: i.refresh_scope.to_string(),
+            audience: i.audience.map(String::from),
+            auth_time: i.auth_time,
+            session_id: i.session_id.map(String::from),
+            created_at: now,
+            expires_at: now + self.lifetimes().refresh_token,
+            rotated_at: None,
+        });
+        match (i.rotate_from, &record) {
+            (Some(old), new) => {
+                if !self
+                    .store()
+                    .rotate_refresh_token(old, new.as_ref(), now)
+                    .await?
+                {
+                    return Err(AlreadyRotated.into());
+                }
+            }
+            (None, Some(new)) => self.store().insert_refresh_token(new).await?,
+            (None, None) => {}
+        }
         Ok(TokenResponse {
             access_token,
             token_type: "Bearer",

@@ -91,7 +91,7 @@ impl OAuthError {
     pub fn new(code: ErrorCode, description: impl Into<String>) -> Self {
         OAuthError {
             code,
-            description: description.into(),
+            description: clean_description(&description.into()),
             used_basic_auth: false,
         }
     }
@@ -121,6 +121,32 @@ impl From<StoreError> for OAuthError {
 impl From<anyhow::Error> for OAuthError {
     fn from(e: anyhow::Error) -> Self {
         OAuthError::internal(format!("{e:#}"))
+    }
+}
+
+/// RFC 6749 §4.1.2.1 and §5.2 allow only `%x20-21 / %x23-5B / %x5D-7E` in
+/// `error_description`; descriptions may quote request input or a rule's message, so anything
+/// else is replaced.
+fn clean_description(text: &str) -> String {
+    text.chars()
+        .take(500)
+        .map(|c| match c {
+            '"' => '\'',
+            '\\' => '/',
+            ' '..='~' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_descriptions_keep_to_the_allowed_characters() {
+        let e = OAuthError::new(ErrorCode::InvalidScope, "bad \"scope\" \\ é\n");
+        assert_eq!(e.description, "bad 'scope' / ??");
     }
 }
 
@@ -234,10 +260,32 @@ impl Provider {
             }))
     }
 
+    /// HMAC of `value` under a key derived from the master key, separated by `purpose`.
+    fn mac(&self, purpose: &str, value: &str) -> String {
+        use base64::Engine;
+        let tag = aws_lc_rs::hmac::sign(
+            &self.inner.csrf_key,
+            format!("{purpose}\0{value}").as_bytes(),
+        );
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+    }
+
     /// The CSRF token of a login transaction: an HMAC of its id, so nothing is stored.
     pub(crate) fn csrf_token(&self, transaction_id: &str) -> String {
-        use base64::Engine;
-        let tag = aws_lc_rs::hmac::sign(&self.inner.csrf_key, transaction_id.as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())
+        self.mac("csrf", transaction_id)
+    }
+
+    /// A new browser-binding id: random, with our MAC, so a planted value is never accepted.
+    pub(crate) fn new_browser_id(&self) -> String {
+        let id = crate::crypto::random_token(24);
+        format!("{id}.{}", self.mac("browser", &id))
+    }
+
+    /// Whether a browser-binding id is one this server issued.
+    pub(crate) fn browser_id_is_ours(&self, value: &str) -> bool {
+        value.len() <= 200
+            && value.split_once('.').is_some_and(|(id, tag)| {
+                crate::crypto::ct_eq(self.mac("browser", id).as_bytes(), tag.as_bytes())
+            })
     }
 }

@@ -49,7 +49,7 @@ pub fn discovery(tenant: &Tenant) -> Value {
             "name", "given_name", "family_name", "nickname", "picture", "preferred_username",
             "updated_at", "email", "email_verified"
         ],
-        "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "prompt_values_supported": ["none", "login", "consent"],
         "claims_parameter_supported": false,
         "request_parameter_supported": false,
         "request_uri_parameter_supported": false,
@@ -70,7 +70,13 @@ impl Provider {
         let keys = self.keys().tenant(&tenant.id).await?;
         let userinfo = tenant.url("/userinfo");
         let claims = keys
-            .verify(token, "at+jwt", &tenant.issuer, Some(&userinfo), self.now())
+            .verify(
+                token,
+                "at+jwt",
+                &tenant.issuer,
+                Some(&userinfo),
+                Some(self.now()),
+            )
             .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
         let gid = claims
             .get("gid")

@@ -112,14 +112,23 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Drops expired transactions, sessions and codes.
-    pub async fn prune_expired(&self, now: i64) -> StoreResult<()> {
-        for table in ["login_transaction", "sso_session", "authorization_code"] {
+    /// Drops expired transactions and sessions, and codes that can no longer matter: a
+    /// redeemed code is kept while tokens of its grant may live, so a late replay still
+    /// revokes them.
+    pub async fn prune_expired(&self, now: i64, grant_lifetime: i64) -> StoreResult<()> {
+        for table in ["login_transaction", "sso_session"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
                 .bind(now - 3600)
                 .execute(&self.pool)
                 .await?;
         }
+        sqlx::query(
+            "DELETE FROM authorization_code WHERE (consumed_at IS NULL AND expires_at < $1) OR expires_at < $2",
+        )
+        .bind(now - 3600)
+        .bind(now - grant_lifetime)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 

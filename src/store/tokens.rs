@@ -181,6 +181,16 @@ impl Store {
 
     /// Stores a refresh token.
     pub async fn insert_refresh_token(&self, t: &NewRefreshToken) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        Self::insert_refresh_token_in(&mut tx, t).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn insert_refresh_token_in(
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        t: &NewRefreshToken,
+    ) -> StoreResult<()> {
         sqlx::query(&format!(
             "INSERT INTO refresh_token ({RT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
         ))
@@ -196,7 +206,7 @@ impl Store {
         .bind(t.created_at)
         .bind(t.expires_at)
         .bind(t.rotated_at)
-        .execute(&self.pool)
+        .execute(&mut **tx)
         .await?;
         Ok(())
     }
@@ -216,20 +226,30 @@ impl Store {
         .await?)
     }
 
-    /// Marks a refresh token rotated in one atomic statement; `false` means someone already
-    /// rotated it (a reuse).
-    pub async fn mark_refresh_token_rotated(
+    /// Marks a refresh token rotated and stores its successor in one transaction; `false`
+    /// (and nothing written) when someone already rotated it.
+    pub async fn rotate_refresh_token(
         &self,
-        token_hash: &[u8],
+        old_hash: &[u8],
+        successor: Option<&RefreshTokenRecord>,
         now: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query(
             "UPDATE refresh_token SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL",
         )
         .bind(now)
-        .bind(token_hash)
-        .execute(&self.pool)
+        .bind(old_hash)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if let Some(t) = successor {
+            Self::insert_refresh_token_in(&mut tx, t).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

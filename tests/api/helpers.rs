@@ -23,6 +23,7 @@ pub struct TestApp {
     pub tenant: String,
     pub clock: Clock,
     pub admin: Admin,
+    pub store: wardstone::store::Store,
     pub client_id: String,
     pub client_secret: String,
     pub user_id: String,
@@ -43,35 +44,43 @@ fn wall_clock() -> i64 {
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+/// A test app whose server options `tweak` may change (public URL, limits, demo...).
+pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let database_url = format!("sqlite://{}/wardstone.db", dir.path().display());
     // Starts at the real time so third-party libraries that check `exp` and `iat` agree.
     let clock = Clock::manual(wall_clock());
     let master_key = MasterKey::generate();
-    let app = Application::build(
-        ServerOptions {
-            database_url: database_url.clone(),
-            bind: "127.0.0.1:0".parse().unwrap(),
-            public_url: None,
-            master_key: Some(master_key.clone()),
-            demo: false,
-            lifetimes: Lifetimes::default(),
-            rule_limits: wardstone::rules::Limits::default(),
-        },
-        clock.clone(),
-    )
-    .await
-    .expect("the server builds");
+    let mut options = ServerOptions {
+        database_url: database_url.clone(),
+        bind: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
+        master_key: Some(master_key.clone()),
+        demo: false,
+        lifetimes: Lifetimes::default(),
+        rule_limits: wardstone::rules::Limits::default(),
+    };
+    tweak(&mut options);
+    let public_url = options.public_url.clone();
+    let app = Application::build(options, clock.clone())
+        .await
+        .expect("the server builds");
     let base = format!("http://{}", app.local_addr());
+    let public = public_url
+        .map(|u| u.as_str().to_string())
+        .unwrap_or_else(|| base.clone());
     let store = app.provider().store().clone();
     let rules = app.provider().rules().clone();
     let server = tokio::spawn(async move {
         app.run_until(std::future::pending()).await.unwrap();
     });
     let admin = Admin::new(
-        store,
+        store.clone(),
         master_key,
-        PublicUrl::parse(&base).unwrap(),
+        PublicUrl::parse(&public).unwrap(),
         clock.clone(),
         rules,
     );
@@ -91,6 +100,7 @@ pub async fn spawn_app() -> TestApp {
         tenant,
         clock,
         admin,
+        store,
         client_id: client.client_id,
         client_secret: client.client_secret.unwrap(),
         user_id: user.user_id,

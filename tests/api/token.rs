@@ -85,7 +85,10 @@ async fn a_code_works_once_and_its_replay_revokes_what_it_issued() {
 async fn redirect_uri_must_match_at_the_token_endpoint() {
     let app = spawn_app().await;
     let code = app.code(&Browser::new(), &[]).await;
-    for redirect in [Some("http://localhost:9999/other"), None] {
+    for redirect in [
+        Some("http://localhost:9999/other"),
+        Some("http://localhost:9999/callback/"),
+    ] {
         let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code.as_str()),
@@ -366,6 +369,7 @@ async fn malformed_token_requests_get_rfc6749_errors() {
     let resp = reqwest::Client::new()
         .post(app.url("/oauth/token"))
         .header("content-type", "application/x-www-form-urlencoded")
+        .basic_auth(&app.client_id, Some(&app.client_secret))
         .body("grant_type=refresh_token&grant_type=authorization_code")
         .send()
         .await
@@ -396,5 +400,53 @@ async fn revoking_a_refresh_token_ends_the_grant() {
             .await
             .status(),
         StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn bad_client_credentials_win_over_a_malformed_body() {
+    let app = spawn_app().await;
+    let resp = app
+        .token_request(
+            &[("grant_type", "password")],
+            Some((&app.client_id, "wrong")),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(resp.headers().contains_key("www-authenticate"));
+    assert_eq!(error_of(resp).await.1, "invalid_client");
+}
+
+#[tokio::test]
+async fn a_missing_redirect_uri_is_invalid_request() {
+    let app = spawn_app().await;
+    let code = app.code(&Browser::new(), &[]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("code_verifier", VERIFIER),
+    ];
+    let resp = app
+        .token_request(&form, Some((&app.client_id, &app.client_secret)))
+        .await;
+    assert_eq!(error_of(resp).await.1, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_code_replayed_after_pruning_still_revokes_its_grant() {
+    let app = spawn_app().await;
+    let code = app.code(&Browser::new(), &[]).await;
+    let first: serde_json::Value = app.exchange(&code).await.json().await.unwrap();
+    app.clock.advance(2 * 3600);
+    app.store
+        .prune_expired(app.clock.now(), 31 * 24 * 3600)
+        .await
+        .unwrap();
+    assert_eq!(error_of(app.exchange(&code).await).await.1, "invalid_grant");
+    assert_eq!(
+        error_of(app.refresh(first["refresh_token"].as_str().unwrap()).await)
+            .await
+            .1,
+        "invalid_grant"
     );
 }

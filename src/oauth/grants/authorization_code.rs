@@ -45,7 +45,13 @@ impl Provider {
         if now >= record.expires_at {
             return Err(invalid_grant("the code has expired"));
         }
-        if redirect_uri != Some(record.redirect_uri.as_str()) {
+        let Some(redirect_uri) = redirect_uri else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                "redirect_uri is missing",
+            ));
+        };
+        if redirect_uri != record.redirect_uri {
             return Err(invalid_grant(
                 "redirect_uri does not match the authorization request",
             ));
@@ -93,6 +99,7 @@ impl Provider {
                 grant_id: &record.grant_id,
                 session_id: record.session_id.as_deref(),
                 extra_claims: &extra,
+                rotate_from: None,
             })
             .await?)
     }

@@ -31,18 +31,18 @@ pub enum TokenRequest {
     },
 }
 
-/// Parses the form pairs of a token request; repeated parameters are refused (RFC 6749 §3.2).
+/// Parses the form pairs of a token request: the client's credentials, and the grant (or why
+/// it is malformed). The grant is judged only after the client is authenticated, so a bad
+/// client always hears `invalid_client` first. Repeated parameters are refused (RFC 6749 §3.2).
 pub fn parse_token_request(
     pairs: Vec<(String, String)>,
     authorization: Option<String>,
-) -> Result<(TokenRequest, PresentedCredentials), OAuthError> {
+) -> (Result<TokenRequest, OAuthError>, PresentedCredentials) {
     let mut form: HashMap<String, String> = HashMap::new();
+    let mut repeated = None;
     for (k, v) in pairs {
-        if form.insert(k.clone(), v).is_some() {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidRequest,
-                format!("parameter {k} is repeated"),
-            ));
+        if form.insert(k.clone(), v).is_some() && repeated.is_none() {
+            repeated = Some(k);
         }
     }
     let take =
@@ -52,6 +52,19 @@ pub fn parse_token_request(
         client_id: take(&mut form, "client_id"),
         client_secret: take(&mut form, "client_secret"),
     };
+    if let Some(k) = repeated {
+        let err = OAuthError::new(
+            ErrorCode::InvalidRequest,
+            format!("parameter {k} is repeated"),
+        );
+        return (Err(err), creds);
+    }
+    (parse_grant(form), creds)
+}
+
+fn parse_grant(mut form: HashMap<String, String>) -> Result<TokenRequest, OAuthError> {
+    let take =
+        |form: &mut HashMap<String, String>, k: &str| form.remove(k).filter(|v| !v.is_empty());
     let missing = |k: &str| OAuthError::new(ErrorCode::InvalidRequest, format!("{k} is missing"));
     let request = match take(&mut form, "grant_type").as_deref() {
         None => return Err(missing("grant_type")),
@@ -68,11 +81,11 @@ pub fn parse_token_request(
         Some(other) => {
             return Err(OAuthError::new(
                 ErrorCode::UnsupportedGrantType,
-                format!("grant_type {other:?} is not supported"),
+                format!("grant_type {other} is not supported"),
             ));
         }
     };
-    Ok((request, creds))
+    Ok(request)
 }
 
 impl Provider {
@@ -84,9 +97,9 @@ impl Provider {
         authorization: Option<String>,
         request: &RequestInfo,
     ) -> Result<TokenResponse, OAuthError> {
-        let (grant, creds) = parse_token_request(pairs, authorization)?;
+        let (grant, creds) = parse_token_request(pairs, authorization);
         let client = self.authenticate_client(tenant, &creds).await?;
-        match grant {
+        match grant? {
             TokenRequest::AuthorizationCode {
                 code,
                 redirect_uri,

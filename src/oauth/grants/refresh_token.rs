@@ -1,6 +1,6 @@
 use crate::crypto::hash_token;
 use crate::domain::ScopeSet;
-use crate::oauth::issuer::{Issue, TokenResponse};
+use crate::oauth::issuer::{AlreadyRotated, Issue, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
 use crate::store::ClientRecord;
@@ -64,10 +64,6 @@ impl Provider {
                 asked
             }
         };
-        if !self.store().mark_refresh_token_rotated(&hash, now).await? {
-            self.store().revoke_grant(&record.grant_id, now).await?;
-            return Err(invalid_grant("the refresh token has already been used"));
-        }
         let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
             return Err(invalid_grant("the user no longer exists"));
         };
@@ -99,7 +95,7 @@ impl Provider {
                 ));
             }
         };
-        Ok(self
+        let issued = self
             .issue_tokens(Issue {
                 tenant,
                 client,
@@ -112,7 +108,17 @@ impl Provider {
                 grant_id: &record.grant_id,
                 session_id: record.session_id.as_deref(),
                 extra_claims: &extra,
+                rotate_from: Some(&hash),
             })
-            .await?)
+            .await;
+        match issued {
+            Ok(tokens) => Ok(tokens),
+            Err(e) if e.is::<AlreadyRotated>() => {
+                // Two uses of one refresh token: the second is a replay.
+                self.store().revoke_grant(&record.grant_id, now).await?;
+                Err(invalid_grant("the refresh token has already been used"))
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
