@@ -41,12 +41,20 @@
 #![deny(missing_docs)]
 
 mod abi;
+#[cfg(target_arch = "wasm32")]
+pub mod bump;
 pub mod log;
 mod types;
 
 pub use abi::{RuleFn, run_json};
 pub use serde_json::{Map, Value, json};
 pub use types::*;
+
+/// The rule's allocator on wasm32 (see [`bump`]); turn it off with
+/// `default-features = false` to bring your own.
+#[cfg(all(target_arch = "wasm32", feature = "bump-allocator"))]
+#[global_allocator]
+static ALLOCATOR: bump::Bump = bump::Bump::new();
 
 #[doc(hidden)]
 pub mod __private {
