@@ -21,7 +21,10 @@ unsafe impl Sync for Bump {}
 impl Bump {
     /// An allocator that starts at `__heap_base` on first use.
     pub const fn new() -> Self {
-        Bump { next: UnsafeCell::new(0), end: UnsafeCell::new(0) }
+        Bump {
+            next: UnsafeCell::new(0),
+            end: UnsafeCell::new(0),
+        }
     }
 }
 
@@ -46,7 +49,9 @@ unsafe impl GlobalAlloc for Bump {
                 *end = core::arch::wasm32::memory_size(0) * PAGE;
             }
             let start = (*next + layout.align() - 1) & !(layout.align() - 1);
-            let Some(new_next) = start.checked_add(layout.size()) else { return core::ptr::null_mut() };
+            let Some(new_next) = start.checked_add(layout.size()) else {
+                return core::ptr::null_mut();
+            };
             if new_next > *end {
                 let pages = (new_next - *end).div_ceil(PAGE);
                 if core::arch::wasm32::memory_grow(0, pages) == usize::MAX {

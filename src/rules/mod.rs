@@ -274,7 +274,8 @@ impl Rules {
             Ok(rules) if rules.is_empty() => return Ok(no_rules),
             Ok(rules) => rules,
             Err((rule_id, rule_name, why)) => {
-                let execution_id = uuid::Uuid::new_v4().to_string();
+                // Time-ordered ids keep executions of one second in the order they ran.
+                let execution_id = uuid::Uuid::now_v7().to_string();
                 let row = ExecutionRow {
                     id: execution_id.clone(),
                     rule_id,

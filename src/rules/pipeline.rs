@@ -263,7 +263,8 @@ pub fn run_pipeline(
     let started = Instant::now();
     let mut records = Vec::with_capacity(rules.len());
     for rule in rules {
-        let execution_id = uuid::Uuid::new_v4().to_string();
+        // Time-ordered ids keep executions of one second in the order they ran.
+        let execution_id = uuid::Uuid::now_v7().to_string();
         let remaining = limits.pipeline_timeout.saturating_sub(started.elapsed());
         let mut record = ExecutionRecord {
             id: execution_id.clone(),

@@ -222,7 +222,7 @@ impl Store {
     pub async fn executions(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<ExecutionRow>> {
         Ok(sqlx::query_as::<_, ExecutionRow>(
             "SELECT id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at \
-             FROM rule_execution WHERE tenant_id = $1 ORDER BY created_at DESC, id LIMIT $2",
+             FROM rule_execution WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
         )
         .bind(tenant_id)
         .bind(limit)

@@ -371,3 +371,113 @@ pub async fn error_of(resp: reqwest::Response) -> (StatusCode, String, Value) {
         body,
     )
 }
+
+/// The sample rules, built once per test run for wasm32 (as a rule author would).
+pub fn sample_rule(crate_name: &str) -> Vec<u8> {
+    static BUILT: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = BUILT.get_or_init(|| {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-rules");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = std::process::Command::new(cargo)
+            .current_dir(&root)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--locked",
+            ])
+            .env_remove("RUSTFLAGS")
+            .output()
+            .expect("cargo runs");
+        assert!(
+            out.status.success(),
+            "building sample rules failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        root.join("target/wasm32-unknown-unknown/release")
+    });
+    std::fs::read(dir.join(format!("{}.wasm", crate_name.replace('-', "_"))))
+        .expect("the sample rule was built")
+}
+
+pub fn wat_sample(file: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sample-rules/wat")
+            .join(file),
+    )
+    .unwrap()
+}
+
+impl TestApp {
+    /// Uploads and enables a rule; returns its id.
+    pub async fn add_rule(&self, name: &str, module: &[u8]) -> String {
+        self.admin
+            .add_rule(&self.tenant, name, module, None, true)
+            .await
+            .expect("the rule is accepted")
+            .id
+    }
+
+    pub async fn tenant_id(&self) -> String {
+        self.store
+            .tenant_by_name(&self.tenant)
+            .await
+            .unwrap()
+            .unwrap()
+            .id
+    }
+
+    pub async fn set_metadata(
+        &self,
+        user_id: &str,
+        app: serde_json::Value,
+        user: serde_json::Value,
+    ) {
+        let tenant_id = self.tenant_id().await;
+        self.store
+            .update_user_metadata(
+                &tenant_id,
+                user_id,
+                &app.to_string(),
+                &user.to_string(),
+                self.clock.now(),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub async fn user_record(&self, user_id: &str) -> wardstone::store::UserRecord {
+        self.store
+            .user(&self.tenant_id().await, user_id)
+            .await
+            .unwrap()
+            .unwrap()
+    }
+
+    /// Follows /authorize through login and consent and returns the final redirect's query,
+    /// whether it carries a code or an error.
+    pub async fn authorize_outcome(
+        &self,
+        browser: &Browser,
+        extra: &[(&str, &str)],
+    ) -> HashMap<String, String> {
+        let mut next = location(&browser.get(&self.authorize_url(extra)).await);
+        if next.contains("/login?tx=") {
+            let html = browser.get(&next).await.text().await.unwrap();
+            let (action, mut fields) = form(&html, &next);
+            set_field(&mut fields, "username", EMAIL);
+            set_field(&mut fields, "password", PASSWORD);
+            next = location(&browser.post_form(&action, &fields).await);
+        }
+        if next.contains("/consent?tx=") {
+            next = location(&self.submit_consent(browser, &next, "allow").await);
+        }
+        assert!(
+            next.starts_with(CALLBACK),
+            "expected the callback, got {next}"
+        );
+        query_of(&next)
+    }
+}

@@ -6,5 +6,6 @@ mod cli;
 mod flow;
 mod helpers;
 mod relying_party;
+mod rules;
 mod token;
 mod userinfo;
