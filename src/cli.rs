@@ -376,7 +376,14 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
         Command::Tenant(TenantCommand::Create { name, out }) => {
             let t = admin.create_tenant(&name).await?;
             print(out.json, &t, |t| {
-                format!("created tenant {}\nissuer: {}", t.name, t.issuer)
+                format!(
+                    "created tenant {}\nissuer: {}\nManagement API client (shown only now):\n  client_id: {}\n  client_secret: {}\n  audience: {}",
+                    t.name,
+                    t.issuer,
+                    t.management.client_id,
+                    t.management.client_secret,
+                    t.management.audience
+                )
             });
         }
         Command::Client(ClientCommand::Create {

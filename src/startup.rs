@@ -79,14 +79,14 @@ impl Application {
             options.lifetimes,
             rules,
         );
+        let admin = Admin::new(
+            store.clone(),
+            master_key,
+            public_url.clone(),
+            clock,
+            provider.rules().clone(),
+        );
         let demo = if options.demo {
-            let admin = Admin::new(
-                store.clone(),
-                master_key,
-                public_url.clone(),
-                clock,
-                provider.rules().clone(),
-            );
             Some(Arc::new(
                 crate::service::demo::ensure(&admin, &store)
                     .await
@@ -99,6 +99,8 @@ impl Application {
             pages: Arc::new(crate::http::pages_for(&public_url)),
             provider: provider.clone(),
             demo: demo.clone(),
+            admin,
+            openapi: crate::http::management_openapi(),
         };
         Ok(Application {
             listener,

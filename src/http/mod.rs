@@ -3,6 +3,7 @@
 
 mod authorize;
 mod error;
+mod management;
 mod oidc;
 mod pages;
 mod server;
@@ -34,6 +35,10 @@ pub struct AppState {
     pub pages: Arc<pages::Pages>,
     /// Demo credentials when running with `--demo`.
     pub demo: Option<Arc<Demo>>,
+    /// The service layer (Management API).
+    pub admin: crate::service::Admin,
+    /// The Management API's OpenAPI document.
+    pub openapi: Arc<utoipa::openapi::OpenApi>,
 }
 
 impl FromRef<AppState> for Provider {
@@ -42,9 +47,14 @@ impl FromRef<AppState> for Provider {
     }
 }
 
+/// The Management API's OpenAPI document, built from the handlers' annotations.
+pub fn management_openapi() -> Arc<utoipa::openapi::OpenApi> {
+    management::router().1
+}
+
 /// Builds the whole router.
 pub fn router(state: AppState) -> Router {
-    let tenant_routes = Router::new()
+    let oauth = Router::new()
         .route(
             "/t/{tenant}/authorize",
             get(authorize::authorize_get).post(authorize::authorize_post),
@@ -67,15 +77,17 @@ pub fn router(state: AppState) -> Router {
             "/t/{tenant}/.well-known/openid-configuration",
             get(oidc::discovery),
         )
-        .route("/t/{tenant}/.well-known/jwks.json", get(oidc::jwks));
+        .route("/t/{tenant}/.well-known/jwks.json", get(oidc::jwks))
+        .layer(RequestBodyLimitLayer::new(64 * 1024));
+    let (management, _) = management::router();
     Router::new()
-        .merge(tenant_routes)
+        .merge(oauth)
+        .nest("/t/{tenant}/api/v2", management)
         .route("/healthz", get(server::healthz))
         .route("/readyz", get(server::readyz))
         .route("/assets/style.css", get(server::stylesheet))
         .route("/demo/callback", get(server::demo_callback))
         .fallback(server::not_found)
-        .layer(RequestBodyLimitLayer::new(64 * 1024))
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(security_header(
             header::CONTENT_SECURITY_POLICY,

@@ -71,8 +71,8 @@ pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
         .find(|c| c.redirect_uris().contains(&redirect_uri) && !c.is_public());
     let (client_id, client_secret) = match existing {
         Some(c) => {
-            let secret = admin.rotate_client_secret(TENANT, &c.client_id).await?;
-            (c.client_id, secret)
+            let rotated = admin.rotate_client_secret(TENANT, &c.client_id).await?;
+            (c.client_id, rotated.client_secret.unwrap_or_default())
         }
         None => {
             let c = admin

@@ -1,21 +1,50 @@
-//! The service layer: tenant administration shared by the CLI (and, later, the Management API).
-//! Each operation validates its whole input before it writes anything.
+//! The service layer: every administrative operation, shared by the CLI and the Management
+//! API so no logic is written twice. Each operation validates its whole input before it writes,
+//! and each write is one transaction.
 
+pub mod apis;
+pub mod clients;
 pub mod demo;
 pub mod rules;
+pub mod users;
 
 use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::config::PublicUrl;
-use crate::crypto::{MasterKey, hash_password, hash_token, random_bytes, random_token};
-use crate::domain::{
-    ApiIdentifier, DisplayName, Email, Invalid, Password, RedirectUri, ScopeSet, TenantName,
-};
-use crate::store::{
-    NewClient, NewUser, ResourceServerRecord, ScopeDefinition, Store, StoreError, TenantRecord,
-};
+use crate::crypto::{MasterKey, hash_token, random_token};
+use crate::domain::{Invalid, TenantName};
+use crate::store::{ClientGrantRecord, NewClient, Store, StoreError, TenantRecord};
 use crate::tokens::generate_rsa_key;
+
+/// How the tenant's own Management API is named in client grants (its URL follows the public
+/// URL, which an admin may change).
+pub const MANAGEMENT_AUDIENCE: &str = "urn:wardstone:management";
+
+/// The scopes of the Management API.
+pub const MANAGEMENT_SCOPES: &[&str] = &[
+    "read:clients",
+    "create:clients",
+    "update:clients",
+    "delete:clients",
+    "read:users",
+    "create:users",
+    "update:users",
+    "delete:users",
+    "read:resource_servers",
+    "create:resource_servers",
+    "update:resource_servers",
+    "delete:resource_servers",
+    "read:rules",
+    "create:rules",
+    "update:rules",
+    "delete:rules",
+    "read:rules_configs",
+    "create:rules_configs",
+    "update:rules_configs",
+    "delete:rules_configs",
+    "read:logs",
+];
 
 /// Why an administrative operation was refused.
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +52,9 @@ pub enum AdminError {
     /// Bad input; the message names the field.
     #[error("{0}")]
     Invalid(String),
+    /// An uploaded rule module was refused; the message names the problem.
+    #[error("rejected module: {0}")]
+    InvalidModule(String),
     /// The tenant does not exist.
     #[error("tenant {0:?} does not exist")]
     UnknownTenant(String),
@@ -43,11 +75,11 @@ impl From<Invalid> for AdminError {
     }
 }
 
-fn internal(e: StoreError) -> AdminError {
+pub(crate) fn internal(e: StoreError) -> AdminError {
     AdminError::Internal(e.into())
 }
 
-/// Administrative operations on tenants and their applications, users and APIs.
+/// Administrative operations on tenants and everything in them.
 #[derive(Clone)]
 pub struct Admin {
     store: Store,
@@ -55,6 +87,17 @@ pub struct Admin {
     public_url: PublicUrl,
     clock: Clock,
     rules: crate::rules::Rules,
+}
+
+/// Credentials of a tenant's Management API client (shown once).
+#[derive(Debug, Serialize)]
+pub struct ManagementCredentials {
+    /// Client id.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: String,
+    /// The audience to request tokens for.
+    pub audience: String,
 }
 
 /// A created tenant.
@@ -68,49 +111,12 @@ pub struct CreatedTenant {
     pub discovery: String,
     /// Id of its RS256 signing key.
     pub signing_key: String,
+    /// The Management API client, allowed every Management API scope.
+    pub management: ManagementCredentials,
 }
 
-/// A created client; the secret is shown only here.
-#[derive(Debug, Serialize)]
-pub struct CreatedClient {
-    /// Client id.
-    pub client_id: String,
-    /// Secret (absent for public clients).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_secret: Option<String>,
-    /// Name.
-    pub name: String,
-    /// Registered callbacks.
-    pub callbacks: Vec<String>,
-    /// Whether the client is public.
-    pub public: bool,
-}
-
-/// A created user.
-#[derive(Debug, Serialize)]
-pub struct CreatedUser {
-    /// User id.
-    pub user_id: String,
-    /// Email.
-    pub email: String,
-    /// Whether the email is verified.
-    pub email_verified: bool,
-    /// Name.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-}
-
-/// A created API.
-#[derive(Debug, Serialize)]
-pub struct CreatedApi {
-    /// Id.
-    pub id: String,
-    /// Identifier (audience).
-    pub identifier: String,
-    /// Name.
-    pub name: String,
-    /// Scopes it defines.
-    pub scopes: Vec<ScopeDefinition>,
+fn json_err(e: serde_json::Error) -> AdminError {
+    AdminError::Internal(e.into())
 }
 
 impl Admin {
@@ -131,7 +137,7 @@ impl Admin {
         }
     }
 
-    async fn tenant(&self, name: &str) -> Result<TenantRecord, AdminError> {
+    pub(crate) async fn tenant(&self, name: &str) -> Result<TenantRecord, AdminError> {
         self.store
             .tenant_by_name(name)
             .await
@@ -139,7 +145,13 @@ impl Admin {
             .ok_or_else(|| AdminError::UnknownTenant(name.to_string()))
     }
 
-    /// Creates a tenant with an RS256 signing key.
+    /// The Management API audience of a tenant.
+    pub fn management_audience(&self, tenant: &str) -> String {
+        format!("{}/api/v2/", self.public_url.issuer(tenant))
+    }
+
+    /// Creates a tenant with an RS256 signing key and a Management API client allowed every
+    /// Management API scope, in one transaction.
     pub async fn create_tenant(&self, name: &str) -> Result<CreatedTenant, AdminError> {
         let name = TenantName::parse(name)?;
         let now = self.clock.now();
@@ -149,7 +161,29 @@ impl Admin {
             created_at: now,
         };
         let key = generate_rsa_key(&tenant.id, &self.master_key, now);
-        match self.store.create_tenant(&tenant, &key).await {
+        let secret = random_token(32);
+        let client = NewClient {
+            client_id: random_token(16),
+            tenant_id: tenant.id.clone(),
+            name: "Management API client".into(),
+            secret_hash: Some(hash_token(&secret)),
+            redirect_uris: vec![],
+            grant_types: vec!["client_credentials".into()],
+            created_at: now,
+        };
+        let grant = ClientGrantRecord {
+            id: format!("cgr_{}", random_token(12)),
+            tenant_id: tenant.id.clone(),
+            client_id: client.client_id.clone(),
+            audience: MANAGEMENT_AUDIENCE.into(),
+            scopes: serde_json::to_string(MANAGEMENT_SCOPES).map_err(json_err)?,
+            created_at: now,
+        };
+        match self
+            .store
+            .create_tenant(&tenant, &key, &client, &grant)
+            .await
+        {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
                 return Err(AdminError::Conflict(format!(
@@ -161,180 +195,35 @@ impl Admin {
         let issuer = self.public_url.issuer(name.as_str());
         Ok(CreatedTenant {
             discovery: format!("{issuer}/.well-known/openid-configuration"),
+            management: ManagementCredentials {
+                client_id: client.client_id,
+                client_secret: secret,
+                audience: self.management_audience(name.as_str()),
+            },
             issuer,
             name: name.to_string(),
             signing_key: key.kid,
-        })
-    }
-
-    /// Registers an application. Confidential clients get a 256-bit secret, stored hashed.
-    pub async fn create_client(
-        &self,
-        tenant: &str,
-        name: &str,
-        callbacks: &[String],
-        public: bool,
-    ) -> Result<CreatedClient, AdminError> {
-        let name = DisplayName::parse("client name", name)?;
-        if callbacks.is_empty() {
-            return Err(AdminError::Invalid(
-                "at least one callback URL is required".into(),
-            ));
-        }
-        let callbacks = callbacks
-            .iter()
-            .map(|c| RedirectUri::parse(c).map(|r| r.as_str().to_string()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tenant = self.tenant(tenant).await?;
-        let secret = (!public).then(|| random_token(32));
-        let client_id = random_token(16);
-        let record = NewClient {
-            client_id: client_id.clone(),
-            tenant_id: tenant.id,
-            name: name.as_str().to_string(),
-            secret_hash: secret.as_deref().map(hash_token),
-            redirect_uris: callbacks.clone(),
-            grant_types: vec!["authorization_code".into(), "refresh_token".into()],
-            created_at: self.clock.now(),
-        };
-        self.store.insert_client(&record).await.map_err(internal)?;
-        Ok(CreatedClient {
-            client_id,
-            client_secret: secret,
-            name: record.name,
-            callbacks,
-            public,
-        })
-    }
-
-    /// Replaces a confidential client's secret and returns the new one (shown only here).
-    pub async fn rotate_client_secret(
-        &self,
-        tenant: &str,
-        client_id: &str,
-    ) -> Result<String, AdminError> {
-        let tenant = self.tenant(tenant).await?;
-        let secret = random_token(32);
-        if !self
-            .store
-            .set_client_secret(&tenant.id, client_id, &hash_token(&secret))
-            .await
-            .map_err(internal)?
-        {
-            return Err(AdminError::Invalid(format!(
-                "client {client_id:?} does not exist"
-            )));
-        }
-        Ok(secret)
-    }
-
-    /// Creates a user with an argon2id password hash.
-    pub async fn create_user(
-        &self,
-        tenant: &str,
-        email: &str,
-        password: &str,
-        name: Option<&str>,
-        email_verified: bool,
-    ) -> Result<CreatedUser, AdminError> {
-        let email = Email::parse(email)?;
-        let password = Password::parse(password)?;
-        let name = name.map(|n| DisplayName::parse("name", n)).transpose()?;
-        let tenant = self.tenant(tenant).await?;
-        let pw = password.expose().to_string();
-        let password_hash = tokio::task::spawn_blocking(move || hash_password(&pw))
-            .await
-            .map_err(|e| AdminError::Internal(e.into()))?;
-        let user_id = format!("auth0|{}", hex(&random_bytes(12)));
-        let record = NewUser {
-            user_id: user_id.clone(),
-            tenant_id: tenant.id,
-            email: email.as_str().to_string(),
-            email_verified,
-            password_hash,
-            name: name.map(|n| n.as_str().to_string()),
-            created_at: self.clock.now(),
-        };
-        match self.store.insert_user(&record).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => {
-                return Err(AdminError::Conflict(format!(
-                    "a user with email {} already exists",
-                    email.as_str()
-                )));
-            }
-            Err(e) => return Err(internal(e)),
-        }
-        Ok(CreatedUser {
-            user_id,
-            email: record.email,
-            email_verified,
-            name: record.name,
-        })
-    }
-
-    /// Registers an API. Scopes are `VALUE=DESCRIPTION` pairs.
-    pub async fn create_api(
-        &self,
-        tenant: &str,
-        identifier: &str,
-        name: Option<&str>,
-        scopes: &[String],
-    ) -> Result<CreatedApi, AdminError> {
-        let identifier = ApiIdentifier::parse(identifier)?;
-        let name = DisplayName::parse("API name", name.unwrap_or(identifier.as_str()))?;
-        let mut defs: Vec<ScopeDefinition> = Vec::new();
-        for s in scopes {
-            let (value, description) = s.split_once('=').unwrap_or((s.as_str(), ""));
-            let parsed = ScopeSet::parse(value)?;
-            if parsed.iter().count() != 1 {
-                return Err(AdminError::Invalid(format!(
-                    "invalid scope {value:?}: use VALUE=DESCRIPTION"
-                )));
-            }
-            if defs.iter().any(|d| d.value == value) {
-                return Err(AdminError::Invalid(format!(
-                    "scope {value:?} is listed twice"
-                )));
-            }
-            let description = description.trim();
-            defs.push(ScopeDefinition {
-                value: value.to_string(),
-                description: if description.is_empty() {
-                    value.to_string()
-                } else {
-                    description.to_string()
-                },
-            });
-        }
-        let tenant = self.tenant(tenant).await?;
-        let record = ResourceServerRecord {
-            id: uuid::Uuid::new_v4().to_string(),
-            tenant_id: tenant.id,
-            identifier: identifier.as_str().to_string(),
-            name: name.as_str().to_string(),
-            scopes: serde_json::to_string(&defs).map_err(|e| AdminError::Internal(e.into()))?,
-            created_at: self.clock.now(),
-        };
-        match self.store.insert_resource_server(&record).await {
-            Ok(()) => {}
-            Err(StoreError::Conflict) => {
-                return Err(AdminError::Conflict(format!(
-                    "an API with identifier {} already exists",
-                    identifier.as_str()
-                )));
-            }
-            Err(e) => return Err(internal(e)),
-        }
-        Ok(CreatedApi {
-            id: record.id,
-            identifier: record.identifier,
-            name: record.name,
-            scopes: defs,
         })
     }
 }
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `page` and `per_page` (Auth0's paging) as offset and limit; at most 100 per page.
+pub fn paging(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), AdminError> {
+    let per_page = per_page.unwrap_or(50);
+    let page = page.unwrap_or(0);
+    if !(1..=100).contains(&per_page) {
+        return Err(AdminError::Invalid(format!(
+            "per_page must be 1 to 100, not {per_page}"
+        )));
+    }
+    if !(0..=100_000).contains(&page) {
+        return Err(AdminError::Invalid(format!(
+            "page must be 0 to 100000, not {page}"
+        )));
+    }
+    Ok((page * per_page, per_page))
 }

@@ -1,7 +1,8 @@
 //! Rule administration: upload (validated and compiled before it is stored), list, enable,
 //! disable, remove; rule settings; the execution log.
 
-use serde::Serialize;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminError, internal};
 use crate::crypto::random_token;
@@ -41,7 +42,7 @@ fn check_key(key: &str) -> Result<(), AdminError> {
 }
 
 /// One execution log entry as shown to the tenant.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LogEntry {
     /// Execution id.
     pub id: String,
@@ -58,6 +59,7 @@ pub struct LogEntry {
     /// Fuel used.
     pub fuel: i64,
     /// Log lines.
+    #[schema(value_type = Vec<Object>)]
     pub logs: serde_json::Value,
     /// Unix time.
     pub created_at: i64,
@@ -105,11 +107,11 @@ impl Admin {
         let engine = self.rules_service().engine();
         let module = engine
             .assemble(upload)
-            .map_err(|e| AdminError::Invalid(format!("rejected module: {e}")))?;
+            .map_err(|e| AdminError::InvalidModule(e.0))?;
         engine
             .prepare(&module)
             .await
-            .map_err(|e| AdminError::Invalid(format!("rejected module: {e}")))?;
+            .map_err(|e| AdminError::InvalidModule(e.0))?;
         let existing = self
             .store
             .rules(&tenant.id, false)
@@ -248,5 +250,355 @@ impl Admin {
             .into_iter()
             .map(LogEntry::from)
             .collect())
+    }
+}
+
+/// A rule module in an API body: `wasm` (base64 of the binary) or `wat` (text), not both.
+fn module_of(wasm: &Option<String>, wat: &Option<String>) -> Result<Option<Vec<u8>>, AdminError> {
+    match (wasm, wat) {
+        (Some(_), Some(_)) => Err(AdminError::Invalid(
+            "give the module as wasm or as wat, not both".into(),
+        )),
+        (Some(b64), None) => base64::engine::general_purpose::STANDARD
+            .decode(b64.trim())
+            .map(Some)
+            .map_err(|_| {
+                AdminError::Invalid("wasm must be standard base64 of a wasm binary".into())
+            }),
+        (None, Some(text)) => Ok(Some(text.clone().into_bytes())),
+        (None, None) => Ok(None),
+    }
+}
+
+/// What creating a rule over the API takes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewRuleInput {
+    /// Unique name.
+    pub name: String,
+    /// Pipeline position (ascending); default after the last rule.
+    pub order: Option<i64>,
+    /// Default true.
+    pub enabled: Option<bool>,
+    /// The module binary, base64.
+    pub wasm: Option<String>,
+    /// The module as WAT text.
+    pub wat: Option<String>,
+}
+
+/// What updating a rule may change. A new module replaces the old one atomically.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New order.
+    pub order: Option<i64>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+    /// New module, base64.
+    pub wasm: Option<String>,
+    /// New module, WAT.
+    pub wat: Option<String>,
+}
+
+/// A rule as shown, with its module only when asked for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleView {
+    /// `rul_...` id.
+    pub id: String,
+    /// Name.
+    pub name: String,
+    /// Pipeline position.
+    pub order: i64,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Hex SHA-256 of the module.
+    pub sha256: String,
+    /// Module size in bytes.
+    pub size: i64,
+    /// Creation time.
+    pub created_at: i64,
+    /// Last change.
+    pub updated_at: i64,
+    /// The module binary, base64 (only with `?include_module=true`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wasm: Option<String>,
+}
+
+impl From<RuleRecord> for RuleView {
+    fn from(r: RuleRecord) -> Self {
+        RuleView {
+            id: r.id,
+            name: r.name,
+            order: r.rule_order,
+            enabled: r.enabled == 1,
+            sha256: r.sha256,
+            size: r.size,
+            created_at: r.created_at,
+            updated_at: r.updated_at,
+            wasm: None,
+        }
+    }
+}
+
+/// What testing a rule takes: the input objects (configuration defaults to the tenant's).
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RuleTestInput {
+    /// The user object.
+    #[schema(value_type = Object)]
+    pub user: serde_json::Value,
+    /// The context object.
+    #[schema(value_type = Object)]
+    pub context: serde_json::Value,
+    /// Configuration to use instead of the tenant's.
+    #[schema(value_type = Option<Object>)]
+    pub configuration: Option<serde_json::Value>,
+}
+
+/// What one test execution did.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct RuleTestOutcome {
+    /// `ok`, `denied` or `failed:<reason>`.
+    pub outcome: String,
+    /// The patch the rule returned (when ok).
+    #[schema(value_type = Option<Object>)]
+    pub patch: Option<serde_json::Value>,
+    /// The denial, or what failed.
+    #[schema(value_type = Option<Object>)]
+    pub error: Option<serde_json::Value>,
+    /// Log lines.
+    #[schema(value_type = Vec<Object>)]
+    pub logs: Vec<crate::rules::LogLine>,
+    /// Instructions used.
+    pub fuel: u64,
+    /// Duration in µs.
+    pub duration_us: u64,
+}
+
+impl Admin {
+    /// Uploads a rule given over the API.
+    pub async fn create_rule(
+        &self,
+        tenant: &str,
+        input: NewRuleInput,
+    ) -> Result<RuleView, AdminError> {
+        let Some(module) = module_of(&input.wasm, &input.wat)? else {
+            return Err(AdminError::Invalid(
+                "the module is missing: give wasm (base64) or wat".into(),
+            ));
+        };
+        Ok(self
+            .add_rule(
+                tenant,
+                &input.name,
+                &module,
+                input.order,
+                input.enabled.unwrap_or(true),
+            )
+            .await?
+            .into())
+    }
+
+    /// One rule, with its module bytes when `include_module`.
+    pub async fn get_rule(
+        &self,
+        tenant: &str,
+        id: &str,
+        include_module: bool,
+    ) -> Result<RuleView, AdminError> {
+        let tenant = self.tenant(tenant).await?;
+        let record = self
+            .store
+            .rule(&tenant.id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
+        let mut view = RuleView::from(record);
+        if include_module {
+            let bytes = self
+                .store
+                .rule_module_of(&tenant.id, id)
+                .await
+                .map_err(internal)?
+                .unwrap_or_default();
+            view.wasm = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+        Ok(view)
+    }
+
+    /// Changes a rule's name, order, enabled flag or module (validated and compiled first; the
+    /// swap is one statement).
+    pub async fn update_rule(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: RulePatch,
+    ) -> Result<RuleView, AdminError> {
+        let name = patch.name.as_deref().map(check_name).transpose()?;
+        if let Some(o) = patch.order
+            && !(0..=1_000_000).contains(&o)
+        {
+            return Err(AdminError::Invalid(format!(
+                "invalid order {o}: use 0 to 1000000"
+            )));
+        }
+        let upload = module_of(&patch.wasm, &patch.wat)?;
+        let tenant = self.tenant(tenant).await?;
+        let mut record = self
+            .store
+            .rule(&tenant.id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
+        let module = match upload {
+            Some(bytes) => {
+                let engine = self.rules_service().engine();
+                let module = engine
+                    .assemble(&bytes)
+                    .map_err(|e| AdminError::InvalidModule(e.0))?;
+                engine
+                    .prepare(&module)
+                    .await
+                    .map_err(|e| AdminError::InvalidModule(e.0))?;
+                record.sha256 = module_hash(&module);
+                record.size = module.len() as i64;
+                Some(module)
+            }
+            None => None,
+        };
+        if let Some(n) = name {
+            record.name = n;
+        }
+        if let Some(o) = patch.order {
+            record.rule_order = o;
+        }
+        if let Some(e) = patch.enabled {
+            record.enabled = i64::from(e);
+        }
+        record.updated_at = self.clock.now();
+        match self.store.update_rule(&record, module.as_deref()).await {
+            Ok(true) => Ok(record.into()),
+            Ok(false) => Err(AdminError::NotFound(format!("rule {id:?} does not exist"))),
+            Err(StoreError::Conflict) => Err(AdminError::Conflict(format!(
+                "a rule named {:?} already exists",
+                record.name
+            ))),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    /// Runs one rule on the given input through the real engine and limits. The execution is
+    /// recorded in the log with protocol `test`; nothing else changes.
+    pub async fn test_rule(
+        &self,
+        tenant: &str,
+        id: &str,
+        input: RuleTestInput,
+    ) -> Result<RuleTestOutcome, AdminError> {
+        if !input.user.is_object() || !input.context.is_object() {
+            return Err(AdminError::Invalid(
+                "user and context must be JSON objects".into(),
+            ));
+        }
+        let tenant_rec = self.tenant(tenant).await?;
+        let record = self
+            .store
+            .rule(&tenant_rec.id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
+        let configuration = match input.configuration {
+            Some(c) => {
+                serde_json::from_value::<rules_sdk::Configuration>(c.clone()).map_err(|_| {
+                    AdminError::Invalid("configuration must be an object of strings".into())
+                })?;
+                c
+            }
+            None => serde_json::to_value(self.rules_service().configuration(&tenant_rec.id).await?)
+                .map_err(|e| AdminError::Internal(e.into()))?,
+        };
+        let engine = self.rules_service().engine().clone();
+        let compiled = match engine.cached(&record.sha256) {
+            Some(c) => c,
+            None => {
+                let bytes = self
+                    .store
+                    .rule_module_of(&tenant_rec.id, id)
+                    .await
+                    .map_err(internal)?
+                    .unwrap_or_default();
+                engine
+                    .prepare(&bytes)
+                    .await
+                    .map_err(|e| AdminError::InvalidModule(e.0))?
+            }
+        };
+        let payload = serde_json::to_vec(&serde_json::json!({
+            "user": input.user, "context": input.context, "configuration": configuration
+        }))
+        .map_err(|e| AdminError::Internal(e.into()))?;
+        let timeout = engine.limits().rule_timeout;
+        let execution =
+            tokio::task::spawn_blocking(move || engine.execute(&compiled, &payload, timeout))
+                .await
+                .map_err(|e| AdminError::Internal(e.into()))?;
+        let (outcome, patch, error) = match &execution.result {
+            Ok(out) => match out.get("error") {
+                Some(e) => ("denied".to_string(), None, Some(e.clone())),
+                None => (
+                    "ok".to_string(),
+                    Some(serde_json::Value::Object(out.clone())),
+                    None,
+                ),
+            },
+            Err(f) => (
+                f.label().to_string(),
+                None,
+                Some(serde_json::json!({"message": f.detail()})),
+            ),
+        };
+        let row = crate::store::ExecutionRow {
+            id: uuid::Uuid::now_v7().to_string(),
+            rule_id: record.id,
+            rule_name: record.name,
+            protocol: "test".into(),
+            outcome: outcome.clone(),
+            duration_us: execution.duration.as_micros() as i64,
+            fuel: execution.fuel_used as i64,
+            logs: serde_json::to_string(&execution.logs).unwrap_or_else(|_| "[]".into()),
+            created_at: self.clock.now(),
+        };
+        self.store
+            .insert_executions(&tenant_rec.id, &[row])
+            .await
+            .map_err(internal)?;
+        Ok(RuleTestOutcome {
+            outcome,
+            patch,
+            error,
+            logs: execution.logs,
+            fuel: execution.fuel_used,
+            duration_us: execution.duration.as_micros() as u64,
+        })
+    }
+
+    /// Rule executions newest first, paged, optionally of one rule or one outcome.
+    pub async fn list_logs(
+        &self,
+        tenant: &str,
+        rule_id: Option<&str>,
+        outcome: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<LogEntry>, AdminError> {
+        let tenant = self.tenant(tenant).await?;
+        let rows = self
+            .store
+            .list_executions(&tenant.id, rule_id, outcome, offset, limit)
+            .await
+            .map_err(internal)?;
+        Ok(rows.into_iter().map(LogEntry::from).collect())
     }
 }

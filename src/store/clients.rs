@@ -100,11 +100,11 @@ const CLIENT_COLUMNS: &str =
     "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at";
 
 impl Store {
-    /// Inserts a client.
-    pub async fn insert_client(&self, c: &NewClient) -> StoreResult<()> {
+    /// Inserts a client with its metadata (a JSON object).
+    pub async fn insert_client(&self, c: &NewClient, metadata: &str) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO client (client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)",
+             VALUES ($1, $2, $3, $4, $5, $6, $8, $7)",
         )
         .bind(&c.client_id)
         .bind(&c.tenant_id)
@@ -113,6 +113,7 @@ impl Store {
         .bind(json_text(&c.redirect_uris))
         .bind(json_text(&c.grant_types))
         .bind(c.created_at)
+        .bind(metadata)
         .execute(&self.pool)
         .await
         .map_err(map_unique)?;

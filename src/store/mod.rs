@@ -5,6 +5,7 @@
 mod clients;
 mod flow;
 mod keys;
+mod manage;
 mod rules;
 mod tenants;
 mod tokens;
@@ -13,6 +14,7 @@ mod users;
 pub use clients::{ClientRecord, NewClient, ResourceServerRecord, ScopeDefinition};
 pub use flow::{LoginTransactionRecord, SessionRecord};
 pub use keys::SigningKeyRecord;
+pub use manage::{ClientGrantRecord, UserChanges};
 pub use rules::{ExecutionRow, RuleRecord};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};

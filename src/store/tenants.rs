@@ -1,6 +1,6 @@
 use sqlx::FromRow;
 
-use super::{SigningKeyRecord, Store, StoreResult, map_unique};
+use super::{ClientGrantRecord, NewClient, SigningKeyRecord, Store, StoreResult, map_unique};
 
 /// A tenant row.
 #[derive(Debug, Clone, FromRow)]
@@ -14,11 +14,14 @@ pub struct TenantRecord {
 }
 
 impl Store {
-    /// Creates a tenant together with its first signing key, atomically.
+    /// Creates a tenant together with its first signing key and its Management API client,
+    /// atomically.
     pub async fn create_tenant(
         &self,
         tenant: &TenantRecord,
         key: &SigningKeyRecord,
+        management: &NewClient,
+        grant: &ClientGrantRecord,
     ) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("INSERT INTO tenant (id, name, created_at) VALUES ($1, $2, $3)")
@@ -29,6 +32,30 @@ impl Store {
             .await
             .map_err(map_unique)?;
         Self::insert_signing_key(&mut tx, key).await?;
+        sqlx::query(
+            "INSERT INTO client (client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)",
+        )
+        .bind(&management.client_id)
+        .bind(&management.tenant_id)
+        .bind(&management.name)
+        .bind(&management.secret_hash)
+        .bind(super::json_text(&management.redirect_uris))
+        .bind(super::json_text(&management.grant_types))
+        .bind(management.created_at)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "INSERT INTO client_grant (id, tenant_id, client_id, audience, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&grant.id)
+        .bind(&grant.tenant_id)
+        .bind(&grant.client_id)
+        .bind(&grant.audience)
+        .bind(&grant.scopes)
+        .bind(grant.created_at)
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(())
     }

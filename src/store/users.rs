@@ -65,13 +65,19 @@ const USER_COLUMNS: &str = "user_id, tenant_id, email, email_verified, password_
     logins_count, last_login, created_at, updated_at";
 
 impl Store {
-    /// Inserts a user; a duplicate email in the tenant is a conflict.
-    pub async fn insert_user(&self, u: &NewUser) -> StoreResult<()> {
+    /// Inserts a user with its metadata (JSON objects); a duplicate email in the tenant is a
+    /// conflict.
+    pub async fn insert_user(
+        &self,
+        u: &NewUser,
+        app_metadata: &str,
+        user_metadata: &str,
+    ) -> StoreResult<()> {
         let nickname = u.email.split('@').next().unwrap_or_default().to_string();
         sqlx::query(
             "INSERT INTO app_user (user_id, tenant_id, email, email_verified, password_hash, name, nickname, \
              app_metadata, user_metadata, logins_count, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, '{}', '{}', 0, $8, $8)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $9, $10, 0, $8, $8)",
         )
         .bind(&u.user_id)
         .bind(&u.tenant_id)
@@ -81,6 +87,8 @@ impl Store {
         .bind(&u.name)
         .bind(nickname)
         .bind(u.created_at)
+        .bind(app_metadata)
+        .bind(user_metadata)
         .execute(&self.pool)
         .await
         .map_err(map_unique)?;

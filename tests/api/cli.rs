@@ -300,3 +300,280 @@ fn migrate_applies_the_schema() {
     let again = wardstone(&db, &["migrate"]);
     assert!(again.status.success(), "migrations are idempotent");
 }
+
+fn repo(path: &str) -> String {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+#[test]
+fn rule_commands_manage_a_tenants_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let claim = repo("sample-rules/wat/static-claim.wat");
+    let deny = repo("sample-rules/wat/deny.wat");
+    let a = json(&wardstone(
+        &db,
+        &[
+            "rule", "add", "--tenant", "acme", "--name", "tier", "--file", &claim, "--json",
+        ],
+    ));
+    assert!(a["id"].as_str().unwrap().starts_with("rul_"));
+    assert_eq!(a["enabled"], true);
+    assert_eq!(a["order"], 1);
+    let b = json(&wardstone(
+        &db,
+        &[
+            "rule",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "deny",
+            "--file",
+            &deny,
+            "--order",
+            "0",
+            "--disabled",
+            "--json",
+        ],
+    ));
+    assert_eq!(b["enabled"], false);
+    let list = json(&wardstone(
+        &db,
+        &["rule", "list", "--tenant", "acme", "--json"],
+    ));
+    let names: Vec<&str> = list["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["deny", "tier"], "pipeline order");
+    assert!(list["rules"][0].get("module").is_none(), "never the bytes");
+
+    let id = b["id"].as_str().unwrap();
+    assert_eq!(
+        json(&wardstone(
+            &db,
+            &["rule", "enable", "--tenant", "acme", "--id", id, "--json"]
+        ))["enabled"],
+        true
+    );
+    assert_eq!(
+        json(&wardstone(
+            &db,
+            &["rule", "disable", "--tenant", "acme", "--id", id, "--json"]
+        ))["enabled"],
+        false
+    );
+    json(&wardstone(
+        &db,
+        &["rule", "remove", "--tenant", "acme", "--id", id, "--json"],
+    ));
+    refused(
+        &wardstone(&db, &["rule", "remove", "--tenant", "acme", "--id", id]),
+        "does not exist",
+    );
+
+    let set = wardstone(
+        &db,
+        &[
+            "rules-config",
+            "set",
+            "--tenant",
+            "acme",
+            "API_KEY",
+            "s3cr3t-value",
+            "--json",
+        ],
+    );
+    assert!(set.status.success());
+    assert!(
+        !String::from_utf8_lossy(&set.stdout).contains("s3cr3t-value"),
+        "values are never printed"
+    );
+    let keys = json(&wardstone(
+        &db,
+        &["rules-config", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(keys["keys"], serde_json::json!(["API_KEY"]));
+    json(&wardstone(
+        &db,
+        &[
+            "rules-config",
+            "unset",
+            "--tenant",
+            "acme",
+            "API_KEY",
+            "--json",
+        ],
+    ));
+    refused(
+        &wardstone(
+            &db,
+            &["rules-config", "unset", "--tenant", "acme", "API_KEY"],
+        ),
+        "not set",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &["rules-config", "set", "--tenant", "acme", "bad key!", "v"],
+        ),
+        "invalid setting key",
+    );
+
+    let logs = json(&wardstone(
+        &db,
+        &["logs", "--tenant", "acme", "--json", "--limit", "5"],
+    ));
+    assert_eq!(logs["logs"], serde_json::json!([]));
+    refused(
+        &wardstone(&db, &["logs", "--tenant", "acme", "--limit", "0"]),
+        "invalid limit",
+    );
+}
+
+#[test]
+fn rule_add_refuses_bad_modules_and_writes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let wasi = dir.path().join("wasi.wat");
+    std::fs::write(
+        &wasi,
+        r#"(module (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+           (memory (export "memory") 1)
+           (func (export "alloc") (param i32) (result i32) (i32.const 0))
+           (func (export "rule") (param i32 i32) (result i64) (i64.const 0)))"#,
+    )
+    .unwrap();
+    let path = wasi.display().to_string();
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule", "add", "--tenant", "acme", "--name", "x", "--file", &path,
+            ],
+        ),
+        "import wasi_snapshot_preview1::fd_write is not allowed",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "x",
+                "--file",
+                "/nonexistent.wasm",
+            ],
+        ),
+        "cannot read",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "bad/name",
+                "--file",
+                &repo("sample-rules/wat/deny.wat"),
+            ],
+        ),
+        "invalid rule name",
+    );
+    let list = json(&wardstone(
+        &db,
+        &["rule", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(list["rules"], serde_json::json!([]));
+}
+
+#[test]
+fn rules_run_executes_a_module_offline() {
+    let input = repo("sample-rules/example-input.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "rules",
+            "run",
+            "--module",
+            &repo("sample-rules/wat/static-claim.wat"),
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(report["outcome"], "ok");
+    assert_eq!(
+        report["output"]["context"]["idToken"]["https://wardstone.dev/tier"],
+        "gold"
+    );
+    assert_eq!(report["logs"][0]["message"], "adding the static tier claim");
+    assert!(report["fuel"].as_u64().unwrap() > 0);
+    assert!(report["duration_us"].as_u64().is_some());
+
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "rules",
+            "run",
+            "--module",
+            &repo("sample-rules/wat/deny.wat"),
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(json(&out)["outcome"], "denied");
+
+    let dir = tempfile::tempdir().unwrap();
+    let looping = dir.path().join("loop.wat");
+    std::fs::write(
+        &looping,
+        r#"(module (memory (export "memory") 1)
+           (func (export "alloc") (param i32) (result i32) (i32.const 1024))
+           (func (export "rule") (param i32 i32) (result i64) (loop (br 0)) (i64.const 0)))"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "rules",
+            "run",
+            "--module",
+            &looping.display().to_string(),
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a failing rule exits non-zero");
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "failed:fuel");
+
+    let bad_input = dir.path().join("input.json");
+    std::fs::write(&bad_input, "{\"user\": 1}").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "rules",
+            "run",
+            "--module",
+            &looping.display().to_string(),
+            "--input",
+            &bad_input.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    refused(&out, "is not a rule input");
+}

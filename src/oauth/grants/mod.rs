@@ -1,6 +1,7 @@
 //! The token endpoint: one module per grant type, dispatched on a parsed request.
 
 mod authorization_code;
+mod client_credentials;
 mod refresh_token;
 
 use std::collections::HashMap;
@@ -21,6 +22,13 @@ pub enum TokenRequest {
         redirect_uri: Option<String>,
         /// PKCE verifier.
         code_verifier: Option<String>,
+    },
+    /// `grant_type=client_credentials` (RFC 6749 §4.4).
+    ClientCredentials {
+        /// The API identifier.
+        audience: Option<String>,
+        /// Optional narrower scope.
+        scope: Option<String>,
     },
     /// `grant_type=refresh_token` (RFC 6749 §6).
     RefreshToken {
@@ -73,6 +81,10 @@ fn parse_grant(mut form: HashMap<String, String>) -> Result<TokenRequest, OAuthE
             redirect_uri: take(&mut form, "redirect_uri"),
             code_verifier: take(&mut form, "code_verifier"),
         },
+        Some("client_credentials") => TokenRequest::ClientCredentials {
+            audience: take(&mut form, "audience"),
+            scope: take(&mut form, "scope"),
+        },
         Some("refresh_token") => TokenRequest::RefreshToken {
             refresh_token: take(&mut form, "refresh_token")
                 .ok_or_else(|| missing("refresh_token"))?,
@@ -111,6 +123,15 @@ impl Provider {
                     &code,
                     redirect_uri.as_deref(),
                     code_verifier.as_deref(),
+                )
+                .await
+            }
+            TokenRequest::ClientCredentials { audience, scope } => {
+                self.client_credentials_grant(
+                    tenant,
+                    &client,
+                    audience.as_deref(),
+                    scope.as_deref(),
                 )
                 .await
             }

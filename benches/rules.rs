@@ -1,0 +1,194 @@
+//! Rule execution benchmark: `cargo bench --bench rules`.
+//!
+//! Measures, on the realistic ~2 KB input in `sample-rules/example-input.json`:
+//! - one execution of the `add-roles` SDK rule in a fresh instance (instantiate + write input +
+//!   run + read and parse the output) — the number the ≤ 15 µs target is about;
+//! - the same with a minimal hand-written WAT rule (the host's floor);
+//! - pipelines of 1, 5 and 10 rules, as a login runs them (merge patches, host-owned fields,
+//!   restricted claims);
+//! - the same logic as a native Rust function (parse input, run, serialize, parse output).
+//!
+//! Prints a Markdown table (median, p99, fuel) to paste into the README.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rules_sdk::{Configuration, Context, Deny, User, Value};
+use wardstone::rules::pipeline::run_pipeline;
+use wardstone::rules::{Limits, PreparedRule, RuleEngine};
+
+const CLAIM: &str = "https://wardstone.dev/roles";
+
+/// The `add-roles` sample, compiled natively.
+fn add_roles(user: &mut User, context: &mut Context, _config: &Configuration) -> Result<(), Deny> {
+    let roles: Vec<Value> = match user.app_metadata.get("roles") {
+        Some(Value::Array(roles)) => roles.iter().filter(|r| r.is_string()).cloned().collect(),
+        _ => Vec::new(),
+    };
+    context.id_token.set_claim(CLAIM, roles.clone());
+    context.access_token.set_claim(CLAIM, roles);
+    Ok(())
+}
+
+fn root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn build_samples() -> std::path::PathBuf {
+    let dir = root().join("sample-rules");
+    let status =
+        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+            .current_dir(&dir)
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-unknown-unknown",
+                "--locked",
+                "--target-dir",
+                "target",
+            ])
+            .status()
+            .expect("cargo runs");
+    assert!(status.success(), "building the sample rules failed");
+    dir.join("target/wasm32-unknown-unknown/release")
+}
+
+struct Stats {
+    median: Duration,
+    p99: Duration,
+}
+
+fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
+    for _ in 0..iterations / 10 {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..iterations)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed()
+        })
+        .collect();
+    samples.sort();
+    Stats {
+        median: samples[samples.len() / 2],
+        p99: samples[samples.len() * 99 / 100],
+    }
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_nanos() as f64 / 1000.0)
+}
+
+fn main() {
+    let filter = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    let iterations: usize = std::env::var("BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20_000);
+    let release = build_samples();
+    let input_value: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root().join("sample-rules/example-input.json")).unwrap(),
+    )
+    .unwrap();
+    let input = serde_json::to_vec(&input_value).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let engine = Arc::new(RuleEngine::new(Limits::default()).unwrap());
+    let load = |bytes: Vec<u8>| runtime.block_on(engine.prepare(&bytes)).unwrap();
+    let sdk_rule = load(std::fs::read(release.join("add_roles.wasm")).unwrap());
+    let wat_rule = load(
+        engine
+            .assemble(&std::fs::read(root().join("sample-rules/wat/static-claim.wat")).unwrap())
+            .unwrap(),
+    );
+    let timeout = Duration::from_millis(50);
+
+    let mut rows: Vec<(String, Stats, String)> = Vec::new();
+    let mut bench = |name: &str, fuel: String, f: &mut dyn FnMut()| {
+        if filter.as_deref().is_some_and(|flt| !name.contains(flt)) {
+            return;
+        }
+        let stats = measure(iterations, f);
+        eprintln!(
+            "{name:<55} median {:>10}  p99 {:>10}",
+            us(stats.median),
+            us(stats.p99)
+        );
+        rows.push((name.to_string(), stats, fuel));
+    };
+
+    let fuel_of = |rule: &wardstone::rules::CompiledRule| {
+        engine.execute(rule, &input, timeout).fuel_used.to_string()
+    };
+    let sdk_fuel = fuel_of(&sdk_rule);
+    let wat_fuel = fuel_of(&wat_rule);
+    bench(
+        "SDK rule (add-roles), fresh instance, end to end",
+        sdk_fuel.clone(),
+        &mut || {
+            let e = engine.execute(&sdk_rule, &input, timeout);
+            assert!(e.result.is_ok());
+        },
+    );
+    bench(
+        "hand-written WAT rule (static claim), fresh instance",
+        wat_fuel,
+        &mut || {
+            let e = engine.execute(&wat_rule, &input, timeout);
+            assert!(e.result.is_ok());
+        },
+    );
+    bench(
+        "same logic as a native Rust function",
+        "—".into(),
+        &mut || {
+            let out = rules_sdk::run_json(add_roles, &input);
+            let parsed: serde_json::Map<String, Value> = serde_json::from_slice(&out).unwrap();
+            assert!(parsed.contains_key("context"));
+        },
+    );
+    let user = input_value["user"].clone();
+    let context = input_value["context"].clone();
+    let configuration = input_value["configuration"].to_string();
+    for n in [1usize, 5, 10] {
+        let rules: Vec<PreparedRule> = (0..n)
+            .map(|i| PreparedRule {
+                id: format!("rul_{i}"),
+                name: format!("rule {i}"),
+                compiled: sdk_rule.clone(),
+            })
+            .collect();
+        bench(
+            &format!("pipeline of {n} SDK rule(s), login path"),
+            "—".into(),
+            &mut || {
+                let run = run_pipeline(
+                    &engine,
+                    &rules,
+                    user.clone(),
+                    context.clone(),
+                    &configuration,
+                );
+                assert!(matches!(
+                    run.verdict,
+                    wardstone::rules::Verdict::Allow { .. }
+                ));
+            },
+        );
+    }
+
+    println!(
+        "\n| what (~2 KB input, {iterations} runs) | median | p99 | fuel |\n|---|---|---|---|"
+    );
+    for (name, stats, fuel) in &rows {
+        println!(
+            "| {name} | {} | {} | {fuel} |",
+            us(stats.median),
+            us(stats.p99)
+        );
+    }
+}

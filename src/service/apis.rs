@@ -1,0 +1,264 @@
+//! APIs (resource servers), including the tenant's built-in Management API.
+
+use serde::{Deserialize, Serialize};
+
+use super::{Admin, AdminError, MANAGEMENT_SCOPES, internal, json_err};
+use crate::domain::{ApiIdentifier, DisplayName, ScopeSet};
+use crate::store::{ResourceServerRecord, ScopeDefinition, StoreError};
+
+/// An API as the Management API shows it.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ApiView {
+    /// Id (`system` for the Management API).
+    pub id: String,
+    /// Identifier: the access token's `aud`.
+    pub identifier: String,
+    /// Name.
+    pub name: String,
+    /// Scopes it defines.
+    #[schema(value_type = Vec<Object>)]
+    pub scopes: Vec<ScopeDefinition>,
+    /// True for the built-in Management API (read only).
+    pub is_system: bool,
+}
+
+impl From<ResourceServerRecord> for ApiView {
+    fn from(r: ResourceServerRecord) -> Self {
+        ApiView {
+            scopes: r.scopes(),
+            id: r.id,
+            identifier: r.identifier,
+            name: r.name,
+            is_system: false,
+        }
+    }
+}
+
+/// What creating an API takes.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiInput {
+    /// Absolute URL used as `aud`.
+    pub identifier: String,
+    /// Name (default: the identifier).
+    pub name: Option<String>,
+    /// Scopes `[{value, description}]`.
+    #[serde(default)]
+    #[schema(value_type = Vec<Object>)]
+    pub scopes: Vec<ScopeDefinition>,
+}
+
+/// What updating an API may change (the identifier never changes: tokens carry it).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApiPatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New scope list.
+    #[schema(value_type = Option<Vec<Object>>)]
+    pub scopes: Option<Vec<ScopeDefinition>>,
+}
+
+fn check_scopes(scopes: &[ScopeDefinition]) -> Result<Vec<ScopeDefinition>, AdminError> {
+    let mut out: Vec<ScopeDefinition> = Vec::new();
+    if scopes.len() > 200 {
+        return Err(AdminError::Invalid("at most 200 scopes per API".into()));
+    }
+    for d in scopes {
+        if ScopeSet::parse(&d.value)?.iter().count() != 1 {
+            return Err(AdminError::Invalid(format!("invalid scope {:?}", d.value)));
+        }
+        if out.iter().any(|o| o.value == d.value) {
+            return Err(AdminError::Invalid(format!(
+                "scope {:?} is listed twice",
+                d.value
+            )));
+        }
+        if d.description.chars().count() > 500 || d.description.chars().any(char::is_control) {
+            return Err(AdminError::Invalid(format!(
+                "invalid description for scope {:?}",
+                d.value
+            )));
+        }
+        let description = d.description.trim();
+        out.push(ScopeDefinition {
+            value: d.value.clone(),
+            description: if description.is_empty() {
+                d.value.clone()
+            } else {
+                description.to_string()
+            },
+        });
+    }
+    Ok(out)
+}
+
+impl Admin {
+    /// Registers an API with the CLI's `VALUE=DESCRIPTION` scopes.
+    pub async fn create_api(
+        &self,
+        tenant: &str,
+        identifier: &str,
+        name: Option<&str>,
+        scopes: &[String],
+    ) -> Result<ApiView, AdminError> {
+        let scopes = scopes
+            .iter()
+            .map(|s| {
+                let (value, description) = s.split_once('=').unwrap_or((s.as_str(), ""));
+                ScopeDefinition {
+                    value: value.to_string(),
+                    description: description.to_string(),
+                }
+            })
+            .collect();
+        self.create_api_with(
+            tenant,
+            NewApiInput {
+                identifier: identifier.into(),
+                name: name.map(String::from),
+                scopes,
+            },
+        )
+        .await
+    }
+
+    /// Registers an API.
+    pub async fn create_api_with(
+        &self,
+        tenant: &str,
+        input: NewApiInput,
+    ) -> Result<ApiView, AdminError> {
+        let identifier = ApiIdentifier::parse(&input.identifier)?;
+        if identifier.as_str() == self.management_audience(tenant) {
+            return Err(AdminError::Conflict(
+                "this identifier belongs to the Management API".into(),
+            ));
+        }
+        let name = DisplayName::parse(
+            "API name",
+            input.name.as_deref().unwrap_or(identifier.as_str()),
+        )?;
+        let scopes = check_scopes(&input.scopes)?;
+        let tenant = self.tenant(tenant).await?;
+        let record = ResourceServerRecord {
+            id: format!("api_{}", crate::crypto::random_token(12)),
+            tenant_id: tenant.id,
+            identifier: identifier.as_str().to_string(),
+            name: name.as_str().to_string(),
+            scopes: serde_json::to_string(&scopes).map_err(json_err)?,
+            created_at: self.clock.now(),
+        };
+        match self.store.insert_resource_server(&record).await {
+            Ok(()) => Ok(record.into()),
+            Err(StoreError::Conflict) => Err(AdminError::Conflict(format!(
+                "an API with identifier {} already exists",
+                identifier.as_str()
+            ))),
+            Err(e) => Err(internal(e)),
+        }
+    }
+
+    fn management_api_view(&self, tenant: &str) -> ApiView {
+        ApiView {
+            id: "system".into(),
+            identifier: self.management_audience(tenant),
+            name: "Wardstone Management API".into(),
+            scopes: MANAGEMENT_SCOPES
+                .iter()
+                .map(|s| ScopeDefinition {
+                    value: s.to_string(),
+                    description: s.replace([':', '_'], " "),
+                })
+                .collect(),
+            is_system: true,
+        }
+    }
+
+    /// APIs of a tenant, the Management API first.
+    pub async fn list_apis(&self, tenant: &str) -> Result<Vec<ApiView>, AdminError> {
+        let t = self.tenant(tenant).await?;
+        let mut out = vec![self.management_api_view(tenant)];
+        out.extend(
+            self.store
+                .list_resource_servers(&t.id)
+                .await
+                .map_err(internal)?
+                .into_iter()
+                .map(ApiView::from),
+        );
+        Ok(out)
+    }
+
+    async fn api_record(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> Result<ResourceServerRecord, AdminError> {
+        self.store
+            .resource_server(tenant_id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| AdminError::NotFound(format!("API {id:?} does not exist")))
+    }
+
+    /// One API by id.
+    pub async fn get_api(&self, tenant: &str, id: &str) -> Result<ApiView, AdminError> {
+        if id == "system" {
+            self.tenant(tenant).await?;
+            return Ok(self.management_api_view(tenant));
+        }
+        let t = self.tenant(tenant).await?;
+        Ok(self.api_record(&t.id, id).await?.into())
+    }
+
+    /// Renames an API or replaces its scopes.
+    pub async fn update_api(
+        &self,
+        tenant: &str,
+        id: &str,
+        patch: ApiPatch,
+    ) -> Result<ApiView, AdminError> {
+        if id == "system" {
+            return Err(AdminError::Invalid(
+                "the Management API cannot be changed".into(),
+            ));
+        }
+        let t = self.tenant(tenant).await?;
+        let mut record = self.api_record(&t.id, id).await?;
+        if let Some(name) = &patch.name {
+            record.name = DisplayName::parse("API name", name)?.as_str().to_string();
+        }
+        if let Some(scopes) = &patch.scopes {
+            record.scopes = serde_json::to_string(&check_scopes(scopes)?).map_err(json_err)?;
+        }
+        if !self
+            .store
+            .update_resource_server(&record)
+            .await
+            .map_err(internal)?
+        {
+            return Err(AdminError::NotFound(format!("API {id:?} does not exist")));
+        }
+        Ok(record.into())
+    }
+
+    /// Deletes an API and the client grants for it.
+    pub async fn delete_api(&self, tenant: &str, id: &str) -> Result<(), AdminError> {
+        if id == "system" {
+            return Err(AdminError::Invalid(
+                "the Management API cannot be deleted".into(),
+            ));
+        }
+        let t = self.tenant(tenant).await?;
+        if !self
+            .store
+            .delete_resource_server(&t.id, id)
+            .await
+            .map_err(internal)?
+        {
+            return Err(AdminError::NotFound(format!("API {id:?} does not exist")));
+        }
+        Ok(())
+    }
+}

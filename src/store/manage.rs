@@ -1,0 +1,430 @@
+//! Queries of the Management API: listing, updating and deleting clients, users, APIs and
+//! rules, and client grants.
+
+use sqlx::FromRow;
+
+use super::{
+    ClientRecord, ResourceServerRecord, RuleRecord, Store, StoreResult, UserRecord, map_unique,
+};
+
+/// A client's permission to get tokens for an API with some scopes.
+#[derive(Debug, Clone, FromRow)]
+pub struct ClientGrantRecord {
+    /// `cgr_...` id.
+    pub id: String,
+    /// Owning tenant.
+    pub tenant_id: String,
+    /// The client.
+    pub client_id: String,
+    /// API identifier, or `urn:wardstone:management` for the tenant's Management API.
+    pub audience: String,
+    /// JSON array of scopes.
+    pub scopes: String,
+    /// Creation time.
+    pub created_at: i64,
+}
+
+/// A user's profile fields the Management API may change; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// New email (lowercased).
+    pub email: Option<String>,
+    /// New verification flag.
+    pub email_verified: Option<bool>,
+    /// New password hash.
+    pub password_hash: Option<String>,
+    /// `Some(None)` clears the field.
+    pub name: Option<Option<String>>,
+    /// Given name.
+    pub given_name: Option<Option<String>>,
+    /// Family name.
+    pub family_name: Option<Option<String>>,
+    /// Nickname.
+    pub nickname: Option<Option<String>>,
+    /// Picture.
+    pub picture: Option<Option<String>>,
+    /// Username.
+    pub username: Option<Option<String>>,
+    /// Whole new app_metadata JSON (already merged by the caller).
+    pub app_metadata: Option<String>,
+    /// Whole new user_metadata JSON.
+    pub user_metadata: Option<String>,
+}
+
+const CLIENT_COLUMNS: &str =
+    "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at";
+const USER_COLUMNS: &str = "user_id, tenant_id, email, email_verified, password_hash, name, \
+    given_name, family_name, nickname, picture, username, app_metadata, user_metadata, \
+    logins_count, last_login, created_at, updated_at";
+
+impl Store {
+    /// Clients of a tenant, oldest first.
+    pub async fn list_clients(
+        &self,
+        tenant_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ClientRecord>> {
+        Ok(sqlx::query_as::<_, ClientRecord>(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM client WHERE tenant_id = $1 ORDER BY created_at, client_id LIMIT $2 OFFSET $3"
+        ))
+        .bind(tenant_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Replaces a client's mutable fields; false when it does not exist.
+    pub async fn update_client(&self, c: &ClientRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE client SET name = $1, redirect_uris = $2, grant_types = $3, metadata = $4 \
+             WHERE tenant_id = $5 AND client_id = $6",
+        )
+        .bind(&c.name)
+        .bind(&c.redirect_uris)
+        .bind(&c.grant_types)
+        .bind(&c.metadata)
+        .bind(&c.tenant_id)
+        .bind(&c.client_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a client with its grants, consents and tokens; false when it does not exist.
+    pub async fn delete_client(&self, tenant_id: &str, client_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "refresh_token",
+            "authorization_code",
+            "token_grant",
+            "login_transaction",
+        ] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant_id = $1 AND client_id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM client WHERE tenant_id = $1 AND client_id = $2")
+            .bind(tenant_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Inserts a client grant; a second grant for the same client and API is a conflict.
+    pub async fn insert_client_grant(&self, g: &ClientGrantRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO client_grant (id, tenant_id, client_id, audience, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&g.id)
+        .bind(&g.tenant_id)
+        .bind(&g.client_id)
+        .bind(&g.audience)
+        .bind(&g.scopes)
+        .bind(g.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_unique)?;
+        Ok(())
+    }
+
+    /// The grant of `client_id` for `audience`.
+    pub async fn client_grant_for(
+        &self,
+        tenant_id: &str,
+        client_id: &str,
+        audience: &str,
+    ) -> StoreResult<Option<ClientGrantRecord>> {
+        Ok(sqlx::query_as::<_, ClientGrantRecord>(
+            "SELECT id, tenant_id, client_id, audience, scopes, created_at FROM client_grant \
+             WHERE tenant_id = $1 AND client_id = $2 AND audience = $3",
+        )
+        .bind(tenant_id)
+        .bind(client_id)
+        .bind(audience)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Client grants of a tenant.
+    pub async fn list_client_grants(&self, tenant_id: &str) -> StoreResult<Vec<ClientGrantRecord>> {
+        Ok(sqlx::query_as::<_, ClientGrantRecord>(
+            "SELECT id, tenant_id, client_id, audience, scopes, created_at FROM client_grant \
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Deletes a client grant (never the Management API's); false when it does not exist.
+    pub async fn delete_client_grant(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM client_grant WHERE tenant_id = $1 AND id = $2 AND audience <> 'urn:wardstone:management'",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Users of a tenant, oldest first, optionally only the one with `email`.
+    pub async fn list_users(
+        &self,
+        tenant_id: &str,
+        email: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let filter = if email.is_some() {
+            "AND email = $4"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM app_user WHERE tenant_id = $1 {filter} ORDER BY created_at, user_id LIMIT $2 OFFSET $3"
+        );
+        let mut q = sqlx::query_as::<_, UserRecord>(&sql)
+            .bind(tenant_id)
+            .bind(limit)
+            .bind(offset);
+        if let Some(e) = email {
+            q = q.bind(e);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+
+    /// Applies profile changes; false when the user does not exist; a taken email conflicts.
+    pub async fn update_user(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        c: &UserChanges,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut sets: Vec<String> = vec!["updated_at = $1".into()];
+        let mut values: Vec<Option<String>> = Vec::new();
+        let mut push = |col: &str, v: Option<String>| {
+            values.push(v);
+            sets.push(format!("{col} = ${}", values.len() + 3));
+        };
+        if let Some(v) = &c.email {
+            push("email", Some(v.clone()));
+        }
+        if let Some(v) = &c.password_hash {
+            push("password_hash", Some(v.clone()));
+        }
+        for (col, v) in [
+            ("name", &c.name),
+            ("given_name", &c.given_name),
+            ("family_name", &c.family_name),
+            ("nickname", &c.nickname),
+            ("picture", &c.picture),
+            ("username", &c.username),
+        ] {
+            if let Some(v) = v {
+                push(col, v.clone());
+            }
+        }
+        if let Some(v) = &c.app_metadata {
+            push("app_metadata", Some(v.clone()));
+        }
+        if let Some(v) = &c.user_metadata {
+            push("user_metadata", Some(v.clone()));
+        }
+        if let Some(v) = c.email_verified {
+            sets.push(format!("email_verified = {}", i64::from(v)));
+        }
+        let sql = format!(
+            "UPDATE app_user SET {} WHERE tenant_id = $2 AND user_id = $3",
+            sets.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now).bind(tenant_id).bind(user_id);
+        for v in values {
+            q = q.bind(v);
+        }
+        let done = q.execute(&self.pool).await.map_err(map_unique)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a user with their sessions, consents, codes and tokens.
+    pub async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        for table in [
+            "refresh_token",
+            "authorization_code",
+            "token_grant",
+            "sso_session",
+            "consent",
+        ] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM app_user WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// APIs of a tenant.
+    pub async fn list_resource_servers(
+        &self,
+        tenant_id: &str,
+    ) -> StoreResult<Vec<ResourceServerRecord>> {
+        Ok(sqlx::query_as::<_, ResourceServerRecord>(
+            "SELECT id, tenant_id, identifier, name, scopes, created_at FROM resource_server \
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// One API by id.
+    pub async fn resource_server(
+        &self,
+        tenant_id: &str,
+        id: &str,
+    ) -> StoreResult<Option<ResourceServerRecord>> {
+        Ok(sqlx::query_as::<_, ResourceServerRecord>(
+            "SELECT id, tenant_id, identifier, name, scopes, created_at FROM resource_server WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Renames an API or replaces its scopes.
+    pub async fn update_resource_server(&self, r: &ResourceServerRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE resource_server SET name = $1, scopes = $2 WHERE tenant_id = $3 AND id = $4",
+        )
+        .bind(&r.name)
+        .bind(&r.scopes)
+        .bind(&r.tenant_id)
+        .bind(&r.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes an API and the client grants for it.
+    pub async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "DELETE FROM client_grant WHERE tenant_id = $1 AND audience IN \
+             (SELECT identifier FROM resource_server WHERE tenant_id = $1 AND id = $2)",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let done = sqlx::query("DELETE FROM resource_server WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Changes a rule; `module` replaces the module and its hash in the same statement, so a
+    /// login sees the old module or the new one, never a mix.
+    pub async fn update_rule(&self, r: &RuleRecord, module: Option<&[u8]>) -> StoreResult<bool> {
+        let done = match module {
+            Some(bytes) => {
+                sqlx::query(
+                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4, sha256 = $5, module = $6, size = $7 \
+                     WHERE tenant_id = $8 AND id = $9",
+                )
+                .bind(&r.name)
+                .bind(r.rule_order)
+                .bind(r.enabled)
+                .bind(r.updated_at)
+                .bind(&r.sha256)
+                .bind(bytes)
+                .bind(r.size)
+                .bind(&r.tenant_id)
+                .bind(&r.id)
+                .execute(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6",
+                )
+                .bind(&r.name)
+                .bind(r.rule_order)
+                .bind(r.enabled)
+                .bind(r.updated_at)
+                .bind(&r.tenant_id)
+                .bind(&r.id)
+                .execute(&self.pool)
+                .await
+            }
+        }
+        .map_err(map_unique)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// The module bytes of one rule.
+    pub async fn rule_module_of(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT module FROM rule WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Executions newest first, optionally of one rule and/or one outcome.
+    pub async fn list_executions(
+        &self,
+        tenant_id: &str,
+        rule_id: Option<&str>,
+        outcome: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<super::ExecutionRow>> {
+        let mut filter = String::new();
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(r) = rule_id {
+            args.push(r);
+            filter.push_str(&format!(" AND rule_id = ${}", args.len() + 3));
+        }
+        if let Some(o) = outcome {
+            args.push(o);
+            filter.push_str(&format!(" AND outcome = ${}", args.len() + 3));
+        }
+        let sql = format!(
+            "SELECT id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at FROM rule_execution \
+             WHERE tenant_id = $1{filter} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        let mut q = sqlx::query_as::<_, super::ExecutionRow>(&sql)
+            .bind(tenant_id)
+            .bind(limit)
+            .bind(offset);
+        for a in args {
+            q = q.bind(a);
+        }
+        Ok(q.fetch_all(&self.pool).await?)
+    }
+}
