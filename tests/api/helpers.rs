@@ -27,6 +27,8 @@ pub struct TestApp {
     pub client_id: String,
     pub client_secret: String,
     pub user_id: String,
+    pub mgmt_client_id: String,
+    pub mgmt_client_secret: String,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -85,7 +87,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
         rules,
     );
     let tenant = "acme".to_string();
-    admin.create_tenant(&tenant).await.unwrap();
+    let created = admin.create_tenant(&tenant).await.unwrap();
     let client = admin
         .create_client(&tenant, "Acme Web", &[CALLBACK.to_string()], false)
         .await
@@ -104,6 +106,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
         client_id: client.client_id,
         client_secret: client.client_secret.unwrap(),
         user_id: user.user_id,
+        mgmt_client_id: created.management.client_id,
+        mgmt_client_secret: created.management.client_secret,
         _dir: dir,
         _server: server,
     }
@@ -386,6 +390,8 @@ pub fn sample_rule(crate_name: &str) -> Vec<u8> {
                 "--target",
                 "wasm32-unknown-unknown",
                 "--locked",
+                "--target-dir",
+                "target",
             ])
             .env_remove("RUSTFLAGS")
             .output()
@@ -479,5 +485,56 @@ impl TestApp {
             "expected the callback, got {next}"
         );
         query_of(&next)
+    }
+}
+
+impl TestApp {
+    /// A Management API token (client_credentials) with `scope` (None: every granted scope).
+    pub async fn mgmt_token(&self, scope: Option<&str>) -> String {
+        let audience = self.url("/api/v2/");
+        let mut form = vec![
+            ("grant_type", "client_credentials"),
+            ("audience", audience.as_str()),
+        ];
+        if let Some(s) = scope {
+            form.push(("scope", s));
+        }
+        let resp = self
+            .token_request(
+                &form,
+                Some((&self.mgmt_client_id, &self.mgmt_client_secret)),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK, "management token");
+        let body: Value = resp.json().await.unwrap();
+        body["access_token"].as_str().unwrap().to_string()
+    }
+
+    /// Calls the Management API; returns status and JSON body (Null when empty).
+    pub async fn api(
+        &self,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let url = format!("{}/api/v2{}", self.issuer, path);
+        let mut req = reqwest::Client::new()
+            .request(method.parse().unwrap(), url)
+            .bearer_auth(token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            if text.is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            },
+        )
     }
 }

@@ -5,6 +5,7 @@ mod authorize;
 mod cli;
 mod flow;
 mod helpers;
+mod management;
 mod relying_party;
 mod rules;
 mod token;
