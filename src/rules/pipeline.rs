@@ -121,40 +121,37 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
-/// Puts back every field a rule may not change; returns a note per ignored change.
-fn keep_host_owned(
-    before: &Value,
-    after: &mut Value,
+/// Applies the patch of one object: writable members are merged (RFC 7396), any other member
+/// is ignored with a note when it would have changed something. Host-owned fields are thus
+/// never touched, and nothing is cloned or compared unless a rule sends it.
+fn patch_object(
+    target: &mut Value,
+    patch: &Map<String, Value>,
     writable: &[&str],
     what: &str,
-) -> Vec<String> {
-    let mut notes = Vec::new();
-    let (Value::Object(before), Value::Object(after)) = (before, after) else {
-        return notes;
-    };
-    let keys: Vec<String> = before.keys().chain(after.keys()).cloned().collect();
-    for key in keys {
+    notes: &mut Vec<String>,
+) {
+    let Value::Object(map) = target else { return };
+    for (key, value) in patch {
         if writable.contains(&key.as_str()) {
-            continue;
-        }
-        match (before.get(&key), after.get(&key)) {
-            (Some(b), Some(a)) if a == b => {}
-            (Some(b), _) => {
-                notes.push(format!(
+            if value.is_null() {
+                map.remove(key);
+            } else {
+                merge_patch(map.entry(key.clone()).or_insert(Value::Null), value);
+            }
+        } else {
+            match map.get(key) {
+                Some(current) if current == value => {}
+                Some(_) => notes.push(format!(
                     "{what}.{key} is owned by the server; the change was ignored"
-                ));
-                after.insert(key, b.clone());
-            }
-            (None, Some(_)) => {
-                notes.push(format!(
+                )),
+                None if value.is_null() => {}
+                None => notes.push(format!(
                     "{what}.{key} is not a field rules can set; it was ignored"
-                ));
-                after.remove(&key);
+                )),
             }
-            (None, None) => {}
         }
     }
-    notes
 }
 
 fn drop_restricted(
@@ -189,21 +186,16 @@ fn apply(
             ));
         }
     }
-    let (before_user, before_context) = (user.clone(), context.clone());
-    for (key, target) in [("user", &mut *user), ("context", &mut *context)] {
+    for (key, target, writable) in [
+        ("user", &mut *user, USER_WRITABLE),
+        ("context", &mut *context, CONTEXT_WRITABLE),
+    ] {
         match output.get(key) {
             None => {}
-            Some(p @ Value::Object(_)) => merge_patch(target, p),
+            Some(Value::Object(p)) => patch_object(target, p, writable, key, &mut notes),
             Some(_) => return Err(format!("output member {key:?} must be an object")),
         }
     }
-    notes.extend(keep_host_owned(&before_user, user, USER_WRITABLE, "user"));
-    notes.extend(keep_host_owned(
-        &before_context,
-        context,
-        CONTEXT_WRITABLE,
-        "context",
-    ));
     for key in USER_WRITABLE {
         if !user.get(*key).is_some_and(Value::is_object) {
             return Err(format!("user.{key} must stay an object"));
@@ -251,6 +243,70 @@ fn deny_of(output: &Map<String, Value>) -> Option<Result<String, String>> {
     })
 }
 
+/// The parts of the input no rule can change, serialized once per pipeline; only the writable
+/// members are serialized again for each rule.
+struct InputFrame {
+    user_head: String,
+    context_head: String,
+    configuration: String,
+}
+
+/// `{"a":1,"b":2}` without the members in `skip`, and without its closing brace.
+fn head_without(value: &Value, skip: &[&str]) -> String {
+    let mut head = String::from("{");
+    if let Value::Object(map) = value {
+        for (k, v) in map.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
+            if head.len() > 1 {
+                head.push(',');
+            }
+            head.push_str(&Value::String(k.clone()).to_string());
+            head.push(':');
+            head.push_str(&v.to_string());
+        }
+    }
+    head
+}
+
+impl InputFrame {
+    fn new(user: &Value, context: &Value, configuration: &str) -> Self {
+        InputFrame {
+            user_head: head_without(user, USER_WRITABLE),
+            context_head: head_without(context, CONTEXT_WRITABLE),
+            configuration: configuration.to_string(),
+        }
+    }
+
+    fn input(&self, user: &Value, context: &Value) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            self.user_head.len() + self.context_head.len() + self.configuration.len() + 512,
+        );
+        let mut object = |out: &mut Vec<u8>, head: &str, value: &Value, members: &[&str]| {
+            out.extend_from_slice(head.as_bytes());
+            let mut first = head.len() == 1;
+            for m in members {
+                if let Some(v) = value.get(*m) {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.extend_from_slice(Value::String((*m).to_string()).to_string().as_bytes());
+                    out.push(b':');
+                    serde_json::to_writer(&mut *out, v).unwrap_or_default();
+                }
+            }
+            out.push(b'}');
+        };
+        out.extend_from_slice(b"{\"user\":");
+        object(&mut out, &self.user_head, user, USER_WRITABLE);
+        out.extend_from_slice(b",\"context\":");
+        object(&mut out, &self.context_head, context, CONTEXT_WRITABLE);
+        out.extend_from_slice(b",\"configuration\":");
+        out.extend_from_slice(self.configuration.as_bytes());
+        out.push(b'}');
+        out
+    }
+}
+
 /// Runs `rules` in order on `user` and `context`. Blocking: call it off the async workers.
 pub fn run_pipeline(
     engine: &RuleEngine,
@@ -261,6 +317,7 @@ pub fn run_pipeline(
 ) -> PipelineRun {
     let limits = engine.limits();
     let started = Instant::now();
+    let frame = InputFrame::new(&user, &context, configuration_json);
     let mut records = Vec::with_capacity(rules.len());
     for rule in rules {
         // Time-ordered ids keep executions of one second in the order they ran.
@@ -286,17 +343,7 @@ pub fn run_pipeline(
                 records,
             };
         }
-        // Built per rule because each rule sees the previous one's patch; the configuration is
-        // serialized once per pipeline.
-        let mut input = Vec::with_capacity(2048);
-        input.extend_from_slice(b"{\"user\":");
-        serde_json::to_writer(&mut input, &user).unwrap_or_default();
-        input.extend_from_slice(b",\"context\":");
-        serde_json::to_writer(&mut input, &context).unwrap_or_default();
-        input.extend_from_slice(b",\"configuration\":");
-        input.extend_from_slice(configuration_json.as_bytes());
-        input.push(b'}');
-
+        let input = frame.input(&user, &context);
         let execution = engine.execute(&rule.compiled, &input, limits.rule_timeout.min(remaining));
         record.duration_us = i64::try_from(execution.duration.as_micros()).unwrap_or(i64::MAX);
         record.fuel = i64::try_from(execution.fuel_used).unwrap_or(i64::MAX);
@@ -453,6 +500,23 @@ mod tests {
         assert!(notes.iter().any(|n| n.contains("\"sub\"")));
         assert!(notes.iter().any(|n| n.contains("\"aud\"")));
         assert!(notes.iter().any(|n| n.contains("user.email")));
+    }
+
+    #[test]
+    fn the_input_frame_serializes_the_same_json_as_a_whole_object() {
+        let (user, context) = base();
+        let frame = InputFrame::new(&user, &context, "{\"K\":\"v\"}");
+        let built: Value = serde_json::from_slice(&frame.input(&user, &context)).unwrap();
+        assert_eq!(
+            built,
+            json!({"user": user, "context": context, "configuration": {"K": "v"}})
+        );
+        let empty = InputFrame::new(&json!({}), &json!({}), "{}");
+        let built: Value = serde_json::from_slice(&empty.input(&json!({}), &json!({}))).unwrap();
+        assert_eq!(
+            built,
+            json!({"user": {}, "context": {}, "configuration": {}})
+        );
     }
 
     #[test]
