@@ -280,7 +280,7 @@ impl InputFrame {
         let mut out = Vec::with_capacity(
             self.user_head.len() + self.context_head.len() + self.configuration.len() + 512,
         );
-        let mut object = |out: &mut Vec<u8>, head: &str, value: &Value, members: &[&str]| {
+        let object = |out: &mut Vec<u8>, head: &str, value: &Value, members: &[&str]| {
             out.extend_from_slice(head.as_bytes());
             let mut first = head.len() == 1;
             for m in members {

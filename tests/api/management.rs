@@ -271,6 +271,7 @@ async fn bad_client_requests_get_precise_errors_and_change_nothing() {
 async fn users_can_be_managed_and_metadata_merges_like_auth0() {
     let app = spawn_app().await;
     let token = app.mgmt_token(None).await;
+    app.clock.advance(1);
     let (status, user) = app
         .api("POST", "/users", &token, Some(json!({
             "email": "Carol@Example.com", "password": "initial password", "name": "Carol",
