@@ -22,6 +22,10 @@ pub struct Cli {
     /// Public base URL; issuers are {public_url}/t/{tenant}. Default: http://{bind}.
     #[arg(long, global = true, env = "WARDSTONE_PUBLIC_URL")]
     public_url: Option<String>,
+    /// Database connections per node (PostgreSQL: keep nodes × this under max_connections).
+    #[arg(long, global = true, env = "WARDSTONE_DB_MAX_CONNECTIONS", default_value_t = 16,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    db_max_connections: u32,
     #[command(subcommand)]
     command: Command,
 }
@@ -315,6 +319,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let app = Application::build(
                 ServerOptions {
                     database_url: cli.database_url,
+                    db_max_connections: cli.db_max_connections,
                     bind,
                     public_url,
                     master_key: None,
@@ -342,7 +347,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Command::Migrate => {
-            let store = open_store(&cli.database_url).await?;
+            let store = open_store(&cli.database_url, 4).await?;
             store.close().await;
             eprintln!("migrations applied");
             Ok(())
@@ -357,7 +362,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 std::env::var("WARDSTONE_MASTER_KEY").ok().as_deref(),
                 &cli.database_url,
             )?;
-            let store = open_store(&cli.database_url).await?;
+            let store = open_store(&cli.database_url, 4).await?;
             let rules = crate::rules::Rules::new(
                 store.clone(),
                 master_key.clone(),

@@ -20,6 +20,8 @@ use crate::store::Store;
 pub struct ServerOptions {
     /// Database URL.
     pub database_url: String,
+    /// Connections in the database pool of this node.
+    pub db_max_connections: u32,
     /// Listen address (port 0 picks a free port).
     pub bind: SocketAddr,
     /// Public base URL; `http://{bound address}` when absent.
@@ -44,8 +46,8 @@ pub struct Application {
 }
 
 /// Opens the database and applies migrations.
-pub async fn open_store(database_url: &str) -> anyhow::Result<Store> {
-    let store = Store::connect(database_url, 16).await?;
+pub async fn open_store(database_url: &str, max_connections: u32) -> anyhow::Result<Store> {
+    let store = Store::connect(database_url, max_connections).await?;
     store.migrate().await?;
     Ok(store)
 }
@@ -60,7 +62,7 @@ impl Application {
                 &options.database_url,
             )?,
         };
-        let store = open_store(&options.database_url).await?;
+        let store = open_store(&options.database_url, options.db_max_connections).await?;
         let listener = TcpListener::bind(options.bind)
             .await
             .with_context(|| format!("cannot listen on {}", options.bind))?;

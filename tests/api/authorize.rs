@@ -1,8 +1,8 @@
-//! Failures at /authorize and on the login and consent pages.
+// Failures at /authorize and on the login and consent pages.
 
 use reqwest::StatusCode;
 
-use crate::helpers::*;
+use super::*;
 
 #[tokio::test]
 async fn unknown_client_gets_an_error_page_and_no_redirect() {

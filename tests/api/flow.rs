@@ -1,8 +1,8 @@
-//! The whole authorization code grant as a browser and a web app see it.
+// The whole authorization code grant as a browser and a web app see it.
 
 use reqwest::StatusCode;
 
-use crate::helpers::*;
+use super::*;
 
 #[tokio::test]
 async fn full_flow_issues_tokens_that_verify_against_the_jwks() {

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub client_secret: String,
     pub user_id: String,
     pub mgmt_client_id: String,
+    pub database_url: String,
+    pub master_key: MasterKey,
     pub mgmt_client_secret: String,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
@@ -45,19 +47,67 @@ fn wall_clock() -> i64 {
         .as_secs() as i64
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
+/// Which database a test app runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    #[allow(dead_code)] // only built with WARDSTONE_TEST_POSTGRES_URL
+    Postgres,
 }
 
-/// A test app whose server options `tweak` may change (public URL, limits, demo...).
-pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
+/// A fresh, empty PostgreSQL database for one test, on the server named by
+/// `WARDSTONE_TEST_POSTGRES_URL`. Databases of earlier runs are dropped on first use.
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection;
+    static CLEANED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let base =
+        std::env::var("WARDSTONE_TEST_POSTGRES_URL").expect("WARDSTONE_TEST_POSTGRES_URL is set");
+    let connect = || async {
+        sqlx::PgConnection::connect(&base)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {base} is unreachable: {e}"))
+    };
+    CLEANED
+        .get_or_init(|| async {
+            let mut conn = connect().await;
+            let old: Vec<(String,)> = sqlx::query_as(
+                "SELECT datname FROM pg_database WHERE datname LIKE 'ws\\_test\\_%'",
+            )
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+            for (name,) in old {
+                sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+            }
+        })
+        .await;
+    let name = format!("ws_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = connect().await;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(&base).unwrap();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+/// A test app on `backend` whose server options `tweak` may change (public URL, limits, demo...).
+pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let database_url = format!("sqlite://{}/wardstone.db", dir.path().display());
+    let database_url = match backend {
+        Backend::Sqlite => format!("sqlite://{}/wardstone.db", dir.path().display()),
+        Backend::Postgres => fresh_postgres_database().await,
+    };
     // Starts at the real time so third-party libraries that check `exp` and `iat` agree.
     let clock = Clock::manual(wall_clock());
     let master_key = MasterKey::generate();
     let mut options = ServerOptions {
         database_url: database_url.clone(),
+        db_max_connections: 8,
         bind: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
         master_key: Some(master_key.clone()),
@@ -81,7 +131,7 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
     });
     let admin = Admin::new(
         store.clone(),
-        master_key,
+        master_key.clone(),
         PublicUrl::parse(&public).unwrap(),
         clock.clone(),
         rules,
@@ -107,6 +157,8 @@ pub async fn spawn_app_with(tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
         client_secret: client.client_secret.unwrap(),
         user_id: user.user_id,
         mgmt_client_id: created.management.client_id,
+        database_url,
+        master_key,
         mgmt_client_secret: created.management.client_secret,
         _dir: dir,
         _server: server,
@@ -537,4 +589,36 @@ impl TestApp {
             },
         )
     }
+}
+
+impl TestApp {
+    /// A second node on the same database, with the same master key and public URL (the first
+    /// node's), as a load balancer would have. Returns its own base URL.
+    pub async fn spawn_peer(&self) -> String {
+        let options = ServerOptions {
+            database_url: self.database_url.clone(),
+            db_max_connections: 8,
+            bind: "127.0.0.1:0".parse().unwrap(),
+            public_url: Some(PublicUrl::parse(&self.base).unwrap()),
+            master_key: Some(self.master_key.clone()),
+            demo: false,
+            lifetimes: Lifetimes::default(),
+            rule_limits: wardstone::rules::Limits::default(),
+        };
+        let app = Application::build(options, self.clock.clone())
+            .await
+            .expect("the second node builds");
+        let base = format!("http://{}", app.local_addr());
+        tokio::spawn(async move { app.run_until(std::future::pending()).await.unwrap() });
+        base
+    }
+}
+
+/// `url` with its scheme, host and port replaced by `base`'s: the same request sent to
+/// another node.
+pub fn on_node(url: &str, base: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let b = url::Url::parse(base).unwrap();
+    u.set_port(b.port()).unwrap();
+    u.to_string()
 }

@@ -1,12 +1,57 @@
 //! The one integration-test binary: each test starts a real server on port 0 with a fresh
 //! database and drives it over HTTP like a browser and a relying party would.
+//!
+//! The behaviour suite runs on SQLite always (`sqlite::…`), and again on PostgreSQL
+//! (`postgres::…`) when `WARDSTONE_TEST_POSTGRES_URL` names a server (see build.rs); each test
+//! gets its own fresh database there.
 
-mod authorize;
 mod cli;
-mod flow;
 mod helpers;
-mod management;
-mod relying_party;
-mod rules;
-mod token;
-mod userinfo;
+
+/// The behaviour suite, with `spawn_app` bound to one backend.
+macro_rules! behaviour_suite {
+    ($module:ident, $backend:expr) => {
+        mod $module {
+            pub use crate::helpers::*;
+
+            pub async fn spawn_app() -> TestApp {
+                spawn_app_on($backend, |_| {}).await
+            }
+
+            pub async fn spawn_app_with(
+                tweak: impl FnOnce(&mut wardstone::startup::ServerOptions),
+            ) -> TestApp {
+                spawn_app_on($backend, tweak).await
+            }
+
+            mod authorize {
+                include!("authorize.rs");
+            }
+            mod flow {
+                include!("flow.rs");
+            }
+            mod management {
+                include!("management.rs");
+            }
+            mod nodes {
+                include!("nodes.rs");
+            }
+            mod relying_party {
+                include!("relying_party.rs");
+            }
+            mod rules {
+                include!("rules.rs");
+            }
+            mod token {
+                include!("token.rs");
+            }
+            mod userinfo {
+                include!("userinfo.rs");
+            }
+        }
+    };
+}
+
+behaviour_suite!(sqlite, Backend::Sqlite);
+#[cfg(pg_tests)]
+behaviour_suite!(postgres, Backend::Postgres);

@@ -1,10 +1,10 @@
-//! The Management API: tokens, scopes, every resource, bad input, tenant isolation.
+// The Management API: tokens, scopes, every resource, bad input, tenant isolation.
 
 use base64::Engine;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::helpers::*;
+use super::*;
 
 #[tokio::test]
 async fn client_credentials_issue_management_tokens_with_granted_scopes() {

@@ -1,5 +1,5 @@
-//! A complete flow through a third-party relying-party library (the `openidconnect` crate),
-//! which checks discovery, the ID token signature, nonce, audience and at_hash itself.
+// A complete flow through a third-party relying-party library (the `openidconnect` crate),
+// which checks discovery, the ID token signature, nonce, audience and at_hash itself.
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
@@ -9,7 +9,7 @@ use openidconnect::{
     OAuth2TokenResponse, PkceCodeChallenge, RedirectUrl, Scope, TokenResponse,
 };
 
-use crate::helpers::*;
+use super::*;
 
 #[tokio::test]
 async fn openidconnect_crate_completes_a_login() {

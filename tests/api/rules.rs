@@ -1,9 +1,9 @@
-//! Rules in the token pipeline, end to end through real logins.
+// Rules in the token pipeline, end to end through real logins.
 
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::helpers::*;
+use super::*;
 
 const ROLES: &str = "https://wardstone.dev/roles";
 

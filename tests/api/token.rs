@@ -1,8 +1,8 @@
-//! Failures at the token endpoint, code replay, PKCE, expiry and refresh rotation.
+// Failures at the token endpoint, code replay, PKCE, expiry and refresh rotation.
 
 use reqwest::StatusCode;
 
-use crate::helpers::*;
+use super::*;
 
 #[tokio::test]
 async fn wrong_client_secret_is_invalid_client_with_a_basic_challenge() {

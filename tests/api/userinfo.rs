@@ -1,8 +1,8 @@
-//! The userinfo endpoint and bearer token handling.
+// The userinfo endpoint and bearer token handling.
 
 use reqwest::StatusCode;
 
-use crate::helpers::*;
+use super::*;
 
 #[tokio::test]
 async fn userinfo_returns_the_claims_the_scopes_allow() {

@@ -1,0 +1,135 @@
+// Several stateless nodes on one database: any node serves any step, and single-use values
+// have exactly one winner under real concurrency.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::*;
+
+/// Runs /authorize → login → consent → callback with every hop sent to `node`.
+async fn flow_on(app: &TestApp, browser: &Browser, node: &str, extra: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
+    let mut next = on_node(&location(&browser.get(&on_node(&app.authorize_url(extra), node)).await), node);
+    if next.contains("/login?tx=") {
+        let html = browser.get(&next).await.text().await.unwrap();
+        let (action, mut fields) = form(&html, &next);
+        set_field(&mut fields, "username", EMAIL);
+        set_field(&mut fields, "password", PASSWORD);
+        next = location(&browser.post_form(&action, &fields).await);
+    }
+    if next.contains("/consent?tx=") {
+        next = location(&app.submit_consent(browser, &on_node(&next, node), "allow").await);
+    }
+    assert!(next.starts_with(CALLBACK), "expected the callback, got {next}");
+    query_of(&next)
+}
+
+async fn token_on(app: &TestApp, node: &str, form: &[(&str, &str)]) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(on_node(&app.url("/oauth/token"), node))
+        .basic_auth(&app.client_id, Some(&app.client_secret))
+        .form(form)
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn exchange_on(app: &TestApp, node: &str, code: &str) -> reqwest::Response {
+    token_on(app, node, &[("grant_type", "authorization_code"), ("code", code), ("redirect_uri", CALLBACK), ("code_verifier", VERIFIER)]).await
+}
+
+#[tokio::test]
+async fn any_node_serves_any_step_of_a_login() {
+    let app = spawn_app().await;
+    let b = app.spawn_peer().await;
+    let browser = Browser::new();
+    // /authorize and login on node A...
+    let resp = app.submit_login(&browser, &app.authorize_url(&[]), EMAIL, PASSWORD).await;
+    let consent = location(&resp);
+    // ...consent on node B (the transaction, CSRF key and session live in the database)...
+    let callback = location(&app.submit_consent(&browser, &on_node(&consent, &b), "allow").await);
+    let code = query_of(&callback)["code"].clone();
+    // ...and /oauth/token on node B.
+    let resp = exchange_on(&app, &b, &code).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let tokens: Value = resp.json().await.unwrap();
+    // Both nodes sign with the same tenant key and publish the same JWKS.
+    let jwks_a: Value = reqwest::get(app.url("/.well-known/jwks.json")).await.unwrap().json().await.unwrap();
+    let jwks_b: Value = reqwest::get(on_node(&app.url("/.well-known/jwks.json"), &b)).await.unwrap().json().await.unwrap();
+    assert_eq!(jwks_a, jwks_b);
+    app.verify(tokens["id_token"].as_str().unwrap(), &app.client_id).await;
+    // The SSO session made on A logs the browser in on B.
+    let q = query_of(&location(&browser.get(&on_node(&app.authorize_url(&[("prompt", "none")]), &b)).await));
+    assert!(q.contains_key("code"), "{q:?}");
+}
+
+#[tokio::test]
+async fn a_rule_added_through_one_node_runs_on_the_other_at_the_next_login() {
+    let app = spawn_app().await;
+    let b = app.spawn_peer().await;
+    assert!(flow_on(&app, &Browser::new(), &b, &[]).await.contains_key("code"), "node B has compiled nothing yet");
+    let token = app.mgmt_token(None).await;
+    let deny = String::from_utf8(wat_sample("deny.wat")).unwrap();
+    let (status, rule) = app.api("POST", "/rules", &token, Some(json!({"name": "maintenance", "wat": deny}))).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(flow_on(&app, &Browser::new(), &b, &[]).await["error"], "access_denied");
+    // Disabled through A: B stops running it at once.
+    let id = rule["id"].as_str().unwrap();
+    app.api("PATCH", &format!("/rules/{id}"), &token, Some(json!({"enabled": false}))).await;
+    assert!(flow_on(&app, &Browser::new(), &b, &[]).await.contains_key("code"));
+    // A new module through A: B runs the new bytes (cached by hash, never by rule id).
+    let claim = String::from_utf8(wat_sample("static-claim.wat")).unwrap();
+    app.api("PATCH", &format!("/rules/{id}"), &token, Some(json!({"enabled": true, "wat": claim}))).await;
+    let q = flow_on(&app, &Browser::new(), &b, &[]).await;
+    let tokens: Value = exchange_on(&app, &b, &q["code"]).await.json().await.unwrap();
+    let (_, id_token) = app.verify(tokens["id_token"].as_str().unwrap(), &app.client_id).await;
+    assert_eq!(id_token["https://wardstone.dev/tier"], "gold");
+    // Deleted through A: gone on B.
+    app.api("DELETE", &format!("/rules/{id}"), &token, None).await;
+    let q = flow_on(&app, &Browser::new(), &b, &[]).await;
+    let tokens: Value = exchange_on(&app, &b, &q["code"]).await.json().await.unwrap();
+    let (_, id_token) = app.verify(tokens["id_token"].as_str().unwrap(), &app.client_id).await;
+    assert!(id_token.get("https://wardstone.dev/tier").is_none());
+}
+
+#[tokio::test]
+async fn a_refresh_token_rotated_on_one_node_and_replayed_on_another_revokes_the_family() {
+    let app = spawn_app().await;
+    let b = app.spawn_peer().await;
+    let tokens = app.tokens(&Browser::new()).await;
+    let old = tokens["refresh_token"].as_str().unwrap();
+    let rotated: Value = token_on(&app, &app.base, &[("grant_type", "refresh_token"), ("refresh_token", old)]).await.json().await.unwrap();
+    let new = rotated["refresh_token"].as_str().unwrap();
+    let replay = token_on(&app, &b, &[("grant_type", "refresh_token"), ("refresh_token", old)]).await;
+    assert_eq!(error_of(replay).await.1, "invalid_grant");
+    let after = token_on(&app, &app.base, &[("grant_type", "refresh_token"), ("refresh_token", new)]).await;
+    assert_eq!(error_of(after).await.1, "invalid_grant", "the whole family is revoked");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_code_redeemed_on_two_nodes_at_once_has_exactly_one_winner() {
+    let app = spawn_app().await;
+    let b = app.spawn_peer().await;
+    let browser = Browser::new();
+    for round in 0..8 {
+        let code = app.code(&browser, &[("state", &format!("r{round}"))]).await;
+        let (x, y) = tokio::join!(exchange_on(&app, &app.base, &code), exchange_on(&app, &b, &code));
+        let winners = [x.status(), y.status()].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(winners, 1, "round {round}: {} and {}", x.status(), y.status());
+        let loser = if x.status() == StatusCode::OK { y } else { x };
+        assert_eq!(error_of(loser).await.1, "invalid_grant");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_refresh_token_used_on_two_nodes_at_once_has_exactly_one_winner() {
+    let app = spawn_app().await;
+    let b = app.spawn_peer().await;
+    for round in 0..8 {
+        let tokens = app.tokens(&Browser::new()).await;
+        let rt = tokens["refresh_token"].as_str().unwrap();
+        let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+        let (x, y) = tokio::join!(token_on(&app, &app.base, &form), token_on(&app, &b, &form));
+        let winners = [x.status(), y.status()].iter().filter(|s| **s == StatusCode::OK).count();
+        assert_eq!(winners, 1, "round {round}: {} and {}", x.status(), y.status());
+    }
+}
