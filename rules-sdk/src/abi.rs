@@ -1,7 +1,7 @@
 //! ABI v1 glue: reading the input, calling the rule, writing the output.
 
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::{Configuration, Context, Deny, RuleErrorBody, RuleInput, User};
 
@@ -38,18 +38,48 @@ pub fn run_json(rule: RuleFn, input: &[u8]) -> Vec<u8> {
         Ok(i) => i,
         Err(e) => return error_json(&format!("the rule could not read its input: {e}")),
     };
+    // Keys present before the rule ran: a key the rule removed goes out as `null`, which the
+    // merge patch turns into a removal.
+    let keys = |m: &Map<String, Value>| m.keys().cloned().collect::<Vec<String>>();
+    let before = [
+        keys(&input.user.app_metadata),
+        keys(&input.user.user_metadata),
+        keys(&input.context.id_token.claims),
+        keys(&input.context.access_token.claims),
+    ];
     match rule(&mut input.user, &mut input.context, &input.configuration) {
-        Ok(()) => serde_json::to_vec(&Patch {
-            user: UserPatch {
-                app_metadata: &input.user.app_metadata,
-                user_metadata: &input.user.user_metadata,
-            },
-            context: ContextPatch {
-                id_token: &input.context.id_token,
-                access_token: &input.context.access_token,
-            },
-        })
-        .unwrap_or_else(|e| error_json(&format!("the rule's output could not be serialized: {e}"))),
+        Ok(()) => {
+            let RuleInput {
+                mut user,
+                mut context,
+                ..
+            } = input;
+            for (map, before) in [
+                (&mut user.app_metadata, &before[0]),
+                (&mut user.user_metadata, &before[1]),
+                (&mut context.id_token.claims, &before[2]),
+                (&mut context.access_token.claims, &before[3]),
+            ] {
+                for k in before {
+                    if !map.contains_key(k) {
+                        map.insert(k.clone(), Value::Null);
+                    }
+                }
+            }
+            serde_json::to_vec(&Patch {
+                user: UserPatch {
+                    app_metadata: &user.app_metadata,
+                    user_metadata: &user.user_metadata,
+                },
+                context: ContextPatch {
+                    id_token: &context.id_token,
+                    access_token: &context.access_token,
+                },
+            })
+            .unwrap_or_else(|e| {
+                error_json(&format!("the rule's output could not be serialized: {e}"))
+            })
+        }
         Err(deny) => serde_json::to_vec(&serde_json::json!({
             "error": RuleErrorBody { kind: "unauthorized".into(), message: deny.message }
         }))
@@ -80,4 +110,29 @@ pub fn guest_rule(ptr: i32, len: i32, rule: RuleFn) -> i64 {
         unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len.max(0) as usize) };
     let output = std::mem::ManuallyDrop::new(run_json(rule, input));
     ((output.as_ptr() as usize as i64) << 32) | (output.len() as i64 & 0xffff_ffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn drop_plan(user: &mut User, _: &mut Context, _: &Configuration) -> Result<(), Deny> {
+        user.app_metadata.remove("plan");
+        user.user_metadata.insert("seen".into(), Value::Bool(true));
+        Ok(())
+    }
+
+    #[test]
+    fn removed_keys_are_sent_as_null_so_the_host_removes_them() {
+        let input = br#"{"user":{"user_id":"u","app_metadata":{"plan":"pro","roles":[]}},"context":{},"configuration":{}}"#;
+        let out: Value = serde_json::from_slice(&run_json(drop_plan, input)).unwrap();
+        assert_eq!(
+            out["user"]["app_metadata"],
+            serde_json::json!({"plan": null, "roles": []})
+        );
+        assert_eq!(
+            out["user"]["user_metadata"],
+            serde_json::json!({"seen": true})
+        );
+    }
 }

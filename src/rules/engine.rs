@@ -162,8 +162,8 @@ pub struct RuleEngine {
     engine: Engine,
     linker: Linker<HostState>,
     limits: Limits,
-    cache: Mutex<HashMap<String, Arc<CompiledRule>>>,
-    compiling: tokio::sync::Semaphore,
+    cache: Arc<Mutex<HashMap<String, Arc<CompiledRule>>>>,
+    compiling: Arc<tokio::sync::Semaphore>,
 }
 
 /// Keeps the epoch of every live engine moving, from one thread for the whole process.
@@ -236,29 +236,28 @@ impl RuleEngine {
             "wardstone",
             "log",
             |mut caller: wasmtime::Caller<'_, HostState>, level: i32, ptr: i32, len: i32| {
+                // Caps first: a guest must not make the host copy megabytes per call.
+                let (max_lines, max_bytes) =
+                    (caller.data().max_lines, caller.data().max_line_bytes);
+                if caller.data().logs.len() >= max_lines {
+                    caller.data_mut().dropped += 1;
+                    return;
+                }
+                let (start, len) = (ptr as u32 as usize, len as u32 as usize);
                 let text = caller
                     .get_export("memory")
                     .and_then(|e| e.into_memory())
                     .and_then(|m| {
-                        let (start, len) = (ptr as u32 as usize, len as u32 as usize);
-                        m.data(&caller)
-                            .get(start..start.checked_add(len)?)
-                            .map(|b| String::from_utf8_lossy(b).into_owned())
+                        let bytes = m.data(&caller).get(start..start.checked_add(len)?)?;
+                        let kept = &bytes[..bytes.len().min(max_bytes)];
+                        let mut text = String::from_utf8_lossy(kept).into_owned();
+                        if bytes.len() > max_bytes {
+                            text.push('…');
+                        }
+                        Some(text)
                     });
                 let state = caller.data_mut();
-                if state.logs.len() >= state.max_lines {
-                    state.dropped += 1;
-                    return;
-                }
-                let mut message = text.unwrap_or_else(|| "<log message out of bounds>".into());
-                if message.len() > state.max_line_bytes {
-                    let mut cut = state.max_line_bytes;
-                    while !message.is_char_boundary(cut) {
-                        cut -= 1;
-                    }
-                    message.truncate(cut);
-                    message.push('…');
-                }
+                let message = text.unwrap_or_else(|| "<log message out of bounds>".into());
                 let level = match level {
                     0 => "debug",
                     1 => "info",
@@ -274,8 +273,8 @@ impl RuleEngine {
         Ok(RuleEngine {
             engine,
             linker,
-            compiling: tokio::sync::Semaphore::new(1),
-            cache: Mutex::new(HashMap::new()),
+            compiling: Arc::new(tokio::sync::Semaphore::new(1)),
+            cache: Arc::new(Mutex::new(HashMap::new())),
             limits,
         })
     }
@@ -307,28 +306,35 @@ impl RuleEngine {
     /// Checks, compiles (with a deadline) and caches a module. Uploads call this so that a bad
     /// module is refused at upload and never at login.
     pub async fn prepare(&self, bytes: &[u8]) -> Result<Arc<CompiledRule>, Rejected> {
-        let sha256 = module_hash(bytes);
-        if let Some(hit) = self.cached(&sha256) {
-            return Ok(hit);
-        }
-        self.precheck(bytes)?;
-        let _permit = self
+        let permit = self
             .compiling
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|_| Rejected("the server is shutting down".into()))?;
         let engine = self.engine.clone();
         let owned = bytes.to_vec();
+        let limits = self.limits.clone();
+        let cache = self.cache.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
-        // A compile cannot be cancelled; on timeout it finishes in the background and is
-        // dropped. The prechecks bound how long that can be.
+        // Hashing, the prechecks and compiling run on their own thread, never on an async
+        // worker. A compile cannot be cancelled: on timeout it finishes in the background, still
+        // holding the permit, so timed-out compiles cannot pile up on the cores.
         std::thread::Builder::new()
             .name("wardstone-compile".into())
             .spawn(move || {
-                let _ = tx.send(Module::from_binary(&engine, &owned));
+                let _permit = permit;
+                let sha256 = module_hash(&owned);
+                let cached = cache.lock().ok().and_then(|c| c.get(&sha256).cloned());
+                let result = match cached {
+                    Some(hit) => Ok(Err(hit)),
+                    None => precheck(&limits, &owned)
+                        .map(|()| Ok((sha256, Module::from_binary(&engine, &owned)))),
+                };
+                let _ = tx.send(result);
             })
             .map_err(|e| Rejected(format!("cannot start compilation: {e}")))?;
-        let module = match tokio::time::timeout(self.limits.compile_timeout, rx).await {
+        let (sha256, compiled) = match tokio::time::timeout(self.limits.compile_timeout, rx).await {
             Err(_) => {
                 return Err(Rejected(format!(
                     "compilation took longer than {} ms",
@@ -336,11 +342,12 @@ impl RuleEngine {
                 )));
             }
             Ok(Err(_)) => return Err(Rejected("compilation failed".into())),
-            Ok(Ok(Err(e))) => {
-                return Err(Rejected(format!("invalid wasm module: {}", root_cause(&e))));
-            }
-            Ok(Ok(Ok(m))) => m,
+            Ok(Ok(Err(rejected))) => return Err(rejected),
+            Ok(Ok(Ok(Err(hit)))) => return Ok(hit),
+            Ok(Ok(Ok(Ok(pair)))) => pair,
         };
+        let module =
+            compiled.map_err(|e| Rejected(format!("invalid wasm module: {}", root_cause(&e))))?;
         check_abi(&module)?;
         let pre = self
             .linker
@@ -351,9 +358,12 @@ impl RuleEngine {
             sha256: sha256.clone(),
         });
         if let Ok(mut cache) = self.cache.lock() {
-            // A bound on memory: modules are re-compiled from the database after eviction.
-            if cache.len() >= 512 {
-                cache.clear();
+            // A bound on memory: evict one module (recompiled from the database if needed
+            // again) rather than everyone's.
+            if cache.len() >= 512
+                && let Some(victim) = cache.keys().next().cloned()
+            {
+                cache.remove(&victim);
             }
             cache.insert(sha256, compiled.clone());
         }
@@ -363,44 +373,6 @@ impl RuleEngine {
     /// A compiled module by hash, if this node has it.
     pub fn cached(&self, sha256: &str) -> Option<Arc<CompiledRule>> {
         self.cache.lock().ok()?.get(sha256).cloned()
-    }
-
-    fn precheck(&self, bytes: &[u8]) -> Result<(), Rejected> {
-        use wasmparser::{Parser, Payload};
-        if !bytes.starts_with(b"\0asm") {
-            return Err(Rejected("not a wasm module".into()));
-        }
-        let mut functions = 0usize;
-        for payload in Parser::new(0).parse_all(bytes) {
-            let payload = payload.map_err(|e| Rejected(format!("invalid wasm module: {e}")))?;
-            match payload {
-                Payload::Version {
-                    encoding: wasmparser::Encoding::Component,
-                    ..
-                } => {
-                    return Err(Rejected(
-                        "components are not supported; upload a core wasm module".into(),
-                    ));
-                }
-                Payload::CodeSectionEntry(body) => {
-                    let size = body.range().len();
-                    if size > self.limits.function_body_bytes {
-                        return Err(Rejected(format!(
-                            "function {functions} has a {size} byte body, larger than the {} byte limit",
-                            self.limits.function_body_bytes
-                        )));
-                    }
-                    functions += 1;
-                }
-                _ => {}
-            }
-        }
-        if functions > 50_000 {
-            return Err(Rejected(format!(
-                "module has {functions} functions; at most 50000 are allowed"
-            )));
-        }
-        Ok(())
     }
 
     /// Runs one rule on `input` in a fresh instance. Blocking: call it off the async workers.
@@ -568,5 +540,45 @@ fn check_abi(module: &Module) -> Result<(), Rejected> {
     }
     func("alloc", &["i32"], "i32")?;
     func("rule", &["i32", "i32"], "i64")?;
+    Ok(())
+}
+
+/// Cheap checks before compiling: a component, oversized function bodies (compile time grows
+/// with them) and absurd function counts are refused without spending a compile.
+fn precheck(limits: &Limits, bytes: &[u8]) -> Result<(), Rejected> {
+    use wasmparser::{Parser, Payload};
+    if !bytes.starts_with(b"\0asm") {
+        return Err(Rejected("not a wasm module".into()));
+    }
+    let mut functions = 0usize;
+    for payload in Parser::new(0).parse_all(bytes) {
+        let payload = payload.map_err(|e| Rejected(format!("invalid wasm module: {e}")))?;
+        match payload {
+            Payload::Version {
+                encoding: wasmparser::Encoding::Component,
+                ..
+            } => {
+                return Err(Rejected(
+                    "components are not supported; upload a core wasm module".into(),
+                ));
+            }
+            Payload::CodeSectionEntry(body) => {
+                let size = body.range().len();
+                if size > limits.function_body_bytes {
+                    return Err(Rejected(format!(
+                        "function {functions} has a {size} byte body, larger than the {} byte limit",
+                        limits.function_body_bytes
+                    )));
+                }
+                functions += 1;
+            }
+            _ => {}
+        }
+    }
+    if functions > 50_000 {
+        return Err(Rejected(format!(
+            "module has {functions} functions; at most 50000 are allowed"
+        )));
+    }
     Ok(())
 }

@@ -35,6 +35,8 @@ pub struct Limits {
     pub max_concurrent_per_tenant: usize,
     /// Custom claims per token, bytes of JSON.
     pub claims_bytes: usize,
+    /// `app_metadata` and `user_metadata` after the rules, bytes of JSON each.
+    pub metadata_bytes: usize,
 }
 
 impl Default for Limits {
@@ -57,6 +59,7 @@ impl Default for Limits {
             max_concurrent: (2 * cores).max(2),
             max_concurrent_per_tenant: (cores / 2).max(1),
             claims_bytes: 100 << 10,
+            metadata_bytes: 16 << 10,
         }
     }
 }

@@ -118,6 +118,26 @@ pub struct Rules {
     tenant_slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
 }
 
+/// The first-level merge patch turning `before` into `after` (`null` for removed keys), or
+/// `None` when nothing changed.
+fn first_level_diff(before: &Value, after: &Value) -> Option<Map<String, Value>> {
+    let (Value::Object(b), Value::Object(a)) = (before, after) else {
+        return None;
+    };
+    let mut patch = Map::new();
+    for (k, v) in a {
+        if b.get(k) != Some(v) {
+            patch.insert(k.clone(), v.clone());
+        }
+    }
+    for k in b.keys() {
+        if !a.contains_key(k) {
+            patch.insert(k.clone(), Value::Null);
+        }
+    }
+    (!patch.is_empty()).then_some(patch)
+}
+
 fn rfc3339(unix: i64) -> Option<String> {
     let t = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)
@@ -177,11 +197,11 @@ impl Rules {
             let compiled = match self.engine.cached(&rule.sha256) {
                 Some(c) => c,
                 None => {
-                    let bytes = self
-                        .store
-                        .rule_module(tenant_id, &rule.sha256)
-                        .await?
-                        .context("rule module vanished")?;
+                    // By rule id, not by the listed hash: if the module was swapped since the
+                    // listing, this login runs the new one (never a mix, never a failure).
+                    let Some(bytes) = self.store.rule_module_of(tenant_id, &rule.id).await? else {
+                        continue; // deleted since the listing
+                    };
                     match self.engine.prepare(&bytes).await {
                         Ok(c) => c,
                         Err(rejected) => return Ok(Err((rule.id, rule.name, rejected.0))),
@@ -195,6 +215,25 @@ impl Rules {
             });
         }
         Ok(Ok(out))
+    }
+
+    /// Runs one compiled rule on `input` under the same bounds as a login (global and
+    /// per-tenant slots, the blocking pool): the rule test endpoint uses it.
+    pub async fn execute_one(
+        &self,
+        tenant_id: &str,
+        compiled: Arc<CompiledRule>,
+        input: Vec<u8>,
+    ) -> anyhow::Result<Execution> {
+        let tenant_slot = self.tenant_slot(tenant_id).acquire_owned().await?;
+        let slot = self.slots.clone().acquire_owned().await?;
+        let engine = self.engine.clone();
+        let timeout = engine.limits().rule_timeout;
+        Ok(tokio::task::spawn_blocking(move || {
+            let _held = (tenant_slot, slot);
+            engine.execute(&compiled, &input, timeout)
+        })
+        .await?)
     }
 
     fn tenant_slot(&self, tenant_id: &str) -> Arc<Semaphore> {
@@ -333,17 +372,18 @@ impl Rules {
             Verdict::Deny { message, .. } => Ok(RulesOutcome::Deny { message }),
             Verdict::Fail { execution_id } => Ok(RulesOutcome::Fail { execution_id }),
             Verdict::Allow { user, context } => {
-                if (user["app_metadata"].clone(), user["user_metadata"].clone())
-                    != original_metadata
-                {
+                let app_patch = first_level_diff(&original_metadata.0, &user["app_metadata"]);
+                let user_patch = first_level_diff(&original_metadata.1, &user["user_metadata"]);
+                if app_patch.is_some() || user_patch.is_some() {
+                    // Only what the rules changed is written, merged under the row lock, so a
+                    // concurrent login or Management API change to other keys is kept.
+                    let changes = crate::store::UserChanges {
+                        app_metadata_patch: app_patch,
+                        user_metadata_patch: user_patch,
+                        ..Default::default()
+                    };
                     self.store
-                        .update_user_metadata(
-                            input.tenant_id,
-                            &input.user.user_id,
-                            &user["app_metadata"].to_string(),
-                            &user["user_metadata"].to_string(),
-                            input.now,
-                        )
+                        .update_user(input.tenant_id, &input.user.user_id, &changes, input.now)
                         .await?;
                 }
                 let mut access = context["accessToken"]

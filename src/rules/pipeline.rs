@@ -409,6 +409,28 @@ pub fn run_pipeline(
             }
         }
     }
+    // Metadata is stored and sent to every later rule: bound it like the Management API does.
+    for key in USER_WRITABLE {
+        let size = user.get(*key).map(|m| m.to_string().len()).unwrap_or(0);
+        if size > limits.metadata_bytes
+            && let Some(last) = records.last_mut()
+        {
+            last.outcome = "failed:metadata_too_large".into();
+            last.logs.push(LogLine {
+                level: "error".into(),
+                message: format!(
+                    "user.{key} would be {size} bytes; at most {} are allowed",
+                    limits.metadata_bytes
+                ),
+            });
+            return PipelineRun {
+                verdict: Verdict::Fail {
+                    execution_id: last.id.clone(),
+                },
+                records,
+            };
+        }
+    }
     // Claims that would bloat every token fail the login rather than the API calls after it.
     for (token, key) in [("ID token", "idToken"), ("access token", "accessToken")] {
         let size = context.get(key).map(|c| c.to_string().len()).unwrap_or(0);

@@ -1,7 +1,7 @@
 //! Applications (OAuth clients) and their grants to APIs.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use super::{Admin, AdminError, MANAGEMENT_AUDIENCE, internal, json_err};
 use crate::crypto::{hash_token, random_token};
@@ -371,6 +371,21 @@ impl Admin {
         }
     }
 
+    /// Whether `client_id` is the tenant's Management API client.
+    pub async fn is_management_client(
+        &self,
+        tenant: &str,
+        client_id: &str,
+    ) -> Result<bool, AdminError> {
+        let tenant = self.tenant(tenant).await?;
+        Ok(self
+            .store
+            .client_grant_for(&tenant.id, client_id, MANAGEMENT_AUDIENCE)
+            .await
+            .map_err(internal)?
+            .is_some())
+    }
+
     /// Lets a confidential client get tokens for an API (client_credentials) with some of its
     /// scopes. Grants to the Management API itself cannot be made here.
     pub async fn create_client_grant(
@@ -461,17 +476,5 @@ impl Admin {
             )));
         }
         Ok(())
-    }
-}
-
-/// Merges `patch` into the object `target` at the first level, as Auth0 does for metadata:
-/// `null` removes a key, anything else replaces it.
-pub fn merge_first_level(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
-    for (k, v) in patch {
-        if v.is_null() {
-            target.remove(k);
-        } else {
-            target.insert(k.clone(), v.clone());
-        }
     }
 }

@@ -10,6 +10,18 @@ use crate::rules::Rules;
 use crate::rules::engine::module_hash;
 use crate::store::{ExecutionRow, RuleRecord, StoreError};
 
+/// WAT assembly of up to 4 MiB of text takes real CPU: keep it off the async workers.
+async fn assemble_blocking(
+    engine: &std::sync::Arc<crate::rules::RuleEngine>,
+    upload: Vec<u8>,
+) -> Result<Vec<u8>, AdminError> {
+    let engine = engine.clone();
+    tokio::task::spawn_blocking(move || engine.assemble(&upload))
+        .await
+        .map_err(|e| AdminError::Internal(e.into()))?
+        .map_err(|e| AdminError::InvalidModule(e.0))
+}
+
 /// A rule name: 1–100 letters, digits, spaces, `-` or `_`.
 fn check_name(name: &str) -> Result<String, AdminError> {
     let name = name.trim();
@@ -105,9 +117,7 @@ impl Admin {
         }
         let tenant = self.tenant(tenant).await?;
         let engine = self.rules_service().engine();
-        let module = engine
-            .assemble(upload)
-            .map_err(|e| AdminError::InvalidModule(e.0))?;
+        let module = assemble_blocking(engine, upload.to_vec()).await?;
         engine
             .prepare(&module)
             .await
@@ -455,9 +465,7 @@ impl Admin {
         let module = match upload {
             Some(bytes) => {
                 let engine = self.rules_service().engine();
-                let module = engine
-                    .assemble(&bytes)
-                    .map_err(|e| AdminError::InvalidModule(e.0))?;
+                let module = assemble_blocking(engine, bytes).await?;
                 engine
                     .prepare(&module)
                     .await
@@ -491,11 +499,14 @@ impl Admin {
 
     /// Runs one rule on the given input through the real engine and limits. The execution is
     /// recorded in the log with protocol `test`; nothing else changes.
+    /// Without a `configuration` in the input, the tenant's own settings are used only when
+    /// `may_read_configuration` (a rule could echo them back).
     pub async fn test_rule(
         &self,
         tenant: &str,
         id: &str,
         input: RuleTestInput,
+        may_read_configuration: bool,
     ) -> Result<RuleTestOutcome, AdminError> {
         if !input.user.is_object() || !input.context.is_object() {
             return Err(AdminError::Invalid(
@@ -516,6 +527,7 @@ impl Admin {
                 })?;
                 c
             }
+            None if !may_read_configuration => serde_json::json!({}),
             None => serde_json::to_value(self.rules_service().configuration(&tenant_rec.id).await?)
                 .map_err(|e| AdminError::Internal(e.into()))?,
         };
@@ -539,11 +551,10 @@ impl Admin {
             "user": input.user, "context": input.context, "configuration": configuration
         }))
         .map_err(|e| AdminError::Internal(e.into()))?;
-        let timeout = engine.limits().rule_timeout;
-        let execution =
-            tokio::task::spawn_blocking(move || engine.execute(&compiled, &payload, timeout))
-                .await
-                .map_err(|e| AdminError::Internal(e.into()))?;
+        let execution = self
+            .rules_service()
+            .execute_one(&tenant_rec.id, compiled, payload)
+            .await?;
         let (outcome, patch, error) = match &execution.result {
             Ok(out) => match out.get("error") {
                 Some(e) => ("denied".to_string(), None, Some(e.clone())),

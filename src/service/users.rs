@@ -3,8 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::clients::merge_first_level;
-use super::{Admin, AdminError, hex, internal, json_err};
+use super::{Admin, AdminError, hex, internal};
 use crate::crypto::{hash_password, random_bytes};
 use crate::domain::{DisplayName, Email, Password};
 use crate::store::{NewUser, StoreError, UserChanges, UserRecord};
@@ -297,24 +296,8 @@ impl Admin {
             ..UserChanges::default()
         };
         let tenant = self.tenant(tenant).await?;
-        let current = self
-            .store
-            .user(&tenant.id, user_id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| AdminError::NotFound(format!("user {user_id:?} does not exist")))?;
-        if let Some(p) = app_patch {
-            let mut merged: Map<String, Value> =
-                serde_json::from_str(&current.app_metadata).unwrap_or_default();
-            merge_first_level(&mut merged, &p);
-            changes.app_metadata = Some(serde_json::to_string(&merged).map_err(json_err)?);
-        }
-        if let Some(p) = user_patch {
-            let mut merged: Map<String, Value> =
-                serde_json::from_str(&current.user_metadata).unwrap_or_default();
-            merge_first_level(&mut merged, &p);
-            changes.user_metadata = Some(serde_json::to_string(&merged).map_err(json_err)?);
-        }
+        changes.app_metadata_patch = app_patch;
+        changes.user_metadata_patch = user_patch;
         if let Some(p) = &password {
             changes.password_hash = Some(hash(p).await?);
         }

@@ -1,6 +1,7 @@
 //! Queries of the Management API: listing, updating and deleting clients, users, APIs and
 //! rules, and client grants.
 
+use serde_json::{Map, Value};
 use sqlx::FromRow;
 
 use super::{
@@ -45,10 +46,11 @@ pub struct UserChanges {
     pub picture: Option<Option<String>>,
     /// Username.
     pub username: Option<Option<String>>,
-    /// Whole new app_metadata JSON (already merged by the caller).
-    pub app_metadata: Option<String>,
-    /// Whole new user_metadata JSON.
-    pub user_metadata: Option<String>,
+    /// First-level merge patch of app_metadata (`null` removes a key), applied under the
+    /// row's lock so concurrent writers on any node never lose each other's keys.
+    pub app_metadata_patch: Option<Map<String, Value>>,
+    /// First-level merge patch of user_metadata.
+    pub user_metadata_patch: Option<Map<String, Value>>,
 }
 
 const CLIENT_COLUMNS: &str =
@@ -210,6 +212,21 @@ impl Store {
         c: &UserChanges,
         now: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await?;
+        // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) before the
+        // metadata is read, so the read-merge-write below cannot interleave with another node's.
+        let locked = sqlx::query(
+            "UPDATE app_user SET updated_at = $1 WHERE tenant_id = $2 AND user_id = $3",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if locked.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
         let mut sets: Vec<String> = vec!["updated_at = $1".into()];
         let mut values: Vec<Option<String>> = Vec::new();
         let mut push = |col: &str, v: Option<String>| {
@@ -234,11 +251,24 @@ impl Store {
                 push(col, v.clone());
             }
         }
-        if let Some(v) = &c.app_metadata {
-            push("app_metadata", Some(v.clone()));
-        }
-        if let Some(v) = &c.user_metadata {
-            push("user_metadata", Some(v.clone()));
+        if c.app_metadata_patch.is_some() || c.user_metadata_patch.is_some() {
+            let (app, user): (String, String) =
+                sqlx::query_as("SELECT app_metadata, user_metadata FROM app_user WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            for (col, current, patch) in [
+                ("app_metadata", app, &c.app_metadata_patch),
+                ("user_metadata", user, &c.user_metadata_patch),
+            ] {
+                if let Some(patch) = patch {
+                    let mut merged: Map<String, Value> =
+                        serde_json::from_str(&current).unwrap_or_default();
+                    merge_first_level(&mut merged, patch);
+                    push(col, Some(Value::Object(merged).to_string()));
+                }
+            }
         }
         if let Some(v) = c.email_verified {
             sets.push(format!("email_verified = {}", i64::from(v)));
@@ -251,7 +281,8 @@ impl Store {
         for v in values {
             q = q.bind(v);
         }
-        let done = q.execute(&self.pool).await.map_err(map_unique)?;
+        let done = q.execute(&mut *tx).await.map_err(map_unique)?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -426,5 +457,17 @@ impl Store {
             q = q.bind(a);
         }
         Ok(q.fetch_all(&self.pool).await?)
+    }
+}
+
+/// Merges `patch` into `target` at the first level, as Auth0 does for metadata: `null` removes
+/// a key, anything else replaces it.
+pub fn merge_first_level(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (k, v) in patch {
+        if v.is_null() {
+            target.remove(k);
+        } else {
+            target.insert(k.clone(), v.clone());
+        }
     }
 }

@@ -14,7 +14,7 @@ mod users;
 pub use clients::{ClientRecord, NewClient, ResourceServerRecord, ScopeDefinition};
 pub use flow::{LoginTransactionRecord, SessionRecord};
 pub use keys::SigningKeyRecord;
-pub use manage::{ClientGrantRecord, UserChanges};
+pub use manage::{ClientGrantRecord, UserChanges, merge_first_level};
 pub use rules::{ExecutionRow, RuleRecord};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};

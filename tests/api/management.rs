@@ -1032,3 +1032,40 @@ async fn every_route_is_in_the_openapi_document() {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
     }
 }
+
+#[tokio::test]
+async fn a_narrow_token_cannot_take_over_the_management_client() {
+    let app = spawn_app().await;
+    let narrow = app.mgmt_token(Some("update:clients delete:clients read:clients")).await;
+    for (method, path, body) in [
+        ("POST", format!("/clients/{}/rotate-secret", app.mgmt_client_id), None),
+        ("PATCH", format!("/clients/{}", app.mgmt_client_id), Some(json!({"name": "mine now"}))),
+        ("DELETE", format!("/clients/{}", app.mgmt_client_id), None),
+    ] {
+        let (status, body) = app.api(method, &path, &narrow, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+        assert_eq!(body["errorCode"], "insufficient_scope");
+    }
+    // Its secret still works, and the narrow token still manages ordinary clients.
+    app.mgmt_token(None).await;
+    let (status, _) = app.api("PATCH", &format!("/clients/{}", app.client_id), &narrow, Some(json!({"name": "Renamed"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    // A token with every scope may change it.
+    let full = app.mgmt_token(None).await;
+    let (status, _) = app.api("PATCH", &format!("/clients/{}", app.mgmt_client_id), &full, Some(json!({"name": "Ops automation"}))).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn testing_a_rule_uses_the_tenants_settings_only_for_tokens_that_may_read_them() {
+    let app = spawn_app().await;
+    app.admin.set_rule_config(&app.tenant, "ALLOWED_CLIENT_IDS", "abc").await.unwrap();
+    let id = app.add_rule("allow-list", &sample_rule("client-allowlist")).await;
+    let input = json!({"user": {"user_id": "u"}, "context": {"clientID": "abc", "clientName": "ABC"}});
+    let without = app.mgmt_token(Some("update:rules")).await;
+    let (_, outcome) = app.api("POST", &format!("/rules/{id}/test"), &without, Some(input.clone())).await;
+    assert_eq!(outcome["outcome"], "denied", "no settings without read:rules_configs");
+    let with = app.mgmt_token(Some("update:rules read:rules_configs")).await;
+    let (_, outcome) = app.api("POST", &format!("/rules/{id}/test"), &with, Some(input)).await;
+    assert_eq!(outcome["outcome"], "ok");
+}

@@ -661,3 +661,82 @@ async fn one_tenants_looping_rule_does_not_stall_another_tenants_logins() {
         assert_eq!(q["error"], "server_error", "each noisy login fails closed");
     }
 }
+
+#[tokio::test]
+async fn a_rules_log_is_bounded_in_lines_and_size() {
+    let app = spawn_app().await;
+    // Logs a 3000-byte line 500 times, then returns an empty patch.
+    let chatty = format!(
+        r#"(module
+  (import "wardstone" "log" (func $log (param i32 i32 i32)))
+  (memory (export "memory") 1)
+  (data (i32.const 1024) "{{}}")
+  (data (i32.const 2048) "{}")
+  (func (export "alloc") (param i32) (result i32)
+    (drop (memory.grow (i32.add (i32.div_u (local.get 0) (i32.const 65536)) (i32.const 1)))) (i32.const 65536))
+  (func (export "rule") (param i32 i32) (result i64) (local $i i32)
+    (loop $again
+      (call $log (i32.const 1) (i32.const 2048) (i32.const 3000))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 500))))
+    (call $log (i32.const 3) (i32.const 60000) (i32.const 100000))
+    (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const 2))))"#,
+        "x".repeat(3000)
+    );
+    app.add_rule("chatty", chatty.as_bytes()).await;
+    assert!(app.authorize_outcome(&Browser::new(), &[]).await.contains_key("code"));
+    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
+    let lines = logs[0].logs.as_array().unwrap();
+    assert_eq!(lines.len(), 101, "100 lines kept, then a note of how many were dropped");
+    assert!(lines[0]["message"].as_str().unwrap().len() <= 1024 + 3, "each line is capped");
+    assert!(lines[100]["message"].as_str().unwrap().contains("401 more log lines were dropped"));
+}
+
+#[tokio::test]
+async fn old_execution_records_are_pruned() {
+    let app = spawn_app().await;
+    app.add_rule("tier", &wat_sample("static-claim.wat")).await;
+    app.code(&Browser::new(), &[]).await;
+    app.clock.advance(8 * 24 * 3600);
+    app.code(&Browser::new(), &[]).await;
+    assert_eq!(app.admin.rule_logs(&app.tenant, 10).await.unwrap().len(), 2);
+    let now = app.clock.now();
+    app.store.prune_executions(now - 7 * 24 * 3600, 10_000).await.unwrap();
+    assert_eq!(app.admin.rule_logs(&app.tenant, 10).await.unwrap().len(), 1, "older than a week: gone");
+    app.code(&Browser::new(), &[]).await;
+    app.store.prune_executions(now - 7 * 24 * 3600, 1).await.unwrap();
+    let kept = app.admin.rule_logs(&app.tenant, 10).await.unwrap();
+    assert_eq!(kept.len(), 1, "at most `keep` per tenant, the newest");
+}
+
+#[tokio::test]
+async fn metadata_a_rule_bloats_fails_the_login_and_is_not_saved() {
+    let app = spawn_app().await;
+    let big = format!(r#"{{"user":{{"user_metadata":{{"blob":"{}"}}}}}}"#, "a".repeat(20_000));
+    app.add_rule("bloat", with_output(&big).as_bytes()).await;
+    let q = app.authorize_outcome(&Browser::new(), &[]).await;
+    assert_eq!(q["error"], "server_error");
+    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
+    assert_eq!(logs[0].outcome, "failed:metadata_too_large");
+    assert_eq!(app.user_record(&app.user_id).await.user_metadata, "{}");
+}
+
+#[tokio::test]
+async fn a_rule_writes_only_the_metadata_keys_it_changed() {
+    let app = spawn_app().await;
+    app.set_metadata(&app.user_id, json!({}), json!({"theme": "dark"})).await;
+    app.add_rule("count logins", &sample_rule("login-counter")).await;
+    // Saved as a first-level merge of what the rule changed, under the row lock (see
+    // Store::update_user), so other keys written meanwhile are kept.
+    let browser = Browser::new();
+    let resp = app.submit_login(&browser, &app.authorize_url(&[]), EMAIL, PASSWORD).await;
+    let consent = location(&resp);
+    app.admin
+        .update_user(&app.tenant, &app.user_id, serde_json::from_value(json!({"user_metadata": {"theme": "light"}})).unwrap())
+        .await
+        .unwrap();
+    let callback = location(&app.submit_consent(&browser, &consent, "allow").await);
+    assert!(query_of(&callback).contains_key("code"));
+    let meta: serde_json::Value = serde_json::from_str(&app.user_record(&app.user_id).await.user_metadata).unwrap();
+    assert_eq!(meta, json!({"theme": "light", "login_count": 1}));
+}

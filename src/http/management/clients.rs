@@ -77,6 +77,7 @@ async fn update_client(
     Body(patch): Body<ClientPatch>,
 ) -> Result<Json<ClientView>, ApiError> {
     caller.require("update:clients")?;
+    caller.guard_management_client(&id).await?;
     Ok(Json(
         caller
             .admin()
@@ -93,6 +94,7 @@ async fn delete_client(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require("delete:clients")?;
+    caller.guard_management_client(&id).await?;
     caller.admin().delete_client(caller.tenant(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -105,6 +107,7 @@ async fn rotate_secret(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<Json<ClientView>, ApiError> {
     caller.require("update:clients")?;
+    caller.guard_management_client(&id).await?;
     Ok(Json(
         caller
             .admin()

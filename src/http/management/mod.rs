@@ -160,6 +160,31 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whether the token carries `scope`.
+    pub fn has(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
+    /// Changing the Management API client itself (its secret, callbacks, existence) is worth
+    /// every scope it holds: a narrower token must not be able to take it over.
+    pub async fn guard_management_client(&self, client_id: &str) -> Result<(), ApiError> {
+        if self
+            .admin
+            .is_management_client(&self.tenant.name, client_id)
+            .await?
+            && !crate::service::MANAGEMENT_SCOPES
+                .iter()
+                .all(|s| self.scopes.contains(s))
+        {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "changing the Management API client requires every Management API scope",
+            ));
+        }
+        Ok(())
+    }
+
     /// Fails with 403 unless the token carries `scope`.
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.scopes.contains(scope) {
@@ -221,6 +246,13 @@ impl FromRequestParts<AppState> for Caller {
                 Some(state.provider.now()),
             )
             .map_err(|_| ApiError::unauthorized("Invalid token", Some("invalid_token")))?;
+        // Only machine tokens from client_credentials manage a tenant, never a user's token.
+        if claims.get("gty").and_then(|g| g.as_str()) != Some("client-credentials") {
+            return Err(ApiError::unauthorized(
+                "Invalid token",
+                Some("invalid_token"),
+            ));
+        }
         let scopes = ScopeSet::parse(
             claims
                 .get("scope")

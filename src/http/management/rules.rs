@@ -99,7 +99,9 @@ async fn delete_rule(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Run one rule on a given user and context through the real engine and limits.
+/// Run one rule on a given user and context through the real engine and limits. Without a
+/// `configuration`, the tenant's settings are used if the token may read them
+/// (`read:rules_configs`), otherwise an empty one.
 #[utoipa::path(post, path = "/rules/{id}/test", tag = "rules", params(("id" = String, Path, description = "rule id")),
     request_body = RuleTestInput, responses((status = 200, body = RuleTestOutcome), (status = 400), (status = 404)),
     security(("bearer" = ["update:rules"])))]
@@ -109,10 +111,11 @@ async fn test_rule(
     Body(input): Body<RuleTestInput>,
 ) -> Result<Json<RuleTestOutcome>, ApiError> {
     caller.require("update:rules")?;
+    let may_read_configuration = caller.has("read:rules_configs");
     Ok(Json(
         caller
             .admin()
-            .test_rule(caller.tenant(), &id, input)
+            .test_rule(caller.tenant(), &id, input, may_read_configuration)
             .await?,
     ))
 }
