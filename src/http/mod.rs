@@ -86,6 +86,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(server::healthz))
         .route("/readyz", get(server::readyz))
         .route("/assets/style.css", get(server::stylesheet))
+        .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .route("/demo/callback", get(server::demo_callback))
         .fallback(server::not_found)
         .layer(security_header(header::X_FRAME_OPTIONS, "DENY"))
