@@ -26,6 +26,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "WARDSTONE_DB_MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     db_max_connections: u32,
+    #[command(flatten)]
+    limits: RuleLimitArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -240,6 +242,61 @@ enum ApiCommand {
     },
 }
 
+/// Sandbox limits of rules, server-wide (defaults in `rules::Limits`).
+#[derive(Args, Debug)]
+struct RuleLimitArgs {
+    /// Instructions (fuel) per rule execution.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_FUEL", value_parser = clap::value_parser!(u64).range(10_000..=10_000_000_000))]
+    rule_fuel: Option<u64>,
+    /// Wall-clock deadline per rule, milliseconds.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    rule_timeout_ms: Option<u64>,
+    /// Wall-clock deadline per pipeline, milliseconds.
+    #[arg(long, global = true, env = "WARDSTONE_PIPELINE_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pipeline_timeout_ms: Option<u64>,
+    /// Linear memory per rule instance, MiB.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_MEMORY_MIB", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    rule_memory_mib: Option<u64>,
+    /// Wasm stack per rule execution, KiB.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_STACK_KIB", value_parser = clap::value_parser!(u64).range(64..=8192))]
+    rule_stack_kib: Option<u64>,
+    /// Largest rule output, KiB.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_OUTPUT_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    rule_output_kib: Option<u64>,
+    /// Largest rule module accepted at upload, KiB.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_MODULE_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    rule_module_kib: Option<u64>,
+}
+
+impl RuleLimitArgs {
+    fn limits(&self) -> crate::rules::Limits {
+        use std::time::Duration;
+        let mut l = crate::rules::Limits::default();
+        if let Some(v) = self.rule_fuel {
+            l.fuel = v;
+        }
+        if let Some(v) = self.rule_timeout_ms {
+            l.rule_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.pipeline_timeout_ms {
+            l.pipeline_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.rule_memory_mib {
+            l.memory_bytes = (v as usize) << 20;
+        }
+        if let Some(v) = self.rule_stack_kib {
+            l.stack_bytes = (v as usize) << 10;
+        }
+        if let Some(v) = self.rule_output_kib {
+            l.output_bytes = (v as usize) << 10;
+        }
+        if let Some(v) = self.rule_module_kib {
+            l.module_bytes = (v as usize) << 10;
+        }
+        l
+    }
+}
+
 #[derive(Args, Debug)]
 struct Output {
     /// Print one JSON object on stdout.
@@ -325,7 +382,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     master_key: None,
                     demo,
                     lifetimes: Lifetimes::default(),
-                    rule_limits: crate::rules::Limits::default(),
+                    rule_limits: cli.limits.limits(),
                 },
                 Clock::System,
             )
@@ -352,7 +409,9 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             eprintln!("migrations applied");
             Ok(())
         }
-        Command::Rules(RulesCommand::Run { module, input }) => run_offline(&module, &input).await,
+        Command::Rules(RulesCommand::Run { module, input }) => {
+            run_offline(&module, &input, cli.limits.limits()).await
+        }
         other => {
             let public_url = match public_url {
                 Some(u) => u,
@@ -363,11 +422,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 &cli.database_url,
             )?;
             let store = open_store(&cli.database_url, 4).await?;
-            let rules = crate::rules::Rules::new(
-                store.clone(),
-                master_key.clone(),
-                crate::rules::Limits::default(),
-            )?;
+            let rules =
+                crate::rules::Rules::new(store.clone(), master_key.clone(), cli.limits.limits())?;
             let admin = Admin::new(store.clone(), master_key, public_url, Clock::System, rules);
             let result = admin_command(&admin, other).await;
             store.close().await;
@@ -574,7 +630,11 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
 }
 
 /// `wardstone rules run`: the server's engine and default limits, no database.
-async fn run_offline(module: &std::path::Path, input: &std::path::Path) -> Result<(), CliError> {
+async fn run_offline(
+    module: &std::path::Path,
+    input: &std::path::Path,
+    limits: crate::rules::Limits,
+) -> Result<(), CliError> {
     let upload = std::fs::read(module)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", module.display()))?;
     let input_bytes = std::fs::read(input)
@@ -587,7 +647,7 @@ async fn run_offline(module: &std::path::Path, input: &std::path::Path) -> Resul
             input.display()
         )
     })?;
-    let engine = crate::rules::RuleEngine::new(crate::rules::Limits::default())?;
+    let engine = crate::rules::RuleEngine::new(limits)?;
     let bytes = engine
         .assemble(&upload)
         .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;

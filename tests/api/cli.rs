@@ -562,6 +562,29 @@ fn rules_run_executes_a_module_offline() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["outcome"], "failed:fuel");
 
+    // Server-wide limits are flags (and environment variables) of every command.
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "rules",
+            "run",
+            "--rule-fuel",
+            "20000",
+            "--module",
+            &looping.display().to_string(),
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["outcome"], "failed:fuel");
+    assert!(report["fuel"].as_u64().unwrap() <= 20_000);
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args(["serve", "--rule-fuel", "5"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "absurd limits are refused");
+
     let bad_input = dir.path().join("input.json");
     std::fs::write(&bad_input, "{\"user\": 1}").unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
