@@ -662,21 +662,7 @@ async fn run_offline(
         tokio::task::spawn_blocking(move || engine.execute(&compiled, &compact, timeout))
             .await
             .map_err(anyhow::Error::from)?;
-    let (outcome, output, error) = match &execution.result {
-        Ok(out) => match out.get("error") {
-            Some(e) => ("denied".to_string(), None, Some(e.clone())),
-            None => (
-                "ok".to_string(),
-                Some(serde_json::Value::Object(out.clone())),
-                None,
-            ),
-        },
-        Err(f) => (
-            f.label().to_string(),
-            None,
-            Some(serde_json::json!(f.detail())),
-        ),
-    };
+    let (outcome, output, error) = execution.summary();
     let report = serde_json::json!({
         "outcome": outcome,
         "output": output,

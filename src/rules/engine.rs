@@ -108,6 +108,28 @@ pub struct Execution {
     pub logs: Vec<LogLine>,
 }
 
+impl Execution {
+    /// How one execution ended, as the offline runner and the test endpoint report it:
+    /// the outcome label, the patch (when ok), and the denial or the failure.
+    pub fn summary(&self) -> (String, Option<serde_json::Value>, Option<serde_json::Value>) {
+        match &self.result {
+            Ok(out) => match out.get("error") {
+                Some(e) => ("denied".into(), None, Some(e.clone())),
+                None => (
+                    "ok".into(),
+                    Some(serde_json::Value::Object(out.clone())),
+                    None,
+                ),
+            },
+            Err(f) => (
+                f.label().into(),
+                None,
+                Some(serde_json::json!({"message": f.detail()})),
+            ),
+        }
+    }
+}
+
 struct HostState {
     limiter: Limiter,
     logs: Vec<LogLine>,

@@ -555,21 +555,7 @@ impl Admin {
             .rules_service()
             .execute_one(&tenant_rec.id, compiled, payload)
             .await?;
-        let (outcome, patch, error) = match &execution.result {
-            Ok(out) => match out.get("error") {
-                Some(e) => ("denied".to_string(), None, Some(e.clone())),
-                None => (
-                    "ok".to_string(),
-                    Some(serde_json::Value::Object(out.clone())),
-                    None,
-                ),
-            },
-            Err(f) => (
-                f.label().to_string(),
-                None,
-                Some(serde_json::json!({"message": f.detail()})),
-            ),
-        };
+        let (outcome, patch, error) = execution.summary();
         let row = crate::store::ExecutionRow {
             id: uuid::Uuid::now_v7().to_string(),
             rule_id: record.id,

@@ -521,22 +521,11 @@ impl TestApp {
         browser: &Browser,
         extra: &[(&str, &str)],
     ) -> HashMap<String, String> {
-        let mut next = location(&browser.get(&self.authorize_url(extra)).await);
-        if next.contains("/login?tx=") {
-            let html = browser.get(&next).await.text().await.unwrap();
-            let (action, mut fields) = form(&html, &next);
-            set_field(&mut fields, "username", EMAIL);
-            set_field(&mut fields, "password", PASSWORD);
-            next = location(&browser.post_form(&action, &fields).await);
-        }
-        if next.contains("/consent?tx=") {
-            next = location(&self.submit_consent(browser, &next, "allow").await);
-        }
-        assert!(
-            next.starts_with(CALLBACK),
-            "expected the callback, got {next}"
-        );
-        query_of(&next)
+        query_of(
+            &self
+                .login_and_consent(browser, &self.authorize_url(extra))
+                .await,
+        )
     }
 }
 
