@@ -42,6 +42,9 @@ macro_rules! behaviour_suite {
             mod rules {
                 include!("rules.rs");
             }
+            mod store {
+                include!("store.rs");
+            }
             mod token {
                 include!("token.rs");
             }
