@@ -21,6 +21,11 @@ pub fn random_token(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(random_bytes(bytes))
 }
 
+/// Lowercase hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// SHA-256 of a bearer value (code, refresh token, session id, client secret).
 /// These values carry ≥128 random bits, so a fast hash is enough: nobody can brute-force them.
 pub fn hash_token(token: &str) -> Vec<u8> {

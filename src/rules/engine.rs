@@ -218,14 +218,10 @@ fn register_ticker(engine: &Engine) {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The SHA-256 of module bytes, hex.
 pub fn module_hash(bytes: &[u8]) -> String {
     use sha2::{Digest, Sha256};
-    hex(&Sha256::digest(bytes))
+    crate::crypto::hex(&Sha256::digest(bytes))
 }
 
 impl RuleEngine {

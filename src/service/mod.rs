@@ -207,10 +207,6 @@ impl Admin {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// `page` and `per_page` (Auth0's paging) as offset and limit; at most 100 per page.
 pub fn paging(page: Option<i64>, per_page: Option<i64>) -> Result<(i64, i64), AdminError> {
     let per_page = per_page.unwrap_or(50);

@@ -3,8 +3,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::{Admin, AdminError, hex, internal};
-use crate::crypto::{hash_password, random_bytes};
+use super::{Admin, AdminError, internal};
+use crate::crypto::{hash_password, hex, random_bytes};
 use crate::domain::{DisplayName, Email, Password};
 use crate::store::{NewUser, StoreError, UserChanges, UserRecord};
 

@@ -96,7 +96,7 @@ impl ResourceServerRecord {
     }
 }
 
-const CLIENT_COLUMNS: &str =
+pub(super) const CLIENT_COLUMNS: &str =
     "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at";
 
 impl Store {

@@ -53,11 +53,8 @@ pub struct UserChanges {
     pub user_metadata_patch: Option<Map<String, Value>>,
 }
 
-const CLIENT_COLUMNS: &str =
-    "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at";
-const USER_COLUMNS: &str = "user_id, tenant_id, email, email_verified, password_hash, name, \
-    given_name, family_name, nickname, picture, username, app_metadata, user_metadata, \
-    logins_count, last_login, created_at, updated_at";
+use super::clients::CLIENT_COLUMNS;
+use super::users::USER_COLUMNS;
 
 impl Store {
     /// Clients of a tenant, oldest first.

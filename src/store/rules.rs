@@ -103,17 +103,6 @@ impl Store {
         .await?)
     }
 
-    /// The module bytes whose hash is `sha256`, from any rule of the tenant.
-    pub async fn rule_module(&self, tenant_id: &str, sha256: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(sqlx::query_scalar(
-            "SELECT module FROM rule WHERE tenant_id = $1 AND sha256 = $2 LIMIT 1",
-        )
-        .bind(tenant_id)
-        .bind(sha256)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
     /// Enables or disables a rule; false when it does not exist.
     pub async fn set_rule_enabled(
         &self,
@@ -241,28 +230,6 @@ impl Store {
              (PARTITION BY tenant_id ORDER BY created_at DESC, id) AS n FROM rule_execution) ranked WHERE n > $1)",
         )
         .bind(keep)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Saves metadata a rule pipeline changed.
-    pub async fn update_user_metadata(
-        &self,
-        tenant_id: &str,
-        user_id: &str,
-        app_metadata: &str,
-        user_metadata: &str,
-        now: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE app_user SET app_metadata = $1, user_metadata = $2, updated_at = $3 WHERE tenant_id = $4 AND user_id = $5",
-        )
-        .bind(app_metadata)
-        .bind(user_metadata)
-        .bind(now)
-        .bind(tenant_id)
-        .bind(user_id)
         .execute(&self.pool)
         .await?;
         Ok(())

@@ -60,7 +60,7 @@ pub struct NewUser {
     pub created_at: i64,
 }
 
-const USER_COLUMNS: &str = "user_id, tenant_id, email, email_verified, password_hash, name, \
+pub(super) const USER_COLUMNS: &str = "user_id, tenant_id, email, email_verified, password_hash, name, \
     given_name, family_name, nickname, picture, username, app_metadata, user_metadata, \
     logins_count, last_login, created_at, updated_at";
 

@@ -494,14 +494,13 @@ impl TestApp {
         user: serde_json::Value,
     ) {
         let tenant_id = self.tenant_id().await;
+        let changes = wardstone::store::UserChanges {
+            app_metadata_patch: app.as_object().cloned(),
+            user_metadata_patch: user.as_object().cloned(),
+            ..Default::default()
+        };
         self.store
-            .update_user_metadata(
-                &tenant_id,
-                user_id,
-                &app.to_string(),
-                &user.to_string(),
-                self.clock.now(),
-            )
+            .update_user(&tenant_id, user_id, &changes, self.clock.now())
             .await
             .unwrap();
     }
