@@ -98,7 +98,7 @@ fn main() {
         .build()
         .unwrap();
     let engine = Arc::new(RuleEngine::new(Limits::default()).unwrap());
-    let load = |bytes: Vec<u8>| runtime.block_on(engine.prepare(&bytes)).unwrap();
+    let load = |bytes: Vec<u8>| Arc::new(engine.compile(&bytes).unwrap());
     let sdk_rule = load(std::fs::read(release.join("add_roles.wasm")).unwrap());
     let wat_rule = load(
         engine
@@ -172,6 +172,8 @@ fn main() {
                     user.clone(),
                     context.clone(),
                     &configuration,
+                    wardstone::rules::Trigger::Login,
+                    0,
                 );
                 assert!(matches!(
                     run.verdict,

@@ -266,6 +266,12 @@ struct RuleLimitArgs {
     /// Largest rule module accepted at upload, KiB.
     #[arg(long, global = true, env = "WARDSTONE_RULE_MODULE_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
     rule_module_kib: Option<u64>,
+    /// Memory for compiled rule modules on this node, MiB (least recently used out first).
+    #[arg(long, global = true, env = "WARDSTONE_RULE_CACHE_MIB", value_parser = clap::value_parser!(u64).range(8..=65536))]
+    rule_cache_mib: Option<u64>,
+    /// Threads that run rule pipelines (default: 2 × cores).
+    #[arg(long, global = true, env = "WARDSTONE_RULE_THREADS", value_parser = clap::value_parser!(u64).range(1..=1024))]
+    rule_threads: Option<u64>,
 }
 
 impl RuleLimitArgs {
@@ -292,6 +298,12 @@ impl RuleLimitArgs {
         }
         if let Some(v) = self.rule_module_kib {
             l.module_bytes = (v as usize) << 10;
+        }
+        if let Some(v) = self.rule_cache_mib {
+            l.module_cache_bytes = (v as usize) << 20;
+        }
+        if let Some(v) = self.rule_threads {
+            l.max_concurrent = v as usize;
         }
         l
     }
@@ -504,6 +516,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             value,
             out,
         }) => {
+            let tenant = admin.resolve(&tenant).await?;
             admin.set_rule_config(&tenant, &key, &value).await?;
             print(
                 out.json,
@@ -512,6 +525,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             );
         }
         Command::RulesConfig(RulesConfigCommand::Unset { tenant, key, out }) => {
+            let tenant = admin.resolve(&tenant).await?;
             admin.unset_rule_config(&tenant, &key).await?;
             print(
                 out.json,
@@ -520,29 +534,28 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             );
         }
         Command::RulesConfig(RulesConfigCommand::List { tenant, out }) => {
+            let tenant = admin.resolve(&tenant).await?;
             let keys = admin.rule_config_keys(&tenant).await?;
             print(out.json, &serde_json::json!({"keys": keys}), |_| {
                 keys.join("\n")
             });
         }
         Command::Logs { tenant, limit, out } => {
-            let entries = admin.rule_logs(&tenant, limit).await?;
+            if !(1..=1000).contains(&limit) {
+                return Err(
+                    AdminError::Invalid(format!("invalid limit {limit}: use 1 to 1000")).into(),
+                );
+            }
+            let tenant = admin.resolve(&tenant).await?;
+            let entries = admin.list_logs(&tenant, None, None, 0, limit).await?;
             print(out.json, &serde_json::json!({"logs": entries}), |_| {
                 entries
                     .iter()
                     .map(|e| {
                         let lines: Vec<String> = e
                             .logs
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .map(|l| {
-                                format!(
-                                    "    [{}] {}",
-                                    l["level"].as_str().unwrap_or(""),
-                                    l["message"].as_str().unwrap_or("")
-                                )
-                            })
+                            .iter()
+                            .map(|l| format!("    [{}] {}", l.level, l.message))
                             .collect();
                         let head = format!(
                             "{}  {}  {} ({})  {}  {} µs  {} fuel",
@@ -550,7 +563,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
                             e.id,
                             e.rule_name,
                             e.rule_id,
-                            e.outcome,
+                            e.outcome.label(),
                             e.duration_us,
                             e.fuel
                         );
@@ -595,6 +608,7 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
             disabled,
             out,
         } => {
+            let tenant = admin.resolve(&tenant).await?;
             let bytes = std::fs::read(&file).map_err(|e| {
                 CliError::Other(anyhow::anyhow!("cannot read {}: {e}", file.display()))
             })?;
@@ -604,20 +618,24 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
             print(out.json, &r, |r| format!("added {}", show(r)));
         }
         RuleCommand::List { tenant, out } => {
+            let tenant = admin.resolve(&tenant).await?;
             let rules = admin.list_rules(&tenant).await?;
             print(out.json, &serde_json::json!({"rules": rules}), |_| {
                 rules.iter().map(show).collect::<Vec<_>>().join("\n")
             });
         }
         RuleCommand::Enable { tenant, id, out } => {
+            let tenant = admin.resolve(&tenant).await?;
             let r = admin.set_rule_enabled(&tenant, &id, true).await?;
             print(out.json, &r, |r| format!("enabled {}", show(r)));
         }
         RuleCommand::Disable { tenant, id, out } => {
+            let tenant = admin.resolve(&tenant).await?;
             let r = admin.set_rule_enabled(&tenant, &id, false).await?;
             print(out.json, &r, |r| format!("disabled {}", show(r)));
         }
         RuleCommand::Remove { tenant, id, out } => {
+            let tenant = admin.resolve(&tenant).await?;
             admin.remove_rule(&tenant, &id).await?;
             print(
                 out.json,
@@ -647,22 +665,22 @@ async fn run_offline(
             input.display()
         )
     })?;
-    let engine = crate::rules::RuleEngine::new(limits)?;
+    let engine = std::sync::Arc::new(crate::rules::RuleEngine::new(limits)?);
     let bytes = engine
         .assemble(&upload)
         .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
-    let compiled = engine
-        .prepare(&bytes)
+    let compiling = engine.clone();
+    let compiled = tokio::task::spawn_blocking(move || compiling.compile(&bytes))
         .await
+        .map_err(anyhow::Error::from)?
         .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
     let compact = serde_json::to_vec(&parsed).map_err(anyhow::Error::from)?;
     let timeout = engine.limits().rule_timeout;
-    let engine = std::sync::Arc::new(engine);
     let execution =
         tokio::task::spawn_blocking(move || engine.execute(&compiled, &compact, timeout))
             .await
             .map_err(anyhow::Error::from)?;
-    let (outcome, output, error) = execution.summary();
+    let (outcome, output, error) = crate::rules::summarize(&execution);
     let report = serde_json::json!({
         "outcome": outcome,
         "output": output,
@@ -675,13 +693,12 @@ async fn run_offline(
         "{}",
         serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
     );
-    if outcome.starts_with("failed") {
+    if outcome.is_failure() {
         return Err(CliError::Other(anyhow::anyhow!(
             "the rule failed: {}",
-            execution
-                .result
-                .err()
-                .map(|f| f.detail())
+            error
+                .as_ref()
+                .and_then(|e| e["message"].as_str())
                 .unwrap_or_default()
         )));
     }

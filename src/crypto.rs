@@ -121,6 +121,14 @@ impl MasterKey {
         RandomizedNonceKey::new(&AES_256_GCM, &self.0).expect("32-byte AES key")
     }
 
+    /// An HMAC-SHA256 key for one `purpose`, derived from the master key, so every node that
+    /// shares the master key derives the same one and no two purposes share a key.
+    pub fn derive_hmac_key(&self, purpose: &str) -> aws_lc_rs::hmac::Key {
+        let root = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.0);
+        let derived = aws_lc_rs::hmac::sign(&root, purpose.as_bytes());
+        aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref())
+    }
+
     /// Encrypts `plaintext`; `context` (e.g. the key id) is bound as associated data so a sealed
     /// value cannot be moved to another row. Output: nonce || ciphertext || tag.
     pub fn seal(&self, context: &str, plaintext: &[u8]) -> Vec<u8> {

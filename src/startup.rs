@@ -156,6 +156,9 @@ impl Application {
                     {
                         tracing::warn!(error = %e, "pruning the rule execution log failed");
                     }
+                    if let Err(e) = provider.store().prune_rule_artifacts().await {
+                        tracing::warn!(error = %e, "pruning unused rule artifacts failed");
+                    }
                 }
             })
         };
@@ -166,6 +169,8 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         pruner.abort();
+        // Executions recorded by the last requests are written before the pool closes.
+        self.provider.rules().journal().flush().await;
         self.store.close().await;
         result.context("server failed")
     }

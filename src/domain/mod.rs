@@ -2,9 +2,11 @@
 
 mod redirect_uri;
 mod scope;
+mod tenant;
 
 pub use redirect_uri::RedirectUri;
 pub use scope::ScopeSet;
+pub use tenant::Tenant;
 
 use std::fmt;
 

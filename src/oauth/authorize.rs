@@ -31,6 +31,15 @@ pub struct Browser {
     pub hostname: Option<String>,
 }
 
+/// A browser's live SSO session and its user.
+#[derive(Debug, Clone)]
+pub struct SignedIn {
+    /// The session.
+    pub session: SessionRecord,
+    /// Its user, read with it.
+    pub user: UserRecord,
+}
+
 /// Cookies the HTTP layer must set with the response.
 #[derive(Debug, Clone, Default)]
 pub struct CookieChanges {
@@ -234,7 +243,7 @@ impl Provider {
         };
         let session = self.current_session(tenant, browser).await?;
         if request.prompt_none {
-            let Some(session) = session else {
+            let Some(signed_in) = session else {
                 return Ok(self.fail(
                     tenant,
                     &request,
@@ -242,7 +251,9 @@ impl Provider {
                     "the user is not signed in",
                 ));
             };
-            if self.max_age_exceeded(&request, &session) || !self.hint_matches(&request, &session) {
+            if self.max_age_exceeded(&request, &signed_in.session)
+                || !self.hint_matches(&request, &signed_in.session)
+            {
                 return Ok(self.fail(
                     tenant,
                     &request,
@@ -251,7 +262,7 @@ impl Provider {
                 ));
             }
             if self
-                .needs_consent(tenant, &request, &session.user_id)
+                .needs_consent(tenant, &request, &signed_in.user.user_id)
                 .await?
             {
                 return Ok(self.fail(
@@ -262,7 +273,21 @@ impl Provider {
                 ));
             }
             return self
-                .finish(tenant, &client, &request, &session, browser)
+                .finish(tenant, &client, &request, &signed_in, browser)
+                .await;
+        }
+
+        // A browser whose session needs neither a login nor a consent goes straight to its
+        // code: no login transaction is stored (the common case of SSO).
+        if let Some(signed_in) = &session
+            && !self.needs_login(&request, None, &signed_in.session)
+            && !request.prompt_consent
+            && !self
+                .needs_consent(tenant, &request, &signed_in.user.user_id)
+                .await?
+        {
+            return self
+                .finish(tenant, &client, &request, signed_in, browser)
                 .await;
         }
 
@@ -314,28 +339,21 @@ impl Provider {
         tx: &LoginTransactionRecord,
         client: &ClientRecord,
         request: &AuthorizationRequest,
-        session: Option<SessionRecord>,
+        session: Option<SignedIn>,
         browser: &Browser,
     ) -> anyhow::Result<Answer> {
         let tx_param = [("tx", tx_id)];
-        let need_login = match &session {
-            None => true,
-            Some(s) => {
-                tx.logged_in_at.is_none()
-                    && (request.prompt_login
-                        || self.max_age_exceeded(request, s)
-                        || !self.hint_matches(request, s))
+        let signed_in = match session {
+            Some(s) if !self.needs_login(request, Some(tx), &s.session) => s,
+            _ => {
+                let url = with_params(&tenant.url("/login"), &tx_param);
+                return Ok(Outcome::Redirect(url).into());
             }
         };
-        if need_login {
-            let url = with_params(&tenant.url("/login"), &tx_param);
-            return Ok(Outcome::Redirect(url).into());
-        }
-        let session = session.expect("checked above");
         let need_consent = tx.consented_at.is_none()
             && (request.prompt_consent
                 || self
-                    .needs_consent(tenant, request, &session.user_id)
+                    .needs_consent(tenant, request, &signed_in.user.user_id)
                     .await?);
         if need_consent {
             let url = with_params(&tenant.url("/consent"), &tx_param);
@@ -344,8 +362,22 @@ impl Provider {
         if !self.store().delete_login_transaction(&tx.id_hash).await? {
             return Ok(error_page(400, EXPIRED));
         }
-        self.finish(tenant, client, request, &session, browser)
+        self.finish(tenant, client, request, &signed_in, browser)
             .await
+    }
+
+    /// Whether the user must enter credentials: a login transaction where they already did
+    /// never asks again; otherwise `prompt=login`, `max_age` or another hinted user do.
+    fn needs_login(
+        &self,
+        request: &AuthorizationRequest,
+        tx: Option<&LoginTransactionRecord>,
+        session: &SessionRecord,
+    ) -> bool {
+        tx.is_none_or(|t| t.logged_in_at.is_none())
+            && (request.prompt_login
+                || self.max_age_exceeded(request, session)
+                || !self.hint_matches(request, session))
     }
 
     /// Whether the signed-in user is the one `id_token_hint` names (true without a hint).
@@ -390,7 +422,7 @@ impl Provider {
         &self,
         tenant: &Tenant,
         browser: &Browser,
-    ) -> anyhow::Result<Option<SessionRecord>> {
+    ) -> anyhow::Result<Option<SignedIn>> {
         let Some(id) = &browser.session_id else {
             return Ok(None);
         };
@@ -402,15 +434,10 @@ impl Provider {
             return Ok(None);
         };
         // A session whose user was deleted is no session.
-        if self
-            .store()
-            .user(&tenant.id, &session.user_id)
-            .await?
-            .is_none()
-        {
+        let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
             return Ok(None);
-        }
-        Ok(Some(session))
+        };
+        Ok(Some(SignedIn { session, user }))
     }
 
     fn fail(
@@ -436,17 +463,10 @@ impl Provider {
         tenant: &Tenant,
         client: &ClientRecord,
         request: &AuthorizationRequest,
-        session: &SessionRecord,
+        signed_in: &SignedIn,
         browser: &Browser,
     ) -> anyhow::Result<Answer> {
-        let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
-            return Ok(self.fail(
-                tenant,
-                request,
-                ErrorCode::LoginRequired,
-                "the user no longer exists",
-            ));
-        };
+        let SignedIn { session, user } = signed_in;
         let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
         let sid = session_public_id(&session.id_hash);
         let outcome = self
@@ -454,8 +474,9 @@ impl Provider {
             .run(RunInput {
                 tenant_id: &tenant.id,
                 tenant_name: &tenant.name,
+                rules_generation: tenant.rules_generation,
                 protocol: Protocol::Login,
-                user: &user,
+                user,
                 client,
                 request: RequestInfo {
                     ip: browser.ip.clone(),
@@ -482,7 +503,7 @@ impl Provider {
             }
         };
         let code = self
-            .issue_code(tenant, client, request, session, &user, &scope, &claims)
+            .issue_code(tenant, client, request, session, user, &scope, &claims)
             .await?;
         let mut params = vec![("code", code.as_str())];
         if let Some(state) = &request.state {
@@ -651,6 +672,12 @@ impl Provider {
         self.store()
             .record_login(&tenant.id, &user.user_id, now)
             .await?;
+        // The rules see the counters with this login included, as stored.
+        let user = UserRecord {
+            logins_count: user.logins_count + 1,
+            last_login: Some(now),
+            ..user
+        };
         if let Some(old) = &browser.session_id {
             self.store().delete_session(&hash_token(old)).await?;
         }
@@ -678,7 +705,7 @@ impl Provider {
                 &tx,
                 &client,
                 &request,
-                Some(session),
+                Some(SignedIn { session, user }),
                 browser,
             )
             .await?;
@@ -696,13 +723,10 @@ impl Provider {
         let Some((_, request, client)) = self.transaction(tenant, tx_id, browser).await? else {
             return Ok(error_page(400, EXPIRED));
         };
-        let Some(session) = self.current_session(tenant, browser).await? else {
+        let Some(SignedIn { user, .. }) = self.current_session(tenant, browser).await? else {
             return Ok(
                 Outcome::Redirect(with_params(&tenant.url("/login"), &[("tx", tx_id)])).into(),
             );
-        };
-        let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
-            return Ok(error_page(400, EXPIRED));
         };
         let (api_name, api_scopes) = match &request.audience {
             Some(aud) => match self
@@ -769,14 +793,19 @@ impl Provider {
         let requested = ScopeSet::parse(&request.scope).unwrap_or_default();
         let previous = self
             .store()
-            .consent(&tenant.id, &session.user_id, &client.client_id, audience)
+            .consent(
+                &tenant.id,
+                &session.user.user_id,
+                &client.client_id,
+                audience,
+            )
             .await?;
         let all = requested
             .union(&ScopeSet::parse(previous.as_deref().unwrap_or("")).unwrap_or_default());
         self.store()
             .save_consent(
                 &tenant.id,
-                &session.user_id,
+                &session.user.user_id,
                 &client.client_id,
                 audience,
                 &all.to_string(),

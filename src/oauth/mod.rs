@@ -150,23 +150,7 @@ mod tests {
     }
 }
 
-/// A resolved tenant and its issuer URL.
-#[derive(Debug, Clone)]
-pub struct Tenant {
-    /// Internal id.
-    pub id: String,
-    /// Name (path segment).
-    pub name: String,
-    /// `{public_url}/t/{name}`.
-    pub issuer: String,
-}
-
-impl Tenant {
-    /// The URL of an endpoint below the issuer, e.g. `"/oauth/token"`.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{}", self.issuer, path)
-    }
-}
+pub use crate::domain::Tenant;
 
 /// The authorization server: shared state behind every protocol operation.
 #[derive(Clone)]
@@ -253,11 +237,7 @@ impl Provider {
             .store
             .tenant_by_name(name)
             .await?
-            .map(|t: TenantRecord| Tenant {
-                issuer: self.inner.public_url.issuer(&t.name),
-                id: t.id,
-                name: t.name,
-            }))
+            .map(|t: TenantRecord| Tenant::resolved(t, &self.inner.public_url)))
     }
 
     /// HMAC of `value` under a key derived from the master key, separated by `purpose`.

@@ -1,18 +1,19 @@
-//! The wasm host: compiles modules once (cached by the SHA-256 of their bytes) and runs each
-//! execution in a fresh `Store` and instance from the pooling allocator, with fuel, an epoch
-//! deadline, a memory cap and a stack cap. Every failure is a typed [`Failure`], never a panic.
+//! The wasm host: validates and compiles modules, turns them into authenticated precompiled
+//! artifacts and back, and runs each execution in a fresh `Store` and instance from the pooling
+//! allocator, with fuel, an epoch deadline, a memory cap and a stack cap. Every failure is a
+//! typed [`Failure`], never a panic. Caching and scheduling live in [`super::modules`] and
+//! [`super::executor`].
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use wasmtime::{
     Config, Engine, EngineWeak, ExternType, InstanceAllocationStrategy, InstancePre, Linker,
     Module, OptLevel, PoolingAllocationConfig, ResourceLimiter, Store, Trap, ValType,
 };
 
 use super::Limits;
+use super::execution::{FailureKind, LogLine};
 
 /// One epoch tick. Deadlines are whole ticks.
 const TICK: Duration = Duration::from_millis(1);
@@ -22,29 +23,19 @@ const TICK: Duration = Duration::from_millis(1);
 #[error("{0}")]
 pub struct Rejected(pub String);
 
-/// A module compiled and checked against ABI v1.
+/// A module compiled and checked against ABI v1, linked and ready to instantiate.
 pub struct CompiledRule {
     pre: InstancePre<HostState>,
     /// Hex SHA-256 of the module's binary bytes.
     pub sha256: String,
 }
 
-/// A log line written by a rule through `wardstone.log`, or by the host about the rule.
-#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct LogLine {
-    /// `debug`, `info`, `warn` or `error`.
-    pub level: String,
-    /// The message.
-    pub message: String,
-}
-
-impl LogLine {
-    /// A host warning about the rule.
-    pub fn warn(message: impl Into<String>) -> Self {
-        LogLine {
-            level: "warn".into(),
-            message: message.into(),
-        }
+impl CompiledRule {
+    /// Bytes of compiled code and data this module keeps in memory (what the module cache
+    /// counts against its capacity).
+    pub fn weight(&self) -> usize {
+        let image = self.pre.module().image_range();
+        (image.end as usize).saturating_sub(image.start as usize) + 4096
     }
 }
 
@@ -68,16 +59,16 @@ pub enum Failure {
 }
 
 impl Failure {
-    /// The outcome label in the execution log: `failed:<reason>`.
-    pub fn label(&self) -> &'static str {
+    /// What kind of failure this is, as the execution log records it.
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Failure::Fuel => "failed:fuel",
-            Failure::Timeout => "failed:timeout",
-            Failure::Memory => "failed:memory",
-            Failure::StackOverflow => "failed:stack_overflow",
-            Failure::Trap(_) => "failed:trap",
-            Failure::Abi(_) => "failed:abi",
-            Failure::BadOutput(_) => "failed:bad_output",
+            Failure::Fuel => FailureKind::Fuel,
+            Failure::Timeout => FailureKind::Timeout,
+            Failure::Memory => FailureKind::Memory,
+            Failure::StackOverflow => FailureKind::StackOverflow,
+            Failure::Trap(_) => FailureKind::Trap,
+            Failure::Abi(_) => FailureKind::Abi,
+            Failure::BadOutput(_) => FailureKind::BadOutput,
         }
     }
 
@@ -106,28 +97,6 @@ pub struct Execution {
     pub duration: Duration,
     /// Log lines.
     pub logs: Vec<LogLine>,
-}
-
-impl Execution {
-    /// How one execution ended, as the offline runner and the test endpoint report it:
-    /// the outcome label, the patch (when ok), and the denial or the failure.
-    pub fn summary(&self) -> (String, Option<serde_json::Value>, Option<serde_json::Value>) {
-        match &self.result {
-            Ok(out) => match out.get("error") {
-                Some(e) => ("denied".into(), None, Some(e.clone())),
-                None => (
-                    "ok".into(),
-                    Some(serde_json::Value::Object(out.clone())),
-                    None,
-                ),
-            },
-            Err(f) => (
-                f.label().into(),
-                None,
-                Some(serde_json::json!({"message": f.detail()})),
-            ),
-        }
-    }
 }
 
 struct HostState {
@@ -179,23 +148,63 @@ impl ResourceLimiter for Limiter {
     }
 }
 
-/// The wasm engine, its linker and the compiled-module cache.
+/// The wasm engine and its linker.
 pub struct RuleEngine {
     engine: Engine,
     linker: Linker<HostState>,
     limits: Limits,
-    cache: Arc<Mutex<HashMap<String, Arc<CompiledRule>>>>,
-    compiling: Arc<tokio::sync::Semaphore>,
+    fingerprint: String,
 }
 
-/// Keeps the epoch of every live engine moving, from one thread for the whole process.
+/// Executions running now, in every engine of the process: the epoch thread sleeps while
+/// there are none instead of waking a thousand times a second for nothing.
+struct Running {
+    count: Mutex<usize>,
+    wake: Condvar,
+}
+
+static RUNNING: Running = Running {
+    count: Mutex::new(0),
+    wake: Condvar::new(),
+};
+static ENGINES: OnceLock<Mutex<Vec<EngineWeak>>> = OnceLock::new();
+
+/// Counts one execution as running while it lives.
+struct RunningGuard;
+
+impl RunningGuard {
+    fn enter() -> Self {
+        let mut count = RUNNING.count.lock().unwrap_or_else(|p| p.into_inner());
+        *count += 1;
+        if *count == 1 {
+            RUNNING.wake.notify_all();
+        }
+        RunningGuard
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut count = RUNNING.count.lock().unwrap_or_else(|p| p.into_inner());
+        *count = count.saturating_sub(1);
+    }
+}
+
+/// Keeps the epoch of every live engine moving, from one thread for the whole process, while
+/// any execution runs. Deadlines are counted in ticks from the start of an execution, so a
+/// pause while nothing runs changes no deadline.
 fn register_ticker(engine: &Engine) {
-    static ENGINES: OnceLock<Mutex<Vec<EngineWeak>>> = OnceLock::new();
     let engines = ENGINES.get_or_init(|| {
         std::thread::Builder::new()
             .name("wardstone-epoch".into())
             .spawn(|| {
                 loop {
+                    {
+                        let mut count = RUNNING.count.lock().unwrap_or_else(|p| p.into_inner());
+                        while *count == 0 {
+                            count = RUNNING.wake.wait(count).unwrap_or_else(|p| p.into_inner());
+                        }
+                    }
                     std::thread::sleep(TICK);
                     if let Some(list) = ENGINES.get()
                         && let Ok(mut list) = list.lock()
@@ -224,6 +233,21 @@ pub fn module_hash(bytes: &[u8]) -> String {
     crate::crypto::hex(&Sha256::digest(bytes))
 }
 
+/// Feeds `Hash` output into SHA-256, so a fingerprint is the same in every process that runs
+/// the same wasmtime with the same settings.
+struct Sha256Hasher(sha2::Sha256);
+
+impl std::hash::Hasher for Sha256Hasher {
+    fn finish(&self) -> u64 {
+        0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        use sha2::Digest;
+        self.0.update(bytes);
+    }
+}
+
 impl RuleEngine {
     /// Configures wasmtime: Cranelift, fuel, epochs, pooling allocator sized by `limits`.
     pub fn new(limits: Limits) -> anyhow::Result<Self> {
@@ -231,6 +255,8 @@ impl RuleEngine {
         config.consume_fuel(true);
         config.epoch_interruption(true);
         config.max_wasm_stack(limits.stack_bytes);
+        // Only checked against max_wasm_stack (rules never run on async stacks).
+        config.async_stack_size(limits.stack_bytes + (1 << 20));
         config.cranelift_opt_level(OptLevel::Speed);
         config.wasm_backtrace_max_frames(None);
         let slots = u32::try_from(limits.max_concurrent * 2 + 8).unwrap_or(1024);
@@ -288,13 +314,26 @@ impl RuleEngine {
                 });
             },
         )?;
+        let fingerprint = {
+            use sha2::Digest;
+            use std::hash::Hash;
+            let mut hasher = Sha256Hasher(sha2::Sha256::new());
+            "wardstone rule abi v1".hash(&mut hasher);
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            crate::crypto::hex(&hasher.0.finalize())[..32].to_string()
+        };
         Ok(RuleEngine {
             engine,
             linker,
-            compiling: Arc::new(tokio::sync::Semaphore::new(1)),
-            cache: Arc::new(Mutex::new(HashMap::new())),
             limits,
+            fingerprint,
         })
+    }
+
+    /// Identifies the compiled code this engine produces and accepts: a precompiled artifact is
+    /// only reused by an engine with the same fingerprint (same wasmtime, same settings).
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The limits in force.
@@ -321,81 +360,54 @@ impl RuleEngine {
         Ok(bytes.into_owned())
     }
 
-    /// Checks, compiles (with a deadline) and caches a module. Uploads call this so that a bad
-    /// module is refused at upload and never at login.
-    pub async fn prepare(&self, bytes: &[u8]) -> Result<Arc<CompiledRule>, Rejected> {
-        let permit = self
-            .compiling
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|_| Rejected("the server is shutting down".into()))?;
-        let engine = self.engine.clone();
-        let owned = bytes.to_vec();
-        let limits = self.limits.clone();
-        let cache = self.cache.clone();
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        // Hashing, the prechecks and compiling run on their own thread, never on an async
-        // worker. A compile cannot be cancelled: on timeout it finishes in the background, still
-        // holding the permit, so timed-out compiles cannot pile up on the cores.
-        std::thread::Builder::new()
-            .name("wardstone-compile".into())
-            .spawn(move || {
-                let _permit = permit;
-                let sha256 = module_hash(&owned);
-                let cached = cache.lock().ok().and_then(|c| c.get(&sha256).cloned());
-                let result = match cached {
-                    Some(hit) => Ok(Err(hit)),
-                    None => precheck(&limits, &owned)
-                        .map(|()| Ok((sha256, Module::from_binary(&engine, &owned)))),
-                };
-                let _ = tx.send(result);
-            })
-            .map_err(|e| Rejected(format!("cannot start compilation: {e}")))?;
-        let (sha256, compiled) = match tokio::time::timeout(self.limits.compile_timeout, rx).await {
-            Err(_) => {
-                return Err(Rejected(format!(
-                    "compilation took longer than {} ms",
-                    self.limits.compile_timeout.as_millis()
-                )));
-            }
-            Ok(Err(_)) => return Err(Rejected("compilation failed".into())),
-            Ok(Ok(Err(rejected))) => return Err(rejected),
-            Ok(Ok(Ok(Err(hit)))) => return Ok(hit),
-            Ok(Ok(Ok(Ok(pair)))) => pair,
-        };
-        let module =
-            compiled.map_err(|e| Rejected(format!("invalid wasm module: {}", root_cause(&e))))?;
+    /// Checks and compiles a module (Cranelift: tens of milliseconds for a typical rule).
+    /// Blocking: call it off the async workers; [`super::modules`] bounds and times it.
+    pub fn compile(&self, bytes: &[u8]) -> Result<CompiledRule, Rejected> {
+        precheck(&self.limits, bytes)?;
+        let module = Module::from_binary(&self.engine, bytes)
+            .map_err(|e| Rejected(format!("invalid wasm module: {}", root_cause(&e))))?;
+        self.link(module, module_hash(bytes))
+    }
+
+    fn link(&self, module: Module, sha256: String) -> Result<CompiledRule, Rejected> {
         check_abi(&module)?;
         let pre = self
             .linker
             .instantiate_pre(&module)
             .map_err(|e| Rejected(format!("cannot link module: {}", root_cause(&e))))?;
-        let compiled = Arc::new(CompiledRule {
-            pre,
-            sha256: sha256.clone(),
-        });
-        if let Ok(mut cache) = self.cache.lock() {
-            // A bound on memory: evict one module (recompiled from the database if needed
-            // again) rather than everyone's.
-            if cache.len() >= 512
-                && let Some(victim) = cache.keys().next().cloned()
-            {
-                cache.remove(&victim);
-            }
-            cache.insert(sha256, compiled.clone());
-        }
-        Ok(compiled)
+        Ok(CompiledRule { pre, sha256 })
     }
 
-    /// A compiled module by hash, if this node has it.
-    pub fn cached(&self, sha256: &str) -> Option<Arc<CompiledRule>> {
-        self.cache.lock().ok()?.get(sha256).cloned()
+    /// The compiled code of `rule` as a precompiled artifact.
+    pub fn serialize(&self, rule: &CompiledRule) -> anyhow::Result<Vec<u8>> {
+        rule.pre
+            .module()
+            .serialize()
+            .map_err(|e| anyhow::anyhow!("{e:#}"))
+    }
+
+    /// Loads a precompiled artifact made by an engine with this fingerprint.
+    ///
+    /// # Safety
+    /// The artifact is native code that is not validated: it must come from
+    /// [`RuleEngine::serialize`] and must have been authenticated (see
+    /// [`super::modules`], which checks its MAC first).
+    pub unsafe fn deserialize(
+        &self,
+        sha256: &str,
+        artifact: &[u8],
+    ) -> anyhow::Result<CompiledRule> {
+        // SAFETY: the caller guarantees the bytes are an authenticated artifact of ours.
+        let module = unsafe { Module::deserialize(&self.engine, artifact) }
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        self.link(module, sha256.to_string())
+            .map_err(|e| anyhow::anyhow!("artifact does not link: {e}"))
     }
 
     /// Runs one rule on `input` in a fresh instance. Blocking: call it off the async workers.
     pub fn execute(&self, rule: &CompiledRule, input: &[u8], timeout: Duration) -> Execution {
         let started = Instant::now();
+        let _running = RunningGuard::enter();
         let mut store = Store::new(
             &self.engine,
             HostState {

@@ -28,11 +28,21 @@ pub struct Limits {
     pub log_lines: usize,
     /// Bytes kept per log line.
     pub log_line_bytes: usize,
-    /// Rule executions running at once, all tenants together.
+    /// Threads that run rule pipelines, all tenants together. One tenant may use all but one
+    /// of them; a free thread serves the waiting tenant with the fewest running (see
+    /// `rules::executor`).
     pub max_concurrent: usize,
-    /// Rule executions running at once for one tenant, so one tenant's slow rules cannot
-    /// take every slot.
-    pub max_concurrent_per_tenant: usize,
+    /// Memory the compiled modules of one node may hold, bytes (least recently used out).
+    pub module_cache_bytes: usize,
+    /// Uploads compiling at once on one node.
+    pub compile_slots: usize,
+    /// Uploads compiling at once for one tenant.
+    pub compiles_per_tenant: usize,
+    /// How long an upload (or a login that must recompile) waits for a compile slot.
+    pub compile_wait: Duration,
+    /// Execution-log records that may wait for the log writer; beyond, they are dropped
+    /// and counted.
+    pub journal_queue: usize,
     /// Custom claims per token, bytes of JSON.
     pub claims_bytes: usize,
     /// `app_metadata` and `user_metadata` after the rules, bytes of JSON each.
@@ -57,7 +67,11 @@ impl Default for Limits {
             log_lines: 100,
             log_line_bytes: 1024,
             max_concurrent: (2 * cores).max(2),
-            max_concurrent_per_tenant: (cores / 2).max(1),
+            module_cache_bytes: 256 << 20,
+            compile_slots: (cores / 2).max(1),
+            compiles_per_tenant: 1,
+            compile_wait: Duration::from_secs(5),
+            journal_queue: 10_000,
             claims_bytes: 100 << 10,
             metadata_bytes: 16 << 10,
         }

@@ -1,18 +1,24 @@
-//! Tenant rules in the token pipeline: the wasm host ([`engine`]), ABI v1 checks, the pipeline
-//! ([`pipeline`]), limits ([`limits`]), and [`Rules`], which builds the input from a login,
-//! runs the pipeline off the async workers and records every execution.
+//! Tenant rules in the token pipeline: the wasm host ([`engine`]), compiled modules and their
+//! artifacts ([`modules`]), the pipeline ([`pipeline`]), the threads it runs on
+//! ([`executor`]), the execution log ([`execution`], [`journal`]) and limits ([`limits`]).
+//! [`Rules`] ties them together for logins, refreshes and the rule test endpoint.
 //!
 //! The rule's input and output types are the `rules_sdk` wire types, shared with rule authors.
 
 pub mod engine;
+pub mod execution;
+pub mod executor;
+pub mod journal;
 pub mod limits;
+pub mod modules;
 pub mod pipeline;
 
-pub use engine::{CompiledRule, Execution, Failure, LogLine, Rejected, RuleEngine};
+pub use engine::{CompiledRule, Execution, Failure, Rejected, RuleEngine};
+pub use execution::{ExecutionRecord, FailureKind, LogLine, Outcome, Trigger};
 pub use limits::Limits;
 pub use pipeline::{PreparedRule, Verdict};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context as _;
@@ -21,11 +27,13 @@ use rules_sdk::{
     IdToken, Request, Stats, User,
 };
 use serde_json::{Map, Value, json};
-use tokio::sync::Semaphore;
 
 use crate::crypto::MasterKey;
 use crate::domain::ScopeSet;
-use crate::store::{ClientRecord, ExecutionRow, Store, UserRecord};
+use crate::store::{ClientRecord, RuleRecord, Store, UserRecord};
+use executor::{Executor, NotRun};
+use journal::Journal;
+use modules::{LoadError, Modules, Prepared};
 
 /// Which flow runs the rules (`context.protocol`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,9 +47,14 @@ pub enum Protocol {
 impl Protocol {
     /// The `context.protocol` value.
     pub fn as_str(self) -> &'static str {
+        self.trigger().label()
+    }
+
+    /// How the execution log names it.
+    pub fn trigger(self) -> Trigger {
         match self {
-            Protocol::Login => "oidc-basic-profile",
-            Protocol::Refresh => "oauth2-refresh-token",
+            Protocol::Login => Trigger::Login,
+            Protocol::Refresh => Trigger::Refresh,
         }
     }
 }
@@ -65,6 +78,8 @@ pub struct RunInput<'a> {
     pub tenant_id: &'a str,
     /// Tenant name.
     pub tenant_name: &'a str,
+    /// The tenant's rules generation, as read with the tenant for this request.
+    pub rules_generation: i64,
     /// Login or refresh.
     pub protocol: Protocol,
     /// The user.
@@ -108,14 +123,59 @@ pub enum RulesOutcome {
     },
 }
 
-/// The rules service: engine, database and the bounds on concurrent executions.
+/// The rules service: engine, compiled modules, executor threads, execution log and the
+/// per-tenant rule sets. Cheap to clone.
 #[derive(Clone)]
 pub struct Rules {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     engine: Arc<RuleEngine>,
+    modules: Modules,
     store: Store,
     master_key: MasterKey,
-    slots: Arc<Semaphore>,
-    tenant_slots: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+    executor: Executor,
+    journal: Journal,
+    rule_sets: Mutex<lru::LruCache<String, Arc<RuleSet>>>,
+}
+
+/// A tenant's enabled rules and decrypted settings, valid while the tenant's
+/// `rules_generation` is `generation`.
+struct RuleSet {
+    generation: i64,
+    rules: Vec<RuleRecord>,
+    /// The settings as the JSON object rules receive.
+    configuration: Arc<str>,
+}
+
+/// Tenants whose rule sets one node keeps in memory (each is small: ids, names, hashes and
+/// settings; the compiled modules live in [`Modules`] under their own bound).
+const RULE_SETS: usize = 100_000;
+
+/// What one test execution did (the Management API's rule test endpoint).
+#[derive(Debug)]
+pub struct TestRun {
+    /// The execution, as recorded in the log.
+    pub record: ExecutionRecord,
+    /// The patch the rule returned (when ok).
+    pub patch: Option<Value>,
+    /// The denial, or what failed.
+    pub error: Option<Value>,
+}
+
+/// Why a test could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum TestError {
+    /// The module cannot be loaded or compiled.
+    #[error("{0}")]
+    Module(String),
+    /// Too many executions of this tenant are waiting.
+    #[error("too many rule executions are waiting; try again")]
+    Busy,
+    /// Our failure.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
 }
 
 /// The first-level merge patch turning `before` into `after` (`null` for removed keys), or
@@ -148,22 +208,69 @@ fn object(text: &str) -> Map<String, Value> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// How a single execution ended: its outcome, and the patch or the denial/failure as JSON.
+pub fn summarize(execution: &Execution) -> (Outcome, Option<Value>, Option<Value>) {
+    match &execution.result {
+        Ok(out) => match pipeline::deny_of(out) {
+            Some(Ok(message)) => (
+                Outcome::Denied,
+                None,
+                Some(json!({"kind": "unauthorized", "message": message})),
+            ),
+            Some(Err(why)) => {
+                let failure = Failure::BadOutput(why);
+                (
+                    Outcome::Failed(failure.kind()),
+                    None,
+                    Some(json!({"message": failure.detail()})),
+                )
+            }
+            None => (Outcome::Ok, Some(Value::Object(out.clone())), None),
+        },
+        Err(f) => (
+            Outcome::Failed(f.kind()),
+            None,
+            Some(json!({"message": f.detail()})),
+        ),
+    }
+}
+
 impl Rules {
-    /// The service with an engine built from `limits`.
+    /// The service with an engine built from `limits`. Starts the execution log's writer on
+    /// the current tokio runtime and the executor's threads.
     pub fn new(store: Store, master_key: MasterKey, limits: Limits) -> anyhow::Result<Self> {
-        let slots = Arc::new(Semaphore::new(limits.max_concurrent));
+        let engine =
+            Arc::new(RuleEngine::new(limits.clone()).context("cannot configure the wasm engine")?);
+        let executor = Executor::new(limits.max_concurrent, limits.stack_bytes)
+            .context("cannot start the rule executor threads")?;
         Ok(Rules {
-            engine: Arc::new(RuleEngine::new(limits).context("cannot configure the wasm engine")?),
-            store,
-            master_key,
-            slots,
-            tenant_slots: Arc::new(Mutex::new(HashMap::new())),
+            inner: Arc::new(Inner {
+                modules: Modules::new(engine.clone(), store.clone(), &master_key),
+                journal: Journal::start(store.clone(), limits.journal_queue),
+                rule_sets: Mutex::new(lru::LruCache::new(
+                    std::num::NonZeroUsize::new(RULE_SETS).expect("non-zero"),
+                )),
+                engine,
+                store,
+                master_key,
+                executor,
+            }),
         })
     }
 
     /// The engine (uploads validate through it; the offline runner runs through it).
     pub fn engine(&self) -> &Arc<RuleEngine> {
-        &self.engine
+        &self.inner.engine
+    }
+
+    /// The node's compiled modules.
+    pub fn modules(&self) -> &Modules {
+        &self.inner.modules
+    }
+
+    /// The execution log writer.
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
     }
 
     /// The AAD that binds a sealed configuration value to its tenant and key.
@@ -171,80 +278,153 @@ impl Rules {
         format!("rule-config:{tenant_id}:{key}")
     }
 
-    /// The tenant's configuration, decrypted.
-    pub async fn configuration(&self, tenant_id: &str) -> anyhow::Result<Configuration> {
-        let mut map = BTreeMap::new();
-        for (key, sealed) in self.store.rule_configs(tenant_id).await? {
+    /// Compiles an upload (bounded and timed; see [`Modules::compile_upload`]). The result is
+    /// cached only when [`Rules::installed`] says its rule was stored.
+    pub async fn prepare_upload(
+        &self,
+        tenant_id: &str,
+        module: Vec<u8>,
+    ) -> Result<Prepared, Rejected> {
+        self.inner.modules.compile_upload(tenant_id, module).await
+    }
+
+    /// The rule of an upload was stored: its module may serve logins from this node's cache.
+    pub fn installed(&self, prepared: Prepared) {
+        self.inner.modules.install(prepared.compiled);
+    }
+
+    /// The tenant's enabled rules and settings at `generation`: from memory when this node
+    /// has that generation, otherwise read (two indexed queries) and kept.
+    async fn rule_set(&self, tenant_id: &str, generation: i64) -> anyhow::Result<Arc<RuleSet>> {
+        if let Some(set) = self
+            .inner
+            .rule_sets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant_id)
+            .filter(|s| s.generation == generation)
+        {
+            return Ok(set.clone());
+        }
+        let rows = self
+            .inner
+            .store
+            .rule_set(tenant_id)
+            .await
+            .context("cannot read the tenant's rules")?;
+        let mut configuration = BTreeMap::new();
+        for (key, sealed) in rows.configs {
             let plain = self
+                .inner
                 .master_key
                 .open(&Self::config_aad(tenant_id, &key), &sealed)
                 .with_context(|| format!("cannot decrypt rule setting {key}"))?;
-            map.insert(
+            configuration.insert(
                 key,
                 String::from_utf8(plain).context("rule setting is not UTF-8")?,
             );
         }
-        Ok(Configuration(map))
+        let set = Arc::new(RuleSet {
+            generation: rows.generation,
+            rules: rows.rules,
+            configuration: serde_json::to_string(&Configuration(configuration))?.into(),
+        });
+        self.inner
+            .rule_sets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .put(tenant_id.to_string(), set.clone());
+        Ok(set)
     }
 
-    /// Compiled rules for a tenant's enabled rules, compiling on this node if needed.
-    async fn prepared(
+    /// The tenant's settings as rules receive them (a JSON object).
+    pub async fn configuration(&self, tenant_id: &str, generation: i64) -> anyhow::Result<Value> {
+        let set = self.rule_set(tenant_id, generation).await?;
+        Ok(serde_json::from_str(&set.configuration)?)
+    }
+
+    /// The compiled module of a rule, or the failure record that stands for it.
+    async fn module_of(
         &self,
         tenant_id: &str,
-    ) -> anyhow::Result<Result<Vec<PreparedRule>, (String, String, String)>> {
-        let mut out = Vec::new();
-        for rule in self.store.rules(tenant_id, true).await? {
-            let compiled = match self.engine.cached(&rule.sha256) {
-                Some(c) => c,
-                None => {
-                    // By rule id, not by the listed hash: if the module was swapped since the
-                    // listing, this login runs the new one (never a mix, never a failure).
-                    let Some(bytes) = self.store.rule_module_of(tenant_id, &rule.id).await? else {
-                        continue; // deleted since the listing
-                    };
-                    match self.engine.prepare(&bytes).await {
-                        Ok(c) => c,
-                        Err(rejected) => return Ok(Err((rule.id, rule.name, rejected.0))),
-                    }
-                }
-            };
-            out.push(PreparedRule {
-                id: rule.id,
-                name: rule.name,
-                compiled,
-            });
+        rule: &RuleRecord,
+        trigger: Trigger,
+        now: i64,
+    ) -> Result<Option<Arc<CompiledRule>>, ExecutionRecord> {
+        match self
+            .inner
+            .modules
+            .get(tenant_id, &rule.id, &rule.sha256)
+            .await
+        {
+            Ok(compiled) => Ok(Some(compiled)),
+            Err(LoadError::Gone) => Ok(None),
+            Err(e) => {
+                let mut record = ExecutionRecord::start(&rule.id, &rule.name, trigger, now);
+                let kind = match e {
+                    LoadError::Rejected(_) => FailureKind::Abi,
+                    _ => FailureKind::Unavailable,
+                };
+                tracing::warn!(rule_id = %rule.id, error = %e, "rule module could not be loaded");
+                record.fail(kind, format!("the rule's module could not be loaded: {e}"));
+                Err(record)
+            }
         }
-        Ok(Ok(out))
     }
 
-    /// Runs one compiled rule on `input` under the same bounds as a login (global and
-    /// per-tenant slots, the blocking pool): the rule test endpoint uses it.
-    pub async fn execute_one(
+    /// Runs one rule on an ABI v1 input for the test endpoint, under the same limits and
+    /// executor as logins, and records it in the log as a `test` execution.
+    pub async fn test(
         &self,
         tenant_id: &str,
-        compiled: Arc<CompiledRule>,
+        rule: &RuleRecord,
         input: Vec<u8>,
-    ) -> anyhow::Result<Execution> {
-        let tenant_slot = self.tenant_slot(tenant_id).acquire_owned().await?;
-        let slot = self.slots.clone().acquire_owned().await?;
-        let engine = self.engine.clone();
+        now: i64,
+    ) -> Result<TestRun, TestError> {
+        let compiled = match self.module_of(tenant_id, rule, Trigger::Test, now).await {
+            Ok(Some(c)) => c,
+            Ok(None) => return Err(TestError::Module("the rule no longer exists".into())),
+            Err(record) => {
+                let why = record
+                    .logs
+                    .last()
+                    .map(|l| l.message.clone())
+                    .unwrap_or_default();
+                self.inner.journal.record(tenant_id, vec![record]);
+                return Err(TestError::Module(why));
+            }
+        };
+        let engine = self.inner.engine.clone();
         let timeout = engine.limits().rule_timeout;
-        Ok(tokio::task::spawn_blocking(move || {
-            let _held = (tenant_slot, slot);
-            engine.execute(&compiled, &input, timeout)
-        })
-        .await?)
-    }
-
-    fn tenant_slot(&self, tenant_id: &str) -> Arc<Semaphore> {
-        let mut map = self.tenant_slots.lock().unwrap_or_else(|p| p.into_inner());
-        map.entry(tenant_id.to_string())
-            .or_insert_with(|| {
-                Arc::new(Semaphore::new(
-                    self.engine.limits().max_concurrent_per_tenant,
-                ))
+        let execution = match self
+            .inner
+            .executor
+            .run(tenant_id, move || {
+                engine.execute(&compiled, &input, timeout)
             })
-            .clone()
+            .await
+        {
+            Ok(e) => e,
+            Err(NotRun::Busy) => return Err(TestError::Busy),
+            Err(e @ NotRun::Closed) => return Err(TestError::Internal(e.into())),
+        };
+        let (outcome, patch, error) = summarize(&execution);
+        let mut record = ExecutionRecord::start(&rule.id, &rule.name, Trigger::Test, now);
+        record.outcome = outcome;
+        record.duration_us = i64::try_from(execution.duration.as_micros()).unwrap_or(i64::MAX);
+        record.fuel = i64::try_from(execution.fuel_used).unwrap_or(i64::MAX);
+        record.logs = execution.logs;
+        if let Some(message) = error.as_ref().filter(|_| outcome.is_failure()) {
+            record.logs.push(LogLine::error(
+                message["message"].as_str().unwrap_or_default(),
+            ));
+        }
+        self.inner.journal.record(tenant_id, vec![record.clone()]);
+        Ok(TestRun {
+            record,
+            patch,
+            error,
+        })
     }
 
     /// Builds the rule input objects of a login, as Auth0 would.
@@ -309,64 +489,56 @@ impl Rules {
             claims: json!({"id_token": {}, "access_token": {}}),
             scope: input.scope.clone(),
         };
-        let rules = match self.prepared(input.tenant_id).await? {
-            Ok(rules) if rules.is_empty() => return Ok(no_rules),
-            Ok(rules) => rules,
-            Err((rule_id, rule_name, why)) => {
-                // Time-ordered ids keep executions of one second in the order they ran.
-                let execution_id = uuid::Uuid::now_v7().to_string();
-                let row = ExecutionRow {
-                    id: execution_id.clone(),
-                    rule_id,
-                    rule_name,
-                    protocol: input.protocol.as_str().into(),
-                    outcome: "failed:abi".into(),
-                    duration_us: 0,
-                    fuel: 0,
-                    logs: serde_json::to_string(&[LogLine {
-                        level: "error".into(),
-                        message: why,
-                    }])?,
-                    created_at: input.now,
-                };
-                self.store
-                    .insert_executions(input.tenant_id, &[row])
-                    .await?;
-                return Ok(RulesOutcome::Fail { execution_id });
+        let set = self
+            .rule_set(input.tenant_id, input.rules_generation)
+            .await?;
+        if set.rules.is_empty() {
+            return Ok(no_rules);
+        }
+        let trigger = input.protocol.trigger();
+        let mut rules = Vec::with_capacity(set.rules.len());
+        for rule in &set.rules {
+            match self
+                .module_of(input.tenant_id, rule, trigger, input.now)
+                .await
+            {
+                Ok(Some(compiled)) => rules.push(PreparedRule {
+                    id: rule.id.clone(),
+                    name: rule.name.clone(),
+                    compiled,
+                }),
+                Ok(None) => {} // deleted since the list was read
+                Err(record) => return Ok(self.failed_before_running(input.tenant_id, record)),
             }
-        };
-        let configuration = serde_json::to_string(&self.configuration(input.tenant_id).await?)?;
+        }
         let (user, context) = Self::input_objects(&input);
         let (user, context) = (serde_json::to_value(user)?, serde_json::to_value(context)?);
         let original_metadata = (user["app_metadata"].clone(), user["user_metadata"].clone());
 
-        // Executions block a thread for up to their deadline: run them on the blocking pool,
-        // bounded overall and per tenant so one tenant's slow rules leave room for others.
-        let tenant_slot = self.tenant_slot(input.tenant_id).acquire_owned().await?;
-        let slot = self.slots.clone().acquire_owned().await?;
-        let engine = self.engine.clone();
-        let run = tokio::task::spawn_blocking(move || {
-            let _held = (tenant_slot, slot);
-            pipeline::run_pipeline(&engine, &rules, user, context, &configuration)
-        })
-        .await?;
-
-        let rows: Vec<ExecutionRow> = run
-            .records
-            .iter()
-            .map(|r| ExecutionRow {
-                id: r.id.clone(),
-                rule_id: r.rule_id.clone(),
-                rule_name: r.rule_name.clone(),
-                protocol: input.protocol.as_str().into(),
-                outcome: r.outcome.clone(),
-                duration_us: r.duration_us,
-                fuel: r.fuel,
-                logs: serde_json::to_string(&r.logs).unwrap_or_else(|_| "[]".into()),
-                created_at: input.now,
+        let engine = self.inner.engine.clone();
+        let configuration = set.configuration.clone();
+        let now = input.now;
+        let run = match self
+            .inner
+            .executor
+            .run(input.tenant_id, move || {
+                pipeline::run_pipeline(&engine, &rules, user, context, &configuration, trigger, now)
             })
-            .collect();
-        self.store.insert_executions(input.tenant_id, &rows).await?;
+            .await
+        {
+            Ok(run) => run,
+            Err(NotRun::Busy) => {
+                let first = &set.rules[0];
+                let mut record = ExecutionRecord::start(&first.id, &first.name, trigger, now);
+                record.fail(
+                    FailureKind::Unavailable,
+                    "too many logins of this tenant were waiting for their rules; this one was refused",
+                );
+                return Ok(self.failed_before_running(input.tenant_id, record));
+            }
+            Err(e @ NotRun::Closed) => return Err(e.into()),
+        };
+        self.inner.journal.record(input.tenant_id, run.records);
 
         match run.verdict {
             Verdict::Deny { message, .. } => Ok(RulesOutcome::Deny { message }),
@@ -382,7 +554,8 @@ impl Rules {
                         user_metadata_patch: user_patch,
                         ..Default::default()
                     };
-                    self.store
+                    self.inner
+                        .store
                         .update_user(input.tenant_id, &input.user.user_id, &changes, input.now)
                         .await?;
                 }
@@ -402,5 +575,11 @@ impl Rules {
                 })
             }
         }
+    }
+
+    fn failed_before_running(&self, tenant_id: &str, record: ExecutionRecord) -> RulesOutcome {
+        let execution_id = record.id.clone();
+        self.inner.journal.record(tenant_id, vec![record]);
+        RulesOutcome::Fail { execution_id }
     }
 }

@@ -6,7 +6,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::engine::{CompiledRule, Failure, LogLine, RuleEngine};
+use super::engine::{CompiledRule, Failure, RuleEngine};
+use super::execution::{ExecutionRecord, FailureKind, LogLine, Outcome, Trigger};
 
 /// A rule ready to run.
 #[derive(Clone)]
@@ -17,25 +18,6 @@ pub struct PreparedRule {
     pub name: String,
     /// Its compiled module.
     pub compiled: Arc<CompiledRule>,
-}
-
-/// One execution, for the tenant's log.
-#[derive(Debug, Clone)]
-pub struct ExecutionRecord {
-    /// Execution id, quoted in error descriptions so the tenant can find it.
-    pub id: String,
-    /// Rule id.
-    pub rule_id: String,
-    /// Rule name.
-    pub rule_name: String,
-    /// `ok`, `denied` or `failed:<reason>`.
-    pub outcome: String,
-    /// Duration in microseconds.
-    pub duration_us: i64,
-    /// Instructions used.
-    pub fuel: i64,
-    /// The rule's log lines, then the host's notes.
-    pub logs: Vec<LogLine>,
 }
 
 /// How a pipeline ended.
@@ -67,7 +49,7 @@ pub enum Verdict {
 pub struct PipelineRun {
     /// How it ended.
     pub verdict: Verdict,
-    /// What ran.
+    /// What ran, in order.
     pub records: Vec<ExecutionRecord>,
 }
 
@@ -233,7 +215,7 @@ fn clean_message(message: &str) -> String {
     }
 }
 
-fn deny_of(output: &Map<String, Value>) -> Option<Result<String, String>> {
+pub(crate) fn deny_of(output: &Map<String, Value>) -> Option<Result<String, String>> {
     let error = output.get("error")?;
     let kind = error.get("kind").and_then(Value::as_str);
     let message = error.get("message").and_then(Value::as_str);
@@ -314,34 +296,30 @@ pub fn run_pipeline(
     mut user: Value,
     mut context: Value,
     configuration_json: &str,
+    trigger: Trigger,
+    now: i64,
 ) -> PipelineRun {
     let limits = engine.limits();
     let started = Instant::now();
     let frame = InputFrame::new(&user, &context, configuration_json);
-    let mut records = Vec::with_capacity(rules.len());
+    let mut records: Vec<ExecutionRecord> = Vec::with_capacity(rules.len());
+    let fail = |mut records: Vec<ExecutionRecord>| {
+        let execution_id = records.last_mut().map(|r| r.id.clone()).unwrap_or_default();
+        PipelineRun {
+            verdict: Verdict::Fail { execution_id },
+            records,
+        }
+    };
     for rule in rules {
-        // Time-ordered ids keep executions of one second in the order they ran.
-        let execution_id = uuid::Uuid::now_v7().to_string();
+        let mut record = ExecutionRecord::start(&rule.id, &rule.name, trigger, now);
         let remaining = limits.pipeline_timeout.saturating_sub(started.elapsed());
-        let mut record = ExecutionRecord {
-            id: execution_id.clone(),
-            rule_id: rule.id.clone(),
-            rule_name: rule.name.clone(),
-            outcome: String::new(),
-            duration_us: 0,
-            fuel: 0,
-            logs: Vec::new(),
-        };
         if remaining < Duration::from_millis(1) {
-            record.outcome = Failure::Timeout.label().into();
-            record.logs.push(LogLine::warn(
+            record.fail(
+                FailureKind::Timeout,
                 "the pipeline's deadline passed before this rule could run",
-            ));
+            );
             records.push(record);
-            return PipelineRun {
-                verdict: Verdict::Fail { execution_id },
-                records,
-            };
+            return fail(records);
         }
         let input = frame.input(&user, &context);
         let execution = engine.execute(&rule.compiled, &input, limits.rule_timeout.min(remaining));
@@ -351,29 +329,15 @@ pub fn run_pipeline(
         let output = match execution.result {
             Ok(output) => output,
             Err(failure) => {
-                record.outcome = failure.label().into();
-                record.logs.push(LogLine {
-                    level: "error".into(),
-                    message: failure.detail(),
-                });
+                record.fail(failure.kind(), failure.detail());
                 records.push(record);
-                return PipelineRun {
-                    verdict: Verdict::Fail { execution_id },
-                    records,
-                };
+                return fail(records);
             }
-        };
-        let malformed = |record: &mut ExecutionRecord, why: String| {
-            let failure = Failure::BadOutput(why);
-            record.outcome = failure.label().into();
-            record.logs.push(LogLine {
-                level: "error".into(),
-                message: failure.detail(),
-            });
         };
         match deny_of(&output) {
             Some(Ok(message)) => {
-                record.outcome = "denied".into();
+                record.outcome = Outcome::Denied;
+                let execution_id = record.id.clone();
                 records.push(record);
                 return PipelineRun {
                     verdict: Verdict::Deny {
@@ -384,28 +348,21 @@ pub fn run_pipeline(
                 };
             }
             Some(Err(why)) => {
-                malformed(&mut record, why);
+                record.fail(FailureKind::BadOutput, Failure::BadOutput(why).detail());
                 records.push(record);
-                return PipelineRun {
-                    verdict: Verdict::Fail { execution_id },
-                    records,
-                };
+                return fail(records);
             }
             None => {}
         }
         match apply(&output, &mut user, &mut context) {
             Ok(notes) => {
-                record.outcome = "ok".into();
                 record.logs.extend(notes.into_iter().map(LogLine::warn));
                 records.push(record);
             }
             Err(why) => {
-                malformed(&mut record, why);
+                record.fail(FailureKind::BadOutput, Failure::BadOutput(why).detail());
                 records.push(record);
-                return PipelineRun {
-                    verdict: Verdict::Fail { execution_id },
-                    records,
-                };
+                return fail(records);
             }
         }
     }
@@ -415,20 +372,14 @@ pub fn run_pipeline(
         if size > limits.metadata_bytes
             && let Some(last) = records.last_mut()
         {
-            last.outcome = "failed:metadata_too_large".into();
-            last.logs.push(LogLine {
-                level: "error".into(),
-                message: format!(
+            last.fail(
+                FailureKind::MetadataTooLarge,
+                format!(
                     "user.{key} would be {size} bytes; at most {} are allowed",
                     limits.metadata_bytes
                 ),
-            });
-            return PipelineRun {
-                verdict: Verdict::Fail {
-                    execution_id: last.id.clone(),
-                },
-                records,
-            };
+            );
+            return fail(records);
         }
     }
     // Claims that would bloat every token fail the login rather than the API calls after it.
@@ -437,20 +388,14 @@ pub fn run_pipeline(
         if size > limits.claims_bytes
             && let Some(last) = records.last_mut()
         {
-            last.outcome = "failed:claims_too_large".into();
-            last.logs.push(LogLine {
-                level: "error".into(),
-                message: format!(
+            last.fail(
+                FailureKind::ClaimsTooLarge,
+                format!(
                     "custom claims of the {token} are {size} bytes; at most {} are allowed",
                     limits.claims_bytes
                 ),
-            });
-            return PipelineRun {
-                verdict: Verdict::Fail {
-                    execution_id: last.id.clone(),
-                },
-                records,
-            };
+            );
+            return fail(records);
         }
     }
     PipelineRun {

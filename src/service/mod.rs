@@ -13,7 +13,7 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::config::PublicUrl;
 use crate::crypto::{MasterKey, hash_token, random_token};
-use crate::domain::{Invalid, TenantName};
+use crate::domain::{Invalid, Tenant, TenantName};
 use crate::store::{ClientGrantRecord, NewClient, Store, StoreError, TenantRecord};
 use crate::tokens::generate_rsa_key;
 
@@ -64,6 +64,9 @@ pub enum AdminError {
     /// A unique name is taken.
     #[error("{0}")]
     Conflict(String),
+    /// The server cannot do it now (a bounded queue or slot is full); try again later.
+    #[error("{0}")]
+    Busy(String),
     /// Our failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -137,6 +140,11 @@ impl Admin {
         }
     }
 
+    /// The tenant named `name`, resolved once for the operations that follow.
+    pub async fn resolve(&self, name: &str) -> Result<Tenant, AdminError> {
+        Ok(Tenant::resolved(self.tenant(name).await?, &self.public_url))
+    }
+
     pub(crate) async fn tenant(&self, name: &str) -> Result<TenantRecord, AdminError> {
         self.store
             .tenant_by_name(name)
@@ -159,6 +167,7 @@ impl Admin {
             id: uuid::Uuid::new_v4().to_string(),
             name: name.to_string(),
             created_at: now,
+            rules_generation: 0,
         };
         let key = generate_rsa_key(&tenant.id, &self.master_key, now);
         let secret = random_token(32);

@@ -1,14 +1,15 @@
 //! Rule administration: upload (validated and compiled before it is stored), list, enable,
-//! disable, remove; rule settings; the execution log.
+//! disable, remove; rule settings; tests; the execution log. Every operation takes the tenant
+//! its caller already resolved.
 
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminError, internal};
 use crate::crypto::random_token;
-use crate::rules::Rules;
-use crate::rules::engine::module_hash;
-use crate::store::{ExecutionRow, RuleRecord, StoreError};
+use crate::domain::Tenant;
+use crate::rules::{ExecutionRecord, LogLine, Outcome, Rules, TestError};
+use crate::store::{RuleRecord, StoreError};
 
 /// WAT assembly of up to 4 MiB of text takes real CPU: keep it off the async workers.
 async fn assemble_blocking(
@@ -53,75 +54,40 @@ fn check_key(key: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// One execution log entry as shown to the tenant.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct LogEntry {
-    /// Execution id.
-    pub id: String,
-    /// Rule id.
-    pub rule_id: String,
-    /// Rule name.
-    pub rule_name: String,
-    /// Protocol.
-    pub protocol: String,
-    /// Outcome.
-    pub outcome: String,
-    /// Duration, µs.
-    pub duration_us: i64,
-    /// Fuel used.
-    pub fuel: i64,
-    /// Log lines.
-    #[schema(value_type = Vec<Object>)]
-    pub logs: serde_json::Value,
-    /// Unix time.
-    pub created_at: i64,
-}
-
-impl From<ExecutionRow> for LogEntry {
-    fn from(r: ExecutionRow) -> Self {
-        LogEntry {
-            logs: serde_json::from_str(&r.logs).unwrap_or_default(),
-            id: r.id,
-            rule_id: r.rule_id,
-            rule_name: r.rule_name,
-            protocol: r.protocol,
-            outcome: r.outcome,
-            duration_us: r.duration_us,
-            fuel: r.fuel,
-            created_at: r.created_at,
-        }
-    }
-}
-
 impl Admin {
     fn rules_service(&self) -> &Rules {
         &self.rules
     }
 
-    /// Validates, compiles and stores a rule. `upload` is a wasm binary or WAT text.
+    /// Assembles and compiles an upload for `tenant` (bounded per tenant and node-wide).
+    async fn compile_upload(
+        &self,
+        tenant: &Tenant,
+        upload: Vec<u8>,
+    ) -> Result<(Vec<u8>, crate::rules::modules::Prepared), AdminError> {
+        let engine = self.rules_service().engine();
+        let module = assemble_blocking(engine, upload).await?;
+        let prepared = self
+            .rules_service()
+            .prepare_upload(&tenant.id, module.clone())
+            .await
+            .map_err(|e| AdminError::InvalidModule(e.0))?;
+        Ok((module, prepared))
+    }
+
+    /// Validates, compiles and stores a rule. `upload` is a wasm binary or WAT text. A refused
+    /// upload (bad module, name taken) leaves nothing stored and nothing cached.
     pub async fn add_rule(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         name: &str,
         upload: &[u8],
         order: Option<i64>,
         enabled: bool,
     ) -> Result<RuleRecord, AdminError> {
         let name = check_name(name)?;
-        if let Some(o) = order
-            && !(0..=1_000_000).contains(&o)
-        {
-            return Err(AdminError::Invalid(format!(
-                "invalid order {o}: use 0 to 1000000"
-            )));
-        }
-        let tenant = self.tenant(tenant).await?;
-        let engine = self.rules_service().engine();
-        let module = assemble_blocking(engine, upload.to_vec()).await?;
-        engine
-            .prepare(&module)
-            .await
-            .map_err(|e| AdminError::InvalidModule(e.0))?;
+        check_order(order)?;
+        let (module, prepared) = self.compile_upload(tenant, upload.to_vec()).await?;
         let existing = self
             .store
             .rules(&tenant.id, false)
@@ -132,17 +98,24 @@ impl Admin {
         let now = self.clock.now();
         let record = RuleRecord {
             id: format!("rul_{}", random_token(12)),
-            tenant_id: tenant.id,
+            tenant_id: tenant.id.clone(),
             name: name.clone(),
             rule_order: order,
             enabled: i64::from(enabled),
-            sha256: module_hash(&module),
+            sha256: prepared.compiled.sha256.clone(),
             size: module.len() as i64,
             created_at: now,
             updated_at: now,
         };
-        match self.store.insert_rule(&record, &module).await {
-            Ok(()) => Ok(record),
+        match self
+            .store
+            .insert_rule(&record, &module, &prepared.artifact)
+            .await
+        {
+            Ok(()) => {
+                self.rules_service().installed(prepared);
+                Ok(record)
+            }
             Err(StoreError::Conflict) => Err(AdminError::Conflict(format!(
                 "a rule named {name:?} already exists"
             ))),
@@ -151,19 +124,25 @@ impl Admin {
     }
 
     /// The tenant's rules in pipeline order.
-    pub async fn list_rules(&self, tenant: &str) -> Result<Vec<RuleRecord>, AdminError> {
-        let tenant = self.tenant(tenant).await?;
+    pub async fn list_rules(&self, tenant: &Tenant) -> Result<Vec<RuleRecord>, AdminError> {
         self.store.rules(&tenant.id, false).await.map_err(internal)
     }
 
-    /// Enables or disables a rule; takes effect at the next login.
+    async fn rule_record(&self, tenant: &Tenant, id: &str) -> Result<RuleRecord, AdminError> {
+        self.store
+            .rule(&tenant.id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))
+    }
+
+    /// Enables or disables a rule; takes effect at the next login on every node.
     pub async fn set_rule_enabled(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         id: &str,
         enabled: bool,
     ) -> Result<RuleRecord, AdminError> {
-        let tenant = self.tenant(tenant).await?;
         if !self
             .store
             .set_rule_enabled(&tenant.id, id, enabled, self.clock.now())
@@ -172,16 +151,11 @@ impl Admin {
         {
             return Err(AdminError::NotFound(format!("rule {id:?} does not exist")));
         }
-        self.store
-            .rule(&tenant.id, id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))
+        self.rule_record(tenant, id).await
     }
 
     /// Deletes a rule.
-    pub async fn remove_rule(&self, tenant: &str, id: &str) -> Result<(), AdminError> {
-        let tenant = self.tenant(tenant).await?;
+    pub async fn remove_rule(&self, tenant: &Tenant, id: &str) -> Result<(), AdminError> {
         if !self
             .store
             .delete_rule(&tenant.id, id)
@@ -196,7 +170,7 @@ impl Admin {
     /// Sets a rule setting; the value is encrypted at rest and never shown again.
     pub async fn set_rule_config(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         key: &str,
         value: &str,
     ) -> Result<(), AdminError> {
@@ -206,7 +180,6 @@ impl Admin {
                 "setting values are limited to 10 KiB".into(),
             ));
         }
-        let tenant = self.tenant(tenant).await?;
         let sealed = self
             .master_key
             .seal(&Rules::config_aad(&tenant.id, key), value.as_bytes());
@@ -217,9 +190,8 @@ impl Admin {
     }
 
     /// Removes a rule setting.
-    pub async fn unset_rule_config(&self, tenant: &str, key: &str) -> Result<(), AdminError> {
+    pub async fn unset_rule_config(&self, tenant: &Tenant, key: &str) -> Result<(), AdminError> {
         check_key(key)?;
-        let tenant = self.tenant(tenant).await?;
         if !self
             .store
             .unset_rule_config(&tenant.id, key)
@@ -232,8 +204,7 @@ impl Admin {
     }
 
     /// The keys of the tenant's rule settings (never the values).
-    pub async fn rule_config_keys(&self, tenant: &str) -> Result<Vec<String>, AdminError> {
-        let tenant = self.tenant(tenant).await?;
+    pub async fn rule_config_keys(&self, tenant: &Tenant) -> Result<Vec<String>, AdminError> {
         Ok(self
             .store
             .rule_configs(&tenant.id)
@@ -243,23 +214,14 @@ impl Admin {
             .map(|(k, _)| k)
             .collect())
     }
+}
 
-    /// The newest `limit` rule executions.
-    pub async fn rule_logs(&self, tenant: &str, limit: i64) -> Result<Vec<LogEntry>, AdminError> {
-        if !(1..=1000).contains(&limit) {
-            return Err(AdminError::Invalid(format!(
-                "invalid limit {limit}: use 1 to 1000"
-            )));
-        }
-        let tenant = self.tenant(tenant).await?;
-        Ok(self
-            .store
-            .executions(&tenant.id, limit)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .map(LogEntry::from)
-            .collect())
+fn check_order(order: Option<i64>) -> Result<(), AdminError> {
+    match order {
+        Some(o) if !(0..=1_000_000).contains(&o) => Err(AdminError::Invalid(format!(
+            "invalid order {o}: use 0 to 1000000"
+        ))),
+        _ => Ok(()),
     }
 }
 
@@ -370,8 +332,10 @@ pub struct RuleTestInput {
 /// What one test execution did.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuleTestOutcome {
-    /// `ok`, `denied` or `failed:<reason>`.
-    pub outcome: String,
+    /// Execution id (the test is recorded in the log with protocol `test`).
+    pub id: String,
+    /// How it ended.
+    pub outcome: Outcome,
     /// The patch the rule returned (when ok).
     #[schema(value_type = Option<Object>)]
     pub patch: Option<serde_json::Value>,
@@ -380,7 +344,7 @@ pub struct RuleTestOutcome {
     pub error: Option<serde_json::Value>,
     /// Log lines.
     #[schema(value_type = Vec<Object>)]
-    pub logs: Vec<crate::rules::LogLine>,
+    pub logs: Vec<LogLine>,
     /// Instructions used.
     pub fuel: u64,
     /// Duration in µs.
@@ -391,7 +355,7 @@ impl Admin {
     /// Uploads a rule given over the API.
     pub async fn create_rule(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         input: NewRuleInput,
     ) -> Result<RuleView, AdminError> {
         let Some(module) = module_of(&input.wasm, &input.wat)? else {
@@ -414,17 +378,11 @@ impl Admin {
     /// One rule, with its module bytes when `include_module`.
     pub async fn get_rule(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         id: &str,
         include_module: bool,
     ) -> Result<RuleView, AdminError> {
-        let tenant = self.tenant(tenant).await?;
-        let record = self
-            .store
-            .rule(&tenant.id, id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
+        let record = self.rule_record(tenant, id).await?;
         let mut view = RuleView::from(record);
         if include_module {
             let bytes = self
@@ -432,7 +390,7 @@ impl Admin {
                 .rule_module_of(&tenant.id, id)
                 .await
                 .map_err(internal)?
-                .unwrap_or_default();
+                .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
             view.wasm = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
         }
         Ok(view)
@@ -442,37 +400,20 @@ impl Admin {
     /// swap is one statement).
     pub async fn update_rule(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         id: &str,
         patch: RulePatch,
     ) -> Result<RuleView, AdminError> {
         let name = patch.name.as_deref().map(check_name).transpose()?;
-        if let Some(o) = patch.order
-            && !(0..=1_000_000).contains(&o)
-        {
-            return Err(AdminError::Invalid(format!(
-                "invalid order {o}: use 0 to 1000000"
-            )));
-        }
+        check_order(patch.order)?;
         let upload = module_of(&patch.wasm, &patch.wat)?;
-        let tenant = self.tenant(tenant).await?;
-        let mut record = self
-            .store
-            .rule(&tenant.id, id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
+        let mut record = self.rule_record(tenant, id).await?;
         let module = match upload {
             Some(bytes) => {
-                let engine = self.rules_service().engine();
-                let module = assemble_blocking(engine, bytes).await?;
-                engine
-                    .prepare(&module)
-                    .await
-                    .map_err(|e| AdminError::InvalidModule(e.0))?;
-                record.sha256 = module_hash(&module);
+                let (module, prepared) = self.compile_upload(tenant, bytes).await?;
+                record.sha256 = prepared.compiled.sha256.clone();
                 record.size = module.len() as i64;
-                Some(module)
+                Some((module, prepared))
             }
             None => None,
         };
@@ -486,8 +427,20 @@ impl Admin {
             record.enabled = i64::from(e);
         }
         record.updated_at = self.clock.now();
-        match self.store.update_rule(&record, module.as_deref()).await {
-            Ok(true) => Ok(record.into()),
+        let stored = self
+            .store
+            .update_rule(
+                &record,
+                module.as_ref().map(|(m, p)| (m.as_slice(), &p.artifact)),
+            )
+            .await;
+        match stored {
+            Ok(true) => {
+                if let Some((_, prepared)) = module {
+                    self.rules_service().installed(prepared);
+                }
+                Ok(record.into())
+            }
             Ok(false) => Err(AdminError::NotFound(format!("rule {id:?} does not exist"))),
             Err(StoreError::Conflict) => Err(AdminError::Conflict(format!(
                 "a rule named {:?} already exists",
@@ -497,13 +450,13 @@ impl Admin {
         }
     }
 
-    /// Runs one rule on the given input through the real engine and limits. The execution is
-    /// recorded in the log with protocol `test`; nothing else changes.
+    /// Runs one rule on the given input through the real engine, limits and executor. The
+    /// execution is recorded in the log with protocol `test`; nothing else changes.
     /// Without a `configuration` in the input, the tenant's own settings are used only when
     /// `may_read_configuration` (a rule could echo them back).
     pub async fn test_rule(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         id: &str,
         input: RuleTestInput,
         may_read_configuration: bool,
@@ -513,13 +466,7 @@ impl Admin {
                 "user and context must be JSON objects".into(),
             ));
         }
-        let tenant_rec = self.tenant(tenant).await?;
-        let record = self
-            .store
-            .rule(&tenant_rec.id, id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
+        let record = self.rule_record(tenant, id).await?;
         let configuration = match input.configuration {
             Some(c) => {
                 serde_json::from_value::<rules_sdk::Configuration>(c.clone()).map_err(|_| {
@@ -528,74 +475,60 @@ impl Admin {
                 c
             }
             None if !may_read_configuration => serde_json::json!({}),
-            None => serde_json::to_value(self.rules_service().configuration(&tenant_rec.id).await?)
-                .map_err(|e| AdminError::Internal(e.into()))?,
-        };
-        let engine = self.rules_service().engine().clone();
-        let compiled = match engine.cached(&record.sha256) {
-            Some(c) => c,
             None => {
-                let bytes = self
-                    .store
-                    .rule_module_of(&tenant_rec.id, id)
-                    .await
-                    .map_err(internal)?
-                    .unwrap_or_default();
-                engine
-                    .prepare(&bytes)
-                    .await
-                    .map_err(|e| AdminError::InvalidModule(e.0))?
+                self.rules_service()
+                    .configuration(&tenant.id, tenant.rules_generation)
+                    .await?
             }
         };
         let payload = serde_json::to_vec(&serde_json::json!({
             "user": input.user, "context": input.context, "configuration": configuration
         }))
         .map_err(|e| AdminError::Internal(e.into()))?;
-        let execution = self
+        let run = self
             .rules_service()
-            .execute_one(&tenant_rec.id, compiled, payload)
-            .await?;
-        let (outcome, patch, error) = execution.summary();
-        let row = crate::store::ExecutionRow {
-            id: uuid::Uuid::now_v7().to_string(),
-            rule_id: record.id,
-            rule_name: record.name,
-            protocol: "test".into(),
-            outcome: outcome.clone(),
-            duration_us: execution.duration.as_micros() as i64,
-            fuel: execution.fuel_used as i64,
-            logs: serde_json::to_string(&execution.logs).unwrap_or_else(|_| "[]".into()),
-            created_at: self.clock.now(),
-        };
-        self.store
-            .insert_executions(&tenant_rec.id, &[row])
+            .test(&tenant.id, &record, payload, self.clock.now())
             .await
-            .map_err(internal)?;
+            .map_err(|e| match e {
+                TestError::Module(m) => AdminError::InvalidModule(m),
+                TestError::Busy => AdminError::Busy(e.to_string()),
+                TestError::Internal(e) => AdminError::Internal(e),
+            })?;
         Ok(RuleTestOutcome {
-            outcome,
-            patch,
-            error,
-            logs: execution.logs,
-            fuel: execution.fuel_used,
-            duration_us: execution.duration.as_micros() as u64,
+            id: run.record.id,
+            outcome: run.record.outcome,
+            patch: run.patch,
+            error: run.error,
+            logs: run.record.logs,
+            fuel: run.record.fuel as u64,
+            duration_us: run.record.duration_us as u64,
         })
     }
 
-    /// Rule executions newest first, paged, optionally of one rule or one outcome.
+    /// Rule executions newest first, paged, optionally of one rule or one outcome. Executions
+    /// this node recorded are written first, so the newest logins are in the answer.
     pub async fn list_logs(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         rule_id: Option<&str>,
         outcome: Option<&str>,
         offset: i64,
         limit: i64,
-    ) -> Result<Vec<LogEntry>, AdminError> {
-        let tenant = self.tenant(tenant).await?;
-        let rows = self
-            .store
+    ) -> Result<Vec<ExecutionRecord>, AdminError> {
+        let outcome = outcome
+            .map(|o| {
+                Outcome::parse(o).ok_or_else(|| {
+                    AdminError::Invalid(format!(
+                        "unknown outcome {o:?}: use one of {}",
+                        Outcome::labels().collect::<Vec<_>>().join(", ")
+                    ))
+                })
+            })
+            .transpose()?;
+        self.rules_service().journal().flush().await;
+        self.store
             .list_executions(&tenant.id, rule_id, outcome, offset, limit)
             .await
-            .map_err(internal)?;
-        Ok(rows.into_iter().map(LogEntry::from).collect())
+            .map_err(internal)
     }
 }

@@ -114,7 +114,7 @@ impl Store {
         .bind(json_text(&c.grant_types))
         .bind(c.created_at)
         .bind(metadata)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_unique)?;
         Ok(())
@@ -131,7 +131,7 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(client_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -146,7 +146,7 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(name)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?)
     }
 
@@ -163,7 +163,7 @@ impl Store {
         .bind(secret_hash)
         .bind(tenant_id)
         .bind(client_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -180,7 +180,7 @@ impl Store {
         .bind(&r.name)
         .bind(&r.scopes)
         .bind(r.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_unique)?;
         Ok(())
@@ -198,7 +198,7 @@ impl Store {
         )
         .bind(tenant_id)
         .bind(identifier)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 }

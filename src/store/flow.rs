@@ -60,7 +60,7 @@ impl Store {
         .bind(t.consented_at)
         .bind(t.created_at)
         .bind(t.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -78,7 +78,7 @@ impl Store {
         .bind(tenant_id)
         .bind(id_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -87,7 +87,7 @@ impl Store {
         sqlx::query("UPDATE login_transaction SET logged_in_at = $1 WHERE id_hash = $2")
             .bind(now)
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -97,7 +97,7 @@ impl Store {
         sqlx::query("UPDATE login_transaction SET consented_at = $1 WHERE id_hash = $2")
             .bind(now)
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -107,7 +107,7 @@ impl Store {
     pub async fn delete_login_transaction(&self, id_hash: &[u8]) -> StoreResult<bool> {
         let done = sqlx::query("DELETE FROM login_transaction WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -119,7 +119,7 @@ impl Store {
         for table in ["login_transaction", "sso_session"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
                 .bind(now - 3600)
-                .execute(&self.pool)
+                .execute(&self.writer)
                 .await?;
         }
         sqlx::query(
@@ -127,7 +127,7 @@ impl Store {
         )
         .bind(now - 3600)
         .bind(now - grant_lifetime)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -144,7 +144,7 @@ impl Store {
         .bind(s.auth_time)
         .bind(s.created_at)
         .bind(s.expires_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -163,7 +163,7 @@ impl Store {
         .bind(tenant_id)
         .bind(id_hash)
         .bind(now)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -171,7 +171,7 @@ impl Store {
     pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
         sqlx::query("DELETE FROM sso_session WHERE id_hash = $1")
             .bind(id_hash)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -191,7 +191,7 @@ impl Store {
         .bind(user_id)
         .bind(client_id)
         .bind(audience)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -216,7 +216,7 @@ impl Store {
         .bind(audience)
         .bind(scopes)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

@@ -49,7 +49,7 @@ impl Store {
              FROM signing_key WHERE tenant_id = $1 ORDER BY created_at DESC, kid",
         )
         .bind(tenant_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?)
     }
 }

@@ -4,9 +4,7 @@
 use serde_json::{Map, Value};
 use sqlx::FromRow;
 
-use super::{
-    ClientRecord, ResourceServerRecord, RuleRecord, Store, StoreResult, UserRecord, map_unique,
-};
+use super::{ClientRecord, ResourceServerRecord, Store, StoreResult, UserRecord, map_unique};
 
 /// A client's permission to get tokens for an API with some scopes.
 #[derive(Debug, Clone, FromRow)]
@@ -70,7 +68,7 @@ impl Store {
         .bind(tenant_id)
         .bind(limit)
         .bind(offset)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?)
     }
 
@@ -86,14 +84,14 @@ impl Store {
         .bind(&c.metadata)
         .bind(&c.tenant_id)
         .bind(&c.client_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Deletes a client with its grants, consents and tokens; false when it does not exist.
     pub async fn delete_client(&self, tenant_id: &str, client_id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for table in [
             "refresh_token",
             "authorization_code",
@@ -128,7 +126,7 @@ impl Store {
         .bind(&g.audience)
         .bind(&g.scopes)
         .bind(g.created_at)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_unique)?;
         Ok(())
@@ -148,7 +146,7 @@ impl Store {
         .bind(tenant_id)
         .bind(client_id)
         .bind(audience)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -159,7 +157,7 @@ impl Store {
              WHERE tenant_id = $1 ORDER BY created_at, id",
         )
         .bind(tenant_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?)
     }
 
@@ -170,7 +168,7 @@ impl Store {
         )
         .bind(tenant_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -198,7 +196,7 @@ impl Store {
         if let Some(e) = email {
             q = q.bind(e);
         }
-        Ok(q.fetch_all(&self.pool).await?)
+        Ok(q.fetch_all(&self.reader).await?)
     }
 
     /// Applies profile changes; false when the user does not exist; a taken email conflicts.
@@ -209,7 +207,7 @@ impl Store {
         c: &UserChanges,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) before the
         // metadata is read, so the read-merge-write below cannot interleave with another node's.
         let locked = sqlx::query(
@@ -285,7 +283,7 @@ impl Store {
 
     /// Deletes a user with their sessions, consents, codes and tokens.
     pub async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         for table in [
             "refresh_token",
             "authorization_code",
@@ -320,7 +318,7 @@ impl Store {
              WHERE tenant_id = $1 ORDER BY created_at, id",
         )
         .bind(tenant_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?)
     }
 
@@ -335,7 +333,7 @@ impl Store {
         )
         .bind(tenant_id)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -348,14 +346,14 @@ impl Store {
         .bind(&r.scopes)
         .bind(&r.tenant_id)
         .bind(&r.id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)
     }
 
     /// Deletes an API and the client grants for it.
     pub async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "DELETE FROM client_grant WHERE tenant_id = $1 AND audience IN \
              (SELECT identifier FROM resource_server WHERE tenant_id = $1 AND id = $2)",
@@ -371,89 +369,6 @@ impl Store {
             .await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
-    }
-
-    /// Changes a rule; `module` replaces the module and its hash in the same statement, so a
-    /// login sees the old module or the new one, never a mix.
-    pub async fn update_rule(&self, r: &RuleRecord, module: Option<&[u8]>) -> StoreResult<bool> {
-        let done = match module {
-            Some(bytes) => {
-                sqlx::query(
-                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4, sha256 = $5, module = $6, size = $7 \
-                     WHERE tenant_id = $8 AND id = $9",
-                )
-                .bind(&r.name)
-                .bind(r.rule_order)
-                .bind(r.enabled)
-                .bind(r.updated_at)
-                .bind(&r.sha256)
-                .bind(bytes)
-                .bind(r.size)
-                .bind(&r.tenant_id)
-                .bind(&r.id)
-                .execute(&self.pool)
-                .await
-            }
-            None => {
-                sqlx::query(
-                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6",
-                )
-                .bind(&r.name)
-                .bind(r.rule_order)
-                .bind(r.enabled)
-                .bind(r.updated_at)
-                .bind(&r.tenant_id)
-                .bind(&r.id)
-                .execute(&self.pool)
-                .await
-            }
-        }
-        .map_err(map_unique)?;
-        Ok(done.rows_affected() == 1)
-    }
-
-    /// The module bytes of one rule.
-    pub async fn rule_module_of(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Vec<u8>>> {
-        Ok(
-            sqlx::query_scalar("SELECT module FROM rule WHERE tenant_id = $1 AND id = $2")
-                .bind(tenant_id)
-                .bind(id)
-                .fetch_optional(&self.pool)
-                .await?,
-        )
-    }
-
-    /// Executions newest first, optionally of one rule and/or one outcome.
-    pub async fn list_executions(
-        &self,
-        tenant_id: &str,
-        rule_id: Option<&str>,
-        outcome: Option<&str>,
-        offset: i64,
-        limit: i64,
-    ) -> StoreResult<Vec<super::ExecutionRow>> {
-        let mut filter = String::new();
-        let mut args: Vec<&str> = Vec::new();
-        if let Some(r) = rule_id {
-            args.push(r);
-            filter.push_str(&format!(" AND rule_id = ${}", args.len() + 3));
-        }
-        if let Some(o) = outcome {
-            args.push(o);
-            filter.push_str(&format!(" AND outcome = ${}", args.len() + 3));
-        }
-        let sql = format!(
-            "SELECT id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at FROM rule_execution \
-             WHERE tenant_id = $1{filter} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
-        );
-        let mut q = sqlx::query_as::<_, super::ExecutionRow>(&sql)
-            .bind(tenant_id)
-            .bind(limit)
-            .bind(offset);
-        for a in args {
-            q = q.bind(a);
-        }
-        Ok(q.fetch_all(&self.pool).await?)
     }
 }
 

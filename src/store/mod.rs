@@ -15,7 +15,7 @@ pub use clients::{ClientRecord, NewClient, ResourceServerRecord, ScopeDefinition
 pub use flow::{LoginTransactionRecord, SessionRecord};
 pub use keys::SigningKeyRecord;
 pub use manage::{ClientGrantRecord, UserChanges, merge_first_level};
-pub use rules::{ExecutionRow, RuleRecord};
+pub use rules::{ArtifactRecord, RuleRecord, RuleSetRows};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};
 pub use users::{NewUser, UserRecord};
@@ -33,6 +33,9 @@ pub enum StoreError {
     /// A unique constraint refused the write (duplicate name, email, identifier...).
     #[error("already exists")]
     Conflict,
+    /// A stored value does not parse: corruption is reported, never read as a default.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
     /// Anything else: the cause chain goes to the log, never to a client.
     #[error(transparent)]
     Database(#[from] sqlx::Error),
@@ -60,9 +63,16 @@ pub enum Backend {
 }
 
 /// The handle every part of the server uses to reach the database.
+///
+/// Reads and writes go through separate pools. On PostgreSQL they are the same pool. On SQLite,
+/// which allows one writer at a time, every write goes through one connection: writers then
+/// queue in order inside the process instead of spinning in SQLite's busy handler (whose
+/// sleeps of up to 100 ms made the tail of every write-heavy request), and the read
+/// connections are `query_only`, so a write sent down the wrong pool fails loudly.
 #[derive(Clone)]
 pub struct Store {
-    pool: AnyPool,
+    reader: AnyPool,
+    writer: AnyPool,
     backend: Backend,
 }
 
@@ -94,32 +104,70 @@ impl Store {
             }
         }
         let options = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
-        let pool = AnyPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
+        let pool = |connections: u32, read_only: bool| {
+            AnyPoolOptions::new()
+                .max_connections(connections)
+                .acquire_timeout(Duration::from_secs(10))
+                // A local file does not drop connections, and a ping is one more round trip to
+                // the connection's worker thread for every query.
+                .test_before_acquire(backend == Backend::Postgres)
+                .after_connect(move |conn, _| {
+                    Box::pin(async move {
+                        if backend == Backend::Sqlite {
+                            conn.execute(
+                                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000;",
+                            )
+                            .await?;
+                            if read_only {
+                                conn.execute("PRAGMA query_only = ON;").await?;
+                            }
+                        }
+                        Ok(())
+                    })
                 })
-            })
-            .connect_with(options)
-            .await
-            .context("cannot connect to the database")?;
-        Ok(Store { pool, backend })
+        };
+        let store = match backend {
+            Backend::Sqlite => {
+                // The writer first: it creates the file and switches it to WAL.
+                let writer = pool(1, false)
+                    .connect_with(options.clone())
+                    .await
+                    .context("cannot connect to the database")?;
+                let reader = pool(max_connections, true)
+                    .connect_with(options)
+                    .await
+                    .context("cannot connect to the database")?;
+                Store {
+                    reader,
+                    writer,
+                    backend,
+                }
+            }
+            Backend::Postgres => {
+                let shared = pool(max_connections, false)
+                    .connect_with(options)
+                    .await
+                    .context("cannot connect to the database")?;
+                Store {
+                    reader: shared.clone(),
+                    writer: shared,
+                    backend,
+                }
+            }
+        };
+        Ok(store)
     }
 
     /// Applies pending migrations of this backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         match self.backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await,
-            Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await,
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.writer).await,
+            Backend::Postgres => {
+                sqlx::migrate!("migrations/postgres")
+                    .run(&self.writer)
+                    .await
+            }
         }
         .context("failed to apply database migrations")
     }
@@ -131,13 +179,14 @@ impl Store {
 
     /// Checks the database answers (for readiness probes).
     pub async fn ping(&self) -> StoreResult<()> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
 
     /// Closes the pool.
     pub async fn close(&self) {
-        self.pool.close().await;
+        self.reader.close().await;
+        self.writer.close().await;
     }
 }
 

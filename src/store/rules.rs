@@ -1,6 +1,12 @@
-use sqlx::FromRow;
+//! Rules, their settings, their precompiled artifacts and their execution log.
+//!
+//! Every write to a tenant's rules or settings bumps `tenant.rules_generation` in the same
+//! transaction: nodes keep rule lists in memory keyed by that generation (see `rules/`).
 
-use super::{Store, StoreResult, map_unique};
+use sqlx::{Any, FromRow, Transaction};
+
+use super::{Store, StoreError, StoreResult, map_unique};
+use crate::rules::execution::{ExecutionRecord, LogLine, Outcome, Trigger};
 
 /// A rule's metadata (without its module bytes).
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -32,35 +38,106 @@ fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bool(*v != 0)
 }
 
-/// An execution log row.
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
-pub struct ExecutionRow {
-    /// Execution id.
-    pub id: String,
-    /// Rule id.
-    pub rule_id: String,
-    /// Rule name at the time.
-    pub rule_name: String,
-    /// `oidc-basic-profile`, `oauth2-refresh-token`, or `test`.
-    pub protocol: String,
-    /// `ok`, `denied` or `failed:<reason>`.
-    pub outcome: String,
-    /// Duration in µs.
-    pub duration_us: i64,
-    /// Fuel used.
-    pub fuel: i64,
-    /// JSON array of log lines.
-    pub logs: String,
-    /// When.
-    pub created_at: i64,
+/// A precompiled module and its MAC (see `rules::modules`).
+#[derive(Debug, Clone)]
+pub struct ArtifactRecord {
+    /// Hex SHA-256 of the wasm module it was compiled from.
+    pub sha256: String,
+    /// The engine that made it.
+    pub fingerprint: String,
+    /// HMAC over hash, fingerprint and bytes.
+    pub mac: Vec<u8>,
+    /// The serialized module.
+    pub bytes: Vec<u8>,
+}
+
+/// A tenant's enabled rules and sealed settings, with the generation they were read at.
+#[derive(Debug, Clone)]
+pub struct RuleSetRows {
+    /// `tenant.rules_generation` read before the rows.
+    pub generation: i64,
+    /// Enabled rules in pipeline order.
+    pub rules: Vec<RuleRecord>,
+    /// (key, sealed value) by key.
+    pub configs: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(FromRow)]
+struct ExecutionRow {
+    id: String,
+    rule_id: String,
+    rule_name: String,
+    protocol: String,
+    outcome: String,
+    duration_us: i64,
+    fuel: i64,
+    logs: String,
+    created_at: i64,
+}
+
+impl TryFrom<ExecutionRow> for ExecutionRecord {
+    type Error = StoreError;
+
+    fn try_from(r: ExecutionRow) -> Result<Self, StoreError> {
+        let corrupt = |what: &str| StoreError::Corrupt(format!("rule_execution {}: {what}", r.id));
+        Ok(ExecutionRecord {
+            trigger: Trigger::parse(&r.protocol)
+                .ok_or_else(|| corrupt(&format!("unknown protocol {:?}", r.protocol)))?,
+            outcome: Outcome::parse(&r.outcome)
+                .ok_or_else(|| corrupt(&format!("unknown outcome {:?}", r.outcome)))?,
+            logs: serde_json::from_str::<Vec<LogLine>>(&r.logs)
+                .map_err(|e| corrupt(&format!("logs are not a JSON list of lines: {e}")))?,
+            id: r.id,
+            rule_id: r.rule_id,
+            rule_name: r.rule_name,
+            duration_us: r.duration_us,
+            fuel: r.fuel,
+            created_at: r.created_at,
+        })
+    }
 }
 
 const RULE_COLUMNS: &str =
     "id, tenant_id, name, rule_order, enabled, sha256, size, created_at, updated_at";
+const EXECUTION_COLUMNS: &str =
+    "id, tenant_id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at";
+
+async fn bump_generation(tx: &mut Transaction<'_, Any>, tenant_id: &str) -> StoreResult<()> {
+    sqlx::query("UPDATE tenant SET rules_generation = rules_generation + 1 WHERE id = $1")
+        .bind(tenant_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+async fn put_artifact(
+    tx: &mut Transaction<'_, Any>,
+    a: &ArtifactRecord,
+    now: i64,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO rule_artifact (sha256, fingerprint, mac, artifact, created_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (sha256, fingerprint) DO UPDATE SET mac = $3, artifact = $4, created_at = $5",
+    )
+    .bind(&a.sha256)
+    .bind(&a.fingerprint)
+    .bind(&a.mac)
+    .bind(&a.bytes)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
 
 impl Store {
-    /// Inserts a rule with its module.
-    pub async fn insert_rule(&self, r: &RuleRecord, module: &[u8]) -> StoreResult<()> {
+    /// Inserts a rule with its module and its compiled artifact, in one transaction.
+    pub async fn insert_rule(
+        &self,
+        r: &RuleRecord,
+        module: &[u8],
+        artifact: &ArtifactRecord,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO rule (id, tenant_id, name, rule_order, enabled, sha256, module, size, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -75,10 +152,64 @@ impl Store {
         .bind(r.size)
         .bind(r.created_at)
         .bind(r.updated_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(map_unique)?;
+        put_artifact(&mut tx, artifact, r.created_at).await?;
+        bump_generation(&mut tx, &r.tenant_id).await?;
+        tx.commit().await?;
         Ok(())
+    }
+
+    /// Changes a rule; a new module (with its artifact) replaces the module and its hash in
+    /// the same statement, so a login sees the old module or the new one, never a mix.
+    pub async fn update_rule(
+        &self,
+        r: &RuleRecord,
+        module: Option<(&[u8], &ArtifactRecord)>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let done = match module {
+            Some((bytes, artifact)) => {
+                put_artifact(&mut tx, artifact, r.updated_at).await?;
+                sqlx::query(
+                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4, sha256 = $5, module = $6, size = $7 \
+                     WHERE tenant_id = $8 AND id = $9",
+                )
+                .bind(&r.name)
+                .bind(r.rule_order)
+                .bind(r.enabled)
+                .bind(r.updated_at)
+                .bind(&r.sha256)
+                .bind(bytes)
+                .bind(r.size)
+                .bind(&r.tenant_id)
+                .bind(&r.id)
+                .execute(&mut *tx)
+                .await
+            }
+            None => {
+                sqlx::query(
+                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6",
+                )
+                .bind(&r.name)
+                .bind(r.rule_order)
+                .bind(r.enabled)
+                .bind(r.updated_at)
+                .bind(&r.tenant_id)
+                .bind(&r.id)
+                .execute(&mut *tx)
+                .await
+            }
+        }
+        .map_err(map_unique)?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        bump_generation(&mut tx, &r.tenant_id).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// The rules of a tenant in pipeline order (`enabled_only` for the login path).
@@ -88,8 +219,24 @@ impl Store {
             "SELECT {RULE_COLUMNS} FROM rule WHERE tenant_id = $1 {filter} ORDER BY rule_order, created_at, id"
         ))
         .bind(tenant_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?)
+    }
+
+    /// What a login needs of a tenant's rules: the generation, then the enabled rules and the
+    /// sealed settings. Read in that order, the rows are at least as new as the generation.
+    pub async fn rule_set(&self, tenant_id: &str) -> StoreResult<RuleSetRows> {
+        let generation: i64 =
+            sqlx::query_scalar("SELECT rules_generation FROM tenant WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.reader)
+                .await?
+                .unwrap_or(-1);
+        Ok(RuleSetRows {
+            generation,
+            rules: self.rules(tenant_id, true).await?,
+            configs: self.rule_configs(tenant_id).await?,
+        })
     }
 
     /// One rule of a tenant.
@@ -99,8 +246,19 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
+    }
+
+    /// The module bytes of one rule.
+    pub async fn rule_module_of(&self, tenant_id: &str, id: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT module FROM rule WHERE tenant_id = $1 AND id = $2")
+                .bind(tenant_id)
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
     }
 
     /// Enables or disables a rule; false when it does not exist.
@@ -111,6 +269,7 @@ impl Store {
         enabled: bool,
         now: i64,
     ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE rule SET enabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
         )
@@ -118,19 +277,69 @@ impl Store {
         .bind(now)
         .bind(tenant_id)
         .bind(id)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        bump_generation(&mut tx, tenant_id).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Deletes a rule; false when it does not exist.
     pub async fn delete_rule(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM rule WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        bump_generation(&mut tx, tenant_id).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The artifact of a module for an engine fingerprint.
+    pub async fn rule_artifact(
+        &self,
+        sha256: &str,
+        fingerprint: &str,
+    ) -> StoreResult<Option<ArtifactRecord>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT mac, artifact FROM rule_artifact WHERE sha256 = $1 AND fingerprint = $2",
+        )
+        .bind(sha256)
+        .bind(fingerprint)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(row.map(|(mac, bytes)| ArtifactRecord {
+            sha256: sha256.to_string(),
+            fingerprint: fingerprint.to_string(),
+            mac,
+            bytes,
+        }))
+    }
+
+    /// Stores (or replaces) an artifact.
+    pub async fn put_rule_artifact(&self, a: &ArtifactRecord) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        put_artifact(&mut tx, a, 0).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Drops artifacts of modules no rule uses any more.
+    pub async fn prune_rule_artifacts(&self) -> StoreResult<()> {
+        sqlx::query("DELETE FROM rule_artifact WHERE sha256 NOT IN (SELECT sha256 FROM rule)")
+            .execute(&self.writer)
+            .await?;
+        Ok(())
     }
 
     /// Sets a sealed configuration value.
@@ -141,6 +350,7 @@ impl Store {
         sealed: &[u8],
         now: i64,
     ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO rule_config (tenant_id, config_key, value, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, config_key) DO UPDATE SET value = $3, updated_at = $4",
@@ -149,19 +359,28 @@ impl Store {
         .bind(key)
         .bind(sealed)
         .bind(now)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        bump_generation(&mut tx, tenant_id).await?;
+        tx.commit().await?;
         Ok(())
     }
 
     /// Removes a configuration value; false when it was not set.
     pub async fn unset_rule_config(&self, tenant_id: &str, key: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query("DELETE FROM rule_config WHERE tenant_id = $1 AND config_key = $2")
             .bind(tenant_id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
-        Ok(done.rows_affected() == 1)
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        bump_generation(&mut tx, tenant_id).await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Every (key, sealed value) of a tenant, by key.
@@ -170,67 +389,98 @@ impl Store {
             "SELECT config_key, value FROM rule_config WHERE tenant_id = $1 ORDER BY config_key",
         )
         .bind(tenant_id)
-        .fetch_all(&self.pool)
+        .fetch_all(&self.reader)
         .await?;
         Ok(rows)
     }
 
-    /// Records executions.
-    pub async fn insert_executions(
-        &self,
-        tenant_id: &str,
-        rows: &[ExecutionRow],
-    ) -> StoreResult<()> {
+    /// Records executions of any tenants, in one transaction of multi-row `INSERT`s.
+    pub async fn insert_executions(&self, rows: &[(String, ExecutionRecord)]) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
-        for r in rows {
-            sqlx::query(
-                "INSERT INTO rule_execution (id, tenant_id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            )
-            .bind(&r.id)
-            .bind(tenant_id)
-            .bind(&r.rule_id)
-            .bind(&r.rule_name)
-            .bind(&r.protocol)
-            .bind(&r.outcome)
-            .bind(r.duration_us)
-            .bind(r.fuel)
-            .bind(&r.logs)
-            .bind(r.created_at)
-            .execute(&mut *tx)
-            .await?;
+        let mut tx = self.writer.begin().await?;
+        // 10 values per row: 50 rows per statement stay far below every parameter limit.
+        for chunk in rows.chunks(50) {
+            let values: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO rule_execution ({EXECUTION_COLUMNS}) VALUES {}",
+                values.join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (tenant_id, r) in chunk {
+                q = q
+                    .bind(&r.id)
+                    .bind(tenant_id)
+                    .bind(&r.rule_id)
+                    .bind(&r.rule_name)
+                    .bind(r.trigger.label())
+                    .bind(r.outcome.label())
+                    .bind(r.duration_us)
+                    .bind(r.fuel)
+                    .bind(serde_json::to_string(&r.logs).expect("log lines serialize"))
+                    .bind(r.created_at);
+            }
+            q.execute(&mut *tx).await?;
         }
         tx.commit().await?;
         Ok(())
     }
 
-    /// Newest executions of a tenant first.
-    pub async fn executions(&self, tenant_id: &str, limit: i64) -> StoreResult<Vec<ExecutionRow>> {
-        Ok(sqlx::query_as::<_, ExecutionRow>(
-            "SELECT id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at \
-             FROM rule_execution WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-        )
-        .bind(tenant_id)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?)
+    /// Executions newest first, optionally of one rule and/or one outcome.
+    pub async fn list_executions(
+        &self,
+        tenant_id: &str,
+        rule_id: Option<&str>,
+        outcome: Option<Outcome>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ExecutionRecord>> {
+        let mut filter = String::new();
+        let mut args: Vec<&str> = Vec::new();
+        if let Some(r) = rule_id {
+            args.push(r);
+            filter.push_str(&format!(" AND rule_id = ${}", args.len() + 3));
+        }
+        if let Some(o) = outcome {
+            args.push(o.label());
+            filter.push_str(&format!(" AND outcome = ${}", args.len() + 3));
+        }
+        let sql = format!(
+            "SELECT id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at FROM rule_execution \
+             WHERE tenant_id = $1{filter} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
+        );
+        let mut q = sqlx::query_as::<_, ExecutionRow>(&sql)
+            .bind(tenant_id)
+            .bind(limit)
+            .bind(offset);
+        for a in args {
+            q = q.bind(a);
+        }
+        q.fetch_all(&self.reader)
+            .await?
+            .into_iter()
+            .map(ExecutionRecord::try_from)
+            .collect()
     }
 
     /// Drops executions older than `before` and keeps at most `keep` per tenant.
     pub async fn prune_executions(&self, before: i64, keep: i64) -> StoreResult<()> {
         sqlx::query("DELETE FROM rule_execution WHERE created_at < $1")
             .bind(before)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         sqlx::query(
             "DELETE FROM rule_execution WHERE id IN (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
              (PARTITION BY tenant_id ORDER BY created_at DESC, id) AS n FROM rule_execution) ranked WHERE n > $1)",
         )
         .bind(keep)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }

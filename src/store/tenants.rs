@@ -11,6 +11,8 @@ pub struct TenantRecord {
     pub name: String,
     /// Creation time.
     pub created_at: i64,
+    /// Bumped by every change to the tenant's rules or rule settings.
+    pub rules_generation: i64,
 }
 
 impl Store {
@@ -23,7 +25,7 @@ impl Store {
         management: &NewClient,
         grant: &ClientGrantRecord,
     ) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query("INSERT INTO tenant (id, name, created_at) VALUES ($1, $2, $3)")
             .bind(&tenant.id)
             .bind(&tenant.name)
@@ -63,10 +65,10 @@ impl Store {
     /// Finds a tenant by name.
     pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
         Ok(sqlx::query_as::<_, TenantRecord>(
-            "SELECT id, name, created_at FROM tenant WHERE name = $1",
+            "SELECT id, name, created_at, rules_generation FROM tenant WHERE name = $1",
         )
         .bind(name)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 }

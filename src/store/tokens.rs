@@ -91,7 +91,7 @@ const RT_COLUMNS: &str = "token_hash, tenant_id, grant_id, client_id, user_id, s
 impl Store {
     /// Creates the grant and its authorization code in one transaction.
     pub async fn insert_code(&self, c: &NewCode) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         sqlx::query(
             "INSERT INTO token_grant (id, tenant_id, client_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
         )
@@ -135,7 +135,7 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(code_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -147,7 +147,7 @@ impl Store {
         )
         .bind(now)
         .bind(code_hash)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(if done.rows_affected() == 1 {
             RedeemOutcome::Redeemed
@@ -162,7 +162,7 @@ impl Store {
         sqlx::query("UPDATE token_grant SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
             .bind(now)
             .bind(grant_id)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }
@@ -174,14 +174,14 @@ impl Store {
         )
         .bind(tenant_id)
         .bind(grant_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         Ok(!matches!(revoked, Some(None)))
     }
 
     /// Stores a refresh token.
     pub async fn insert_refresh_token(&self, t: &NewRefreshToken) -> StoreResult<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         Self::insert_refresh_token_in(&mut tx, t).await?;
         tx.commit().await?;
         Ok(())
@@ -222,7 +222,7 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(token_hash)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -234,7 +234,7 @@ impl Store {
         successor: Option<&RefreshTokenRecord>,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE refresh_token SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL",
         )

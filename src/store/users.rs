@@ -89,7 +89,7 @@ impl Store {
         .bind(u.created_at)
         .bind(app_metadata)
         .bind(user_metadata)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await
         .map_err(map_unique)?;
         Ok(())
@@ -102,7 +102,7 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(user_id)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -117,7 +117,7 @@ impl Store {
         ))
         .bind(tenant_id)
         .bind(email)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?)
     }
 
@@ -130,7 +130,7 @@ impl Store {
         .bind(now)
         .bind(tenant_id)
         .bind(user_id)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -148,7 +148,7 @@ impl Store {
         .bind(tenant_id)
         .bind(key)
         .bind(window_start_after)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&self.reader)
         .await?;
         Ok(n.unwrap_or(0))
     }
@@ -171,7 +171,7 @@ impl Store {
         .bind(key)
         .bind(now)
         .bind(window_start_after)
-        .execute(&self.pool)
+        .execute(&self.writer)
         .await?;
         Ok(())
     }
@@ -181,7 +181,7 @@ impl Store {
         sqlx::query("DELETE FROM login_failure WHERE tenant_id = $1 AND throttle_key = $2")
             .bind(tenant_id)
             .bind(key)
-            .execute(&self.pool)
+            .execute(&self.writer)
             .await?;
         Ok(())
     }

@@ -472,10 +472,23 @@ impl TestApp {
     /// Uploads and enables a rule; returns its id.
     pub async fn add_rule(&self, name: &str, module: &[u8]) -> String {
         self.admin
-            .add_rule(&self.tenant, name, module, None, true)
+            .add_rule(&self.t().await, name, module, None, true)
             .await
             .expect("the rule is accepted")
             .id
+    }
+
+    /// The test tenant, resolved now (its rules generation changes with every rule change).
+    pub async fn t(&self) -> wardstone::domain::Tenant {
+        self.admin.resolve(&self.tenant).await.unwrap()
+    }
+
+    /// The newest `limit` executions of the tenant's rule log.
+    pub async fn logs(&self, limit: i64) -> Vec<wardstone::rules::ExecutionRecord> {
+        self.admin
+            .list_logs(&self.t().await, None, None, 0, limit)
+            .await
+            .unwrap()
     }
 
     pub async fn tenant_id(&self) -> String {

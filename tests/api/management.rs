@@ -861,7 +861,7 @@ async fn one_tenant_cannot_reach_another_tenants_data() {
         .unwrap();
     let beta_rule = app
         .admin
-        .add_rule("beta", "tier", &wat_sample("static-claim.wat"), None, true)
+        .add_rule(&app.admin.resolve("beta").await.unwrap(), "tier", &wat_sample("static-claim.wat"), None, true)
         .await
         .unwrap();
 
@@ -948,7 +948,7 @@ async fn one_tenant_cannot_reach_another_tenants_data() {
             .iter()
             .all(|u| u["email"] != "eve@beta.example")
     );
-    let beta_rules = app.admin.list_rules("beta").await.unwrap();
+    let beta_rules = app.admin.list_rules(&app.admin.resolve("beta").await.unwrap()).await.unwrap();
     assert_eq!(beta_rules[0].enabled, 1, "untouched");
     assert_eq!(
         app.admin
@@ -1059,7 +1059,7 @@ async fn a_narrow_token_cannot_take_over_the_management_client() {
 #[tokio::test]
 async fn testing_a_rule_uses_the_tenants_settings_only_for_tokens_that_may_read_them() {
     let app = spawn_app().await;
-    app.admin.set_rule_config(&app.tenant, "ALLOWED_CLIENT_IDS", "abc").await.unwrap();
+    app.admin.set_rule_config(&app.t().await, "ALLOWED_CLIENT_IDS", "abc").await.unwrap();
     let id = app.add_rule("allow-list", &sample_rule("client-allowlist")).await;
     let input = json!({"user": {"user_id": "u"}, "context": {"clientID": "abc", "clientName": "ABC"}});
     let without = app.mgmt_token(Some("update:rules")).await;

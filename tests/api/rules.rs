@@ -102,7 +102,7 @@ async fn client_allowlist_rule_reads_the_tenant_configuration() {
 
     app.admin
         .set_rule_config(
-            &app.tenant,
+            &app.t().await,
             "ALLOWED_CLIENT_IDS",
             &format!("other, {}", app.client_id),
         )
@@ -115,7 +115,7 @@ async fn client_allowlist_rule_reads_the_tenant_configuration() {
     );
 
     app.admin
-        .set_rule_config(&app.tenant, "ALLOWED_CLIENT_IDS", "someone-else")
+        .set_rule_config(&app.t().await, "ALLOWED_CLIENT_IDS", "someone-else")
         .await
         .unwrap();
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
@@ -163,13 +163,11 @@ async fn rules_see_the_protocol_of_the_code_grant_and_of_refresh() {
         id.get("https://wardstone.dev/fresh_login").is_none(),
         "not a login: the rule stays out"
     );
-    let logs = app.admin.rule_logs(&app.tenant, 10).await.unwrap();
-    assert_eq!(logs[0].protocol, "oauth2-refresh-token");
-    assert_eq!(logs[1].protocol, "oidc-basic-profile");
+    let logs = app.logs(10).await;
+    assert_eq!(logs[0].trigger.label(), "oauth2-refresh-token");
+    assert_eq!(logs[1].trigger.label(), "oidc-basic-profile");
     assert!(
-        logs[0]
-            .logs
-            .to_string()
+        serde_json::to_string(&logs[0].logs).unwrap()
             .contains("skipped: protocol is oauth2-refresh-token")
     );
 }
@@ -182,9 +180,9 @@ async fn wat_rules_work_like_any_other() {
     let (id, at) = claims(&app, &tokens).await;
     assert_eq!(id["https://wardstone.dev/tier"], "gold");
     assert_eq!(at["https://wardstone.dev/tier"], "gold");
-    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
-    assert_eq!(logs[0].outcome, "ok");
-    assert_eq!(logs[0].logs[0]["message"], "adding the static tier claim");
+    let logs = app.logs(1).await;
+    assert_eq!(logs[0].outcome.label(), "ok");
+    assert_eq!(logs[0].logs[0].message, "adding the static tier claim");
     assert!(logs[0].fuel > 0);
 }
 
@@ -193,7 +191,7 @@ async fn rules_run_in_order_and_the_first_denial_stops_the_pipeline() {
     let app = spawn_app().await;
     app.admin
         .add_rule(
-            &app.tenant,
+            &app.t().await,
             "second",
             &wat_sample("static-claim.wat"),
             Some(20),
@@ -203,7 +201,7 @@ async fn rules_run_in_order_and_the_first_denial_stops_the_pipeline() {
         .unwrap();
     app.admin
         .add_rule(
-            &app.tenant,
+            &app.t().await,
             "first",
             &wat_sample("deny.wat"),
             Some(10),
@@ -213,10 +211,10 @@ async fn rules_run_in_order_and_the_first_denial_stops_the_pipeline() {
         .unwrap();
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
     assert_eq!(q["error"], "access_denied");
-    let logs = app.admin.rule_logs(&app.tenant, 10).await.unwrap();
+    let logs = app.logs(10).await;
     assert_eq!(logs.len(), 1, "the rule after the denial never ran");
     assert_eq!(logs[0].rule_name, "first");
-    assert_eq!(logs[0].outcome, "denied");
+    assert_eq!(logs[0].outcome.label(), "denied");
 }
 
 #[tokio::test]
@@ -228,7 +226,7 @@ async fn disabled_and_removed_rules_do_not_run() {
         "access_denied"
     );
     app.admin
-        .set_rule_enabled(&app.tenant, &id, false)
+        .set_rule_enabled(&app.t().await, &id, false)
         .await
         .unwrap();
     assert!(
@@ -237,14 +235,14 @@ async fn disabled_and_removed_rules_do_not_run() {
             .contains_key("code")
     );
     app.admin
-        .set_rule_enabled(&app.tenant, &id, true)
+        .set_rule_enabled(&app.t().await, &id, true)
         .await
         .unwrap();
     assert_eq!(
         app.authorize_outcome(&Browser::new(), &[]).await["error"],
         "access_denied"
     );
-    app.admin.remove_rule(&app.tenant, &id).await.unwrap();
+    app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     assert!(
         app.authorize_outcome(&Browser::new(), &[])
             .await
@@ -281,7 +279,7 @@ async fn a_denial_at_refresh_is_access_denied_and_a_failure_is_server_error() {
     );
 
     // The denial did not spend the refresh token: once the rule is gone it works.
-    app.admin.remove_rule(&app.tenant, &id).await.unwrap();
+    app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     let loop_rule = hostile("(loop (br 0))");
     let id = app.add_rule("loop", loop_rule.as_bytes()).await;
     let (status, error, body) = error_of(app.refresh(rt).await).await;
@@ -295,7 +293,7 @@ async fn a_denial_at_refresh_is_access_denied_and_a_failure_is_server_error() {
             .unwrap()
             .contains("execution")
     );
-    app.admin.remove_rule(&app.tenant, &id).await.unwrap();
+    app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     assert_eq!(
         app.refresh(rt).await.status(),
         StatusCode::OK,
@@ -340,8 +338,8 @@ async fn assert_fails_closed(app: &TestApp, outcome: &str) {
     assert_eq!(q["error"], "server_error", "{outcome}: {q:?}");
     assert!(!q.contains_key("code"));
     let description = &q["error_description"];
-    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
-    assert_eq!(logs[0].outcome, outcome);
+    let logs = app.logs(1).await;
+    assert_eq!(logs[0].outcome.label(), outcome);
     assert!(
         description.contains(&logs[0].id),
         "the description carries the execution id: {description}"
@@ -355,8 +353,8 @@ async fn assert_fails_closed(app: &TestApp, outcome: &str) {
 }
 
 async fn assert_still_serving(app: &TestApp) {
-    for rule in app.admin.list_rules(&app.tenant).await.unwrap() {
-        app.admin.remove_rule(&app.tenant, &rule.id).await.unwrap();
+    for rule in app.admin.list_rules(&app.t().await).await.unwrap() {
+        app.admin.remove_rule(&app.t().await, &rule.id).await.unwrap();
     }
     assert_eq!(
         reqwest::get(format!("{}/healthz", app.base))
@@ -430,7 +428,7 @@ async fn hostile_rules_fail_closed_and_the_server_keeps_serving() {
     for (name, wat, outcome) in cases {
         let id = app.add_rule(&name.replace(' ', "-"), wat.as_bytes()).await;
         assert_fails_closed(&app, outcome).await;
-        app.admin.remove_rule(&app.tenant, &id).await.unwrap();
+        app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     }
     assert_still_serving(&app).await;
 }
@@ -441,7 +439,7 @@ async fn a_rule_past_its_deadline_is_stopped() {
     app.add_rule("spin", hostile("(loop (br 0))").as_bytes())
         .await;
     assert_fails_closed(&app, "failed:timeout").await;
-    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
+    let logs = app.logs(1).await;
     assert!(
         logs[0].duration_us >= 50_000 && logs[0].duration_us < 1_000_000,
         "{} µs",
@@ -465,7 +463,7 @@ async fn garbage_outputs_of_an_abi_shape_fail_closed() {
             .add_rule("garbage", with_output(output).as_bytes())
             .await;
         assert_fails_closed(&app, "failed:bad_output").await;
-        app.admin.remove_rule(&app.tenant, &id).await.unwrap();
+        app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     }
     assert_still_serving(&app).await;
 }
@@ -484,9 +482,9 @@ async fn restricted_claims_are_dropped_and_the_login_succeeds() {
     assert_eq!(id["https://ok/claim"], 1);
     assert_eq!(at["sub"], app.user_id);
     assert_eq!(at["aud"], app.url("/userinfo"));
-    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
-    assert_eq!(logs[0].outcome, "ok");
-    let text = logs[0].logs.to_string();
+    let logs = app.logs(1).await;
+    assert_eq!(logs[0].outcome.label(), "ok");
+    let text = serde_json::to_string(&logs[0].logs).unwrap();
     for warning in [
         "\\\"sub\\\" is restricted",
         "\\\"iss\\\" is restricted",
@@ -511,7 +509,7 @@ async fn bad_modules_are_refused_at_upload_with_the_reason() {
         async move {
             let err = app
                 .admin
-                .add_rule(&app.tenant, "bad", &module, None, true)
+                .add_rule(&app.t().await, "bad", &module, None, true)
                 .await
                 .unwrap_err()
                 .to_string();
@@ -549,7 +547,7 @@ async fn bad_modules_are_refused_at_upload_with_the_reason() {
     assert!(bomb.len() < 4 << 20, "a binary under the module size limit");
     refuse(bomb, "byte body, larger than the").await;
     assert!(
-        app.admin.list_rules(&app.tenant).await.unwrap().is_empty(),
+        app.admin.list_rules(&app.t().await).await.unwrap().is_empty(),
         "nothing was stored"
     );
 }
@@ -565,7 +563,7 @@ async fn compilation_has_a_deadline() {
     );
     let err = app
         .admin
-        .add_rule(&app.tenant, "slow", slow.as_bytes(), None, true)
+        .add_rule(&app.t().await, "slow", slow.as_bytes(), None, true)
         .await
         .unwrap_err()
         .to_string();
@@ -595,7 +593,7 @@ async fn one_tenants_looping_rule_does_not_stall_another_tenants_logins() {
         .unwrap();
     app.admin
         .add_rule(
-            "noisy",
+            &app.admin.resolve("noisy").await.unwrap(),
             "spin",
             hostile("(loop (br 0))").as_bytes(),
             None,
@@ -685,11 +683,11 @@ async fn a_rules_log_is_bounded_in_lines_and_size() {
     );
     app.add_rule("chatty", chatty.as_bytes()).await;
     assert!(app.authorize_outcome(&Browser::new(), &[]).await.contains_key("code"));
-    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
-    let lines = logs[0].logs.as_array().unwrap();
+    let logs = app.logs(1).await;
+    let lines = &logs[0].logs;
     assert_eq!(lines.len(), 101, "100 lines kept, then a note of how many were dropped");
-    assert!(lines[0]["message"].as_str().unwrap().len() <= 1024 + 3, "each line is capped");
-    assert!(lines[100]["message"].as_str().unwrap().contains("401 more log lines were dropped"));
+    assert!(lines[0].message.len() <= 1024 + 3, "each line is capped");
+    assert!(lines[100].message.contains("401 more log lines were dropped"));
 }
 
 #[tokio::test]
@@ -699,13 +697,13 @@ async fn old_execution_records_are_pruned() {
     app.code(&Browser::new(), &[]).await;
     app.clock.advance(8 * 24 * 3600);
     app.code(&Browser::new(), &[]).await;
-    assert_eq!(app.admin.rule_logs(&app.tenant, 10).await.unwrap().len(), 2);
+    assert_eq!(app.logs(10).await.len(), 2);
     let now = app.clock.now();
     app.store.prune_executions(now - 7 * 24 * 3600, 10_000).await.unwrap();
-    assert_eq!(app.admin.rule_logs(&app.tenant, 10).await.unwrap().len(), 1, "older than a week: gone");
+    assert_eq!(app.logs(10).await.len(), 1, "older than a week: gone");
     app.code(&Browser::new(), &[]).await;
     app.store.prune_executions(now - 7 * 24 * 3600, 1).await.unwrap();
-    let kept = app.admin.rule_logs(&app.tenant, 10).await.unwrap();
+    let kept = app.logs(10).await;
     assert_eq!(kept.len(), 1, "at most `keep` per tenant, the newest");
 }
 
@@ -716,8 +714,8 @@ async fn metadata_a_rule_bloats_fails_the_login_and_is_not_saved() {
     app.add_rule("bloat", with_output(&big).as_bytes()).await;
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
     assert_eq!(q["error"], "server_error");
-    let logs = app.admin.rule_logs(&app.tenant, 1).await.unwrap();
-    assert_eq!(logs[0].outcome, "failed:metadata_too_large");
+    let logs = app.logs(1).await;
+    assert_eq!(logs[0].outcome.label(), "failed:metadata_too_large");
     assert_eq!(app.user_record(&app.user_id).await.user_metadata, "{}");
 }
 

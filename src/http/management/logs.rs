@@ -4,8 +4,8 @@ use utoipa_axum::routes;
 
 use super::{ApiError, Caller, Params};
 use crate::http::AppState;
+use crate::rules::ExecutionRecord;
 use crate::service::paging;
-use crate::service::rules::LogEntry;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(list_logs))
@@ -27,18 +27,18 @@ struct LogQuery {
 
 /// Rule executions, newest first.
 #[utoipa::path(get, path = "/logs", tag = "logs", params(LogQuery),
-    responses((status = 200, body = [LogEntry])), security(("bearer" = ["read:logs"])))]
+    responses((status = 200, body = [ExecutionRecord])), security(("bearer" = ["read:logs"])))]
 async fn list_logs(
     caller: Caller,
     Params(q): Params<LogQuery>,
-) -> Result<Json<Vec<LogEntry>>, ApiError> {
+) -> Result<Json<Vec<ExecutionRecord>>, ApiError> {
     caller.require("read:logs")?;
     let (offset, limit) = paging(q.page, q.per_page)?;
     Ok(Json(
         caller
             .admin()
             .list_logs(
-                caller.tenant(),
+                caller.resolved(),
                 q.rule_id.as_deref(),
                 q.outcome.as_deref(),
                 offset,

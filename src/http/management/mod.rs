@@ -75,6 +75,7 @@ impl From<AdminError> for ApiError {
             }
             AdminError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "inexistent_resource", m),
             AdminError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            AdminError::Busy(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
             AdminError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "management API failure");
                 Self::new(
@@ -201,6 +202,11 @@ impl Caller {
     /// The tenant name.
     pub fn tenant(&self) -> &str {
         &self.tenant.name
+    }
+
+    /// The tenant, as resolved for this request.
+    pub fn resolved(&self) -> &Tenant {
+        &self.tenant
     }
 
     /// The service layer.

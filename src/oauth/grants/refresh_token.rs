@@ -72,6 +72,7 @@ impl Provider {
             .run(RunInput {
                 tenant_id: &tenant.id,
                 tenant_name: &tenant.name,
+                rules_generation: tenant.rules_generation,
                 protocol: Protocol::Refresh,
                 user: &user,
                 client,

@@ -1,0 +1,322 @@
+//! The whole-login benchmark: `cargo bench --bench login`.
+//!
+//! Starts the release server as its own process on a fresh SQLite database, creates its own
+//! tenants, and drives real HTTP at concurrency 16 (the load generator shares the machine):
+//! - logins with an SSO session (`/authorize` → rules → 303 with a code) for tenants with 0,
+//!   1, 5 and 10 SDK sample rules (distinct modules), in interleaved rounds so that the ratios
+//!   come from one run;
+//! - code exchanges at the token endpoint (client_secret_basic + PKCE).
+//!
+//! Environment: `BENCH_SECONDS` per measured phase (default 5), `BENCH_ROUNDS` (default 3),
+//! `BENCH_CONCURRENCY` (default 16). Prints a Markdown table for the README.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use support::*;
+use wardstone::clock::Clock;
+use wardstone::config::PublicUrl;
+use wardstone::crypto::MasterKey;
+use wardstone::service::Admin;
+
+const CALLBACK: &str = "http://127.0.0.1:9/callback";
+const PASSWORD: &str = "bench password 123";
+const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123456789";
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+struct TenantSetup {
+    name: String,
+    client_id: String,
+    client_secret: String,
+}
+
+fn challenge() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
+}
+
+fn authorize_url(base: &str, t: &TenantSetup) -> String {
+    let mut url = url::Url::parse(&format!("{base}/t/{}/authorize", t.name)).unwrap();
+    url.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", t.client_id.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("scope", "openid profile email offline_access"),
+        ("state", "bench-state"),
+        ("nonce", "bench-nonce"),
+        ("code_challenge", challenge().as_str()),
+        ("code_challenge_method", "S256"),
+    ]);
+    url.to_string()
+}
+
+/// Creates tenants with `rules` SDK rules each, through the service layer on the database the
+/// server will open.
+async fn setup(database_url: &str, master_key: &str, rule_counts: &[usize]) -> Vec<TenantSetup> {
+    let store = wardstone::startup::open_store(database_url, 4)
+        .await
+        .unwrap();
+    let key = MasterKey::from_base64(master_key).unwrap();
+    let rules =
+        wardstone::rules::Rules::new(store.clone(), key.clone(), Default::default()).unwrap();
+    let admin = Admin::new(
+        store.clone(),
+        key,
+        PublicUrl::parse("http://127.0.0.1:1").unwrap(),
+        Clock::System,
+        rules,
+    );
+    let add_roles = sample("add-roles");
+    let mut out = Vec::new();
+    for &n in rule_counts {
+        let name = format!("rules{n}");
+        admin.create_tenant(&name).await.unwrap();
+        let client = admin
+            .create_client(&name, "Bench App", &[CALLBACK.to_string()], false)
+            .await
+            .unwrap();
+        for i in 0..16 {
+            admin
+                .create_user(
+                    &name,
+                    &format!("user{i}@example.com"),
+                    PASSWORD,
+                    Some("Bench User"),
+                    true,
+                )
+                .await
+                .unwrap();
+        }
+        let tenant = admin.resolve(&name).await.unwrap();
+        for i in 0..n {
+            let module = distinct(&add_roles, &format!("{name}-{i}"));
+            admin
+                .add_rule(&tenant, &format!("add roles {i}"), &module, None, true)
+                .await
+                .unwrap();
+        }
+        out.push(TenantSetup {
+            name,
+            client_id: client.client_id,
+            client_secret: client.client_secret.unwrap(),
+        });
+    }
+    store.close().await;
+    out
+}
+
+/// `concurrency` browsers, each signed in once to the tenant.
+async fn signed_in_browsers(
+    base: &str,
+    t: &TenantSetup,
+    concurrency: usize,
+) -> Vec<reqwest::Client> {
+    let mut out = Vec::new();
+    for i in 0..concurrency {
+        let http = browser();
+        let landed = login(
+            &http,
+            &authorize_url(base, t),
+            &format!("user{i}@example.com"),
+            PASSWORD,
+        )
+        .await;
+        assert!(
+            query(&landed).contains_key("code"),
+            "login failed: {landed}"
+        );
+        out.push(http);
+    }
+    out
+}
+
+/// Logins with a session for `seconds`; returns the samples and the codes issued.
+async fn logins(
+    url: Arc<String>,
+    browsers: &[reqwest::Client],
+    seconds: Duration,
+) -> (Samples, Vec<String>) {
+    let started = Instant::now();
+    let tasks: Vec<_> = browsers
+        .iter()
+        .cloned()
+        .map(|http| {
+            let url = url.clone();
+            tokio::spawn(async move {
+                let mut s = Samples::default();
+                let mut codes = Vec::new();
+                while started.elapsed() < seconds {
+                    let t = Instant::now();
+                    let resp = http.get(url.as_str()).send().await.unwrap();
+                    let landed = resp
+                        .headers()
+                        .get("location")
+                        .and_then(|l| l.to_str().ok())
+                        .map(String::from);
+                    match landed.map(|l| query(&l)).and_then(|mut q| q.remove("code")) {
+                        Some(code) => {
+                            s.ok += 1;
+                            s.latencies.push(t.elapsed());
+                            codes.push(code);
+                        }
+                        None => s.errors += 1,
+                    }
+                }
+                (s, codes)
+            })
+        })
+        .collect();
+    let mut all = Samples::default();
+    let mut codes = Vec::new();
+    for t in tasks {
+        let (s, c) = t.await.unwrap();
+        all.merge(s);
+        codes.extend(c);
+    }
+    all.elapsed = started.elapsed();
+    (all, codes)
+}
+
+/// Exchanges `codes` at the token endpoint with `concurrency` clients.
+async fn exchanges(
+    base: &str,
+    t: &TenantSetup,
+    codes: Vec<String>,
+    concurrency: usize,
+    seconds: Duration,
+) -> Samples {
+    let codes = Arc::new(std::sync::Mutex::new(codes));
+    let token_url = Arc::new(format!("{base}/t/{}/oauth/token", t.name));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (codes, token_url) = (codes.clone(), token_url.clone());
+            let (id, secret) = (t.client_id.clone(), t.client_secret.clone());
+            tokio::spawn(async move {
+                let http = reqwest::Client::new();
+                let mut s = Samples::default();
+                while started.elapsed() < seconds {
+                    let Some(code) = codes.lock().unwrap().pop() else {
+                        break;
+                    };
+                    let t = Instant::now();
+                    let resp = http
+                        .post(token_url.as_str())
+                        .basic_auth(&id, Some(&secret))
+                        .form(&[
+                            ("grant_type", "authorization_code"),
+                            ("code", code.as_str()),
+                            ("redirect_uri", CALLBACK),
+                            ("code_verifier", VERIFIER),
+                        ])
+                        .send()
+                        .await
+                        .unwrap();
+                    if resp.status() == 200 && resp.bytes().await.is_ok() {
+                        s.ok += 1;
+                        s.latencies.push(t.elapsed());
+                    } else {
+                        s.errors += 1;
+                    }
+                }
+                s
+            })
+        })
+        .collect();
+    let mut all = Samples::default();
+    for t in tasks {
+        all.merge(t.await.unwrap());
+    }
+    all.elapsed = started.elapsed();
+    all
+}
+
+fn main() {
+    let seconds = Duration::from_secs(env_or("BENCH_SECONDS", 5));
+    let rounds = env_or("BENCH_ROUNDS", 3) as usize;
+    let concurrency = env_or("BENCH_CONCURRENCY", 16) as usize;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}/bench.db", dir.path().display());
+        let master_key = random_master_key();
+        let rule_counts = [0usize, 1, 5, 10];
+        let tenants = setup(&database_url, &master_key, &rule_counts).await;
+        let (server, _) = Server::start(&database_url, &master_key, &[]);
+        let base = server.base.clone();
+        let mut browsers = Vec::new();
+        for t in &tenants {
+            browsers.push(signed_in_browsers(&base, t, concurrency).await);
+        }
+        // Warm-up: every tenant's rules compiled or loaded, connections open.
+        for (t, b) in tenants.iter().zip(&browsers) {
+            logins(Arc::new(authorize_url(&base, t)), b, Duration::from_secs(1)).await;
+        }
+        let mut login_rounds: Vec<Vec<Samples>> = vec![Vec::new(); tenants.len()];
+        let mut exchange_rounds = Vec::new();
+        for round in 0..rounds {
+            let mut fresh_codes = Vec::new();
+            for (i, (t, b)) in tenants.iter().zip(&browsers).enumerate() {
+                let (s, codes) = logins(Arc::new(authorize_url(&base, t)), b, seconds).await;
+                eprintln!(
+                    "round {round}: {:>2} rules: {:>7.0} logins/s  p50 {}  p99 {}  errors {}",
+                    rule_counts[i], s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), s.errors
+                );
+                if i == 0 {
+                    fresh_codes = codes;
+                }
+                login_rounds[i].push(s);
+            }
+            let s = exchanges(&base, &tenants[0], fresh_codes, concurrency, seconds).await;
+            eprintln!(
+                "round {round}: code exchanges: {:>7.0}/s  p50 {}  p99 {}  errors {}",
+                s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), s.errors
+            );
+            exchange_rounds.push(s);
+        }
+        let median_rate = |rs: &[Samples]| {
+            let mut r: Vec<f64> = rs.iter().map(Samples::per_second).collect();
+            r.sort_by(|a, b| a.partial_cmp(b).unwrap());
+            r[r.len() / 2]
+        };
+        let merged = |rs: &[Samples]| {
+            let mut m = Samples::default();
+            for s in rs {
+                m.merge(s.clone());
+            }
+            m
+        };
+        let base_rate = median_rate(&login_rounds[0]);
+        println!(
+            "\n| whole login, c={concurrency}, {rounds}×{}s rounds | per second (median round) | cost vs no rules | p50 | p99 | errors |\n|---|---|---|---|---|---|",
+            seconds.as_secs()
+        );
+        for (i, rs) in login_rounds.iter().enumerate() {
+            let rate = median_rate(rs);
+            let m = merged(rs);
+            println!(
+                "| login with a session, {} SDK rule(s) | {:.0} | {:.2}× | {} | {} | {} |",
+                rule_counts[i], rate, base_rate / rate, ms(m.quantile(0.5)), ms(m.quantile(0.99)), m.errors
+            );
+        }
+        let m = merged(&exchange_rounds);
+        println!(
+            "| code exchange (RS256 ID + access token) | {:.0} | — | {} | {} | {} |",
+            median_rate(&exchange_rounds), ms(m.quantile(0.5)), ms(m.quantile(0.99)), m.errors
+        );
+        server.stop();
+    });
+}

@@ -1,0 +1,287 @@
+//! What the benchmarks share: building the sample rules, starting the release server as its
+//! own process, a cookie-keeping HTTP client that logs in like a browser, and statistics.
+#![allow(dead_code)] // each bench uses a part
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn cargo() -> Command {
+    Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+}
+
+/// Builds the sample rules for wasm32 (as a rule author would) and returns their folder.
+pub fn build_samples() -> PathBuf {
+    let dir = root().join("sample-rules");
+    let status = cargo()
+        .current_dir(&dir)
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-unknown-unknown",
+            "--locked",
+            "--target-dir",
+            "target",
+        ])
+        .env_remove("RUSTFLAGS")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the sample rules failed");
+    dir.join("target/wasm32-unknown-unknown/release")
+}
+
+pub fn sample(name: &str) -> Vec<u8> {
+    std::fs::read(build_samples().join(format!("{}.wasm", name.replace('-', "_"))))
+        .expect("the sample rule was built")
+}
+
+/// `module` made distinct by a custom section naming `tag`: same code, another SHA-256, so the
+/// server treats it as another module (as it would a tenant's own build).
+pub fn distinct(module: &[u8], tag: &str) -> Vec<u8> {
+    let name = b"wardstone-bench";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(tag.as_bytes());
+    let mut out = module.to_vec();
+    out.push(0); // custom section id
+    let mut len = payload.len();
+    loop {
+        let byte = (len & 0x7f) as u8;
+        len >>= 7;
+        if len == 0 {
+            out.push(byte);
+            break;
+        }
+        out.push(byte | 0x80);
+    }
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// Builds the release server binary and returns its path.
+pub fn server_binary() -> PathBuf {
+    let status = cargo()
+        .current_dir(root())
+        .args(["build", "--release", "--locked", "--bin", "wardstone"])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "building the server failed");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| root().join("target"));
+    target.join("release/wardstone")
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The release server running as its own process.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub pid: u32,
+}
+
+impl Server {
+    /// Starts `wardstone serve` on `database_url` with `master_key` and extra flags, and waits
+    /// until `/readyz` answers. Returns it and how long that took.
+    pub fn start(database_url: &str, master_key: &str, extra: &[&str]) -> (Server, Duration) {
+        let port = free_port();
+        let started = Instant::now();
+        let child = Command::new(server_binary())
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .args(extra)
+            .env("WARDSTONE_DATABASE_URL", database_url)
+            .env("WARDSTONE_MASTER_KEY", master_key)
+            .env(
+                "WARDSTONE_LOG",
+                std::env::var("BENCH_SERVER_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the server starts");
+        let pid = child.id();
+        let base = format!("http://127.0.0.1:{port}");
+        let server = Server { child, base, pid };
+        let ready = format!("{}/readyz", server.base);
+        loop {
+            if let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) {
+                use std::io::{Read, Write};
+                let _ = write!(s, "GET /readyz HTTP/1.0\r\nHost: x\r\n\r\n");
+                let mut answer = String::new();
+                let _ = s.read_to_string(&mut answer);
+                if answer.starts_with("HTTP/1.0 200") || answer.starts_with("HTTP/1.1 200") {
+                    break;
+                }
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "{ready} never answered"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let took = started.elapsed();
+        (server, took)
+    }
+
+    /// Resident memory of the server process, bytes.
+    pub fn rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid)).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    }
+
+    pub fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn random_master_key() -> String {
+    use base64::Engine;
+    let bytes: [u8; 32] =
+        std::array::from_fn(|i| (uuid::Uuid::new_v4().as_bytes()[i % 16]) ^ (i as u8));
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Latencies of one kind of request, and how many were answered as expected.
+#[derive(Default, Clone)]
+pub struct Samples {
+    pub ok: u64,
+    pub errors: u64,
+    pub latencies: Vec<Duration>,
+    pub elapsed: Duration,
+}
+
+impl Samples {
+    pub fn merge(&mut self, other: Samples) {
+        self.ok += other.ok;
+        self.errors += other.errors;
+        self.latencies.extend(other.latencies);
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.ok as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    pub fn quantile(&self, q: f64) -> Duration {
+        let mut l = self.latencies.clone();
+        if l.is_empty() {
+            return Duration::ZERO;
+        }
+        l.sort();
+        l[((l.len() - 1) as f64 * q).round() as usize]
+    }
+}
+
+pub fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// A browser: keeps cookies and does not follow redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_store(true)
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(4)
+        .build()
+        .unwrap()
+}
+
+pub fn location(resp: &reqwest::Response) -> String {
+    let loc = resp
+        .headers()
+        .get("location")
+        .unwrap_or_else(|| {
+            panic!(
+                "{} answered {} without a redirect",
+                resp.url(),
+                resp.status()
+            )
+        })
+        .to_str()
+        .unwrap();
+    resp.url().join(loc).unwrap().to_string()
+}
+
+/// The fields of the first form in `html` and its action resolved against `page`.
+pub fn form(html: &str, page: &str) -> (String, Vec<(String, String)>) {
+    let doc = scraper::Html::parse_document(html);
+    let form_sel = scraper::Selector::parse("form").unwrap();
+    let input_sel = scraper::Selector::parse("input").unwrap();
+    let form = doc.select(&form_sel).next().expect("the page has a form");
+    let action = url::Url::parse(page)
+        .unwrap()
+        .join(form.value().attr("action").unwrap_or(""))
+        .unwrap()
+        .to_string();
+    let fields = form
+        .select(&input_sel)
+        .filter_map(|i| {
+            Some((
+                i.value().attr("name")?.to_string(),
+                i.value().attr("value").unwrap_or("").to_string(),
+            ))
+        })
+        .collect();
+    (action, fields)
+}
+
+fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
+    fields.retain(|(k, _)| k != name);
+    fields.push((name.to_string(), value.to_string()));
+}
+
+/// Logs in and consents from `authorize_url` like a person would; returns the final redirect.
+pub async fn login(
+    http: &reqwest::Client,
+    authorize_url: &str,
+    email: &str,
+    password: &str,
+) -> String {
+    let mut next = location(&http.get(authorize_url).send().await.unwrap());
+    if next.contains("/login?tx=") {
+        let html = http.get(&next).send().await.unwrap().text().await.unwrap();
+        let (action, mut fields) = form(&html, &next);
+        set(&mut fields, "username", email);
+        set(&mut fields, "password", password);
+        next = location(&http.post(&action).form(&fields).send().await.unwrap());
+    }
+    if next.contains("/consent?tx=") {
+        let html = http.get(&next).send().await.unwrap().text().await.unwrap();
+        let (action, mut fields) = form(&html, &next);
+        set(&mut fields, "decision", "allow");
+        next = location(&http.post(&action).form(&fields).send().await.unwrap());
+    }
+    next
+}
+
+pub fn query(url: &str) -> std::collections::HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}

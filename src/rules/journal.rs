@@ -1,0 +1,141 @@
+//! The execution log's writer: records go into a bounded queue and a background task writes
+//! them in batches, so a login never waits for the log's `INSERT`s.
+//!
+//! A full queue (the database is slower than the logins) never blocks a login: the records
+//! are dropped, counted, and a warning says how many. Readers of the log on this node flush
+//! the queue first, so a login's executions are visible to the next read.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::execution::ExecutionRecord;
+use crate::store::Store;
+
+/// Records one write may carry.
+const BATCH: usize = 500;
+
+enum Message {
+    Records(String, Vec<ExecutionRecord>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The handle that logins and tests record executions through.
+#[derive(Clone)]
+pub struct Journal {
+    queue: mpsc::Sender<Message>,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+}
+
+impl Journal {
+    /// Starts the writer task on the current runtime; `capacity` records may wait.
+    pub fn start(store: Store, capacity: usize) -> Self {
+        let (queue, rx) = mpsc::channel(capacity.max(1));
+        let journal = Journal {
+            queue,
+            dropped: Arc::new(AtomicU64::new(0)),
+            written: Arc::new(AtomicU64::new(0)),
+        };
+        tokio::spawn(writer(
+            store,
+            rx,
+            journal.dropped.clone(),
+            journal.written.clone(),
+        ));
+        journal
+    }
+
+    /// Queues `records` of `tenant_id` without waiting. When the queue is full they are
+    /// dropped and counted.
+    pub fn record(&self, tenant_id: &str, records: Vec<ExecutionRecord>) {
+        if records.is_empty() {
+            return;
+        }
+        let n = records.len() as u64;
+        if let Err(e) = self
+            .queue
+            .try_send(Message::Records(tenant_id.to_string(), records))
+        {
+            let before = self.dropped.fetch_add(n, Ordering::Relaxed);
+            // One warning per thousand, so a flood of drops does not become a flood of logs.
+            if before / 1000 != (before + n) / 1000 || before == 0 {
+                let why = match e {
+                    mpsc::error::TrySendError::Full(_) => "the queue is full",
+                    mpsc::error::TrySendError::Closed(_) => "the writer has stopped",
+                };
+                tracing::warn!(
+                    dropped_total = before + n,
+                    "rule execution log records dropped: {why}"
+                );
+            }
+        }
+    }
+
+    /// Waits until everything queued before this call is written (or dropped).
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.queue.send(Message::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Records dropped since start.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Records written since start.
+    pub fn written(&self) -> u64 {
+        self.written.load(Ordering::Relaxed)
+    }
+}
+
+async fn writer(
+    store: Store,
+    mut rx: mpsc::Receiver<Message>,
+    dropped: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+) {
+    let mut batch: Vec<(String, ExecutionRecord)> = Vec::new();
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut next = Some(first);
+        // Everything already queued goes into this write.
+        while let Some(message) = next.take() {
+            match message {
+                Message::Records(tenant, records) => {
+                    batch.extend(records.into_iter().map(|r| (tenant.clone(), r)));
+                }
+                Message::Flush(ack) => waiting.push(ack),
+            }
+            if batch.len() < BATCH {
+                next = rx.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            let n = batch.len() as u64;
+            let mut result = store.insert_executions(&batch).await;
+            if result.is_err() {
+                // The database may be briefly gone: one more try before giving up on them.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                result = store.insert_executions(&batch).await;
+            }
+            match result {
+                Ok(()) => {
+                    written.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(e) => {
+                    let total = dropped.fetch_add(n, Ordering::Relaxed) + n;
+                    tracing::warn!(error = %e, records = n, dropped_total = total, "cannot write rule execution log records; dropped");
+                }
+            }
+            batch.clear();
+        }
+        for ack in waiting.drain(..) {
+            let _ = ack.send(());
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! Compiled rule modules on one node: an in-memory cache bounded by bytes (least recently used
+//! out first), precompiled artifacts shared by every node through the database, and the
+//! compile slots.
+//!
+//! A login never waits for Cranelift in the normal case: a module missing from memory is
+//! loaded from its artifact (`Module::deserialize`, about a millisecond). Because
+//! `deserialize` runs whatever native code it is given, an artifact is only used after its
+//! HMAC — under a key derived from the master key, over the module hash, the engine
+//! fingerprint and the bytes — verifies; anything else (a row written by someone without the
+//! master key, a bit flip, another wasmtime) is ignored and the stored module bytes are
+//! compiled again, under a deadline.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use anyhow::Context as _;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::engine::{CompiledRule, Rejected, RuleEngine, module_hash};
+use crate::crypto::MasterKey;
+use crate::store::{ArtifactRecord, Store};
+
+/// Why a login could not get a rule's compiled code.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum LoadError {
+    /// The stored module does not compile (it did at upload: another wasmtime may refuse it).
+    #[error("{0}")]
+    Rejected(String),
+    /// Not now: a compile slot, a deadline or the database failed.
+    #[error("{0}")]
+    Unavailable(String),
+    /// The rule was deleted meanwhile.
+    #[error("the rule no longer exists")]
+    Gone,
+}
+
+/// A module compiled for an upload, not yet in any cache: it goes into the cache only once
+/// its rule is stored ([`Modules::install`]).
+pub struct Prepared {
+    /// The compiled module.
+    pub compiled: Arc<CompiledRule>,
+    /// Its authenticated artifact, to store with the rule.
+    pub artifact: ArtifactRecord,
+}
+
+/// Counters for metrics and the benchmark.
+#[derive(Debug, Default)]
+pub struct ModuleStats {
+    /// Lookups served from memory.
+    pub hits: AtomicU64,
+    /// Lookups that had to load or compile.
+    pub misses: AtomicU64,
+    /// Modules loaded from an artifact.
+    pub loaded: AtomicU64,
+    /// Modules compiled because no valid artifact existed.
+    pub recompiled: AtomicU64,
+    /// Artifacts refused because their MAC did not verify.
+    pub refused_artifacts: AtomicU64,
+    /// Modules evicted to stay under the capacity.
+    pub evicted: AtomicU64,
+}
+
+struct Lru {
+    map: lru::LruCache<String, Arc<CompiledRule>>,
+    bytes: usize,
+}
+
+/// The node's compiled modules.
+pub struct Modules {
+    engine: Arc<RuleEngine>,
+    store: Store,
+    mac_key: aws_lc_rs::hmac::Key,
+    capacity: usize,
+    cache: Mutex<Lru>,
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    upload_slots: Arc<Semaphore>,
+    tenant_compiles: Arc<Mutex<HashMap<String, usize>>>,
+    recovery_slots: Arc<Semaphore>,
+    /// Counters.
+    pub stats: ModuleStats,
+}
+
+/// A per-tenant compile in progress; released on drop.
+struct TenantCompile {
+    map: Arc<Mutex<HashMap<String, usize>>>,
+    tenant: String,
+}
+
+impl Drop for TenantCompile {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.tenant) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.tenant);
+            }
+        }
+    }
+}
+
+impl Modules {
+    /// An empty cache of `capacity` bytes over `engine`.
+    pub fn new(engine: Arc<RuleEngine>, store: Store, master_key: &MasterKey) -> Self {
+        let limits = engine.limits().clone();
+        Modules {
+            mac_key: master_key.derive_hmac_key("wardstone rule artifact v1"),
+            capacity: limits.module_cache_bytes,
+            cache: Mutex::new(Lru {
+                map: lru::LruCache::unbounded(),
+                bytes: 0,
+            }),
+            loading: Mutex::new(HashMap::new()),
+            upload_slots: Arc::new(Semaphore::new(limits.compile_slots)),
+            tenant_compiles: Arc::new(Mutex::new(HashMap::new())),
+            // Recompiles on the login path have their own slot: an upload never delays them.
+            recovery_slots: Arc::new(Semaphore::new(1)),
+            stats: ModuleStats::default(),
+            engine,
+            store,
+        }
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &Arc<RuleEngine> {
+        &self.engine
+    }
+
+    fn mac(&self, sha256: &str, fingerprint: &str, bytes: &[u8]) -> Vec<u8> {
+        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.mac_key);
+        ctx.update(sha256.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(fingerprint.as_bytes());
+        ctx.update(&[0]);
+        ctx.update(bytes);
+        ctx.sign().as_ref().to_vec()
+    }
+
+    fn artifact_of(&self, compiled: &CompiledRule) -> anyhow::Result<ArtifactRecord> {
+        let bytes = self.engine.serialize(compiled)?;
+        let fingerprint = self.engine.fingerprint().to_string();
+        Ok(ArtifactRecord {
+            mac: self.mac(&compiled.sha256, &fingerprint, &bytes),
+            sha256: compiled.sha256.clone(),
+            fingerprint,
+            bytes,
+        })
+    }
+
+    /// Compiles an uploaded module: at most one compile per tenant and `compile_slots` per
+    /// node at once, waiting at most `compile_wait` for a slot, and at most `compile_timeout`
+    /// for Cranelift. Nothing is cached here.
+    pub async fn compile_upload(
+        &self,
+        tenant_id: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Prepared, Rejected> {
+        let limits = self.engine.limits();
+        let busy = || {
+            Rejected(format!(
+                "the server is busy compiling other rules; no compile slot freed within {} ms, try again",
+                limits.compile_wait.as_millis()
+            ))
+        };
+        let _tenant = {
+            let mut map = self
+                .tenant_compiles
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            let n = map.entry(tenant_id.to_string()).or_insert(0);
+            if *n >= limits.compiles_per_tenant {
+                return Err(Rejected(
+                    "another rule of this tenant is being compiled; try again when it is done"
+                        .into(),
+                ));
+            }
+            *n += 1;
+            TenantCompile {
+                map: self.tenant_compiles.clone(),
+                tenant: tenant_id.to_string(),
+            }
+        };
+        let permit = tokio::time::timeout(
+            limits.compile_wait,
+            self.upload_slots.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| busy())?
+        .map_err(|_| busy())?;
+        let compiled = self.compile_on_thread(permit, bytes).await?;
+        let artifact = self
+            .artifact_of(&compiled)
+            .map_err(|e| Rejected(format!("cannot serialize the compiled module: {e:#}")))?;
+        Ok(Prepared {
+            compiled: Arc::new(compiled),
+            artifact,
+        })
+    }
+
+    /// Runs the compile on a thread of its own (never an async worker) with a deadline. A
+    /// compile cannot be cancelled: on timeout it finishes in the background still holding its
+    /// slot, so timed-out compiles cannot pile up on the cores.
+    async fn compile_on_thread(
+        &self,
+        permit: OwnedSemaphorePermit,
+        bytes: Vec<u8>,
+    ) -> Result<CompiledRule, Rejected> {
+        let engine = self.engine.clone();
+        let timeout = engine.limits().compile_timeout;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("wardstone-compile".into())
+            .spawn(move || {
+                let _permit = permit;
+                let _ = tx.send(engine.compile(&bytes));
+            })
+            .map_err(|e| Rejected(format!("cannot start compilation: {e}")))?;
+        match tokio::time::timeout(timeout, rx).await {
+            Err(_) => Err(Rejected(format!(
+                "compilation took longer than {} ms",
+                timeout.as_millis()
+            ))),
+            Ok(Err(_)) => Err(Rejected("compilation failed".into())),
+            Ok(Ok(result)) => result,
+        }
+    }
+
+    /// Puts a module whose rule is stored into this node's cache.
+    pub fn install(&self, compiled: Arc<CompiledRule>) {
+        let weight = compiled.weight();
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = cache.map.put(compiled.sha256.clone(), compiled) {
+            cache.bytes -= old.weight();
+        }
+        cache.bytes += weight;
+        while cache.bytes > self.capacity && cache.map.len() > 1 {
+            match cache.map.pop_lru() {
+                Some((_, evicted)) => {
+                    cache.bytes -= evicted.weight();
+                    self.stats.evicted.fetch_add(1, Ordering::Relaxed);
+                }
+                None => break,
+            }
+        }
+    }
+
+    /// The module if this node has it in memory.
+    pub fn cached(&self, sha256: &str) -> Option<Arc<CompiledRule>> {
+        let found = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get(sha256)
+            .cloned();
+        let counter = if found.is_some() {
+            &self.stats.hits
+        } else {
+            &self.stats.misses
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        found
+    }
+
+    /// Modules in memory and the bytes they hold.
+    pub fn usage(&self) -> (usize, usize) {
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        (cache.map.len(), cache.bytes)
+    }
+
+    /// The compiled module of a tenant's rule: from memory, else from its artifact, else
+    /// compiled from the stored bytes (then its artifact is stored for every node).
+    pub async fn get(
+        &self,
+        tenant_id: &str,
+        rule_id: &str,
+        sha256: &str,
+    ) -> Result<Arc<CompiledRule>, LoadError> {
+        if let Some(hit) = self.cached(sha256) {
+            return Ok(hit);
+        }
+        // One load per module at a time: the other logins that want it wait for it.
+        let gate = {
+            let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+            loading
+                .entry(sha256.to_string())
+                .or_insert_with(|| Arc::new(tokio::sync::Mutex::new(())))
+                .clone()
+        };
+        let result = {
+            let _turn = gate.lock().await;
+            let loaded_meanwhile = self
+                .cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .map
+                .get(sha256)
+                .cloned();
+            match loaded_meanwhile {
+                Some(hit) => Ok(hit),
+                None => self.load(tenant_id, rule_id, sha256).await,
+            }
+        };
+        let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
+        if Arc::strong_count(&gate) <= 2 {
+            loading.remove(sha256);
+        }
+        result
+    }
+
+    async fn load(
+        &self,
+        tenant_id: &str,
+        rule_id: &str,
+        sha256: &str,
+    ) -> Result<Arc<CompiledRule>, LoadError> {
+        let unavailable = |e: anyhow::Error| LoadError::Unavailable(format!("{e:#}"));
+        let fingerprint = self.engine.fingerprint().to_string();
+        let artifact = self
+            .store
+            .rule_artifact(sha256, &fingerprint)
+            .await
+            .context("cannot read the rule's compiled code")
+            .map_err(unavailable)?;
+        if let Some(artifact) = artifact {
+            let expected = self.mac(sha256, &fingerprint, &artifact.bytes);
+            if crate::crypto::ct_eq(&expected, &artifact.mac) {
+                let engine = self.engine.clone();
+                let sha = sha256.to_string();
+                let loaded = tokio::task::spawn_blocking(move || {
+                    // SAFETY: the MAC proves the bytes are an artifact this deployment made
+                    // for this engine fingerprint with `RuleEngine::serialize`.
+                    unsafe { engine.deserialize(&sha, &artifact.bytes) }
+                })
+                .await
+                .map_err(|e| unavailable(e.into()))?;
+                match loaded {
+                    Ok(compiled) => {
+                        self.stats.loaded.fetch_add(1, Ordering::Relaxed);
+                        let compiled = Arc::new(compiled);
+                        self.install(compiled.clone());
+                        return Ok(compiled);
+                    }
+                    Err(e) => {
+                        tracing::warn!(sha256, error = %format!("{e:#}"), "rule artifact does not load; compiling the module again");
+                    }
+                }
+            } else {
+                self.stats.refused_artifacts.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    sha256,
+                    "rule artifact failed authentication; compiling the module again"
+                );
+            }
+        }
+        self.recompile(tenant_id, rule_id, sha256).await
+    }
+
+    async fn recompile(
+        &self,
+        tenant_id: &str,
+        rule_id: &str,
+        sha256: &str,
+    ) -> Result<Arc<CompiledRule>, LoadError> {
+        let limits = self.engine.limits();
+        let bytes = self
+            .store
+            .rule_module_of(tenant_id, rule_id)
+            .await
+            .map_err(|e| LoadError::Unavailable(format!("cannot read the rule's module: {e}")))?
+            .ok_or(LoadError::Gone)?;
+        // By rule id, not by the listed hash: if the module was swapped since the rule list
+        // was read, this login runs the new one (never a mix).
+        if module_hash(&bytes) != sha256 {
+            tracing::info!(
+                rule_id,
+                "rule module changed while loading; using the new one"
+            );
+        }
+        let permit = tokio::time::timeout(
+            limits.compile_wait,
+            self.recovery_slots.clone().acquire_owned(),
+        )
+        .await
+        .map_err(|_| LoadError::Unavailable("no compile slot freed in time".into()))?
+        .map_err(|_| LoadError::Unavailable("shutting down".into()))?;
+        let compiled = match self.compile_on_thread(permit, bytes).await {
+            Ok(c) => c,
+            Err(Rejected(why)) if why.starts_with("compilation took longer") => {
+                return Err(LoadError::Unavailable(why));
+            }
+            Err(Rejected(why)) => return Err(LoadError::Rejected(why)),
+        };
+        self.stats.recompiled.fetch_add(1, Ordering::Relaxed);
+        match self.artifact_of(&compiled) {
+            Ok(artifact) => {
+                if let Err(e) = self.store.put_rule_artifact(&artifact).await {
+                    tracing::warn!(error = %e, "cannot store the rule artifact; other nodes will compile too");
+                }
+            }
+            Err(e) => tracing::warn!(error = %format!("{e:#}"), "cannot serialize the module"),
+        }
+        let compiled = Arc::new(compiled);
+        self.install(compiled.clone());
+        Ok(compiled)
+    }
+
+    /// Compiles a module for the offline runner (no database, no cache).
+    pub async fn compile_offline(&self, bytes: Vec<u8>) -> Result<CompiledRule, Rejected> {
+        let permit = self
+            .upload_slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Rejected("shutting down".into()))?;
+        self.compile_on_thread(permit, bytes).await
+    }
+}
