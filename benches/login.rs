@@ -253,9 +253,14 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let database_url = format!("sqlite://{}/bench.db", dir.path().display());
         let master_key = random_master_key();
-        let rule_counts = [0usize, 1, 5, 10];
+        // BENCH_ONLY=5 measures only the tenant with 5 rules (for profiling).
+        let rule_counts: Vec<usize> = match std::env::var("BENCH_ONLY") {
+            Ok(n) => vec![n.parse().expect("BENCH_ONLY is a rule count")],
+            Err(_) => vec![0, 1, 5, 10],
+        };
         let tenants = setup(&database_url, &master_key, &rule_counts).await;
         let (server, _) = Server::start(&database_url, &master_key, &[]);
+        eprintln!("server pid {}", server.pid);
         let base = server.base.clone();
         let mut browsers = Vec::new();
         for t in &tenants {
@@ -270,17 +275,22 @@ fn main() {
         for round in 0..rounds {
             let mut fresh_codes = Vec::new();
             for (i, (t, b)) in tenants.iter().zip(&browsers).enumerate() {
-                let (s, codes) = logins(Arc::new(authorize_url(&base, t)), b, seconds).await;
+                let cpu = server.cpu();
+                let (mut s, codes) = logins(Arc::new(authorize_url(&base, t)), b, seconds).await;
+                s.server_cpu = server.cpu() - cpu;
                 eprintln!(
-                    "round {round}: {:>2} rules: {:>7.0} logins/s  p50 {}  p99 {}  errors {}",
-                    rule_counts[i], s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), s.errors
+                    "round {round}: {:>2} rules: {:>7.0} logins/s  p50 {}  p99 {}  server CPU {:.0} µs/login  errors {}",
+                    rule_counts[i], s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)),
+                    s.cpu_per_ok().as_secs_f64() * 1e6, s.errors
                 );
                 if i == 0 {
                     fresh_codes = codes;
                 }
                 login_rounds[i].push(s);
             }
-            let s = exchanges(&base, &tenants[0], fresh_codes, concurrency, seconds).await;
+            let cpu = server.cpu();
+            let mut s = exchanges(&base, &tenants[0], fresh_codes, concurrency, seconds).await;
+            s.server_cpu = server.cpu() - cpu;
             eprintln!(
                 "round {round}: code exchanges: {:>7.0}/s  p50 {}  p99 {}  errors {}",
                 s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), s.errors
@@ -301,21 +311,23 @@ fn main() {
         };
         let base_rate = median_rate(&login_rounds[0]);
         println!(
-            "\n| whole login, c={concurrency}, {rounds}×{}s rounds | per second (median round) | cost vs no rules | p50 | p99 | errors |\n|---|---|---|---|---|---|",
+            "\n| whole login, c={concurrency}, {rounds}×{}s rounds | per second (median round) | cost vs no rules | p50 | p99 | server CPU per request | errors |\n|---|---|---|---|---|---|---|",
             seconds.as_secs()
         );
         for (i, rs) in login_rounds.iter().enumerate() {
             let rate = median_rate(rs);
             let m = merged(rs);
             println!(
-                "| login with a session, {} SDK rule(s) | {:.0} | {:.2}× | {} | {} | {} |",
-                rule_counts[i], rate, base_rate / rate, ms(m.quantile(0.5)), ms(m.quantile(0.99)), m.errors
+                "| login with a session, {} SDK rule(s) | {:.0} | {:.2}× | {} | {} | {:.0} µs | {} |",
+                rule_counts[i], rate, base_rate / rate, ms(m.quantile(0.5)), ms(m.quantile(0.99)),
+                m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
             );
         }
         let m = merged(&exchange_rounds);
         println!(
-            "| code exchange (RS256 ID + access token) | {:.0} | — | {} | {} | {} |",
-            median_rate(&exchange_rounds), ms(m.quantile(0.5)), ms(m.quantile(0.99)), m.errors
+            "| code exchange (RS256 ID + access token) | {:.0} | — | {} | {} | {:.0} µs | {} |",
+            median_rate(&exchange_rounds), ms(m.quantile(0.5)), ms(m.quantile(0.99)),
+            m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
         );
         server.stop();
     });

@@ -93,10 +93,6 @@ fn main() {
     )
     .unwrap();
     let input = serde_json::to_vec(&input_value).unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
     let engine = Arc::new(RuleEngine::new(Limits::default()).unwrap());
     let load = |bytes: Vec<u8>| Arc::new(engine.compile(&bytes).unwrap());
     let sdk_rule = load(std::fs::read(release.join("add_roles.wasm")).unwrap());
@@ -154,16 +150,55 @@ fn main() {
     let user = input_value["user"].clone();
     let context = input_value["context"].clone();
     let configuration = input_value["configuration"].to_string();
+    // Distinct modules (as a tenant's rules are): each has its own compiled code.
+    let sdk_bytes = std::fs::read(release.join("add_roles.wasm")).unwrap();
+    let distinct: Vec<_> = (0..10)
+        .map(|i| {
+            let mut bytes = sdk_bytes.clone();
+            // A custom section naming the copy: another hash, the same code.
+            let payload = [&[4u8][..], b"copy", format!("{i}").as_bytes()].concat();
+            bytes.push(0);
+            bytes.push(payload.len() as u8);
+            bytes.extend_from_slice(&payload);
+            load(bytes)
+        })
+        .collect();
+    let same: Vec<PreparedRule> = (0..10)
+        .map(|i| PreparedRule {
+            id: format!("rul_{i}"),
+            name: format!("rule {i}"),
+            compiled: sdk_rule.clone(),
+        })
+        .collect();
+    bench(
+        "pipeline of 10 × the same SDK rule, login path",
+        "—".into(),
+        &mut || {
+            let run = run_pipeline(
+                &engine,
+                &same,
+                user.clone(),
+                context.clone(),
+                &configuration,
+                wardstone::rules::Trigger::Login,
+                0,
+            );
+            assert!(matches!(
+                run.verdict,
+                wardstone::rules::Verdict::Allow { .. }
+            ));
+        },
+    );
     for n in [1usize, 5, 10] {
         let rules: Vec<PreparedRule> = (0..n)
             .map(|i| PreparedRule {
                 id: format!("rul_{i}"),
                 name: format!("rule {i}"),
-                compiled: sdk_rule.clone(),
+                compiled: distinct[i].clone(),
             })
             .collect();
         bench(
-            &format!("pipeline of {n} SDK rule(s), login path"),
+            &format!("pipeline of {n} distinct SDK rule(s), login path"),
             "—".into(),
             &mut || {
                 let run = run_pipeline(

@@ -146,6 +146,25 @@ impl Server {
             .unwrap_or(0)
     }
 
+    /// CPU time the server process has used so far (user + system).
+    pub fn cpu(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).unwrap_or_default();
+        // Fields after the command name (which may contain spaces) start after the last ')'.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.split_whitespace().collect())
+            .unwrap_or_default();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // utime and stime are fields 14 and 15 of /proc/PID/stat; 11 and 12 after the ')'.
+        let hz = 100; // USER_HZ on Linux
+        Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
+    }
+
     pub fn stop(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -173,13 +192,21 @@ pub struct Samples {
     pub errors: u64,
     pub latencies: Vec<Duration>,
     pub elapsed: Duration,
+    /// Server CPU time spent meanwhile.
+    pub server_cpu: Duration,
 }
 
 impl Samples {
     pub fn merge(&mut self, other: Samples) {
+        self.server_cpu += other.server_cpu;
         self.ok += other.ok;
         self.errors += other.errors;
         self.latencies.extend(other.latencies);
+    }
+
+    /// Server CPU per successful request.
+    pub fn cpu_per_ok(&self) -> Duration {
+        self.server_cpu / (self.ok.max(1) as u32)
     }
 
     pub fn per_second(&self) -> f64 {

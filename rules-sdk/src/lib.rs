@@ -43,10 +43,12 @@
 mod abi;
 #[cfg(target_arch = "wasm32")]
 pub mod bump;
+mod lazy;
 pub mod log;
 mod types;
 
 pub use abi::{RuleFn, run_json};
+pub use lazy::Lazy;
 pub use serde_json::{Map, Value, json};
 pub use types::*;
 

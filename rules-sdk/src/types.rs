@@ -3,6 +3,11 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::Lazy;
+
+/// A JSON object of metadata (`app_metadata`, `user_metadata`, `clientMetadata`).
+pub type Metadata = Map<String, Value>;
+
 /// The user who is logging in (Auth0's user object).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct User {
@@ -36,10 +41,10 @@ pub struct User {
     pub logins_count: i64,
     /// Data the user cannot change (roles, plans...). Changes are saved after a successful login.
     #[serde(default)]
-    pub app_metadata: Map<String, Value>,
+    pub app_metadata: Lazy<Metadata>,
     /// Data the user may change (preferences...). Changes are saved after a successful login.
     #[serde(default)]
-    pub user_metadata: Map<String, Value>,
+    pub user_metadata: Lazy<Metadata>,
 }
 
 /// Details of the HTTP request that started the login.
@@ -109,14 +114,43 @@ impl IdToken {
 }
 
 /// Claims to add to the access token, and its scopes.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AccessToken {
     /// Granted scopes; removing one narrows the token (adding one has no effect).
-    #[serde(default)]
     pub scope: Vec<String>,
     /// Custom claims (same rules as [`IdToken::claims`]).
     #[serde(flatten)]
     pub claims: Map<String, Value>,
+}
+
+// By hand rather than with `#[serde(flatten)]`, which buffers the whole object first.
+impl<'de> Deserialize<'de> for AccessToken {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = AccessToken;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object with scope and claims")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<AccessToken, A::Error> {
+                let mut token = AccessToken::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "scope" {
+                        token.scope = map.next_value()?;
+                    } else {
+                        token.claims.insert(key, map.next_value()?);
+                    }
+                }
+                Ok(token)
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 impl AccessToken {
@@ -141,7 +175,7 @@ pub struct Context {
     pub client_name: String,
     /// The application's metadata.
     #[serde(rename = "clientMetadata", default)]
-    pub client_metadata: Map<String, Value>,
+    pub client_metadata: Lazy<Metadata>,
     /// `Username-Password-Authentication`.
     #[serde(default)]
     pub connection: String,
@@ -153,7 +187,7 @@ pub struct Context {
     pub protocol: String,
     /// The HTTP request.
     #[serde(default)]
-    pub request: Request,
+    pub request: Lazy<Request>,
     /// Login statistics.
     #[serde(default)]
     pub stats: Stats,
@@ -162,7 +196,7 @@ pub struct Context {
     pub session_id: String,
     /// How the user authenticated.
     #[serde(default)]
-    pub authentication: Authentication,
+    pub authentication: Lazy<Authentication>,
     /// Roles.
     #[serde(default)]
     pub authorization: Authorization,

@@ -4,6 +4,7 @@
 //! typed [`Failure`], never a panic. Caching and scheduling live in [`super::modules`] and
 //! [`super::executor`].
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,8 @@ pub struct Rejected(pub String);
 /// A module compiled and checked against ABI v1, linked and ready to instantiate.
 pub struct CompiledRule {
     pre: InstancePre<HostState>,
+    /// The ABI's exports, looked up once (by index, not by name, at every execution).
+    exports: [wasmtime::ModuleExport; 3],
     /// Hex SHA-256 of the module's binary bytes.
     pub sha256: String,
 }
@@ -156,28 +159,27 @@ pub struct RuleEngine {
     fingerprint: String,
 }
 
-/// Executions running now, in every engine of the process: the epoch thread sleeps while
-/// there are none instead of waking a thousand times a second for nothing.
-struct Running {
-    count: Mutex<usize>,
-    wake: Condvar,
-}
-
-static RUNNING: Running = Running {
-    count: Mutex::new(0),
-    wake: Condvar::new(),
-};
+/// Executions running now, in every engine of the process, and whether the epoch thread is
+/// parked: it ticks while rules run and parks after a quiet spell, instead of waking a thousand
+/// times a second for nothing or being woken for every execution.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+static PARKED: AtomicBool = AtomicBool::new(false);
+static PARKING: Mutex<()> = Mutex::new(());
+static UNPARK: Condvar = Condvar::new();
 static ENGINES: OnceLock<Mutex<Vec<EngineWeak>>> = OnceLock::new();
+
+/// Ticks without any execution after which the epoch thread parks.
+const IDLE_TICKS_BEFORE_PARKING: u32 = 200;
 
 /// Counts one execution as running while it lives.
 struct RunningGuard;
 
 impl RunningGuard {
     fn enter() -> Self {
-        let mut count = RUNNING.count.lock().unwrap_or_else(|p| p.into_inner());
-        *count += 1;
-        if *count == 1 {
-            RUNNING.wake.notify_all();
+        RUNNING.fetch_add(1, Ordering::SeqCst);
+        if PARKED.load(Ordering::SeqCst) {
+            let _lock = PARKING.lock().unwrap_or_else(|p| p.into_inner());
+            UNPARK.notify_all();
         }
         RunningGuard
     }
@@ -185,26 +187,20 @@ impl RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        let mut count = RUNNING.count.lock().unwrap_or_else(|p| p.into_inner());
-        *count = count.saturating_sub(1);
+        RUNNING.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// Keeps the epoch of every live engine moving, from one thread for the whole process, while
-/// any execution runs. Deadlines are counted in ticks from the start of an execution, so a
-/// pause while nothing runs changes no deadline.
+/// executions run. Deadlines are counted in ticks from the start of an execution, so a pause
+/// while nothing runs changes no deadline.
 fn register_ticker(engine: &Engine) {
     let engines = ENGINES.get_or_init(|| {
         std::thread::Builder::new()
             .name("wardstone-epoch".into())
             .spawn(|| {
+                let mut idle = 0u32;
                 loop {
-                    {
-                        let mut count = RUNNING.count.lock().unwrap_or_else(|p| p.into_inner());
-                        while *count == 0 {
-                            count = RUNNING.wake.wait(count).unwrap_or_else(|p| p.into_inner());
-                        }
-                    }
                     std::thread::sleep(TICK);
                     if let Some(list) = ENGINES.get()
                         && let Ok(mut list) = list.lock()
@@ -216,6 +212,20 @@ fn register_ticker(engine: &Engine) {
                             }
                             None => false,
                         });
+                    }
+                    idle = if RUNNING.load(Ordering::SeqCst) == 0 {
+                        idle + 1
+                    } else {
+                        0
+                    };
+                    if idle >= IDLE_TICKS_BEFORE_PARKING {
+                        let mut lock = PARKING.lock().unwrap_or_else(|p| p.into_inner());
+                        PARKED.store(true, Ordering::SeqCst);
+                        while RUNNING.load(Ordering::SeqCst) == 0 {
+                            lock = UNPARK.wait(lock).unwrap_or_else(|p| p.into_inner());
+                        }
+                        PARKED.store(false, Ordering::SeqCst);
+                        idle = 0;
                     }
                 }
             })
@@ -272,6 +282,9 @@ impl RuleEngine {
             // does not page-fault on its stack and first heap pages.
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10);
+        // Where the kernel can tell which pages an instance touched (Linux ≥ 6.7), only those
+        // are reset between instances instead of the whole kept-resident region.
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         register_ticker(&engine);
@@ -371,11 +384,21 @@ impl RuleEngine {
 
     fn link(&self, module: Module, sha256: String) -> Result<CompiledRule, Rejected> {
         check_abi(&module)?;
+        let export = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| Rejected(format!("missing export {name}")))
+        };
+        let exports = [export("memory")?, export("alloc")?, export("rule")?];
         let pre = self
             .linker
             .instantiate_pre(&module)
             .map_err(|e| Rejected(format!("cannot link module: {}", root_cause(&e))))?;
-        Ok(CompiledRule { pre, sha256 })
+        Ok(CompiledRule {
+            pre,
+            exports,
+            sha256,
+        })
     }
 
     /// The compiled code of `rule` as a precompiled artifact.
@@ -474,15 +497,21 @@ fn run(
     output_cap: usize,
 ) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
     let instance = rule.pre.instantiate(&mut *store).map_err(classify)?;
+    let [memory, alloc, entry] = &rule.exports;
     let memory = instance
-        .get_memory(&mut *store, "memory")
+        .get_module_export(&mut *store, memory)
+        .and_then(|e| e.into_memory())
         .ok_or_else(|| Failure::Abi("missing export memory".into()))?;
     let alloc = instance
-        .get_typed_func::<i32, i32>(&mut *store, "alloc")
-        .map_err(|_| Failure::Abi("missing export alloc(i32) -> i32".into()))?;
+        .get_module_export(&mut *store, alloc)
+        .and_then(|e| e.into_func())
+        .and_then(|f| f.typed::<i32, i32>(&*store).ok())
+        .ok_or_else(|| Failure::Abi("missing export alloc(i32) -> i32".into()))?;
     let entry = instance
-        .get_typed_func::<(i32, i32), i64>(&mut *store, "rule")
-        .map_err(|_| Failure::Abi("missing export rule(i32, i32) -> i64".into()))?;
+        .get_module_export(&mut *store, entry)
+        .and_then(|e| e.into_func())
+        .and_then(|f| f.typed::<(i32, i32), i64>(&*store).ok())
+        .ok_or_else(|| Failure::Abi("missing export rule(i32, i32) -> i64".into()))?;
     let len =
         i32::try_from(input.len()).map_err(|_| Failure::BadOutput("input too large".into()))?;
     let ptr = alloc.call(&mut *store, len).map_err(classify)?;

@@ -1,5 +1,6 @@
 //! The execution log's writer: records go into a bounded queue and a background task writes
-//! them in batches, so a login never waits for the log's `INSERT`s.
+//! them in batches every few milliseconds, so a login never waits for the log's `INSERT`s and
+//! queuing a record wakes nobody.
 //!
 //! A full queue (the database is slower than the logins) never blocks a login: the records
 //! are dropped, counted, and a warning says how many. Readers of the log on this node flush
@@ -16,6 +17,8 @@ use crate::store::Store;
 
 /// Records one write may carry.
 const BATCH: usize = 500;
+/// How often the writer wakes to write what is queued.
+const CADENCE: Duration = Duration::from_millis(50);
 
 enum Message {
     Records(String, Vec<ExecutionRecord>),
@@ -26,6 +29,7 @@ enum Message {
 #[derive(Clone)]
 pub struct Journal {
     queue: mpsc::Sender<Message>,
+    flush_now: Arc<tokio::sync::Notify>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
 }
@@ -36,12 +40,14 @@ impl Journal {
         let (queue, rx) = mpsc::channel(capacity.max(1));
         let journal = Journal {
             queue,
+            flush_now: Arc::new(tokio::sync::Notify::new()),
             dropped: Arc::new(AtomicU64::new(0)),
             written: Arc::new(AtomicU64::new(0)),
         };
         tokio::spawn(writer(
             store,
             rx,
+            journal.flush_now.clone(),
             journal.dropped.clone(),
             journal.written.clone(),
         ));
@@ -78,6 +84,7 @@ impl Journal {
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.queue.send(Message::Flush(tx)).await.is_ok() {
+            self.flush_now.notify_one();
             let _ = rx.await;
         }
     }
@@ -96,46 +103,68 @@ impl Journal {
 async fn writer(
     store: Store,
     mut rx: mpsc::Receiver<Message>,
+    flush_now: Arc<tokio::sync::Notify>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
 ) {
     let mut batch: Vec<(String, ExecutionRecord)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
-    while let Some(first) = rx.recv().await {
-        let mut next = Some(first);
-        // Everything already queued goes into this write.
-        while let Some(message) = next.take() {
-            match message {
-                Message::Records(tenant, records) => {
+    let mut tick = tokio::time::interval(CADENCE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut open = true;
+    while open {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = flush_now.notified() => {}
+        }
+        // Everything queued now goes out, in writes of at most BATCH records.
+        loop {
+            match rx.try_recv() {
+                Ok(Message::Records(tenant, records)) => {
                     batch.extend(records.into_iter().map(|r| (tenant.clone(), r)));
                 }
-                Message::Flush(ack) => waiting.push(ack),
-            }
-            if batch.len() < BATCH {
-                next = rx.try_recv().ok();
-            }
-        }
-        if !batch.is_empty() {
-            let n = batch.len() as u64;
-            let mut result = store.insert_executions(&batch).await;
-            if result.is_err() {
-                // The database may be briefly gone: one more try before giving up on them.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                result = store.insert_executions(&batch).await;
-            }
-            match result {
-                Ok(()) => {
-                    written.fetch_add(n, Ordering::Relaxed);
-                }
-                Err(e) => {
-                    let total = dropped.fetch_add(n, Ordering::Relaxed) + n;
-                    tracing::warn!(error = %e, records = n, dropped_total = total, "cannot write rule execution log records; dropped");
+                Ok(Message::Flush(ack)) => waiting.push(ack),
+                Err(mpsc::error::TryRecvError::Empty) => break,
+                Err(mpsc::error::TryRecvError::Disconnected) => {
+                    open = false;
+                    break;
                 }
             }
-            batch.clear();
+            if batch.len() >= BATCH {
+                write(&store, &mut batch, &dropped, &written).await;
+            }
         }
+        write(&store, &mut batch, &dropped, &written).await;
         for ack in waiting.drain(..) {
             let _ = ack.send(());
         }
     }
+}
+
+async fn write(
+    store: &Store,
+    batch: &mut Vec<(String, ExecutionRecord)>,
+    dropped: &AtomicU64,
+    written: &AtomicU64,
+) {
+    if batch.is_empty() {
+        return;
+    }
+    let n = batch.len() as u64;
+    let mut result = store.insert_executions(batch).await;
+    if result.is_err() {
+        // The database may be briefly gone: one more try before giving up on them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        result = store.insert_executions(batch).await;
+    }
+    match result {
+        Ok(()) => {
+            written.fetch_add(n, Ordering::Relaxed);
+        }
+        Err(e) => {
+            let total = dropped.fetch_add(n, Ordering::Relaxed) + n;
+            tracing::warn!(error = %e, records = n, dropped_total = total, "cannot write rule execution log records; dropped");
+        }
+    }
+    batch.clear();
 }

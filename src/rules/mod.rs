@@ -444,14 +444,14 @@ impl Rules {
             updated_at: rfc3339(u.updated_at),
             last_login: u.last_login.and_then(rfc3339),
             logins_count: u.logins_count,
-            app_metadata: object(&u.app_metadata),
-            user_metadata: object(&u.user_metadata),
+            app_metadata: object(&u.app_metadata).into(),
+            user_metadata: object(&u.user_metadata).into(),
         };
         let context = Context {
             tenant: input.tenant_name.to_string(),
             client_id: input.client.client_id.clone(),
             client_name: input.client.name.clone(),
-            client_metadata: object(&input.client.metadata),
+            client_metadata: object(&input.client.metadata).into(),
             connection: "Username-Password-Authentication".into(),
             connection_strategy: "auth0".into(),
             protocol: input.protocol.as_str().into(),
@@ -460,7 +460,8 @@ impl Rules {
                 hostname: input.request.hostname.clone(),
                 user_agent: input.request.user_agent.clone(),
                 query: input.request.query.clone(),
-            },
+            }
+            .into(),
             stats: Stats {
                 logins_count: u.logins_count,
             },
@@ -470,7 +471,8 @@ impl Rules {
                     name: "pwd".into(),
                     timestamp: input.auth_time * 1000,
                 }],
-            },
+            }
+            .into(),
             authorization: Authorization { roles: vec![] },
             id_token: IdToken::default(),
             access_token: AccessToken {

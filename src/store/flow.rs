@@ -112,9 +112,9 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Drops expired transactions and sessions, and codes that can no longer matter: a
-    /// redeemed code is kept while tokens of its grant may live, so a late replay still
-    /// revokes them.
+    /// Drops expired transactions and sessions, and grants that can no longer matter: a grant
+    /// whose code was never redeemed once the code expired, a redeemed one once every token
+    /// of it has expired (until then a late replay of its code still revokes them).
     pub async fn prune_expired(&self, now: i64, grant_lifetime: i64) -> StoreResult<()> {
         for table in ["login_transaction", "sso_session"] {
             sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
@@ -122,8 +122,14 @@ impl Store {
                 .execute(&self.writer)
                 .await?;
         }
+        // Expired refresh tokens first: a grant goes only when none of its tokens can live.
+        sqlx::query("DELETE FROM refresh_token WHERE expires_at < $1")
+            .bind(now - 3600)
+            .execute(&self.writer)
+            .await?;
         sqlx::query(
-            "DELETE FROM authorization_code WHERE (consumed_at IS NULL AND expires_at < $1) OR expires_at < $2",
+            "DELETE FROM token_grant WHERE ((consumed_at IS NULL AND expires_at < $1) OR expires_at < $2) \
+             AND NOT EXISTS (SELECT 1 FROM refresh_token r WHERE r.grant_id = token_grant.id)",
         )
         .bind(now - 3600)
         .bind(now - grant_lifetime)

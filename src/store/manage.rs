@@ -92,12 +92,7 @@ impl Store {
     /// Deletes a client with its grants, consents and tokens; false when it does not exist.
     pub async fn delete_client(&self, tenant_id: &str, client_id: &str) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
-        for table in [
-            "refresh_token",
-            "authorization_code",
-            "token_grant",
-            "login_transaction",
-        ] {
+        for table in ["refresh_token", "token_grant", "login_transaction"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE tenant_id = $1 AND client_id = $2"
             ))
@@ -284,13 +279,7 @@ impl Store {
     /// Deletes a user with their sessions, consents, codes and tokens.
     pub async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
-        for table in [
-            "refresh_token",
-            "authorization_code",
-            "token_grant",
-            "sso_session",
-            "consent",
-        ] {
+        for table in ["refresh_token", "token_grant", "sso_session", "consent"] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2"
             ))

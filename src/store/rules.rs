@@ -400,11 +400,22 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.writer.begin().await?;
-        // 10 values per row: 50 rows per statement stay far below every parameter limit.
+        // SQLite looks a numbered parameter (`$N`) up by walking the statement's parameter
+        // list, which makes binding quadratic in the parameters of a statement; plain `?`
+        // placeholders bind in order. PostgreSQL needs `$N`.
+        let sqlite = self.backend == super::Backend::Sqlite;
         for chunk in rows.chunks(50) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let p: Vec<String> = (1..=10).map(|c| format!("${}", i * 10 + c)).collect();
+                    let p: Vec<String> = (1..=10)
+                        .map(|c| {
+                            if sqlite {
+                                "?".to_string()
+                            } else {
+                                format!("${}", i * 10 + c)
+                            }
+                        })
+                        .collect();
                     format!("({})", p.join(", "))
                 })
                 .collect();

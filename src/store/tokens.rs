@@ -83,29 +83,20 @@ pub struct RefreshTokenRecord {
 /// What issuing a refresh token needs.
 pub type NewRefreshToken = RefreshTokenRecord;
 
-const CODE_COLUMNS: &str = "code_hash, tenant_id, grant_id, client_id, user_id, redirect_uri, scope, \
+/// A grant's row carries its code: `grant_id` is the row's `id`.
+const CODE_COLUMNS: &str = "code_hash, tenant_id, id AS grant_id, client_id, user_id, redirect_uri, scope, \
     audience, nonce, code_challenge, auth_time, session_id, claims, created_at, expires_at, consumed_at";
 const RT_COLUMNS: &str = "token_hash, tenant_id, grant_id, client_id, user_id, scope, audience, \
     auth_time, session_id, created_at, expires_at, rotated_at";
 
 impl Store {
-    /// Creates the grant and its authorization code in one transaction.
+    /// Creates a grant with its authorization code: one row, one statement.
     pub async fn insert_code(&self, c: &NewCode) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
         sqlx::query(
-            "INSERT INTO token_grant (id, tenant_id, client_id, user_id, created_at) VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO token_grant (code_hash, tenant_id, id, client_id, user_id, redirect_uri, scope, \
+             audience, nonce, code_challenge, auth_time, session_id, claims, created_at, expires_at, consumed_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
         )
-        .bind(&c.grant_id)
-        .bind(&c.tenant_id)
-        .bind(&c.client_id)
-        .bind(&c.user_id)
-        .bind(c.created_at)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(&format!(
-            "INSERT INTO authorization_code ({CODE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)"
-        ))
         .bind(&c.code_hash)
         .bind(&c.tenant_id)
         .bind(&c.grant_id)
@@ -122,16 +113,15 @@ impl Store {
         .bind(c.created_at)
         .bind(c.expires_at)
         .bind(c.consumed_at)
-        .execute(&mut *tx)
+        .execute(&self.writer)
         .await?;
-        tx.commit().await?;
         Ok(())
     }
 
     /// A code of `tenant_id`, redeemed or not.
     pub async fn code(&self, tenant_id: &str, code_hash: &[u8]) -> StoreResult<Option<CodeRecord>> {
         Ok(sqlx::query_as::<_, CodeRecord>(&format!(
-            "SELECT {CODE_COLUMNS} FROM authorization_code WHERE tenant_id = $1 AND code_hash = $2"
+            "SELECT {CODE_COLUMNS} FROM token_grant WHERE tenant_id = $1 AND code_hash = $2"
         ))
         .bind(tenant_id)
         .bind(code_hash)
@@ -143,7 +133,7 @@ impl Store {
     /// sees `Redeemed`.
     pub async fn redeem_code(&self, code_hash: &[u8], now: i64) -> StoreResult<RedeemOutcome> {
         let done = sqlx::query(
-            "UPDATE authorization_code SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL",
+            "UPDATE token_grant SET consumed_at = $1 WHERE code_hash = $2 AND consumed_at IS NULL",
         )
         .bind(now)
         .bind(code_hash)

@@ -702,6 +702,7 @@ async fn old_execution_records_are_pruned() {
     app.store.prune_executions(now - 7 * 24 * 3600, 10_000).await.unwrap();
     assert_eq!(app.logs(10).await.len(), 1, "older than a week: gone");
     app.code(&Browser::new(), &[]).await;
+    assert_eq!(app.logs(10).await.len(), 2, "the newest login's execution is written");
     app.store.prune_executions(now - 7 * 24 * 3600, 1).await.unwrap();
     let kept = app.logs(10).await;
     assert_eq!(kept.len(), 1, "at most `keep` per tenant, the newest");

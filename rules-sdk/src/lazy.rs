@@ -1,0 +1,163 @@
+//! Parts of the input decoded the first time a rule reads them.
+//!
+//! Most rules read a few fields and ignore the rest (the request's query, the client's
+//! metadata, how the user authenticated...). Decoding those into maps and strings was most of
+//! a rule's cost, so the SDK keeps them as the JSON text it received and decodes a part only
+//! when the rule first touches it. A part the rule never changes is not sent back either.
+
+use std::cell::OnceCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+
+/// A value decoded on first use. It dereferences to `T`, so a rule uses it as a `T`:
+/// `user.app_metadata.get("roles")`, `user.user_metadata.insert(k, v)`.
+///
+/// If the JSON the rule received does not decode as `T` (only possible with a hand-made input,
+/// e.g. in the rule test endpoint), the rule sees `T::default()` and an error line is logged.
+pub struct Lazy<T> {
+    raw: Option<Box<RawValue>>,
+    value: OnceCell<T>,
+    changed: bool,
+}
+
+impl<T: DeserializeOwned + Default> Lazy<T> {
+    fn decoded(&self) -> &T {
+        self.value.get_or_init(|| match &self.raw {
+            Some(raw) => serde_json::from_str(raw.get()).unwrap_or_else(|e| {
+                crate::log::error(&format!(
+                    "a part of the rule's input does not have the expected shape ({e}); using an empty value"
+                ));
+                T::default()
+            }),
+            None => T::default(),
+        })
+    }
+
+    /// Whether the rule took this value mutably (the SDK then sends it back).
+    pub fn changed(&self) -> bool {
+        self.changed
+    }
+
+    /// The JSON text it was received as, if it was.
+    pub(crate) fn received(&self) -> Option<&RawValue> {
+        self.raw.as_deref()
+    }
+}
+
+impl<T> Lazy<T> {
+    /// An already-decoded value (what tests and the host build).
+    pub fn new(value: T) -> Self {
+        Lazy {
+            raw: None,
+            value: OnceCell::from(value),
+            changed: false,
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Default> Deref for Lazy<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        self.decoded()
+    }
+}
+
+impl<T: DeserializeOwned + Default> DerefMut for Lazy<T> {
+    fn deref_mut(&mut self) -> &mut T {
+        self.decoded();
+        self.changed = true;
+        self.value.get_mut().expect("decoded above")
+    }
+}
+
+impl<T> From<T> for Lazy<T> {
+    fn from(value: T) -> Self {
+        Lazy::new(value)
+    }
+}
+
+impl<T: Default> Default for Lazy<T> {
+    fn default() -> Self {
+        Lazy::new(T::default())
+    }
+}
+
+impl<T: Clone> Clone for Lazy<T> {
+    fn clone(&self) -> Self {
+        Lazy {
+            raw: self.raw.clone(),
+            value: self.value.clone(),
+            changed: self.changed,
+        }
+    }
+}
+
+impl<T: DeserializeOwned + Default + fmt::Debug> fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.decoded().fmt(f)
+    }
+}
+
+impl<T: DeserializeOwned + Default + PartialEq> PartialEq for Lazy<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.decoded() == other.decoded()
+    }
+}
+
+impl<T: Serialize> Serialize for Lazy<T> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match (self.value.get(), &self.raw) {
+            (Some(v), _) => v.serialize(s),
+            (None, Some(raw)) => raw.serialize(s),
+            (None, None) => s.serialize_unit(),
+        }
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Lazy<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Lazy {
+            raw: Some(Box::<RawValue>::deserialize(d)?),
+            value: OnceCell::new(),
+            changed: false,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Map, Value, json};
+
+    use super::*;
+
+    #[test]
+    fn a_lazy_value_decodes_on_first_read_and_serializes_back_unchanged() {
+        let lazy: Lazy<Map<String, Value>> = serde_json::from_str(r#"{"b":1,"a":[2]}"#).unwrap();
+        assert!(!lazy.changed());
+        assert_eq!(serde_json::to_string(&lazy).unwrap(), r#"{"b":1,"a":[2]}"#);
+        assert_eq!(lazy.get("a"), Some(&json!([2])));
+        assert!(!lazy.changed());
+    }
+
+    #[test]
+    fn writing_marks_it_changed() {
+        let mut lazy: Lazy<Map<String, Value>> = serde_json::from_str(r#"{"a":1}"#).unwrap();
+        lazy.insert("b".into(), json!(2));
+        assert!(lazy.changed());
+        assert_eq!(
+            serde_json::to_value(&lazy).unwrap(),
+            json!({"a": 1, "b": 2})
+        );
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_shape_reads_as_empty() {
+        let lazy: Lazy<Map<String, Value>> = serde_json::from_str("[1]").unwrap();
+        assert!(lazy.is_empty());
+    }
+}
