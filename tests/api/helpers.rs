@@ -31,6 +31,8 @@ pub struct TestApp {
     pub database_url: String,
     pub master_key: MasterKey,
     pub mgmt_client_secret: String,
+    /// The server's rules service (its module cache, execution log...).
+    pub rules: wardstone::rules::Rules,
     _dir: tempfile::TempDir,
     _server: tokio::task::JoinHandle<()>,
 }
@@ -134,7 +136,7 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
         master_key.clone(),
         PublicUrl::parse(&public).unwrap(),
         clock.clone(),
-        rules,
+        rules.clone(),
     );
     let tenant = "acme".to_string();
     let created = admin.create_tenant(&tenant).await.unwrap();
@@ -160,6 +162,7 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
         database_url,
         master_key,
         mgmt_client_secret: created.management.client_secret,
+        rules,
         _dir: dir,
         _server: server,
     }
@@ -596,7 +599,16 @@ impl TestApp {
     /// A second node on the same database, with the same master key and public URL (the first
     /// node's), as a load balancer would have. Returns its own base URL.
     pub async fn spawn_peer(&self) -> String {
-        let options = ServerOptions {
+        self.spawn_node_with(|_| {}).await.0
+    }
+
+    /// Another node on the same database (a restarted node, or a second one), whose options
+    /// `tweak` may change. Returns its base URL and its rules service.
+    pub async fn spawn_node_with(
+        &self,
+        tweak: impl FnOnce(&mut ServerOptions),
+    ) -> (String, wardstone::rules::Rules) {
+        let mut options = ServerOptions {
             database_url: self.database_url.clone(),
             db_max_connections: 8,
             bind: "127.0.0.1:0".parse().unwrap(),
@@ -606,12 +618,14 @@ impl TestApp {
             lifetimes: Lifetimes::default(),
             rule_limits: wardstone::rules::Limits::default(),
         };
+        tweak(&mut options);
         let app = Application::build(options, self.clock.clone())
             .await
             .expect("the second node builds");
         let base = format!("http://{}", app.local_addr());
+        let rules = app.provider().rules().clone();
         tokio::spawn(async move { app.run_until(std::future::pending()).await.unwrap() });
-        base
+        (base, rules)
     }
 }
 
@@ -622,4 +636,76 @@ pub fn on_node(url: &str, base: &str) -> String {
     let b = url::Url::parse(base).unwrap();
     u.set_port(b.port()).unwrap();
     u.to_string()
+}
+
+impl TestApp {
+    /// A connection to this app's database, for tests that tamper with rows directly.
+    pub async fn db(&self) -> sqlx::AnyPool {
+        sqlx::any::install_default_drivers();
+        sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.database_url)
+            .await
+            .unwrap()
+    }
+
+    /// Logs the test user in with every hop sent to `node`; returns the callback's query.
+    pub async fn login_on(&self, node: &str) -> HashMap<String, String> {
+        let browser = Browser::new();
+        // Our own pages move to `node`; the client's callback stays where it is.
+        let here = |url: String| {
+            if url.starts_with(&self.base) {
+                on_node(&url, node)
+            } else {
+                url
+            }
+        };
+        let mut next = here(location(&browser.get(&on_node(&self.authorize_url(&[]), node)).await));
+        if next.contains("/login?tx=") {
+            let html = browser.get(&next).await.text().await.unwrap();
+            let (action, mut fields) = form(&html, &next);
+            set_field(&mut fields, "username", EMAIL);
+            set_field(&mut fields, "password", PASSWORD);
+            next = here(location(&browser.post_form(&here(action), &fields).await));
+        }
+        if next.contains("/consent?tx=") {
+            next = here(location(&self.submit_consent(&browser, &next, "allow").await));
+        }
+        assert!(next.starts_with(CALLBACK), "expected the callback, got {next}");
+        query_of(&next)
+    }
+
+    /// The ID token claims of a code's tokens.
+    pub async fn id_claims(&self, code: &str) -> Value {
+        let resp = self
+            .token_request(
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", code),
+                    ("redirect_uri", CALLBACK),
+                    ("code_verifier", VERIFIER),
+                ],
+                Some((&self.client_id, &self.client_secret)),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::OK);
+        let tokens: Value = resp.json().await.unwrap();
+        self.verify(tokens["id_token"].as_str().unwrap(), &self.client_id)
+            .await
+            .1
+    }
+}
+
+/// A WAT rule that puts `https://example.com/tag` = `tag` in the ID token.
+pub fn tag_rule(tag: &str) -> Vec<u8> {
+    let out = format!(r#"{{"context":{{"idToken":{{"https://example.com/tag":"{tag}"}}}}}}"#);
+    let escaped = out.replace('"', "\\\"");
+    format!(
+        r#"(module (memory (export "memory") 1) (data (i32.const 1024) "{escaped}")
+          (func (export "alloc") (param i32) (result i32)
+            (drop (memory.grow (i32.add (i32.div_u (local.get 0) (i32.const 65536)) (i32.const 1)))) (i32.const 65536))
+          (func (export "rule") (param i32 i32) (result i64) (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const {}))))"#,
+        out.len()
+    )
+    .into_bytes()
 }

@@ -42,6 +42,9 @@ macro_rules! behaviour_suite {
             mod rules {
                 include!("rules.rs");
             }
+            mod rule_cache {
+                include!("rule_cache.rs");
+            }
             mod store {
                 include!("store.rs");
             }
