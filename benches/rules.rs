@@ -102,6 +102,13 @@ fn main() {
             .unwrap(),
     );
     let timeout = Duration::from_millis(50);
+    eprintln!(
+        "compiled size in memory: SDK rule {} KiB, WAT rule {} KiB; artifacts {} / {} KiB",
+        sdk_rule.weight() / 1024,
+        wat_rule.weight() / 1024,
+        engine.serialize(&sdk_rule).unwrap().len() / 1024,
+        engine.serialize(&wat_rule).unwrap().len() / 1024
+    );
 
     let mut rows: Vec<(String, Stats, String)> = Vec::new();
     let mut bench = |name: &str, fuel: String, f: &mut dyn FnMut()| {
@@ -117,6 +124,16 @@ fn main() {
         rows.push((name.to_string(), stats, fuel));
     };
 
+    let artifact = engine.serialize(&sdk_rule).unwrap();
+    bench(
+        "load a precompiled SDK rule (deserialize + link)",
+        "—".into(),
+        &mut || {
+            // SAFETY: the artifact was made by this engine just above.
+            let loaded = unsafe { engine.deserialize(&sdk_rule.sha256, &artifact) }.unwrap();
+            std::hint::black_box(loaded);
+        },
+    );
     let fuel_of = |rule: &wardstone::rules::CompiledRule| {
         engine.execute(rule, &input, timeout).fuel_used.to_string()
     };

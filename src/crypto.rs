@@ -1,8 +1,6 @@
 //! Small cryptographic helpers: random tokens, hashing of bearer secrets, constant-time
 //! comparison, password hashing and sealing of secrets at rest with the master key.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
 use aws_lc_rs::aead::{AES_256_GCM, Aad, NONCE_LEN, Nonce, RandomizedNonceKey};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -40,38 +38,6 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 /// The base64url SHA-256 of `input`, e.g. for PKCE S256.
 pub fn sha256_b64url(input: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(Sha256::digest(input))
-}
-
-fn argon2() -> Argon2<'static> {
-    // OWASP's argon2id recommendation: m=19 MiB, t=2, p=1.
-    let params = Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
-}
-
-/// Hashes a password with argon2id into a PHC string.
-pub fn hash_password(password: &str) -> String {
-    let salt = SaltString::encode_b64(&random_bytes(16)).expect("16-byte salt encodes");
-    argon2()
-        .hash_password(password.as_bytes(), &salt)
-        .expect("argon2 hashing with valid parameters cannot fail")
-        .to_string()
-}
-
-/// Checks a password against a PHC string; a malformed hash never verifies.
-pub fn verify_password(password: &str, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon2()
-            .verify_password(password.as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
-}
-
-/// A hash to verify against when the user does not exist, so that unknown users and wrong
-/// passwords take the same time.
-pub fn dummy_password_hash() -> &'static str {
-    static DUMMY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DUMMY.get_or_init(|| hash_password("wardstone-dummy-password"))
 }
 
 /// The admin-supplied 32-byte key that encrypts private signing keys and rule settings at rest.
@@ -176,14 +142,5 @@ mod tests {
         assert!(MasterKey::from_base64("not base64!").is_err());
         assert!(MasterKey::from_base64(&STANDARD.encode([0u8; 16])).is_err());
         assert!(MasterKey::from_base64(&STANDARD.encode([0u8; 32])).is_ok());
-    }
-
-    #[test]
-    fn passwords_verify_only_when_equal() {
-        let h = hash_password("correct horse");
-        assert!(h.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse", &h));
-        assert!(!verify_password("wrong", &h));
-        assert!(!verify_password("x", "not-a-phc-string"));
     }
 }

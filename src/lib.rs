@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod oauth;
 pub mod oidc;
+pub mod passwords;
 pub mod rules;
 pub mod service;
 pub mod startup;

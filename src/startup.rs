@@ -135,6 +135,10 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        let warm_up = {
+            let rules = self.provider.rules().clone();
+            tokio::spawn(async move { rules.warm_up().await })
+        };
         let pruner = {
             let provider = self.provider.clone();
             tokio::spawn(async move {
@@ -142,6 +146,7 @@ impl Application {
                 loop {
                     every.tick().await;
                     let now = provider.now();
+                    provider.rules().modules().record_use(now).await;
                     if let Err(e) = provider
                         .store()
                         .prune_expired(now, provider.lifetimes().refresh_token + 3600)
@@ -169,6 +174,13 @@ impl Application {
             .with_graceful_shutdown(shutdown)
             .await;
         pruner.abort();
+        warm_up.abort();
+        // What this node held is what its successor warms up with.
+        self.provider
+            .rules()
+            .modules()
+            .record_use(self.provider.now())
+            .await;
         // Executions recorded by the last requests are written before the pool closes.
         self.provider.rules().journal().flush().await;
         self.store.close().await;

@@ -165,7 +165,18 @@ impl Server {
         Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
     }
 
+    /// Stops the server as an orchestrator would (SIGTERM, then a kill after 10 s).
     pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status();
+        let started = Instant::now();
+        while started.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

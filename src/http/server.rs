@@ -13,8 +13,17 @@ pub async fn healthz() -> Response {
     axum::Json(json!({"status": "ok"})).into_response()
 }
 
-/// `GET /readyz`: the database answers.
+/// `GET /readyz`: the database answers and the start-up warm-up of the rule module cache is
+/// over (a load balancer then sends logins only to a node that will not make them wait).
 pub async fn readyz(State(state): State<AppState>) -> Response {
+    if !state.provider.rules().is_warm() {
+        return JsonError::status(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "warming the rule module cache",
+        )
+        .into_response();
+    }
     match state.provider.store().ping().await {
         Ok(()) => axum::Json(json!({"status": "ready"})).into_response(),
         Err(e) => {

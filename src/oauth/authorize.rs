@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::registrar::{find_client, redirect_uri_is_registered, with_params};
 use super::scopes::{ScopeLine, describe, grantable};
 use super::{ErrorCode, OAuthError, Provider, Tenant};
-use crate::crypto::{ct_eq, hash_token, random_token, verify_password};
+use crate::crypto::{ct_eq, hash_token, random_token};
 use crate::domain::ScopeSet;
 use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
 use crate::store::{ClientRecord, CodeRecord, LoginTransactionRecord, SessionRecord, UserRecord};
@@ -652,11 +652,13 @@ impl Provider {
         let phc = user
             .as_ref()
             .map(|u| u.password_hash.clone())
-            .unwrap_or_else(|| crate::crypto::dummy_password_hash().to_string());
-        let password = form.password.clone();
-        // argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-        let verified =
-            tokio::task::spawn_blocking(move || verify_password(&password, &phc)).await?;
+            .unwrap_or_else(|| crate::passwords::dummy_hash().to_string());
+        let Ok(verified) = crate::passwords::verify(form.password.clone(), phc).await else {
+            return Ok(retry(
+                "The server is busy. Wait a moment and try again.",
+                429,
+            ));
+        };
         let user = match user {
             Some(u) if verified => u,
             _ => {

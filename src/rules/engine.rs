@@ -269,6 +269,7 @@ impl RuleEngine {
         config.async_stack_size(limits.stack_bytes + (1 << 20));
         config.cranelift_opt_level(OptLevel::Speed);
         config.wasm_backtrace_max_frames(None);
+        config.generate_address_map(false);
         let slots = u32::try_from(limits.max_concurrent * 2 + 8).unwrap_or(1024);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(slots)

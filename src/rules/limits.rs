@@ -43,6 +43,9 @@ pub struct Limits {
     /// Execution-log records that may wait for the log writer; beyond, they are dropped
     /// and counted.
     pub journal_queue: usize,
+    /// How long a starting node may spend filling its module cache with the most recently
+    /// used modules before it reports ready (zero: no warm-up).
+    pub warm_up: Duration,
     /// Custom claims per token, bytes of JSON.
     pub claims_bytes: usize,
     /// `app_metadata` and `user_metadata` after the rules, bytes of JSON each.
@@ -67,11 +70,12 @@ impl Default for Limits {
             log_lines: 100,
             log_line_bytes: 1024,
             max_concurrent: (2 * cores).max(2),
-            module_cache_bytes: 256 << 20,
+            module_cache_bytes: 512 << 20,
             compile_slots: (cores / 2).max(1),
             compiles_per_tenant: 1,
             compile_wait: Duration::from_secs(5),
             journal_queue: 10_000,
+            warm_up: Duration::from_millis(1500),
             claims_bytes: 100 << 10,
             metadata_bytes: 16 << 10,
         }

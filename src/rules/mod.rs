@@ -138,6 +138,7 @@ struct Inner {
     executor: Executor,
     journal: Journal,
     rule_sets: Mutex<lru::LruCache<String, Arc<RuleSet>>>,
+    warm: std::sync::atomic::AtomicBool,
 }
 
 /// A tenant's enabled rules and decrypted settings, valid while the tenant's
@@ -250,12 +251,29 @@ impl Rules {
                 rule_sets: Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(RULE_SETS).expect("non-zero"),
                 )),
+                warm: std::sync::atomic::AtomicBool::new(limits.warm_up.is_zero()),
                 engine,
                 store,
                 master_key,
                 executor,
             }),
         })
+    }
+
+    /// Warms the module cache (see [`Modules::warm_up`]); the node is ready afterwards.
+    pub async fn warm_up(&self) {
+        let budget = self.inner.engine.limits().warm_up;
+        if !budget.is_zero() {
+            self.inner.modules.warm_up(budget).await;
+        }
+        self.inner
+            .warm
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether the start-up warm-up is over.
+    pub fn is_warm(&self) -> bool {
+        self.inner.warm.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The engine (uploads validate through it; the offline runner runs through it).
@@ -498,12 +516,16 @@ impl Rules {
             return Ok(no_rules);
         }
         let trigger = input.protocol.trigger();
+        // Modules this node does not hold yet (after a restart, say) load side by side.
+        let modules = futures_util::future::join_all(
+            set.rules
+                .iter()
+                .map(|rule| self.module_of(input.tenant_id, rule, trigger, input.now)),
+        )
+        .await;
         let mut rules = Vec::with_capacity(set.rules.len());
-        for rule in &set.rules {
-            match self
-                .module_of(input.tenant_id, rule, trigger, input.now)
-                .await
-            {
+        for (rule, module) in set.rules.iter().zip(modules) {
+            match module {
                 Ok(Some(compiled)) => rules.push(PreparedRule {
                     id: rule.id.clone(),
                     name: rule.name.clone(),

@@ -99,6 +99,22 @@ impl Drop for TenantCompile {
     }
 }
 
+/// The MAC that binds an artifact to its module hash and engine fingerprint.
+fn artifact_mac(
+    key: &aws_lc_rs::hmac::Key,
+    sha256: &str,
+    fingerprint: &str,
+    bytes: &[u8],
+) -> Vec<u8> {
+    let mut ctx = aws_lc_rs::hmac::Context::with_key(key);
+    ctx.update(sha256.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(fingerprint.as_bytes());
+    ctx.update(&[0]);
+    ctx.update(bytes);
+    ctx.sign().as_ref().to_vec()
+}
+
 impl Modules {
     /// An empty cache of `capacity` bytes over `engine`.
     pub fn new(engine: Arc<RuleEngine>, store: Store, master_key: &MasterKey) -> Self {
@@ -126,21 +142,11 @@ impl Modules {
         &self.engine
     }
 
-    fn mac(&self, sha256: &str, fingerprint: &str, bytes: &[u8]) -> Vec<u8> {
-        let mut ctx = aws_lc_rs::hmac::Context::with_key(&self.mac_key);
-        ctx.update(sha256.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(fingerprint.as_bytes());
-        ctx.update(&[0]);
-        ctx.update(bytes);
-        ctx.sign().as_ref().to_vec()
-    }
-
     fn artifact_of(&self, compiled: &CompiledRule) -> anyhow::Result<ArtifactRecord> {
         let bytes = self.engine.serialize(compiled)?;
         let fingerprint = self.engine.fingerprint().to_string();
         Ok(ArtifactRecord {
-            mac: self.mac(&compiled.sha256, &fingerprint, &bytes),
+            mac: artifact_mac(&self.mac_key, &compiled.sha256, &fingerprint, &bytes),
             sha256: compiled.sha256.clone(),
             fingerprint,
             bytes,
@@ -314,46 +320,114 @@ impl Modules {
         rule_id: &str,
         sha256: &str,
     ) -> Result<Arc<CompiledRule>, LoadError> {
+        if let Some(compiled) = self.load_artifact(sha256).await? {
+            return Ok(compiled);
+        }
+        self.recompile(tenant_id, rule_id, sha256).await
+    }
+
+    /// Loads a module from its stored artifact if one exists and authenticates; `None` when
+    /// the module must be compiled from its bytes instead.
+    async fn load_artifact(&self, sha256: &str) -> Result<Option<Arc<CompiledRule>>, LoadError> {
         let unavailable = |e: anyhow::Error| LoadError::Unavailable(format!("{e:#}"));
         let fingerprint = self.engine.fingerprint().to_string();
-        let artifact = self
+        let Some(artifact) = self
             .store
             .rule_artifact(sha256, &fingerprint)
             .await
             .context("cannot read the rule's compiled code")
-            .map_err(unavailable)?;
-        if let Some(artifact) = artifact {
-            let expected = self.mac(sha256, &fingerprint, &artifact.bytes);
-            if crate::crypto::ct_eq(&expected, &artifact.mac) {
-                let engine = self.engine.clone();
-                let sha = sha256.to_string();
-                let loaded = tokio::task::spawn_blocking(move || {
-                    // SAFETY: the MAC proves the bytes are an artifact this deployment made
-                    // for this engine fingerprint with `RuleEngine::serialize`.
-                    unsafe { engine.deserialize(&sha, &artifact.bytes) }
-                })
-                .await
-                .map_err(|e| unavailable(e.into()))?;
-                match loaded {
-                    Ok(compiled) => {
-                        self.stats.loaded.fetch_add(1, Ordering::Relaxed);
-                        let compiled = Arc::new(compiled);
-                        self.install(compiled.clone());
-                        return Ok(compiled);
-                    }
-                    Err(e) => {
-                        tracing::warn!(sha256, error = %format!("{e:#}"), "rule artifact does not load; compiling the module again");
-                    }
-                }
-            } else {
+            .map_err(unavailable)?
+        else {
+            return Ok(None);
+        };
+        let engine = self.engine.clone();
+        let mac_key = self.mac_key.clone();
+        let sha = sha256.to_string();
+        // Hashing and loading hundreds of KiB are CPU work: off the async workers.
+        let loaded = tokio::task::spawn_blocking(move || {
+            let expected = artifact_mac(&mac_key, &sha, &fingerprint, &artifact.bytes);
+            if !crate::crypto::ct_eq(&expected, &artifact.mac) {
+                return None;
+            }
+            // SAFETY: the MAC proves the bytes are an artifact this deployment made for this
+            // engine fingerprint with `RuleEngine::serialize`.
+            Some(unsafe { engine.deserialize(&sha, &artifact.bytes) })
+        })
+        .await
+        .map_err(|e| unavailable(e.into()))?;
+        match loaded {
+            Some(Ok(compiled)) => {
+                self.stats.loaded.fetch_add(1, Ordering::Relaxed);
+                let compiled = Arc::new(compiled);
+                self.install(compiled.clone());
+                Ok(Some(compiled))
+            }
+            Some(Err(e)) => {
+                tracing::warn!(sha256, error = %format!("{e:#}"), "rule artifact does not load; compiling the module again");
+                Ok(None)
+            }
+            None => {
                 self.stats.refused_artifacts.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(
                     sha256,
                     "rule artifact failed authentication; compiling the module again"
                 );
+                Ok(None)
             }
         }
-        self.recompile(tenant_id, rule_id, sha256).await
+    }
+
+    /// Fills this node's cache with the most recently used artifacts, until the cache is full
+    /// or `budget` has passed. A restarting node does this before it reports ready, so its
+    /// first logins do not each wait for their modules.
+    pub async fn warm_up(&self, budget: std::time::Duration) -> usize {
+        let started = std::time::Instant::now();
+        let fingerprint = self.engine.fingerprint().to_string();
+        let shas = match self.store.recent_rule_artifacts(&fingerprint, 10_000).await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list rule artifacts to warm the cache");
+                return 0;
+            }
+        };
+        let mut loaded = 0;
+        // Two at a time: one reads from the database while the other verifies and loads.
+        for pair in shas.chunks(2) {
+            if started.elapsed() >= budget || self.usage().1 >= self.capacity {
+                break;
+            }
+            let results = futures_util::future::join_all(pair.iter().map(|sha| async move {
+                if self
+                    .cache
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .map
+                    .contains(sha)
+                {
+                    return false;
+                }
+                matches!(self.load_artifact(sha).await, Ok(Some(_)))
+            }))
+            .await;
+            loaded += results.into_iter().filter(|ok| *ok).count();
+        }
+        tracing::info!(modules = loaded, elapsed = ?started.elapsed(), "rule module cache warmed");
+        loaded
+    }
+
+    /// Tells the database which modules this node holds (the recency a restart warms by).
+    pub async fn record_use(&self, now: i64) {
+        let shas: Vec<String> = {
+            let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+            cache.map.iter().map(|(sha, _)| sha.clone()).collect()
+        };
+        if let Err(e) = self
+            .store
+            .touch_rule_artifacts(self.engine.fingerprint(), &shas, now)
+            .await
+        {
+            tracing::warn!(error = %e, "cannot record which rule modules are in use");
+        }
     }
 
     async fn recompile(

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::{Admin, AdminError, internal};
-use crate::crypto::{hash_password, hex, random_bytes};
+use crate::crypto::{hex, random_bytes};
 use crate::domain::{DisplayName, Email, Password};
 use crate::store::{NewUser, StoreError, UserChanges, UserRecord};
 
@@ -153,10 +153,9 @@ fn optional_text(
 }
 
 async fn hash(password: &Password) -> Result<String, AdminError> {
-    let pw = password.expose().to_string();
-    tokio::task::spawn_blocking(move || hash_password(&pw))
+    crate::passwords::hash(password.expose().to_string())
         .await
-        .map_err(|e| AdminError::Internal(e.into()))
+        .map_err(|e| AdminError::Busy(format!("{e}; try again in a moment")))
 }
 
 impl Admin {

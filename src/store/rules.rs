@@ -334,6 +334,43 @@ impl Store {
         Ok(())
     }
 
+    /// Records that these modules were in use on a node at `now`.
+    pub async fn touch_rule_artifacts(
+        &self,
+        fingerprint: &str,
+        shas: &[String],
+        now: i64,
+    ) -> StoreResult<()> {
+        for chunk in shas.chunks(100) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 3)).collect();
+            let sql = format!(
+                "UPDATE rule_artifact SET used_at = $1 WHERE fingerprint = $2 AND sha256 IN ({})",
+                list.join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(now).bind(fingerprint);
+            for sha in chunk {
+                q = q.bind(sha);
+            }
+            q.execute(&self.writer).await?;
+        }
+        Ok(())
+    }
+
+    /// Hashes of the artifacts for `fingerprint`, most recently used first.
+    pub async fn recent_rule_artifacts(
+        &self,
+        fingerprint: &str,
+        limit: i64,
+    ) -> StoreResult<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT sha256 FROM rule_artifact WHERE fingerprint = $1 ORDER BY used_at DESC LIMIT $2",
+        )
+        .bind(fingerprint)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
     /// Drops artifacts of modules no rule uses any more.
     pub async fn prune_rule_artifacts(&self) -> StoreResult<()> {
         sqlx::query("DELETE FROM rule_artifact WHERE sha256 NOT IN (SELECT sha256 FROM rule)")

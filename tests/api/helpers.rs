@@ -660,7 +660,9 @@ impl TestApp {
                 url
             }
         };
-        let mut next = here(location(&browser.get(&on_node(&self.authorize_url(&[]), node)).await));
+        let mut next = here(location(
+            &browser.get(&on_node(&self.authorize_url(&[]), node)).await,
+        ));
         if next.contains("/login?tx=") {
             let html = browser.get(&next).await.text().await.unwrap();
             let (action, mut fields) = form(&html, &next);
@@ -669,9 +671,14 @@ impl TestApp {
             next = here(location(&browser.post_form(&here(action), &fields).await));
         }
         if next.contains("/consent?tx=") {
-            next = here(location(&self.submit_consent(&browser, &next, "allow").await));
+            next = here(location(
+                &self.submit_consent(&browser, &next, "allow").await,
+            ));
         }
-        assert!(next.starts_with(CALLBACK), "expected the callback, got {next}");
+        assert!(
+            next.starts_with(CALLBACK),
+            "expected the callback, got {next}"
+        );
         query_of(&next)
     }
 

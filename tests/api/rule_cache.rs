@@ -11,6 +11,11 @@ use super::*;
 
 const TAG: &str = "https://example.com/tag";
 
+/// A node that does not warm its cache at start, so a test sees each load it causes.
+fn cold(o: &mut wardstone::startup::ServerOptions) {
+    o.rule_limits.warm_up = std::time::Duration::ZERO;
+}
+
 async fn rule_sha(app: &TestApp, name: &str) -> String {
     app.admin
         .list_rules(&app.t().await)
@@ -38,7 +43,7 @@ async fn a_new_node_runs_stored_compiled_code_without_compiling() {
     assert_eq!(artifact_rows(&app, &sha).await, 1, "the upload stored its artifact");
 
     // A node started afterwards (a restart) loads the artifact at the first login.
-    let (node, rules) = app.spawn_node_with(|_| {}).await;
+    let (node, rules) = app.spawn_node_with(cold).await;
     let q = app.login_on(&node).await;
     assert!(q.contains_key("code"), "{q:?}");
     let stats = &rules.modules().stats;
@@ -48,6 +53,29 @@ async fn a_new_node_runs_stored_compiled_code_without_compiling() {
     app.login_on(&node).await;
     assert_eq!(stats.loaded.load(Ordering::Relaxed), 1);
     assert!(stats.hits.load(Ordering::Relaxed) >= 1);
+}
+
+#[tokio::test]
+async fn a_starting_node_warms_its_cache_with_recently_used_modules_before_it_is_ready() {
+    let app = spawn_app().await;
+    app.add_rule("roles", &sample_rule("add-roles")).await;
+    app.add_rule("tag", &tag_rule("x")).await;
+    // The first node ran them; it records what it holds (periodically and at shutdown).
+    app.authorize_outcome(&Browser::new(), &[]).await;
+    app.rules.modules().record_use(app.clock.now()).await;
+
+    let (node, rules) = app.spawn_node_with(|_| {}).await;
+    let ready = format!("{node}/readyz");
+    let started = std::time::Instant::now();
+    while reqwest::get(&ready).await.unwrap().status() != StatusCode::OK {
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let stats = &rules.modules().stats;
+    assert_eq!(stats.loaded.load(Ordering::Relaxed), 2, "both modules loaded before ready");
+    assert!(app.login_on(&node).await.contains_key("code"));
+    assert_eq!(stats.loaded.load(Ordering::Relaxed), 2, "the first login found them in memory");
+    assert_eq!(stats.recompiled.load(Ordering::Relaxed), 0);
 }
 
 #[tokio::test]
@@ -72,7 +100,7 @@ async fn a_tampered_artifact_is_never_loaded_and_the_module_is_compiled_again() 
         .await
         .unwrap();
 
-    let (node, rules) = app.spawn_node_with(|_| {}).await;
+    let (node, rules) = app.spawn_node_with(cold).await;
     let q = app.login_on(&node).await;
     assert_eq!(app.id_claims(&q["code"]).await[TAG], "genuine");
     let stats = &rules.modules().stats;
@@ -81,7 +109,7 @@ async fn a_tampered_artifact_is_never_loaded_and_the_module_is_compiled_again() 
     assert_eq!(stats.recompiled.load(Ordering::Relaxed), 1);
 
     // The recompiled module's artifact was stored again, and verifies on the next node.
-    let (node, rules) = app.spawn_node_with(|_| {}).await;
+    let (node, rules) = app.spawn_node_with(cold).await;
     app.login_on(&node).await;
     assert_eq!(rules.modules().stats.loaded.load(Ordering::Relaxed), 1);
     assert_eq!(rules.modules().stats.refused_artifacts.load(Ordering::Relaxed), 0);
@@ -115,7 +143,7 @@ async fn an_artifact_moved_to_another_module_is_refused() {
         .await
         .unwrap();
 
-    let (node, rules) = app.spawn_node_with(|_| {}).await;
+    let (node, rules) = app.spawn_node_with(cold).await;
     let q = app.login_on(&node).await;
     assert_eq!(app.id_claims(&q["code"]).await[TAG], "good", "the uploaded module ran");
     assert_eq!(rules.modules().stats.refused_artifacts.load(Ordering::Relaxed), 1);
@@ -136,7 +164,7 @@ async fn a_module_that_can_no_longer_be_loaded_fails_the_login_closed() {
         .execute(&db)
         .await
         .unwrap();
-    let (node, rules) = app.spawn_node_with(|_| {}).await;
+    let (node, rules) = app.spawn_node_with(cold).await;
     let q = app.login_on(&node).await;
     assert_eq!(q["error"], "server_error");
     assert!(!q.contains_key("code"));
@@ -153,7 +181,10 @@ async fn the_module_cache_stays_within_its_memory_bound() {
     app.add_rule("two", &tag_rule("two")).await;
     // Room for a single module: every login must load one of them again.
     let (node, rules) = app
-        .spawn_node_with(|o| o.rule_limits.module_cache_bytes = 1)
+        .spawn_node_with(|o| {
+            cold(o);
+            o.rule_limits.module_cache_bytes = 1
+        })
         .await;
     for _ in 0..3 {
         let q = app.login_on(&node).await;
@@ -162,7 +193,7 @@ async fn the_module_cache_stays_within_its_memory_bound() {
         assert_eq!(modules, 1);
     }
     let stats = &rules.modules().stats;
-    assert!(stats.evicted.load(Ordering::Relaxed) >= 4);
+    assert!(stats.evicted.load(Ordering::Relaxed) >= 3, "every login evicted a module");
     assert_eq!(stats.recompiled.load(Ordering::Relaxed), 0, "evicted modules come back from artifacts");
 }
 
@@ -170,7 +201,7 @@ async fn the_module_cache_stays_within_its_memory_bound() {
 async fn a_setting_changed_through_one_node_is_used_by_another_at_its_next_login() {
     let app = spawn_app().await;
     app.add_rule("allow-list", &sample_rule("client-allowlist")).await;
-    let (node, _) = app.spawn_node_with(|_| {}).await;
+    let (node, _) = app.spawn_node_with(cold).await;
     let tenant = app.t().await;
     app.admin
         .set_rule_config(&tenant, "ALLOWED_CLIENT_IDS", &app.client_id)
