@@ -81,14 +81,15 @@ async fn setup(database_url: &str, master_key: &str, rule_counts: &[usize]) -> V
     for &n in rule_counts {
         let name = format!("rules{n}");
         admin.create_tenant(&name).await.unwrap();
+        let tenant = admin.resolve(&name).await.unwrap();
         let client = admin
-            .create_client(&name, "Bench App", &[CALLBACK.to_string()], false)
+            .create_client(&tenant, "Bench App", &[CALLBACK.to_string()], false)
             .await
             .unwrap();
         for i in 0..16 {
             admin
                 .create_user(
-                    &name,
+                    &tenant,
                     &format!("user{i}@example.com"),
                     PASSWORD,
                     Some("Bench User"),
@@ -97,7 +98,6 @@ async fn setup(database_url: &str, master_key: &str, rule_counts: &[usize]) -> V
                 .await
                 .unwrap();
         }
-        let tenant = admin.resolve(&name).await.unwrap();
         for i in 0..n {
             let module = distinct(&add_roles, &format!("{name}-{i}"));
             admin

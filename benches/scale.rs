@@ -89,15 +89,15 @@ async fn create_tenants(
                 let (admin, rule, name) = (admin.clone(), rule.clone(), format!("{prefix}{i}"));
                 tokio::spawn(async move {
                     admin.create_tenant(&name).await.unwrap();
+                    let tenant = admin.resolve(&name).await.unwrap();
                     let client = admin
-                        .create_client(&name, "Bench App", &[CALLBACK.to_string()], false)
+                        .create_client(&tenant, "Bench App", &[CALLBACK.to_string()], false)
                         .await
                         .unwrap();
                     admin
-                        .create_user(&name, "user@example.com", PASSWORD, Some("User"), true)
+                        .create_user(&tenant, "user@example.com", PASSWORD, Some("User"), true)
                         .await
                         .unwrap();
-                    let tenant = admin.resolve(&name).await.unwrap();
                     for r in 0..3 {
                         admin
                             .add_rule(&tenant, &format!("rule {r}"), &rule(i, r), None, true)

@@ -466,6 +466,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             public,
             out,
         }) => {
+            let tenant = admin.resolve(&tenant).await?;
             let c = admin
                 .create_client(&tenant, &name, &callbacks, public)
                 .await?;
@@ -488,6 +489,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             email_verified,
             out,
         }) => {
+            let tenant = admin.resolve(&tenant).await?;
             let u = admin
                 .create_user(&tenant, &email, &password, name.as_deref(), email_verified)
                 .await?;
@@ -502,6 +504,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             scopes,
             out,
         }) => {
+            let tenant = admin.resolve(&tenant).await?;
             let a = admin
                 .create_api(&tenant, &identifier, name.as_deref(), &scopes)
                 .await?;

@@ -1,5 +1,6 @@
 //! Newtypes that parse at the edge: once a value has one of these types it is valid.
 
+pub mod management;
 mod redirect_uri;
 mod scope;
 mod tenant;

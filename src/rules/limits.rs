@@ -34,6 +34,9 @@ pub struct Limits {
     pub max_concurrent: usize,
     /// Memory the compiled modules of one node may hold, bytes (least recently used out).
     pub module_cache_bytes: usize,
+    /// Compiled modules one node may hold. Each holds a file descriptor (its copy-on-write
+    /// memory image), so the default is half the process's open-file limit.
+    pub module_cache_count: usize,
     /// Uploads compiling at once on one node.
     pub compile_slots: usize,
     /// Uploads compiling at once for one tenant.
@@ -71,6 +74,7 @@ impl Default for Limits {
             log_line_bytes: 1024,
             max_concurrent: (2 * cores).max(2),
             module_cache_bytes: 512 << 20,
+            module_cache_count: (open_file_limit() / 2).clamp(256, 100_000),
             compile_slots: (cores / 2).max(1),
             compiles_per_tenant: 1,
             compile_wait: Duration::from_secs(5),
@@ -80,4 +84,18 @@ impl Default for Limits {
             metadata_bytes: 16 << 10,
         }
     }
+}
+
+/// The soft limit on open files of this process (Linux: `/proc/self/limits`), or a
+/// conservative guess elsewhere.
+fn open_file_limit() -> usize {
+    std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("Max open files"))
+                .and_then(|l| l.split_whitespace().nth(3))
+                .and_then(|soft| soft.parse().ok())
+        })
+        .unwrap_or(1024)
 }

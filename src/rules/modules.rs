@@ -72,6 +72,7 @@ pub struct Modules {
     store: Store,
     mac_key: aws_lc_rs::hmac::Key,
     capacity: usize,
+    max_modules: usize,
     cache: Mutex<Lru>,
     loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     upload_slots: Arc<Semaphore>,
@@ -122,6 +123,7 @@ impl Modules {
         Modules {
             mac_key: master_key.derive_hmac_key("wardstone rule artifact v1"),
             capacity: limits.module_cache_bytes,
+            max_modules: limits.module_cache_count.max(1),
             cache: Mutex::new(Lru {
                 map: lru::LruCache::unbounded(),
                 bytes: 0,
@@ -239,7 +241,9 @@ impl Modules {
             cache.bytes -= old.weight();
         }
         cache.bytes += weight;
-        while cache.bytes > self.capacity && cache.map.len() > 1 {
+        while (cache.bytes > self.capacity || cache.map.len() > self.max_modules)
+            && cache.map.len() > 1
+        {
             match cache.map.pop_lru() {
                 Some((_, evicted)) => {
                     cache.bytes -= evicted.weight();
@@ -393,7 +397,8 @@ impl Modules {
         let mut loaded = 0;
         // Two at a time: one reads from the database while the other verifies and loads.
         for pair in shas.chunks(2) {
-            if started.elapsed() >= budget || self.usage().1 >= self.capacity {
+            let (count, bytes) = self.usage();
+            if started.elapsed() >= budget || bytes >= self.capacity || count >= self.max_modules {
                 break;
             }
             let results = futures_util::future::join_all(pair.iter().map(|sha| async move {

@@ -53,7 +53,9 @@ pub struct PipelineRun {
     pub records: Vec<ExecutionRecord>,
 }
 
-/// Claims no rule may set: the host owns them. Dropped with a warning in the rule's log.
+/// Claims no rule may set: the host owns them, or relies on them to decide who a token speaks
+/// for (`gty` and `sub` make a Management API caller, `gid` ties a token to its grant,
+/// `permissions` is RBAC's answer). Dropped with a warning in the rule's log.
 pub const RESTRICTED_CLAIMS: &[&str] = &[
     "iss",
     "sub",
@@ -76,6 +78,8 @@ pub const RESTRICTED_CLAIMS: &[&str] = &[
     "scope",
     "typ",
     "gid",
+    "gty",
+    "permissions",
     "act",
     "may_act",
     "org_id",

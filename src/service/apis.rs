@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminError, MANAGEMENT_SCOPES, internal, json_err};
-use crate::domain::{ApiIdentifier, DisplayName, ScopeSet};
+use crate::domain::{ApiIdentifier, DisplayName, ScopeSet, Tenant};
 use crate::store::{ResourceServerRecord, ScopeDefinition, StoreError};
 
 /// An API as the Management API shows it.
@@ -97,7 +97,7 @@ impl Admin {
     /// Registers an API with the CLI's `VALUE=DESCRIPTION` scopes.
     pub async fn create_api(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         identifier: &str,
         name: Option<&str>,
         scopes: &[String],
@@ -126,24 +126,33 @@ impl Admin {
     /// Registers an API.
     pub async fn create_api_with(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         input: NewApiInput,
     ) -> Result<ApiView, AdminError> {
         let identifier = ApiIdentifier::parse(&input.identifier)?;
-        if identifier.as_str() == self.management_audience(tenant) {
+        if identifier.as_str() == self.management_audience(&tenant.name) {
             return Err(AdminError::Conflict(
                 "this identifier belongs to the Management API".into(),
             ));
+        }
+        if identifier
+            .as_str()
+            .to_ascii_lowercase()
+            .starts_with(crate::domain::management::RESERVED_PREFIX)
+        {
+            return Err(AdminError::Invalid(format!(
+                "identifiers starting with {} are reserved",
+                crate::domain::management::RESERVED_PREFIX
+            )));
         }
         let name = DisplayName::parse(
             "API name",
             input.name.as_deref().unwrap_or(identifier.as_str()),
         )?;
         let scopes = check_scopes(&input.scopes)?;
-        let tenant = self.tenant(tenant).await?;
         let record = ResourceServerRecord {
             id: format!("api_{}", crate::crypto::random_token(12)),
-            tenant_id: tenant.id,
+            tenant_id: tenant.id.clone(),
             identifier: identifier.as_str().to_string(),
             name: name.as_str().to_string(),
             scopes: serde_json::to_string(&scopes).map_err(json_err)?,
@@ -159,10 +168,10 @@ impl Admin {
         }
     }
 
-    fn management_api_view(&self, tenant: &str) -> ApiView {
+    fn management_api_view(&self, tenant: &Tenant) -> ApiView {
         ApiView {
             id: "system".into(),
-            identifier: self.management_audience(tenant),
+            identifier: self.management_audience(&tenant.name),
             name: "Wardstone Management API".into(),
             scopes: MANAGEMENT_SCOPES
                 .iter()
@@ -176,12 +185,11 @@ impl Admin {
     }
 
     /// APIs of a tenant, the Management API first.
-    pub async fn list_apis(&self, tenant: &str) -> Result<Vec<ApiView>, AdminError> {
-        let t = self.tenant(tenant).await?;
+    pub async fn list_apis(&self, tenant: &Tenant) -> Result<Vec<ApiView>, AdminError> {
         let mut out = vec![self.management_api_view(tenant)];
         out.extend(
             self.store
-                .list_resource_servers(&t.id)
+                .list_resource_servers(&tenant.id)
                 .await
                 .map_err(internal)?
                 .into_iter()
@@ -203,19 +211,17 @@ impl Admin {
     }
 
     /// One API by id.
-    pub async fn get_api(&self, tenant: &str, id: &str) -> Result<ApiView, AdminError> {
+    pub async fn get_api(&self, tenant: &Tenant, id: &str) -> Result<ApiView, AdminError> {
         if id == "system" {
-            self.tenant(tenant).await?;
             return Ok(self.management_api_view(tenant));
         }
-        let t = self.tenant(tenant).await?;
-        Ok(self.api_record(&t.id, id).await?.into())
+        Ok(self.api_record(&tenant.id, id).await?.into())
     }
 
     /// Renames an API or replaces its scopes.
     pub async fn update_api(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         id: &str,
         patch: ApiPatch,
     ) -> Result<ApiView, AdminError> {
@@ -224,8 +230,7 @@ impl Admin {
                 "the Management API cannot be changed".into(),
             ));
         }
-        let t = self.tenant(tenant).await?;
-        let mut record = self.api_record(&t.id, id).await?;
+        let mut record = self.api_record(&tenant.id, id).await?;
         if let Some(name) = &patch.name {
             record.name = DisplayName::parse("API name", name)?.as_str().to_string();
         }
@@ -244,16 +249,15 @@ impl Admin {
     }
 
     /// Deletes an API and the client grants for it.
-    pub async fn delete_api(&self, tenant: &str, id: &str) -> Result<(), AdminError> {
+    pub async fn delete_api(&self, tenant: &Tenant, id: &str) -> Result<(), AdminError> {
         if id == "system" {
             return Err(AdminError::Invalid(
                 "the Management API cannot be deleted".into(),
             ));
         }
-        let t = self.tenant(tenant).await?;
         if !self
             .store
-            .delete_resource_server(&t.id, id)
+            .delete_resource_server(&tenant.id, id)
             .await
             .map_err(internal)?
         {

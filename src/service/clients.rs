@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{Admin, AdminError, MANAGEMENT_AUDIENCE, internal, json_err};
 use crate::crypto::{hash_token, random_token};
-use crate::domain::{DisplayName, RedirectUri, ScopeSet};
+use crate::domain::{DisplayName, RedirectUri, ScopeSet, Tenant};
 use crate::store::{ClientGrantRecord, ClientRecord, NewClient, StoreError};
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
@@ -166,7 +166,7 @@ impl Admin {
     /// unless `public`.
     pub async fn create_client(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         name: &str,
         callbacks: &[String],
         public: bool,
@@ -195,7 +195,7 @@ impl Admin {
     /// returned only here.
     pub async fn create_client_with(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         input: NewClientInput,
     ) -> Result<ClientView, AdminError> {
         let name = DisplayName::parse("client name", &input.name)?;
@@ -218,7 +218,6 @@ impl Admin {
             .as_ref()
             .map(check_metadata)
             .transpose()?;
-        let tenant = self.tenant(tenant).await?;
         let secret = (!public).then(|| random_token(32));
         let record = NewClient {
             client_id: random_token(16),
@@ -255,11 +254,10 @@ impl Admin {
     /// Clients of a tenant.
     pub async fn list_clients(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<ClientView>, AdminError> {
-        let tenant = self.tenant(tenant).await?;
         Ok(self
             .store
             .list_clients(&tenant.id, offset, limit)
@@ -273,21 +271,19 @@ impl Admin {
     /// One client.
     pub async fn get_client(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         client_id: &str,
     ) -> Result<ClientView, AdminError> {
-        let tenant = self.tenant(tenant).await?;
         Ok(self.client_record(&tenant.id, client_id).await?.into())
     }
 
     /// Changes a client's name, callbacks, grant types or metadata.
     pub async fn update_client(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         client_id: &str,
         patch: ClientPatch,
     ) -> Result<ClientView, AdminError> {
-        let tenant = self.tenant(tenant).await?;
         let mut record = self.client_record(&tenant.id, client_id).await?;
         if let Some(name) = &patch.name {
             record.name = DisplayName::parse("client name", name)?
@@ -299,6 +295,13 @@ impl Admin {
             None => serde_json::from_str(&record.grant_types).unwrap_or_default(),
         };
         check_grant_types(&grant_types, record.is_public())?;
+        if !grant_types.iter().any(|g| g == "client_credentials")
+            && self.is_management_client(tenant, client_id).await?
+        {
+            return Err(AdminError::Invalid(
+                "the Management API client must keep the client_credentials grant".into(),
+            ));
+        }
         let callbacks = patch.callbacks.unwrap_or_else(|| record.redirect_uris());
         let callbacks = check_callbacks(&callbacks, &grant_types)?;
         record.redirect_uris = serde_json::to_string(&callbacks).map_err(json_err)?;
@@ -314,9 +317,14 @@ impl Admin {
         Ok(record.into())
     }
 
-    /// Deletes a client and everything issued to it.
-    pub async fn delete_client(&self, tenant: &str, client_id: &str) -> Result<(), AdminError> {
-        let tenant = self.tenant(tenant).await?;
+    /// Deletes a client and everything issued to it. The Management API client cannot be
+    /// deleted: the tenant would lose its only way in.
+    pub async fn delete_client(&self, tenant: &Tenant, client_id: &str) -> Result<(), AdminError> {
+        if self.is_management_client(tenant, client_id).await? {
+            return Err(AdminError::Invalid(
+                "the Management API client cannot be deleted".into(),
+            ));
+        }
         if !self
             .store
             .delete_client(&tenant.id, client_id)
@@ -333,10 +341,9 @@ impl Admin {
     /// Replaces a confidential client's secret and returns the new one (shown only here).
     pub async fn rotate_client_secret(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         client_id: &str,
     ) -> Result<ClientView, AdminError> {
-        let tenant = self.tenant(tenant).await?;
         let record = self.client_record(&tenant.id, client_id).await?;
         if record.is_public() {
             return Err(AdminError::Invalid("public clients have no secret".into()));
@@ -358,10 +365,10 @@ impl Admin {
         })
     }
 
-    fn grant_view(&self, tenant: &str, g: ClientGrantRecord) -> ClientGrantView {
+    fn grant_view(&self, tenant: &Tenant, g: ClientGrantRecord) -> ClientGrantView {
         ClientGrantView {
             audience: if g.audience == MANAGEMENT_AUDIENCE {
-                self.management_audience(tenant)
+                self.management_audience(&tenant.name)
             } else {
                 g.audience
             },
@@ -374,10 +381,9 @@ impl Admin {
     /// Whether `client_id` is the tenant's Management API client.
     pub async fn is_management_client(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         client_id: &str,
     ) -> Result<bool, AdminError> {
-        let tenant = self.tenant(tenant).await?;
         Ok(self
             .store
             .client_grant_for(&tenant.id, client_id, MANAGEMENT_AUDIENCE)
@@ -390,18 +396,17 @@ impl Admin {
     /// scopes. Grants to the Management API itself cannot be made here.
     pub async fn create_client_grant(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         input: NewClientGrant,
     ) -> Result<ClientGrantView, AdminError> {
-        let tenant_rec = self.tenant(tenant).await?;
-        if input.audience == self.management_audience(tenant)
+        if input.audience == self.management_audience(&tenant.name)
             || input.audience == MANAGEMENT_AUDIENCE
         {
             return Err(AdminError::Invalid(
                 "access to the Management API cannot be granted through the API".into(),
             ));
         }
-        let client = self.client_record(&tenant_rec.id, &input.client_id).await?;
+        let client = self.client_record(&tenant.id, &input.client_id).await?;
         if client.is_public() {
             return Err(AdminError::Invalid(
                 "public clients cannot use client_credentials".into(),
@@ -409,7 +414,7 @@ impl Admin {
         }
         let Some(api) = self
             .store
-            .resource_server_by_identifier(&tenant_rec.id, &input.audience)
+            .resource_server_by_identifier(&tenant.id, &input.audience)
             .await
             .map_err(internal)?
         else {
@@ -430,7 +435,7 @@ impl Admin {
         }
         let record = ClientGrantRecord {
             id: format!("cgr_{}", random_token(12)),
-            tenant_id: tenant_rec.id,
+            tenant_id: tenant.id.clone(),
             client_id: input.client_id,
             audience: input.audience,
             scopes: serde_json::to_string(&input.scope).map_err(json_err)?,
@@ -448,12 +453,11 @@ impl Admin {
     /// Client grants of a tenant.
     pub async fn list_client_grants(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
     ) -> Result<Vec<ClientGrantView>, AdminError> {
-        let tenant_rec = self.tenant(tenant).await?;
         let grants = self
             .store
-            .list_client_grants(&tenant_rec.id)
+            .list_client_grants(&tenant.id)
             .await
             .map_err(internal)?;
         Ok(grants
@@ -463,8 +467,7 @@ impl Admin {
     }
 
     /// Removes a client grant.
-    pub async fn delete_client_grant(&self, tenant: &str, id: &str) -> Result<(), AdminError> {
-        let tenant = self.tenant(tenant).await?;
+    pub async fn delete_client_grant(&self, tenant: &Tenant, id: &str) -> Result<(), AdminError> {
         if !self
             .store
             .delete_client_grant(&tenant.id, id)

@@ -53,6 +53,7 @@ pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
                 })?
         }
     };
+    let resolved = admin.resolve(TENANT).await?;
     if store
         .user_by_email(&tenant.id, EMAIL)
         .await
@@ -60,7 +61,7 @@ pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
         .is_none()
     {
         admin
-            .create_user(TENANT, EMAIL, PASSWORD, Some("Demo User"), true)
+            .create_user(&resolved, EMAIL, PASSWORD, Some("Demo User"), true)
             .await?;
     }
     let existing = store
@@ -71,13 +72,13 @@ pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
         .find(|c| c.redirect_uris().contains(&redirect_uri) && !c.is_public());
     let (client_id, client_secret) = match existing {
         Some(c) => {
-            let rotated = admin.rotate_client_secret(TENANT, &c.client_id).await?;
+            let rotated = admin.rotate_client_secret(&resolved, &c.client_id).await?;
             (c.client_id, rotated.client_secret.unwrap_or_default())
         }
         None => {
             let c = admin
                 .create_client(
-                    TENANT,
+                    &resolved,
                     CLIENT_NAME,
                     std::slice::from_ref(&redirect_uri),
                     false,

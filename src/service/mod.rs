@@ -17,34 +17,7 @@ use crate::domain::{Invalid, Tenant, TenantName};
 use crate::store::{ClientGrantRecord, NewClient, Store, StoreError, TenantRecord};
 use crate::tokens::generate_rsa_key;
 
-/// How the tenant's own Management API is named in client grants (its URL follows the public
-/// URL, which an admin may change).
-pub const MANAGEMENT_AUDIENCE: &str = "urn:wardstone:management";
-
-/// The scopes of the Management API.
-pub const MANAGEMENT_SCOPES: &[&str] = &[
-    "read:clients",
-    "create:clients",
-    "update:clients",
-    "delete:clients",
-    "read:users",
-    "create:users",
-    "update:users",
-    "delete:users",
-    "read:resource_servers",
-    "create:resource_servers",
-    "update:resource_servers",
-    "delete:resource_servers",
-    "read:rules",
-    "create:rules",
-    "update:rules",
-    "delete:rules",
-    "read:rules_configs",
-    "create:rules_configs",
-    "update:rules_configs",
-    "delete:rules_configs",
-    "read:logs",
-];
+pub use crate::domain::management::{AUDIENCE as MANAGEMENT_AUDIENCE, SCOPES as MANAGEMENT_SCOPES};
 
 /// Why an administrative operation was refused.
 #[derive(Debug, thiserror::Error)]

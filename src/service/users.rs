@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{Admin, AdminError, internal};
 use crate::crypto::{hex, random_bytes};
-use crate::domain::{DisplayName, Email, Password};
+use crate::domain::{DisplayName, Email, Password, Tenant};
 use crate::store::{NewUser, StoreError, UserChanges, UserRecord};
 
 /// A user as the Management API shows it (never the password hash).
@@ -162,7 +162,7 @@ impl Admin {
     /// Creates a user with the CLI's options.
     pub async fn create_user(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         email: &str,
         password: &str,
         name: Option<&str>,
@@ -185,7 +185,7 @@ impl Admin {
     /// Creates a user; the password is hashed with argon2id.
     pub async fn create_user_with(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         input: NewUserInput,
     ) -> Result<UserView, AdminError> {
         let email = Email::parse(&input.email)?;
@@ -205,7 +205,6 @@ impl Admin {
             .as_ref()
             .map(|v| metadata_object("user_metadata", v))
             .transpose()?;
-        let tenant = self.tenant(tenant).await?;
         let record = NewUser {
             user_id: format!("auth0|{}", hex(&random_bytes(12))),
             tenant_id: tenant.id.clone(),
@@ -243,13 +242,12 @@ impl Admin {
     /// Users, oldest first; `email` finds one user.
     pub async fn list_users(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         email: Option<&str>,
         offset: i64,
         limit: i64,
     ) -> Result<Vec<UserView>, AdminError> {
         let email = email.map(|e| e.trim().to_lowercase());
-        let tenant = self.tenant(tenant).await?;
         let users = self
             .store
             .list_users(&tenant.id, email.as_deref(), offset, limit)
@@ -259,15 +257,14 @@ impl Admin {
     }
 
     /// One user.
-    pub async fn get_user(&self, tenant: &str, user_id: &str) -> Result<UserView, AdminError> {
-        let tenant = self.tenant(tenant).await?;
+    pub async fn get_user(&self, tenant: &Tenant, user_id: &str) -> Result<UserView, AdminError> {
         self.get_user_in(&tenant.id, user_id).await
     }
 
     /// Changes a user (profile, email, password, metadata) in one statement.
     pub async fn update_user(
         &self,
-        tenant: &str,
+        tenant: &Tenant,
         user_id: &str,
         patch: UserPatch,
     ) -> Result<UserView, AdminError> {
@@ -294,7 +291,6 @@ impl Admin {
             username: optional_text("username", &patch.username)?,
             ..UserChanges::default()
         };
-        let tenant = self.tenant(tenant).await?;
         changes.app_metadata_patch = app_patch;
         changes.user_metadata_patch = user_patch;
         if let Some(p) = &password {
@@ -322,8 +318,7 @@ impl Admin {
     }
 
     /// Deletes a user with their sessions, consents and tokens.
-    pub async fn delete_user(&self, tenant: &str, user_id: &str) -> Result<(), AdminError> {
-        let tenant = self.tenant(tenant).await?;
+    pub async fn delete_user(&self, tenant: &Tenant, user_id: &str) -> Result<(), AdminError> {
         if !self
             .store
             .delete_user(&tenant.id, user_id)

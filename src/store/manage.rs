@@ -343,9 +343,10 @@ impl Store {
     /// Deletes an API and the client grants for it.
     pub async fn delete_resource_server(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
+        // Never the Management API's grants, whatever identifier the API has.
         sqlx::query(
-            "DELETE FROM client_grant WHERE tenant_id = $1 AND audience IN \
-             (SELECT identifier FROM resource_server WHERE tenant_id = $1 AND id = $2)",
+            "DELETE FROM client_grant WHERE tenant_id = $1 AND audience <> 'urn:wardstone:management' \
+             AND audience IN (SELECT identifier FROM resource_server WHERE tenant_id = $1 AND id = $2)",
         )
         .bind(tenant_id)
         .bind(id)

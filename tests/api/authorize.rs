@@ -69,7 +69,7 @@ async fn public_clients_must_use_pkce() {
     let app = spawn_app().await;
     let public = app
         .admin
-        .create_client(&app.tenant, "SPA", &[CALLBACK.into()], true)
+        .create_client(&app.t().await, "SPA", &[CALLBACK.into()], true)
         .await
         .unwrap();
     let resp = Browser::new()
@@ -201,7 +201,7 @@ async fn client_names_are_escaped_on_pages() {
     let evil = app
         .admin
         .create_client(
-            &app.tenant,
+            &app.t().await,
             "<script>alert('x')</script>",
             &[CALLBACK.into()],
             false,
@@ -372,7 +372,7 @@ async fn id_token_hint_for_another_user_needs_a_login() {
     );
 
     app.admin
-        .create_user(&app.tenant, "bob@example.com", PASSWORD, None, true)
+        .create_user(&app.t().await, "bob@example.com", PASSWORD, None, true)
         .await
         .unwrap();
     let other = Browser::new();

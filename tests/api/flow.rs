@@ -79,7 +79,7 @@ async fn second_authorization_skips_login_and_remembered_consent() {
     );
     app.admin
         .create_api(
-            &app.tenant,
+            &app.t().await,
             "https://api.acme.test/",
             Some("Acme API"),
             &["read:things=Read things".into()],
@@ -104,7 +104,7 @@ async fn access_token_for_an_api_names_it_as_audience_and_consent_lists_its_scop
     let api = "https://api.acme.test/";
     app.admin
         .create_api(
-            &app.tenant,
+            &app.t().await,
             api,
             Some("Acme API"),
             &["read:invoices=Read your invoices".into()],
@@ -240,7 +240,7 @@ async fn sessions_are_scoped_to_their_tenant() {
     app.admin.create_tenant("other").await.unwrap();
     let other = app
         .admin
-        .create_client("other", "Other App", &[CALLBACK.into()], false)
+        .create_client(&app.admin.resolve("other").await.unwrap(), "Other App", &[CALLBACK.into()], false)
         .await
         .unwrap();
     let browser = Browser::new();

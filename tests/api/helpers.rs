@@ -140,12 +140,13 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
     );
     let tenant = "acme".to_string();
     let created = admin.create_tenant(&tenant).await.unwrap();
+    let resolved = admin.resolve(&tenant).await.unwrap();
     let client = admin
-        .create_client(&tenant, "Acme Web", &[CALLBACK.to_string()], false)
+        .create_client(&resolved, "Acme Web", &[CALLBACK.to_string()], false)
         .await
         .unwrap();
     let user = admin
-        .create_user(&tenant, EMAIL, PASSWORD, Some("Alice Liddell"), true)
+        .create_user(&resolved, EMAIL, PASSWORD, Some("Alice Liddell"), true)
         .await
         .unwrap();
     TestApp {

@@ -851,12 +851,12 @@ async fn one_tenant_cannot_reach_another_tenants_data() {
     let other = app.admin.create_tenant("beta").await.unwrap();
     let beta_client = app
         .admin
-        .create_client("beta", "Beta app", &[CALLBACK.into()], false)
+        .create_client(&app.admin.resolve("beta").await.unwrap(), "Beta app", &[CALLBACK.into()], false)
         .await
         .unwrap();
     let beta_user = app
         .admin
-        .create_user("beta", "eve@beta.example", PASSWORD, None, true)
+        .create_user(&app.admin.resolve("beta").await.unwrap(), "eve@beta.example", PASSWORD, None, true)
         .await
         .unwrap();
     let beta_rule = app
@@ -952,7 +952,7 @@ async fn one_tenant_cannot_reach_another_tenants_data() {
     assert_eq!(beta_rules[0].enabled, 1, "untouched");
     assert_eq!(
         app.admin
-            .get_client("beta", &beta_client.client_id)
+            .get_client(&app.admin.resolve("beta").await.unwrap(), &beta_client.client_id)
             .await
             .unwrap()
             .name,

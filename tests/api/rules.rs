@@ -56,7 +56,7 @@ async fn require_verified_email_rule_denies_unverified_users() {
         .await;
     let unverified = app
         .admin
-        .create_user(&app.tenant, "new@example.com", PASSWORD, None, false)
+        .create_user(&app.t().await, "new@example.com", PASSWORD, None, false)
         .await
         .unwrap();
     let browser = Browser::new();
@@ -584,11 +584,11 @@ async fn one_tenants_looping_rule_does_not_stall_another_tenants_logins() {
     app.admin.create_tenant("noisy").await.unwrap();
     let noisy_client = app
         .admin
-        .create_client("noisy", "Noisy", &[CALLBACK.into()], false)
+        .create_client(&app.admin.resolve("noisy").await.unwrap(), "Noisy", &[CALLBACK.into()], false)
         .await
         .unwrap();
     app.admin
-        .create_user("noisy", EMAIL, PASSWORD, None, true)
+        .create_user(&app.admin.resolve("noisy").await.unwrap(), EMAIL, PASSWORD, None, true)
         .await
         .unwrap();
     app.admin
@@ -731,7 +731,7 @@ async fn a_rule_writes_only_the_metadata_keys_it_changed() {
     let resp = app.submit_login(&browser, &app.authorize_url(&[]), EMAIL, PASSWORD).await;
     let consent = location(&resp);
     app.admin
-        .update_user(&app.tenant, &app.user_id, serde_json::from_value(json!({"user_metadata": {"theme": "light"}})).unwrap())
+        .update_user(&app.t().await, &app.user_id, serde_json::from_value(json!({"user_metadata": {"theme": "light"}})).unwrap())
         .await
         .unwrap();
     let callback = location(&app.submit_consent(&browser, &consent, "allow").await);

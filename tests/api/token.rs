@@ -179,7 +179,7 @@ async fn a_code_is_bound_to_its_client() {
     let app = spawn_app().await;
     let other = app
         .admin
-        .create_client(&app.tenant, "Other", &[CALLBACK.into()], false)
+        .create_client(&app.t().await, "Other", &[CALLBACK.into()], false)
         .await
         .unwrap();
     let code = app.code(&Browser::new(), &[]).await;
@@ -208,7 +208,7 @@ async fn public_clients_redeem_with_pkce_and_no_secret() {
     let app = spawn_app().await;
     let public = app
         .admin
-        .create_client(&app.tenant, "SPA", &[CALLBACK.into()], true)
+        .create_client(&app.t().await, "SPA", &[CALLBACK.into()], true)
         .await
         .unwrap();
     let code = app
@@ -296,7 +296,7 @@ async fn refresh_tokens_expire_and_are_bound_to_their_client() {
     let rt = tokens["refresh_token"].as_str().unwrap();
     let other = app
         .admin
-        .create_client(&app.tenant, "Other", &[CALLBACK.into()], false)
+        .create_client(&app.t().await, "Other", &[CALLBACK.into()], false)
         .await
         .unwrap();
     let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];

@@ -38,7 +38,7 @@ async fn list_logs(
         caller
             .admin()
             .list_logs(
-                caller.resolved(),
+                caller.tenant(),
                 q.rule_id.as_deref(),
                 q.outcome.as_deref(),
                 offset,

@@ -24,7 +24,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa_axum::router::OpenApiRouter;
 
 use super::{AppState, CurrentTenant};
-use crate::domain::ScopeSet;
+use crate::domain::{ScopeSet, management};
 use crate::oauth::Tenant;
 use crate::service::{Admin, AdminError};
 
@@ -171,11 +171,9 @@ impl Caller {
     pub async fn guard_management_client(&self, client_id: &str) -> Result<(), ApiError> {
         if self
             .admin
-            .is_management_client(&self.tenant.name, client_id)
+            .is_management_client(&self.tenant, client_id)
             .await?
-            && !crate::service::MANAGEMENT_SCOPES
-                .iter()
-                .all(|s| self.scopes.contains(s))
+            && !management::SCOPES.iter().all(|s| self.scopes.contains(s))
         {
             return Err(ApiError::new(
                 StatusCode::FORBIDDEN,
@@ -199,13 +197,8 @@ impl Caller {
         }
     }
 
-    /// The tenant name.
-    pub fn tenant(&self) -> &str {
-        &self.tenant.name
-    }
-
     /// The tenant, as resolved for this request.
-    pub fn resolved(&self) -> &Tenant {
+    pub fn tenant(&self) -> &Tenant {
         &self.tenant
     }
 
@@ -242,7 +235,7 @@ impl FromRequestParts<AppState> for Caller {
             .tenant(&tenant.id)
             .await
             .map_err(AdminError::Internal)?;
-        let audience = tenant.url("/api/v2/");
+        let audience = management::url(&tenant);
         let claims = keys
             .verify(
                 &token,
@@ -252,20 +245,42 @@ impl FromRequestParts<AppState> for Caller {
                 Some(state.provider.now()),
             )
             .map_err(|_| ApiError::unauthorized("Invalid token", Some("invalid_token")))?;
-        // Only machine tokens from client_credentials manage a tenant, never a user's token.
+        // Only machine tokens from client_credentials manage a tenant, never a user's token:
+        // `gty` is restricted (no rule can set it), and the subject must be a client of this
+        // tenant that holds the Management API grant now (a deleted or narrowed grant takes
+        // effect at once, not when old tokens expire).
+        let invalid = || ApiError::unauthorized("Invalid token", Some("invalid_token"));
         if claims.get("gty").and_then(|g| g.as_str()) != Some("client-credentials") {
-            return Err(ApiError::unauthorized(
-                "Invalid token",
-                Some("invalid_token"),
-            ));
+            return Err(invalid());
         }
+        let client_id = claims
+            .get("client_id")
+            .and_then(|c| c.as_str())
+            .ok_or_else(invalid)?;
+        if claims.get("sub").and_then(|s| s.as_str())
+            != Some(management::client_subject(client_id).as_str())
+        {
+            return Err(invalid());
+        }
+        let grant = state
+            .provider
+            .store()
+            .client_grant_for(&tenant.id, client_id, management::AUDIENCE)
+            .await
+            .map_err(|e| AdminError::Internal(e.into()))?
+            .ok_or_else(invalid)?;
+        let granted: ScopeSet = serde_json::from_str::<Vec<String>>(&grant.scopes)
+            .map_err(|e| AdminError::Internal(e.into()))?
+            .into_iter()
+            .collect();
         let scopes = ScopeSet::parse(
             claims
                 .get("scope")
                 .and_then(|s| s.as_str())
                 .unwrap_or_default(),
         )
-        .unwrap_or_default();
+        .unwrap_or_default()
+        .filter(|s| granted.contains(s));
         let admin = state.admin.clone();
         Ok(Caller {
             tenant,

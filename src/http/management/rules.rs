@@ -23,7 +23,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     responses((status = 200, body = [RuleView])), security(("bearer" = ["read:rules"])))]
 async fn list_rules(caller: Caller) -> Result<Json<Vec<RuleView>>, ApiError> {
     caller.require("read:rules")?;
-    let rules = caller.admin().list_rules(caller.resolved()).await?;
+    let rules = caller.admin().list_rules(caller.tenant()).await?;
     Ok(Json(rules.into_iter().map(RuleView::from).collect()))
 }
 
@@ -38,7 +38,7 @@ async fn create_rule(
     caller.require("create:rules")?;
     Ok((
         StatusCode::CREATED,
-        Json(caller.admin().create_rule(caller.resolved(), input).await?),
+        Json(caller.admin().create_rule(caller.tenant(), input).await?),
     ))
 }
 
@@ -63,7 +63,7 @@ async fn get_rule(
     Ok(Json(
         caller
             .admin()
-            .get_rule(caller.resolved(), &id, q.include_module)
+            .get_rule(caller.tenant(), &id, q.include_module)
             .await?,
     ))
 }
@@ -82,7 +82,7 @@ async fn update_rule(
     Ok(Json(
         caller
             .admin()
-            .update_rule(caller.resolved(), &id, patch)
+            .update_rule(caller.tenant(), &id, patch)
             .await?,
     ))
 }
@@ -95,7 +95,7 @@ async fn delete_rule(
     Path((_, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require("delete:rules")?;
-    caller.admin().remove_rule(caller.resolved(), &id).await?;
+    caller.admin().remove_rule(caller.tenant(), &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -115,7 +115,7 @@ async fn test_rule(
     Ok(Json(
         caller
             .admin()
-            .test_rule(caller.resolved(), &id, input, may_read_configuration)
+            .test_rule(caller.tenant(), &id, input, may_read_configuration)
             .await?,
     ))
 }
@@ -140,7 +140,7 @@ struct ConfigValue {
     responses((status = 200, body = [ConfigKey])), security(("bearer" = ["read:rules_configs"])))]
 async fn list_configs(caller: Caller) -> Result<Json<Vec<ConfigKey>>, ApiError> {
     caller.require("read:rules_configs")?;
-    let keys = caller.admin().rule_config_keys(caller.resolved()).await?;
+    let keys = caller.admin().rule_config_keys(caller.tenant()).await?;
     Ok(Json(
         keys.into_iter().map(|key| ConfigKey { key }).collect(),
     ))
@@ -157,7 +157,7 @@ async fn set_config(
     caller.require("update:rules_configs")?;
     caller
         .admin()
-        .set_rule_config(caller.resolved(), &key, &v.value)
+        .set_rule_config(caller.tenant(), &key, &v.value)
         .await?;
     Ok(Json(ConfigKey { key }))
 }
@@ -172,7 +172,7 @@ async fn delete_config(
     caller.require("delete:rules_configs")?;
     caller
         .admin()
-        .unset_rule_config(caller.resolved(), &key)
+        .unset_rule_config(caller.tenant(), &key)
         .await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,9 @@
 use serde_json::json;
 
 use crate::domain::ScopeSet;
+use crate::domain::management;
 use crate::oauth::issuer::TokenResponse;
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
-use crate::service::MANAGEMENT_AUDIENCE;
 use crate::store::ClientRecord;
 
 impl Provider {
@@ -28,9 +28,8 @@ impl Provider {
                 "audience is missing: name the API the token is for",
             ));
         };
-        let management = tenant.url("/api/v2/");
-        let key = if audience == management {
-            MANAGEMENT_AUDIENCE
+        let key = if audience == management::url(tenant) {
+            management::AUDIENCE
         } else {
             audience
         };
@@ -67,7 +66,7 @@ impl Provider {
         let keys = self.keys().tenant(&tenant.id).await?;
         let claims = json!({
             "iss": tenant.issuer,
-            "sub": format!("{}@clients", client.client_id),
+            "sub": management::client_subject(&client.client_id),
             "aud": audience,
             "exp": now + lifetime,
             "iat": now,
