@@ -42,6 +42,10 @@ enum Command {
         /// Create (if missing) a demo tenant, app and user and print how to log in.
         #[arg(long)]
         demo: bool,
+        /// Reverse proxies (CIDR, comma-separated) whose X-Forwarded-For names the client;
+        /// from any other peer the header is ignored.
+        #[arg(long, env = "WARDSTONE_TRUSTED_PROXIES", value_delimiter = ',')]
+        trusted_proxies: Vec<ipnet::IpNet>,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -384,7 +388,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         .map(PublicUrl::parse)
         .transpose()?;
     match cli.command {
-        Command::Serve { bind, demo } => {
+        Command::Serve {
+            bind,
+            demo,
+            trusted_proxies,
+        } => {
             let app = Application::build(
                 ServerOptions {
                     database_url: cli.database_url,
@@ -395,6 +403,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     demo,
                     lifetimes: Lifetimes::default(),
                     rule_limits: cli.limits.limits(),
+                    trusted_proxies,
                 },
                 Clock::System,
             )

@@ -39,8 +39,12 @@ pub struct Lifetimes {
     pub session: i64,
     /// A pending /authorize request waiting for login or consent.
     pub login_transaction: i64,
-    /// Failed logins allowed per user and address within `throttle_window`.
+    /// Login attempts allowed per (account, address) within `throttle_window`.
     pub max_failed_logins: i64,
+    /// Login attempts allowed per account, from anywhere, within `throttle_window`.
+    pub max_failed_logins_per_account: i64,
+    /// Login attempts allowed per client address, for any account, within `throttle_window`.
+    pub max_failed_logins_per_ip: i64,
     /// Window of the failed-login counter, seconds.
     pub throttle_window: i64,
 }
@@ -54,6 +58,8 @@ impl Default for Lifetimes {
             session: 7 * 24 * 3600,
             login_transaction: 1800,
             max_failed_logins: 5,
+            max_failed_logins_per_account: 20,
+            max_failed_logins_per_ip: 100,
             throttle_window: 900,
         }
     }

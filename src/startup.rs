@@ -34,6 +34,8 @@ pub struct ServerOptions {
     pub lifetimes: Lifetimes,
     /// Sandbox limits of rules.
     pub rule_limits: crate::rules::Limits,
+    /// Reverse proxies whose `X-Forwarded-For` header names the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 /// A bound, ready-to-run server.
@@ -103,6 +105,7 @@ impl Application {
             demo: demo.clone(),
             admin,
             openapi: crate::http::management_openapi(),
+            trusted_proxies: Arc::new(options.trusted_proxies),
         };
         Ok(Application {
             listener,
@@ -160,6 +163,13 @@ impl Application {
                         .await
                     {
                         tracing::warn!(error = %e, "pruning the rule execution log failed");
+                    }
+                    if let Err(e) = provider
+                        .store()
+                        .prune_login_failures(now - provider.lifetimes().throttle_window)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "pruning login attempt counts failed");
                     }
                     if let Err(e) = provider.store().prune_rule_artifacts().await {
                         tracing::warn!(error = %e, "pruning unused rule artifacts failed");

@@ -8,9 +8,11 @@ use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
-use super::{AppState, CurrentTenant, peer_ip};
+use super::{AppState, CurrentTenant, client_ip};
 use crate::oauth::Tenant;
-use crate::oauth::authorize::{Answer, Browser, ConsentSubmission, LoginSubmission, Outcome};
+use crate::oauth::authorize::{
+    Answer, Browser, ConsentSubmission, LoginProblem, LoginSubmission, Outcome, Problem,
+};
 
 const BROWSER_COOKIE: &str = "wardstone_browser";
 const SESSION_COOKIE: &str = "wardstone_session";
@@ -21,9 +23,12 @@ pub struct BrowserInfo(pub Browser);
 impl FromRequestParts<AppState> for BrowserInfo {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         let mut browser = Browser {
-            ip: peer_ip(parts),
+            ip: client_ip(parts, &state.trusted_proxies),
             ..Browser::default()
         };
         for value in parts.headers.get_all(header::COOKIE) {
@@ -71,6 +76,15 @@ fn cookie(
     HeaderValue::from_str(&c.to_string()).expect("cookie values are base64url")
 }
 
+/// The status of a page that reports a problem.
+fn problem_status(problem: &Problem) -> StatusCode {
+    match problem {
+        Problem::BadRequest(_) | Problem::Expired => StatusCode::BAD_REQUEST,
+        Problem::Forbidden => StatusCode::FORBIDDEN,
+        Problem::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 fn render(state: &AppState, tenant: &Tenant, answer: Answer) -> Response {
     let mut response = match answer.outcome {
         Outcome::Redirect(url) => match HeaderValue::from_str(&url) {
@@ -79,16 +93,26 @@ fn render(state: &AppState, tenant: &Tenant, answer: Answer) -> Response {
                 .pages
                 .error(StatusCode::BAD_REQUEST, "Invalid redirect."),
         },
-        Outcome::Login(form, status) => state.pages.render(
-            "login.html",
-            StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-            form,
-        ),
+        Outcome::Login(form) => {
+            let (status, retry_after) = match form.problem {
+                None => (StatusCode::OK, None),
+                Some(LoginProblem::WrongCredentials) => (StatusCode::UNAUTHORIZED, None),
+                Some(LoginProblem::TooLong) => (StatusCode::BAD_REQUEST, None),
+                Some(
+                    LoginProblem::Throttled { retry_after } | LoginProblem::Busy { retry_after },
+                ) => (StatusCode::TOO_MANY_REQUESTS, Some(retry_after)),
+            };
+            let mut page = state.pages.render("login.html", status, form);
+            if let Some(seconds) = retry_after {
+                page.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+            }
+            page
+        }
         Outcome::Consent(form) => state.pages.render("consent.html", StatusCode::OK, form),
-        Outcome::ErrorPage { status, message } => state.pages.error(
-            StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
-            &message,
-        ),
+        Outcome::Problem(problem) => state
+            .pages
+            .error(problem_status(&problem), problem.message()),
     };
     let lifetimes = state.provider.lifetimes();
     let headers = response.headers_mut();

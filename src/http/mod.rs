@@ -39,6 +39,8 @@ pub struct AppState {
     pub admin: crate::service::Admin,
     /// The Management API's OpenAPI document.
     pub openapi: Arc<utoipa::openapi::OpenApi>,
+    /// Proxies whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
 }
 
 impl FromRef<AppState> for Provider {
@@ -130,13 +132,36 @@ impl FromRequestParts<AppState> for CurrentTenant {
     }
 }
 
-/// The client's address (the TCP peer).
-pub(crate) fn peer_ip(parts: &Parts) -> String {
-    parts
+/// The client's address: the TCP peer, unless the peer is a trusted proxy; then the nearest
+/// address in `X-Forwarded-For` that is not one of the trusted proxies (addresses further left
+/// were written by the client and prove nothing).
+pub(crate) fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> String {
+    let Some(peer) = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip().to_string())
-        .unwrap_or_default()
+        .map(|c| c.0.ip())
+    else {
+        return String::new();
+    };
+    let is_trusted = |ip: &std::net::IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer.to_string();
+    }
+    let forwarded: Vec<std::net::IpAddr> = parts
+        .headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|a| a.trim().parse().ok())
+        .collect();
+    forwarded
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(forwarded.first())
+        .unwrap_or(&peer)
+        .to_string()
 }
 
 /// The page renderer for a public URL (stylesheet links follow its path prefix).

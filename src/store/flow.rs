@@ -46,8 +46,13 @@ const TX_COLUMNS: &str = "id_hash, tenant_id, client_id, request, browser_hash, 
     logged_in_at, consented_at, created_at, expires_at";
 
 impl Store {
-    /// Stores a new login transaction.
-    pub async fn insert_login_transaction(&self, t: &LoginTransactionRecord) -> StoreResult<()> {
+    /// Stores a new login transaction; the browser's oldest beyond `keep_per_browser` go.
+    pub async fn insert_login_transaction(
+        &self,
+        t: &LoginTransactionRecord,
+        keep_per_browser: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
         sqlx::query(&format!(
             "INSERT INTO login_transaction ({TX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
         ))
@@ -60,8 +65,17 @@ impl Store {
         .bind(t.consented_at)
         .bind(t.created_at)
         .bind(t.expires_at)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        sqlx::query(
+            "DELETE FROM login_transaction WHERE browser_hash = $1 AND id_hash NOT IN \
+             (SELECT id_hash FROM login_transaction WHERE browser_hash = $1 ORDER BY created_at DESC, id_hash LIMIT $2)",
+        )
+        .bind(&t.browser_hash)
+        .bind(keep_per_browser)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
         Ok(())
     }
 

@@ -39,6 +39,8 @@ pub struct UserRecord {
     pub created_at: i64,
     /// Last profile change.
     pub updated_at: i64,
+    /// 1 when the user may not log in (and their tokens stop working).
+    pub blocked: i64,
 }
 
 /// What creating a user needs.
@@ -62,7 +64,7 @@ pub struct NewUser {
 
 pub(super) const USER_COLUMNS: &str = "user_id, tenant_id, email, email_verified, password_hash, name, \
     given_name, family_name, nickname, picture, username, app_metadata, user_metadata, \
-    logins_count, last_login, created_at, updated_at";
+    logins_count, last_login, created_at, updated_at, blocked";
 
 impl Store {
     /// Inserts a user with its metadata (JSON objects); a duplicate email in the tenant is a
@@ -135,44 +137,50 @@ impl Store {
         Ok(())
     }
 
-    /// Failed logins for `key` inside the current window (0 once the window has passed).
-    pub async fn login_failures(
-        &self,
-        tenant_id: &str,
-        key: &str,
-        window_start_after: i64,
-    ) -> StoreResult<i64> {
-        let n: Option<i64> = sqlx::query_scalar(
-            "SELECT failures FROM login_failure WHERE tenant_id = $1 AND throttle_key = $2 AND window_start > $3",
-        )
-        .bind(tenant_id)
-        .bind(key)
-        .bind(window_start_after)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(n.unwrap_or(0))
-    }
-
-    /// Counts one failed login, starting a new window when the old one has passed.
-    pub async fn record_login_failure(
+    /// Counts one login attempt for `key` (before its password is checked) and returns the
+    /// attempts in the current window, this one included. One statement: concurrent attempts
+    /// each see their own count. A window older than `window_start_after` starts over.
+    pub async fn count_login_attempt(
         &self,
         tenant_id: &str,
         key: &str,
         now: i64,
         window_start_after: i64,
-    ) -> StoreResult<()> {
-        sqlx::query(
+    ) -> StoreResult<i64> {
+        Ok(sqlx::query_scalar(
             "INSERT INTO login_failure (tenant_id, throttle_key, failures, window_start) VALUES ($1, $2, 1, $3) \
              ON CONFLICT (tenant_id, throttle_key) DO UPDATE SET \
                failures = CASE WHEN login_failure.window_start > $4 THEN login_failure.failures + 1 ELSE 1 END, \
-               window_start = CASE WHEN login_failure.window_start > $4 THEN login_failure.window_start ELSE $3 END",
+               window_start = CASE WHEN login_failure.window_start > $4 THEN login_failure.window_start ELSE $3 END \
+             RETURNING failures",
         )
         .bind(tenant_id)
         .bind(key)
         .bind(now)
         .bind(window_start_after)
+        .fetch_one(&self.writer)
+        .await?)
+    }
+
+    /// Takes back one counted attempt of `key` (it succeeded, or was never checked).
+    pub async fn forgive_login_attempt(&self, tenant_id: &str, key: &str) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE login_failure SET failures = failures - 1 \
+             WHERE tenant_id = $1 AND throttle_key = $2 AND failures > 0",
+        )
+        .bind(tenant_id)
+        .bind(key)
         .execute(&self.writer)
         .await?;
+        Ok(())
+    }
+
+    /// Drops attempt counts whose window has passed.
+    pub async fn prune_login_failures(&self, window_start_before: i64) -> StoreResult<()> {
+        sqlx::query("DELETE FROM login_failure WHERE window_start < $1")
+            .bind(window_start_before)
+            .execute(&self.writer)
+            .await?;
         Ok(())
     }
 

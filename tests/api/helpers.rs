@@ -116,6 +116,7 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
         demo: false,
         lifetimes: Lifetimes::default(),
         rule_limits: wardstone::rules::Limits::default(),
+        trusted_proxies: vec![],
     };
     tweak(&mut options);
     let public_url = options.public_url.clone();
@@ -618,6 +619,7 @@ impl TestApp {
             demo: false,
             lifetimes: Lifetimes::default(),
             rule_limits: wardstone::rules::Limits::default(),
+            trusted_proxies: vec![],
         };
         tweak(&mut options);
         let app = Application::build(options, self.clock.clone())

@@ -1,0 +1,207 @@
+//! The login step: the form, and checking a password without letting anyone turn that into a
+//! denial of service or a guessing machine.
+//!
+//! Every attempt is counted before its password is hashed, atomically in the database, for the
+//! account, for the client's address, and for the pair; over any limit the answer is
+//! "throttled" at once and no hash runs. Hashing itself is bounded (see `crate::passwords`).
+//! Lengths are capped, so no attempt stores more than a few hundred bytes.
+
+use serde::Deserialize;
+
+use super::{Answer, Browser, LoginForm, LoginProblem, Outcome, Problem, SignedIn};
+use crate::crypto::{hash_token, random_token};
+use crate::oauth::{Provider, Tenant};
+use crate::store::{LoginTransactionRecord, SessionRecord, UserRecord};
+
+/// Longest username (an email address) accepted.
+pub const MAX_USERNAME: usize = 254;
+/// Longest password accepted (argon2 takes any length; nobody types more).
+pub const MAX_PASSWORD: usize = 1024;
+/// Seconds a login waits before trying again when every password check is busy.
+const BUSY_RETRY_AFTER: i64 = 2;
+
+/// The parameters of a login form post.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginSubmission {
+    /// Transaction id.
+    #[serde(default)]
+    pub tx: String,
+    /// CSRF token.
+    #[serde(default)]
+    pub csrf: String,
+    /// Email address.
+    #[serde(default)]
+    pub username: String,
+    /// Password.
+    #[serde(default)]
+    pub password: String,
+}
+
+impl Provider {
+    /// `GET /login?tx=`.
+    pub async fn login_page(
+        &self,
+        tenant: &Tenant,
+        tx_id: &str,
+        browser: &Browser,
+    ) -> anyhow::Result<Answer> {
+        let Some((_, request, client)) = self.transaction(tenant, tx_id, browser).await? else {
+            return Ok(Problem::Expired.into());
+        };
+        let form = LoginForm {
+            tx: tx_id.to_string(),
+            csrf: self.csrf_token(tx_id),
+            client_name: client.name,
+            username: request.login_hint.unwrap_or_default(),
+            error: None,
+            problem: None,
+        };
+        Ok(Outcome::Login(form).into())
+    }
+
+    /// `POST /login`.
+    pub async fn login(
+        &self,
+        tenant: &Tenant,
+        form: LoginSubmission,
+        browser: &Browser,
+    ) -> anyhow::Result<Answer> {
+        if !self.csrf_ok(&form.tx, &form.csrf) {
+            return Ok(Problem::Forbidden.into());
+        }
+        let Some((tx, request, client)) = self.transaction(tenant, &form.tx, browser).await? else {
+            return Ok(Problem::Expired.into());
+        };
+        let again = |problem: LoginProblem| -> Answer {
+            let shown: String = form.username.trim().chars().take(MAX_USERNAME).collect();
+            Outcome::Login(LoginForm {
+                tx: form.tx.clone(),
+                csrf: form.csrf.clone(),
+                client_name: client.name.clone(),
+                username: shown,
+                error: Some(problem.message()),
+                problem: Some(problem),
+            })
+            .into()
+        };
+        let username = form.username.trim().to_lowercase();
+        if username.len() > MAX_USERNAME || form.password.len() > MAX_PASSWORD {
+            return Ok(again(LoginProblem::TooLong));
+        }
+        let now = self.now();
+        let lt = self.lifetimes();
+        let since = now - lt.throttle_window;
+        let keys = [
+            (
+                format!("pair:{username}|{}", browser.ip),
+                lt.max_failed_logins,
+            ),
+            (
+                format!("account:{username}"),
+                lt.max_failed_logins_per_account,
+            ),
+            (format!("ip:{}", browser.ip), lt.max_failed_logins_per_ip),
+        ];
+        let mut throttled = false;
+        for (key, limit) in &keys {
+            let attempts = self
+                .store()
+                .count_login_attempt(&tenant.id, key, now, since)
+                .await?;
+            throttled |= attempts > *limit;
+        }
+        if throttled {
+            return Ok(again(LoginProblem::Throttled {
+                retry_after: lt.throttle_window,
+            }));
+        }
+        let user = self.store().user_by_email(&tenant.id, &username).await?;
+        let phc = user
+            .as_ref()
+            .map(|u| u.password_hash.clone())
+            .unwrap_or_else(|| crate::passwords::dummy_hash().to_string());
+        let Ok(verified) = crate::passwords::verify(form.password.clone(), phc).await else {
+            // Not this attempt's fault: it does not count against anyone.
+            for (key, _) in &keys {
+                self.store().forgive_login_attempt(&tenant.id, key).await?;
+            }
+            return Ok(again(LoginProblem::Busy {
+                retry_after: BUSY_RETRY_AFTER,
+            }));
+        };
+        let user = match user {
+            Some(u) if verified && u.blocked == 0 => u,
+            _ => return Ok(again(LoginProblem::WrongCredentials)),
+        };
+        // A success clears the account's and the pair's counts; the address keeps its other
+        // attempts (or an attacker could reset it with an account of their own).
+        self.store()
+            .clear_login_failures(&tenant.id, &keys[0].0)
+            .await?;
+        self.store()
+            .clear_login_failures(&tenant.id, &keys[1].0)
+            .await?;
+        self.store()
+            .forgive_login_attempt(&tenant.id, &keys[2].0)
+            .await?;
+        self.signed_in(tenant, &form.tx, tx, &client, &request, user, browser)
+            .await
+    }
+
+    /// The password was right: start a session and go on with the transaction.
+    #[allow(clippy::too_many_arguments)]
+    async fn signed_in(
+        &self,
+        tenant: &Tenant,
+        tx_id: &str,
+        tx: LoginTransactionRecord,
+        client: &crate::store::ClientRecord,
+        request: &super::AuthorizationRequest,
+        user: UserRecord,
+        browser: &Browser,
+    ) -> anyhow::Result<Answer> {
+        let now = self.now();
+        self.store()
+            .record_login(&tenant.id, &user.user_id, now)
+            .await?;
+        // The rules see the counters with this login included, as stored.
+        let user = UserRecord {
+            logins_count: user.logins_count + 1,
+            last_login: Some(now),
+            ..user
+        };
+        if let Some(old) = &browser.session_id {
+            self.store().delete_session(&hash_token(old)).await?;
+        }
+        let session_id = random_token(32);
+        let session = SessionRecord {
+            id_hash: hash_token(&session_id),
+            tenant_id: tenant.id.clone(),
+            user_id: user.user_id.clone(),
+            auth_time: now,
+            created_at: now,
+            expires_at: now + self.lifetimes().session,
+        };
+        self.store().insert_session(&session).await?;
+        self.store()
+            .mark_transaction_logged_in(&tx.id_hash, now)
+            .await?;
+        let tx = LoginTransactionRecord {
+            logged_in_at: Some(now),
+            ..tx
+        };
+        let mut answer = self
+            .proceed(
+                tenant,
+                tx_id,
+                &tx,
+                client,
+                request,
+                Some(SignedIn { session, user }),
+                browser,
+            )
+            .await?;
+        answer.cookies.session_id = Some(session_id);
+        Ok(answer)
+    }
+}
