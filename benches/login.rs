@@ -75,6 +75,7 @@ async fn setup(database_url: &str, master_key: &str, rule_counts: &[usize]) -> V
         PublicUrl::parse("http://127.0.0.1:1").unwrap(),
         Clock::System,
         rules,
+        wardstone::passwords::Passwords::default(),
     );
     let add_roles = sample("add-roles");
     let mut out = Vec::new();

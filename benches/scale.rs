@@ -68,6 +68,7 @@ fn admin(store: &wardstone::store::Store, master_key: &str) -> Admin {
         PublicUrl::parse("http://127.0.0.1:1").unwrap(),
         Clock::System,
         rules,
+        wardstone::passwords::Passwords::default(),
     )
 }
 

@@ -46,6 +46,11 @@ enum Command {
         /// from any other peer the header is ignored.
         #[arg(long, env = "WARDSTONE_TRUSTED_PROXIES", value_delimiter = ',')]
         trusted_proxies: Vec<ipnet::IpNet>,
+        /// Seconds after a refresh-token rotation during which the same client may retry with
+        /// the previous token (a lost answer) without revoking the family; 0 turns it off.
+        #[arg(long, env = "WARDSTONE_REFRESH_GRACE_SECONDS", default_value_t = 5,
+              value_parser = clap::value_parser!(i64).range(0..=60))]
+        refresh_grace_seconds: i64,
     },
     /// Apply database migrations and exit.
     Migrate,
@@ -392,6 +397,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             bind,
             demo,
             trusted_proxies,
+            refresh_grace_seconds,
         } => {
             let app = Application::build(
                 ServerOptions {
@@ -401,7 +407,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                     public_url,
                     master_key: None,
                     demo,
-                    lifetimes: Lifetimes::default(),
+                    lifetimes: Lifetimes {
+                        refresh_reuse_grace: refresh_grace_seconds,
+                        ..Lifetimes::default()
+                    },
                     rule_limits: cli.limits.limits(),
                     trusted_proxies,
                 },
@@ -445,7 +454,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             let store = open_store(&cli.database_url, 4).await?;
             let rules =
                 crate::rules::Rules::new(store.clone(), master_key.clone(), cli.limits.limits())?;
-            let admin = Admin::new(store.clone(), master_key, public_url, Clock::System, rules);
+            let admin = Admin::new(
+                store.clone(),
+                master_key,
+                public_url,
+                Clock::System,
+                rules,
+                crate::passwords::Passwords::default(),
+            );
             let result = admin_command(&admin, other).await;
             store.close().await;
             result

@@ -35,6 +35,9 @@ pub struct Lifetimes {
     pub access_token: i64,
     /// Refresh tokens (absolute, per token; each rotation issues a fresh one).
     pub refresh_token: i64,
+    /// Seconds after a rotation during which the same client may present the previous refresh
+    /// token again and get a fresh successor instead of revoking the family (0: never).
+    pub refresh_reuse_grace: i64,
     /// SSO session cookie.
     pub session: i64,
     /// A pending /authorize request waiting for login or consent.
@@ -55,6 +58,7 @@ impl Default for Lifetimes {
             code: 300,
             access_token: 3600,
             refresh_token: 30 * 24 * 3600,
+            refresh_reuse_grace: 5,
             session: 7 * 24 * 3600,
             login_transaction: 1800,
             max_failed_logins: 5,

@@ -20,19 +20,29 @@ pub struct Busy;
 
 type Job = Box<dyn FnOnce(&mut Vec<Block>) + Send>;
 
-struct Pool {
-    jobs: SyncSender<Job>,
-}
-
 /// Jobs that may wait per hashing thread.
 const QUEUE_PER_THREAD: usize = 16;
 
-fn pool() -> &'static Pool {
-    static POOL: OnceLock<Pool> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+/// The hashing threads and their queue. Cheap to clone; the threads end with the last clone.
+#[derive(Clone)]
+pub struct Passwords {
+    jobs: SyncSender<Job>,
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Passwords::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        )
+    }
+}
+
+impl Passwords {
+    /// `threads` hashing threads (one 19 MiB block each) and a queue of 16 jobs per thread.
+    pub fn new(threads: usize) -> Self {
+        let threads = threads.max(1);
         let (jobs, rx) = sync_channel::<Job>(threads * QUEUE_PER_THREAD);
         let rx: Arc<Mutex<Receiver<Job>>> = Arc::new(Mutex::new(rx));
         for i in 0..threads {
@@ -48,6 +58,7 @@ fn pool() -> &'static Pool {
                         };
                         match job {
                             Ok(job) => job(&mut memory),
+                            // Every sender is gone: the server is shutting down.
                             Err(_) => return,
                         }
                     }
@@ -56,25 +67,37 @@ fn pool() -> &'static Pool {
                 tracing::error!(error = %e, "cannot start a password hashing thread");
             }
         }
-        Pool { jobs }
-    })
-}
-
-async fn run<T: Send + 'static>(
-    f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
-) -> Result<T, Busy> {
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let job: Job = Box::new(move |memory| {
-        // A caller that gave up (the request was dropped) costs no hash.
-        if !tx.is_closed() {
-            let _ = tx.send(f(memory));
-        }
-    });
-    match pool().jobs.try_send(job) {
-        Ok(()) => {}
-        Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return Err(Busy),
+        Passwords { jobs }
     }
-    rx.await.map_err(|_| Busy)
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Vec<Block>) -> T + Send + 'static,
+    ) -> Result<T, Busy> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |memory| {
+            // A caller that gave up (the request was dropped) costs no hash.
+            if !tx.is_closed() {
+                let _ = tx.send(f(memory));
+            }
+        });
+        match self.jobs.try_send(job) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => return Err(Busy),
+        }
+        rx.await.map_err(|_| Busy)
+    }
+
+    /// Hashes a new password into a PHC string.
+    pub async fn hash(&self, password: String) -> Result<String, Busy> {
+        self.run(move |memory| hash_now(&password, memory)).await
+    }
+
+    /// Checks a password against a PHC string; a malformed hash never verifies.
+    pub async fn verify(&self, password: String, phc: String) -> Result<bool, Busy> {
+        self.run(move |memory| verify_now(&password, &phc, memory))
+            .await
+    }
 }
 
 /// The parameters of new hashes: OWASP's argon2id recommendation, m=19 MiB, t=2, p=1.
@@ -142,16 +165,6 @@ fn verify_now(password: &str, phc: &str, memory: &mut Vec<Block>) -> bool {
     let mut out = vec![0u8; expected.len()];
     hash_with(&argon, password.as_bytes(), salt, &mut out, memory)
         && ct_eq(&out, expected.as_bytes())
-}
-
-/// Hashes a new password into a PHC string.
-pub async fn hash(password: String) -> Result<String, Busy> {
-    run(move |memory| hash_now(&password, memory)).await
-}
-
-/// Checks a password against a PHC string; a malformed hash never verifies.
-pub async fn verify(password: String, phc: String) -> Result<bool, Busy> {
-    run(move |memory| verify_now(&password, &phc, memory)).await
 }
 
 /// A hash to verify against when the user does not exist, so that unknown users and wrong

@@ -75,6 +75,7 @@ impl Application {
         };
         let rules =
             crate::rules::Rules::new(store.clone(), master_key.clone(), options.rule_limits)?;
+        let passwords = crate::passwords::Passwords::default();
         let provider = Provider::new(
             store.clone(),
             master_key.clone(),
@@ -82,6 +83,7 @@ impl Application {
             public_url.clone(),
             options.lifetimes,
             rules,
+            passwords.clone(),
         );
         let admin = Admin::new(
             store.clone(),
@@ -89,6 +91,7 @@ impl Application {
             public_url.clone(),
             clock,
             provider.rules().clone(),
+            passwords,
         );
         let demo = if options.demo {
             Some(Arc::new(

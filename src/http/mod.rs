@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/t/{tenant}/oauth/token", post(token::token))
         .route("/t/{tenant}/oauth/revoke", post(token::revoke))
+        .route("/t/{tenant}/oauth/introspect", post(token::introspect))
         .route(
             "/t/{tenant}/userinfo",
             get(oidc::userinfo_get).post(oidc::userinfo_post),
@@ -82,6 +83,13 @@ pub fn router(state: AppState) -> Router {
         .route("/t/{tenant}/.well-known/jwks.json", get(oidc::jwks))
         .layer(RequestBodyLimitLayer::new(64 * 1024));
     let (management, _) = management::router();
+    // Browsers that once reached an https deployment never try it over plain http again.
+    let hsts = state.provider.public_url().is_https().then(|| {
+        SetResponseHeaderLayer::if_not_present(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+        )
+    });
     Router::new()
         .merge(oauth)
         .nest("/t/{tenant}/api/v2", management)
@@ -99,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(TraceLayer::new_for_http())
+        .layer(tower::util::option_layer(hsts))
         .with_state(state)
 }
 
@@ -129,6 +138,20 @@ impl FromRequestParts<AppState> for CurrentTenant {
             Ok(None) => Err(JsonError::not_found("unknown tenant")),
             Err(e) => Err(JsonError::internal(e)),
         }
+    }
+}
+
+/// The client's address (see [`client_ip`]).
+pub struct ClientAddress(pub String);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddress(client_ip(parts, &state.trusted_proxies)))
     }
 }
 

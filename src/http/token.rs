@@ -1,14 +1,12 @@
-//! `POST /oauth/token` and `POST /oauth/revoke`.
+//! `POST /oauth/token`, `POST /oauth/revoke` and `POST /oauth/introspect`.
 
 use axum::Json;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
-use super::{AppState, CurrentTenant};
+use super::{AppState, ClientAddress, CurrentTenant};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::rules::RequestInfo;
 
@@ -48,7 +46,7 @@ fn authorization(headers: &HeaderMap) -> Option<String> {
 pub async fn token(
     State(state): State<AppState>,
     CurrentTenant(tenant): CurrentTenant,
-    peer: ConnectInfo<SocketAddr>,
+    ClientAddress(ip): ClientAddress,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -57,7 +55,7 @@ pub async fn token(
         Err(e) => return e.into_response(),
     };
     let request = RequestInfo {
-        ip: peer.0.ip().to_string(),
+        ip,
         hostname: header_text(&headers, header::HOST),
         user_agent: header_text(&headers, header::USER_AGENT),
         query: Default::default(),
@@ -89,6 +87,27 @@ pub async fn revoke(
         .await
     {
         Ok(()) => (no_store(), "").into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /oauth/introspect` (RFC 7662).
+pub async fn introspect(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let pairs = match form_pairs(&headers, &body) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    match state
+        .provider
+        .introspect(&tenant, pairs, authorization(&headers))
+        .await
+    {
+        Ok(answer) => (no_store(), Json(answer)).into_response(),
         Err(e) => e.into_response(),
     }
 }

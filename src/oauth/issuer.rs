@@ -53,9 +53,25 @@ pub struct Issue<'a> {
     pub session_id: Option<&'a str>,
     /// Extra claims: `{"id_token": {...}, "access_token": {...}}`.
     pub extra_claims: &'a Value,
-    /// For a refresh: the hash of the refresh token being exchanged. It is marked rotated in
-    /// the same transaction that stores its successor.
-    pub rotate_from: Option<&'a [u8]>,
+    /// What happens to the refresh token being exchanged, if any.
+    pub rotation: Rotation<'a>,
+}
+
+/// How a refresh replaces the token it was given.
+#[derive(Debug, Clone, Copy)]
+pub enum Rotation<'a> {
+    /// No refresh token was exchanged (a code was).
+    None,
+    /// The token (by hash) is marked rotated in the transaction that stores its successor.
+    From(&'a [u8]),
+    /// A retry with the token `previous` whose rotation already made `successor` (its answer
+    /// was lost): the unused successor is replaced.
+    Retry {
+        /// The token presented again.
+        previous: &'a [u8],
+        /// What its first rotation issued.
+        successor: &'a [u8],
+    },
 }
 
 /// The refresh token being exchanged had been rotated by someone else meanwhile.
@@ -93,7 +109,17 @@ impl Provider {
     /// Mints the tokens of one successful grant; stores the refresh token if one is issued.
     pub async fn issue_tokens(&self, i: Issue<'_>) -> anyhow::Result<TokenResponse> {
         let now = self.now();
-        let lifetime = self.lifetimes().access_token;
+        let id_lifetime = self.lifetimes().access_token;
+        // An access token for an API lives as long as that API says (`token_lifetime`).
+        let lifetime = match i.audience {
+            Some(api) => self
+                .store()
+                .resource_server_by_identifier(&i.tenant.id, api)
+                .await?
+                .map(|r| r.token_lifetime)
+                .unwrap_or(id_lifetime),
+            None => id_lifetime,
+        };
         let keys = self.keys().tenant(&i.tenant.id).await?;
         let userinfo = i.tenant.url("/userinfo");
         let openid = i.scope.contains("openid");
@@ -140,7 +166,7 @@ impl Provider {
                 "sub": i.user.user_id,
                 "aud": i.client.client_id,
                 "azp": i.client.client_id,
-                "exp": now + lifetime,
+                "exp": now + id_lifetime,
                 "iat": now,
                 "auth_time": i.auth_time,
                 "at_hash": at_hash(&access_token),
@@ -172,9 +198,10 @@ impl Provider {
             created_at: now,
             expires_at: now + self.lifetimes().refresh_token,
             rotated_at: None,
+            successor_hash: None,
         });
-        match (i.rotate_from, &record) {
-            (Some(old), new) => {
+        match (i.rotation, &record) {
+            (Rotation::From(old), new) => {
                 if !self
                     .store()
                     .rotate_refresh_token(old, new.as_ref(), now)
@@ -183,8 +210,23 @@ impl Provider {
                     return Err(AlreadyRotated.into());
                 }
             }
-            (None, Some(new)) => self.store().insert_refresh_token(new).await?,
-            (None, None) => {}
+            (
+                Rotation::Retry {
+                    previous,
+                    successor,
+                },
+                new,
+            ) => {
+                if !self
+                    .store()
+                    .retry_rotation(previous, successor, new.as_ref(), now)
+                    .await?
+                {
+                    return Err(AlreadyRotated.into());
+                }
+            }
+            (Rotation::None, Some(new)) => self.store().insert_refresh_token(new).await?,
+            (Rotation::None, None) => {}
         }
         Ok(TokenResponse {
             access_token,

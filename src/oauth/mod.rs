@@ -8,6 +8,7 @@
 pub mod authorize;
 pub mod client_auth;
 pub mod grants;
+pub mod introspect;
 pub mod issuer;
 pub mod registrar;
 pub mod revoke;
@@ -161,6 +162,7 @@ pub struct Provider {
 struct ProviderInner {
     store: Store,
     rules: crate::rules::Rules,
+    passwords: crate::passwords::Passwords,
     keys: KeyRing,
     clock: Clock,
     public_url: PublicUrl,
@@ -177,6 +179,7 @@ impl Provider {
         public_url: PublicUrl,
         lifetimes: Lifetimes,
         rules: crate::rules::Rules,
+        passwords: crate::passwords::Passwords,
     ) -> Self {
         let csrf_key = {
             // A key for CSRF tokens derived from the master key, so every node agrees on it.
@@ -192,6 +195,7 @@ impl Provider {
                 keys: KeyRing::new(store.clone(), master_key),
                 store,
                 rules,
+                passwords,
                 clock,
                 public_url,
                 lifetimes,
@@ -208,6 +212,11 @@ impl Provider {
     /// The rules service.
     pub fn rules(&self) -> &crate::rules::Rules {
         &self.inner.rules
+    }
+
+    /// The password hashing threads.
+    pub fn passwords(&self) -> &crate::passwords::Passwords {
+        &self.inner.passwords
     }
 
     /// Tenant signing keys.

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::domain::ScopeSet;
+use crate::oauth::introspect::Inactive;
 use crate::oauth::issuer::profile_claims;
 use crate::oauth::scopes::OIDC_SCOPES;
 use crate::oauth::{Provider, Tenant};
@@ -35,6 +36,7 @@ pub fn discovery(tenant: &Tenant) -> Value {
         "userinfo_endpoint": tenant.url("/userinfo"),
         "jwks_uri": tenant.url("/.well-known/jwks.json"),
         "revocation_endpoint": tenant.url("/oauth/revoke"),
+        "introspection_endpoint": tenant.url("/oauth/introspect"),
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
@@ -43,6 +45,7 @@ pub fn discovery(tenant: &Tenant) -> Value {
         "id_token_signing_alg_values_supported": ["RS256"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": [
             "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "azp", "sid", "amr",
@@ -67,31 +70,15 @@ impl Provider {
         let token = token
             .filter(|t| !t.is_empty())
             .ok_or(BearerError::Missing)?;
-        let keys = self.keys().tenant(&tenant.id).await?;
         let userinfo = tenant.url("/userinfo");
-        let claims = keys
-            .verify(
-                token,
-                "at+jwt",
-                &tenant.issuer,
-                Some(&userinfo),
-                Some(self.now()),
-            )
-            .map_err(|e| BearerError::InvalidToken(e.to_string()))?;
-        let gid = claims
-            .get("gid")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        if self
-            .store()
-            .grant_is_revoked(&tenant.id, gid)
+        let claims = match self
+            .active_access_token(tenant, token, Some(&userinfo))
             .await
-            .map_err(anyhow::Error::from)?
         {
-            return Err(BearerError::InvalidToken(
-                "the access token has been revoked".into(),
-            ));
-        }
+            Ok(claims) => claims,
+            Err(Inactive::Internal(e)) => return Err(BearerError::Internal(e)),
+            Err(e) => return Err(BearerError::InvalidToken(e.to_string())),
+        };
         let scope = ScopeSet::parse(
             claims
                 .get("scope")

@@ -40,6 +40,9 @@ pub enum AdminError {
     /// The server cannot do it now (a bounded queue or slot is full); try again later.
     #[error("{0}")]
     Busy(String),
+    /// The result would be larger than allowed; the message says what and how large.
+    #[error("{0}")]
+    TooLarge(String),
     /// Our failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
@@ -63,6 +66,7 @@ pub struct Admin {
     public_url: PublicUrl,
     clock: Clock,
     rules: crate::rules::Rules,
+    passwords: crate::passwords::Passwords,
 }
 
 /// Credentials of a tenant's Management API client (shown once).
@@ -103,6 +107,7 @@ impl Admin {
         public_url: PublicUrl,
         clock: Clock,
         rules: crate::rules::Rules,
+        passwords: crate::passwords::Passwords,
     ) -> Self {
         Admin {
             store,
@@ -110,6 +115,7 @@ impl Admin {
             public_url,
             clock,
             rules,
+            passwords,
         }
     }
 

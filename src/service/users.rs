@@ -43,6 +43,8 @@ pub struct UserView {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+    /// Whether the user is blocked from logging in.
+    pub blocked: bool,
 }
 
 impl From<UserRecord> for UserView {
@@ -63,6 +65,7 @@ impl From<UserRecord> for UserView {
             last_login: u.last_login,
             created_at: u.created_at,
             updated_at: u.updated_at,
+            blocked: u.blocked != 0,
         }
     }
 }
@@ -89,7 +92,9 @@ pub struct NewUserInput {
 }
 
 /// What updating a user may change. Metadata is merged at the first level (`null` removes a
-/// key), as Auth0 does; `password` sets a new password.
+/// key), as Auth0 does. A new `password` ends the user's sessions and revokes their tokens; a
+/// new `email` is unverified unless `email_verified` says otherwise; `blocked` stops logins and
+/// revokes the user's tokens.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
@@ -99,6 +104,8 @@ pub struct UserPatch {
     pub email_verified: Option<bool>,
     /// New password.
     pub password: Option<String>,
+    /// Block (true) or unblock (false) the user.
+    pub blocked: Option<bool>,
     /// Full name (`null` clears it).
     #[serde(default, deserialize_with = "nullable")]
     pub name: Option<Option<String>>,
@@ -152,10 +159,13 @@ fn optional_text(
     }
 }
 
-async fn hash(password: &Password) -> Result<String, AdminError> {
-    crate::passwords::hash(password.expose().to_string())
-        .await
-        .map_err(|e| AdminError::Busy(format!("{e}; try again in a moment")))
+impl Admin {
+    async fn hash(&self, password: &Password) -> Result<String, AdminError> {
+        self.passwords
+            .hash(password.expose().to_string())
+            .await
+            .map_err(|e| AdminError::Busy(format!("{e}; try again in a moment")))
+    }
 }
 
 impl Admin {
@@ -210,7 +220,7 @@ impl Admin {
             tenant_id: tenant.id.clone(),
             email: email.as_str().to_string(),
             email_verified: input.email_verified,
-            password_hash: hash(&password).await?,
+            password_hash: self.hash(&password).await?,
             name: name.map(|n| n.as_str().to_string()),
             created_at: self.clock.now(),
         };
@@ -289,19 +299,35 @@ impl Admin {
             nickname: optional_text("nickname", &patch.nickname)?,
             picture: optional_text("picture", &patch.picture)?,
             username: optional_text("username", &patch.username)?,
+            blocked: patch.blocked,
+            max_metadata_bytes: Some(self.rules.engine().limits().metadata_bytes),
             ..UserChanges::default()
         };
+        let current = self
+            .store
+            .user(&tenant.id, user_id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| AdminError::NotFound(format!("user {user_id:?} does not exist")))?;
+        // A new address is not verified until someone says it is.
+        if changes.email.as_ref().is_some_and(|e| *e != current.email)
+            && changes.email_verified.is_none()
+        {
+            changes.email_verified = Some(false);
+        }
         changes.app_metadata_patch = app_patch;
         changes.user_metadata_patch = user_patch;
         if let Some(p) = &password {
-            changes.password_hash = Some(hash(p).await?);
+            changes.password_hash = Some(self.hash(p).await?);
         }
+        let now = self.clock.now();
         match self
             .store
-            .update_user(&tenant.id, user_id, &changes, self.clock.now())
+            .update_user(&tenant.id, user_id, &changes, now)
             .await
         {
             Ok(true) => {}
+            Err(StoreError::TooLarge(what)) => return Err(AdminError::TooLarge(what)),
             Ok(false) => {
                 return Err(AdminError::NotFound(format!(
                     "user {user_id:?} does not exist"
@@ -313,6 +339,15 @@ impl Admin {
                 ));
             }
             Err(e) => return Err(internal(e)),
+        }
+        // Whoever held the old password, or a blocked user, keeps nothing: sessions end and
+        // every grant is revoked (its access tokens turn inactive at introspection and
+        // userinfo, its refresh tokens stop working).
+        if password.is_some() || patch.blocked == Some(true) {
+            self.store
+                .end_user_access(&tenant.id, user_id, now)
+                .await
+                .map_err(internal)?;
         }
         self.get_user_in(&tenant.id, user_id).await
     }

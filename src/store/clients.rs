@@ -87,6 +87,8 @@ pub struct ResourceServerRecord {
     pub scopes: String,
     /// Creation time.
     pub created_at: i64,
+    /// Lifetime of access tokens for this API, seconds.
+    pub token_lifetime: i64,
 }
 
 impl ResourceServerRecord {
@@ -95,6 +97,9 @@ impl ResourceServerRecord {
         serde_json::from_str(&self.scopes).unwrap_or_default()
     }
 }
+
+pub(super) const RS_COLUMNS: &str =
+    "id, tenant_id, identifier, name, scopes, created_at, token_lifetime";
 
 pub(super) const CLIENT_COLUMNS: &str =
     "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at";
@@ -171,8 +176,8 @@ impl Store {
     /// Inserts an API.
     pub async fn insert_resource_server(&self, r: &ResourceServerRecord) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO resource_server (id, tenant_id, identifier, name, scopes, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO resource_server (id, tenant_id, identifier, name, scopes, created_at, token_lifetime) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(&r.id)
         .bind(&r.tenant_id)
@@ -180,6 +185,7 @@ impl Store {
         .bind(&r.name)
         .bind(&r.scopes)
         .bind(r.created_at)
+        .bind(r.token_lifetime)
         .execute(&self.writer)
         .await
         .map_err(map_unique)?;
@@ -192,10 +198,9 @@ impl Store {
         tenant_id: &str,
         identifier: &str,
     ) -> StoreResult<Option<ResourceServerRecord>> {
-        Ok(sqlx::query_as::<_, ResourceServerRecord>(
-            "SELECT id, tenant_id, identifier, name, scopes, created_at FROM resource_server \
-             WHERE tenant_id = $1 AND identifier = $2",
-        )
+        Ok(sqlx::query_as::<_, ResourceServerRecord>(&format!(
+            "SELECT {RS_COLUMNS} FROM resource_server WHERE tenant_id = $1 AND identifier = $2"
+        ))
         .bind(tenant_id)
         .bind(identifier)
         .fetch_optional(&self.reader)

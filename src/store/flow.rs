@@ -67,12 +67,15 @@ impl Store {
         .bind(t.expires_at)
         .execute(&mut *tx)
         .await?;
+        // The new one always stays; of the others, the newest `keep - 1` do.
         sqlx::query(
-            "DELETE FROM login_transaction WHERE browser_hash = $1 AND id_hash NOT IN \
-             (SELECT id_hash FROM login_transaction WHERE browser_hash = $1 ORDER BY created_at DESC, id_hash LIMIT $2)",
+            "DELETE FROM login_transaction WHERE browser_hash = $1 AND id_hash <> $2 AND id_hash NOT IN \
+             (SELECT id_hash FROM login_transaction WHERE browser_hash = $1 AND id_hash <> $2 \
+              ORDER BY created_at DESC, id_hash LIMIT $3)",
         )
         .bind(&t.browser_hash)
-        .bind(keep_per_browser)
+        .bind(&t.id_hash)
+        .bind(keep_per_browser - 1)
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;

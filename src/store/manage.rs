@@ -4,7 +4,9 @@
 use serde_json::{Map, Value};
 use sqlx::FromRow;
 
-use super::{ClientRecord, ResourceServerRecord, Store, StoreResult, UserRecord, map_unique};
+use super::{
+    ClientRecord, ResourceServerRecord, Store, StoreError, StoreResult, UserRecord, map_unique,
+};
 
 /// A client's permission to get tokens for an API with some scopes.
 #[derive(Debug, Clone, FromRow)]
@@ -49,9 +51,14 @@ pub struct UserChanges {
     pub app_metadata_patch: Option<Map<String, Value>>,
     /// First-level merge patch of user_metadata.
     pub user_metadata_patch: Option<Map<String, Value>>,
+    /// Block or unblock.
+    pub blocked: Option<bool>,
+    /// Largest metadata object allowed after the merge, bytes of JSON (checked inside the
+    /// transaction, so a merge never stores more than that).
+    pub max_metadata_bytes: Option<usize>,
 }
 
-use super::clients::CLIENT_COLUMNS;
+use super::clients::{CLIENT_COLUMNS, RS_COLUMNS};
 use super::users::USER_COLUMNS;
 
 impl Store {
@@ -254,14 +261,29 @@ impl Store {
             ] {
                 if let Some(patch) = patch {
                     let mut merged: Map<String, Value> =
-                        serde_json::from_str(&current).unwrap_or_default();
+                        serde_json::from_str(&current).map_err(|e| {
+                            StoreError::Corrupt(format!("app_user {user_id} {col}: {e}"))
+                        })?;
                     merge_first_level(&mut merged, patch);
-                    push(col, Some(Value::Object(merged).to_string()));
+                    let text = Value::Object(merged).to_string();
+                    if let Some(max) = c.max_metadata_bytes
+                        && text.len() > max
+                    {
+                        tx.rollback().await?;
+                        return Err(StoreError::TooLarge(format!(
+                            "{col} would be {} bytes after the merge; at most {max} are allowed",
+                            text.len()
+                        )));
+                    }
+                    push(col, Some(text));
                 }
             }
         }
         if let Some(v) = c.email_verified {
             sets.push(format!("email_verified = {}", i64::from(v)));
+        }
+        if let Some(v) = c.blocked {
+            sets.push(format!("blocked = {}", i64::from(v)));
         }
         let sql = format!(
             "UPDATE app_user SET {} WHERE tenant_id = $2 AND user_id = $3",
@@ -274,6 +296,32 @@ impl Store {
         let done = q.execute(&mut *tx).await.map_err(map_unique)?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every session of a user and revokes every grant (so their refresh tokens stop
+    /// working and their access tokens are inactive).
+    pub async fn end_user_access(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM sso_session WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE token_grant SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Deletes a user with their sessions, consents, codes and tokens.
@@ -302,10 +350,9 @@ impl Store {
         &self,
         tenant_id: &str,
     ) -> StoreResult<Vec<ResourceServerRecord>> {
-        Ok(sqlx::query_as::<_, ResourceServerRecord>(
-            "SELECT id, tenant_id, identifier, name, scopes, created_at FROM resource_server \
-             WHERE tenant_id = $1 ORDER BY created_at, id",
-        )
+        Ok(sqlx::query_as::<_, ResourceServerRecord>(&format!(
+            "SELECT {RS_COLUMNS} FROM resource_server WHERE tenant_id = $1 ORDER BY created_at, id"
+        ))
         .bind(tenant_id)
         .fetch_all(&self.reader)
         .await?)
@@ -317,9 +364,9 @@ impl Store {
         tenant_id: &str,
         id: &str,
     ) -> StoreResult<Option<ResourceServerRecord>> {
-        Ok(sqlx::query_as::<_, ResourceServerRecord>(
-            "SELECT id, tenant_id, identifier, name, scopes, created_at FROM resource_server WHERE tenant_id = $1 AND id = $2",
-        )
+        Ok(sqlx::query_as::<_, ResourceServerRecord>(&format!(
+            "SELECT {RS_COLUMNS} FROM resource_server WHERE tenant_id = $1 AND id = $2"
+        ))
         .bind(tenant_id)
         .bind(id)
         .fetch_optional(&self.reader)
@@ -329,12 +376,13 @@ impl Store {
     /// Renames an API or replaces its scopes.
     pub async fn update_resource_server(&self, r: &ResourceServerRecord) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE resource_server SET name = $1, scopes = $2 WHERE tenant_id = $3 AND id = $4",
+            "UPDATE resource_server SET name = $1, scopes = $2, token_lifetime = $5 WHERE tenant_id = $3 AND id = $4",
         )
         .bind(&r.name)
         .bind(&r.scopes)
         .bind(&r.tenant_id)
         .bind(&r.id)
+        .bind(r.token_lifetime)
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)

@@ -36,6 +36,9 @@ pub enum StoreError {
     /// A stored value does not parse: corruption is reported, never read as a default.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The write would make a value larger than its cap; nothing was written.
+    #[error("{0}")]
+    TooLarge(String),
     /// Anything else: the cause chain goes to the log, never to a client.
     #[error(transparent)]
     Database(#[from] sqlx::Error),

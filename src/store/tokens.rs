@@ -78,6 +78,8 @@ pub struct RefreshTokenRecord {
     pub expires_at: i64,
     /// Set once the token has been exchanged for a new one.
     pub rotated_at: Option<i64>,
+    /// The token it was exchanged for (hash), once rotated.
+    pub successor_hash: Option<Vec<u8>>,
 }
 
 /// What issuing a refresh token needs.
@@ -87,7 +89,7 @@ pub type NewRefreshToken = RefreshTokenRecord;
 const CODE_COLUMNS: &str = "code_hash, tenant_id, id AS grant_id, client_id, user_id, redirect_uri, scope, \
     audience, nonce, code_challenge, auth_time, session_id, claims, created_at, expires_at, consumed_at";
 const RT_COLUMNS: &str = "token_hash, tenant_id, grant_id, client_id, user_id, scope, audience, \
-    auth_time, session_id, created_at, expires_at, rotated_at";
+    auth_time, session_id, created_at, expires_at, rotated_at, successor_hash";
 
 impl Store {
     /// Creates a grant with its authorization code: one row, one statement.
@@ -182,7 +184,7 @@ impl Store {
         t: &NewRefreshToken,
     ) -> StoreResult<()> {
         sqlx::query(&format!(
-            "INSERT INTO refresh_token ({RT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            "INSERT INTO refresh_token ({RT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
         ))
         .bind(&t.token_hash)
         .bind(&t.tenant_id)
@@ -196,6 +198,7 @@ impl Store {
         .bind(t.created_at)
         .bind(t.expires_at)
         .bind(t.rotated_at)
+        .bind(&t.successor_hash)
         .execute(&mut **tx)
         .await?;
         Ok(())
@@ -226,10 +229,12 @@ impl Store {
     ) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
-            "UPDATE refresh_token SET rotated_at = $1 WHERE token_hash = $2 AND rotated_at IS NULL",
+            "UPDATE refresh_token SET rotated_at = $1, successor_hash = $3 \
+             WHERE token_hash = $2 AND rotated_at IS NULL",
         )
         .bind(now)
         .bind(old_hash)
+        .bind(successor.map(|t| t.token_hash.clone()))
         .execute(&mut *tx)
         .await?;
         if done.rows_affected() != 1 {
@@ -237,6 +242,45 @@ impl Store {
             return Ok(false);
         }
         if let Some(t) = successor {
+            Self::insert_refresh_token_in(&mut tx, t).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// A rotation retried with the previous token (its answer was lost): the successor it
+    /// made, if nobody has used it yet, is replaced by `replacement`, in one transaction.
+    /// `false` (and nothing written) when the successor was used meanwhile.
+    pub async fn retry_rotation(
+        &self,
+        previous_hash: &[u8],
+        successor_hash: &[u8],
+        replacement: Option<&RefreshTokenRecord>,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        let new_hash = replacement.map(|t| t.token_hash.clone());
+        // The replaced successor never reached its client: whoever presents it later is not
+        // that client, so it gets no grace (no successor of its own) and counts as reuse.
+        let done = sqlx::query(
+            "UPDATE refresh_token SET rotated_at = $1, successor_hash = NULL \
+             WHERE token_hash = $2 AND rotated_at IS NULL",
+        )
+        .bind(now)
+        .bind(successor_hash)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        // A second retry of the same token then finds the newest successor.
+        sqlx::query("UPDATE refresh_token SET successor_hash = $1 WHERE token_hash = $2")
+            .bind(&new_hash)
+            .bind(previous_hash)
+            .execute(&mut *tx)
+            .await?;
+        if let Some(t) = replacement {
             Self::insert_refresh_token_in(&mut tx, t).await?;
         }
         tx.commit().await?;

@@ -129,6 +129,7 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
         .unwrap_or_else(|| base.clone());
     let store = app.provider().store().clone();
     let rules = app.provider().rules().clone();
+    let passwords = app.provider().passwords().clone();
     let server = tokio::spawn(async move {
         app.run_until(std::future::pending()).await.unwrap();
     });
@@ -138,6 +139,7 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
         PublicUrl::parse(&public).unwrap(),
         clock.clone(),
         rules.clone(),
+        passwords,
     );
     let tenant = "acme".to_string();
     let created = admin.create_tenant(&tenant).await.unwrap();

@@ -30,6 +30,9 @@ macro_rules! behaviour_suite {
             mod flow {
                 include!("flow.rs");
             }
+            mod hostile {
+                include!("hostile.rs");
+            }
             mod management {
                 include!("management.rs");
             }

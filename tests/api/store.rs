@@ -72,6 +72,7 @@ async fn only_one_of_many_concurrent_rotations_of_a_refresh_token_wins() {
         created_at: now,
         expires_at: now + 3600,
         rotated_at: None,
+        successor_hash: None,
     };
     app.store.insert_refresh_token(&token(vec![1; 32])).await.unwrap();
     let tasks: Vec<_> = (0..10u8)

@@ -76,6 +76,7 @@ impl From<AdminError> for ApiError {
             AdminError::NotFound(m) => Self::new(StatusCode::NOT_FOUND, "inexistent_resource", m),
             AdminError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             AdminError::Busy(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
+            AdminError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
             AdminError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "management API failure");
                 Self::new(

@@ -120,7 +120,7 @@ impl Provider {
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| crate::passwords::dummy_hash().to_string());
-        let Ok(verified) = crate::passwords::verify(form.password.clone(), phc).await else {
+        let Ok(verified) = self.passwords().verify(form.password.clone(), phc).await else {
             // Not this attempt's fault: it does not count against anyone.
             for (key, _) in &keys {
                 self.store().forgive_login_attempt(&tenant.id, key).await?;

@@ -3,7 +3,7 @@ use serde_json::Value;
 use crate::crypto::{ct_eq, hash_token, sha256_b64url};
 use crate::domain::ScopeSet;
 use crate::oauth::authorize::is_pkce_value;
-use crate::oauth::issuer::{Issue, TokenResponse};
+use crate::oauth::issuer::{Issue, Rotation, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::store::{ClientRecord, RedeemOutcome};
 
@@ -99,7 +99,7 @@ impl Provider {
                 grant_id: &record.grant_id,
                 session_id: record.session_id.as_deref(),
                 extra_claims: &extra,
-                rotate_from: None,
+                rotation: Rotation::None,
             })
             .await?)
     }

@@ -1,6 +1,6 @@
 use crate::crypto::hash_token;
 use crate::domain::ScopeSet;
-use crate::oauth::issuer::{AlreadyRotated, Issue, TokenResponse};
+use crate::oauth::issuer::{AlreadyRotated, Issue, Rotation, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
 use crate::store::ClientRecord;
@@ -11,7 +11,12 @@ fn invalid_grant(description: &str) -> OAuthError {
 
 impl Provider {
     /// Refreshes (RFC 6749 §6) with rotation: each refresh token works once; presenting a
-    /// rotated one revokes its whole family (Security BCP §4.14.2).
+    /// rotated one revokes its whole family (Security BCP §4.14.2) — unless it is the same
+    /// client retrying within the grace period a rotation whose answer it never got (the
+    /// node that rotated died, the network dropped the response): then the successor that
+    /// rotation made, still unused, is replaced by a new one. Within those seconds a thief
+    /// holding the previous token could do the same; the legitimate client's next use of its
+    /// own token then looks like reuse and revokes the family, so the window stays short.
     pub(super) async fn refresh_token_grant(
         &self,
         tenant: &Tenant,
@@ -41,11 +46,19 @@ impl Provider {
         {
             return Err(invalid_grant("the refresh token has been revoked"));
         }
-        if record.rotated_at.is_some() {
-            self.store().revoke_grant(&record.grant_id, now).await?;
-            tracing::warn!(tenant = %tenant.name, client = %client.client_id, "rotated refresh token reused; family revoked");
-            return Err(invalid_grant("the refresh token has already been used"));
-        }
+        let grace = self.lifetimes().refresh_reuse_grace;
+        let rotation = match (record.rotated_at, &record.successor_hash) {
+            (None, _) => Rotation::From(&hash),
+            (Some(at), Some(successor)) if grace > 0 && now - at <= grace => Rotation::Retry {
+                previous: &hash,
+                successor,
+            },
+            (Some(_), _) => {
+                self.store().revoke_grant(&record.grant_id, now).await?;
+                tracing::warn!(tenant = %tenant.name, client = %client.client_id, "rotated refresh token reused; family revoked");
+                return Err(invalid_grant("the refresh token has already been used"));
+            }
+        };
         if now >= record.expires_at {
             return Err(invalid_grant("the refresh token has expired"));
         }
@@ -109,7 +122,7 @@ impl Provider {
                 grant_id: &record.grant_id,
                 session_id: record.session_id.as_deref(),
                 extra_claims: &extra,
-                rotate_from: Some(&hash),
+                rotation,
             })
             .await;
         match issued {
