@@ -101,6 +101,11 @@ impl Server {
         let child = Command::new(server_binary())
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .args(extra)
+            .args(
+                std::env::var("BENCH_SERVER_ARGS")
+                    .unwrap_or_default()
+                    .split_whitespace(),
+            )
             .env("WARDSTONE_DATABASE_URL", database_url)
             .env("WARDSTONE_MASTER_KEY", master_key)
             .env(

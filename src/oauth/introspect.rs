@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use super::client_auth::PresentedCredentials;
 use super::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::crypto::hash_token;
+use crate::store::UserRecord;
 
 /// Why an access token is not active; never shown beyond "inactive" or `invalid_token`.
 #[derive(Debug, thiserror::Error)]
@@ -27,14 +28,14 @@ pub enum Inactive {
 }
 
 impl Provider {
-    /// The claims of an access token that is active now. `audience`, when given, must be one
-    /// of its audiences.
+    /// The claims of an access token that is active now, and for a user's token its user.
+    /// `audience`, when given, must be one of its audiences.
     pub async fn active_access_token(
         &self,
         tenant: &Tenant,
         token: &str,
         audience: Option<&str>,
-    ) -> Result<Map<String, Value>, Inactive> {
+    ) -> Result<(Map<String, Value>, Option<UserRecord>), Inactive> {
         let keys = self.keys().tenant(&tenant.id).await?;
         let claims = keys
             .verify(token, "at+jwt", &tenant.issuer, audience, Some(self.now()))
@@ -47,20 +48,12 @@ impl Provider {
         match claims.get("gid").and_then(Value::as_str) {
             // A user's token: its grant must stand, and its user must exist and be allowed in.
             Some(gid) => {
-                if store
-                    .grant_is_revoked(&tenant.id, gid)
+                let user = store
+                    .user_of_live_grant(&tenant.id, gid, text("sub"))
                     .await
                     .map_err(anyhow::Error::from)?
-                {
-                    return Err(Inactive::Revoked);
-                }
-                let user = store
-                    .user(&tenant.id, text("sub"))
-                    .await
-                    .map_err(anyhow::Error::from)?;
-                if user.is_none_or(|u| u.blocked != 0) {
-                    return Err(Inactive::Revoked);
-                }
+                    .ok_or(Inactive::Revoked)?;
+                Ok((claims, Some(user)))
             }
             // A machine token: its client must still exist.
             None => {
@@ -72,9 +65,9 @@ impl Provider {
                 {
                     return Err(Inactive::Revoked);
                 }
+                Ok((claims, None))
             }
         }
-        Ok(claims)
     }
 
     /// `POST /oauth/introspect`. Any confidential client of the tenant may introspect access
@@ -122,7 +115,7 @@ impl Provider {
         // A JWT has two dots; a refresh token is an opaque random string.
         if token.split('.').count() == 3 {
             return match self.active_access_token(tenant, &token, None).await {
-                Ok(mut claims) => {
+                Ok((mut claims, _)) => {
                     claims.insert("active".into(), json!(true));
                     claims.insert("token_type".into(), json!("Bearer"));
                     Ok(Value::Object(claims))

@@ -153,9 +153,7 @@ impl Provider {
             .cloned()
             .unwrap_or_default(),
         );
-        let access_token = keys.signer().sign("at+jwt", &Value::Object(at));
-
-        let id_token = openid.then(|| {
+        let id_claims = openid.then(|| {
             let mut claims = Map::new();
             if let Some(extra) = i.extra_claims.get("id_token").and_then(Value::as_object) {
                 claims.extend(extra.clone());
@@ -169,7 +167,6 @@ impl Provider {
                 "exp": now + id_lifetime,
                 "iat": now,
                 "auth_time": i.auth_time,
-                "at_hash": at_hash(&access_token),
                 "amr": ["pwd"],
             });
             if let Some(n) = i.nonce {
@@ -179,8 +176,19 @@ impl Provider {
                 core["sid"] = json!(sid);
             }
             claims.extend(core.as_object().cloned().unwrap_or_default());
-            keys.signer().sign("JWT", &Value::Object(claims))
+            claims
         });
+        // RSA signatures take a few hundred µs of CPU each: off the async workers, so the quick
+        // requests sharing them (userinfo, discovery) do not queue behind a burst of them.
+        let (access_token, id_token) = tokio::task::spawn_blocking(move || {
+            let access_token = keys.signer().sign("at+jwt", &Value::Object(at));
+            let id_token = id_claims.map(|mut claims| {
+                claims.insert("at_hash".into(), json!(at_hash(&access_token)));
+                keys.signer().sign("JWT", &Value::Object(claims))
+            });
+            (access_token, id_token)
+        })
+        .await?;
 
         let issue_refresh =
             i.refresh_scope.contains("offline_access") && i.client.allows_grant("refresh_token");

@@ -71,11 +71,11 @@ impl Provider {
             .filter(|t| !t.is_empty())
             .ok_or(BearerError::Missing)?;
         let userinfo = tenant.url("/userinfo");
-        let claims = match self
+        let (claims, user) = match self
             .active_access_token(tenant, token, Some(&userinfo))
             .await
         {
-            Ok(claims) => claims,
+            Ok(found) => found,
             Err(Inactive::Internal(e)) => return Err(BearerError::Internal(e)),
             Err(e) => return Err(BearerError::InvalidToken(e.to_string())),
         };
@@ -89,16 +89,8 @@ impl Provider {
         if !scope.contains("openid") {
             return Err(BearerError::InsufficientScope);
         }
-        let sub = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
-        let user = self
-            .store()
-            .user(&tenant.id, sub)
-            .await
-            .map_err(anyhow::Error::from)?
-            .ok_or_else(|| BearerError::InvalidToken("the user no longer exists".into()))?;
+        // Userinfo is about a user: a machine token has none.
+        let user = user.ok_or_else(|| BearerError::InvalidToken("the token has no user".into()))?;
         let mut out = profile_claims(&user, &scope);
         out.insert("sub".into(), json!(user.user_id));
         Ok(Value::Object(out))

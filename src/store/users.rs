@@ -108,6 +108,30 @@ impl Store {
         .await?)
     }
 
+    /// The user a grant was made for, if the grant stands (exists, not revoked) and the user
+    /// may still use it (not blocked): what every check of an access token needs, in one query.
+    pub async fn user_of_live_grant(
+        &self,
+        tenant_id: &str,
+        grant_id: &str,
+        user_id: &str,
+    ) -> StoreResult<Option<UserRecord>> {
+        let columns: Vec<String> = USER_COLUMNS
+            .split(',')
+            .map(|c| format!("u.{}", c.trim()))
+            .collect();
+        Ok(sqlx::query_as::<_, UserRecord>(&format!(
+            "SELECT {} FROM app_user u JOIN token_grant g ON g.tenant_id = u.tenant_id AND g.user_id = u.user_id \
+             WHERE u.tenant_id = $1 AND u.user_id = $2 AND g.id = $3 AND g.revoked_at IS NULL AND u.blocked = 0",
+            columns.join(", ")
+        ))
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(grant_id)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
     /// A user of `tenant_id` by (lowercased) email.
     pub async fn user_by_email(
         &self,
