@@ -96,9 +96,10 @@ impl Server {
     /// Starts `wardstone serve` on `database_url` with `master_key` and extra flags, and waits
     /// until `/readyz` answers. Returns it and how long that took.
     pub fn start(database_url: &str, master_key: &str, extra: &[&str]) -> (Server, Duration) {
+        let binary = server_binary();
         let port = free_port();
         let started = Instant::now();
-        let child = Command::new(server_binary())
+        let child = Command::new(binary)
             .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
             .args(extra)
             .args(

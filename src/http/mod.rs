@@ -93,8 +93,6 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(oauth)
         .nest("/t/{tenant}/api/v2", management)
-        .route("/healthz", get(server::healthz))
-        .route("/readyz", get(server::readyz))
         .route("/assets/style.css", get(server::stylesheet))
         .route("/favicon.ico", get(|| async { axum::http::StatusCode::NO_CONTENT }))
         .route("/demo/callback", get(server::demo_callback))
@@ -107,6 +105,10 @@ pub fn router(state: AppState) -> Router {
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(TraceLayer::new_for_http())
+        // Probes stay out of the request trace: a load balancer polls them every few seconds,
+        // and a 503 while the module cache warms up is expected, not an error to log.
+        .route("/healthz", get(server::healthz))
+        .route("/readyz", get(server::readyz))
         .layer(tower::util::option_layer(hsts))
         .with_state(state)
 }
