@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod cpu;
 pub mod crypto;
 pub mod domain;
 pub mod http;

@@ -50,6 +50,7 @@ impl Passwords {
             let spawned = std::thread::Builder::new()
                 .name(format!("wardstone-argon2-{i}"))
                 .spawn(move || {
+                    crate::cpu::run_in_background();
                     let mut memory: Vec<Block> = Vec::new();
                     loop {
                         let job = match rx.lock() {

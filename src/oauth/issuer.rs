@@ -181,6 +181,7 @@ impl Provider {
         // RSA signatures take a few hundred µs of CPU each: off the async workers, so the quick
         // requests sharing them (userinfo, discovery) do not queue behind a burst of them.
         let (access_token, id_token) = tokio::task::spawn_blocking(move || {
+            crate::cpu::run_in_background();
             let access_token = keys.signer().sign("at+jwt", &Value::Object(at));
             let id_token = id_claims.map(|mut claims| {
                 claims.insert("at_hash".into(), json!(at_hash(&access_token)));

@@ -139,7 +139,10 @@ impl Executor {
             std::thread::Builder::new()
                 .name(format!("wardstone-rules-{i}"))
                 .stack_size(wasm_stack + HOST_STACK_HEADROOM)
-                .spawn(move || shared.worker())?;
+                .spawn(move || {
+                    crate::cpu::run_in_background();
+                    shared.worker()
+                })?;
         }
         Ok(Executor {
             _closer: Arc::new(Closer(shared.clone())),
