@@ -205,6 +205,10 @@ enum ClientCommand {
         /// Allowed callback URL, matched exactly (repeatable).
         #[arg(long = "callback", required = true)]
         callbacks: Vec<String>,
+        /// Where the browser may be sent after logging out (RP-Initiated Logout), matched
+        /// exactly (repeatable).
+        #[arg(long = "logout-url")]
+        logout_urls: Vec<String>,
         /// A public client (no secret; PKCE required).
         #[arg(long)]
         public: bool,
@@ -488,12 +492,30 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             tenant,
             name,
             callbacks,
+            logout_urls,
             public,
             out,
         }) => {
             let tenant = admin.resolve(&tenant).await?;
             let c = admin
-                .create_client(&tenant, &name, &callbacks, public)
+                .create_client_with(
+                    &tenant,
+                    crate::service::clients::NewClientInput {
+                        name,
+                        callbacks,
+                        allowed_logout_urls: logout_urls,
+                        grant_types: None,
+                        token_endpoint_auth_method: Some(
+                            if public {
+                                "none"
+                            } else {
+                                "client_secret_basic"
+                            }
+                            .into(),
+                        ),
+                        client_metadata: None,
+                    },
+                )
                 .await?;
             print(out.json, &c, |c| match &c.client_secret {
                 Some(s) => format!(

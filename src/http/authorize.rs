@@ -1,4 +1,4 @@
-//! Browser-facing steps: `/authorize`, the login form and the consent form.
+//! Browser-facing steps: `/authorize`, the login form, the consent form and logout.
 
 use axum::Form;
 use axum::extract::{FromRequestParts, Query, RawQuery, State};
@@ -13,6 +13,7 @@ use crate::oauth::Tenant;
 use crate::oauth::authorize::{
     Answer, Browser, ConsentSubmission, LoginProblem, LoginSubmission, Outcome, Problem,
 };
+use crate::oidc::logout::{LogoutOutcome, LogoutRequest};
 
 const BROWSER_COOKIE: &str = "wardstone_browser";
 const SESSION_COOKIE: &str = "wardstone_session";
@@ -226,4 +227,73 @@ pub async fn consent_submit(
         Ok(answer) => render(&state, &tenant, answer),
         Err(e) => internal(&state, e),
     }
+}
+
+fn logout(state: &AppState, tenant: &Tenant, outcome: anyhow::Result<LogoutOutcome>) -> Response {
+    let outcome = match outcome {
+        Ok(o) => o,
+        Err(e) => return internal(state, e),
+    };
+    let ends_session = outcome.ends_session();
+    let mut response = match outcome {
+        LogoutOutcome::Redirect(url) => match HeaderValue::from_str(&url) {
+            Ok(location) => (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response(),
+            Err(_) => state
+                .pages
+                .error(StatusCode::BAD_REQUEST, "Invalid redirect."),
+        },
+        LogoutOutcome::LoggedOut => {
+            state
+                .pages
+                .render("logged_out.html", StatusCode::OK, minijinja::context! {})
+        }
+        LogoutOutcome::Confirm(form) => state.pages.render("logout.html", StatusCode::OK, form),
+        LogoutOutcome::Problem(message) => state.pages.error(StatusCode::BAD_REQUEST, &message),
+    };
+    if ends_session {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            cookie(state, tenant, SESSION_COOKIE, String::new(), 0),
+        );
+    }
+    response
+}
+
+async fn end_session(
+    state: &AppState,
+    tenant: &Tenant,
+    browser: &Browser,
+    pairs: Vec<(String, String)>,
+) -> Response {
+    let outcome = match LogoutRequest::parse(pairs) {
+        Ok(request) => {
+            state
+                .provider
+                .end_session(tenant, request, browser.session_id.as_deref())
+                .await
+        }
+        Err(message) => Ok(LogoutOutcome::Problem(message)),
+    };
+    logout(state, tenant, outcome)
+}
+
+/// `GET /oidc/logout` (RP-Initiated Logout 1.0).
+pub async fn logout_get(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let pairs = pairs(query.unwrap_or_default().as_bytes());
+    end_session(&state, &tenant, &browser, pairs).await
+}
+
+/// `POST /oidc/logout`: the same, form-encoded; also where the confirmation form posts.
+pub async fn logout_post(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    body: axum::body::Bytes,
+) -> Response {
+    end_session(&state, &tenant, &browser, pairs(&body)).await
 }

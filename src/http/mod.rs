@@ -69,6 +69,10 @@ pub fn router(state: AppState) -> Router {
             "/t/{tenant}/consent",
             get(authorize::consent_page).post(authorize::consent_submit),
         )
+        .route(
+            "/t/{tenant}/oidc/logout",
+            get(authorize::logout_get).post(authorize::logout_post),
+        )
         .route("/t/{tenant}/oauth/token", post(token::token))
         .route("/t/{tenant}/oauth/revoke", post(token::revoke))
         .route("/t/{tenant}/oauth/introspect", post(token::introspect))

@@ -21,6 +21,11 @@ impl Pages {
             ("login.html", include_str!("../../templates/login.html")),
             ("consent.html", include_str!("../../templates/consent.html")),
             ("error.html", include_str!("../../templates/error.html")),
+            ("logout.html", include_str!("../../templates/logout.html")),
+            (
+                "logged_out.html",
+                include_str!("../../templates/logged_out.html"),
+            ),
             (
                 "demo_callback.html",
                 include_str!("../../templates/demo_callback.html"),

@@ -250,7 +250,7 @@ impl Provider {
     }
 
     /// HMAC of `value` under a key derived from the master key, separated by `purpose`.
-    fn mac(&self, purpose: &str, value: &str) -> String {
+    pub(crate) fn mac(&self, purpose: &str, value: &str) -> String {
         use base64::Engine;
         let tag = aws_lc_rs::hmac::sign(
             &self.inner.csrf_key,

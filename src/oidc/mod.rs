@@ -1,6 +1,8 @@
 //! OpenID Connect on top of OAuth: discovery, JWKS and userinfo. ID tokens are minted by
 //! [`crate::oauth::issuer`].
 
+pub mod logout;
+
 use serde_json::{Value, json};
 
 use crate::domain::ScopeSet;
@@ -37,6 +39,7 @@ pub fn discovery(tenant: &Tenant) -> Value {
         "jwks_uri": tenant.url("/.well-known/jwks.json"),
         "revocation_endpoint": tenant.url("/oauth/revoke"),
         "introspection_endpoint": tenant.url("/oauth/introspect"),
+        "end_session_endpoint": tenant.url("/oidc/logout"),
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],

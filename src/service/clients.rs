@@ -19,6 +19,8 @@ pub struct ClientView {
     pub name: String,
     /// Exact callback URLs.
     pub callbacks: Vec<String>,
+    /// Exact URLs the browser may be sent to after logging out (RP-Initiated Logout).
+    pub allowed_logout_urls: Vec<String>,
     /// Allowed grant types.
     pub grant_types: Vec<String>,
     /// `client_secret_basic` (also accepts `client_secret_post`) or `none` for public clients.
@@ -37,6 +39,7 @@ impl From<ClientRecord> for ClientView {
     fn from(c: ClientRecord) -> Self {
         ClientView {
             callbacks: c.redirect_uris(),
+            allowed_logout_urls: c.logout_urls(),
             grant_types: serde_json::from_str(&c.grant_types).unwrap_or_default(),
             token_endpoint_auth_method: if c.is_public() {
                 "none"
@@ -62,6 +65,9 @@ pub struct NewClientInput {
     /// Exact callback URLs.
     #[serde(default)]
     pub callbacks: Vec<String>,
+    /// Exact URLs the browser may be sent to after logging out.
+    #[serde(default)]
+    pub allowed_logout_urls: Vec<String>,
     /// Default `["authorization_code", "refresh_token"]`.
     pub grant_types: Option<Vec<String>>,
     /// `none` makes a public client (no secret, PKCE required); default `client_secret_basic`.
@@ -79,6 +85,8 @@ pub struct ClientPatch {
     pub name: Option<String>,
     /// New callback list.
     pub callbacks: Option<Vec<String>>,
+    /// New post-logout URL list.
+    pub allowed_logout_urls: Option<Vec<String>>,
     /// New grant types.
     pub grant_types: Option<Vec<String>>,
     /// New metadata (replaces the old).
@@ -161,6 +169,17 @@ fn check_callbacks(
         .collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Post-logout redirect URLs follow the callbacks' rules (https except loopback, exact match).
+fn check_logout_urls(urls: &[String]) -> Result<Vec<String>, AdminError> {
+    if urls.len() > 100 {
+        return Err(AdminError::Invalid("at most 100 logout URLs".into()));
+    }
+    Ok(urls
+        .iter()
+        .map(|u| RedirectUri::parse(u).map(|r| r.as_str().to_string()))
+        .collect::<Result<Vec<_>, _>>()?)
+}
+
 impl Admin {
     /// Registers an application with the CLI's options: interactive grants, confidential
     /// unless `public`.
@@ -176,6 +195,7 @@ impl Admin {
             NewClientInput {
                 name: name.to_string(),
                 callbacks: callbacks.to_vec(),
+                allowed_logout_urls: vec![],
                 grant_types: None,
                 token_endpoint_auth_method: Some(
                     if public {
@@ -213,6 +233,7 @@ impl Admin {
             .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
         check_grant_types(&grant_types, public)?;
         let callbacks = check_callbacks(&input.callbacks, &grant_types)?;
+        let logout_urls = check_logout_urls(&input.allowed_logout_urls)?;
         let metadata = input
             .client_metadata
             .as_ref()
@@ -226,6 +247,7 @@ impl Admin {
             secret_hash: secret.as_deref().map(hash_token),
             redirect_uris: callbacks,
             grant_types,
+            logout_urls,
             created_at: self.clock.now(),
         };
         self.store
@@ -277,7 +299,7 @@ impl Admin {
         Ok(self.client_record(&tenant.id, client_id).await?.into())
     }
 
-    /// Changes a client's name, callbacks, grant types or metadata.
+    /// Changes a client's name, callbacks, logout URLs, grant types or metadata.
     pub async fn update_client(
         &self,
         tenant: &Tenant,
@@ -306,6 +328,10 @@ impl Admin {
         let callbacks = check_callbacks(&callbacks, &grant_types)?;
         record.redirect_uris = serde_json::to_string(&callbacks).map_err(json_err)?;
         record.grant_types = serde_json::to_string(&grant_types).map_err(json_err)?;
+        if let Some(urls) = &patch.allowed_logout_urls {
+            record.logout_urls =
+                serde_json::to_string(&check_logout_urls(urls)?).map_err(json_err)?;
+        }
         if let Some(m) = &patch.client_metadata {
             record.metadata = check_metadata(m)?;
         }

@@ -157,6 +157,7 @@ impl Admin {
             secret_hash: Some(hash_token(&secret)),
             redirect_uris: vec![],
             grant_types: vec!["client_credentials".into()],
+            logout_urls: vec![],
             created_at: now,
         };
         let grant = ClientGrantRecord {

@@ -22,12 +22,19 @@ pub struct ClientRecord {
     pub metadata: String,
     /// Creation time.
     pub created_at: i64,
+    /// JSON array of URLs the browser may be sent to after an RP-initiated logout.
+    pub logout_urls: String,
 }
 
 impl ClientRecord {
     /// The registered callback URLs.
     pub fn redirect_uris(&self) -> Vec<String> {
         serde_json::from_str(&self.redirect_uris).unwrap_or_default()
+    }
+
+    /// The registered post-logout redirect URLs.
+    pub fn logout_urls(&self) -> Vec<String> {
+        serde_json::from_str(&self.logout_urls).unwrap_or_default()
     }
 
     /// Whether the client is public (no secret, PKCE mandatory).
@@ -59,6 +66,8 @@ pub struct NewClient {
     pub redirect_uris: Vec<String>,
     /// Allowed grant types.
     pub grant_types: Vec<String>,
+    /// Exact post-logout redirect URLs.
+    pub logout_urls: Vec<String>,
     /// Creation time.
     pub created_at: i64,
 }
@@ -101,15 +110,14 @@ impl ResourceServerRecord {
 pub(super) const RS_COLUMNS: &str =
     "id, tenant_id, identifier, name, scopes, created_at, token_lifetime";
 
-pub(super) const CLIENT_COLUMNS: &str =
-    "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at";
+pub(super) const CLIENT_COLUMNS: &str = "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at, logout_urls";
 
 impl Store {
     /// Inserts a client with its metadata (a JSON object).
     pub async fn insert_client(&self, c: &NewClient, metadata: &str) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO client (client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $8, $7)",
+            "INSERT INTO client (client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at, logout_urls) \
+             VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $9)",
         )
         .bind(&c.client_id)
         .bind(&c.tenant_id)
@@ -119,6 +127,7 @@ impl Store {
         .bind(json_text(&c.grant_types))
         .bind(c.created_at)
         .bind(metadata)
+        .bind(json_text(&c.logout_urls))
         .execute(&self.writer)
         .await
         .map_err(map_unique)?;

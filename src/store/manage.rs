@@ -82,8 +82,8 @@ impl Store {
     /// Replaces a client's mutable fields; false when it does not exist.
     pub async fn update_client(&self, c: &ClientRecord) -> StoreResult<bool> {
         let done = sqlx::query(
-            "UPDATE client SET name = $1, redirect_uris = $2, grant_types = $3, metadata = $4 \
-             WHERE tenant_id = $5 AND client_id = $6",
+            "UPDATE client SET name = $1, redirect_uris = $2, grant_types = $3, metadata = $4, \
+             logout_urls = $7 WHERE tenant_id = $5 AND client_id = $6",
         )
         .bind(&c.name)
         .bind(&c.redirect_uris)
@@ -91,6 +91,7 @@ impl Store {
         .bind(&c.metadata)
         .bind(&c.tenant_id)
         .bind(&c.client_id)
+        .bind(&c.logout_urls)
         .execute(&self.writer)
         .await?;
         Ok(done.rows_affected() == 1)

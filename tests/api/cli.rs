@@ -66,10 +66,16 @@ fn admin_commands_create_what_a_login_needs() {
             "https://app.example.com/cb",
             "--callback",
             "http://localhost:3000/cb",
+            "--logout-url",
+            "https://app.example.com/goodbye",
             "--json",
         ],
     ));
     assert!(c["client_id"].as_str().unwrap().len() >= 20);
+    assert_eq!(
+        c["allowed_logout_urls"],
+        serde_json::json!(["https://app.example.com/goodbye"])
+    );
     assert!(c["client_secret"].as_str().unwrap().len() >= 43);
     let p = json(&wardstone(
         &db,
@@ -163,6 +169,24 @@ fn bad_input_exits_non_zero_with_one_line_and_writes_nothing() {
             ],
         ),
         "does not exist",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "client",
+                "create",
+                "--tenant",
+                "acme",
+                "--name",
+                "x",
+                "--callback",
+                "https://a.example/cb",
+                "--logout-url",
+                "http://evil.example/after",
+            ],
+        ),
+        "use https",
     );
     refused(
         &wardstone(

@@ -33,6 +33,9 @@ macro_rules! behaviour_suite {
             mod hostile {
                 include!("hostile.rs");
             }
+            mod logout {
+                include!("logout.rs");
+            }
             mod management {
                 include!("management.rs");
             }
