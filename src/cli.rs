@@ -26,10 +26,25 @@ pub struct Cli {
     #[arg(long, global = true, env = "WARDSTONE_DB_MAX_CONNECTIONS", default_value_t = 16,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     db_max_connections: u32,
+    /// Log format on stderr: `text` for people, `json` (one object per line) for collectors.
+    #[arg(
+        long,
+        global = true,
+        env = "WARDSTONE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(flatten)]
     limits: RuleLimitArgs,
     #[command(subcommand)]
     command: Command,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand, Debug)]
@@ -332,7 +347,9 @@ struct Output {
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let json_logs = cli.log_format == LogFormat::Json;
+    init_tracing(json_logs);
+    let fail = |message: &str| fail(message, json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -347,19 +364,29 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn fail(message: &str) -> ExitCode {
-    eprintln!("error: {}", message.replace('\n', " "));
+fn fail(message: &str, json_logs: bool) -> ExitCode {
+    let message = message.replace('\n', " ");
+    if json_logs {
+        // stderr holds only JSON lines in this mode.
+        tracing::error!(%message, "command failed");
+    } else {
+        eprintln!("error: {message}");
+    }
     ExitCode::FAILURE
 }
 
-fn init_tracing() {
+fn init_tracing(json: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_env("WARDSTONE_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().flatten_event(true).try_init()
+    } else {
+        builder.try_init()
+    };
 }
 
 enum CliError {
@@ -440,7 +467,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Migrate => {
             let store = open_store(&cli.database_url, 4).await?;
             store.close().await;
-            eprintln!("migrations applied");
+            println!("migrations applied");
             Ok(())
         }
         Command::Rules(RulesCommand::Run { module, input }) => {

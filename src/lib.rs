@@ -11,6 +11,7 @@ pub mod cpu;
 pub mod crypto;
 pub mod domain;
 pub mod http;
+pub mod metrics;
 pub mod oauth;
 pub mod oidc;
 pub mod passwords;

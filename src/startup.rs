@@ -109,6 +109,7 @@ impl Application {
             admin,
             openapi: crate::http::management_openapi(),
             trusted_proxies: Arc::new(options.trusted_proxies),
+            metrics: crate::metrics::Metrics::new(provider.rules().metrics()),
         };
         Ok(Application {
             listener,

@@ -198,8 +198,24 @@ pub async fn login_submit(
     Form(form): Form<LoginSubmission>,
 ) -> Response {
     match state.provider.login(&tenant, form, &browser).await {
-        Ok(answer) => render(&state, &tenant, answer),
-        Err(e) => internal(&state, e),
+        Ok(answer) => {
+            state.metrics.login(match &answer.outcome {
+                Outcome::Login(form) => match form.problem {
+                    None => "shown",
+                    Some(LoginProblem::WrongCredentials) => "wrong_credentials",
+                    Some(LoginProblem::TooLong) => "too_long",
+                    Some(LoginProblem::Throttled { .. }) => "throttled",
+                    Some(LoginProblem::Busy { .. }) => "busy",
+                },
+                Outcome::Redirect(_) | Outcome::Consent(_) => "success",
+                Outcome::Problem(_) => "refused",
+            });
+            render(&state, &tenant, answer)
+        }
+        Err(e) => {
+            state.metrics.login("error");
+            internal(&state, e)
+        }
     }
 }
 

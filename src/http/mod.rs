@@ -41,6 +41,8 @@ pub struct AppState {
     pub openapi: Arc<utoipa::openapi::OpenApi>,
     /// Proxies whose `X-Forwarded-For` names the client.
     pub trusted_proxies: Arc<Vec<ipnet::IpNet>>,
+    /// What `/metrics` exposes.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl FromRef<AppState> for Provider {
@@ -108,11 +110,16 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(security_header(header::REFERRER_POLICY, "no-referrer"))
         .layer(security_header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            server::count_request,
+        ))
         .layer(TraceLayer::new_for_http())
         // Probes stay out of the request trace: a load balancer polls them every few seconds,
         // and a 503 while the module cache warms up is expected, not an error to log.
         .route("/healthz", get(server::healthz))
         .route("/readyz", get(server::readyz))
+        .route("/metrics", get(server::metrics))
         .layer(tower::util::option_layer(hsts))
         .with_state(state)
 }

@@ -1,4 +1,4 @@
-//! Server-wide routes: health, readiness, the stylesheet and the demo callback page.
+//! Server-wide routes: health, readiness, metrics, the stylesheet and the demo callback page.
 
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
@@ -36,6 +36,40 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
             .into_response()
         }
     }
+}
+
+/// `GET /metrics` (OpenMetrics text, which Prometheus scrapes).
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// Counts every routed request by its route template (never the raw path: unbounded) and
+/// status.
+pub async fn count_request(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    state.metrics.http(
+        &route,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
 }
 
 /// `GET /assets/style.css`.

@@ -54,6 +54,15 @@ pub async fn token(
         Ok(p) => p,
         Err(e) => return e.into_response(),
     };
+    // A bounded label: only grant types Wardstone issues for are counted.
+    let grant_type = pairs
+        .iter()
+        .find(|(k, _)| k == "grant_type")
+        .and_then(|(_, v)| {
+            ["authorization_code", "refresh_token", "client_credentials"]
+                .into_iter()
+                .find(|g| g == v)
+        });
     let request = RequestInfo {
         ip,
         hostname: header_text(&headers, header::HOST),
@@ -65,7 +74,12 @@ pub async fn token(
         .token(&tenant, pairs, authorization(&headers), &request)
         .await
     {
-        Ok(tokens) => (no_store(), Json(tokens)).into_response(),
+        Ok(tokens) => {
+            if let Some(g) = grant_type {
+                state.metrics.token_issued(g);
+            }
+            (no_store(), Json(tokens)).into_response()
+        }
         Err(e) => e.into_response(),
     }
 }

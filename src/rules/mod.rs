@@ -30,6 +30,7 @@ use serde_json::{Map, Value, json};
 
 use crate::crypto::MasterKey;
 use crate::domain::ScopeSet;
+use crate::metrics::RuleMetrics;
 use crate::store::{ClientRecord, RuleRecord, Store, UserRecord};
 use executor::{Executor, NotRun};
 use journal::Journal;
@@ -137,6 +138,7 @@ struct Inner {
     master_key: MasterKey,
     executor: Executor,
     journal: Journal,
+    metrics: RuleMetrics,
     rule_sets: Mutex<lru::LruCache<String, Arc<RuleSet>>>,
     warm: std::sync::atomic::AtomicBool,
 }
@@ -244,9 +246,12 @@ impl Rules {
             Arc::new(RuleEngine::new(limits.clone()).context("cannot configure the wasm engine")?);
         let executor = Executor::new(limits.max_concurrent, limits.stack_bytes)
             .context("cannot start the rule executor threads")?;
+        let modules = Modules::new(engine.clone(), store.clone(), &master_key);
+        let metrics = RuleMetrics::new(modules.stats.hits.clone(), modules.stats.misses.clone());
         Ok(Rules {
             inner: Arc::new(Inner {
-                modules: Modules::new(engine.clone(), store.clone(), &master_key),
+                modules,
+                metrics,
                 journal: Journal::start(store.clone(), limits.journal_queue),
                 rule_sets: Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(RULE_SETS).expect("non-zero"),
@@ -289,6 +294,21 @@ impl Rules {
     /// The execution log writer.
     pub fn journal(&self) -> &Journal {
         &self.inner.journal
+    }
+
+    /// What the rules count, for `/metrics`.
+    pub fn metrics(&self) -> &RuleMetrics {
+        &self.inner.metrics
+    }
+
+    /// Counts executions and queues them for the execution log.
+    fn record(&self, tenant_id: &str, records: Vec<ExecutionRecord>) {
+        for r in &records {
+            self.inner
+                .metrics
+                .execution(r.outcome.label(), r.duration_us, r.fuel);
+        }
+        self.inner.journal.record(tenant_id, records);
     }
 
     /// The AAD that binds a sealed configuration value to its tenant and key.
@@ -408,7 +428,7 @@ impl Rules {
                     .last()
                     .map(|l| l.message.clone())
                     .unwrap_or_default();
-                self.inner.journal.record(tenant_id, vec![record]);
+                self.record(tenant_id, vec![record]);
                 return Err(TestError::Module(why));
             }
         };
@@ -437,7 +457,7 @@ impl Rules {
                 message["message"].as_str().unwrap_or_default(),
             ));
         }
-        self.inner.journal.record(tenant_id, vec![record.clone()]);
+        self.record(tenant_id, vec![record.clone()]);
         Ok(TestRun {
             record,
             patch,
@@ -562,7 +582,7 @@ impl Rules {
             }
             Err(e @ NotRun::Closed) => return Err(e.into()),
         };
-        self.inner.journal.record(input.tenant_id, run.records);
+        self.record(input.tenant_id, run.records);
 
         match run.verdict {
             Verdict::Deny { message, .. } => Ok(RulesOutcome::Deny { message }),
@@ -603,7 +623,7 @@ impl Rules {
 
     fn failed_before_running(&self, tenant_id: &str, record: ExecutionRecord) -> RulesOutcome {
         let execution_id = record.id.clone();
-        self.inner.journal.record(tenant_id, vec![record]);
+        self.record(tenant_id, vec![record]);
         RulesOutcome::Fail { execution_id }
     }
 }

@@ -47,10 +47,10 @@ pub struct Prepared {
 /// Counters for metrics and the benchmark.
 #[derive(Debug, Default)]
 pub struct ModuleStats {
-    /// Lookups served from memory.
-    pub hits: AtomicU64,
-    /// Lookups that had to load or compile.
-    pub misses: AtomicU64,
+    /// Lookups served from memory (exported as a metric).
+    pub hits: prometheus_client::metrics::counter::Counter,
+    /// Lookups that had to load or compile (exported as a metric).
+    pub misses: prometheus_client::metrics::counter::Counter,
     /// Modules loaded from an artifact.
     pub loaded: AtomicU64,
     /// Modules compiled because no valid artifact existed.
@@ -263,12 +263,11 @@ impl Modules {
             .map
             .get(sha256)
             .cloned();
-        let counter = if found.is_some() {
-            &self.stats.hits
+        if found.is_some() {
+            self.stats.hits.inc();
         } else {
-            &self.stats.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
+            self.stats.misses.inc();
+        }
         found
     }
 

@@ -624,3 +624,176 @@ fn rules_run_executes_a_module_offline() {
         .unwrap();
     refused(&out, "is not a rule input");
 }
+
+/// A whole login against `serve --log-format json` at the most verbose level: stderr holds only
+/// JSON objects, and none of them carries the password, the code or any token.
+#[tokio::test]
+async fn json_logs_of_a_whole_login_carry_no_secret() {
+    use crate::helpers::{
+        Browser, CALLBACK, VERIFIER, challenge, form, location, query_of, set_field,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    let password = "a very secret password 9";
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let client = json(&wardstone(
+        &db,
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Web",
+            "--callback",
+            CALLBACK,
+            "--json",
+        ],
+    ));
+    json(&wardstone(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "ann@example.com",
+            "--password",
+            password,
+            "--email-verified",
+            "--json",
+        ],
+    ));
+    let (id, secret) = (
+        client["client_id"].as_str().unwrap().to_string(),
+        client["client_secret"].as_str().unwrap().to_string(),
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let stderr_path = dir.path().join("stderr.log");
+    let mut server = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--log-format",
+            "json",
+        ])
+        .env("WARDSTONE_DATABASE_URL", &db)
+        .env("WARDSTONE_LOG", "debug")
+        .env_remove("WARDSTONE_MASTER_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let issuer = format!("{base}/t/acme");
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the server never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    let mut authorize = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
+    authorize.query_pairs_mut().extend_pairs([
+        ("response_type", "code"),
+        ("client_id", id.as_str()),
+        ("redirect_uri", CALLBACK),
+        ("scope", "openid profile email offline_access"),
+        ("state", "st"),
+        ("code_challenge", challenge(VERIFIER).as_str()),
+        ("code_challenge_method", "S256"),
+    ]);
+    let browser = Browser::new();
+    let login_url = location(&browser.get(authorize.as_str()).await);
+    let html = browser.get(&login_url).await.text().await.unwrap();
+    let (action, mut fields) = form(&html, &login_url);
+    set_field(&mut fields, "username", "ann@example.com");
+    set_field(&mut fields, "password", password);
+    let consent_url = location(&browser.post_form(&action, &fields).await);
+    let html = browser.get(&consent_url).await.text().await.unwrap();
+    let (action, mut fields) = form(&html, &consent_url);
+    set_field(&mut fields, "decision", "allow");
+    let callback = location(&browser.post_form(&action, &fields).await);
+    let code = query_of(&callback).remove("code").expect("a code");
+    let tokens: serde_json::Value = http
+        .post(format!("{issuer}/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let refreshed: serde_json::Value = http
+        .post(format!("{issuer}/oauth/token"))
+        .basic_auth(&id, Some(&secret))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let access = refreshed["access_token"].as_str().unwrap();
+    let userinfo = http
+        .get(format!("{issuer}/userinfo"))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(userinfo.status(), 200);
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let logs = std::fs::read_to_string(&stderr_path).unwrap();
+    let mut lines = 0;
+    for line in logs.lines().filter(|l| !l.trim().is_empty()) {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(parsed.is_object(), "{line}");
+        lines += 1;
+    }
+    assert!(
+        lines > 10,
+        "the debug level logged the flow ({lines} lines)"
+    );
+    assert!(logs.contains("wardstone listening"));
+    let mut secrets = vec![password.to_string(), code, secret];
+    for t in [&tokens, &refreshed] {
+        for k in ["access_token", "refresh_token", "id_token"] {
+            if let Some(v) = t[k].as_str() {
+                secrets.push(v.to_string());
+                // Nor any recognisable part of a JWT (its signature).
+                if let Some(sig) = v.rsplit('.').next() {
+                    secrets.push(sig.to_string());
+                }
+            }
+        }
+    }
+    for s in secrets {
+        assert!(!logs.contains(&s), "a secret reached the logs: {s}");
+    }
+}

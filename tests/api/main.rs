@@ -39,6 +39,9 @@ macro_rules! behaviour_suite {
             mod management {
                 include!("management.rs");
             }
+            mod metrics {
+                include!("metrics.rs");
+            }
             mod nodes {
                 include!("nodes.rs");
             }
