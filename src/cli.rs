@@ -451,14 +451,16 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             tracing::info!(address = %app.local_addr(), "wardstone listening");
             if let Some(d) = app.demo() {
                 println!(
-                    "\nWardstone demo is ready.\n\n  Open:      {}\n  Log in:    {} / {}\n\n  Client:    {}\n  Secret:    {}\n  Issuer:    {}\n  Discovery: {}/.well-known/openid-configuration\n",
-                    d.authorize_url,
+                    "\nWardstone demo is ready.\n\n  Web app:   {}\n  API:       {}\n  Log in:    {} / {}\n\n  Issuer:    {}\n  Discovery: {}/.well-known/openid-configuration\n  Client:    {}\n  Secret:    {}\n  Or sign in without the app: {}\n",
+                    d.webapp_url,
+                    d.api_url,
                     d.email,
                     d.password,
+                    d.issuer,
+                    d.issuer,
                     d.client_id,
                     d.client_secret,
-                    d.issuer,
-                    d.issuer
+                    d.authorize_url,
                 );
             }
             app.run_until(shutdown_signal()).await?;

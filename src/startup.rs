@@ -45,6 +45,24 @@ pub struct Application {
     store: Store,
     provider: Provider,
     demo: Option<Arc<Demo>>,
+    demo_apps: Option<DemoApps>,
+}
+
+/// `serve --demo`'s sample web app and API, bound and configured.
+struct DemoApps {
+    webapp: TcpListener,
+    webapp_config: wardstone_demo_webapp::Config,
+    api: TcpListener,
+    api_config: wardstone_demo_api::Config,
+}
+
+/// A listener on `port + offset` of `near`'s address, or any free port when that one is taken.
+async fn bind_near(near: SocketAddr, offset: u16) -> anyhow::Result<TcpListener> {
+    let preferred = SocketAddr::new(near.ip(), near.port().saturating_add(offset));
+    match TcpListener::bind(preferred).await {
+        Ok(l) if near.port() != 0 => Ok(l),
+        _ => Ok(TcpListener::bind(SocketAddr::new(near.ip(), 0)).await?),
+    }
 }
 
 /// Opens the database and applies migrations.
@@ -93,14 +111,38 @@ impl Application {
             provider.rules().clone(),
             passwords,
         );
-        let demo = if options.demo {
-            Some(Arc::new(
-                crate::service::demo::ensure(&admin, &store)
+        let (demo, demo_apps) = if options.demo {
+            // The sample web app and API on ports of their own next to the server's.
+            let webapp = bind_near(local, 1).await?;
+            let api = bind_near(local, 2).await?;
+            let webapp_base = format!("http://{}", webapp.local_addr()?);
+            let api_url = format!("http://{}/", api.local_addr()?);
+            let demo = Arc::new(
+                crate::service::demo::ensure(&admin, &store, &webapp_base, &api_url)
                     .await
                     .context("cannot set up the demo")?,
-            ))
+            );
+            let apps = DemoApps {
+                webapp_config: wardstone_demo_webapp::Config {
+                    issuer: demo.issuer.clone(),
+                    client_id: demo.client_id.clone(),
+                    client_secret: demo.client_secret.clone(),
+                    base_url: webapp_base,
+                    api_url: api_url.clone(),
+                    audience: crate::service::demo::API_IDENTIFIER.into(),
+                    scope: crate::service::demo::API_SCOPE.into(),
+                },
+                api_config: wardstone_demo_api::Config {
+                    issuer: demo.issuer.clone(),
+                    audience: crate::service::demo::API_IDENTIFIER.into(),
+                    scope: crate::service::demo::API_SCOPE.into(),
+                },
+                webapp,
+                api,
+            };
+            (Some(demo), Some(apps))
         } else {
-            None
+            (None, None)
         };
         let state = AppState {
             pages: Arc::new(crate::http::pages_for(&public_url)),
@@ -117,6 +159,7 @@ impl Application {
             store,
             provider,
             demo,
+            demo_apps,
         })
     }
 
@@ -142,6 +185,13 @@ impl Application {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        if let Some(apps) = self.demo_apps {
+            tokio::spawn(wardstone_demo_webapp::serve(
+                apps.webapp,
+                apps.webapp_config,
+            ));
+            tokio::spawn(wardstone_demo_api::serve(apps.api, apps.api_config));
+        }
         let warm_up = {
             let rules = self.provider.rules().clone();
             tokio::spawn(async move { rules.warm_up().await })

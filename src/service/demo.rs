@@ -13,6 +13,13 @@ pub const EMAIL: &str = "demo@example.com";
 pub const PASSWORD: &str = "wardstone-demo";
 const CLIENT_NAME: &str = "Demo App";
 
+/// The demo API's identifier (the access tokens' `aud`) and the scope it requires.
+pub const API_IDENTIFIER: &str = "https://api.demo.wardstone.dev/";
+/// The scope the demo API requires.
+pub const API_SCOPE: &str = "read:demo";
+const RULE_NAME: &str = "demo-protocol";
+const RULE: &[u8] = include_bytes!("../../sample-rules/wat/demo-protocol.wat");
+
 /// What the demo prints.
 #[derive(Debug, Serialize)]
 pub struct Demo {
@@ -22,7 +29,7 @@ pub struct Demo {
     pub client_id: String,
     /// Demo client secret (rotated at every start so it can be shown).
     pub client_secret: String,
-    /// Callback of the demo client (a page of this server that shows the code).
+    /// Callback of the demo client on this server (a page that shows the code).
     pub redirect_uri: String,
     /// Demo user's email.
     pub email: String,
@@ -30,12 +37,25 @@ pub struct Demo {
     pub password: String,
     /// A URL to open in a browser.
     pub authorize_url: String,
+    /// The sample web app's URL (with a trailing slash).
+    pub webapp_url: String,
+    /// The sample API's URL (with a trailing slash).
+    pub api_url: String,
 }
 
-/// Creates what is missing of the demo and returns how to use it.
-pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
+/// Creates what is missing of the demo — tenant, user, API, application (registered for the
+/// sample web app at `webapp_base`, without a trailing slash) and the demo rule — and returns
+/// how to use it.
+pub async fn ensure(
+    admin: &Admin,
+    store: &Store,
+    webapp_base: &str,
+    api_url: &str,
+) -> Result<Demo, AdminError> {
     let issuer = admin.public_url.issuer(TENANT);
     let redirect_uri = format!("{}/demo/callback", admin.public_url.as_str());
+    let webapp_callback = format!("{webapp_base}/callback");
+    let webapp_url = format!("{webapp_base}/");
     let tenant = match store
         .tenant_by_name(TENANT)
         .await
@@ -64,29 +84,74 @@ pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
             .create_user(&resolved, EMAIL, PASSWORD, Some("Demo User"), true)
             .await?;
     }
+    if !admin
+        .list_apis(&resolved)
+        .await?
+        .iter()
+        .any(|a| a.identifier == API_IDENTIFIER)
+    {
+        admin
+            .create_api_with(
+                &resolved,
+                super::apis::NewApiInput {
+                    identifier: API_IDENTIFIER.into(),
+                    name: Some("Demo API".into()),
+                    scopes: vec![crate::store::ScopeDefinition {
+                        value: API_SCOPE.into(),
+                        description: "Read the demo API".into(),
+                    }],
+                    token_lifetime: None,
+                },
+            )
+            .await?;
+    }
+    if !admin
+        .list_rules(&resolved)
+        .await?
+        .iter()
+        .any(|r| r.name == RULE_NAME)
+    {
+        admin
+            .add_rule(&resolved, RULE_NAME, RULE, None, true)
+            .await?;
+    }
     let existing = store
         .clients_named(&tenant.id, CLIENT_NAME)
         .await
         .map_err(super::internal)?
         .into_iter()
-        .find(|c| c.redirect_uris().contains(&redirect_uri) && !c.is_public());
-    let (client_id, client_secret) = match existing {
-        Some(c) => {
-            let rotated = admin.rotate_client_secret(&resolved, &c.client_id).await?;
-            (c.client_id, rotated.client_secret.unwrap_or_default())
-        }
+        .find(|c| !c.is_public());
+    let client_id = match existing {
+        Some(c) => c.client_id,
         None => {
-            let c = admin
+            admin
                 .create_client(
                     &resolved,
                     CLIENT_NAME,
                     std::slice::from_ref(&redirect_uri),
                     false,
                 )
-                .await?;
-            (c.client_id, c.client_secret.unwrap_or_default())
+                .await?
+                .client_id
         }
     };
+    // The web app's port may differ from the last start: register where it is now.
+    admin
+        .update_client(
+            &resolved,
+            &client_id,
+            super::clients::ClientPatch {
+                callbacks: Some(vec![redirect_uri.clone(), webapp_callback]),
+                allowed_logout_urls: Some(vec![webapp_url.clone()]),
+                ..Default::default()
+            },
+        )
+        .await?;
+    let client_secret = admin
+        .rotate_client_secret(&resolved, &client_id)
+        .await?
+        .client_secret
+        .unwrap_or_default();
     let authorize_url = crate::oauth::registrar::with_params(
         &format!("{issuer}/authorize"),
         &[
@@ -106,5 +171,7 @@ pub async fn ensure(admin: &Admin, store: &Store) -> Result<Demo, AdminError> {
         email: EMAIL.into(),
         password: PASSWORD.into(),
         authorize_url,
+        webapp_url,
+        api_url: api_url.to_string(),
     })
 }

@@ -18,6 +18,8 @@ pub const VERIFIER: &str = "dBjftJeZ4CVP-mJ0z3Ct9h8mRwvmIWmpHhPPvzT2R7s-long-eno
 
 /// A running server with one tenant, one confidential client and one user.
 pub struct TestApp {
+    /// With `--demo`: the sample web app's and API's URLs.
+    pub demo: Option<(String, String)>,
     pub base: String,
     pub issuer: String,
     pub tenant: String,
@@ -127,6 +129,9 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
     let public = public_url
         .map(|u| u.as_str().to_string())
         .unwrap_or_else(|| base.clone());
+    let demo = app
+        .demo()
+        .map(|d| (d.webapp_url.clone(), d.api_url.clone()));
     let store = app.provider().store().clone();
     let rules = app.provider().rules().clone();
     let passwords = app.provider().passwords().clone();
@@ -167,6 +172,7 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
         master_key,
         mgmt_client_secret: created.management.client_secret,
         rules,
+        demo,
         _dir: dir,
         _server: server,
     }

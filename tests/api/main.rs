@@ -27,6 +27,9 @@ macro_rules! behaviour_suite {
             mod authorize {
                 include!("authorize.rs");
             }
+            mod demo {
+                include!("demo.rs");
+            }
             mod flow {
                 include!("flow.rs");
             }
