@@ -155,6 +155,15 @@ impl Modules {
         })
     }
 
+    /// Whether an upload of `tenant_id` is compiling (or waiting for a slot) now.
+    pub fn compiling(&self, tenant_id: &str) -> bool {
+        self.tenant_compiles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(tenant_id)
+            .is_some_and(|n| *n > 0)
+    }
+
     /// Compiles an uploaded module: at most one compile per tenant and `compile_slots` per
     /// node at once, waiting at most `compile_wait` for a slot, and at most `compile_timeout`
     /// for Cranelift. Nothing is cached here.

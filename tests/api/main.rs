@@ -5,6 +5,7 @@
 //! (`postgres::…`) when `WARDSTONE_TEST_POSTGRES_URL` names a server (see build.rs); each test
 //! gets its own fresh database there.
 
+mod browser;
 mod cli;
 mod helpers;
 

@@ -257,6 +257,16 @@ fn slow_to_compile() -> Vec<u8> {
     .into_bytes()
 }
 
+/// Waits until an upload of `tenant` holds its compile slot (no fixed sleep: a loaded machine
+/// may take long to get there).
+async fn until_compiling(app: &TestApp, tenant: &wardstone::domain::Tenant) {
+    let started = std::time::Instant::now();
+    while !app.rules.modules().compiling(&tenant.id) {
+        assert!(started.elapsed().as_secs() < 20, "the first upload never started compiling");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test]
 async fn uploads_compile_one_at_a_time_per_tenant() {
     let app = spawn_app().await;
@@ -266,7 +276,7 @@ async fn uploads_compile_one_at_a_time_per_tenant() {
         app.admin.add_rule(&tenant, "slow", &slow, None, true),
         async {
             // Starts while the first is compiling.
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            until_compiling(&app, &tenant).await;
             app.admin.add_rule(&tenant, "tag", &tag_rule("x"), None, true).await
         }
     );
@@ -292,7 +302,7 @@ async fn waiting_for_a_compile_slot_has_a_deadline() {
     let (a, b) = tokio::join!(
         app.admin.add_rule(&acme, "slow", &slow, None, true),
         async {
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            until_compiling(&app, &acme).await;
             app.admin.add_rule(&other, "tag", &tag_rule("x"), None, true).await
         }
     );
