@@ -81,7 +81,18 @@ pub async fn ensure(
         .is_none()
     {
         admin
-            .create_user(&resolved, EMAIL, PASSWORD, Some("Demo User"), true)
+            .create_user_with(
+                &resolved,
+                super::users::NewUserInput {
+                    email: EMAIL.into(),
+                    password: PASSWORD.into(),
+                    name: Some("Demo User".into()),
+                    email_verified: true,
+                    // The demo rule copies these into the tokens.
+                    app_metadata: Some(serde_json::json!({"roles": ["demo-user", "reader"]})),
+                    user_metadata: None,
+                },
+            )
             .await?;
     }
     if !admin

@@ -95,6 +95,12 @@ async fn the_demo_web_app_signs_in_calls_the_api_refreshes_and_logs_out() {
         answer.contains(r#""https://demo.wardstone.dev/protocol": "oidc-basic-profile""#),
         "{answer}"
     );
+    let claims: Value = serde_json::from_str(answer.split_once('\n').unwrap().1).unwrap();
+    assert_eq!(
+        claims["claims"]["https://demo.wardstone.dev/roles"],
+        serde_json::json!(["demo-user", "reader"]),
+        "the demo rule adds the user's roles"
+    );
 
     let (_, page) = click(&browser, &webapp, "Refresh tokens").await;
     assert!(page.contains("Tokens refreshed."), "{page}");
