@@ -56,7 +56,10 @@ async fn set_up(database_url: &str, master_key: &str, users: usize) -> Tenant {
         rules,
         wardstone::passwords::Passwords::default(),
     );
-    admin.create_tenant("acme").await.unwrap();
+    admin
+        .create_tenant("acme", Default::default())
+        .await
+        .unwrap();
     let tenant = admin.resolve("acme").await.unwrap();
     let client = admin
         .create_client(&tenant, "App", &[CALLBACK.to_string()], false)

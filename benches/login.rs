@@ -81,7 +81,10 @@ async fn setup(database_url: &str, master_key: &str, rule_counts: &[usize]) -> V
     let mut out = Vec::new();
     for &n in rule_counts {
         let name = format!("rules{n}");
-        admin.create_tenant(&name).await.unwrap();
+        admin
+            .create_tenant(&name, Default::default())
+            .await
+            .unwrap();
         let tenant = admin.resolve(&name).await.unwrap();
         let client = admin
             .create_client(&tenant, "Bench App", &[CALLBACK.to_string()], false)

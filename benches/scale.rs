@@ -89,7 +89,10 @@ async fn create_tenants(
             .map(|&i| {
                 let (admin, rule, name) = (admin.clone(), rule.clone(), format!("{prefix}{i}"));
                 tokio::spawn(async move {
-                    admin.create_tenant(&name).await.unwrap();
+                    admin
+                        .create_tenant(&name, Default::default())
+                        .await
+                        .unwrap();
                     let tenant = admin.resolve(&name).await.unwrap();
                     let client = admin
                         .create_client(&tenant, "Bench App", &[CALLBACK.to_string()], false)

@@ -97,7 +97,7 @@ fn main() {
             rules,
             wardstone::passwords::Passwords::default(),
         );
-        let created = admin.create_tenant("soak").await.unwrap();
+        let created = admin.create_tenant("soak", Default::default()).await.unwrap();
         let tenant = admin.resolve("soak").await.unwrap();
         let client = admin
             .create_client(&tenant, "Soak App", &[CALLBACK.to_string()], false)

@@ -81,6 +81,12 @@ enum Command {
     /// Manage APIs (resource servers).
     #[command(subcommand)]
     Api(ApiCommand),
+    /// Manage roles and who holds them (RBAC).
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Manage a tenant's signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Manage a tenant's rules.
     #[command(subcommand)]
     Rule(RuleCommand),
@@ -204,6 +210,10 @@ enum TenantCommand {
     Create {
         /// 3–63 lowercase letters, digits or '-'.
         name: String,
+        /// JWS algorithm of its tokens: RS256 (accepted everywhere), ES256 or EdDSA (much
+        /// faster to sign).
+        #[arg(long, default_value = "RS256")]
+        signing_alg: String,
         #[command(flatten)]
         out: Output,
     },
@@ -265,6 +275,105 @@ enum ApiCommand {
         /// VALUE=DESCRIPTION (repeatable).
         #[arg(long = "scope")]
         scopes: Vec<String>,
+        /// Grant only the scopes the user's roles permit (RBAC).
+        #[arg(long)]
+        enforce_policies: bool,
+        /// `access_token`, or `access_token_authz` to put the user's permissions in its tokens.
+        #[arg(long, default_value = "access_token")]
+        token_dialect: String,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum RoleCommand {
+    /// Create a role.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List roles.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Delete a role (its users lose it at their next login or refresh).
+    Delete {
+        #[arg(long)]
+        tenant: String,
+        /// Role id.
+        #[arg(long)]
+        id: String,
+    },
+    /// Give a role permissions: scopes of one API.
+    AddPermission {
+        #[arg(long)]
+        tenant: String,
+        /// Role id.
+        #[arg(long)]
+        role: String,
+        /// The API's identifier.
+        #[arg(long)]
+        api: String,
+        /// A scope the API defines (repeatable).
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+    },
+    /// Assign roles to a user.
+    Assign {
+        #[arg(long)]
+        tenant: String,
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// Role id (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+    /// Take roles away from a user.
+    Unassign {
+        #[arg(long)]
+        tenant: String,
+        /// User id.
+        #[arg(long)]
+        user: String,
+        /// Role id (repeatable).
+        #[arg(long = "role", required = true)]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum KeysCommand {
+    /// List the tenant's signing keys.
+    List {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Rotate: the next key starts signing; a new next key is published.
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Revoke a key that is not current: tokens it signed stop verifying.
+    Revoke {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        kid: String,
         #[command(flatten)]
         out: Output,
     },
@@ -504,8 +613,14 @@ async fn run(cli: Cli) -> Result<(), CliError> {
 
 async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> {
     match command {
-        Command::Tenant(TenantCommand::Create { name, out }) => {
-            let t = admin.create_tenant(&name).await?;
+        Command::Tenant(TenantCommand::Create {
+            name,
+            signing_alg,
+            out,
+        }) => {
+            let alg = crate::domain::SigningAlg::parse(&signing_alg)
+                .map_err(crate::service::AdminError::from)?;
+            let t = admin.create_tenant(&name, alg).await?;
             print(out.json, &t, |t| {
                 format!(
                     "created tenant {}\nissuer: {}\nManagement API client (shown only now):\n  client_id: {}\n  client_secret: {}\n  audience: {}",
@@ -542,7 +657,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
                             }
                             .into(),
                         ),
-                        client_metadata: None,
+                        ..Default::default()
                     },
                 )
                 .await?;
@@ -578,17 +693,33 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             identifier,
             name,
             scopes,
+            enforce_policies,
+            token_dialect,
             out,
         }) => {
             let tenant = admin.resolve(&tenant).await?;
+            let token_dialect = crate::domain::TokenDialect::parse(&token_dialect)
+                .map_err(crate::service::AdminError::from)?;
             let a = admin
-                .create_api(&tenant, &identifier, name.as_deref(), &scopes)
+                .create_api_with(
+                    &tenant,
+                    crate::service::apis::NewApiInput {
+                        identifier,
+                        name,
+                        scopes: crate::service::apis::scope_args(&scopes),
+                        token_lifetime: None,
+                        enforce_policies,
+                        token_dialect,
+                    },
+                )
                 .await?;
             print(out.json, &a, |a| {
                 format!("created API {} ({})", a.name, a.identifier)
             });
         }
         Command::Rule(cmd) => rule_command(admin, cmd).await?,
+        Command::Role(cmd) => role_command(admin, cmd).await?,
+        Command::Keys(cmd) => keys_command(admin, cmd).await?,
         Command::RulesConfig(RulesConfigCommand::Set {
             tenant,
             key,
@@ -657,6 +788,112 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
         }
         Command::Serve { .. } | Command::Migrate | Command::Rules(_) => {
             unreachable!("handled by run")
+        }
+    }
+    Ok(())
+}
+
+async fn role_command(admin: &Admin, command: RoleCommand) -> Result<(), CliError> {
+    use crate::service::roles::{NewRoleInput, Permission, PermissionsInput, RolesInput};
+    match command {
+        RoleCommand::Create {
+            tenant,
+            name,
+            description,
+            out,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let r = admin
+                .create_role(&tenant, NewRoleInput { name, description })
+                .await?;
+            print(out.json, &r, |r| {
+                format!("created role {} ({})", r.name, r.id)
+            });
+        }
+        RoleCommand::List { tenant, out } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let roles = admin.list_roles(&tenant, 0, 100).await?;
+            print(out.json, &roles, |roles| {
+                roles
+                    .iter()
+                    .map(|r| format!("{}  {}  {}", r.id, r.name, r.description))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        RoleCommand::Delete { tenant, id } => {
+            let tenant = admin.resolve(&tenant).await?;
+            admin.delete_role(&tenant, &id).await?;
+            println!("deleted role {id}");
+        }
+        RoleCommand::AddPermission {
+            tenant,
+            role,
+            api,
+            permissions,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let permissions = permissions
+                .into_iter()
+                .map(|p| Permission {
+                    resource_server_identifier: api.clone(),
+                    permission_name: p,
+                })
+                .collect();
+            admin
+                .add_role_permissions(&tenant, &role, PermissionsInput { permissions })
+                .await?;
+            println!("role {role} now has those permissions of {api}");
+        }
+        RoleCommand::Assign {
+            tenant,
+            user,
+            roles,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            admin
+                .assign_user_roles(&tenant, &user, RolesInput { roles })
+                .await?;
+            println!("assigned");
+        }
+        RoleCommand::Unassign {
+            tenant,
+            user,
+            roles,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            admin
+                .remove_user_roles(&tenant, &user, RolesInput { roles })
+                .await?;
+            println!("unassigned");
+        }
+    }
+    Ok(())
+}
+
+async fn keys_command(admin: &Admin, command: KeysCommand) -> Result<(), CliError> {
+    match command {
+        KeysCommand::List { tenant, out } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let keys = admin.signing_keys(&tenant).await?;
+            print(out.json, &keys, |keys| {
+                keys.iter()
+                    .map(|k| format!("{}  {}  {}", k.kid, k.alg, k.status))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        KeysCommand::Rotate { tenant, out } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let k = admin.rotate_signing_key(&tenant).await?;
+            print(out.json, &k, |k| {
+                format!("rotated: {} ({}) signs from now on", k.kid, k.alg)
+            });
+        }
+        KeysCommand::Revoke { tenant, kid, out } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let k = admin.revoke_signing_key(&tenant, &kid).await?;
+            print(out.json, &k, |k| format!("revoked {}", k.kid));
         }
     }
     Ok(())

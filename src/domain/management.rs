@@ -33,6 +33,13 @@ pub const SCOPES: &[&str] = &[
     "update:rules_configs",
     "delete:rules_configs",
     "read:logs",
+    "read:roles",
+    "create:roles",
+    "update:roles",
+    "delete:roles",
+    "read:signing_keys",
+    "create:signing_keys",
+    "update:signing_keys",
 ];
 
 /// The Management API's URL, which is also the `aud` of its tokens: `{issuer}/api/v2/`.

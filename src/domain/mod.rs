@@ -3,10 +3,12 @@
 pub mod management;
 mod redirect_uri;
 mod scope;
+mod signing;
 mod tenant;
 
 pub use redirect_uri::RedirectUri;
 pub use scope::ScopeSet;
+pub use signing::{KeyStatus, SigningAlg, TokenDialect};
 pub use tenant::Tenant;
 
 use std::fmt;

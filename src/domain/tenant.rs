@@ -9,6 +9,10 @@ pub struct Tenant {
     pub issuer: String,
     /// The generation of its rules and rule settings, read with the tenant (see `rules/`).
     pub rules_generation: i64,
+    /// The algorithm of its new signing keys.
+    pub signing_alg: super::SigningAlg,
+    /// The generation of its signing keys, read with the tenant (see `tokens/`).
+    pub keys_generation: i64,
 }
 
 impl Tenant {
@@ -22,6 +26,8 @@ impl Tenant {
             id: record.id,
             name: record.name,
             rules_generation: record.rules_generation,
+            signing_alg: record.signing_alg,
+            keys_generation: record.keys_generation,
         }
     }
 

@@ -10,17 +10,23 @@ use super::{AppState, CurrentTenant, JsonError};
 use crate::oidc::discovery as discovery_document;
 
 /// `GET /.well-known/openid-configuration`.
-pub async fn discovery(CurrentTenant(tenant): CurrentTenant) -> Response {
-    (
-        [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
-        Json(discovery_document(&tenant)),
-    )
-        .into_response()
+pub async fn discovery(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+) -> Response {
+    match state.provider.keys().tenant(&tenant).await {
+        Ok(keys) => (
+            [(header::ACCESS_CONTROL_ALLOW_ORIGIN, "*")],
+            Json(discovery_document(&tenant, keys.algorithms())),
+        )
+            .into_response(),
+        Err(e) => JsonError::internal(format!("{e:#}")).into_response(),
+    }
 }
 
 /// `GET /.well-known/jwks.json`.
 pub async fn jwks(State(state): State<AppState>, CurrentTenant(tenant): CurrentTenant) -> Response {
-    match state.provider.keys().tenant(&tenant.id).await {
+    match state.provider.keys().tenant(&tenant).await {
         Ok(keys) => (
             [
                 (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),

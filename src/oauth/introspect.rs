@@ -36,7 +36,7 @@ impl Provider {
         token: &str,
         audience: Option<&str>,
     ) -> Result<(Map<String, Value>, Option<UserRecord>), Inactive> {
-        let keys = self.keys().tenant(&tenant.id).await?;
+        let keys = self.keys().tenant(tenant).await?;
         let claims = keys
             .verify(token, "at+jwt", &tenant.issuer, audience, Some(self.now()))
             .map_err(|e| Inactive::Invalid(e.to_string()))?;

@@ -7,7 +7,6 @@ use super::{Provider, Tenant};
 use crate::crypto::{hash_token, random_token};
 use crate::domain::ScopeSet;
 use crate::store::{ClientRecord, RefreshTokenRecord, UserRecord};
-use crate::tokens::at_hash;
 
 /// The successful token response (RFC 6749 §5.1).
 #[derive(Debug, Serialize)]
@@ -109,7 +108,10 @@ impl Provider {
     /// Mints the tokens of one successful grant; stores the refresh token if one is issued.
     pub async fn issue_tokens(&self, i: Issue<'_>) -> anyhow::Result<TokenResponse> {
         let now = self.now();
-        let id_lifetime = self.lifetimes().access_token;
+        let id_lifetime = i
+            .client
+            .id_token_lifetime
+            .unwrap_or(self.lifetimes().access_token);
         // An access token for an API lives as long as that API says (`token_lifetime`).
         let lifetime = match i.audience {
             Some(api) => self
@@ -118,9 +120,9 @@ impl Provider {
                 .await?
                 .map(|r| r.token_lifetime)
                 .unwrap_or(id_lifetime),
-            None => id_lifetime,
+            None => self.lifetimes().access_token,
         };
-        let keys = self.keys().tenant(&i.tenant.id).await?;
+        let keys = self.keys().tenant(i.tenant).await?;
         let userinfo = i.tenant.url("/userinfo");
         let openid = i.scope.contains("openid");
         let aud = match (i.audience, openid) {
@@ -184,7 +186,10 @@ impl Provider {
             crate::cpu::run_in_background();
             let access_token = keys.signer().sign("at+jwt", &Value::Object(at));
             let id_token = id_claims.map(|mut claims| {
-                claims.insert("at_hash".into(), json!(at_hash(&access_token)));
+                claims.insert(
+                    "at_hash".into(),
+                    json!(keys.signer().at_hash(&access_token)),
+                );
                 keys.signer().sign("JWT", &Value::Object(claims))
             });
             (access_token, id_token)

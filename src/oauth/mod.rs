@@ -10,6 +10,7 @@ pub mod client_auth;
 pub mod grants;
 pub mod introspect;
 pub mod issuer;
+pub mod rbac;
 pub mod registrar;
 pub mod revoke;
 pub mod scopes;

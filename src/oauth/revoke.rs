@@ -44,7 +44,7 @@ impl Provider {
             }
             return Ok(());
         }
-        let keys = self.keys().tenant(&tenant.id).await?;
+        let keys = self.keys().tenant(tenant).await?;
         if let Ok(claims) = keys.verify(&token, "at+jwt", &tenant.issuer, None, Some(now))
             && claims.get("client_id").and_then(|c| c.as_str()) == Some(client.client_id.as_str())
             && let Some(gid) = claims.get("gid").and_then(|g| g.as_str())

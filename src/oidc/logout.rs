@@ -106,7 +106,7 @@ impl Provider {
         let hint = match &request.id_token_hint {
             None => None,
             Some(token) => {
-                let keys = self.keys().tenant(&tenant.id).await?;
+                let keys = self.keys().tenant(tenant).await?;
                 match keys.verify(token, "JWT", &tenant.issuer, None, None) {
                     Ok(claims) => Some(claims),
                     Err(_) => {

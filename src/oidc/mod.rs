@@ -29,7 +29,8 @@ pub enum BearerError {
 }
 
 /// The discovery document (OpenID Connect Discovery 1.0 §3): only what is implemented.
-pub fn discovery(tenant: &Tenant) -> Value {
+/// `algorithms` are those of the tenant's published keys, the current one first.
+pub fn discovery(tenant: &Tenant, algorithms: &[&str]) -> Value {
     let scopes: Vec<&str> = OIDC_SCOPES.iter().map(|(s, _)| *s).collect();
     json!({
         "issuer": tenant.issuer,
@@ -45,7 +46,7 @@ pub fn discovery(tenant: &Tenant) -> Value {
         "response_modes_supported": ["query"],
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256"],
+        "id_token_signing_alg_values_supported": algorithms,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

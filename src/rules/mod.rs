@@ -207,10 +207,6 @@ fn rfc3339(unix: i64) -> Option<String> {
         .ok()
 }
 
-fn object(text: &str) -> Map<String, Value> {
-    serde_json::from_str(text).unwrap_or_default()
-}
-
 /// How a single execution ended: its outcome, and the patch or the denial/failure as JSON.
 pub fn summarize(execution: &Execution) -> (Outcome, Option<Value>, Option<Value>) {
     match &execution.result {
@@ -465,8 +461,9 @@ impl Rules {
         })
     }
 
-    /// Builds the rule input objects of a login, as Auth0 would.
-    pub fn input_objects(input: &RunInput<'_>) -> (User, Context) {
+    /// Builds the rule input objects of a login, as Auth0 would; `roles` are the names of the
+    /// user's roles.
+    pub fn input_objects(input: &RunInput<'_>, roles: Vec<String>) -> (User, Context) {
         let u = input.user;
         let user = User {
             user_id: u.user_id.clone(),
@@ -482,14 +479,14 @@ impl Rules {
             updated_at: rfc3339(u.updated_at),
             last_login: u.last_login.and_then(rfc3339),
             logins_count: u.logins_count,
-            app_metadata: object(&u.app_metadata).into(),
-            user_metadata: object(&u.user_metadata).into(),
+            app_metadata: u.app_metadata.0.clone().into(),
+            user_metadata: u.user_metadata.0.clone().into(),
         };
         let context = Context {
             tenant: input.tenant_name.to_string(),
             client_id: input.client.client_id.clone(),
             client_name: input.client.name.clone(),
-            client_metadata: object(&input.client.metadata).into(),
+            client_metadata: input.client.metadata.0.clone().into(),
             connection: "Username-Password-Authentication".into(),
             connection_strategy: "auth0".into(),
             protocol: input.protocol.as_str().into(),
@@ -511,7 +508,7 @@ impl Rules {
                 }],
             }
             .into(),
-            authorization: Authorization { roles: vec![] },
+            authorization: Authorization { roles },
             id_token: IdToken::default(),
             access_token: AccessToken {
                 scope: input.scope.iter().map(String::from).collect(),
@@ -555,7 +552,13 @@ impl Rules {
                 Err(record) => return Ok(self.failed_before_running(input.tenant_id, record)),
             }
         }
-        let (user, context) = Self::input_objects(&input);
+        // Read only when some rule will see them: a tenant without rules pays nothing.
+        let roles = self
+            .inner
+            .store
+            .user_role_names(input.tenant_id, &input.user.user_id)
+            .await?;
+        let (user, context) = Self::input_objects(&input, roles);
         let (user, context) = (serde_json::to_value(user)?, serde_json::to_value(context)?);
         let original_metadata = (user["app_metadata"].clone(), user["user_metadata"].clone());
 

@@ -2,9 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, AdminError, MANAGEMENT_SCOPES, internal, json_err};
-use crate::domain::{ApiIdentifier, DisplayName, ScopeSet, Tenant};
-use crate::store::{ResourceServerRecord, ScopeDefinition, StoreError};
+use super::{Admin, AdminError, MANAGEMENT_SCOPES, internal};
+use crate::domain::{ApiIdentifier, DisplayName, ScopeSet, Tenant, TokenDialect};
+use crate::store::{JsonText, ResourceServerRecord, ScopeDefinition, StoreError};
 
 /// An API as the Management API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -22,17 +22,24 @@ pub struct ApiView {
     pub is_system: bool,
     /// Lifetime of access tokens for this API, seconds.
     pub token_lifetime: i64,
+    /// Only scopes the user's roles permit are granted (RBAC).
+    pub enforce_policies: bool,
+    /// `access_token`, or `access_token_authz` to add `permissions` to its access tokens.
+    #[schema(value_type = String)]
+    pub token_dialect: TokenDialect,
 }
 
 impl From<ResourceServerRecord> for ApiView {
     fn from(r: ResourceServerRecord) -> Self {
         ApiView {
-            scopes: r.scopes(),
+            scopes: r.scopes.0.clone(),
             id: r.id,
             identifier: r.identifier,
             name: r.name,
             is_system: false,
             token_lifetime: r.token_lifetime,
+            enforce_policies: r.enforce_policies != 0,
+            token_dialect: r.token_dialect,
         }
     }
 }
@@ -52,6 +59,13 @@ pub struct NewApiInput {
     /// Lifetime of its access tokens, seconds (60 to 86400; default 3600). Short lifetimes are
     /// how an API that does not call introspection learns of a revocation.
     pub token_lifetime: Option<i64>,
+    /// Grant only the scopes the user's roles permit (default false).
+    #[serde(default)]
+    pub enforce_policies: bool,
+    /// `access_token` (default) or `access_token_authz`.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub token_dialect: TokenDialect,
 }
 
 /// What updating an API may change (the identifier never changes: tokens carry it).
@@ -65,6 +79,11 @@ pub struct ApiPatch {
     pub scopes: Option<Vec<ScopeDefinition>>,
     /// New access-token lifetime, seconds.
     pub token_lifetime: Option<i64>,
+    /// Turn RBAC on or off.
+    pub enforce_policies: Option<bool>,
+    /// New token dialect.
+    #[schema(value_type = Option<String>)]
+    pub token_dialect: Option<TokenDialect>,
 }
 
 /// The default access-token lifetime of an API, seconds (Auth0's default).
@@ -114,6 +133,20 @@ fn check_scopes(scopes: &[ScopeDefinition]) -> Result<Vec<ScopeDefinition>, Admi
     Ok(out)
 }
 
+/// The CLI's `VALUE=DESCRIPTION` scope arguments.
+pub fn scope_args(scopes: &[String]) -> Vec<ScopeDefinition> {
+    scopes
+        .iter()
+        .map(|s| {
+            let (value, description) = s.split_once('=').unwrap_or((s.as_str(), ""));
+            ScopeDefinition {
+                value: value.to_string(),
+                description: description.to_string(),
+            }
+        })
+        .collect()
+}
+
 impl Admin {
     /// Registers an API with the CLI's `VALUE=DESCRIPTION` scopes.
     pub async fn create_api(
@@ -123,16 +156,7 @@ impl Admin {
         name: Option<&str>,
         scopes: &[String],
     ) -> Result<ApiView, AdminError> {
-        let scopes = scopes
-            .iter()
-            .map(|s| {
-                let (value, description) = s.split_once('=').unwrap_or((s.as_str(), ""));
-                ScopeDefinition {
-                    value: value.to_string(),
-                    description: description.to_string(),
-                }
-            })
-            .collect();
+        let scopes = scope_args(scopes);
         self.create_api_with(
             tenant,
             NewApiInput {
@@ -140,6 +164,8 @@ impl Admin {
                 name: name.map(String::from),
                 scopes,
                 token_lifetime: None,
+                enforce_policies: false,
+                token_dialect: Default::default(),
             },
         )
         .await
@@ -179,9 +205,11 @@ impl Admin {
             tenant_id: tenant.id.clone(),
             identifier: identifier.as_str().to_string(),
             name: name.as_str().to_string(),
-            scopes: serde_json::to_string(&scopes).map_err(json_err)?,
+            scopes: JsonText(scopes),
             created_at: self.clock.now(),
             token_lifetime,
+            enforce_policies: i64::from(input.enforce_policies),
+            token_dialect: input.token_dialect,
         };
         match self.store.insert_resource_server(&record).await {
             Ok(()) => Ok(record.into()),
@@ -207,6 +235,8 @@ impl Admin {
                 .collect(),
             is_system: true,
             token_lifetime: DEFAULT_TOKEN_LIFETIME,
+            enforce_policies: false,
+            token_dialect: TokenDialect::AccessToken,
         }
     }
 
@@ -261,10 +291,16 @@ impl Admin {
             record.name = DisplayName::parse("API name", name)?.as_str().to_string();
         }
         if let Some(scopes) = &patch.scopes {
-            record.scopes = serde_json::to_string(&check_scopes(scopes)?).map_err(json_err)?;
+            record.scopes = JsonText(check_scopes(scopes)?);
         }
         if let Some(seconds) = patch.token_lifetime {
             record.token_lifetime = check_token_lifetime(seconds)?;
+        }
+        if let Some(on) = patch.enforce_policies {
+            record.enforce_policies = i64::from(on);
+        }
+        if let Some(dialect) = patch.token_dialect {
+            record.token_dialect = dialect;
         }
         if !self
             .store

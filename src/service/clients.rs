@@ -1,12 +1,12 @@
 //! Applications (OAuth clients) and their grants to APIs.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-use super::{Admin, AdminError, MANAGEMENT_AUDIENCE, internal, json_err};
+use super::{Admin, AdminError, MANAGEMENT_AUDIENCE, internal};
 use crate::crypto::{hash_token, random_token};
 use crate::domain::{DisplayName, RedirectUri, ScopeSet, Tenant};
-use crate::store::{ClientGrantRecord, ClientRecord, NewClient, StoreError};
+use crate::store::{ClientGrantRecord, ClientRecord, JsonText, NewClient, StoreError};
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
@@ -33,21 +33,149 @@ pub struct ClientView {
     /// The secret: only in the responses of create and rotate-secret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
+    /// Auth0's application type, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub app_type: Option<AppType>,
+    /// Auth0's first-party flag (stored and shown; consent is asked the same way).
+    pub is_first_party: bool,
+    /// Always true: Wardstone only speaks OIDC-conformant flows.
+    pub oidc_conformant: bool,
+    /// Free text.
+    pub description: String,
+    /// Logo URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// ID token settings: `lifetime_in_seconds` when set for this client (otherwise the
+    /// server's default applies).
+    #[schema(value_type = Object)]
+    pub jwt_configuration: Value,
+}
+
+/// Auth0's `app_type` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppType {
+    /// A server-side web app (confidential).
+    RegularWeb,
+    /// A browser app (public, PKCE).
+    Spa,
+    /// A mobile or desktop app (public, PKCE).
+    Native,
+    /// A machine-to-machine client (client_credentials).
+    NonInteractive,
+}
+
+impl AppType {
+    fn as_str(self) -> &'static str {
+        match self {
+            AppType::RegularWeb => "regular_web",
+            AppType::Spa => "spa",
+            AppType::Native => "native",
+            AppType::NonInteractive => "non_interactive",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        serde_json::from_value(Value::String(s.into())).ok()
+    }
+}
+
+/// Auth0's `jwt_configuration`: the ID token lifetime is honoured; `alg` must be the tenant's.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+pub struct JwtConfiguration {
+    /// ID token lifetime, 60 to 2592000 seconds.
+    pub lifetime_in_seconds: Option<i64>,
+    /// Must equal the tenant's signing algorithm when given.
+    pub alg: Option<String>,
+    /// Accepted and ignored (Auth0: for HS256 secrets, which Wardstone does not use).
+    #[serde(default)]
+    #[schema(value_type = Option<bool>)]
+    pub secret_encoded: Option<serde::de::IgnoredAny>,
+    /// Accepted and ignored (Auth0: scopes of legacy delegation tokens).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub scopes: Option<serde::de::IgnoredAny>,
+}
+
+/// Auth0 client fields Wardstone accepts and ignores: read-only fields Auth0's own tools send
+/// back, and settings of features Wardstone does not have. Any other unknown field is a 400,
+/// so a typo is never silently dropped. `docs/management-api.md` lists what each field does.
+pub const IGNORED_AUTH0_CLIENT_FIELDS: &[&str] = &[
+    "client_id",
+    "tenant",
+    "global",
+    "signing_keys",
+    "callback_url_template",
+    "is_heroku_app",
+    "owners",
+    "client_secret",
+    "initiate_login_uri",
+    "web_origins",
+    "allowed_origins",
+    "allowed_clients",
+    "client_aliases",
+    "sso",
+    "sso_disabled",
+    "cross_origin_authentication",
+    "cross_origin_auth",
+    "cross_origin_loc",
+    "custom_login_page_on",
+    "custom_login_page",
+    "custom_login_page_preview",
+    "form_template",
+    "is_token_endpoint_ip_header_trusted",
+    "refresh_token",
+    "organization_usage",
+    "organization_require_behavior",
+    "native_social_login",
+    "mobile",
+    "addons",
+    "encryption_key",
+    "require_pushed_authorization_requests",
+    "require_proof_of_possession",
+    "oidc_backchannel_logout",
+    "oidc_logout",
+    "compliance_level",
+    "token_quota",
+    "client_authentication_methods",
+    "signed_request_object",
+    "default_organization",
+];
+
+/// Parses a create or update body sent in Auth0's shape: documented ignored fields are
+/// dropped, then the rest must match `T` exactly.
+pub fn parse_auth0_body<T: serde::de::DeserializeOwned>(
+    mut body: Map<String, Value>,
+) -> Result<T, AdminError> {
+    for field in IGNORED_AUTH0_CLIENT_FIELDS {
+        body.remove(*field);
+    }
+    serde_json::from_value(Value::Object(body)).map_err(|e| AdminError::Invalid(e.to_string()))
 }
 
 impl From<ClientRecord> for ClientView {
     fn from(c: ClientRecord) -> Self {
         ClientView {
-            callbacks: c.redirect_uris(),
-            allowed_logout_urls: c.logout_urls(),
-            grant_types: serde_json::from_str(&c.grant_types).unwrap_or_default(),
+            callbacks: c.redirect_uris.0.clone(),
+            allowed_logout_urls: c.logout_urls.0.clone(),
+            grant_types: c.grant_types.0.clone(),
             token_endpoint_auth_method: if c.is_public() {
                 "none"
             } else {
                 "client_secret_basic"
             }
             .into(),
-            client_metadata: serde_json::from_str(&c.metadata).unwrap_or_default(),
+            client_metadata: Value::Object(c.metadata.0.clone()),
+            app_type: c.app_type.as_deref().and_then(AppType::parse),
+            is_first_party: c.is_first_party != 0,
+            oidc_conformant: true,
+            description: c.description.clone(),
+            logo_uri: c.logo_uri.clone(),
+            jwt_configuration: match c.id_token_lifetime {
+                Some(s) => serde_json::json!({ "lifetime_in_seconds": s }),
+                None => serde_json::json!({}),
+            },
             client_id: c.client_id,
             name: c.name,
             created_at: c.created_at,
@@ -57,7 +185,7 @@ impl From<ClientRecord> for ClientView {
 }
 
 /// What creating a client takes.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewClientInput {
     /// Name shown on login and consent pages.
@@ -75,6 +203,21 @@ pub struct NewClientInput {
     /// Metadata (a JSON object, at most 8 KiB).
     #[schema(value_type = Option<Object>)]
     pub client_metadata: Option<Value>,
+    /// Auth0's application type: `regular_web`, `spa`, `native` or `non_interactive`. Without
+    /// `token_endpoint_auth_method`, `spa` and `native` make a public client; without
+    /// `grant_types`, `non_interactive` gets `client_credentials`.
+    #[schema(value_type = Option<String>)]
+    pub app_type: Option<AppType>,
+    /// Auth0's first-party flag (default true).
+    pub is_first_party: Option<bool>,
+    /// Must be true when given: Wardstone only speaks OIDC-conformant flows.
+    pub oidc_conformant: Option<bool>,
+    /// Free text, at most 140 characters.
+    pub description: Option<String>,
+    /// Logo URL (https).
+    pub logo_uri: Option<String>,
+    /// ID token settings.
+    pub jwt_configuration: Option<JwtConfiguration>,
 }
 
 /// What updating a client may change.
@@ -92,6 +235,24 @@ pub struct ClientPatch {
     /// New metadata (replaces the old).
     #[schema(value_type = Option<Object>)]
     pub client_metadata: Option<Value>,
+    /// `client_secret_basic`, `client_secret_post` (same client) or `none`: a client cannot
+    /// change between public and confidential.
+    pub token_endpoint_auth_method: Option<String>,
+    /// Auth0's application type: `regular_web`, `spa`, `native` or `non_interactive`. Without
+    /// `token_endpoint_auth_method`, `spa` and `native` make a public client; without
+    /// `grant_types`, `non_interactive` gets `client_credentials`.
+    #[schema(value_type = Option<String>)]
+    pub app_type: Option<AppType>,
+    /// Auth0's first-party flag (default true).
+    pub is_first_party: Option<bool>,
+    /// Must be true when given: Wardstone only speaks OIDC-conformant flows.
+    pub oidc_conformant: Option<bool>,
+    /// Free text, at most 140 characters.
+    pub description: Option<String>,
+    /// Logo URL (https).
+    pub logo_uri: Option<String>,
+    /// ID token settings.
+    pub jwt_configuration: Option<JwtConfiguration>,
 }
 
 /// A client grant as shown.
@@ -120,6 +281,115 @@ pub struct NewClientGrant {
     pub scope: Vec<String>,
 }
 
+fn is_public_method(method: &str) -> Result<bool, AdminError> {
+    match method {
+        "client_secret_basic" | "client_secret_post" => Ok(false),
+        "none" => Ok(true),
+        other => Err(AdminError::Invalid(format!(
+            "unsupported token_endpoint_auth_method {other:?}; use client_secret_basic, client_secret_post or none"
+        ))),
+    }
+}
+
+/// The Auth0 client fields Wardstone stores, checked.
+#[derive(Debug, Clone)]
+struct Auth0Settings {
+    app_type: Option<AppType>,
+    is_first_party: bool,
+    description: String,
+    logo_uri: Option<String>,
+    id_token_lifetime: Option<i64>,
+}
+
+impl Default for Auth0Settings {
+    fn default() -> Self {
+        Auth0Settings {
+            app_type: None,
+            is_first_party: true,
+            description: String::new(),
+            logo_uri: None,
+            id_token_lifetime: None,
+        }
+    }
+}
+
+impl Auth0Settings {
+    fn of(c: &ClientRecord) -> Self {
+        Auth0Settings {
+            app_type: c.app_type.as_deref().and_then(AppType::parse),
+            is_first_party: c.is_first_party != 0,
+            description: c.description.clone(),
+            logo_uri: c.logo_uri.clone(),
+            id_token_lifetime: c.id_token_lifetime,
+        }
+    }
+
+    /// `base` with the given fields applied, each checked.
+    #[allow(clippy::too_many_arguments)]
+    fn check(
+        tenant: &Tenant,
+        base: &Self,
+        app_type: Option<AppType>,
+        is_first_party: Option<bool>,
+        oidc_conformant: Option<bool>,
+        description: Option<&str>,
+        logo_uri: Option<&str>,
+        jwt: Option<&JwtConfiguration>,
+    ) -> Result<Self, AdminError> {
+        let mut out = base.clone();
+        if oidc_conformant == Some(false) {
+            return Err(AdminError::Invalid(
+                "oidc_conformant cannot be false: Wardstone only speaks OIDC-conformant flows"
+                    .into(),
+            ));
+        }
+        if let Some(t) = app_type {
+            out.app_type = Some(t);
+        }
+        if let Some(f) = is_first_party {
+            out.is_first_party = f;
+        }
+        if let Some(d) = description {
+            if d.chars().count() > 140 || d.chars().any(char::is_control) {
+                return Err(AdminError::Invalid(
+                    "description must be at most 140 characters without control characters".into(),
+                ));
+            }
+            out.description = d.to_string();
+        }
+        if let Some(u) = logo_uri {
+            let parsed = url::Url::parse(u)
+                .ok()
+                .filter(|p| p.scheme() == "https" && u.len() <= 2048);
+            if parsed.is_none() {
+                return Err(AdminError::Invalid(format!(
+                    "logo_uri must be an https URL, not {u:?}"
+                )));
+            }
+            out.logo_uri = Some(u.to_string());
+        }
+        if let Some(jwt) = jwt {
+            if let Some(alg) = &jwt.alg
+                && alg != tenant.signing_alg.as_str()
+            {
+                return Err(AdminError::Invalid(format!(
+                    "jwt_configuration.alg {alg:?} is not this tenant's algorithm {}: tokens are signed per tenant",
+                    tenant.signing_alg
+                )));
+            }
+            if let Some(seconds) = jwt.lifetime_in_seconds {
+                if !(60..=2_592_000).contains(&seconds) {
+                    return Err(AdminError::Invalid(format!(
+                        "jwt_configuration.lifetime_in_seconds must be 60 to 2592000, not {seconds}"
+                    )));
+                }
+                out.id_token_lifetime = Some(seconds);
+            }
+        }
+        Ok(out)
+    }
+}
+
 fn check_grant_types(types: &[String], public: bool) -> Result<(), AdminError> {
     for t in types {
         if !GRANT_TYPES.contains(&t.as_str()) {
@@ -136,19 +406,18 @@ fn check_grant_types(types: &[String], public: bool) -> Result<(), AdminError> {
     Ok(())
 }
 
-fn check_metadata(v: &Value) -> Result<String, AdminError> {
+fn check_metadata(v: &Value) -> Result<Map<String, Value>, AdminError> {
     if !v.is_object() {
         return Err(AdminError::Invalid(
             "client_metadata must be a JSON object".into(),
         ));
     }
-    let text = v.to_string();
-    if text.len() > 8192 {
+    if v.to_string().len() > 8192 {
         return Err(AdminError::Invalid(
             "client_metadata is larger than 8 KiB".into(),
         ));
     }
-    Ok(text)
+    Ok(v.as_object().cloned().unwrap_or_default())
 }
 
 fn check_callbacks(
@@ -205,7 +474,7 @@ impl Admin {
                     }
                     .into(),
                 ),
-                client_metadata: None,
+                ..Default::default()
             },
         )
         .await
@@ -220,17 +489,26 @@ impl Admin {
     ) -> Result<ClientView, AdminError> {
         let name = DisplayName::parse("client name", &input.name)?;
         let public = match input.token_endpoint_auth_method.as_deref() {
-            None | Some("client_secret_basic") | Some("client_secret_post") => false,
-            Some("none") => true,
-            Some(other) => {
-                return Err(AdminError::Invalid(format!(
-                    "unsupported token_endpoint_auth_method {other:?}; use client_secret_basic, client_secret_post or none"
-                )));
-            }
+            None => matches!(input.app_type, Some(AppType::Spa | AppType::Native)),
+            Some(method) => is_public_method(method)?,
         };
-        let grant_types = input
-            .grant_types
-            .unwrap_or_else(|| vec!["authorization_code".into(), "refresh_token".into()]);
+        let auth0 = Auth0Settings::check(
+            tenant,
+            &Auth0Settings::default(),
+            input.app_type,
+            input.is_first_party,
+            input.oidc_conformant,
+            input.description.as_deref(),
+            input.logo_uri.as_deref(),
+            input.jwt_configuration.as_ref(),
+        )?;
+        let grant_types = input.grant_types.unwrap_or_else(|| {
+            if input.app_type == Some(AppType::NonInteractive) {
+                vec!["client_credentials".into()]
+            } else {
+                vec!["authorization_code".into(), "refresh_token".into()]
+            }
+        });
         check_grant_types(&grant_types, public)?;
         let callbacks = check_callbacks(&input.callbacks, &grant_types)?;
         let logout_urls = check_logout_urls(&input.allowed_logout_urls)?;
@@ -238,7 +516,8 @@ impl Admin {
             .client_metadata
             .as_ref()
             .map(check_metadata)
-            .transpose()?;
+            .transpose()?
+            .unwrap_or_default();
         let secret = (!public).then(|| random_token(32));
         let record = NewClient {
             client_id: random_token(16),
@@ -248,12 +527,16 @@ impl Admin {
             redirect_uris: callbacks,
             grant_types,
             logout_urls,
+            metadata,
+            app_type: auth0.app_type.map(|t| t.as_str().to_string()),
+            is_first_party: auth0.is_first_party,
+            description: auth0.description,
+            logo_uri: auth0.logo_uri,
+            id_token_lifetime: auth0.id_token_lifetime,
             created_at: self.clock.now(),
         };
-        self.store
-            .insert_client(&record, metadata.as_deref().unwrap_or("{}"))
-            .await
-            .map_err(internal)?;
+
+        self.store.insert_client(&record).await.map_err(internal)?;
         let stored = self.client_record(&tenant.id, &record.client_id).await?;
         Ok(ClientView {
             client_secret: secret,
@@ -314,8 +597,30 @@ impl Admin {
         }
         let grant_types: Vec<String> = match patch.grant_types {
             Some(g) => g,
-            None => serde_json::from_str(&record.grant_types).unwrap_or_default(),
+            None => record.grant_types.0.clone(),
         };
+        if let Some(method) = &patch.token_endpoint_auth_method
+            && is_public_method(method)? != record.is_public()
+        {
+            return Err(AdminError::Invalid(
+                "token_endpoint_auth_method cannot turn a public client into a confidential one or back; create a new client".into(),
+            ));
+        }
+        let auth0 = Auth0Settings::check(
+            tenant,
+            &Auth0Settings::of(&record),
+            patch.app_type,
+            patch.is_first_party,
+            patch.oidc_conformant,
+            patch.description.as_deref(),
+            patch.logo_uri.as_deref(),
+            patch.jwt_configuration.as_ref(),
+        )?;
+        record.app_type = auth0.app_type.map(|t| t.as_str().to_string());
+        record.is_first_party = i64::from(auth0.is_first_party);
+        record.description = auth0.description;
+        record.logo_uri = auth0.logo_uri;
+        record.id_token_lifetime = auth0.id_token_lifetime;
         check_grant_types(&grant_types, record.is_public())?;
         if !grant_types.iter().any(|g| g == "client_credentials")
             && self.is_management_client(tenant, client_id).await?
@@ -324,16 +629,17 @@ impl Admin {
                 "the Management API client must keep the client_credentials grant".into(),
             ));
         }
-        let callbacks = patch.callbacks.unwrap_or_else(|| record.redirect_uris());
+        let callbacks = patch
+            .callbacks
+            .unwrap_or_else(|| record.redirect_uris.0.clone());
         let callbacks = check_callbacks(&callbacks, &grant_types)?;
-        record.redirect_uris = serde_json::to_string(&callbacks).map_err(json_err)?;
-        record.grant_types = serde_json::to_string(&grant_types).map_err(json_err)?;
+        record.redirect_uris = JsonText(callbacks);
+        record.grant_types = JsonText(grant_types);
         if let Some(urls) = &patch.allowed_logout_urls {
-            record.logout_urls =
-                serde_json::to_string(&check_logout_urls(urls)?).map_err(json_err)?;
+            record.logout_urls = JsonText(check_logout_urls(urls)?);
         }
         if let Some(m) = &patch.client_metadata {
-            record.metadata = check_metadata(m)?;
+            record.metadata = JsonText(check_metadata(m)?);
         }
         if !self.store.update_client(&record).await.map_err(internal)? {
             return Err(AdminError::NotFound(format!(
@@ -398,7 +704,7 @@ impl Admin {
             } else {
                 g.audience
             },
-            scope: serde_json::from_str(&g.scopes).unwrap_or_default(),
+            scope: g.scopes.0.clone(),
             id: g.id,
             client_id: g.client_id,
         }
@@ -449,7 +755,7 @@ impl Admin {
                 input.audience
             )));
         };
-        let defined: Vec<String> = api.scopes().into_iter().map(|d| d.value).collect();
+        let defined: Vec<String> = api.scopes().iter().map(|d| d.value.clone()).collect();
         for s in &input.scope {
             ScopeSet::parse(s)?;
             if !defined.contains(s) {
@@ -464,7 +770,7 @@ impl Admin {
             tenant_id: tenant.id.clone(),
             client_id: input.client_id,
             audience: input.audience,
-            scopes: serde_json::to_string(&input.scope).map_err(json_err)?,
+            scopes: JsonText(input.scope.clone()),
             created_at: self.clock.now(),
         };
         match self.store.insert_client_grant(&record).await {

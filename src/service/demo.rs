@@ -63,7 +63,7 @@ pub async fn ensure(
     {
         Some(t) => t,
         None => {
-            admin.create_tenant(TENANT).await?;
+            admin.create_tenant(TENANT, Default::default()).await?;
             store
                 .tenant_by_name(TENANT)
                 .await
@@ -112,6 +112,8 @@ pub async fn ensure(
                         description: "Read the demo API".into(),
                     }],
                     token_lifetime: None,
+                    enforce_policies: false,
+                    token_dialect: Default::default(),
                 },
             )
             .await?;

@@ -5,6 +5,8 @@
 pub mod apis;
 pub mod clients;
 pub mod demo;
+pub mod keys;
+pub mod roles;
 pub mod rules;
 pub mod users;
 
@@ -13,9 +15,9 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::config::PublicUrl;
 use crate::crypto::{MasterKey, hash_token, random_token};
-use crate::domain::{Invalid, Tenant, TenantName};
-use crate::store::{ClientGrantRecord, NewClient, Store, StoreError, TenantRecord};
-use crate::tokens::generate_rsa_key;
+use crate::domain::{Invalid, KeyStatus, SigningAlg, Tenant, TenantName};
+use crate::store::{ClientGrantRecord, JsonText, NewClient, Store, StoreError, TenantRecord};
+use crate::tokens::generate_key;
 
 pub use crate::domain::management::{AUDIENCE as MANAGEMENT_AUDIENCE, SCOPES as MANAGEMENT_SCOPES};
 
@@ -89,14 +91,12 @@ pub struct CreatedTenant {
     pub issuer: String,
     /// Discovery document URL.
     pub discovery: String,
-    /// Id of its RS256 signing key.
+    /// Id of its current signing key.
     pub signing_key: String,
+    /// Its signing algorithm.
+    pub signing_alg: String,
     /// The Management API client, allowed every Management API scope.
     pub management: ManagementCredentials,
-}
-
-fn json_err(e: serde_json::Error) -> AdminError {
-    AdminError::Internal(e.into())
 }
 
 impl Admin {
@@ -137,9 +137,13 @@ impl Admin {
         format!("{}/api/v2/", self.public_url.issuer(tenant))
     }
 
-    /// Creates a tenant with an RS256 signing key and a Management API client allowed every
-    /// Management API scope, in one transaction.
-    pub async fn create_tenant(&self, name: &str) -> Result<CreatedTenant, AdminError> {
+    /// Creates a tenant with signing keys of `alg` (current and next) and a Management API
+    /// client allowed every Management API scope, in one transaction.
+    pub async fn create_tenant(
+        &self,
+        name: &str,
+        alg: SigningAlg,
+    ) -> Result<CreatedTenant, AdminError> {
         let name = TenantName::parse(name)?;
         let now = self.clock.now();
         let tenant = TenantRecord {
@@ -147,8 +151,11 @@ impl Admin {
             name: name.to_string(),
             created_at: now,
             rules_generation: 0,
+            signing_alg: alg,
+            keys_generation: 0,
         };
-        let key = generate_rsa_key(&tenant.id, &self.master_key, now);
+        let keys = self.generate_keys(&tenant.id, alg, now).await?;
+        let key = keys[0].clone();
         let secret = random_token(32);
         let client = NewClient {
             client_id: random_token(16),
@@ -158,6 +165,12 @@ impl Admin {
             redirect_uris: vec![],
             grant_types: vec!["client_credentials".into()],
             logout_urls: vec![],
+            metadata: Default::default(),
+            app_type: Some("non_interactive".into()),
+            is_first_party: true,
+            description: "Calls this tenant's Management API".into(),
+            logo_uri: None,
+            id_token_lifetime: None,
             created_at: now,
         };
         let grant = ClientGrantRecord {
@@ -165,12 +178,12 @@ impl Admin {
             tenant_id: tenant.id.clone(),
             client_id: client.client_id.clone(),
             audience: MANAGEMENT_AUDIENCE.into(),
-            scopes: serde_json::to_string(MANAGEMENT_SCOPES).map_err(json_err)?,
+            scopes: JsonText(MANAGEMENT_SCOPES.iter().map(ToString::to_string).collect()),
             created_at: now,
         };
         match self
             .store
-            .create_tenant(&tenant, &key, &client, &grant)
+            .create_tenant(&tenant, &keys, &client, &grant)
             .await
         {
             Ok(()) => {}
@@ -192,7 +205,30 @@ impl Admin {
             issuer,
             name: name.to_string(),
             signing_key: key.kid,
+            signing_alg: alg.to_string(),
         })
+    }
+}
+
+impl Admin {
+    /// Two fresh keys of `alg`, current then next (RSA generation takes tens of ms: off the
+    /// async workers).
+    pub(crate) async fn generate_keys(
+        &self,
+        tenant_id: &str,
+        alg: SigningAlg,
+        now: i64,
+    ) -> Result<[crate::store::SigningKeyRecord; 2], AdminError> {
+        let master_key = self.master_key.clone();
+        let tenant_id = tenant_id.to_string();
+        tokio::task::spawn_blocking(move || {
+            [
+                generate_key(&tenant_id, alg, KeyStatus::Current, &master_key, now),
+                generate_key(&tenant_id, alg, KeyStatus::Next, &master_key, now),
+            ]
+        })
+        .await
+        .map_err(|e| AdminError::Internal(e.into()))
     }
 }
 

@@ -50,8 +50,8 @@ pub struct UserView {
 impl From<UserRecord> for UserView {
     fn from(u: UserRecord) -> Self {
         UserView {
-            app_metadata: serde_json::from_str(&u.app_metadata).unwrap_or_default(),
-            user_metadata: serde_json::from_str(&u.user_metadata).unwrap_or_default(),
+            app_metadata: Value::Object(u.app_metadata.0.clone()),
+            user_metadata: Value::Object(u.user_metadata.0.clone()),
             email_verified: u.email_verified == 1,
             user_id: u.user_id,
             email: u.email,

@@ -1,7 +1,9 @@
-use serde::{Deserialize, Serialize};
-use sqlx::FromRow;
+//! Applications (OAuth clients) and their grants to APIs.
 
-use super::{Store, StoreResult, json_text, map_unique};
+use serde_json::{Map, Value};
+use sqlx::{Any, FromRow, Transaction};
+
+use super::{JsonText, Store, StoreResult, json_text, map_unique};
 
 /// An application (OAuth client) as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -14,27 +16,37 @@ pub struct ClientRecord {
     pub name: String,
     /// sha256 of the client secret; `None` for public clients.
     pub secret_hash: Option<Vec<u8>>,
-    /// JSON array of registered callback URLs.
-    pub redirect_uris: String,
-    /// JSON array of allowed grant types.
-    pub grant_types: String,
-    /// JSON object of tenant-defined metadata.
-    pub metadata: String,
+    /// Registered callback URLs.
+    pub redirect_uris: JsonText<Vec<String>>,
+    /// Allowed grant types.
+    pub grant_types: JsonText<Vec<String>>,
+    /// Tenant-defined metadata.
+    pub metadata: JsonText<Map<String, Value>>,
     /// Creation time.
     pub created_at: i64,
-    /// JSON array of URLs the browser may be sent to after an RP-initiated logout.
-    pub logout_urls: String,
+    /// URLs the browser may be sent to after an RP-initiated logout.
+    pub logout_urls: JsonText<Vec<String>>,
+    /// Auth0's `app_type`.
+    pub app_type: Option<String>,
+    /// Auth0's `is_first_party` (1 or 0).
+    pub is_first_party: i64,
+    /// Free text.
+    pub description: String,
+    /// Logo URL.
+    pub logo_uri: Option<String>,
+    /// ID token lifetime for this client, seconds (`None`: the default).
+    pub id_token_lifetime: Option<i64>,
 }
 
 impl ClientRecord {
     /// The registered callback URLs.
-    pub fn redirect_uris(&self) -> Vec<String> {
-        serde_json::from_str(&self.redirect_uris).unwrap_or_default()
+    pub fn redirect_uris(&self) -> &[String] {
+        &self.redirect_uris
     }
 
     /// The registered post-logout redirect URLs.
-    pub fn logout_urls(&self) -> Vec<String> {
-        serde_json::from_str(&self.logout_urls).unwrap_or_default()
+    pub fn logout_urls(&self) -> &[String] {
+        &self.logout_urls
     }
 
     /// Whether the client is public (no secret, PKCE mandatory).
@@ -44,10 +56,7 @@ impl ClientRecord {
 
     /// Whether the client may use `grant_type`.
     pub fn allows_grant(&self, grant_type: &str) -> bool {
-        serde_json::from_str::<Vec<String>>(&self.grant_types)
-            .unwrap_or_default()
-            .iter()
-            .any(|g| g == grant_type)
+        self.grant_types.iter().any(|g| g == grant_type)
     }
 }
 
@@ -68,56 +77,59 @@ pub struct NewClient {
     pub grant_types: Vec<String>,
     /// Exact post-logout redirect URLs.
     pub logout_urls: Vec<String>,
+    /// Tenant-defined metadata.
+    pub metadata: Map<String, Value>,
+    /// Auth0's `app_type`.
+    pub app_type: Option<String>,
+    /// Auth0's `is_first_party`.
+    pub is_first_party: bool,
+    /// Free text.
+    pub description: String,
+    /// Logo URL.
+    pub logo_uri: Option<String>,
+    /// ID token lifetime, seconds.
+    pub id_token_lifetime: Option<i64>,
     /// Creation time.
     pub created_at: i64,
 }
 
-/// One scope an API defines.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-pub struct ScopeDefinition {
-    /// The scope token, e.g. `read:messages`.
-    pub value: String,
-    /// What granting it allows, shown on the consent page.
-    pub description: String,
-}
+pub(super) const CLIENT_COLUMNS: &str = "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at, logout_urls, \
+    app_type, is_first_party, description, logo_uri, id_token_lifetime";
 
-/// An API (resource server) as stored.
+/// A client's permission to get tokens for an API with some scopes.
 #[derive(Debug, Clone, FromRow)]
-pub struct ResourceServerRecord {
-    /// Internal id.
+pub struct ClientGrantRecord {
+    /// `cgr_...` id.
     pub id: String,
     /// Owning tenant.
     pub tenant_id: String,
-    /// The audience value.
-    pub identifier: String,
-    /// Display name.
-    pub name: String,
-    /// JSON array of [`ScopeDefinition`].
-    pub scopes: String,
+    /// The client.
+    pub client_id: String,
+    /// API identifier, or `urn:wardstone:management` for the tenant's Management API.
+    pub audience: String,
+    /// Granted scopes.
+    pub scopes: JsonText<Vec<String>>,
     /// Creation time.
     pub created_at: i64,
-    /// Lifetime of access tokens for this API, seconds.
-    pub token_lifetime: i64,
 }
-
-impl ResourceServerRecord {
-    /// The scopes this API defines.
-    pub fn scopes(&self) -> Vec<ScopeDefinition> {
-        serde_json::from_str(&self.scopes).unwrap_or_default()
-    }
-}
-
-pub(super) const RS_COLUMNS: &str =
-    "id, tenant_id, identifier, name, scopes, created_at, token_lifetime";
-
-pub(super) const CLIENT_COLUMNS: &str = "client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at, logout_urls";
 
 impl Store {
     /// Inserts a client with its metadata (a JSON object).
-    pub async fn insert_client(&self, c: &NewClient, metadata: &str) -> StoreResult<()> {
+    pub async fn insert_client(&self, c: &NewClient) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        Self::insert_client_in(&mut tx, c).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn insert_client_in(
+        tx: &mut Transaction<'_, Any>,
+        c: &NewClient,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO client (client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at, logout_urls) \
-             VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $9)",
+            "INSERT INTO client (client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at, logout_urls, \
+             app_type, is_first_party, description, logo_uri, id_token_lifetime) \
+             VALUES ($1, $2, $3, $4, $5, $6, $8, $7, $9, $10, $11, $12, $13, $14)",
         )
         .bind(&c.client_id)
         .bind(&c.tenant_id)
@@ -126,9 +138,14 @@ impl Store {
         .bind(json_text(&c.redirect_uris))
         .bind(json_text(&c.grant_types))
         .bind(c.created_at)
-        .bind(metadata)
+        .bind(json_text(&c.metadata))
         .bind(json_text(&c.logout_urls))
-        .execute(&self.writer)
+        .bind(&c.app_type)
+        .bind(i64::from(c.is_first_party))
+        .bind(&c.description)
+        .bind(&c.logo_uri)
+        .bind(c.id_token_lifetime)
+        .execute(&mut **tx)
         .await
         .map_err(map_unique)?;
         Ok(())
@@ -182,37 +199,123 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// Inserts an API.
-    pub async fn insert_resource_server(&self, r: &ResourceServerRecord) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO resource_server (id, tenant_id, identifier, name, scopes, created_at, token_lifetime) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    /// Clients of a tenant, oldest first.
+    pub async fn list_clients(
+        &self,
+        tenant_id: &str,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<ClientRecord>> {
+        Ok(sqlx::query_as::<_, ClientRecord>(&format!(
+            "SELECT {CLIENT_COLUMNS} FROM client WHERE tenant_id = $1 ORDER BY created_at, client_id LIMIT $2 OFFSET $3"
+        ))
+        .bind(tenant_id)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Replaces a client's mutable fields; false when it does not exist.
+    pub async fn update_client(&self, c: &ClientRecord) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE client SET name = $1, redirect_uris = $2, grant_types = $3, metadata = $4, \
+             logout_urls = $7, app_type = $8, is_first_party = $9, description = $10, logo_uri = $11, \
+             id_token_lifetime = $12 WHERE tenant_id = $5 AND client_id = $6",
         )
-        .bind(&r.id)
-        .bind(&r.tenant_id)
-        .bind(&r.identifier)
-        .bind(&r.name)
-        .bind(&r.scopes)
-        .bind(r.created_at)
-        .bind(r.token_lifetime)
+        .bind(&c.name)
+        .bind(&c.redirect_uris)
+        .bind(&c.grant_types)
+        .bind(&c.metadata)
+        .bind(&c.tenant_id)
+        .bind(&c.client_id)
+        .bind(&c.logout_urls)
+        .bind(&c.app_type)
+        .bind(c.is_first_party)
+        .bind(&c.description)
+        .bind(&c.logo_uri)
+        .bind(c.id_token_lifetime)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Deletes a client with its grants, consents and tokens; false when it does not exist.
+    pub async fn delete_client(&self, tenant_id: &str, client_id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        for table in ["refresh_token", "token_grant", "login_transaction"] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant_id = $1 AND client_id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM client WHERE tenant_id = $1 AND client_id = $2")
+            .bind(tenant_id)
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Inserts a client grant; a second grant for the same client and API is a conflict.
+    pub async fn insert_client_grant(&self, g: &ClientGrantRecord) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO client_grant (id, tenant_id, client_id, audience, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&g.id)
+        .bind(&g.tenant_id)
+        .bind(&g.client_id)
+        .bind(&g.audience)
+        .bind(&g.scopes)
+        .bind(g.created_at)
         .execute(&self.writer)
         .await
         .map_err(map_unique)?;
         Ok(())
     }
 
-    /// The API of a tenant whose identifier is `identifier`.
-    pub async fn resource_server_by_identifier(
+    /// The grant of `client_id` for `audience`.
+    pub async fn client_grant_for(
         &self,
         tenant_id: &str,
-        identifier: &str,
-    ) -> StoreResult<Option<ResourceServerRecord>> {
-        Ok(sqlx::query_as::<_, ResourceServerRecord>(&format!(
-            "SELECT {RS_COLUMNS} FROM resource_server WHERE tenant_id = $1 AND identifier = $2"
-        ))
+        client_id: &str,
+        audience: &str,
+    ) -> StoreResult<Option<ClientGrantRecord>> {
+        Ok(sqlx::query_as::<_, ClientGrantRecord>(
+            "SELECT id, tenant_id, client_id, audience, scopes, created_at FROM client_grant \
+             WHERE tenant_id = $1 AND client_id = $2 AND audience = $3",
+        )
         .bind(tenant_id)
-        .bind(identifier)
+        .bind(client_id)
+        .bind(audience)
         .fetch_optional(&self.reader)
         .await?)
+    }
+
+    /// Client grants of a tenant.
+    pub async fn list_client_grants(&self, tenant_id: &str) -> StoreResult<Vec<ClientGrantRecord>> {
+        Ok(sqlx::query_as::<_, ClientGrantRecord>(
+            "SELECT id, tenant_id, client_id, audience, scopes, created_at FROM client_grant \
+             WHERE tenant_id = $1 ORDER BY created_at, id",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// Deletes a client grant (never the Management API's); false when it does not exist.
+    pub async fn delete_client_grant(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "DELETE FROM client_grant WHERE tenant_id = $1 AND id = $2 AND audience <> 'urn:wardstone:management'",
+        )
+        .bind(tenant_id)
+        .bind(id)
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 }

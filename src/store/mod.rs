@@ -4,21 +4,25 @@
 
 mod clients;
 mod flow;
+mod json;
 mod keys;
-mod manage;
+mod resource_servers;
+mod roles;
 mod rules;
 mod tenants;
 mod tokens;
 mod users;
 
-pub use clients::{ClientRecord, NewClient, ResourceServerRecord, ScopeDefinition};
+pub use clients::{ClientGrantRecord, ClientRecord, NewClient};
 pub use flow::{LoginTransactionRecord, SessionRecord};
-pub use keys::SigningKeyRecord;
-pub use manage::{ClientGrantRecord, UserChanges, merge_first_level};
+pub use json::JsonText;
+pub use keys::{Revoked, SigningKeyRecord};
+pub use resource_servers::{ResourceServerRecord, ScopeDefinition};
+pub use roles::{AssignError, PermissionRecord, RoleRecord};
 pub use rules::{ArtifactRecord, RuleRecord, RuleSetRows};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};
-pub use users::{NewUser, UserRecord};
+pub use users::{NewUser, UserChanges, UserRecord, merge_first_level};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -1,4 +1,8 @@
-use sqlx::FromRow;
+use sqlx::any::{Any, AnyTypeInfo};
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, FromRow, Type};
+
+use crate::domain::SigningAlg;
 
 use super::{ClientGrantRecord, NewClient, SigningKeyRecord, Store, StoreResult, map_unique};
 
@@ -13,40 +17,49 @@ pub struct TenantRecord {
     pub created_at: i64,
     /// Bumped by every change to the tenant's rules or rule settings.
     pub rules_generation: i64,
+    /// The algorithm of new signing keys.
+    pub signing_alg: SigningAlg,
+    /// Bumped by every change to the tenant's signing keys.
+    pub keys_generation: i64,
+}
+
+impl Type<Any> for SigningAlg {
+    fn type_info() -> AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+}
+
+impl<'r> Decode<'r, Any> for SigningAlg {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(SigningAlg::parse(&<String as Decode<Any>>::decode(value)?)?)
+    }
 }
 
 impl Store {
-    /// Creates a tenant together with its first signing key and its Management API client,
+    /// Creates a tenant together with its first signing keys (current and next) and its Management API client,
     /// atomically.
     pub async fn create_tenant(
         &self,
         tenant: &TenantRecord,
-        key: &SigningKeyRecord,
+        keys: &[SigningKeyRecord],
         management: &NewClient,
         grant: &ClientGrantRecord,
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("INSERT INTO tenant (id, name, created_at) VALUES ($1, $2, $3)")
-            .bind(&tenant.id)
-            .bind(&tenant.name)
-            .bind(tenant.created_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_unique)?;
-        Self::insert_signing_key(&mut tx, key).await?;
         sqlx::query(
-            "INSERT INTO client (client_id, tenant_id, name, secret_hash, redirect_uris, grant_types, metadata, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, '{}', $7)",
+            "INSERT INTO tenant (id, name, created_at, signing_alg) VALUES ($1, $2, $3, $4)",
         )
-        .bind(&management.client_id)
-        .bind(&management.tenant_id)
-        .bind(&management.name)
-        .bind(&management.secret_hash)
-        .bind(super::json_text(&management.redirect_uris))
-        .bind(super::json_text(&management.grant_types))
-        .bind(management.created_at)
+        .bind(&tenant.id)
+        .bind(&tenant.name)
+        .bind(tenant.created_at)
+        .bind(tenant.signing_alg.as_str())
         .execute(&mut *tx)
-        .await?;
+        .await
+        .map_err(map_unique)?;
+        for key in keys {
+            Self::insert_signing_key(&mut tx, key).await?;
+        }
+        Self::insert_client_in(&mut tx, management).await?;
         sqlx::query(
             "INSERT INTO client_grant (id, tenant_id, client_id, audience, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
         )
@@ -65,7 +78,7 @@ impl Store {
     /// Finds a tenant by name.
     pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
         Ok(sqlx::query_as::<_, TenantRecord>(
-            "SELECT id, name, created_at, rules_generation FROM tenant WHERE name = $1",
+            "SELECT id, name, created_at, rules_generation, signing_alg, keys_generation FROM tenant WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.reader)

@@ -1,6 +1,9 @@
+//! Users, their profile changes and metadata merges, and login-attempt counting.
+
+use serde_json::{Map, Value};
 use sqlx::FromRow;
 
-use super::{Store, StoreResult, map_unique};
+use super::{JsonText, Store, StoreError, StoreResult, map_unique};
 
 /// A user as stored. `password_hash` is an argon2id PHC string.
 #[derive(Debug, Clone, FromRow)]
@@ -27,10 +30,10 @@ pub struct UserRecord {
     pub picture: Option<String>,
     /// Username.
     pub username: Option<String>,
-    /// JSON object, writable by rules and the Management API.
-    pub app_metadata: String,
-    /// JSON object, writable by rules and the Management API.
-    pub user_metadata: String,
+    /// Writable by rules and the Management API.
+    pub app_metadata: JsonText<Map<String, Value>>,
+    /// Writable by rules and the Management API.
+    pub user_metadata: JsonText<Map<String, Value>>,
     /// Successful logins so far.
     pub logins_count: i64,
     /// Last successful login.
@@ -60,6 +63,39 @@ pub struct NewUser {
     pub name: Option<String>,
     /// Creation time.
     pub created_at: i64,
+}
+
+/// A user's profile fields the Management API may change; `None` leaves a field alone.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// New email (lowercased).
+    pub email: Option<String>,
+    /// New verification flag.
+    pub email_verified: Option<bool>,
+    /// New password hash.
+    pub password_hash: Option<String>,
+    /// `Some(None)` clears the field.
+    pub name: Option<Option<String>>,
+    /// Given name.
+    pub given_name: Option<Option<String>>,
+    /// Family name.
+    pub family_name: Option<Option<String>>,
+    /// Nickname.
+    pub nickname: Option<Option<String>>,
+    /// Picture.
+    pub picture: Option<Option<String>>,
+    /// Username.
+    pub username: Option<Option<String>>,
+    /// First-level merge patch of app_metadata (`null` removes a key), applied under the
+    /// row's lock so concurrent writers on any node never lose each other's keys.
+    pub app_metadata_patch: Option<Map<String, Value>>,
+    /// First-level merge patch of user_metadata.
+    pub user_metadata_patch: Option<Map<String, Value>>,
+    /// Block or unblock.
+    pub blocked: Option<bool>,
+    /// Largest metadata object allowed after the merge, bytes of JSON (checked inside the
+    /// transaction, so a merge never stores more than that).
+    pub max_metadata_bytes: Option<usize>,
 }
 
 pub(super) const USER_COLUMNS: &str = "user_id, tenant_id, email, email_verified, password_hash, name, \
@@ -216,5 +252,193 @@ impl Store {
             .execute(&self.writer)
             .await?;
         Ok(())
+    }
+
+    /// Users of a tenant, oldest first, optionally only the one with `email`.
+    pub async fn list_users(
+        &self,
+        tenant_id: &str,
+        email: Option<&str>,
+        offset: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<UserRecord>> {
+        let filter = if email.is_some() {
+            "AND email = $4"
+        } else {
+            ""
+        };
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM app_user WHERE tenant_id = $1 {filter} ORDER BY created_at, user_id LIMIT $2 OFFSET $3"
+        );
+        let mut q = sqlx::query_as::<_, UserRecord>(&sql)
+            .bind(tenant_id)
+            .bind(limit)
+            .bind(offset);
+        if let Some(e) = email {
+            q = q.bind(e);
+        }
+        Ok(q.fetch_all(&self.reader).await?)
+    }
+
+    /// Applies profile changes; false when the user does not exist; a taken email conflicts.
+    pub async fn update_user(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        c: &UserChanges,
+        now: i64,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        // Writing first takes the row lock (PostgreSQL) or the write lock (SQLite) before the
+        // metadata is read, so the read-merge-write below cannot interleave with another node's.
+        let locked = sqlx::query(
+            "UPDATE app_user SET updated_at = $1 WHERE tenant_id = $2 AND user_id = $3",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        if locked.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        let mut sets: Vec<String> = vec!["updated_at = $1".into()];
+        let mut values: Vec<Option<String>> = Vec::new();
+        let mut push = |col: &str, v: Option<String>| {
+            values.push(v);
+            sets.push(format!("{col} = ${}", values.len() + 3));
+        };
+        if let Some(v) = &c.email {
+            push("email", Some(v.clone()));
+        }
+        if let Some(v) = &c.password_hash {
+            push("password_hash", Some(v.clone()));
+        }
+        for (col, v) in [
+            ("name", &c.name),
+            ("given_name", &c.given_name),
+            ("family_name", &c.family_name),
+            ("nickname", &c.nickname),
+            ("picture", &c.picture),
+            ("username", &c.username),
+        ] {
+            if let Some(v) = v {
+                push(col, v.clone());
+            }
+        }
+        if c.app_metadata_patch.is_some() || c.user_metadata_patch.is_some() {
+            let (app, user): (String, String) =
+                sqlx::query_as("SELECT app_metadata, user_metadata FROM app_user WHERE tenant_id = $1 AND user_id = $2")
+                    .bind(tenant_id)
+                    .bind(user_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            for (col, current, patch) in [
+                ("app_metadata", app, &c.app_metadata_patch),
+                ("user_metadata", user, &c.user_metadata_patch),
+            ] {
+                if let Some(patch) = patch {
+                    let mut merged: Map<String, Value> =
+                        serde_json::from_str(&current).map_err(|e| {
+                            StoreError::Corrupt(format!("app_user {user_id} {col}: {e}"))
+                        })?;
+                    merge_first_level(&mut merged, patch);
+                    let text = Value::Object(merged).to_string();
+                    if let Some(max) = c.max_metadata_bytes
+                        && text.len() > max
+                    {
+                        tx.rollback().await?;
+                        return Err(StoreError::TooLarge(format!(
+                            "{col} would be {} bytes after the merge; at most {max} are allowed",
+                            text.len()
+                        )));
+                    }
+                    push(col, Some(text));
+                }
+            }
+        }
+        if let Some(v) = c.email_verified {
+            sets.push(format!("email_verified = {}", i64::from(v)));
+        }
+        if let Some(v) = c.blocked {
+            sets.push(format!("blocked = {}", i64::from(v)));
+        }
+        let sql = format!(
+            "UPDATE app_user SET {} WHERE tenant_id = $2 AND user_id = $3",
+            sets.join(", ")
+        );
+        let mut q = sqlx::query(&sql).bind(now).bind(tenant_id).bind(user_id);
+        for v in values {
+            q = q.bind(v);
+        }
+        let done = q.execute(&mut *tx).await.map_err(map_unique)?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    /// Ends every session of a user and revokes every grant (so their refresh tokens stop
+    /// working and their access tokens are inactive).
+    pub async fn end_user_access(
+        &self,
+        tenant_id: &str,
+        user_id: &str,
+        now: i64,
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM sso_session WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE token_grant SET revoked_at = $1 WHERE tenant_id = $2 AND user_id = $3 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Deletes a user with their sessions, consents, codes and tokens.
+    pub async fn delete_user(&self, tenant_id: &str, user_id: &str) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        for table in [
+            "refresh_token",
+            "token_grant",
+            "sso_session",
+            "consent",
+            "user_role",
+        ] {
+            sqlx::query(&format!(
+                "DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2"
+            ))
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        let done = sqlx::query("DELETE FROM app_user WHERE tenant_id = $1 AND user_id = $2")
+            .bind(tenant_id)
+            .bind(user_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected() == 1)
+    }
+}
+
+/// Merges `patch` into `target` at the first level, as Auth0 does for metadata: `null` removes
+/// a key, anything else replaces it.
+pub fn merge_first_level(target: &mut Map<String, Value>, patch: &Map<String, Value>) {
+    for (k, v) in patch {
+        if v.is_null() {
+            target.remove(k);
+        } else {
+            target.insert(k.clone(), v.clone());
+        }
     }
 }

@@ -4,42 +4,64 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use anyhow::Context;
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
-use aws_lc_rs::signature::{KeyPair, RSA_PKCS1_SHA256};
+use aws_lc_rs::signature::{
+    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RSA_PKCS1_SHA256,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
 use tokio::sync::RwLock;
 
 use crate::crypto::{MasterKey, random_token};
+use crate::domain::{KeyStatus, SigningAlg, Tenant};
 use crate::store::{SigningKeyRecord, Store};
+
+enum Pair {
+    Rsa(RsaKeyPair),
+    Ec(EcdsaKeyPair),
+    Ed(Ed25519KeyPair),
+}
 
 /// A key that signs tokens.
 pub struct SigningKey {
     kid: String,
-    pair: RsaKeyPair,
+    alg: SigningAlg,
+    pair: Pair,
 }
 
 impl SigningKey {
-    /// Signs `claims` as a compact JWS with header `{"alg":"RS256","typ":typ,"kid":...}`.
+    /// Signs `claims` as a compact JWS with header `{"alg":...,"typ":typ,"kid":...}`.
     pub fn sign(&self, typ: &str, claims: &Value) -> String {
-        let header = json!({"alg": "RS256", "typ": typ, "kid": self.kid});
+        let header = json!({"alg": self.alg.as_str(), "typ": typ, "kid": self.kid});
         let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
         out.push('.');
         out.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
-        let mut sig = vec![0u8; self.pair.public_modulus_len()];
-        self.pair
-            .sign(
-                &RSA_PKCS1_SHA256,
-                &aws_lc_rs::rand::SystemRandom::new(),
-                out.as_bytes(),
-                &mut sig,
-            )
-            .expect("RSA signing with a valid key cannot fail");
+        let signature = match &self.pair {
+            Pair::Rsa(pair) => {
+                let mut sig = vec![0u8; pair.public_modulus_len()];
+                pair.sign(
+                    &RSA_PKCS1_SHA256,
+                    &SystemRandom::new(),
+                    out.as_bytes(),
+                    &mut sig,
+                )
+                .expect("RSA signing with a valid key cannot fail");
+                sig
+            }
+            Pair::Ec(pair) => pair
+                .sign(&SystemRandom::new(), out.as_bytes())
+                .expect("ECDSA signing with a valid key cannot fail")
+                .as_ref()
+                .to_vec(),
+            Pair::Ed(pair) => pair.sign(out.as_bytes()).as_ref().to_vec(),
+        };
         out.push('.');
-        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        out.push_str(&URL_SAFE_NO_PAD.encode(signature));
         out
     }
 
@@ -47,44 +69,96 @@ impl SigningKey {
     pub fn kid(&self) -> &str {
         &self.kid
     }
+
+    /// The algorithm.
+    pub fn alg(&self) -> SigningAlg {
+        self.alg
+    }
+
+    /// `at_hash` for an access token signed next to an ID token by this key.
+    pub fn at_hash(&self, access_token: &str) -> String {
+        at_hash(self.alg, access_token)
+    }
 }
 
-/// Generates a tenant's RS256 signing key, sealed for storage.
-pub fn generate_rsa_key(tenant_id: &str, master_key: &MasterKey, now: i64) -> SigningKeyRecord {
-    let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
+/// Generates a signing key for `alg`, sealed for storage, with `status`.
+pub fn generate_key(
+    tenant_id: &str,
+    alg: SigningAlg,
+    status: KeyStatus,
+    master_key: &MasterKey,
+    now: i64,
+) -> SigningKeyRecord {
     let kid = random_token(12);
-    let pkcs8 = pair.as_der().expect("PKCS#8 encoding of a fresh key");
-    let public = pair.public_key();
-    let jwk = json!({
-        "kty": "RSA",
-        "use": "sig",
-        "alg": "RS256",
-        "kid": kid,
-        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
-        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
-    });
+    let rng = SystemRandom::new();
+    let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+    let (pkcs8, mut jwk) = match alg {
+        SigningAlg::Rs256 => {
+            let pair = RsaKeyPair::generate(KeySize::Rsa2048).expect("RSA key generation");
+            let pkcs8 = pair.as_der().expect("PKCS#8 encoding of a fresh key");
+            let public = pair.public_key();
+            let jwk = json!({
+                "kty": "RSA",
+                "n": b64(public.modulus().big_endian_without_leading_zero()),
+                "e": b64(public.exponent().big_endian_without_leading_zero()),
+            });
+            (pkcs8.as_ref().to_vec(), jwk)
+        }
+        SigningAlg::Es256 => {
+            let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+                .expect("P-256 key generation");
+            let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+                .expect("a fresh P-256 key parses");
+            // Uncompressed SEC1 point: 0x04 || x || y.
+            let point = pair.public_key().as_ref();
+            let jwk = json!({
+                "kty": "EC",
+                "crv": "P-256",
+                "x": b64(&point[1..33]),
+                "y": b64(&point[33..65]),
+            });
+            (pkcs8.as_ref().to_vec(), jwk)
+        }
+        SigningAlg::EdDsa => {
+            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).expect("Ed25519 key generation");
+            let pair =
+                Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).expect("a fresh Ed25519 key parses");
+            let jwk = json!({
+                "kty": "OKP",
+                "crv": "Ed25519",
+                "x": b64(pair.public_key().as_ref()),
+            });
+            (pkcs8.as_ref().to_vec(), jwk)
+        }
+    };
+    jwk["use"] = json!("sig");
+    jwk["alg"] = json!(alg.as_str());
+    jwk["kid"] = json!(kid);
     SigningKeyRecord {
-        private_key: master_key.seal(&kid, pkcs8.as_ref()),
+        private_key: master_key.seal(&kid, &pkcs8),
         kid,
         tenant_id: tenant_id.to_string(),
-        alg: "RS256".into(),
+        alg: alg.as_str().into(),
         public_jwk: jwk.to_string(),
-        active: 1,
+        status: status.as_str().into(),
+        revoked_at: None,
         created_at: now,
     }
 }
 
-/// One tenant's keys, ready to sign and verify.
+/// One tenant's keys, ready to sign and verify, as of one key generation.
 pub struct TenantKeys {
+    generation: i64,
     signer: SigningKey,
-    verifiers: HashMap<String, DecodingKey>,
+    verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     jwks: Value,
+    algs: Vec<&'static str>,
 }
 
 /// Why a presented JWT was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
-    /// Bad signature, unknown key, wrong type, expired, wrong issuer or audience.
+    /// Bad signature, unknown or revoked key, wrong type, expired, wrong issuer or audience.
     #[error("invalid token: {0}")]
     Invalid(String),
 }
@@ -95,14 +169,19 @@ impl TenantKeys {
         &self.signer
     }
 
-    /// The public JWK Set.
+    /// The public JWK Set: next, current and previous keys.
     pub fn jwks(&self) -> &Value {
         &self.jwks
     }
 
-    /// Verifies a JWT of this tenant: signature, `typ`, `iss`, `aud` (contains `audience` when
-    /// given), and `exp` against `now` (when given: an `id_token_hint` may have expired).
-    /// Returns its claims.
+    /// The algorithms of the published keys, the current one first (for discovery).
+    pub fn algorithms(&self) -> &[&'static str] {
+        &self.algs
+    }
+
+    /// Verifies a JWT of this tenant: signature by a published key with that key's algorithm,
+    /// `typ`, `iss`, `aud` (contains `audience` when given), and `exp` against `now` (when
+    /// given: an `id_token_hint` may have expired). Returns its claims.
     pub fn verify(
         &self,
         token: &str,
@@ -121,8 +200,9 @@ impl TenantKeys {
             return Err(bad("wrong token type"));
         }
         let kid = header.kid.ok_or_else(|| bad("no key id"))?;
-        let key = self.verifiers.get(&kid).ok_or_else(|| bad("unknown key"))?;
-        let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+        let (alg, key) = self.verifiers.get(&kid).ok_or_else(|| bad("unknown key"))?;
+        // The key decides the algorithm, never the token's header (RFC 8725 §3.1).
+        let mut validation = Validation::new(*alg);
         // Expiry is checked below against the injected clock, not the wall clock.
         validation.validate_exp = false;
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
@@ -145,7 +225,10 @@ impl TenantKeys {
     }
 }
 
-/// Per-tenant keys, loaded from the database on first use and cached.
+/// Per-tenant keys, parsed once and held in memory. An entry is used only while its generation
+/// equals the `keys_generation` of the tenant row the request read: every rotation or
+/// revocation bumps that generation in its own transaction, so every node picks the change up
+/// at its next request for the tenant, with no TTL and no extra query.
 pub struct KeyRing {
     store: Store,
     master_key: MasterKey,
@@ -162,57 +245,112 @@ impl KeyRing {
         }
     }
 
-    /// The keys of a tenant.
-    pub async fn tenant(&self, tenant_id: &str) -> anyhow::Result<Arc<TenantKeys>> {
-        if let Some(keys) = self.cache.read().await.get(tenant_id) {
+    /// The keys of a tenant, as of the generation it was read with.
+    pub async fn tenant(&self, tenant: &Tenant) -> anyhow::Result<Arc<TenantKeys>> {
+        if let Some(keys) = self.cache.read().await.get(&tenant.id)
+            && keys.generation == tenant.keys_generation
+        {
             return Ok(keys.clone());
         }
-        let records = self.store.signing_keys(tenant_id).await?;
-        let keys = Arc::new(self.load(&records)?);
-        self.cache
-            .write()
-            .await
-            .insert(tenant_id.to_string(), keys.clone());
+        let records = self.store.signing_keys(&tenant.id).await?;
+        let keys = Arc::new(self.load(tenant.keys_generation, &records)?);
+        let mut cache = self.cache.write().await;
+        // A slower load of an older generation must not replace a newer one.
+        let newer = cache
+            .get(&tenant.id)
+            .is_some_and(|k| k.generation > keys.generation);
+        if !newer {
+            cache.insert(tenant.id.clone(), keys.clone());
+        }
         Ok(keys)
     }
 
-    fn load(&self, records: &[SigningKeyRecord]) -> anyhow::Result<TenantKeys> {
-        use anyhow::Context;
-        let active = records
-            .iter()
-            .find(|r| r.active == 1)
-            .context("tenant has no active signing key")?;
+    fn load(&self, generation: i64, records: &[SigningKeyRecord]) -> anyhow::Result<TenantKeys> {
+        let mut current = None;
+        let mut verifiers = HashMap::new();
+        let mut jwks = Vec::new();
+        let mut algs: Vec<&'static str> = Vec::new();
+        for r in records {
+            let status = r.status()?;
+            if !status.is_published() {
+                continue;
+            }
+            let alg = SigningAlg::parse(&r.alg)
+                .with_context(|| format!("signing key {} has an unknown algorithm", r.kid))?;
+            let jwk: Value =
+                serde_json::from_str(&r.public_jwk).context("stored JWK is not JSON")?;
+            let part = |name: &str| {
+                jwk[name]
+                    .as_str()
+                    .with_context(|| format!("JWK {} without {name}", r.kid))
+            };
+            let verifier = match alg {
+                SigningAlg::Rs256 => (
+                    Algorithm::RS256,
+                    DecodingKey::from_rsa_components(part("n")?, part("e")?)?,
+                ),
+                SigningAlg::Es256 => (
+                    Algorithm::ES256,
+                    DecodingKey::from_ec_components(part("x")?, part("y")?)?,
+                ),
+                SigningAlg::EdDsa => (
+                    Algorithm::EdDSA,
+                    DecodingKey::from_ed_components(part("x")?)?,
+                ),
+            };
+            verifiers.insert(r.kid.clone(), verifier);
+            jwks.push(jwk);
+            if status == KeyStatus::Current {
+                current = Some((r, alg));
+                algs.insert(0, alg.as_str());
+            } else if !algs.contains(&alg.as_str()) {
+                algs.push(alg.as_str());
+            }
+        }
+        algs.dedup();
+        let (active, alg) = current.context("tenant has no current signing key")?;
         let pkcs8 = self
             .master_key
             .open(&active.kid, &active.private_key)
             .with_context(|| format!("cannot unseal signing key {}", active.kid))?;
-        let pair = RsaKeyPair::from_pkcs8(&pkcs8).map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             anyhow::anyhow!("stored signing key {} is not valid PKCS#8: {e}", active.kid)
-        })?;
-        let mut verifiers = HashMap::new();
-        let mut jwks = Vec::new();
-        for r in records {
-            let jwk: Value =
-                serde_json::from_str(&r.public_jwk).context("stored JWK is not JSON")?;
-            let n = jwk["n"].as_str().context("JWK without n")?;
-            let e = jwk["e"].as_str().context("JWK without e")?;
-            verifiers.insert(r.kid.clone(), DecodingKey::from_rsa_components(n, e)?);
-            jwks.push(jwk);
-        }
+        };
+        let pair = match alg {
+            SigningAlg::Rs256 => {
+                Pair::Rsa(RsaKeyPair::from_pkcs8(&pkcs8).map_err(|e| invalid(&e))?)
+            }
+            SigningAlg::Es256 => Pair::Ec(
+                EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &pkcs8)
+                    .map_err(|e| invalid(&e))?,
+            ),
+            SigningAlg::EdDsa => {
+                Pair::Ed(Ed25519KeyPair::from_pkcs8(&pkcs8).map_err(|e| invalid(&e))?)
+            }
+        };
         Ok(TenantKeys {
+            generation,
             signer: SigningKey {
                 kid: active.kid.clone(),
+                alg,
                 pair,
             },
             verifiers,
             jwks: json!({ "keys": jwks }),
+            algs,
         })
     }
 }
 
-/// `at_hash` (OIDC Core §3.1.3.6): left half of SHA-256 of the access token, base64url.
-pub fn at_hash(access_token: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(access_token.as_bytes());
-    URL_SAFE_NO_PAD.encode(&digest[..16])
+/// `at_hash` (OIDC Core §3.1.3.6): the left half of the access token's hash under the hash of
+/// the ID token's algorithm, base64url. Ed25519 signs with SHA-512 inside, so EdDSA uses
+/// SHA-512 (as relying-party libraries expect).
+pub fn at_hash(alg: SigningAlg, access_token: &str) -> String {
+    use sha2::{Digest, Sha256, Sha512};
+    match alg {
+        SigningAlg::Rs256 | SigningAlg::Es256 => {
+            URL_SAFE_NO_PAD.encode(&Sha256::digest(access_token.as_bytes())[..16])
+        }
+        SigningAlg::EdDsa => URL_SAFE_NO_PAD.encode(&Sha512::digest(access_token.as_bytes())[..32]),
+    }
 }

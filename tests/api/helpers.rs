@@ -11,6 +11,8 @@ use wardstone::crypto::MasterKey;
 use wardstone::service::Admin;
 use wardstone::startup::{Application, ServerOptions};
 
+pub use wardstone::domain::SigningAlg;
+
 pub const PASSWORD: &str = "correct horse battery";
 pub const EMAIL: &str = "alice@example.com";
 pub const CALLBACK: &str = "http://localhost:9999/callback";
@@ -101,6 +103,15 @@ async fn fresh_postgres_database() -> String {
 
 /// A test app on `backend` whose server options `tweak` may change (public URL, limits, demo...).
 pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOptions)) -> TestApp {
+    spawn_app_signing_on(backend, SigningAlg::default(), tweak).await
+}
+
+/// A test app whose tenant signs with `alg`.
+pub async fn spawn_app_signing_on(
+    backend: Backend,
+    alg: SigningAlg,
+    tweak: impl FnOnce(&mut ServerOptions),
+) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let database_url = match backend {
         Backend::Sqlite => format!("sqlite://{}/wardstone.db", dir.path().display()),
@@ -147,7 +158,7 @@ pub async fn spawn_app_on(backend: Backend, tweak: impl FnOnce(&mut ServerOption
         passwords,
     );
     let tenant = "acme".to_string();
-    let created = admin.create_tenant(&tenant).await.unwrap();
+    let created = admin.create_tenant(&tenant, alg).await.unwrap();
     let resolved = admin.resolve(&tenant).await.unwrap();
     let client = admin
         .create_client(&resolved, "Acme Web", &[CALLBACK.to_string()], false)
@@ -422,7 +433,17 @@ impl TestApp {
             .find(header.kid.as_deref().unwrap())
             .expect("kid is published");
         let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
-        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        // The published key's algorithm, as a relying party would take it from the JWKS.
+        let alg = jwk
+            .common
+            .key_algorithm
+            .map(|a| a.to_string().parse::<jsonwebtoken::Algorithm>().unwrap())
+            .expect("the JWK names its alg");
+        assert_eq!(
+            header.alg, alg,
+            "the token is signed with its key's algorithm"
+        );
+        let mut validation = jsonwebtoken::Validation::new(alg);
         validation.set_audience(&[audience]);
         validation.set_issuer(&[&self.issuer]);
         let data = jsonwebtoken::decode::<Value>(token, &key, &validation)
@@ -716,7 +737,13 @@ impl TestApp {
 
 /// A WAT rule that puts `https://example.com/tag` = `tag` in the ID token.
 pub fn tag_rule(tag: &str) -> Vec<u8> {
-    let out = format!(r#"{{"context":{{"idToken":{{"https://example.com/tag":"{tag}"}}}}}}"#);
+    wat_claims_rule(&format!(
+        r#"{{"context":{{"idToken":{{"https://example.com/tag":"{tag}"}}}}}}"#
+    ))
+}
+
+/// A WAT rule whose output is always `out` (an ABI v1 output object).
+pub fn wat_claims_rule(out: &str) -> Vec<u8> {
     let escaped = out.replace('"', "\\\"");
     format!(
         r#"(module (memory (export "memory") 1) (data (i32.const 1024) "{escaped}")

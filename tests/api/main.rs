@@ -19,6 +19,10 @@ macro_rules! behaviour_suite {
                 spawn_app_on($backend, |_| {}).await
             }
 
+            pub async fn spawn_app_signing(alg: SigningAlg) -> TestApp {
+                spawn_app_signing_on($backend, alg, |_| {}).await
+            }
+
             pub async fn spawn_app_with(
                 tweak: impl FnOnce(&mut wardstone::startup::ServerOptions),
             ) -> TestApp {
@@ -33,6 +37,12 @@ macro_rules! behaviour_suite {
             }
             mod flow {
                 include!("flow.rs");
+            }
+            mod keys {
+                include!("keys.rs");
+            }
+            mod roles {
+                include!("roles.rs");
             }
             mod hostile {
                 include!("hostile.rs");

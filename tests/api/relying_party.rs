@@ -2,7 +2,8 @@
 // which checks discovery, the ID token signature, nonce, audience and at_hash itself.
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreProviderMetadata, CoreUserInfoClaims,
+    CoreAuthenticationFlow, CoreClient, CoreJwsSigningAlgorithm, CoreProviderMetadata,
+    CoreUserInfoClaims,
 };
 use openidconnect::{
     AccessTokenHash, AuthorizationCode, ClientId, ClientSecret, CsrfToken, IssuerUrl, Nonce,
@@ -13,7 +14,24 @@ use super::*;
 
 #[tokio::test]
 async fn openidconnect_crate_completes_a_login() {
-    let app = spawn_app().await;
+    rp_login(spawn_app().await, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256).await;
+}
+
+#[tokio::test]
+async fn openidconnect_crate_completes_a_login_with_es256() {
+    let app = spawn_app_signing(SigningAlg::Es256).await;
+    rp_login(app, CoreJwsSigningAlgorithm::EcdsaP256Sha256).await;
+}
+
+#[tokio::test]
+async fn openidconnect_crate_completes_a_login_with_eddsa() {
+    let app = spawn_app_signing(SigningAlg::EdDsa).await;
+    rp_login(app, CoreJwsSigningAlgorithm::EdDsa).await;
+}
+
+/// A whole login through the library, which must find `alg` in discovery and accept the ID
+/// token (signature, nonce, at_hash under that algorithm's hash) and userinfo.
+async fn rp_login(app: TestApp, alg: CoreJwsSigningAlgorithm) {
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -22,6 +40,10 @@ async fn openidconnect_crate_completes_a_login() {
         CoreProviderMetadata::discover_async(IssuerUrl::new(app.issuer.clone()).unwrap(), &http)
             .await
             .expect("discovery validates");
+    assert_eq!(
+        metadata.id_token_signing_alg_values_supported(),
+        &vec![alg.clone()]
+    );
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(app.client_id.clone()),
@@ -53,12 +75,13 @@ async fn openidconnect_crate_completes_a_login() {
         .await
         .expect("code exchange");
     let id_token = tokens.id_token().expect("an ID token");
-    let verifier = client.id_token_verifier();
+    let verifier = client.id_token_verifier().set_allowed_algs(vec![alg.clone()]);
     let claims = id_token
         .claims(&verifier, &nonce)
         .expect("the library accepts the ID token");
     assert_eq!(claims.subject().as_str(), app.user_id);
     assert_eq!(claims.email().map(|e| e.as_str()), Some(EMAIL));
+    assert_eq!(id_token.signing_alg().unwrap(), &alg);
     let expected = AccessTokenHash::from_token(
         tokens.access_token(),
         id_token.signing_alg().unwrap(),

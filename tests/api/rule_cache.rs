@@ -296,7 +296,7 @@ async fn waiting_for_a_compile_slot_has_a_deadline() {
         o.rule_limits.compile_wait = std::time::Duration::from_millis(10);
     })
     .await;
-    app.admin.create_tenant("other").await.unwrap();
+    app.admin.create_tenant("other", Default::default()).await.unwrap();
     let (acme, other) = (app.t().await, app.admin.resolve("other").await.unwrap());
     let slow = slow_to_compile();
     let (a, b) = tokio::join!(

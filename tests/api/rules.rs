@@ -131,7 +131,7 @@ async fn login_counter_rule_persists_metadata_only_when_the_pipeline_succeeds() 
     app.code(&Browser::new(), &[]).await;
     app.code(&Browser::new(), &[]).await;
     let user = app.user_record(&app.user_id).await;
-    let meta: serde_json::Value = serde_json::from_str(&user.user_metadata).unwrap();
+    let meta: serde_json::Value = serde_json::Value::Object(user.user_metadata.0.clone());
     assert_eq!(meta["login_count"], 2);
 
     // A later rule denies: the first rule's metadata change must not be saved.
@@ -140,7 +140,7 @@ async fn login_counter_rule_persists_metadata_only_when_the_pipeline_succeeds() 
     assert_eq!(q["error"], "access_denied");
     assert_eq!(q["error_description"], "Logins are closed for maintenance.");
     let meta: serde_json::Value =
-        serde_json::from_str(&app.user_record(&app.user_id).await.user_metadata).unwrap();
+        serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
     assert_eq!(meta["login_count"], 2);
 }
 
@@ -581,7 +581,7 @@ async fn compilation_has_a_deadline() {
 async fn one_tenants_looping_rule_does_not_stall_another_tenants_logins() {
     let app = spawn_app_with(|o| o.rule_limits.fuel = u64::MAX / 2).await;
     // Tenant "noisy" with a rule that spins until its 50 ms deadline.
-    app.admin.create_tenant("noisy").await.unwrap();
+    app.admin.create_tenant("noisy", Default::default()).await.unwrap();
     let noisy_client = app
         .admin
         .create_client(&app.admin.resolve("noisy").await.unwrap(), "Noisy", &[CALLBACK.into()], false)
@@ -717,7 +717,7 @@ async fn metadata_a_rule_bloats_fails_the_login_and_is_not_saved() {
     assert_eq!(q["error"], "server_error");
     let logs = app.logs(1).await;
     assert_eq!(logs[0].outcome.label(), "failed:metadata_too_large");
-    assert_eq!(app.user_record(&app.user_id).await.user_metadata, "{}");
+    assert!(app.user_record(&app.user_id).await.user_metadata.is_empty());
 }
 
 #[tokio::test]
@@ -736,6 +736,6 @@ async fn a_rule_writes_only_the_metadata_keys_it_changed() {
         .unwrap();
     let callback = location(&app.submit_consent(&browser, &consent, "allow").await);
     assert!(query_of(&callback).contains_key("code"));
-    let meta: serde_json::Value = serde_json::from_str(&app.user_record(&app.user_id).await.user_metadata).unwrap();
+    let meta: serde_json::Value = serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
     assert_eq!(meta, json!({"theme": "light", "login_count": 1}));
 }

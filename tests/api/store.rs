@@ -119,7 +119,7 @@ async fn concurrent_metadata_merges_lose_no_key() {
     for t in tasks {
         assert!(t.await.unwrap());
     }
-    let meta: Value = serde_json::from_str(&app.user_record(&app.user_id).await.user_metadata).unwrap();
+    let meta: Value = serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
     assert_eq!(meta.as_object().unwrap().len(), 12, "{meta}");
 }
 

@@ -7,9 +7,10 @@ use utoipa_axum::routes;
 use super::{ApiError, Body, Caller, Paging, Params};
 use crate::http::AppState;
 use crate::service::clients::{
-    ClientGrantView, ClientPatch, ClientView, NewClientGrant, NewClientInput,
+    ClientGrantView, ClientPatch, ClientView, NewClientGrant, NewClientInput, parse_auth0_body,
 };
 use crate::service::paging;
+use serde_json::{Map, Value};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -42,9 +43,10 @@ async fn list_clients(
     responses((status = 201, body = ClientView), (status = 400), (status = 409)), security(("bearer" = ["create:clients"])))]
 async fn create_client(
     caller: Caller,
-    Body(input): Body<NewClientInput>,
+    Body(body): Body<Map<String, Value>>,
 ) -> Result<(StatusCode, Json<ClientView>), ApiError> {
     caller.require("create:clients")?;
+    let input: NewClientInput = parse_auth0_body(body)?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -74,9 +76,10 @@ async fn get_client(
 async fn update_client(
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
-    Body(patch): Body<ClientPatch>,
+    Body(body): Body<Map<String, Value>>,
 ) -> Result<Json<ClientView>, ApiError> {
     caller.require("update:clients")?;
+    let patch: ClientPatch = parse_auth0_body(body)?;
     caller.guard_management_client(&id).await?;
     Ok(Json(
         caller

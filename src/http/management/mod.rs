@@ -4,8 +4,10 @@
 //! [`crate::service::Admin`] — the same functions the CLI calls.
 
 mod clients;
+mod keys;
 mod logs;
 mod resource_servers;
+mod roles;
 mod rules;
 mod users;
 
@@ -233,7 +235,7 @@ impl FromRequestParts<AppState> for Caller {
         let keys = state
             .provider
             .keys()
-            .tenant(&tenant.id)
+            .tenant(&tenant)
             .await
             .map_err(AdminError::Internal)?;
         let audience = management::url(&tenant);
@@ -270,10 +272,7 @@ impl FromRequestParts<AppState> for Caller {
             .await
             .map_err(|e| AdminError::Internal(e.into()))?
             .ok_or_else(invalid)?;
-        let granted: ScopeSet = serde_json::from_str::<Vec<String>>(&grant.scopes)
-            .map_err(|e| AdminError::Internal(e.into()))?
-            .into_iter()
-            .collect();
+        let granted: ScopeSet = grant.scopes.0.into_iter().collect();
         let scopes = ScopeSet::parse(
             claims
                 .get("scope")
@@ -299,6 +298,8 @@ impl FromRequestParts<AppState> for Caller {
         (name = "clients", description = "Applications (OAuth clients) and their grants to APIs"),
         (name = "users", description = "Users"),
         (name = "resource-servers", description = "APIs and their scopes"),
+        (name = "roles", description = "Roles, their API permissions, and users' roles (RBAC)"),
+        (name = "keys", description = "Signing keys: rotation and revocation"),
         (name = "rules", description = "WebAssembly rules and their settings"),
         (name = "logs", description = "Rule executions"),
     )
@@ -328,6 +329,8 @@ pub fn router() -> (axum::Router<AppState>, Arc<utoipa::openapi::OpenApi>) {
         .merge(clients::routes())
         .merge(users::routes())
         .merge(resource_servers::routes())
+        .merge(roles::routes())
+        .merge(keys::routes())
         .merge(logs::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
     // Rule uploads carry a module of up to 4 MiB (base64 or WAT).

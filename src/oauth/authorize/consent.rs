@@ -45,7 +45,7 @@ impl Provider {
                 .resource_server_by_identifier(&tenant.id, aud)
                 .await?
             {
-                Some(api) => (Some(api.name.clone()), api.scopes()),
+                Some(api) => (Some(api.name.clone()), api.scopes().to_vec()),
                 None => (None, vec![]),
             },
             None => (None, vec![]),

@@ -473,7 +473,15 @@ impl Provider {
         browser: &Browser,
     ) -> anyhow::Result<Answer> {
         let SignedIn { session, user } = signed_in;
-        let scope = ScopeSet::parse(&request.scope).unwrap_or_default();
+        let rbac = self
+            .rbac(
+                tenant,
+                &user.user_id,
+                request.audience.as_deref(),
+                ScopeSet::parse(&request.scope).unwrap_or_default(),
+            )
+            .await?;
+        let scope = rbac.scope.clone();
         let sid = session_public_id(&session.id_hash);
         let outcome = self
             .rules()
@@ -497,7 +505,7 @@ impl Provider {
                 now: self.now(),
             })
             .await?;
-        let (claims, scope) = match outcome {
+        let (mut claims, scope) = match outcome {
             RulesOutcome::Allow { claims, scope } => (claims, scope),
             RulesOutcome::Deny { message } => {
                 return Ok(self.fail(tenant, request, ErrorCode::AccessDenied, &message));
@@ -508,6 +516,7 @@ impl Provider {
                 return Ok(self.fail(tenant, request, ErrorCode::ServerError, &description));
             }
         };
+        rbac.add_claims(&mut claims);
         let code = random_token(32);
         let now = self.now();
         self.store()

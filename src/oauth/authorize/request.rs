@@ -204,7 +204,7 @@ impl Provider {
                 .resource_server_by_identifier(&tenant.id, aud)
                 .await?
             {
-                Some(api) => api.scopes(),
+                Some(api) => api.scopes().to_vec(),
                 None => {
                     return bad(
                         ErrorCode::InvalidRequest,
@@ -291,7 +291,7 @@ impl Provider {
         let hinted_sub = match get("id_token_hint") {
             None => None,
             Some(hint) => {
-                let keys = self.keys().tenant(&tenant.id).await?;
+                let keys = self.keys().tenant(tenant).await?;
                 // An expired ID token is still a fine hint (OIDC Core §3.1.2.1).
                 match keys.verify(&hint, "JWT", &tenant.issuer, None, None) {
                     Ok(claims) => claims.get("sub").and_then(|s| s.as_str()).map(String::from),

@@ -43,10 +43,7 @@ impl Provider {
                 "the client is not allowed to access this API",
             ));
         };
-        let allowed: ScopeSet = serde_json::from_str::<Vec<String>>(&grant.scopes)
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
+        let allowed: ScopeSet = grant.scopes.0.into_iter().collect();
         let granted = match scope {
             None => allowed,
             Some(s) => {
@@ -63,7 +60,7 @@ impl Provider {
         };
         let now = self.now();
         let lifetime = self.lifetimes().access_token;
-        let keys = self.keys().tenant(&tenant.id).await?;
+        let keys = self.keys().tenant(tenant).await?;
         let claims = json!({
             "iss": tenant.issuer,
             "sub": management::client_subject(&client.client_id),

@@ -80,6 +80,11 @@ impl Provider {
         let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
             return Err(invalid_grant("the user no longer exists"));
         };
+        // Roles are read again: a permission taken away stops at the next refresh.
+        let rbac = self
+            .rbac(tenant, &user.user_id, record.audience.as_deref(), scope)
+            .await?;
+        let scope = rbac.scope.clone();
         let outcome = self
             .rules()
             .run(RunInput {
@@ -97,7 +102,7 @@ impl Provider {
                 now,
             })
             .await?;
-        let (extra, scope) = match outcome {
+        let (mut extra, scope) = match outcome {
             RulesOutcome::Allow { claims, scope } => (claims, scope),
             RulesOutcome::Deny { message } => {
                 return Err(OAuthError::new(ErrorCode::AccessDenied, message));
@@ -109,6 +114,7 @@ impl Provider {
                 ));
             }
         };
+        rbac.add_claims(&mut extra);
         let issued = self
             .issue_tokens(Issue {
                 tenant,

@@ -1,0 +1,51 @@
+//! JSON stored in a text column, decoded as part of the row: a value that does not parse as `T`
+//! fails the row (a 500 with the cause in the log), so corruption is never read as an empty list
+//! or object that a later write would then store for good.
+
+use std::ops::Deref;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sqlx::any::{Any, AnyTypeInfo};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::{Database, Decode, Encode, Type};
+
+/// A typed JSON column.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JsonText<T>(pub T);
+
+impl<T> Deref for JsonText<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
+impl<T> Type<Any> for JsonText<T> {
+    fn type_info() -> AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+}
+
+impl<'r, T: DeserializeOwned> Decode<'r, Any> for JsonText<T> {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        let text = <String as Decode<Any>>::decode(value)?;
+        Ok(JsonText(serde_json::from_str(&text).map_err(|e| {
+            format!(
+                "stored JSON is not a valid {}: {e}",
+                std::any::type_name::<T>()
+            )
+        })?))
+    }
+}
+
+impl<'q, T: Serialize> Encode<'q, Any> for JsonText<T> {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Any as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<'q, Any>>::encode(serde_json::to_string(&self.0)?, buf)
+    }
+}
