@@ -54,7 +54,7 @@ pub struct ClientView {
 
 /// Auth0's `app_type` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", try_from = "String")]
 pub enum AppType {
     /// A server-side web app (confidential).
     RegularWeb,
@@ -77,7 +77,23 @@ impl AppType {
     }
 
     fn parse(s: &str) -> Option<Self> {
-        serde_json::from_value(Value::String(s.into())).ok()
+        Some(match s {
+            "regular_web" => AppType::RegularWeb,
+            "spa" => AppType::Spa,
+            "native" => AppType::Native,
+            "non_interactive" => AppType::NonInteractive,
+            _ => return None,
+        })
+    }
+}
+
+impl TryFrom<String> for AppType {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        AppType::parse(&s).ok_or_else(|| {
+            format!("unsupported app_type {s:?}; use regular_web, spa, native or non_interactive")
+        })
     }
 }
 

@@ -797,3 +797,178 @@ async fn json_logs_of_a_whole_login_carry_no_secret() {
         assert!(!logs.contains(&s), "a secret reached the logs: {s}");
     }
 }
+
+#[test]
+fn role_and_key_commands_manage_rbac_and_rotation() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    refused(
+        &wardstone(&db, &["tenant", "create", "acme", "--signing-alg", "HS256"]),
+        "unsupported signing algorithm",
+    );
+    let t = json(&wardstone(
+        &db,
+        &[
+            "tenant",
+            "create",
+            "acme",
+            "--signing-alg",
+            "ES256",
+            "--json",
+        ],
+    ));
+    assert_eq!(t["signing_alg"], "ES256");
+    let keys = json(&wardstone(
+        &db,
+        &["keys", "list", "--tenant", "acme", "--json"],
+    ));
+    let keys = keys.as_array().unwrap();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.iter().all(|k| k["alg"] == "ES256"));
+    let next = keys.iter().find(|k| k["next"] == true).unwrap()["kid"].clone();
+    let current = keys.iter().find(|k| k["current"] == true).unwrap()["kid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    refused(
+        &wardstone(
+            &db,
+            &["keys", "revoke", "--tenant", "acme", "--kid", &current],
+        ),
+        "current key",
+    );
+    let rotated = json(&wardstone(
+        &db,
+        &["keys", "rotate", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(rotated["kid"], next);
+    let revoked = json(&wardstone(
+        &db,
+        &[
+            "keys", "revoke", "--tenant", "acme", "--kid", &current, "--json",
+        ],
+    ));
+    assert_eq!(revoked["revoked"], true);
+
+    json(&wardstone(
+        &db,
+        &[
+            "api",
+            "create",
+            "--tenant",
+            "acme",
+            "--identifier",
+            "https://api.example.com/",
+            "--scope",
+            "read:x=Read",
+            "--enforce-policies",
+            "--token-dialect",
+            "access_token_authz",
+            "--json",
+        ],
+    ));
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "api",
+                "create",
+                "--tenant",
+                "acme",
+                "--identifier",
+                "https://b.example.com/",
+                "--token-dialect",
+                "jwt",
+            ],
+        ),
+        "token_dialect",
+    );
+    let role = json(&wardstone(
+        &db,
+        &[
+            "role", "create", "--tenant", "acme", "--name", "reader", "--json",
+        ],
+    ));
+    let role_id = role["id"].as_str().unwrap();
+    refused(
+        &wardstone(
+            &db,
+            &["role", "create", "--tenant", "acme", "--name", "reader"],
+        ),
+        "already exists",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "role",
+                "add-permission",
+                "--tenant",
+                "acme",
+                "--role",
+                role_id,
+                "--api",
+                "https://api.example.com/",
+                "--permission",
+                "write:x",
+            ],
+        ),
+        "does not define",
+    );
+    let out = wardstone(
+        &db,
+        &[
+            "role",
+            "add-permission",
+            "--tenant",
+            "acme",
+            "--role",
+            role_id,
+            "--api",
+            "https://api.example.com/",
+            "--permission",
+            "read:x",
+        ],
+    );
+    assert!(out.status.success());
+    let user = json(&wardstone(
+        &db,
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "a@example.com",
+            "--password",
+            "correct horse battery",
+            "--json",
+        ],
+    ));
+    let user_id = user["user_id"].as_str().unwrap();
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "role", "assign", "--tenant", "acme", "--user", user_id, "--role", "rol_nope",
+            ],
+        ),
+        "does not exist",
+    );
+    let out = wardstone(
+        &db,
+        &[
+            "role", "assign", "--tenant", "acme", "--user", user_id, "--role", role_id,
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let roles = json(&wardstone(
+        &db,
+        &["role", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(roles[0]["name"], "reader");
+}

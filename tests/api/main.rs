@@ -84,3 +84,5 @@ macro_rules! behaviour_suite {
 behaviour_suite!(sqlite, Backend::Sqlite);
 #[cfg(pg_tests)]
 behaviour_suite!(postgres, Backend::Postgres);
+#[cfg(pg_tests)]
+mod schema;

@@ -1086,3 +1086,136 @@ async fn testing_a_rule_uses_the_tenants_settings_only_for_tokens_that_may_read_
     let (_, outcome) = app.api("POST", &format!("/rules/{id}/test"), &with, Some(input)).await;
     assert_eq!(outcome["outcome"], "ok");
 }
+
+#[tokio::test]
+async fn auth0_shaped_clients_are_accepted_and_honoured() {
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // What Auth0's deploy tooling sends for a regular web app, read-only fields included.
+    let body = json!({
+        "name": "Exported app",
+        "app_type": "regular_web",
+        "is_first_party": false,
+        "oidc_conformant": true,
+        "description": "moved from Auth0",
+        "logo_uri": "https://cdn.example.com/logo.png",
+        "callbacks": ["https://app.example.com/callback"],
+        "allowed_logout_urls": ["https://app.example.com/"],
+        "grant_types": ["authorization_code", "refresh_token"],
+        "token_endpoint_auth_method": "client_secret_post",
+        "client_metadata": {"team": "blue"},
+        "jwt_configuration": {"lifetime_in_seconds": 600, "alg": "RS256", "secret_encoded": false},
+        "web_origins": ["https://app.example.com"],
+        "allowed_origins": [],
+        "sso": true,
+        "sso_disabled": false,
+        "cross_origin_authentication": false,
+        "custom_login_page_on": true,
+        "is_token_endpoint_ip_header_trusted": false,
+        "refresh_token": {"rotation_type": "rotating", "expiration_type": "expiring"},
+        "native_social_login": {"apple": {"enabled": false}},
+        "tenant": "someone-else",
+        "global": false,
+        "callback_url_template": false,
+        "signing_keys": [{"cert": "..."}],
+        "client_id": "ignored"
+    });
+    let (status, created) = app.api("POST", "/clients", &mgmt, Some(body)).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_ne!(created["client_id"], "ignored");
+    assert!(created["client_secret"].is_string());
+    assert_eq!(created["app_type"], "regular_web");
+    assert_eq!(created["is_first_party"], false);
+    assert_eq!(created["oidc_conformant"], true);
+    assert_eq!(created["description"], "moved from Auth0");
+    assert_eq!(created["logo_uri"], "https://cdn.example.com/logo.png");
+    assert_eq!(created["jwt_configuration"]["lifetime_in_seconds"], 600);
+    assert_eq!(created["client_metadata"]["team"], "blue");
+    let id = created["client_id"].as_str().unwrap();
+    let (_, read) = app.api("GET", &format!("/clients/{id}"), &mgmt, None).await;
+    assert_eq!(read["app_type"], "regular_web");
+    assert_eq!(read["is_first_party"], false);
+
+    // app_type chooses Auth0's defaults when the request leaves them out.
+    let (status, spa) = app
+        .api(
+            "POST",
+            "/clients",
+            &mgmt,
+            Some(json!({"name": "SPA", "app_type": "spa", "callbacks": ["https://spa.example.com/cb"]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{spa}");
+    assert_eq!(spa["token_endpoint_auth_method"], "none");
+    assert!(spa["client_secret"].is_null());
+    let (status, m2m) = app
+        .api(
+            "POST",
+            "/clients",
+            &mgmt,
+            Some(json!({"name": "Cron", "app_type": "non_interactive"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{m2m}");
+    assert_eq!(m2m["grant_types"], json!(["client_credentials"]));
+    assert!(m2m["client_secret"].is_string());
+
+    // The ID token lifetime is honoured for the client it is set on.
+    let (status, patched) = app
+        .api(
+            "PATCH",
+            &format!("/clients/{}", app.client_id),
+            &mgmt,
+            Some(json!({"jwt_configuration": {"lifetime_in_seconds": 600}, "app_type": "regular_web", "sso": true})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{patched}");
+    let tokens = app.tokens(&Browser::new()).await;
+    let (_, claims) = app
+        .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
+        .await;
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        600
+    );
+}
+
+#[tokio::test]
+async fn wrong_values_in_auth0_client_fields_are_still_refused() {
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    let base = || json!({"name": "Bad", "callbacks": ["https://app.example.com/cb"]});
+    let cases = [
+        ("app_type", json!("wizard"), "app_type"),
+        ("oidc_conformant", json!(false), "oidc_conformant"),
+        ("jwt_configuration", json!({"alg": "HS256"}), "HS256"),
+        ("jwt_configuration", json!({"lifetime_in_seconds": 10}), "lifetime_in_seconds"),
+        ("grant_types", json!(["implicit"]), "implicit"),
+        ("logo_uri", json!("http://cdn.example.com/logo.png"), "logo_uri"),
+        ("description", json!("x".repeat(141)), "description"),
+        ("colour", json!("red"), "colour"),
+        ("token_endpoint_auth_method", json!("private_key_jwt"), "private_key_jwt"),
+    ];
+    for (field, value, mentions) in cases {
+        let mut body = base();
+        body[field] = value;
+        let (status, answer) = app.api("POST", "/clients", &mgmt, Some(body)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{field}: {answer}");
+        assert!(
+            answer["message"].as_str().unwrap().contains(mentions),
+            "{field}: {answer}"
+        );
+    }
+    let (_, clients) = app.api("GET", "/clients", &mgmt, None).await;
+    assert_eq!(clients.as_array().unwrap().len(), 2, "nothing was created");
+    // A confidential client cannot be made public by an update.
+    let (status, answer) = app
+        .api(
+            "PATCH",
+            &format!("/clients/{}", app.client_id),
+            &mgmt,
+            Some(json!({"token_endpoint_auth_method": "none"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{answer}");
+}

@@ -1,6 +1,7 @@
 // The store on its own: single-use and merge guarantees under real concurrency, on each
 // backend.
 
+use reqwest::StatusCode;
 use serde_json::{Map, Value, json};
 use wardstone::store::{CodeRecord, RedeemOutcome, RefreshTokenRecord, UserChanges};
 
@@ -130,4 +131,40 @@ async fn migrations_are_idempotent_and_the_store_answers() {
     app.store.ping().await.unwrap();
     assert!(app.store.tenant_by_name("acme").await.unwrap().is_some());
     assert!(app.store.tenant_by_name("nope").await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_corrupt_json_column_fails_the_request_instead_of_reading_as_empty() {
+    let app = spawn_app().await;
+    let db = app.db().await;
+    sqlx::query("UPDATE client SET redirect_uris = 'not json' WHERE client_id = $1")
+        .bind(&app.client_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    // The authorization endpoint does not take the client for one without callbacks.
+    let resp = Browser::new().get(&app.authorize_url(&[])).await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let mgmt = app.mgmt_token(None).await;
+    let (status, body) = app
+        .api("GET", &format!("/clients/{}", app.client_id), &mgmt, None)
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert_eq!(body["errorCode"], "internal_error");
+    // An update does not paper over it with an empty list either.
+    let (status, _) = app
+        .api(
+            "PATCH",
+            &format!("/clients/{}", app.client_id),
+            &mgmt,
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let stored: String = sqlx::query_scalar("SELECT redirect_uris FROM client WHERE client_id = $1")
+        .bind(&app.client_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored, "not json");
 }
