@@ -5,7 +5,9 @@
 //! - logins with an SSO session (`/authorize` → rules → 303 with a code) for tenants with 0,
 //!   1, 5 and 10 SDK sample rules (distinct modules), in interleaved rounds so that the ratios
 //!   come from one run;
-//! - code exchanges at the token endpoint (client_secret_basic + PKCE).
+//! - code exchanges at the token endpoint (client_secret_basic + PKCE), which sign an access
+//!   token and an ID token, for tenants signing with RS256, ES256 and EdDSA (their codes come
+//!   from logins outside the timed phases), in the same rounds.
 //!
 //! Environment: `BENCH_SECONDS` per measured phase (default 5), `BENCH_ROUNDS` (default 3),
 //! `BENCH_CONCURRENCY` (default 16). Prints a Markdown table for the README.
@@ -20,6 +22,7 @@ use support::*;
 use wardstone::clock::Clock;
 use wardstone::config::PublicUrl;
 use wardstone::crypto::MasterKey;
+use wardstone::domain::SigningAlg;
 use wardstone::service::Admin;
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
@@ -60,9 +63,13 @@ fn authorize_url(base: &str, t: &TenantSetup) -> String {
     url.to_string()
 }
 
-/// Creates tenants with `rules` SDK rules each, through the service layer on the database the
-/// server will open.
-async fn setup(database_url: &str, master_key: &str, rule_counts: &[usize]) -> Vec<TenantSetup> {
+/// Creates tenants with `rules` SDK rules each and signing with `alg`, through the service
+/// layer on the database the server will open.
+async fn setup(
+    database_url: &str,
+    master_key: &str,
+    specs: &[(usize, SigningAlg)],
+) -> Vec<TenantSetup> {
     let store = wardstone::startup::open_store(database_url, 4)
         .await
         .unwrap();
@@ -79,12 +86,9 @@ async fn setup(database_url: &str, master_key: &str, rule_counts: &[usize]) -> V
     );
     let add_roles = sample("add-roles");
     let mut out = Vec::new();
-    for &n in rule_counts {
-        let name = format!("rules{n}");
-        admin
-            .create_tenant(&name, Default::default())
-            .await
-            .unwrap();
+    for &(n, alg) in specs {
+        let name = format!("rules{n}-{}", alg.as_str().to_ascii_lowercase());
+        admin.create_tenant(&name, alg).await.unwrap();
         let tenant = admin.resolve(&name).await.unwrap();
         let client = admin
             .create_client(&tenant, "Bench App", &[CALLBACK.to_string()], false)
@@ -262,7 +266,12 @@ fn main() {
             Ok(n) => vec![n.parse().expect("BENCH_ONLY is a rule count")],
             Err(_) => vec![0, 1, 5, 10],
         };
-        let tenants = setup(&database_url, &master_key, &rule_counts).await;
+        let mut specs: Vec<(usize, SigningAlg)> =
+            rule_counts.iter().map(|&n| (n, SigningAlg::Rs256)).collect();
+        // Tenants only for the exchange rows: the first rule tenant (no rules) is the RS256 one.
+        let exchange_algs = [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa];
+        specs.extend([(0, SigningAlg::Es256), (0, SigningAlg::EdDsa)]);
+        let tenants = setup(&database_url, &master_key, &specs).await;
         let (server, _) = Server::start(&database_url, &master_key, &[]);
         eprintln!("server pid {}", server.pid);
         let base = server.base.clone();
@@ -274,11 +283,12 @@ fn main() {
         for (t, b) in tenants.iter().zip(&browsers) {
             logins(Arc::new(authorize_url(&base, t)), b, Duration::from_secs(1)).await;
         }
-        let mut login_rounds: Vec<Vec<Samples>> = vec![Vec::new(); tenants.len()];
-        let mut exchange_rounds = Vec::new();
+        let login_tenants = rule_counts.len();
+        let mut login_rounds: Vec<Vec<Samples>> = vec![Vec::new(); login_tenants];
+        let mut exchange_rounds: Vec<Vec<Samples>> = vec![Vec::new(); exchange_algs.len()];
         for round in 0..rounds {
             let mut fresh_codes = Vec::new();
-            for (i, (t, b)) in tenants.iter().zip(&browsers).enumerate() {
+            for (i, (t, b)) in tenants.iter().zip(&browsers).take(login_tenants).enumerate() {
                 let cpu = server.cpu();
                 let (mut s, codes) = logins(Arc::new(authorize_url(&base, t)), b, seconds).await;
                 s.server_cpu = server.cpu() - cpu;
@@ -292,14 +302,25 @@ fn main() {
                 }
                 login_rounds[i].push(s);
             }
-            let cpu = server.cpu();
-            let mut s = exchanges(&base, &tenants[0], fresh_codes, concurrency, seconds).await;
-            s.server_cpu = server.cpu() - cpu;
-            eprintln!(
-                "round {round}: code exchanges: {:>7.0}/s  p50 {}  p99 {}  errors {}",
-                s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)), s.errors
-            );
-            exchange_rounds.push(s);
+            // Codes for the other algorithms' tenants (untimed; twice as long, as their
+            // exchanges outrun the logins that mint codes).
+            let mut codes_per_alg = vec![fresh_codes];
+            for (t, b) in tenants.iter().zip(&browsers).skip(login_tenants) {
+                codes_per_alg.push(logins(Arc::new(authorize_url(&base, t)), b, seconds * 2).await.1);
+            }
+            let exchange_tenants =
+                std::iter::once(&tenants[0]).chain(tenants.iter().skip(login_tenants));
+            for (i, (t, codes)) in exchange_tenants.zip(codes_per_alg).enumerate() {
+                let cpu = server.cpu();
+                let mut s = exchanges(&base, t, codes, concurrency, seconds).await;
+                s.server_cpu = server.cpu() - cpu;
+                eprintln!(
+                    "round {round}: code exchanges {}: {:>7.0}/s  p50 {}  p99 {}  server CPU {:.0} µs  errors {}",
+                    exchange_algs[i], s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)),
+                    s.cpu_per_ok().as_secs_f64() * 1e6, s.errors
+                );
+                exchange_rounds[i].push(s);
+            }
         }
         let median_rate = |rs: &[Samples]| {
             let mut r: Vec<f64> = rs.iter().map(Samples::per_second).collect();
@@ -327,12 +348,16 @@ fn main() {
                 m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
             );
         }
-        let m = merged(&exchange_rounds);
-        println!(
-            "| code exchange (RS256 ID + access token) | {:.0} | — | {} | {} | {:.0} µs | {} |",
-            median_rate(&exchange_rounds), ms(m.quantile(0.5)), ms(m.quantile(0.99)),
-            m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
-        );
+        let rs256 = median_rate(&exchange_rounds[0]);
+        for (alg, rs) in exchange_algs.iter().zip(&exchange_rounds) {
+            let m = merged(rs);
+            let rate = median_rate(rs);
+            println!(
+                "| code exchange, {alg} (ID + access token) | {:.0} | {:.2}× RS256's rate | {} | {} | {:.0} µs | {} |",
+                rate, rate / rs256, ms(m.quantile(0.5)), ms(m.quantile(0.99)),
+                m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
+            );
+        }
         server.stop();
     });
 }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Provider, Tenant};
 use crate::crypto::{hash_token, random_token};
-use crate::domain::ScopeSet;
+use crate::domain::{ScopeSet, SigningAlg};
 use crate::store::{ClientRecord, RefreshTokenRecord, UserRecord};
 
 /// The successful token response (RFC 6749 §5.1).
@@ -123,6 +123,7 @@ impl Provider {
             None => self.lifetimes().access_token,
         };
         let keys = self.keys().tenant(i.tenant).await?;
+        let signer_alg = keys.signer().alg();
         let userinfo = i.tenant.url("/userinfo");
         let openid = i.scope.contains("openid");
         let aud = match (i.audience, openid) {
@@ -180,10 +181,7 @@ impl Provider {
             claims.extend(core.as_object().cloned().unwrap_or_default());
             claims
         });
-        // RSA signatures take a few hundred µs of CPU each: off the async workers, so the quick
-        // requests sharing them (userinfo, discovery) do not queue behind a burst of them.
-        let (access_token, id_token) = tokio::task::spawn_blocking(move || {
-            crate::cpu::run_in_background();
+        let sign = move || {
             let access_token = keys.signer().sign("at+jwt", &Value::Object(at));
             let id_token = id_claims.map(|mut claims| {
                 claims.insert(
@@ -193,8 +191,19 @@ impl Provider {
                 keys.signer().sign("JWT", &Value::Object(claims))
             });
             (access_token, id_token)
-        })
-        .await?;
+        };
+        // RSA signatures take a few hundred µs of CPU each: off the async workers, so the quick
+        // requests sharing them (userinfo, discovery) do not queue behind a burst of them.
+        // ES256 and EdDSA sign in 5–25 µs, less than the hop to another thread costs.
+        let (access_token, id_token) = if signer_alg == SigningAlg::Rs256 {
+            tokio::task::spawn_blocking(move || {
+                crate::cpu::run_in_background();
+                sign()
+            })
+            .await?
+        } else {
+            sign()
+        };
 
         let issue_refresh =
             i.refresh_scope.contains("offline_access") && i.client.allows_grant("refresh_token");

@@ -131,6 +131,41 @@ impl Store {
         .await?)
     }
 
+    /// The token endpoint's common case in one statement: marks the code used and returns it
+    /// if, and only if, it is this tenant's, unused, unexpired, issued to `client_id` for
+    /// `redirect_uri`, and its PKCE challenge is `challenge` (or it has none and none is given).
+    /// `None` says nothing about why; the caller then looks at the code to answer precisely,
+    /// and nothing was changed.
+    pub async fn redeem_code_if_valid(
+        &self,
+        tenant_id: &str,
+        code_hash: &[u8],
+        client_id: &str,
+        redirect_uri: &str,
+        challenge: Option<&str>,
+        now: i64,
+    ) -> StoreResult<Option<CodeRecord>> {
+        let pkce = match challenge {
+            Some(_) => "code_challenge = $6",
+            None => "code_challenge IS NULL",
+        };
+        let sql = format!(
+            "UPDATE token_grant SET consumed_at = $1 WHERE tenant_id = $2 AND code_hash = $3 \
+             AND consumed_at IS NULL AND client_id = $4 AND redirect_uri = $5 AND expires_at > $1 \
+             AND {pkce} RETURNING {CODE_COLUMNS}"
+        );
+        let mut q = sqlx::query_as::<_, CodeRecord>(&sql)
+            .bind(now)
+            .bind(tenant_id)
+            .bind(code_hash)
+            .bind(client_id)
+            .bind(redirect_uri);
+        if let Some(c) = challenge {
+            q = q.bind(c);
+        }
+        Ok(q.fetch_optional(&self.writer).await?)
+    }
+
     /// Marks a code used in one atomic statement: of two concurrent redemptions exactly one
     /// sees `Redeemed`.
     pub async fn redeem_code(&self, code_hash: &[u8], now: i64) -> StoreResult<RedeemOutcome> {
@@ -173,14 +208,13 @@ impl Store {
 
     /// Stores a refresh token.
     pub async fn insert_refresh_token(&self, t: &NewRefreshToken) -> StoreResult<()> {
-        let mut tx = self.writer.begin().await?;
-        Self::insert_refresh_token_in(&mut tx, t).await?;
-        tx.commit().await?;
-        Ok(())
+        // One statement, no transaction: on SQLite every statement is a round trip to the
+        // connection's thread, and BEGIN/COMMIT would triple them on the token endpoint.
+        Self::insert_refresh_token_in(&self.writer, t).await
     }
 
-    async fn insert_refresh_token_in(
-        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    async fn insert_refresh_token_in<'e>(
+        executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
         t: &NewRefreshToken,
     ) -> StoreResult<()> {
         sqlx::query(&format!(
@@ -199,7 +233,7 @@ impl Store {
         .bind(t.expires_at)
         .bind(t.rotated_at)
         .bind(&t.successor_hash)
-        .execute(&mut **tx)
+        .execute(executor)
         .await?;
         Ok(())
     }
@@ -242,7 +276,7 @@ impl Store {
             return Ok(false);
         }
         if let Some(t) = successor {
-            Self::insert_refresh_token_in(&mut tx, t).await?;
+            Self::insert_refresh_token_in(&mut *tx, t).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -281,7 +315,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         if let Some(t) = replacement {
-            Self::insert_refresh_token_in(&mut tx, t).await?;
+            Self::insert_refresh_token_in(&mut *tx, t).await?;
         }
         tx.commit().await?;
         Ok(true)

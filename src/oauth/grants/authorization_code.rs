@@ -5,7 +5,7 @@ use crate::domain::ScopeSet;
 use crate::oauth::authorize::is_pkce_value;
 use crate::oauth::issuer::{Issue, Rotation, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
-use crate::store::{ClientRecord, RedeemOutcome};
+use crate::store::{ClientRecord, CodeRecord, RedeemOutcome};
 
 fn invalid_grant(description: &str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidGrant, description)
@@ -29,6 +29,33 @@ impl Provider {
         }
         let now = self.now();
         let code_hash = hash_token(code);
+        let Some(redirect) = redirect_uri else {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidRequest,
+                "redirect_uri is missing",
+            ));
+        };
+        // Every SQLite statement is a hop to its connection's thread: the valid case checks
+        // and consumes the code in one statement; any other case is answered below.
+        let challenge = code_verifier
+            .filter(|v| is_pkce_value(v))
+            .map(|v| sha256_b64url(v.as_bytes()));
+        if code_verifier.is_none() || challenge.is_some() {
+            let redeemed = self
+                .store()
+                .redeem_code_if_valid(
+                    &tenant.id,
+                    &code_hash,
+                    &client.client_id,
+                    redirect,
+                    challenge.as_deref(),
+                    now,
+                )
+                .await?;
+            if let Some(record) = redeemed {
+                return self.issue_for_code(tenant, client, record).await;
+            }
+        }
         let Some(record) = self.store().code(&tenant.id, &code_hash).await? else {
             return Err(invalid_grant("the code is invalid"));
         };
@@ -45,13 +72,7 @@ impl Provider {
         if now >= record.expires_at {
             return Err(invalid_grant("the code has expired"));
         }
-        let Some(redirect_uri) = redirect_uri else {
-            return Err(OAuthError::new(
-                ErrorCode::InvalidRequest,
-                "redirect_uri is missing",
-            ));
-        };
-        if redirect_uri != record.redirect_uri {
+        if redirect != record.redirect_uri {
             return Err(invalid_grant(
                 "redirect_uri does not match the authorization request",
             ));
@@ -81,6 +102,16 @@ impl Provider {
             self.store().revoke_grant(&record.grant_id, now).await?;
             return Err(invalid_grant("the code has already been used"));
         }
+        self.issue_for_code(tenant, client, record).await
+    }
+
+    /// Issues the tokens of a code just redeemed.
+    async fn issue_for_code(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        record: CodeRecord,
+    ) -> Result<TokenResponse, OAuthError> {
         let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
             return Err(invalid_grant("the user no longer exists"));
         };
