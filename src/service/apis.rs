@@ -178,7 +178,7 @@ impl Admin {
         input: NewApiInput,
     ) -> Result<ApiView, AdminError> {
         let identifier = ApiIdentifier::parse(&input.identifier)?;
-        if identifier.as_str() == self.management_audience(&tenant.name) {
+        if identifier.as_str() == crate::domain::management::url(tenant) {
             return Err(AdminError::Conflict(
                 "this identifier belongs to the Management API".into(),
             ));
@@ -224,7 +224,7 @@ impl Admin {
     fn management_api_view(&self, tenant: &Tenant) -> ApiView {
         ApiView {
             id: "system".into(),
-            identifier: self.management_audience(&tenant.name),
+            identifier: crate::domain::management::url(tenant),
             name: "Wardstone Management API".into(),
             scopes: MANAGEMENT_SCOPES
                 .iter()

@@ -716,7 +716,7 @@ impl Admin {
     fn grant_view(&self, tenant: &Tenant, g: ClientGrantRecord) -> ClientGrantView {
         ClientGrantView {
             audience: if g.audience == MANAGEMENT_AUDIENCE {
-                self.management_audience(&tenant.name)
+                crate::domain::management::url(tenant)
             } else {
                 g.audience
             },
@@ -747,7 +747,7 @@ impl Admin {
         tenant: &Tenant,
         input: NewClientGrant,
     ) -> Result<ClientGrantView, AdminError> {
-        if input.audience == self.management_audience(&tenant.name)
+        if input.audience == crate::domain::management::url(tenant)
             || input.audience == MANAGEMENT_AUDIENCE
         {
             return Err(AdminError::Invalid(

@@ -132,11 +132,6 @@ impl Admin {
             .ok_or_else(|| AdminError::UnknownTenant(name.to_string()))
     }
 
-    /// The Management API audience of a tenant.
-    pub fn management_audience(&self, tenant: &str) -> String {
-        format!("{}/api/v2/", self.public_url.issuer(tenant))
-    }
-
     /// Creates a tenant with signing keys of `alg` (current and next) and a Management API
     /// client allowed every Management API scope, in one transaction.
     pub async fn create_tenant(
@@ -200,7 +195,10 @@ impl Admin {
             management: ManagementCredentials {
                 client_id: client.client_id,
                 client_secret: secret,
-                audience: self.management_audience(name.as_str()),
+                audience: crate::domain::management::url(&Tenant::resolved(
+                    tenant.clone(),
+                    &self.public_url,
+                )),
             },
             issuer,
             name: name.to_string(),
