@@ -184,6 +184,8 @@ fn main() {
         .map(|i| PreparedRule {
             id: format!("rul_{i}"),
             name: format!("rule {i}"),
+            version: 1,
+            on_failure: Default::default(),
             compiled: sdk_rule.clone(),
         })
         .collect();
@@ -196,7 +198,10 @@ fn main() {
                 &same,
                 user.clone(),
                 context.clone(),
-                &configuration,
+                wardstone::rules::TenantEnv {
+                    configuration_json: &configuration,
+                    net: &Default::default(),
+                },
                 wardstone::rules::Trigger::Login,
                 0,
             );
@@ -211,6 +216,8 @@ fn main() {
             .map(|i| PreparedRule {
                 id: format!("rul_{i}"),
                 name: format!("rule {i}"),
+                version: 1,
+                on_failure: Default::default(),
                 compiled: distinct[i].clone(),
             })
             .collect();
@@ -223,7 +230,10 @@ fn main() {
                     &rules,
                     user.clone(),
                     context.clone(),
-                    &configuration,
+                    wardstone::rules::TenantEnv {
+                        configuration_json: &configuration,
+                        net: &Default::default(),
+                    },
                     wardstone::rules::Trigger::Login,
                     0,
                 );

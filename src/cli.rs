@@ -124,6 +124,44 @@ enum RuleCommand {
         /// Upload without enabling it.
         #[arg(long)]
         disabled: bool,
+        /// `deny` (a failure fails the login) or `skip` (a failure is logged, the login goes on).
+        #[arg(long, default_value = "deny")]
+        on_failure: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Replace a rule's module (a new version) or change its failure mode.
+    Update {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        /// New module (.wasm or .wat).
+        #[arg(long)]
+        file: Option<std::path::PathBuf>,
+        /// `deny` or `skip`.
+        #[arg(long)]
+        on_failure: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List a rule's stored versions, newest first.
+    Versions {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Make an earlier version current again (recorded as a new version).
+    Rollback {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        #[arg(long)]
+        version: i64,
         #[command(flatten)]
         out: Output,
     },
@@ -214,6 +252,23 @@ enum TenantCommand {
         /// faster to sign).
         #[arg(long, default_value = "RS256")]
         signing_alg: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Let the tenant's rules call HOST[:PORT] through wardstone.http_fetch.
+    AllowHost {
+        #[arg(long)]
+        tenant: String,
+        /// `host` (default port of the URL's scheme) or `host:port`.
+        host: String,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Take HOST[:PORT] off the allow-list.
+    DisallowHost {
+        #[arg(long)]
+        tenant: String,
+        host: String,
         #[command(flatten)]
         out: Output,
     },
@@ -717,6 +772,16 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
                 format!("created API {} ({})", a.name, a.identifier)
             });
         }
+        Command::Tenant(TenantCommand::AllowHost { tenant, host, out }) => {
+            let tenant = admin.resolve(&tenant).await?;
+            let s = admin.allow_host(&tenant, &host, true).await?;
+            print(out.json, &s, allowed_hosts_line);
+        }
+        Command::Tenant(TenantCommand::DisallowHost { tenant, host, out }) => {
+            let tenant = admin.resolve(&tenant).await?;
+            let s = admin.allow_host(&tenant, &host, false).await?;
+            print(out.json, &s, allowed_hosts_line);
+        }
         Command::Rule(cmd) => rule_command(admin, cmd).await?,
         Command::Role(cmd) => role_command(admin, cmd).await?,
         Command::Keys(cmd) => keys_command(admin, cmd).await?,
@@ -791,6 +856,20 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
         }
     }
     Ok(())
+}
+
+fn allowed_hosts_line(s: &crate::service::tenants::TenantSettings) -> String {
+    let hosts: Vec<String> = s
+        .rules
+        .allowed_hosts
+        .iter()
+        .map(|h| h.to_string())
+        .collect();
+    if hosts.is_empty() {
+        "rules may call no host".into()
+    } else {
+        format!("rules may call: {}", hosts.join(", "))
+    }
 }
 
 async fn role_command(admin: &Admin, command: RoleCommand) -> Result<(), CliError> {
@@ -922,16 +1001,90 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
             file,
             order,
             disabled,
+            on_failure,
             out,
         } => {
+            let on_failure = crate::domain::OnFailure::parse(&on_failure)
+                .map_err(crate::service::AdminError::from)?;
             let tenant = admin.resolve(&tenant).await?;
             let bytes = std::fs::read(&file).map_err(|e| {
                 CliError::Other(anyhow::anyhow!("cannot read {}: {e}", file.display()))
             })?;
             let r = admin
-                .add_rule(&tenant, &name, &bytes, order, !disabled)
+                .add_rule_with(&tenant, &name, &bytes, order, !disabled, on_failure)
                 .await?;
             print(out.json, &r, |r| format!("added {}", show(r)));
+        }
+        RuleCommand::Update {
+            tenant,
+            id,
+            file,
+            on_failure,
+            out,
+        } => {
+            let on_failure = on_failure
+                .as_deref()
+                .map(crate::domain::OnFailure::parse)
+                .transpose()
+                .map_err(crate::service::AdminError::from)?;
+            let tenant = admin.resolve(&tenant).await?;
+            let wat = match &file {
+                Some(f) => Some(std::fs::read(f).map_err(|e| {
+                    CliError::Other(anyhow::anyhow!("cannot read {}: {e}", f.display()))
+                })?),
+                None => None,
+            };
+            let patch = crate::service::rules::RulePatch {
+                wasm: wat
+                    .as_ref()
+                    .filter(|b| b.starts_with(b"\0asm"))
+                    .map(|b| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b)),
+                wat: wat
+                    .filter(|b| !b.starts_with(b"\0asm"))
+                    .map(|b| String::from_utf8_lossy(&b).into_owned()),
+                on_failure,
+                ..Default::default()
+            };
+            let r = admin.update_rule(&tenant, &id, patch).await?;
+            print(out.json, &r, |r| {
+                format!(
+                    "updated {} ({}): version {}, on_failure {}",
+                    r.name,
+                    r.id,
+                    r.version,
+                    r.on_failure.as_str()
+                )
+            });
+        }
+        RuleCommand::Versions { tenant, id, out } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let versions = admin.rule_versions(&tenant, &id).await?;
+            print(out.json, &versions, |vs| {
+                vs.iter()
+                    .map(|v| {
+                        format!(
+                            "{}  {}  {} bytes  {}",
+                            v.version, v.sha256, v.size, v.created_at
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+        }
+        RuleCommand::Rollback {
+            tenant,
+            id,
+            version,
+            out,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let r = admin.rollback_rule(&tenant, &id, version).await?;
+            print(out.json, &r, |r| {
+                format!(
+                    "rolled back {} to version {version}'s module: now version {}",
+                    r.id, r.version
+                )
+            });
         }
         RuleCommand::List { tenant, out } => {
             let tenant = admin.resolve(&tenant).await?;

@@ -36,6 +36,7 @@ pub struct RuleMetrics {
     fuel: Histogram,
     cache_hits: Counter,
     cache_misses: Counter,
+    skipped: Counter,
 }
 
 impl RuleMetrics {
@@ -49,7 +50,13 @@ impl RuleMetrics {
             fuel: Histogram::new(exponential_buckets(100.0, 10.0, 9)),
             cache_hits,
             cache_misses,
+            skipped: Counter::default(),
         }
+    }
+
+    /// Counts a failure of an `on_failure: skip` rule that the login went past.
+    pub fn skipped(&self) {
+        self.skipped.inc();
     }
     /// Counts one execution.
     pub fn execution(&self, outcome: &'static str, duration_us: i64, fuel: i64) {
@@ -116,6 +123,11 @@ impl Metrics {
             "wardstone_rule_fuel_consumed",
             "Instructions (fuel) a rule execution used",
             rules.fuel.clone(),
+        );
+        registry.register(
+            "wardstone_rule_failures_skipped",
+            "Failures of on_failure=skip rules that logins went past",
+            rules.skipped.clone(),
         );
         registry.register(
             "wardstone_rule_module_cache_hits",

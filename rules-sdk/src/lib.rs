@@ -43,6 +43,7 @@
 mod abi;
 #[cfg(target_arch = "wasm32")]
 pub mod bump;
+pub mod http;
 mod lazy;
 pub mod log;
 mod types;

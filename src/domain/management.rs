@@ -40,6 +40,8 @@ pub const SCOPES: &[&str] = &[
     "read:signing_keys",
     "create:signing_keys",
     "update:signing_keys",
+    "read:tenant_settings",
+    "update:tenant_settings",
 ];
 
 /// The Management API's URL, which is also the `aud` of its tokens: `{issuer}/api/v2/`.

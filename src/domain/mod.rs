@@ -2,11 +2,13 @@
 
 pub mod management;
 mod redirect_uri;
+mod rule;
 mod scope;
 mod signing;
 mod tenant;
 
 pub use redirect_uri::RedirectUri;
+pub use rule::{AllowedHost, OnFailure};
 pub use scope::ScopeSet;
 pub use signing::{KeyStatus, SigningAlg, TokenDialect};
 pub use tenant::Tenant;

@@ -31,6 +31,8 @@ pub struct CompiledRule {
     exports: [wasmtime::ModuleExport; 3],
     /// Hex SHA-256 of the module's binary bytes.
     pub sha256: String,
+    /// It imports `wardstone.http_fetch` (and so runs under the HTTP rule deadline).
+    pub uses_http: bool,
 }
 
 impl CompiledRule {
@@ -103,6 +105,8 @@ pub struct Execution {
 }
 
 struct HostState {
+    net: super::http::NetPolicy,
+    deadline: Instant,
     limiter: Limiter,
     logs: Vec<LogLine>,
     dropped: usize,
@@ -328,11 +332,63 @@ impl RuleEngine {
                 });
             },
         )?;
+        linker.func_wrap(
+            "wardstone",
+            "http_fetch",
+            |mut caller: wasmtime::Caller<'_, HostState>,
+             ptr: i32,
+             len: i32|
+             -> wasmtime::Result<i64> {
+                let memory = caller
+                    .get_export("memory")
+                    .and_then(|e| e.into_memory())
+                    .ok_or_else(|| wasmtime::Error::msg("no exported memory"))?;
+                let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+                let answer = if len > super::http::MAX_REQUEST_BYTES {
+                    serde_json::json!({"error": format!(
+                        "the request is {len} bytes; at most {} are allowed",
+                        super::http::MAX_REQUEST_BYTES
+                    )})
+                } else {
+                    match start
+                        .checked_add(len)
+                        .and_then(|end| memory.data(&caller).get(start..end))
+                    {
+                        Some(bytes) => {
+                            let request = bytes.to_vec();
+                            let state = caller.data();
+                            super::http::fetch(&state.net, &request, state.deadline)
+                        }
+                        None => {
+                            serde_json::json!({"error": "the request is outside linear memory"})
+                        }
+                    }
+                };
+                let answer = answer.to_string().into_bytes();
+                // The answer goes into memory the guest allocates; a trap in its `alloc` is
+                // the rule's failure, like any other trap.
+                let alloc = caller
+                    .get_export("alloc")
+                    .and_then(|e| e.into_func())
+                    .and_then(|f| f.typed::<i32, i32>(&caller).ok())
+                    .ok_or_else(|| wasmtime::Error::msg("no exported alloc(i32) -> i32"))?;
+                let out = alloc.call(&mut caller, answer.len() as i32)?;
+                memory
+                    .write(&mut caller, out as u32 as usize, &answer)
+                    .map_err(|_| {
+                        wasmtime::Error::msg(format!(
+                            "alloc returned {out}, which is not {} writable bytes",
+                            answer.len()
+                        ))
+                    })?;
+                Ok(((out as u32 as i64) << 32) | answer.len() as i64)
+            },
+        )?;
         let fingerprint = {
             use sha2::Digest;
             use std::hash::Hash;
             let mut hasher = Sha256Hasher(sha2::Sha256::new());
-            "wardstone rule abi v1".hash(&mut hasher);
+            "wardstone rule abi v1 + http_fetch".hash(&mut hasher);
             engine.precompile_compatibility_hash().hash(&mut hasher);
             crate::crypto::hex(&hasher.0.finalize())[..32].to_string()
         };
@@ -391,6 +447,9 @@ impl RuleEngine {
                 .ok_or_else(|| Rejected(format!("missing export {name}")))
         };
         let exports = [export("memory")?, export("alloc")?, export("rule")?];
+        let uses_http = module
+            .imports()
+            .any(|i| i.module() == "wardstone" && i.name() == "http_fetch");
         let pre = self
             .linker
             .instantiate_pre(&module)
@@ -399,6 +458,7 @@ impl RuleEngine {
             pre,
             exports,
             sha256,
+            uses_http,
         })
     }
 
@@ -428,13 +488,27 @@ impl RuleEngine {
             .map_err(|e| anyhow::anyhow!("artifact does not link: {e}"))
     }
 
-    /// Runs one rule on `input` in a fresh instance. Blocking: call it off the async workers.
+    /// Runs one rule on `input` in a fresh instance, with no outbound HTTP. Blocking: call it
+    /// off the async workers.
     pub fn execute(&self, rule: &CompiledRule, input: &[u8], timeout: Duration) -> Execution {
+        self.execute_with(rule, input, timeout, &super::http::NetPolicy::default())
+    }
+
+    /// [`RuleEngine::execute`] with the tenant's outbound HTTP policy.
+    pub fn execute_with(
+        &self,
+        rule: &CompiledRule,
+        input: &[u8],
+        timeout: Duration,
+        net: &super::http::NetPolicy,
+    ) -> Execution {
         let started = Instant::now();
         let _running = RunningGuard::enter();
         let mut store = Store::new(
             &self.engine,
             HostState {
+                net: net.clone(),
+                deadline: started + timeout,
                 limiter: Limiter {
                     memory_bytes: self.limits.memory_bytes,
                     memory_denied: false,
@@ -552,22 +626,33 @@ fn run(
 
 fn check_abi(module: &Module) -> Result<(), Rejected> {
     for import in module.imports() {
-        let allowed = import.module() == "wardstone"
-            && import.name() == "log"
-            && matches!(import.ty(), ExternType::Func(f)
-                if f.params().len() == 3 && f.params().all(|p| matches!(p, ValType::I32)) && f.results().len() == 0);
-        if !allowed {
-            return Err(Rejected(
-                if import.module() == "wardstone" && import.name() == "log" {
-                    "import wardstone::log must have the signature (i32, i32, i32) -> ()".into()
-                } else {
-                    format!(
-                        "import {}::{} is not allowed",
-                        import.module(),
-                        import.name()
-                    )
-                },
-            ));
+        let ExternType::Func(f) = import.ty() else {
+            return Err(Rejected(format!(
+                "import {}::{} is not allowed",
+                import.module(),
+                import.name()
+            )));
+        };
+        let params: Vec<bool> = f.params().map(|p| matches!(p, ValType::I32)).collect();
+        let results: Vec<bool> = f.results().map(|r| matches!(r, ValType::I64)).collect();
+        match (import.module(), import.name()) {
+            ("wardstone", "log") => {
+                if params != [true, true, true] || !results.is_empty() {
+                    return Err(Rejected(
+                        "import wardstone::log must have the signature (i32, i32, i32) -> ()"
+                            .into(),
+                    ));
+                }
+            }
+            ("wardstone", "http_fetch") => {
+                if params != [true, true] || results != [true] {
+                    return Err(Rejected(
+                        "import wardstone::http_fetch must have the signature (i32, i32) -> i64"
+                            .into(),
+                    ));
+                }
+            }
+            (m, n) => return Err(Rejected(format!("import {m}::{n} is not allowed"))),
         }
     }
     let func = |name: &str, params: &[&str], result: &str| -> Result<(), Rejected> {

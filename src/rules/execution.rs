@@ -209,6 +209,10 @@ pub struct ExecutionRecord {
     pub logs: Vec<LogLine>,
     /// Unix time.
     pub created_at: i64,
+    /// The rule's version that ran (0 when unknown: recorded before versions existed).
+    pub rule_version: i64,
+    /// The rule failed and, its `on_failure` being `skip`, the pipeline went on without it.
+    pub skipped: bool,
 }
 
 impl ExecutionRecord {
@@ -225,6 +229,8 @@ impl ExecutionRecord {
             fuel: 0,
             logs: Vec::new(),
             created_at: now,
+            rule_version: 0,
+            skipped: false,
         }
     }
 

@@ -53,6 +53,20 @@ pub struct Limits {
     pub claims_bytes: usize,
     /// `app_metadata` and `user_metadata` after the rules, bytes of JSON each.
     pub metadata_bytes: usize,
+    /// Rules one tenant may have.
+    pub rules_per_tenant: i64,
+    /// Rule settings one tenant may have.
+    pub configs_per_tenant: i64,
+    /// Bytes all of one tenant's rule setting values may take together (every login sends them
+    /// to every rule).
+    pub config_bytes_per_tenant: usize,
+    /// Versions kept per rule (the oldest are pruned; never the current one).
+    pub versions_kept: i64,
+    /// Deadline of a rule that imports `wardstone.http_fetch` (its calls count against it);
+    /// still within the pipeline's deadline.
+    pub http_rule_timeout: Duration,
+    /// Largest response body `wardstone.http_fetch` hands to a rule.
+    pub http_body_bytes: usize,
 }
 
 impl Default for Limits {
@@ -82,6 +96,12 @@ impl Default for Limits {
             warm_up: Duration::from_millis(1500),
             claims_bytes: 100 << 10,
             metadata_bytes: 16 << 10,
+            rules_per_tenant: 100,
+            configs_per_tenant: 100,
+            config_bytes_per_tenant: 64 << 10,
+            versions_kept: 10,
+            http_rule_timeout: Duration::from_secs(1),
+            http_body_bytes: 256 << 10,
         }
     }
 }

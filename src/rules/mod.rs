@@ -8,6 +8,7 @@
 pub mod engine;
 pub mod execution;
 pub mod executor;
+pub mod http;
 pub mod journal;
 pub mod limits;
 pub mod modules;
@@ -16,7 +17,7 @@ pub mod pipeline;
 pub use engine::{CompiledRule, Execution, Failure, Rejected, RuleEngine};
 pub use execution::{ExecutionRecord, FailureKind, LogLine, Outcome, Trigger};
 pub use limits::Limits;
-pub use pipeline::{PreparedRule, Verdict};
+pub use pipeline::{PreparedRule, TenantEnv, Verdict};
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -29,7 +30,7 @@ use rules_sdk::{
 use serde_json::{Map, Value, json};
 
 use crate::crypto::MasterKey;
-use crate::domain::ScopeSet;
+use crate::domain::{OnFailure, ScopeSet};
 use crate::metrics::RuleMetrics;
 use crate::store::{ClientRecord, RuleRecord, Store, UserRecord};
 use executor::{Executor, NotRun};
@@ -148,6 +149,8 @@ struct Inner {
 struct RuleSet {
     generation: i64,
     rules: Vec<RuleRecord>,
+    /// What its rules may reach through `wardstone.http_fetch`.
+    net: http::NetPolicy,
     /// The settings as the JSON object rules receive.
     configuration: Arc<str>,
 }
@@ -303,6 +306,9 @@ impl Rules {
             self.inner
                 .metrics
                 .execution(r.outcome.label(), r.duration_us, r.fuel);
+            if r.skipped {
+                self.inner.metrics.skipped();
+            }
         }
         self.inner.journal.record(tenant_id, records);
     }
@@ -361,6 +367,10 @@ impl Rules {
         let set = Arc::new(RuleSet {
             generation: rows.generation,
             rules: rows.rules,
+            net: http::NetPolicy {
+                allowed: rows.allowed_hosts.into(),
+                body_bytes: self.inner.engine.limits().http_body_bytes,
+            },
             configuration: serde_json::to_string(&Configuration(configuration))?.into(),
         });
         self.inner
@@ -411,6 +421,7 @@ impl Rules {
     pub async fn test(
         &self,
         tenant_id: &str,
+        generation: i64,
         rule: &RuleRecord,
         input: Vec<u8>,
         now: i64,
@@ -428,13 +439,24 @@ impl Rules {
                 return Err(TestError::Module(why));
             }
         };
+        let net = self
+            .rule_set(tenant_id, generation)
+            .await
+            .map_err(TestError::Internal)?
+            .net
+            .clone();
         let engine = self.inner.engine.clone();
-        let timeout = engine.limits().rule_timeout;
+        let limits = engine.limits();
+        let timeout = if compiled.uses_http {
+            limits.http_rule_timeout.min(limits.pipeline_timeout)
+        } else {
+            limits.rule_timeout
+        };
         let execution = match self
             .inner
             .executor
             .run(tenant_id, move || {
-                engine.execute(&compiled, &input, timeout)
+                engine.execute_with(&compiled, &input, timeout, &net)
             })
             .await
         {
@@ -444,6 +466,7 @@ impl Rules {
         };
         let (outcome, patch, error) = summarize(&execution);
         let mut record = ExecutionRecord::start(&rule.id, &rule.name, Trigger::Test, now);
+        record.rule_version = rule.version;
         record.outcome = outcome;
         record.duration_us = i64::try_from(execution.duration.as_micros()).unwrap_or(i64::MAX);
         record.fuel = i64::try_from(execution.fuel_used).unwrap_or(i64::MAX);
@@ -541,16 +564,30 @@ impl Rules {
         )
         .await;
         let mut rules = Vec::with_capacity(set.rules.len());
+        let mut unloadable = Vec::new();
         for (rule, module) in set.rules.iter().zip(modules) {
             match module {
                 Ok(Some(compiled)) => rules.push(PreparedRule {
                     id: rule.id.clone(),
                     name: rule.name.clone(),
+                    version: rule.version,
+                    on_failure: rule.on_failure,
                     compiled,
                 }),
                 Ok(None) => {} // deleted since the list was read
-                Err(record) => return Ok(self.failed_before_running(input.tenant_id, record)),
+                Err(mut record) if rule.on_failure == OnFailure::Skip => {
+                    record.rule_version = rule.version;
+                    record.skipped = true;
+                    unloadable.push(record);
+                }
+                Err(mut record) => {
+                    record.rule_version = rule.version;
+                    return Ok(self.failed_before_running(input.tenant_id, record));
+                }
             }
+        }
+        if !unloadable.is_empty() {
+            self.record(input.tenant_id, unloadable);
         }
         // Read only when some rule will see them: a tenant without rules pays nothing.
         let roles = self
@@ -564,12 +601,24 @@ impl Rules {
 
         let engine = self.inner.engine.clone();
         let configuration = set.configuration.clone();
+        let net = set.net.clone();
         let now = input.now;
         let run = match self
             .inner
             .executor
             .run(input.tenant_id, move || {
-                pipeline::run_pipeline(&engine, &rules, user, context, &configuration, trigger, now)
+                pipeline::run_pipeline(
+                    &engine,
+                    &rules,
+                    user,
+                    context,
+                    pipeline::TenantEnv {
+                        configuration_json: &configuration,
+                        net: &net,
+                    },
+                    trigger,
+                    now,
+                )
             })
             .await
         {

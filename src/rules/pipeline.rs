@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use super::engine::{CompiledRule, Failure, RuleEngine};
 use super::execution::{ExecutionRecord, FailureKind, LogLine, Outcome, Trigger};
+use crate::domain::OnFailure;
 
 /// A rule ready to run.
 #[derive(Clone)]
@@ -16,6 +17,10 @@ pub struct PreparedRule {
     pub id: String,
     /// Rule name.
     pub name: String,
+    /// The rule's version (recorded with each execution).
+    pub version: i64,
+    /// What its failure does.
+    pub on_failure: OnFailure,
     /// Its compiled module.
     pub compiled: Arc<CompiledRule>,
 }
@@ -293,16 +298,29 @@ impl InputFrame {
     }
 }
 
+/// What a tenant gives every rule of a pipeline: its settings and its reach.
+#[derive(Debug, Clone, Copy)]
+pub struct TenantEnv<'a> {
+    /// The settings as the JSON object rules receive.
+    pub configuration_json: &'a str,
+    /// What `wardstone.http_fetch` may reach.
+    pub net: &'a super::http::NetPolicy,
+}
+
 /// Runs `rules` in order on `user` and `context`. Blocking: call it off the async workers.
 pub fn run_pipeline(
     engine: &RuleEngine,
     rules: &[PreparedRule],
     mut user: Value,
     mut context: Value,
-    configuration_json: &str,
+    env: TenantEnv<'_>,
     trigger: Trigger,
     now: i64,
 ) -> PipelineRun {
+    let TenantEnv {
+        configuration_json,
+        net,
+    } = env;
     let limits = engine.limits();
     let started = Instant::now();
     let frame = InputFrame::new(&user, &context, configuration_json);
@@ -314,19 +332,37 @@ pub fn run_pipeline(
             records,
         }
     };
+    // A failing rule whose `on_failure` is `skip` is recorded as skipped and the pipeline goes
+    // on with the objects as they were before it; any other failure ends it.
+    macro_rules! failed {
+        ($record:ident, $rule:ident) => {{
+            if $rule.on_failure == OnFailure::Skip {
+                $record.skipped = true;
+                records.push($record);
+                continue;
+            }
+            records.push($record);
+            return fail(records);
+        }};
+    }
     for rule in rules {
         let mut record = ExecutionRecord::start(&rule.id, &rule.name, trigger, now);
+        record.rule_version = rule.version;
         let remaining = limits.pipeline_timeout.saturating_sub(started.elapsed());
         if remaining < Duration::from_millis(1) {
             record.fail(
                 FailureKind::Timeout,
                 "the pipeline's deadline passed before this rule could run",
             );
-            records.push(record);
-            return fail(records);
+            failed!(record, rule);
         }
         let input = frame.input(&user, &context);
-        let execution = engine.execute(&rule.compiled, &input, limits.rule_timeout.min(remaining));
+        let deadline = if rule.compiled.uses_http {
+            limits.http_rule_timeout
+        } else {
+            limits.rule_timeout
+        };
+        let execution = engine.execute_with(&rule.compiled, &input, deadline.min(remaining), net);
         record.duration_us = i64::try_from(execution.duration.as_micros()).unwrap_or(i64::MAX);
         record.fuel = i64::try_from(execution.fuel_used).unwrap_or(i64::MAX);
         record.logs = execution.logs;
@@ -334,8 +370,7 @@ pub fn run_pipeline(
             Ok(output) => output,
             Err(failure) => {
                 record.fail(failure.kind(), failure.detail());
-                records.push(record);
-                return fail(records);
+                failed!(record, rule);
             }
         };
         match deny_of(&output) {
@@ -353,20 +388,25 @@ pub fn run_pipeline(
             }
             Some(Err(why)) => {
                 record.fail(FailureKind::BadOutput, Failure::BadOutput(why).detail());
-                records.push(record);
-                return fail(records);
+                failed!(record, rule);
             }
             None => {}
         }
-        match apply(&output, &mut user, &mut context) {
+        // A skip-rule's bad output must not leave half a patch behind: apply it to copies.
+        let (mut next_user, mut next_context) = if rule.on_failure == OnFailure::Skip {
+            (user.clone(), context.clone())
+        } else {
+            (std::mem::take(&mut user), std::mem::take(&mut context))
+        };
+        match apply(&output, &mut next_user, &mut next_context) {
             Ok(notes) => {
                 record.logs.extend(notes.into_iter().map(LogLine::warn));
                 records.push(record);
+                (user, context) = (next_user, next_context);
             }
             Err(why) => {
                 record.fail(FailureKind::BadOutput, Failure::BadOutput(why).detail());
-                records.push(record);
-                return fail(records);
+                failed!(record, rule);
             }
         }
     }

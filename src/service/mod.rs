@@ -8,6 +8,7 @@ pub mod demo;
 pub mod keys;
 pub mod roles;
 pub mod rules;
+pub mod tenants;
 pub mod users;
 
 use serde::Serialize;
@@ -45,6 +46,9 @@ pub enum AdminError {
     /// The result would be larger than allowed; the message says what and how large.
     #[error("{0}")]
     TooLarge(String),
+    /// A per-tenant cap is reached; the message names it.
+    #[error("{0}")]
+    LimitReached(String),
     /// Our failure.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),

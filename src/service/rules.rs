@@ -7,9 +7,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminError, internal};
 use crate::crypto::random_token;
-use crate::domain::Tenant;
+use crate::domain::{OnFailure, Tenant};
 use crate::rules::{ExecutionRecord, LogLine, Outcome, Rules, TestError};
-use crate::store::{RuleRecord, StoreError};
+use crate::store::{RuleRecord, RuleVersionRecord, RuleWriteError, StoreError};
 
 /// WAT assembly of up to 4 MiB of text takes real CPU: keep it off the async workers.
 async fn assemble_blocking(
@@ -85,6 +85,20 @@ impl Admin {
         order: Option<i64>,
         enabled: bool,
     ) -> Result<RuleRecord, AdminError> {
+        self.add_rule_with(tenant, name, upload, order, enabled, OnFailure::Deny)
+            .await
+    }
+
+    /// [`Admin::add_rule`] with a failure mode.
+    pub async fn add_rule_with(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        upload: &[u8],
+        order: Option<i64>,
+        enabled: bool,
+        on_failure: OnFailure,
+    ) -> Result<RuleRecord, AdminError> {
         let name = check_name(name)?;
         check_order(order)?;
         let (module, prepared) = self.compile_upload(tenant, upload.to_vec()).await?;
@@ -106,20 +120,26 @@ impl Admin {
             size: module.len() as i64,
             created_at: now,
             updated_at: now,
+            version: 1,
+            on_failure,
         };
+        let max = self.rules_service().engine().limits().rules_per_tenant;
         match self
             .store
-            .insert_rule(&record, &module, &prepared.artifact)
+            .insert_rule(&record, &module, &prepared.artifact, max)
             .await
+            .map_err(internal)?
         {
             Ok(()) => {
                 self.rules_service().installed(prepared);
                 Ok(record)
             }
-            Err(StoreError::Conflict) => Err(AdminError::Conflict(format!(
+            Err(RuleWriteError::Conflict) => Err(AdminError::Conflict(format!(
                 "a rule named {name:?} already exists"
             ))),
-            Err(e) => Err(internal(e)),
+            Err(RuleWriteError::TooManyRules(max)) => Err(AdminError::LimitReached(format!(
+                "this tenant already has {max} rules, the most allowed; delete one first"
+            ))),
         }
     }
 
@@ -183,10 +203,20 @@ impl Admin {
         let sealed = self
             .master_key
             .seal(&Rules::config_aad(&tenant.id, key), value.as_bytes());
+        let limits = self.rules_service().engine().limits();
         self.store
-            .set_rule_config(&tenant.id, key, &sealed, self.clock.now())
+            .set_rule_config(
+                &tenant.id,
+                key,
+                &sealed,
+                (sealed.len() - value.len()) as i64,
+                limits.configs_per_tenant,
+                limits.config_bytes_per_tenant as i64,
+                self.clock.now(),
+            )
             .await
-            .map_err(internal)
+            .map_err(internal)?
+            .map_err(AdminError::LimitReached)
     }
 
     /// Removes a rule setting.
@@ -256,6 +286,10 @@ pub struct NewRuleInput {
     pub wasm: Option<String>,
     /// The module as WAT text.
     pub wat: Option<String>,
+    /// `deny` (default: a failure fails the login) or `skip` (a failure is logged and the
+    /// login goes on without this rule).
+    #[schema(value_type = Option<String>)]
+    pub on_failure: Option<OnFailure>,
 }
 
 /// What updating a rule may change. A new module replaces the old one atomically.
@@ -272,6 +306,17 @@ pub struct RulePatch {
     pub wasm: Option<String>,
     /// New module, WAT.
     pub wat: Option<String>,
+    /// New failure mode.
+    #[schema(value_type = Option<String>)]
+    pub on_failure: Option<OnFailure>,
+}
+
+/// `{"version": N}`: the version to make current again.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackInput {
+    /// A stored version of this rule.
+    pub version: i64,
 }
 
 /// A rule as shown, with its module only when asked for.
@@ -293,6 +338,11 @@ pub struct RuleView {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+    /// The current version.
+    pub version: i64,
+    /// `deny` or `skip`.
+    #[schema(value_type = String)]
+    pub on_failure: OnFailure,
     /// The module binary, base64 (only with `?include_module=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,
@@ -309,6 +359,8 @@ impl From<RuleRecord> for RuleView {
             size: r.size,
             created_at: r.created_at,
             updated_at: r.updated_at,
+            version: r.version,
+            on_failure: r.on_failure,
             wasm: None,
         }
     }
@@ -364,12 +416,13 @@ impl Admin {
             ));
         };
         Ok(self
-            .add_rule(
+            .add_rule_with(
                 tenant,
                 &input.name,
                 &module,
                 input.order,
                 input.enabled.unwrap_or(true),
+                input.on_failure.unwrap_or_default(),
             )
             .await?
             .into())
@@ -411,12 +464,20 @@ impl Admin {
         let module = match upload {
             Some(bytes) => {
                 let (module, prepared) = self.compile_upload(tenant, bytes).await?;
-                record.sha256 = prepared.compiled.sha256.clone();
-                record.size = module.len() as i64;
-                Some((module, prepared))
+                // The same module again is not a new version: nothing to roll back to.
+                if prepared.compiled.sha256 == record.sha256 {
+                    None
+                } else {
+                    record.sha256 = prepared.compiled.sha256.clone();
+                    record.size = module.len() as i64;
+                    Some((module, prepared))
+                }
             }
             None => None,
         };
+        if let Some(f) = patch.on_failure {
+            record.on_failure = f;
+        }
         if let Some(n) = name {
             record.name = n;
         }
@@ -432,6 +493,7 @@ impl Admin {
             .update_rule(
                 &record,
                 module.as_ref().map(|(m, p)| (m.as_slice(), &p.artifact)),
+                self.rules_service().engine().limits().versions_kept,
             )
             .await;
         match stored {
@@ -439,7 +501,7 @@ impl Admin {
                 if let Some((_, prepared)) = module {
                     self.rules_service().installed(prepared);
                 }
-                Ok(record.into())
+                Ok(self.rule_record(tenant, id).await?.into())
             }
             Ok(false) => Err(AdminError::NotFound(format!("rule {id:?} does not exist"))),
             Err(StoreError::Conflict) => Err(AdminError::Conflict(format!(
@@ -448,6 +510,65 @@ impl Admin {
             ))),
             Err(e) => Err(internal(e)),
         }
+    }
+
+    /// The stored versions of a rule, newest first.
+    pub async fn rule_versions(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<Vec<RuleVersionRecord>, AdminError> {
+        self.rule_record(tenant, id).await?;
+        self.store
+            .rule_versions(&tenant.id, id)
+            .await
+            .map_err(internal)
+    }
+
+    /// Makes version `version`'s module current again, as a new version (compiled and
+    /// checked like an upload: the engine may have changed since).
+    pub async fn rollback_rule(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        version: i64,
+    ) -> Result<RuleView, AdminError> {
+        let record = self.rule_record(tenant, id).await?;
+        let Some(module) = self
+            .store
+            .rule_version_module(&tenant.id, id, version)
+            .await
+            .map_err(internal)?
+        else {
+            return Err(AdminError::NotFound(format!(
+                "rule {id:?} has no version {version} (see GET /rules/{id}/versions)"
+            )));
+        };
+        if version == record.version {
+            return Err(AdminError::Invalid(format!(
+                "version {version} is already the current version"
+            )));
+        }
+        let (module, prepared) = self.compile_upload(tenant, module).await?;
+        let mut record = record;
+        record.sha256 = prepared.compiled.sha256.clone();
+        record.size = module.len() as i64;
+        record.updated_at = self.clock.now();
+        if !self
+            .store
+            .update_rule(
+                &record,
+                Some((&module, &prepared.artifact)),
+                self.rules_service().engine().limits().versions_kept,
+            )
+            .await
+            .map_err(internal)?
+        {
+            return Err(AdminError::NotFound(format!("rule {id:?} does not exist")));
+        }
+        self.rules_service().installed(prepared);
+        tracing::info!(tenant = %tenant.name, rule = %id, version, "rule rolled back");
+        Ok(self.rule_record(tenant, id).await?.into())
     }
 
     /// Runs one rule on the given input through the real engine, limits and executor. The
@@ -487,7 +608,13 @@ impl Admin {
         .map_err(|e| AdminError::Internal(e.into()))?;
         let run = self
             .rules_service()
-            .test(&tenant.id, &record, payload, self.clock.now())
+            .test(
+                &tenant.id,
+                tenant.rules_generation,
+                &record,
+                payload,
+                self.clock.now(),
+            )
             .await
             .map_err(|e| match e {
                 TestError::Module(m) => AdminError::InvalidModule(m),

@@ -19,7 +19,7 @@ pub use json::JsonText;
 pub use keys::{Revoked, SigningKeyRecord};
 pub use resource_servers::{ResourceServerRecord, ScopeDefinition};
 pub use roles::{AssignError, PermissionRecord, RoleRecord};
-pub use rules::{ArtifactRecord, RuleRecord, RuleSetRows};
+pub use rules::{ArtifactRecord, RuleRecord, RuleSetRows, RuleVersionRecord, RuleWriteError};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};
 pub use users::{NewUser, UserChanges, UserRecord, merge_first_level};

@@ -3,7 +3,9 @@
 //! Every write to a tenant's rules or settings bumps `tenant.rules_generation` in the same
 //! transaction: nodes keep rule lists in memory keyed by that generation (see `rules/`).
 
-use sqlx::{Any, FromRow, Transaction};
+use sqlx::{Any, Decode, FromRow, Transaction, Type};
+
+use crate::domain::OnFailure;
 
 use super::{Store, StoreError, StoreResult, map_unique};
 use crate::rules::execution::{ExecutionRecord, LogLine, Outcome, Trigger};
@@ -32,6 +34,46 @@ pub struct RuleRecord {
     pub created_at: i64,
     /// Last change.
     pub updated_at: i64,
+    /// The current version (1 at upload, +1 for every module change or rollback).
+    pub version: i64,
+    /// What a failure of this rule does to the login.
+    pub on_failure: OnFailure,
+}
+
+impl Type<Any> for OnFailure {
+    fn type_info() -> sqlx::any::AnyTypeInfo {
+        <String as Type<Any>>::type_info()
+    }
+}
+
+impl<'r> Decode<'r, Any> for OnFailure {
+    fn decode(
+        value: <Any as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        Ok(OnFailure::parse(&<String as Decode<Any>>::decode(value)?)?)
+    }
+}
+
+/// One stored version of a rule's module.
+#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+pub struct RuleVersionRecord {
+    /// 1, 2, …
+    pub version: i64,
+    /// Hex SHA-256 of the module.
+    pub sha256: String,
+    /// Module size in bytes.
+    pub size: i64,
+    /// When it was made.
+    pub created_at: i64,
+}
+
+/// Why a rule write wrote nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RuleWriteError {
+    /// The name is taken.
+    Conflict,
+    /// The tenant already has this many rules.
+    TooManyRules(i64),
 }
 
 fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
@@ -60,6 +102,8 @@ pub struct RuleSetRows {
     pub rules: Vec<RuleRecord>,
     /// (key, sealed value) by key.
     pub configs: Vec<(String, Vec<u8>)>,
+    /// The tenant's outbound allow-list.
+    pub allowed_hosts: Vec<crate::domain::AllowedHost>,
 }
 
 #[derive(FromRow)]
@@ -73,6 +117,8 @@ struct ExecutionRow {
     fuel: i64,
     logs: String,
     created_at: i64,
+    rule_version: i64,
+    skipped: i64,
 }
 
 impl TryFrom<ExecutionRow> for ExecutionRecord {
@@ -93,14 +139,16 @@ impl TryFrom<ExecutionRow> for ExecutionRecord {
             duration_us: r.duration_us,
             fuel: r.fuel,
             created_at: r.created_at,
+            rule_version: r.rule_version,
+            skipped: r.skipped != 0,
         })
     }
 }
 
-const RULE_COLUMNS: &str =
-    "id, tenant_id, name, rule_order, enabled, sha256, size, created_at, updated_at";
-const EXECUTION_COLUMNS: &str =
-    "id, tenant_id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at";
+const RULE_COLUMNS: &str = "id, tenant_id, name, rule_order, enabled, sha256, size, created_at, updated_at, \
+    version, on_failure";
+const EXECUTION_COLUMNS: &str = "id, tenant_id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at, \
+    rule_version, skipped";
 
 async fn bump_generation(tx: &mut Transaction<'_, Any>, tenant_id: &str) -> StoreResult<()> {
     sqlx::query("UPDATE tenant SET rules_generation = rules_generation + 1 WHERE id = $1")
@@ -129,18 +177,86 @@ async fn put_artifact(
     Ok(())
 }
 
+async fn insert_version(
+    tx: &mut Transaction<'_, Any>,
+    r: &RuleRecord,
+    version: i64,
+    module: &[u8],
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO rule_version (tenant_id, rule_id, version, sha256, module, size, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&r.tenant_id)
+    .bind(&r.id)
+    .bind(version)
+    .bind(&r.sha256)
+    .bind(module)
+    .bind(r.size)
+    .bind(r.updated_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 impl Store {
-    /// Inserts a rule with its module and its compiled artifact, in one transaction.
+    /// The stored versions of a rule of the tenant, newest first.
+    pub async fn rule_versions(
+        &self,
+        tenant_id: &str,
+        rule_id: &str,
+    ) -> StoreResult<Vec<RuleVersionRecord>> {
+        Ok(sqlx::query_as::<_, RuleVersionRecord>(
+            "SELECT version, sha256, size, created_at FROM rule_version WHERE tenant_id = $1 AND rule_id = $2 \
+             ORDER BY version DESC",
+        )
+        .bind(tenant_id)
+        .bind(rule_id)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    /// The module of one version of a rule of the tenant.
+    pub async fn rule_version_module(
+        &self,
+        tenant_id: &str,
+        rule_id: &str,
+        version: i64,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(
+            "SELECT module FROM rule_version WHERE tenant_id = $1 AND rule_id = $2 AND version = $3",
+        )
+        .bind(tenant_id)
+        .bind(rule_id)
+        .bind(version)
+        .fetch_optional(&self.reader)
+        .await?)
+    }
+
+    /// Inserts a rule (version 1) with its module and its compiled artifact, in one
+    /// transaction, unless the tenant already has `max_rules`.
     pub async fn insert_rule(
         &self,
         r: &RuleRecord,
         module: &[u8],
         artifact: &ArtifactRecord,
-    ) -> StoreResult<()> {
+        max_rules: i64,
+    ) -> StoreResult<Result<(), RuleWriteError>> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO rule (id, tenant_id, name, rule_order, enabled, sha256, module, size, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        // The generation first: it takes the tenant's row (PostgreSQL) or the write lock
+        // (SQLite), so two uploads cannot both pass the count below.
+        bump_generation(&mut tx, &r.tenant_id).await?;
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rule WHERE tenant_id = $1")
+            .bind(&r.tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+        if count >= max_rules {
+            tx.rollback().await?;
+            return Ok(Err(RuleWriteError::TooManyRules(max_rules)));
+        }
+        let inserted = sqlx::query(
+            "INSERT INTO rule (id, tenant_id, name, rule_order, enabled, sha256, module, size, created_at, updated_at, version, on_failure) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1, $11)",
         )
         .bind(&r.id)
         .bind(&r.tenant_id)
@@ -152,29 +268,38 @@ impl Store {
         .bind(r.size)
         .bind(r.created_at)
         .bind(r.updated_at)
+        .bind(r.on_failure.as_str())
         .execute(&mut *tx)
         .await
-        .map_err(map_unique)?;
+        .map_err(map_unique);
+        if let Err(StoreError::Conflict) = inserted {
+            tx.rollback().await?;
+            return Ok(Err(RuleWriteError::Conflict));
+        }
+        inserted?;
+        insert_version(&mut tx, r, 1, module).await?;
         put_artifact(&mut tx, artifact, r.created_at).await?;
-        bump_generation(&mut tx, &r.tenant_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Changes a rule; a new module (with its artifact) replaces the module and its hash in
     /// the same statement, so a login sees the old module or the new one, never a mix.
+    /// A new module is a new version; versions beyond the newest `keep_versions` are pruned
+    /// (never the current one).
     pub async fn update_rule(
         &self,
         r: &RuleRecord,
         module: Option<(&[u8], &ArtifactRecord)>,
+        keep_versions: i64,
     ) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
         let done = match module {
             Some((bytes, artifact)) => {
                 put_artifact(&mut tx, artifact, r.updated_at).await?;
                 sqlx::query(
-                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4, sha256 = $5, module = $6, size = $7 \
-                     WHERE tenant_id = $8 AND id = $9",
+                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4, sha256 = $5, module = $6, size = $7, \
+                     version = version + 1, on_failure = $10 WHERE tenant_id = $8 AND id = $9",
                 )
                 .bind(&r.name)
                 .bind(r.rule_order)
@@ -185,12 +310,14 @@ impl Store {
                 .bind(r.size)
                 .bind(&r.tenant_id)
                 .bind(&r.id)
+                .bind(r.on_failure.as_str())
                 .execute(&mut *tx)
                 .await
             }
             None => {
                 sqlx::query(
-                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4 WHERE tenant_id = $5 AND id = $6",
+                    "UPDATE rule SET name = $1, rule_order = $2, enabled = $3, updated_at = $4, on_failure = $7 \
+                     WHERE tenant_id = $5 AND id = $6",
                 )
                 .bind(&r.name)
                 .bind(r.rule_order)
@@ -198,6 +325,7 @@ impl Store {
                 .bind(r.updated_at)
                 .bind(&r.tenant_id)
                 .bind(&r.id)
+                .bind(r.on_failure.as_str())
                 .execute(&mut *tx)
                 .await
             }
@@ -206,6 +334,20 @@ impl Store {
         if done.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
+        }
+        if let Some((bytes, _)) = module {
+            let version: i64 =
+                sqlx::query_scalar("SELECT version FROM rule WHERE tenant_id = $1 AND id = $2")
+                    .bind(&r.tenant_id)
+                    .bind(&r.id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            insert_version(&mut tx, r, version, bytes).await?;
+            sqlx::query("DELETE FROM rule_version WHERE rule_id = $1 AND version <= $2")
+                .bind(&r.id)
+                .bind(version - keep_versions.max(1))
+                .execute(&mut *tx)
+                .await?;
         }
         bump_generation(&mut tx, &r.tenant_id).await?;
         tx.commit().await?;
@@ -226,14 +368,15 @@ impl Store {
     /// What a login needs of a tenant's rules: the generation, then the enabled rules and the
     /// sealed settings. Read in that order, the rows are at least as new as the generation.
     pub async fn rule_set(&self, tenant_id: &str) -> StoreResult<RuleSetRows> {
-        let generation: i64 =
-            sqlx::query_scalar("SELECT rules_generation FROM tenant WHERE id = $1")
+        let row: Option<(i64, super::JsonText<Vec<crate::domain::AllowedHost>>)> =
+            sqlx::query_as("SELECT rules_generation, allowed_hosts FROM tenant WHERE id = $1")
                 .bind(tenant_id)
                 .fetch_optional(&self.reader)
-                .await?
-                .unwrap_or(-1);
+                .await?;
+        let (generation, allowed_hosts) = row.map(|(g, h)| (g, h.0)).unwrap_or((-1, Vec::new()));
         Ok(RuleSetRows {
             generation,
+            allowed_hosts,
             rules: self.rules(tenant_id, true).await?,
             configs: self.rule_configs(tenant_id).await?,
         })
@@ -380,14 +523,44 @@ impl Store {
     }
 
     /// Sets a sealed configuration value.
+    ///
+    /// Refused (nothing written) when the tenant would have more than `max_count` settings or
+    /// more than `max_bytes` of values, counted before sealing (`overhead` bytes per value).
+    #[allow(clippy::too_many_arguments)]
     pub async fn set_rule_config(
         &self,
         tenant_id: &str,
         key: &str,
         sealed: &[u8],
+        overhead: i64,
+        max_count: i64,
+        max_bytes: i64,
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<Result<(), String>> {
         let mut tx = self.writer.begin().await?;
+        // The generation first: it serializes this tenant's setting writes across nodes.
+        bump_generation(&mut tx, tenant_id).await?;
+        let (count, bytes): (i64, i64) = sqlx::query_as(
+            "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM rule_config WHERE tenant_id = $1 AND config_key <> $2",
+        )
+        .bind(tenant_id)
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await?;
+        let value_bytes = sealed.len() as i64 - overhead;
+        if count + 1 > max_count {
+            tx.rollback().await?;
+            return Ok(Err(format!(
+                "this tenant already has {count} rule settings, the most allowed; remove one first"
+            )));
+        }
+        let total = bytes - count * overhead + value_bytes;
+        if total > max_bytes {
+            tx.rollback().await?;
+            return Ok(Err(format!(
+                "rule settings would take {total} bytes together; at most {max_bytes} are allowed"
+            )));
+        }
         sqlx::query(
             "INSERT INTO rule_config (tenant_id, config_key, value, updated_at) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (tenant_id, config_key) DO UPDATE SET value = $3, updated_at = $4",
@@ -398,9 +571,8 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        bump_generation(&mut tx, tenant_id).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Removes a configuration value; false when it was not set.
@@ -444,12 +616,12 @@ impl Store {
         for chunk in rows.chunks(50) {
             let values: Vec<String> = (0..chunk.len())
                 .map(|i| {
-                    let p: Vec<String> = (1..=10)
+                    let p: Vec<String> = (1..=12)
                         .map(|c| {
                             if sqlite {
                                 "?".to_string()
                             } else {
-                                format!("${}", i * 10 + c)
+                                format!("${}", i * 12 + c)
                             }
                         })
                         .collect();
@@ -472,7 +644,9 @@ impl Store {
                     .bind(r.duration_us)
                     .bind(r.fuel)
                     .bind(serde_json::to_string(&r.logs).expect("log lines serialize"))
-                    .bind(r.created_at);
+                    .bind(r.created_at)
+                    .bind(r.rule_version)
+                    .bind(i64::from(r.skipped));
             }
             q.execute(&mut *tx).await?;
         }
@@ -500,7 +674,7 @@ impl Store {
             filter.push_str(&format!(" AND outcome = ${}", args.len() + 3));
         }
         let sql = format!(
-            "SELECT id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at FROM rule_execution \
+            "SELECT id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at, rule_version, skipped FROM rule_execution \
              WHERE tenant_id = $1{filter} ORDER BY created_at DESC, id DESC LIMIT $2 OFFSET $3"
         );
         let mut q = sqlx::query_as::<_, ExecutionRow>(&sql)

@@ -2,7 +2,8 @@ use sqlx::any::{Any, AnyTypeInfo};
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, FromRow, Type};
 
-use crate::domain::SigningAlg;
+use super::JsonText;
+use crate::domain::{AllowedHost, SigningAlg};
 
 use super::{ClientGrantRecord, NewClient, SigningKeyRecord, Store, StoreResult, map_unique};
 
@@ -83,5 +84,34 @@ impl Store {
         .bind(name)
         .fetch_optional(&self.reader)
         .await?)
+    }
+}
+
+impl Store {
+    /// The tenant's outbound allow-list for rules.
+    pub async fn allowed_hosts(&self, tenant_id: &str) -> StoreResult<Vec<AllowedHost>> {
+        let hosts: Option<JsonText<Vec<AllowedHost>>> =
+            sqlx::query_scalar("SELECT allowed_hosts FROM tenant WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(hosts.map(|h| h.0).unwrap_or_default())
+    }
+
+    /// Replaces the allow-list; rules see it from their next run on every node (it travels with
+    /// the rule set, whose generation this bumps).
+    pub async fn set_allowed_hosts(
+        &self,
+        tenant_id: &str,
+        hosts: &[AllowedHost],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE tenant SET allowed_hosts = $1, rules_generation = rules_generation + 1 WHERE id = $2",
+        )
+        .bind(super::json_text(&hosts))
+        .bind(tenant_id)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
     }
 }

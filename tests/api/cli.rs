@@ -972,3 +972,157 @@ fn role_and_key_commands_manage_rbac_and_rotation() {
     ));
     assert_eq!(roles[0]["name"], "reader");
 }
+
+#[test]
+fn rule_lifecycle_commands_version_roll_back_and_allow_hosts() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let v1 = dir.path().join("v1.wat");
+    let v2 = dir.path().join("v2.wat");
+    std::fs::write(&v1, crate::helpers::tag_rule("one")).unwrap();
+    std::fs::write(&v2, crate::helpers::tag_rule("two")).unwrap();
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "t",
+                "--file",
+                v1.to_str().unwrap(),
+                "--on-failure",
+                "maybe",
+            ],
+        ),
+        "on_failure",
+    );
+    let r = json(&wardstone(
+        &db,
+        &[
+            "rule",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "t",
+            "--file",
+            v1.to_str().unwrap(),
+            "--on-failure",
+            "skip",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["on_failure"], "skip");
+    let id = r["id"].as_str().unwrap().to_string();
+    let u = json(&wardstone(
+        &db,
+        &[
+            "rule",
+            "update",
+            "--tenant",
+            "acme",
+            "--id",
+            &id,
+            "--file",
+            v2.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert_eq!(u["version"], 2);
+    let versions = json(&wardstone(
+        &db,
+        &[
+            "rule", "versions", "--tenant", "acme", "--id", &id, "--json",
+        ],
+    ));
+    assert_eq!(versions.as_array().unwrap().len(), 2);
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule",
+                "rollback",
+                "--tenant",
+                "acme",
+                "--id",
+                &id,
+                "--version",
+                "7",
+            ],
+        ),
+        "no version 7",
+    );
+    let back = json(&wardstone(
+        &db,
+        &[
+            "rule",
+            "rollback",
+            "--tenant",
+            "acme",
+            "--id",
+            &id,
+            "--version",
+            "1",
+            "--json",
+        ],
+    ));
+    assert_eq!(back["version"], 3);
+
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "tenant",
+                "allow-host",
+                "--tenant",
+                "acme",
+                "http://x.example/",
+            ],
+        ),
+        "invalid allowed host",
+    );
+    let s = json(&wardstone(
+        &db,
+        &[
+            "tenant",
+            "allow-host",
+            "--tenant",
+            "acme",
+            "crm.example.com:8443",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        s["rules"]["allowed_hosts"],
+        serde_json::json!(["crm.example.com:8443"])
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "tenant",
+                "disallow-host",
+                "--tenant",
+                "acme",
+                "other.example.com",
+            ],
+        ),
+        "not on the allow-list",
+    );
+    let s = json(&wardstone(
+        &db,
+        &[
+            "tenant",
+            "disallow-host",
+            "--tenant",
+            "acme",
+            "crm.example.com:8443",
+            "--json",
+        ],
+    ));
+    assert_eq!(s["rules"]["allowed_hosts"], serde_json::json!([]));
+}

@@ -38,6 +38,9 @@ macro_rules! behaviour_suite {
             mod flow {
                 include!("flow.rs");
             }
+            mod lifecycle {
+                include!("lifecycle.rs");
+            }
             mod keys {
                 include!("keys.rs");
             }

@@ -9,6 +9,7 @@ mod logs;
 mod resource_servers;
 mod roles;
 mod rules;
+mod tenants;
 mod users;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ impl From<AdminError> for ApiError {
             AdminError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             AdminError::Busy(m) => Self::new(StatusCode::SERVICE_UNAVAILABLE, "busy", m),
             AdminError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
+            AdminError::LimitReached(m) => Self::new(StatusCode::FORBIDDEN, "too_many_entities", m),
             AdminError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "management API failure");
                 Self::new(
@@ -300,6 +302,7 @@ impl FromRequestParts<AppState> for Caller {
         (name = "resource-servers", description = "APIs and their scopes"),
         (name = "roles", description = "Roles, their API permissions, and users' roles (RBAC)"),
         (name = "keys", description = "Signing keys: rotation and revocation"),
+        (name = "tenants", description = "Tenant settings: the hosts rules may call"),
         (name = "rules", description = "WebAssembly rules and their settings"),
         (name = "logs", description = "Rule executions"),
     )
@@ -331,6 +334,7 @@ pub fn router() -> (axum::Router<AppState>, Arc<utoipa::openapi::OpenApi>) {
         .merge(resource_servers::routes())
         .merge(roles::routes())
         .merge(keys::routes())
+        .merge(tenants::routes())
         .merge(logs::routes())
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
     // Rule uploads carry a module of up to 4 MiB (base64 or WAT).

@@ -7,13 +7,18 @@ use utoipa_axum::routes;
 
 use super::{ApiError, Body, Caller, Params};
 use crate::http::AppState;
-use crate::service::rules::{NewRuleInput, RulePatch, RuleTestInput, RuleTestOutcome, RuleView};
+use crate::service::rules::{
+    NewRuleInput, RollbackInput, RulePatch, RuleTestInput, RuleTestOutcome, RuleView,
+};
+use crate::store::RuleVersionRecord;
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_rules, create_rule))
         .routes(routes!(get_rule, update_rule, delete_rule))
         .routes(routes!(test_rule))
+        .routes(routes!(rule_versions))
+        .routes(routes!(rollback_rule))
         .routes(routes!(list_configs))
         .routes(routes!(set_config, delete_config))
 }
@@ -83,6 +88,37 @@ async fn update_rule(
         caller
             .admin()
             .update_rule(caller.tenant(), &id, patch)
+            .await?,
+    ))
+}
+
+/// A rule's stored versions, newest first.
+#[utoipa::path(get, path = "/rules/{id}/versions", tag = "rules", params(("id" = String, Path, description = "rule id")),
+    responses((status = 200, body = [RuleVersionRecord]), (status = 404)), security(("bearer" = ["read:rules"])))]
+async fn rule_versions(
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Json<Vec<RuleVersionRecord>>, ApiError> {
+    caller.require("read:rules")?;
+    Ok(Json(
+        caller.admin().rule_versions(caller.tenant(), &id).await?,
+    ))
+}
+
+/// Make an earlier version's module current again; the rollback is itself a new version.
+#[utoipa::path(post, path = "/rules/{id}/rollback", tag = "rules", params(("id" = String, Path, description = "rule id")),
+    request_body = RollbackInput, responses((status = 200, body = RuleView), (status = 400), (status = 404)),
+    security(("bearer" = ["update:rules"])))]
+async fn rollback_rule(
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    Body(input): Body<RollbackInput>,
+) -> Result<Json<RuleView>, ApiError> {
+    caller.require("update:rules")?;
+    Ok(Json(
+        caller
+            .admin()
+            .rollback_rule(caller.tenant(), &id, input.version)
             .await?,
     ))
 }
