@@ -464,6 +464,24 @@ struct RuleLimitArgs {
     /// Threads that run rule pipelines (default: 2 × cores).
     #[arg(long, global = true, env = "WARDSTONE_RULE_THREADS", value_parser = clap::value_parser!(u64).range(1..=1024))]
     rule_threads: Option<u64>,
+    /// Rules one tenant may have.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_MAX_PER_TENANT", value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    rule_max_per_tenant: Option<i64>,
+    /// Rule settings one tenant may have.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_SETTINGS_MAX", value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    rule_settings_max: Option<i64>,
+    /// Bytes all of one tenant's rule setting values may take together, KiB.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_SETTINGS_MAX_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    rule_settings_max_kib: Option<u64>,
+    /// Versions kept per rule (older ones are pruned; never the current).
+    #[arg(long, global = true, env = "WARDSTONE_RULE_VERSIONS_KEPT", value_parser = clap::value_parser!(i64).range(1..=1000))]
+    rule_versions_kept: Option<i64>,
+    /// Deadline of a rule that imports wardstone.http_fetch, milliseconds (within the pipeline's).
+    #[arg(long, global = true, env = "WARDSTONE_RULE_HTTP_TIMEOUT_MS", value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    rule_http_timeout_ms: Option<u64>,
+    /// Largest response body wardstone.http_fetch hands a rule, KiB.
+    #[arg(long, global = true, env = "WARDSTONE_RULE_HTTP_BODY_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
+    rule_http_body_kib: Option<u64>,
 }
 
 impl RuleLimitArgs {
@@ -496,6 +514,24 @@ impl RuleLimitArgs {
         }
         if let Some(v) = self.rule_threads {
             l.max_concurrent = v as usize;
+        }
+        if let Some(v) = self.rule_max_per_tenant {
+            l.rules_per_tenant = v;
+        }
+        if let Some(v) = self.rule_settings_max {
+            l.configs_per_tenant = v;
+        }
+        if let Some(v) = self.rule_settings_max_kib {
+            l.config_bytes_per_tenant = (v as usize) << 10;
+        }
+        if let Some(v) = self.rule_versions_kept {
+            l.versions_kept = v;
+        }
+        if let Some(v) = self.rule_http_timeout_ms {
+            l.http_rule_timeout = Duration::from_millis(v);
+        }
+        if let Some(v) = self.rule_http_body_kib {
+            l.http_body_bytes = (v as usize) << 10;
         }
         l
     }
