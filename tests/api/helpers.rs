@@ -754,3 +754,91 @@ pub fn wat_claims_rule(out: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// Whether the C and AssemblyScript toolchains must be there (CI) or their tests may skip.
+fn toolchains_required() -> bool {
+    std::env::var_os("WARDSTONE_REQUIRE_TOOLCHAINS").is_some()
+}
+
+/// `sample-rules/c/add_roles.c` built with clang for wasm32 (no libc), or `None` (with a line
+/// on stderr) when clang or wasm-ld is missing outside CI.
+pub fn c_sample() -> Option<Vec<u8>> {
+    static BUILT: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-rules/c");
+            let out = tempfile::tempdir().unwrap();
+            let wasm = out.path().join("add_roles.wasm");
+            let built = std::process::Command::new("clang")
+                .current_dir(&root)
+                .args([
+                    "--target=wasm32",
+                    "-O2",
+                    "-nostdlib",
+                    "-Wl,--no-entry",
+                    "-Wl,--export=alloc",
+                    "-Wl,--export=rule",
+                    "-o",
+                ])
+                .arg(&wasm)
+                .arg("add_roles.c")
+                .output();
+            match built {
+                Ok(o) if o.status.success() => Some(std::fs::read(&wasm).unwrap()),
+                other => {
+                    let why = match other {
+                        Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                        Err(e) => e.to_string(),
+                    };
+                    assert!(
+                        !toolchains_required(),
+                        "clang could not build the C rule: {why}"
+                    );
+                    eprintln!("skipping the C rule: clang/wasm-ld unavailable ({why})");
+                    None
+                }
+            }
+        })
+        .clone()
+}
+
+/// `sample-rules/assemblyscript` built with its locked `assemblyscript` (npm ci, then asc), or
+/// `None` (with a line on stderr) when Node/npm are missing outside CI.
+pub fn assemblyscript_sample() -> Option<Vec<u8>> {
+    static BUILT: std::sync::OnceLock<Option<Vec<u8>>> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("sample-rules/assemblyscript");
+            let run = |args: &[&str]| {
+                std::process::Command::new("npm")
+                    .current_dir(&root)
+                    .args(args)
+                    .output()
+            };
+            let mut steps = Vec::new();
+            if !root.join("node_modules/.bin/asc").exists() {
+                steps.push(vec!["ci", "--no-audit", "--no-fund"]);
+            }
+            steps.push(vec!["run", "build"]);
+            for step in steps {
+                match run(&step) {
+                    Ok(o) if o.status.success() => {}
+                    other => {
+                        let why = match other {
+                            Ok(o) => String::from_utf8_lossy(&o.stderr).into_owned(),
+                            Err(e) => e.to_string(),
+                        };
+                        assert!(
+                            !toolchains_required(),
+                            "npm {step:?} failed for the AssemblyScript rule: {why}"
+                        );
+                        eprintln!("skipping the AssemblyScript rule: npm {step:?} failed ({why})");
+                        return None;
+                    }
+                }
+            }
+            Some(std::fs::read(root.join("build/add-roles.wasm")).unwrap())
+        })
+        .clone()
+}

@@ -38,6 +38,9 @@ macro_rules! behaviour_suite {
             mod flow {
                 include!("flow.rs");
             }
+            mod languages {
+                include!("languages.rs");
+            }
             mod lifecycle {
                 include!("lifecycle.rs");
             }

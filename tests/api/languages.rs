@@ -1,0 +1,55 @@
+// Rule ABI v1 is language-neutral: the same add-roles rule written in Rust (rules-sdk), C (clang,
+// no libc) and AssemblyScript runs through a real login and produces identical tokens.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::*;
+
+#[tokio::test]
+async fn the_same_rule_in_rust_c_and_assemblyscript_produces_identical_tokens() {
+    let mut modules = vec![("Rust", sample_rule("add-roles"))];
+    modules.extend(c_sample().map(|m| ("C", m)));
+    modules.extend(assemblyscript_sample().map(|m| ("AssemblyScript", m)));
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // Strings with escapes and non-string entries: the scanners must copy the former exactly
+    // and drop the latter, as the Rust rule does.
+    app.set_metadata(
+        &app.user_id,
+        json!({"roles": ["admin", "say \"hi\"", 7, {"x": "]"}, "ünï\\code", null], "plan": "pro"}),
+        json!({}),
+    )
+    .await;
+    let mut seen: Vec<(&str, Value, Value)> = Vec::new();
+    for (language, module) in &modules {
+        let (_, rules) = app.api("GET", "/rules", &mgmt, None).await;
+        for r in rules.as_array().unwrap() {
+            app.api("DELETE", &format!("/rules/{}", r["id"].as_str().unwrap()), &mgmt, None)
+                .await;
+        }
+        app.add_rule(&format!("add roles {language}"), module).await;
+        let tokens = app.tokens(&Browser::new()).await;
+        let (_, id) = app
+            .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
+            .await;
+        let (_, at) = app
+            .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+            .await;
+        let last = &app.logs(1).await[0];
+        assert_eq!(last.outcome.label(), "ok", "{language}: {last:?}");
+        seen.push((
+            language,
+            id["https://wardstone.dev/roles"].clone(),
+            at["https://wardstone.dev/roles"].clone(),
+        ));
+    }
+    let expected = json!(["admin", "say \"hi\"", "ünï\\code"]);
+    for (language, id, at) in &seen {
+        assert_eq!(id, &expected, "{language}: ID token");
+        assert_eq!(at, &expected, "{language}: access token");
+    }
+    assert!(seen.len() >= 1);
+    let health = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+}
