@@ -756,7 +756,7 @@ pub fn wat_claims_rule(out: &str) -> Vec<u8> {
 }
 
 /// Whether the C and AssemblyScript toolchains must be there (CI) or their tests may skip.
-fn toolchains_required() -> bool {
+pub fn toolchains_required() -> bool {
     std::env::var_os("WARDSTONE_REQUIRE_TOOLCHAINS").is_some()
 }
 

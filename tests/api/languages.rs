@@ -49,7 +49,9 @@ async fn the_same_rule_in_rust_c_and_assemblyscript_produces_identical_tokens() 
         assert_eq!(id, &expected, "{language}: ID token");
         assert_eq!(at, &expected, "{language}: access token");
     }
-    assert!(seen.len() >= 1);
+    if toolchains_required() {
+        assert_eq!(seen.len(), 3, "all three languages ran");
+    }
     let health = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 }
