@@ -416,7 +416,8 @@ enum KeysCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// Rotate: the next key starts signing; a new next key is published.
+    /// Rotate: the next key starts signing; a new next key is published (a tenant from before
+    /// rotation existed first gets a next key published, and switches at the next rotation).
     Rotate {
         #[arg(long)]
         tenant: String,

@@ -119,7 +119,7 @@ impl Provider {
                 .resource_server_by_identifier(&i.tenant.id, api)
                 .await?
                 .map(|r| r.token_lifetime)
-                .unwrap_or(id_lifetime),
+                .unwrap_or(self.lifetimes().access_token),
             None => self.lifetimes().access_token,
         };
         let keys = self.keys().tenant(i.tenant).await?;

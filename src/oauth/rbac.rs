@@ -55,13 +55,22 @@ impl Provider {
         if !enforce && !authz {
             return Ok(unchanged(scope));
         }
-        let permitted = self
+        // Only permissions for scopes the API still defines count: a scope removed from the
+        // API is gone from roles' effect at once, even before its rows are cleaned up.
+        let defined = |s: &str| api.scopes().iter().any(|d| d.value == s);
+        let permitted: Vec<String> = self
             .store()
             .user_permissions(&tenant.id, user_id, audience)
-            .await?;
+            .await?
+            .into_iter()
+            .filter(|p| defined(p))
+            .collect();
         let scope = if enforce {
+            // OIDC scopes pass; API scopes need a permission; anything else (a scope the API
+            // no longer defines, carried by a refresh token) is dropped.
             scope.filter(|s| {
-                !api.scopes().iter().any(|d| d.value == s) || permitted.iter().any(|p| p == s)
+                crate::oauth::scopes::is_oidc_scope(s)
+                    || (defined(s) && permitted.iter().any(|p| p == s))
             })
         } else {
             scope

@@ -14,6 +14,11 @@ pub const OIDC_SCOPES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Whether `scope` is one of the OpenID Connect scopes.
+pub fn is_oidc_scope(scope: &str) -> bool {
+    OIDC_SCOPES.iter().any(|(v, _)| *v == scope)
+}
+
 /// A scope the consent page lists.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ScopeLine {
@@ -26,9 +31,7 @@ pub struct ScopeLine {
 /// Keeps the requested scopes that exist (OIDC scopes and the API's own); unknown scopes are
 /// dropped, as RFC 6749 §3.3 allows, and the token response says what was granted.
 pub fn grantable(requested: &ScopeSet, api_scopes: &[ScopeDefinition]) -> ScopeSet {
-    requested.filter(|s| {
-        OIDC_SCOPES.iter().any(|(v, _)| *v == s) || api_scopes.iter().any(|d| d.value == s)
-    })
+    requested.filter(|s| is_oidc_scope(s) || api_scopes.iter().any(|d| d.value == s))
 }
 
 /// Lines for the consent page, OIDC scopes first.

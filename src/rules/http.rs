@@ -94,18 +94,35 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || v4.is_multicast()
                 || v4.is_documentation()
                 || o[0] == 0
-                || (o[0] == 100 && (o[1] & 0xc0) == 64))
+                || o[0] >= 240
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18))
         }
         IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
-            }
             let s = v6.segments();
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
+            };
+            // Addresses that carry an IPv4 address are judged by it: mapped, compatible,
+            // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and 6to4 (2002::/16).
+            if s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0) {
+                return embedded(s[6], s[7]);
+            }
+            if s[0] == 0x64 && s[1] == 0xff9b {
+                return embedded(s[6], s[7]);
+            }
+            if s[0] == 0x2002 {
+                return embedded(s[1], s[2]);
+            }
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80)
+                || (s[0] & 0xffc0) == 0xfe80
+                || (s[0] & 0xffc0) == 0xfec0)
         }
     }
 }
@@ -115,6 +132,8 @@ fn agent() -> &'static ureq::Agent {
     AGENT.get_or_init(|| {
         let config = ureq::Agent::config_builder()
             .max_redirects(0)
+            // A proxy would resolve the target itself, past the resolver's address check.
+            .proxy(None)
             .http_status_as_error(false)
             .max_response_header_size(64 << 10)
             .user_agent("wardstone-rules/1")
@@ -180,6 +199,24 @@ pub fn fetch(policy: &NetPolicy, request: &[u8], deadline: Instant) -> Value {
         .method(method.as_str())
         .uri(url.as_str());
     for (k, v) in &request.headers {
+        // Framing and routing stay the host's: a rule's own `Host` would reach virtual hosts
+        // behind an allowed front that are not on the list.
+        let name = k.to_ascii_lowercase();
+        if matches!(
+            name.as_str(),
+            "host"
+                | "content-length"
+                | "transfer-encoding"
+                | "connection"
+                | "upgrade"
+                | "te"
+                | "expect"
+                | "trailer"
+                | "keep-alive"
+        ) || name.starts_with("proxy-")
+        {
+            return error(format!("header {k:?} cannot be set by a rule"));
+        }
         builder = builder.header(k.as_str(), v.as_str());
     }
     let body = request.body.unwrap_or_default();
@@ -252,6 +289,13 @@ mod tests {
             "fd00::1",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::a9fe:a9fe",
+            "2002:7f00:1::",
+            "::10.0.0.1",
+            "fec0::1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "240.0.0.1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -281,6 +325,10 @@ mod tests {
             (
                 br#"{"url": "https://api.example.com/", "extra": 1}"#,
                 "invalid request",
+            ),
+            (
+                br#"{"url": "https://api.example.com/", "headers": {"Host": "internal"}}"#,
+                "cannot be set",
             ),
         ] {
             let answer = fetch(&policy, req, later);

@@ -290,8 +290,16 @@ impl Admin {
         if let Some(name) = &patch.name {
             record.name = DisplayName::parse("API name", name)?.as_str().to_string();
         }
+        let mut removed: Vec<String> = Vec::new();
         if let Some(scopes) = &patch.scopes {
-            record.scopes = JsonText(check_scopes(scopes)?);
+            let scopes = check_scopes(scopes)?;
+            removed = record
+                .scopes
+                .iter()
+                .filter(|old| !scopes.iter().any(|s| s.value == old.value))
+                .map(|old| old.value.clone())
+                .collect();
+            record.scopes = JsonText(scopes);
         }
         if let Some(seconds) = patch.token_lifetime {
             record.token_lifetime = check_token_lifetime(seconds)?;
@@ -309,6 +317,14 @@ impl Admin {
             .map_err(internal)?
         {
             return Err(AdminError::NotFound(format!("API {id:?} does not exist")));
+        }
+        // Roles lose permissions for scopes the API no longer has (RBAC ignores them already;
+        // this keeps a re-added scope from reviving old grants).
+        if !removed.is_empty() {
+            self.store
+                .drop_permissions_of_scopes(&tenant.id, &record.identifier, &removed)
+                .await
+                .map_err(internal)?;
         }
         Ok(record.into())
     }

@@ -99,6 +99,7 @@ impl TryFrom<String> for AppType {
 
 /// Auth0's `jwt_configuration`: the ID token lifetime is honoured; `alg` must be the tenant's.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct JwtConfiguration {
     /// ID token lifetime, 60 to 2592000 seconds.
     pub lifetime_in_seconds: Option<i64>,
@@ -125,7 +126,6 @@ pub const IGNORED_AUTH0_CLIENT_FIELDS: &[&str] = &[
     "callback_url_template",
     "is_heroku_app",
     "owners",
-    "client_secret",
     "initiate_login_uri",
     "web_origins",
     "allowed_origins",
@@ -148,15 +148,20 @@ pub const IGNORED_AUTH0_CLIENT_FIELDS: &[&str] = &[
     "mobile",
     "addons",
     "encryption_key",
-    "require_pushed_authorization_requests",
-    "require_proof_of_possession",
     "oidc_backchannel_logout",
     "oidc_logout",
-    "compliance_level",
     "token_quota",
+    "default_organization",
+];
+
+/// Auth0 client settings that would make a client stricter than Wardstone can enforce: accepted
+/// only when off (`false` or `null`).
+pub const HARDENING_AUTH0_CLIENT_FIELDS: &[&str] = &[
+    "require_pushed_authorization_requests",
+    "require_proof_of_possession",
     "client_authentication_methods",
     "signed_request_object",
-    "default_organization",
+    "compliance_level",
 ];
 
 /// Parses a create or update body sent in Auth0's shape: documented ignored fields are
@@ -164,6 +169,23 @@ pub const IGNORED_AUTH0_CLIENT_FIELDS: &[&str] = &[
 pub fn parse_auth0_body<T: serde::de::DeserializeOwned>(
     mut body: Map<String, Value>,
 ) -> Result<T, AdminError> {
+    // A secret is never set by a body: rotation makes one and shows it once.
+    if body.contains_key("client_secret") {
+        return Err(AdminError::Invalid(
+            "client_secret cannot be set; POST /clients/{id}/rotate-secret makes a new one".into(),
+        ));
+    }
+    // Protections Wardstone does not offer are refused when asked for, never silently dropped:
+    // an administrator must not believe they are on.
+    for field in HARDENING_AUTH0_CLIENT_FIELDS {
+        if let Some(v) = body.remove(*field)
+            && !matches!(v, Value::Null | Value::Bool(false))
+        {
+            return Err(AdminError::Invalid(format!(
+                "{field} is not supported by Wardstone; leave it out (or false/null)"
+            )));
+        }
+    }
     for field in IGNORED_AUTH0_CLIENT_FIELDS {
         body.remove(*field);
     }

@@ -322,6 +322,9 @@ impl Admin {
             Err(AssignError::UnknownRole(id)) => {
                 Err(AdminError::NotFound(format!("role {id:?} does not exist")))
             }
+            Err(AssignError::UnknownUser) => Err(AdminError::NotFound(format!(
+                "user {user_id:?} does not exist"
+            ))),
         }
     }
 

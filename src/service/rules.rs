@@ -550,7 +550,9 @@ impl Admin {
             )));
         }
         let (module, prepared) = self.compile_upload(tenant, module).await?;
-        let mut record = record;
+        // Compiling takes a while: take the other fields as they are now, so a change made
+        // meanwhile (say, disabling the rule) is not undone by the rollback.
+        let mut record = self.rule_record(tenant, id).await?;
         record.sha256 = prepared.compiled.sha256.clone();
         record.size = module.len() as i64;
         record.updated_at = self.clock.now();

@@ -45,8 +45,12 @@ impl Admin {
         tenant: &Tenant,
         settings: TenantSettings,
     ) -> Result<TenantSettings, AdminError> {
-        let mut hosts = settings.rules.allowed_hosts;
-        hosts.dedup();
+        let mut hosts = Vec::new();
+        for h in settings.rules.allowed_hosts {
+            if !hosts.contains(&h) {
+                hosts.push(h);
+            }
+        }
         if hosts.len() > MAX_ALLOWED_HOSTS {
             return Err(AdminError::Invalid(format!(
                 "at most {MAX_ALLOWED_HOSTS} allowed hosts, not {}",

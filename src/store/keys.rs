@@ -83,10 +83,12 @@ impl Store {
     }
 
     /// Rotates: previous → retired, current → previous, next → current, and `fresh[0]` becomes
-    /// the next key. A tenant created before keys had a next one gets `fresh[0]` as current and
-    /// `fresh[1]` as next. Bumping the generation first takes the tenant's row (PostgreSQL) or
-    /// the write lock (SQLite), so concurrent rotations run one after the other, each a whole
-    /// step. Returns the kid of the new current key.
+    /// the next key. A key signs only after it was published as next: a tenant without a next
+    /// key (created before rotation existed) only gets `fresh[0]` published as next by this
+    /// call, and the following rotation switches to it. A tenant without any current key gets
+    /// `fresh[0]` as current and `fresh[1]` as next. Bumping the generation first takes the
+    /// tenant's row (PostgreSQL) or the write lock (SQLite), so concurrent rotations run one
+    /// after the other, each a whole step. Returns the kid of the current key afterwards.
     pub async fn rotate_signing_keys(
         &self,
         tenant_id: &str,
@@ -94,6 +96,20 @@ impl Store {
     ) -> StoreResult<String> {
         let mut tx = self.writer.begin().await?;
         bump_keys_generation(&mut tx, tenant_id).await?;
+        let place = |status: &'static str| {
+            sqlx::query_scalar::<_, String>(
+                "SELECT kid FROM signing_key WHERE tenant_id = $1 AND status = $2",
+            )
+            .bind(tenant_id)
+            .bind(status)
+        };
+        let next = place("next").fetch_optional(&mut *tx).await?;
+        let current = place("current").fetch_optional(&mut *tx).await?;
+        if let (None, Some(current)) = (next, &current) {
+            Self::insert_signing_key(&mut tx, &with_status(&fresh[0], KeyStatus::Next)).await?;
+            tx.commit().await?;
+            return Ok(current.clone());
+        }
         for (from, to) in [
             ("previous", "retired"),
             ("current", "previous"),

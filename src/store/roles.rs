@@ -33,6 +33,8 @@ pub struct PermissionRecord {
 pub enum AssignError {
     /// This role id is not a role of the tenant.
     UnknownRole(String),
+    /// The user does not exist (deleted meanwhile).
+    UnknownUser,
 }
 
 const ROLE_COLUMNS: &str = "id, tenant_id, name, description, created_at";
@@ -172,6 +174,28 @@ impl Store {
         Ok(true)
     }
 
+    /// Drops every role's permissions for scopes an API no longer defines.
+    pub async fn drop_permissions_of_scopes(
+        &self,
+        tenant_id: &str,
+        api_identifier: &str,
+        scopes: &[String],
+    ) -> StoreResult<()> {
+        let mut tx = self.writer.begin().await?;
+        for s in scopes {
+            sqlx::query(
+                "DELETE FROM role_permission WHERE tenant_id = $1 AND resource_server_identifier = $2 AND permission_name = $3",
+            )
+            .bind(tenant_id)
+            .bind(api_identifier)
+            .bind(s)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Removes permissions from a role.
     pub async fn remove_role_permissions(
         &self,
@@ -266,7 +290,14 @@ impl Store {
             .bind(id)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await;
+            let inserted = match inserted {
+                Err(sqlx::Error::Database(e)) if e.is_foreign_key_violation() => {
+                    tx.rollback().await?;
+                    return Ok(Err(AssignError::UnknownUser));
+                }
+                other => other?,
+            };
             if inserted.rows_affected() == 0 {
                 let known: Option<String> =
                     sqlx::query_scalar("SELECT id FROM role WHERE tenant_id = $1 AND id = $2")

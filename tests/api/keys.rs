@@ -321,3 +321,29 @@ async fn signing_key_routes_check_their_scopes() {
     assert_eq!(key["next"], true);
     assert_eq!(key_places(&app, &narrow).await, places, "nothing changed");
 }
+
+#[tokio::test]
+async fn a_tenant_without_a_next_key_publishes_one_before_switching() {
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // What a tenant created before rotation existed looks like.
+    let db = app.db().await;
+    sqlx::query("DELETE FROM signing_key WHERE status = 'next'")
+        .execute(&db)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE tenant SET keys_generation = keys_generation + 1")
+        .execute(&db)
+        .await
+        .unwrap();
+    let before = key_places(&app, &mgmt).await;
+    let current = kid_in(&before, "current");
+    let (status, first) = app.api("POST", "/keys/signing/rotate", &mgmt, None).await;
+    assert_eq!(status, StatusCode::CREATED);
+    assert_eq!(first["kid"], current.as_str(), "no unpublished key signs");
+    let places = key_places(&app, &mgmt).await;
+    let next = kid_in(&places, "next");
+    assert!(jwks_kids(&app, &app.base).await.contains(&next));
+    let (_, second) = app.api("POST", "/keys/signing/rotate", &mgmt, None).await;
+    assert_eq!(second["kid"], next.as_str());
+}

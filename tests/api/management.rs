@@ -1197,6 +1197,9 @@ async fn wrong_values_in_auth0_client_fields_are_still_refused() {
         ("grant_types", json!(["implicit"]), "implicit"),
         ("logo_uri", json!("http://cdn.example.com/logo.png"), "logo_uri"),
         ("description", json!("x".repeat(141)), "description"),
+        ("client_secret", json!("chosen-by-me"), "rotate-secret"),
+        ("require_pushed_authorization_requests", json!(true), "not supported"),
+        ("jwt_configuration", json!({"lifetime_in_second": 600}), "unknown field"),
         ("colour", json!("red"), "colour"),
         ("token_endpoint_auth_method", json!("private_key_jwt"), "private_key_jwt"),
     ];

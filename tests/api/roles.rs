@@ -293,6 +293,45 @@ async fn enforced_policies_grant_only_permitted_scopes_and_authz_tokens_list_per
         .await;
     assert_eq!(at["permissions"], json!([]));
 
+    // A scope the API no longer defines is neither granted nor listed, whatever the roles say.
+    assign(&app, &mgmt, &reader).await;
+    let (_, apis) = app.api("GET", "/resource-servers", &mgmt, None).await;
+    let api_id = apis
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["identifier"] == API)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let held = api_tokens(&app, "read:reports").await;
+    assert_eq!(held["scope"], "offline_access openid read:reports");
+    let (status, _) = app
+        .api(
+            "PATCH",
+            &format!("/resource-servers/{api_id}"),
+            &mgmt,
+            Some(json!({"scopes": [{"value": "write:reports", "description": "w"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let refreshed: Value = app
+        .refresh(held["refresh_token"].as_str().unwrap())
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(refreshed["scope"], "offline_access openid");
+    let (_, at) = app
+        .verify(refreshed["access_token"].as_str().unwrap(), API)
+        .await;
+    assert_eq!(at["permissions"], json!([]));
+    let (_, perms) = app
+        .api("GET", &format!("/roles/{reader}/permissions"), &mgmt, None)
+        .await;
+    assert_eq!(perms, json!([]), "the role lost the removed scope");
+
     // A rule cannot forge `permissions`.
     app.add_rule(
         "forge",
