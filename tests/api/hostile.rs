@@ -293,7 +293,14 @@ async fn rules_cannot_mint_a_management_caller() {
 #[tokio::test]
 async fn the_deepest_allowed_stack_and_a_recursive_rule_cannot_take_the_server_down() {
     // 8 MiB is the largest wasm stack the flag allows; the server must start with it.
-    let app = spawn_app_with(|o| o.rule_limits.stack_bytes = 8192 << 10).await;
+    // Filling 8 MiB of stack takes tens of ms on a loaded 2-core machine: the deadline is
+    // raised so that the stack, not the clock, is what stops the rule.
+    let app = spawn_app_with(|o| {
+        o.rule_limits.stack_bytes = 8192 << 10;
+        o.rule_limits.rule_timeout = std::time::Duration::from_secs(5);
+        o.rule_limits.pipeline_timeout = std::time::Duration::from_secs(10);
+    })
+    .await;
     let wat = r#"(module (memory (export "memory") 1)
         (func $down (param i64) (result i64)
           (i64.add (call $down (i64.add (local.get 0) (i64.const 1))) (local.get 0)))
