@@ -13,6 +13,8 @@ pub struct Tenant {
     pub signing_alg: super::SigningAlg,
     /// The generation of its signing keys, read with the tenant (see `tokens/`).
     pub keys_generation: i64,
+    /// The generation of its clients, read with the tenant (see `oauth/registrar.rs`).
+    pub clients_generation: i64,
 }
 
 impl Tenant {
@@ -28,6 +30,7 @@ impl Tenant {
             rules_generation: record.rules_generation,
             signing_alg: record.signing_alg,
             keys_generation: record.keys_generation,
+            clients_generation: record.clients_generation,
         }
     }
 

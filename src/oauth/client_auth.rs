@@ -84,7 +84,7 @@ impl Provider {
                 (id, creds.client_secret.clone(), false)
             }
         };
-        let client = super::registrar::find_client(self.store(), &tenant.id, &client_id).await?;
+        let client = self.client(tenant, &client_id).await?;
         // Hash even for unknown clients so the answer takes the same time.
         let presented = secret.as_deref().map(hash_token);
         let Some(client) = client else {

@@ -165,6 +165,7 @@ struct ProviderInner {
     rules: crate::rules::Rules,
     passwords: crate::passwords::Passwords,
     keys: KeyRing,
+    clients: registrar::ClientCache,
     clock: Clock,
     public_url: PublicUrl,
     lifetimes: Lifetimes,
@@ -194,6 +195,7 @@ impl Provider {
         Provider {
             inner: Arc::new(ProviderInner {
                 keys: KeyRing::new(store.clone(), master_key),
+                clients: Default::default(),
                 store,
                 rules,
                 passwords,
@@ -223,6 +225,10 @@ impl Provider {
     /// Tenant signing keys.
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
+    }
+
+    fn clients_cache(&self) -> &registrar::ClientCache {
+        &self.inner.clients
     }
 
     /// Current time from the injected clock.

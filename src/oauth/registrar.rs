@@ -1,17 +1,61 @@
 //! The registrar: which clients exist and where they may be redirected.
+//!
+//! Clients are read on every authorize and token request, and each SQLite statement is a round
+//! trip to its connection's thread, so a node keeps the clients it has seen in memory. An entry
+//! is used only while its generation equals `tenant.clients_generation` of the tenant row the
+//! request read; every client write bumps that generation in its transaction, so a new secret,
+//! a removed callback or a deleted client takes effect on every node at its next request.
 
-use crate::store::{ClientRecord, Store, StoreResult};
+use std::sync::{Arc, Mutex};
 
-/// Looks up a client of the tenant.
-pub async fn find_client(
-    store: &Store,
-    tenant_id: &str,
-    client_id: &str,
-) -> StoreResult<Option<ClientRecord>> {
-    if client_id.is_empty() || client_id.len() > 128 {
-        return Ok(None);
+use super::{Provider, Tenant};
+use crate::store::{ClientRecord, StoreResult};
+
+/// Clients one node keeps in memory.
+const CACHED_CLIENTS: usize = 20_000;
+
+/// (tenant id, client id) → (generation read at, client).
+type Entries = lru::LruCache<(String, String), (i64, Arc<ClientRecord>)>;
+
+/// The node's clients, with the generation they were read at.
+pub struct ClientCache(Mutex<Entries>);
+
+impl Default for ClientCache {
+    fn default() -> Self {
+        ClientCache(Mutex::new(lru::LruCache::new(
+            std::num::NonZeroUsize::new(CACHED_CLIENTS).expect("non-zero"),
+        )))
     }
-    store.client(tenant_id, client_id).await
+}
+
+impl Provider {
+    /// A client of the tenant, as of the tenant row this request read.
+    pub async fn client(
+        &self,
+        tenant: &Tenant,
+        client_id: &str,
+    ) -> StoreResult<Option<ClientRecord>> {
+        if client_id.is_empty() || client_id.len() > 128 {
+            return Ok(None);
+        }
+        let key = (tenant.id.clone(), client_id.to_string());
+        let cache = &self.clients_cache().0;
+        if let Some((generation, client)) =
+            cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
+            && *generation == tenant.clients_generation
+        {
+            return Ok(Some((**client).clone()));
+        }
+        let found = self.store().client(&tenant.id, client_id).await?;
+        if let Some(c) = &found {
+            // Unknown ids are not remembered: junk client_ids cannot fill the cache.
+            cache
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .put(key, (tenant.clients_generation, Arc::new(c.clone())));
+        }
+        Ok(found)
+    }
 }
 
 /// Exact string comparison against the registered callbacks (Security BCP §4.1.3): no prefix,

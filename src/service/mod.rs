@@ -152,6 +152,7 @@ impl Admin {
             rules_generation: 0,
             signing_alg: alg,
             keys_generation: 0,
+            clients_generation: 0,
         };
         let keys = self.generate_keys(&tenant.id, alg, now).await?;
         let key = keys[0].clone();

@@ -113,11 +113,23 @@ pub struct ClientGrantRecord {
     pub created_at: i64,
 }
 
+async fn bump_clients_generation(
+    tx: &mut Transaction<'_, Any>,
+    tenant_id: &str,
+) -> StoreResult<()> {
+    sqlx::query("UPDATE tenant SET clients_generation = clients_generation + 1 WHERE id = $1")
+        .bind(tenant_id)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 impl Store {
     /// Inserts a client with its metadata (a JSON object).
     pub async fn insert_client(&self, c: &NewClient) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         Self::insert_client_in(&mut tx, c).await?;
+        bump_clients_generation(&mut tx, &c.tenant_id).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -188,14 +200,17 @@ impl Store {
         client_id: &str,
         secret_hash: &[u8],
     ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE client SET secret_hash = $1 WHERE tenant_id = $2 AND client_id = $3",
         )
         .bind(secret_hash)
         .bind(tenant_id)
         .bind(client_id)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        bump_clients_generation(&mut tx, tenant_id).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -218,6 +233,7 @@ impl Store {
 
     /// Replaces a client's mutable fields; false when it does not exist.
     pub async fn update_client(&self, c: &ClientRecord) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE client SET name = $1, redirect_uris = $2, grant_types = $3, metadata = $4, \
              logout_urls = $7, app_type = $8, is_first_party = $9, description = $10, logo_uri = $11, \
@@ -235,8 +251,10 @@ impl Store {
         .bind(&c.description)
         .bind(&c.logo_uri)
         .bind(c.id_token_lifetime)
-        .execute(&self.writer)
+        .execute(&mut *tx)
         .await?;
+        bump_clients_generation(&mut tx, &c.tenant_id).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -257,6 +275,7 @@ impl Store {
             .bind(client_id)
             .execute(&mut *tx)
             .await?;
+        bump_clients_generation(&mut tx, tenant_id).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }

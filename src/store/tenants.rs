@@ -22,6 +22,8 @@ pub struct TenantRecord {
     pub signing_alg: SigningAlg,
     /// Bumped by every change to the tenant's signing keys.
     pub keys_generation: i64,
+    /// Bumped by every write to the tenant's clients.
+    pub clients_generation: i64,
 }
 
 impl Type<Any> for SigningAlg {
@@ -79,7 +81,7 @@ impl Store {
     /// Finds a tenant by name.
     pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
         Ok(sqlx::query_as::<_, TenantRecord>(
-            "SELECT id, name, created_at, rules_generation, signing_alg, keys_generation FROM tenant WHERE name = $1",
+            "SELECT id, name, created_at, rules_generation, signing_alg, keys_generation, clients_generation FROM tenant WHERE name = $1",
         )
         .bind(name)
         .fetch_optional(&self.reader)

@@ -141,3 +141,57 @@ async fn a_refresh_token_used_on_two_nodes_at_once_has_exactly_one_winner() {
         assert_eq!(winners, 1, "round {round}: {} and {}", x.status(), y.status());
     }
 }
+
+#[tokio::test]
+async fn a_client_change_on_one_node_holds_on_the_other_at_once() {
+    let app = spawn_app().await;
+    let peer = app.spawn_peer().await;
+    let exchange_on_peer = |code: String, secret: String| {
+        let url = on_node(&app.url("/oauth/token"), &peer);
+        let id = app.client_id.clone();
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .basic_auth(id, Some(secret))
+                .form(&[
+                    ("grant_type", "authorization_code"),
+                    ("code", code.as_str()),
+                    ("redirect_uri", CALLBACK),
+                    ("code_verifier", VERIFIER),
+                ])
+                .send()
+                .await
+                .unwrap()
+                .status()
+        }
+    };
+    // The peer has the client in memory after this.
+    let code = app.login_on(&peer).await.remove("code").unwrap();
+    assert_eq!(exchange_on_peer(code, app.client_secret.clone()).await, StatusCode::OK);
+    // A new secret, made through this node: the peer refuses the old one at once.
+    let t = app.t().await;
+    let rotated = app.admin.rotate_client_secret(&t, &app.client_id).await.unwrap();
+    let new_secret = rotated.client_secret.unwrap();
+    let code = app.login_on(&peer).await.remove("code").unwrap();
+    assert_eq!(
+        exchange_on_peer(code.clone(), app.client_secret.clone()).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(exchange_on_peer(code, new_secret).await, StatusCode::OK);
+    // A removed callback is refused by the peer's authorize at once too.
+    app.admin
+        .update_client(
+            &t,
+            &app.client_id,
+            wardstone::service::clients::ClientPatch {
+                callbacks: Some(vec!["https://elsewhere.example.com/cb".into()]),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let resp = Browser::new()
+        .get(&on_node(&app.authorize_url(&[]), &peer))
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "no redirect to an unregistered callback");
+}

@@ -572,7 +572,7 @@ impl Provider {
             return Ok(None);
         }
         let request: AuthorizationRequest = serde_json::from_str(&tx.request)?;
-        let Some(client) = self.store().client(&tenant.id, &tx.client_id).await? else {
+        let Some(client) = self.client(tenant, &tx.client_id).await? else {
             return Ok(None);
         };
         Ok(Some((tx, request, client)))

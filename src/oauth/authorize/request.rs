@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Problem;
 use crate::domain::ScopeSet;
-use crate::oauth::registrar::{find_client, redirect_uri_is_registered};
+use crate::oauth::registrar::redirect_uri_is_registered;
 use crate::oauth::scopes::grantable;
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::store::ClientRecord;
@@ -125,7 +125,7 @@ impl Provider {
         let Some(client_id) = get("client_id") else {
             return page("The request has no client_id.");
         };
-        let Some(client) = find_client(self.store(), &tenant.id, &client_id).await? else {
+        let Some(client) = self.client(tenant, &client_id).await? else {
             return page("Unknown application (client_id).");
         };
         let Some(redirect_uri) = get("redirect_uri") else {
