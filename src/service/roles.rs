@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminError, internal};
 use crate::domain::{DisplayName, Tenant};
-use crate::store::{AssignError, PermissionRecord, RoleRecord, StoreError};
+use crate::store::{AssignError, RoleRecord, StoreError};
 
 /// A role as the Management API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -48,15 +48,8 @@ pub struct RolePatch {
     pub description: Option<String>,
 }
 
-/// One permission: a scope an API defines.
-#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct Permission {
-    /// The API's identifier.
-    pub resource_server_identifier: String,
-    /// One of the scopes the API defines.
-    pub permission_name: String,
-}
+/// One permission, as stored and as shown.
+pub use crate::store::PermissionRecord as Permission;
 
 /// `{"permissions": [...]}`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -196,17 +189,10 @@ impl Admin {
         id: &str,
     ) -> Result<Vec<Permission>, AdminError> {
         self.role_record(tenant, id).await?;
-        Ok(self
-            .store
+        self.store
             .role_permissions(&tenant.id, id)
             .await
-            .map_err(internal)?
-            .into_iter()
-            .map(|p| Permission {
-                resource_server_identifier: p.resource_server_identifier,
-                permission_name: p.permission_name,
-            })
-            .collect())
+            .map_err(internal)
     }
 
     /// Checks that every permission names an API of the tenant and a scope it defines.
@@ -214,9 +200,8 @@ impl Admin {
         &self,
         tenant: &Tenant,
         permissions: &[Permission],
-    ) -> Result<Vec<PermissionRecord>, AdminError> {
+    ) -> Result<(), AdminError> {
         check_count("permissions", permissions.len())?;
-        let mut out = Vec::with_capacity(permissions.len());
         for p in permissions {
             let Some(api) = self
                 .store
@@ -235,12 +220,8 @@ impl Admin {
                     p.resource_server_identifier, p.permission_name
                 )));
             }
-            out.push(PermissionRecord {
-                resource_server_identifier: p.resource_server_identifier.clone(),
-                permission_name: p.permission_name.clone(),
-            });
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Adds permissions to a role, all or none.
@@ -251,10 +232,10 @@ impl Admin {
         input: PermissionsInput,
     ) -> Result<(), AdminError> {
         self.role_record(tenant, id).await?;
-        let permissions = self.check_permissions(tenant, &input.permissions).await?;
+        self.check_permissions(tenant, &input.permissions).await?;
         if !self
             .store
-            .add_role_permissions(&tenant.id, id, &permissions, self.clock.now())
+            .add_role_permissions(&tenant.id, id, &input.permissions, self.clock.now())
             .await
             .map_err(internal)?
         {
@@ -272,16 +253,8 @@ impl Admin {
     ) -> Result<(), AdminError> {
         self.role_record(tenant, id).await?;
         check_count("permissions", input.permissions.len())?;
-        let permissions: Vec<PermissionRecord> = input
-            .permissions
-            .into_iter()
-            .map(|p| PermissionRecord {
-                resource_server_identifier: p.resource_server_identifier,
-                permission_name: p.permission_name,
-            })
-            .collect();
         self.store
-            .remove_role_permissions(&tenant.id, id, &permissions)
+            .remove_role_permissions(&tenant.id, id, &input.permissions)
             .await
             .map_err(internal)
     }

@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 use sqlx::{Any, FromRow, Transaction};
 
+use super::tenants::{Generation, bump_generation};
 use super::{JsonText, Store, StoreResult, json_text, map_unique};
 
 /// An application (OAuth client) as stored.
@@ -113,23 +114,12 @@ pub struct ClientGrantRecord {
     pub created_at: i64,
 }
 
-async fn bump_clients_generation(
-    tx: &mut Transaction<'_, Any>,
-    tenant_id: &str,
-) -> StoreResult<()> {
-    sqlx::query("UPDATE tenant SET clients_generation = clients_generation + 1 WHERE id = $1")
-        .bind(tenant_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 impl Store {
     /// Inserts a client with its metadata (a JSON object).
     pub async fn insert_client(&self, c: &NewClient) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         Self::insert_client_in(&mut tx, c).await?;
-        bump_clients_generation(&mut tx, &c.tenant_id).await?;
+        bump_generation(&mut tx, &c.tenant_id, Generation::Clients).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -209,7 +199,7 @@ impl Store {
         .bind(client_id)
         .execute(&mut *tx)
         .await?;
-        bump_clients_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Clients).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -253,7 +243,7 @@ impl Store {
         .bind(c.id_token_lifetime)
         .execute(&mut *tx)
         .await?;
-        bump_clients_generation(&mut tx, &c.tenant_id).await?;
+        bump_generation(&mut tx, &c.tenant_id, Generation::Clients).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
@@ -275,7 +265,7 @@ impl Store {
             .bind(client_id)
             .execute(&mut *tx)
             .await?;
-        bump_clients_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Clients).await?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }

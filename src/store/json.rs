@@ -1,6 +1,6 @@
-//! JSON stored in a text column, decoded as part of the row: a value that does not parse as `T`
-//! fails the row (a 500 with the cause in the log), so corruption is never read as an empty list
-//! or object that a later write would then store for good.
+//! Typed text columns, decoded as part of the row: JSON that does not parse as `T`, or a stored
+//! word its type does not know, fails the row (a 500 with the cause in the log), so corruption
+//! is never read as an empty list or a default that a later write would then store for good.
 
 use std::ops::Deref;
 
@@ -49,3 +49,26 @@ impl<'q, T: Serialize> Encode<'q, Any> for JsonText<T> {
         <String as Encode<'q, Any>>::encode(serde_json::to_string(&self.0)?, buf)
     }
 }
+
+/// Text columns holding a domain word (`RS256`, `skip`, …), decoded through the type's `parse`.
+macro_rules! text_column {
+    ($($t:ty),*) => {$(
+        impl Type<Any> for $t {
+            fn type_info() -> AnyTypeInfo {
+                <String as Type<Any>>::type_info()
+            }
+        }
+
+        impl<'r> Decode<'r, Any> for $t {
+            fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+                Ok(<$t>::parse(&<String as Decode<Any>>::decode(value)?)?)
+            }
+        }
+    )*};
+}
+
+text_column!(
+    crate::domain::SigningAlg,
+    crate::domain::TokenDialect,
+    crate::domain::OnFailure
+);

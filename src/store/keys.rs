@@ -3,6 +3,7 @@
 
 use sqlx::{Any, FromRow, Transaction};
 
+use super::tenants::{Generation, bump_generation};
 use super::{Store, StoreError, StoreResult};
 use crate::domain::KeyStatus;
 
@@ -95,7 +96,7 @@ impl Store {
         fresh: &[SigningKeyRecord; 2],
     ) -> StoreResult<String> {
         let mut tx = self.writer.begin().await?;
-        bump_keys_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Keys).await?;
         let place = |status: &'static str| {
             sqlx::query_scalar::<_, String>(
                 "SELECT kid FROM signing_key WHERE tenant_id = $1 AND status = $2",
@@ -154,7 +155,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<Revoked> {
         let mut tx = self.writer.begin().await?;
-        bump_keys_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Keys).await?;
         let status: Option<String> =
             sqlx::query_scalar("SELECT status FROM signing_key WHERE tenant_id = $1 AND kid = $2")
                 .bind(tenant_id)
@@ -205,12 +206,4 @@ fn with_status(key: &SigningKeyRecord, status: KeyStatus) -> SigningKeyRecord {
         status: status.as_str().into(),
         ..key.clone()
     }
-}
-
-async fn bump_keys_generation(tx: &mut Transaction<'_, Any>, tenant_id: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE tenant SET keys_generation = keys_generation + 1 WHERE id = $1")
-        .bind(tenant_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
 }

@@ -1,9 +1,7 @@
 //! APIs (resource servers): the audiences tokens are issued for and the scopes they define.
 
 use serde::{Deserialize, Serialize};
-use sqlx::any::{Any, AnyTypeInfo};
-use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, FromRow, Type};
+use sqlx::FromRow;
 
 use crate::domain::TokenDialect;
 
@@ -39,20 +37,6 @@ pub struct ResourceServerRecord {
     pub enforce_policies: i64,
     /// Whether its access tokens carry `permissions`.
     pub token_dialect: TokenDialect,
-}
-
-impl Type<Any> for TokenDialect {
-    fn type_info() -> AnyTypeInfo {
-        <String as Type<Any>>::type_info()
-    }
-}
-
-impl<'r> Decode<'r, Any> for TokenDialect {
-    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(TokenDialect::parse(&<String as Decode<Any>>::decode(
-            value,
-        )?)?)
-    }
 }
 
 impl ResourceServerRecord {

@@ -19,12 +19,16 @@ pub struct RoleRecord {
     pub created_at: i64,
 }
 
-/// One permission: a scope of one API.
-#[derive(Debug, Clone, PartialEq, Eq, FromRow)]
+/// One permission: a scope of one API. The Management API's shape too (Auth0's).
+#[derive(
+    Debug, Clone, PartialEq, Eq, FromRow, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(deny_unknown_fields)]
+#[schema(as = Permission)]
 pub struct PermissionRecord {
     /// The API's identifier (audience).
     pub resource_server_identifier: String,
-    /// The scope.
+    /// One of the scopes the API defines.
     pub permission_name: String,
 }
 

@@ -3,10 +3,11 @@
 //! Every write to a tenant's rules or settings bumps `tenant.rules_generation` in the same
 //! transaction: nodes keep rule lists in memory keyed by that generation (see `rules/`).
 
-use sqlx::{Any, Decode, FromRow, Transaction, Type};
+use sqlx::{Any, FromRow, Transaction};
 
 use crate::domain::OnFailure;
 
+use super::tenants::{Generation, bump_generation};
 use super::{Store, StoreError, StoreResult, map_unique};
 use crate::rules::execution::{ExecutionRecord, LogLine, Outcome, Trigger};
 
@@ -38,20 +39,6 @@ pub struct RuleRecord {
     pub version: i64,
     /// What a failure of this rule does to the login.
     pub on_failure: OnFailure,
-}
-
-impl Type<Any> for OnFailure {
-    fn type_info() -> sqlx::any::AnyTypeInfo {
-        <String as Type<Any>>::type_info()
-    }
-}
-
-impl<'r> Decode<'r, Any> for OnFailure {
-    fn decode(
-        value: <Any as sqlx::Database>::ValueRef<'r>,
-    ) -> Result<Self, sqlx::error::BoxDynError> {
-        Ok(OnFailure::parse(&<String as Decode<Any>>::decode(value)?)?)
-    }
 }
 
 /// One stored version of a rule's module.
@@ -150,14 +137,6 @@ const RULE_COLUMNS: &str = "id, tenant_id, name, rule_order, enabled, sha256, si
 const EXECUTION_COLUMNS: &str = "id, tenant_id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at, \
     rule_version, skipped";
 
-async fn bump_generation(tx: &mut Transaction<'_, Any>, tenant_id: &str) -> StoreResult<()> {
-    sqlx::query("UPDATE tenant SET rules_generation = rules_generation + 1 WHERE id = $1")
-        .bind(tenant_id)
-        .execute(&mut **tx)
-        .await?;
-    Ok(())
-}
-
 async fn put_artifact(
     tx: &mut Transaction<'_, Any>,
     a: &ArtifactRecord,
@@ -245,7 +224,7 @@ impl Store {
         let mut tx = self.writer.begin().await?;
         // The generation first: it takes the tenant's row (PostgreSQL) or the write lock
         // (SQLite), so two uploads cannot both pass the count below.
-        bump_generation(&mut tx, &r.tenant_id).await?;
+        bump_generation(&mut tx, &r.tenant_id, Generation::Rules).await?;
         let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM rule WHERE tenant_id = $1")
             .bind(&r.tenant_id)
             .fetch_one(&mut *tx)
@@ -349,7 +328,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
-        bump_generation(&mut tx, &r.tenant_id).await?;
+        bump_generation(&mut tx, &r.tenant_id, Generation::Rules).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -426,7 +405,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        bump_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -443,7 +422,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        bump_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -539,7 +518,7 @@ impl Store {
     ) -> StoreResult<Result<(), String>> {
         let mut tx = self.writer.begin().await?;
         // The generation first: it serializes this tenant's setting writes across nodes.
-        bump_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
         let (count, bytes): (i64, i64) = sqlx::query_as(
             "SELECT COUNT(*), COALESCE(SUM(LENGTH(value)), 0) FROM rule_config WHERE tenant_id = $1 AND config_key <> $2",
         )
@@ -587,7 +566,7 @@ impl Store {
             tx.rollback().await?;
             return Ok(false);
         }
-        bump_generation(&mut tx, tenant_id).await?;
+        bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
         tx.commit().await?;
         Ok(true)
     }

@@ -1,6 +1,4 @@
-use sqlx::any::{Any, AnyTypeInfo};
-use sqlx::error::BoxDynError;
-use sqlx::{Database, Decode, FromRow, Type};
+use sqlx::FromRow;
 
 use super::JsonText;
 use crate::domain::{AllowedHost, SigningAlg};
@@ -26,16 +24,37 @@ pub struct TenantRecord {
     pub clients_generation: i64,
 }
 
-impl Type<Any> for SigningAlg {
-    fn type_info() -> AnyTypeInfo {
-        <String as Type<Any>>::type_info()
-    }
+/// What a write to a tenant's data invalidates on every node: each in-memory view (rule sets,
+/// signing keys, clients) is used only at the generation of the tenant row a request reads.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Generation {
+    /// Rules, rule settings and the outbound allow-list.
+    Rules,
+    /// Signing keys.
+    Keys,
+    /// Clients.
+    Clients,
 }
 
-impl<'r> Decode<'r, Any> for SigningAlg {
-    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(SigningAlg::parse(&<String as Decode<Any>>::decode(value)?)?)
-    }
+/// Bumps one generation of the tenant inside the writing transaction. Done first, it also takes
+/// the tenant's row (PostgreSQL) or the write lock (SQLite), serializing that tenant's writers.
+pub(super) async fn bump_generation(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    tenant_id: &str,
+    generation: Generation,
+) -> StoreResult<()> {
+    let column = match generation {
+        Generation::Rules => "rules_generation",
+        Generation::Keys => "keys_generation",
+        Generation::Clients => "clients_generation",
+    };
+    sqlx::query(&format!(
+        "UPDATE tenant SET {column} = {column} + 1 WHERE id = $1"
+    ))
+    .bind(tenant_id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 impl Store {
