@@ -98,7 +98,9 @@ fn main() {
     let sdk_rule = load(std::fs::read(release.join("add_roles.wasm")).unwrap());
     let wat_rule = load(
         engine
-            .assemble(&std::fs::read(root().join("sample-rules/wat/static-claim.wat")).unwrap())
+            .assemble(wardstone::rules::Upload::Module(
+                std::fs::read(root().join("sample-rules/wat/static-claim.wat")).unwrap(),
+            ))
             .unwrap(),
     );
     let timeout = Duration::from_millis(50);

@@ -110,7 +110,8 @@ enum Command {
 
 #[derive(Subcommand, Debug)]
 enum RuleCommand {
-    /// Upload a rule (.wasm binary or .wat text); it is validated and compiled first.
+    /// Upload a rule (.js JavaScript, .wasm binary or .wat text); it is validated and
+    /// compiled first.
     Add {
         #[arg(long)]
         tenant: String,
@@ -136,7 +137,7 @@ enum RuleCommand {
         tenant: String,
         #[arg(long)]
         id: String,
-        /// New module (.wasm or .wat).
+        /// New rule file (.js, .wasm or .wat).
         #[arg(long)]
         file: Option<std::path::PathBuf>,
         /// `deny` or `skip`.
@@ -233,7 +234,7 @@ enum RulesConfigCommand {
 enum RulesCommand {
     /// Run one rule module on an input file through the server's engine and limits.
     Run {
-        /// The module (.wasm or .wat).
+        /// The rule (.js, .wasm or .wat).
         #[arg(long)]
         module: std::path::PathBuf,
         /// ABI v1 input: {"user": {...}, "context": {...}, "configuration": {...}}.
@@ -1044,11 +1045,9 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
             let on_failure = crate::domain::OnFailure::parse(&on_failure)
                 .map_err(crate::service::AdminError::from)?;
             let tenant = admin.resolve(&tenant).await?;
-            let bytes = std::fs::read(&file).map_err(|e| {
-                CliError::Other(anyhow::anyhow!("cannot read {}: {e}", file.display()))
-            })?;
+            let upload = read_upload(&file)?;
             let r = admin
-                .add_rule_with(&tenant, &name, &bytes, order, !disabled, on_failure)
+                .add_rule_upload(&tenant, &name, upload, order, !disabled, on_failure)
                 .await?;
             print(out.json, &r, |r| format!("added {}", show(r)));
         }
@@ -1065,23 +1064,23 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
                 .transpose()
                 .map_err(crate::service::AdminError::from)?;
             let tenant = admin.resolve(&tenant).await?;
-            let wat = match &file {
-                Some(f) => Some(std::fs::read(f).map_err(|e| {
-                    CliError::Other(anyhow::anyhow!("cannot read {}: {e}", f.display()))
-                })?),
-                None => None,
-            };
-            let patch = crate::service::rules::RulePatch {
-                wasm: wat
-                    .as_ref()
-                    .filter(|b| b.starts_with(b"\0asm"))
-                    .map(|b| base64::Engine::encode(&base64::engine::general_purpose::STANDARD, b)),
-                wat: wat
-                    .filter(|b| !b.starts_with(b"\0asm"))
-                    .map(|b| String::from_utf8_lossy(&b).into_owned()),
+            let mut patch = crate::service::rules::RulePatch {
                 on_failure,
                 ..Default::default()
             };
+            match file.as_deref().map(read_upload).transpose()? {
+                Some(crate::rules::Upload::Script(text)) => patch.script = Some(text),
+                Some(crate::rules::Upload::Module(b)) if b.starts_with(b"\0asm") => {
+                    patch.wasm = Some(base64::Engine::encode(
+                        &base64::engine::general_purpose::STANDARD,
+                        &b,
+                    ))
+                }
+                Some(crate::rules::Upload::Module(b)) => {
+                    patch.wat = Some(String::from_utf8_lossy(&b).into_owned())
+                }
+                None => {}
+            }
             let r = admin.update_rule(&tenant, &id, patch).await?;
             print(out.json, &r, |r| {
                 format!(
@@ -1153,14 +1152,21 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
     Ok(())
 }
 
+/// A rule file: `.js` is a JavaScript rule, anything else a module (.wasm or .wat).
+fn read_upload(path: &std::path::Path) -> Result<crate::rules::Upload, CliError> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("cannot read {}: {e}", path.display())))?;
+    crate::rules::Upload::from_file(path, bytes)
+        .map_err(|e| CliError::Other(anyhow::anyhow!("rejected rule: {e}")))
+}
+
 /// `wardstone rules run`: the server's engine and default limits, no database.
 async fn run_offline(
     module: &std::path::Path,
     input: &std::path::Path,
     limits: crate::rules::Limits,
 ) -> Result<(), CliError> {
-    let upload = std::fs::read(module)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", module.display()))?;
+    let upload = read_upload(module)?;
     let input_bytes = std::fs::read(input)
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
     let parsed: serde_json::Value = serde_json::from_slice(&input_bytes)
@@ -1173,7 +1179,7 @@ async fn run_offline(
     })?;
     let engine = std::sync::Arc::new(crate::rules::RuleEngine::new(limits)?);
     let bytes = engine
-        .assemble(&upload)
+        .assemble(upload)
         .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
     let compiling = engine.clone();
     let compiled = tokio::task::spawn_blocking(move || compiling.compile(&bytes))

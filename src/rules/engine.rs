@@ -5,7 +5,7 @@
 //! [`super::executor`].
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use wasmtime::{
@@ -24,6 +24,44 @@ const TICK: Duration = Duration::from_millis(1);
 #[error("{0}")]
 pub struct Rejected(pub String);
 
+/// What a tenant uploads: a wasm module (binary or WAT text) or a JavaScript rule's source.
+#[derive(Debug, Clone)]
+pub enum Upload {
+    /// A wasm binary or WAT text.
+    Module(Vec<u8>),
+    /// An Auth0-style JavaScript rule (SPEC §14).
+    Script(String),
+}
+
+impl Upload {
+    /// A file as the CLI reads it: `.js` (also `.cjs`, `.mjs`) is a script, anything else a
+    /// module.
+    pub fn from_file(path: &std::path::Path, bytes: Vec<u8>) -> Result<Upload, Rejected> {
+        let is_js = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e.to_ascii_lowercase().as_str(), "js" | "cjs" | "mjs"));
+        if !is_js {
+            return Ok(Upload::Module(bytes));
+        }
+        String::from_utf8(bytes)
+            .map(Upload::Script)
+            .map_err(|_| Rejected(format!("{} is not UTF-8 text", path.display())))
+    }
+
+    /// Stored module bytes (a version to roll back to) as the upload they came from.
+    pub fn stored(bytes: Vec<u8>) -> Upload {
+        if super::js::is_script(&bytes) {
+            match String::from_utf8(bytes) {
+                Ok(text) => Upload::Script(text),
+                Err(e) => Upload::Module(e.into_bytes()),
+            }
+        } else {
+            Upload::Module(bytes)
+        }
+    }
+}
+
 /// A module compiled and checked against ABI v1, linked and ready to instantiate.
 pub struct CompiledRule {
     pre: InstancePre<HostState>,
@@ -33,12 +71,32 @@ pub struct CompiledRule {
     pub sha256: String,
     /// It imports `wardstone.http_fetch` (and so runs under the HTTP rule deadline).
     pub uses_http: bool,
+    /// A JavaScript rule: the shared runtime above, plus this script's bytecode to load.
+    js: Option<Bytecode>,
+}
+
+/// A script compiled by the JavaScript runtime, and the runtime's `load` export.
+struct Bytecode {
+    code: Arc<[u8]>,
+    load: wasmtime::ModuleExport,
+}
+
+/// The JavaScript runtime snapshot compiled by this engine, with its extra exports.
+struct JsRuntime {
+    rule: CompiledRule,
+    compile: wasmtime::ModuleExport,
+    load: wasmtime::ModuleExport,
 }
 
 impl CompiledRule {
     /// Bytes of compiled code and data this module keeps in memory (what the module cache
     /// counts against its capacity).
     pub fn weight(&self) -> usize {
+        // A script's compiled code is the runtime every script shares (held once by the
+        // engine); what it adds is its bytecode.
+        if let Some(js) = &self.js {
+            return js.code.len() + 4096;
+        }
         let image = self.pre.module().image_range();
         (image.end as usize).saturating_sub(image.start as usize) + 4096
     }
@@ -161,6 +219,7 @@ pub struct RuleEngine {
     linker: Linker<HostState>,
     limits: Limits,
     fingerprint: String,
+    js: OnceLock<Result<JsRuntime, Rejected>>,
 }
 
 /// Executions running now, in every engine of the process, and whether the epoch thread is
@@ -384,11 +443,25 @@ impl RuleEngine {
                 Ok(((out as u32 as i64) << 32) | answer.len() as i64)
             },
         )?;
+        // Only the JavaScript runtime may import these two (`check_abi` refuses them in
+        // uploads): fresh randomness per execution, and the wall clock for `Date`.
+        linker.func_wrap("wardstone", "random_seed", || -> i64 {
+            let mut bytes = [0u8; 8];
+            let _ = aws_lc_rs::rand::fill(&mut bytes);
+            i64::from_le_bytes(bytes)
+        })?;
+        linker.func_wrap("env", "__rquickjs_host_now_us", || -> f64 {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as f64)
+                .unwrap_or(0.0)
+        })?;
         let fingerprint = {
             use sha2::Digest;
             use std::hash::Hash;
             let mut hasher = Sha256Hasher(sha2::Sha256::new());
             "wardstone rule abi v1 + http_fetch".hash(&mut hasher);
+            super::js::runtime_hash().hash(&mut hasher);
             engine.precompile_compatibility_hash().hash(&mut hasher);
             crate::crypto::hex(&hasher.0.finalize())[..32].to_string()
         };
@@ -397,6 +470,7 @@ impl RuleEngine {
             linker,
             limits,
             fingerprint,
+            js: OnceLock::new(),
         })
     }
 
@@ -411,8 +485,19 @@ impl RuleEngine {
         &self.limits
     }
 
-    /// Turns an upload (wasm binary or WAT text) into module bytes, refusing oversized input.
-    pub fn assemble(&self, upload: &[u8]) -> Result<Vec<u8>, Rejected> {
+    /// Turns an upload into the bytes stored as the rule's module: a wasm binary (WAT is
+    /// assembled) or a checked script's text. Oversized input is refused.
+    pub fn assemble(&self, upload: Upload) -> Result<Vec<u8>, Rejected> {
+        let upload = match upload {
+            Upload::Module(bytes) => bytes,
+            Upload::Script(text) => {
+                if !super::js::AVAILABLE {
+                    return Err(Rejected(super::js::UNAVAILABLE.into()));
+                }
+                super::js::check_script(text.as_bytes(), self.limits.module_bytes)?;
+                return Ok(text.into_bytes());
+            }
+        };
         if upload.len() > self.limits.module_bytes {
             return Err(Rejected(format!(
                 "module is {} bytes, larger than the {} byte limit",
@@ -420,7 +505,7 @@ impl RuleEngine {
                 self.limits.module_bytes
             )));
         }
-        let bytes = wat::parse_bytes(upload).map_err(|e| Rejected(format!("invalid WAT: {e}")))?;
+        let bytes = wat::parse_bytes(&upload).map_err(|e| Rejected(format!("invalid WAT: {e}")))?;
         if bytes.len() > self.limits.module_bytes {
             return Err(Rejected(format!(
                 "assembled module is larger than the {} byte limit",
@@ -432,15 +517,125 @@ impl RuleEngine {
 
     /// Checks and compiles a module (Cranelift: tens of milliseconds for a typical rule).
     /// Blocking: call it off the async workers; [`super::modules`] bounds and times it.
+    /// A script (see [`super::js`]) is compiled to bytecode by the JavaScript runtime instead.
     pub fn compile(&self, bytes: &[u8]) -> Result<CompiledRule, Rejected> {
+        if super::js::is_script(bytes) {
+            return self.compile_script(bytes);
+        }
         precheck(&self.limits, bytes)?;
         let module = Module::from_binary(&self.engine, bytes)
             .map_err(|e| Rejected(format!("invalid wasm module: {}", root_cause(&e))))?;
         self.link(module, module_hash(bytes))
     }
 
+    /// The JavaScript runtime: snapshotted once per process, compiled once per engine (the
+    /// compiled code is kept per engine fingerprint, so engines alike share one compile).
+    fn js_runtime(&self) -> Result<&JsRuntime, Rejected> {
+        self.js
+            .get_or_init(|| {
+                static COMPILED: Mutex<Vec<(String, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
+                let snapshot = super::js::snapshot()?;
+                let sha256 = module_hash(snapshot);
+                let known = COMPILED
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .find(|(f, _)| *f == self.fingerprint)
+                    .map(|(_, a)| a.clone());
+                let module = match known {
+                    // SAFETY: these bytes were serialized by this process from an engine
+                    // with the same fingerprint, just below.
+                    Some(artifact) => {
+                        unsafe { Module::deserialize(&self.engine, &artifact[..]) }
+                            .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?
+                    }
+                    None => {
+                        let module = Module::from_binary(&self.engine, snapshot)
+                            .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?;
+                        if let Ok(bytes) = module.serialize() {
+                            COMPILED
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .push((self.fingerprint.clone(), Arc::new(bytes)));
+                        }
+                        module
+                    }
+                };
+                let export = |name: &str| {
+                    module
+                        .get_export_index(name)
+                        .ok_or_else(|| Rejected(format!("JavaScript runtime lacks {name}")))
+                };
+                let (compile, load) = (export("compile")?, export("load")?);
+                Ok(JsRuntime {
+                    rule: self.link_trusted(module, sha256)?,
+                    compile,
+                    load,
+                })
+            })
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Compiles a script to bytecode in a fresh runtime instance, under the upload's budget
+    /// (ten executions' fuel, the compile deadline). Syntax errors come back with the line and
+    /// column of the author's source.
+    fn compile_script(&self, source: &[u8]) -> Result<CompiledRule, Rejected> {
+        let source = super::js::check_script(source, self.limits.module_bytes)?;
+        let runtime = self.js_runtime()?;
+        let mut store = self.new_store(
+            self.limits.compile_timeout,
+            &super::http::NetPolicy::default(),
+            self.limits.fuel.saturating_mul(10),
+        );
+        let output = call_export(
+            &mut store,
+            &runtime.rule,
+            &runtime.compile,
+            source.as_bytes(),
+        )
+        .map_err(|failure| {
+            let logged = store
+                .data()
+                .logs
+                .last()
+                .map(|l| format!(": {}", l.message))
+                .unwrap_or_default();
+            Rejected(format!(
+                "the script could not be compiled: {}{logged}",
+                failure.detail()
+            ))
+        })?;
+        let code = super::js::compile_output(&output)?;
+        Ok(self.script_rule(runtime, module_hash(source.as_bytes()), code))
+    }
+
+    fn script_rule(&self, runtime: &JsRuntime, sha256: String, code: Vec<u8>) -> CompiledRule {
+        CompiledRule {
+            pre: runtime.rule.pre.clone(),
+            exports: runtime.rule.exports.clone(),
+            sha256,
+            uses_http: false,
+            js: Some(Bytecode {
+                code: code.into(),
+                load: runtime.load.clone(),
+            }),
+        }
+    }
+
+    /// Prepares the JavaScript runtime now (about a second of CPU the first time in a
+    /// process), so the first JavaScript rule of a login does not wait for it.
+    pub fn warm_js(&self) -> Result<(), Rejected> {
+        self.js_runtime().map(|_| ())
+    }
+
     fn link(&self, module: Module, sha256: String) -> Result<CompiledRule, Rejected> {
         check_abi(&module)?;
+        self.link_trusted(module, sha256)
+    }
+
+    /// Links a module without the upload's import check (the host's own runtime).
+    fn link_trusted(&self, module: Module, sha256: String) -> Result<CompiledRule, Rejected> {
         let export = |name: &str| {
             module
                 .get_export_index(name)
@@ -459,11 +654,16 @@ impl RuleEngine {
             exports,
             sha256,
             uses_http,
+            js: None,
         })
     }
 
     /// The compiled code of `rule` as a precompiled artifact.
+    /// For a script that is its bytecode, tagged.
     pub fn serialize(&self, rule: &CompiledRule) -> anyhow::Result<Vec<u8>> {
+        if let Some(js) = &rule.js {
+            return Ok([super::js::BYTECODE_TAG, &js.code[..]].concat());
+        }
         rule.pre
             .module()
             .serialize()
@@ -481,6 +681,10 @@ impl RuleEngine {
         sha256: &str,
         artifact: &[u8],
     ) -> anyhow::Result<CompiledRule> {
+        if let Some(code) = artifact.strip_prefix(super::js::BYTECODE_TAG) {
+            let runtime = self.js_runtime().map_err(|e| anyhow::anyhow!("{e}"))?;
+            return Ok(self.script_rule(runtime, sha256.to_string(), code.to_vec()));
+        }
         // SAFETY: the caller guarantees the bytes are an authenticated artifact of ours.
         let module = unsafe { Module::deserialize(&self.engine, artifact) }
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -504,27 +708,8 @@ impl RuleEngine {
     ) -> Execution {
         let started = Instant::now();
         let _running = RunningGuard::enter();
-        let mut store = Store::new(
-            &self.engine,
-            HostState {
-                net: net.clone(),
-                deadline: started + timeout,
-                limiter: Limiter {
-                    memory_bytes: self.limits.memory_bytes,
-                    memory_denied: false,
-                },
-                logs: Vec::new(),
-                dropped: 0,
-                max_lines: self.limits.log_lines,
-                max_line_bytes: self.limits.log_line_bytes,
-            },
-        );
-        store.limiter(|s| &mut s.limiter);
         let fuel = self.limits.fuel;
-        let _ = store.set_fuel(fuel);
-        let ticks = (timeout.as_micros() / TICK.as_micros()).max(1) as u64;
-        store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        let mut store = self.new_store(timeout, net, fuel);
         let result = run(&mut store, rule, input, self.limits.output_bytes);
         let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let state = store.data_mut();
@@ -548,6 +733,38 @@ impl RuleEngine {
     }
 }
 
+impl RuleEngine {
+    /// A store for one execution: fuel, deadline in epoch ticks, memory cap, log caps.
+    fn new_store(
+        &self,
+        timeout: Duration,
+        net: &super::http::NetPolicy,
+        fuel: u64,
+    ) -> Store<HostState> {
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                net: net.clone(),
+                deadline: Instant::now() + timeout,
+                limiter: Limiter {
+                    memory_bytes: self.limits.memory_bytes,
+                    memory_denied: false,
+                },
+                logs: Vec::new(),
+                dropped: 0,
+                max_lines: self.limits.log_lines,
+                max_line_bytes: self.limits.log_line_bytes,
+            },
+        );
+        store.limiter(|s| &mut s.limiter);
+        let _ = store.set_fuel(fuel);
+        let ticks = (timeout.as_micros() / TICK.as_micros()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+}
+
 fn root_cause(e: &wasmtime::Error) -> String {
     e.chain()
         .last()
@@ -565,14 +782,16 @@ fn classify(e: wasmtime::Error) -> Failure {
     }
 }
 
-fn run(
-    store: &mut Store<HostState>,
-    rule: &CompiledRule,
-    input: &[u8],
-    output_cap: usize,
-) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+/// An instance of `rule` with its memory and `alloc`.
+struct Instance {
+    instance: wasmtime::Instance,
+    memory: wasmtime::Memory,
+    alloc: wasmtime::TypedFunc<i32, i32>,
+}
+
+fn instantiate(store: &mut Store<HostState>, rule: &CompiledRule) -> Result<Instance, Failure> {
     let instance = rule.pre.instantiate(&mut *store).map_err(classify)?;
-    let [memory, alloc, entry] = &rule.exports;
+    let [memory, alloc, _] = &rule.exports;
     let memory = instance
         .get_module_export(&mut *store, memory)
         .and_then(|e| e.into_memory())
@@ -582,41 +801,101 @@ fn run(
         .and_then(|e| e.into_func())
         .and_then(|f| f.typed::<i32, i32>(&*store).ok())
         .ok_or_else(|| Failure::Abi("missing export alloc(i32) -> i32".into()))?;
-    let entry = instance
-        .get_module_export(&mut *store, entry)
-        .and_then(|e| e.into_func())
-        .and_then(|f| f.typed::<(i32, i32), i64>(&*store).ok())
-        .ok_or_else(|| Failure::Abi("missing export rule(i32, i32) -> i64".into()))?;
-    let len =
-        i32::try_from(input.len()).map_err(|_| Failure::BadOutput("input too large".into()))?;
-    let ptr = alloc.call(&mut *store, len).map_err(classify)?;
-    memory
-        .write(&mut *store, ptr as u32 as usize, input)
-        .map_err(|_| {
-            Failure::Abi(format!(
-                "alloc returned {ptr}, which is not {len} writable bytes"
-            ))
-        })?;
-    let packed = entry.call(&mut *store, (ptr, len)).map_err(classify)?;
-    let (out_ptr, out_len) = (
-        (packed as u64 >> 32) as usize,
-        (packed as u64 & 0xffff_ffff) as usize,
-    );
-    if out_len > output_cap {
-        return Err(Failure::BadOutput(format!(
-            "output is {out_len} bytes, larger than the {output_cap} byte limit"
-        )));
+    Ok(Instance {
+        instance,
+        memory,
+        alloc,
+    })
+}
+
+impl Instance {
+    /// Copies `bytes` into memory the guest allocated; returns their location.
+    fn write(&self, store: &mut Store<HostState>, bytes: &[u8]) -> Result<(i32, i32), Failure> {
+        let len =
+            i32::try_from(bytes.len()).map_err(|_| Failure::BadOutput("input too large".into()))?;
+        let ptr = self.alloc.call(&mut *store, len).map_err(classify)?;
+        self.memory
+            .write(&mut *store, ptr as u32 as usize, bytes)
+            .map_err(|_| {
+                Failure::Abi(format!(
+                    "alloc returned {ptr}, which is not {len} writable bytes"
+                ))
+            })?;
+        Ok((ptr, len))
     }
-    let data = memory.data(&*store);
-    let bytes = out_ptr
-        .checked_add(out_len)
-        .and_then(|end| data.get(out_ptr..end))
-        .ok_or_else(|| {
-            Failure::BadOutput(format!(
-                "output [{out_ptr}, +{out_len}) is outside linear memory"
-            ))
-        })?;
-    let value: serde_json::Value = serde_json::from_slice(bytes)
+
+    fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+        &self,
+        store: &mut Store<HostState>,
+        export: &wasmtime::ModuleExport,
+        signature: &str,
+    ) -> Result<wasmtime::TypedFunc<P, R>, Failure> {
+        self.instance
+            .get_module_export(&mut *store, export)
+            .and_then(|e| e.into_func())
+            .and_then(|f| f.typed::<P, R>(&*store).ok())
+            .ok_or_else(|| Failure::Abi(format!("missing export {signature}")))
+    }
+
+    /// Calls `export(ptr, len) -> (out_ptr << 32) | out_len` on `input` and returns the output
+    /// bytes, at most `output_cap` of them.
+    fn call(
+        &self,
+        store: &mut Store<HostState>,
+        export: &wasmtime::ModuleExport,
+        input: &[u8],
+        output_cap: usize,
+    ) -> Result<Vec<u8>, Failure> {
+        let entry = self.func::<(i32, i32), i64>(store, export, "rule(i32, i32) -> i64")?;
+        let (ptr, len) = self.write(store, input)?;
+        let packed = entry.call(&mut *store, (ptr, len)).map_err(classify)?;
+        let (out_ptr, out_len) = (
+            (packed as u64 >> 32) as usize,
+            (packed as u64 & 0xffff_ffff) as usize,
+        );
+        if out_len > output_cap {
+            return Err(Failure::BadOutput(format!(
+                "output is {out_len} bytes, larger than the {output_cap} byte limit"
+            )));
+        }
+        let data = self.memory.data(&*store);
+        out_ptr
+            .checked_add(out_len)
+            .and_then(|end| data.get(out_ptr..end))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| {
+                Failure::BadOutput(format!(
+                    "output [{out_ptr}, +{out_len}) is outside linear memory"
+                ))
+            })
+    }
+}
+
+/// Runs one export of the JavaScript runtime (its `compile`) on `input` in a fresh instance.
+fn call_export(
+    store: &mut Store<HostState>,
+    runtime: &CompiledRule,
+    export: &wasmtime::ModuleExport,
+    input: &[u8],
+) -> Result<Vec<u8>, Failure> {
+    let instance = instantiate(store, runtime)?;
+    instance.call(store, export, input, 64 << 20)
+}
+
+fn run(
+    store: &mut Store<HostState>,
+    rule: &CompiledRule,
+    input: &[u8],
+    output_cap: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    let instance = instantiate(store, rule)?;
+    if let Some(js) = &rule.js {
+        let load = instance.func::<(i32, i32), i32>(store, &js.load, "load(i32, i32) -> i32")?;
+        let (ptr, len) = instance.write(store, &js.code)?;
+        load.call(&mut *store, (ptr, len)).map_err(classify)?;
+    }
+    let bytes = instance.call(store, &rule.exports[2], input, output_cap)?;
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::BadOutput(format!("output is not JSON: {e}")))?;
     match value {
         serde_json::Value::Object(map) => Ok(map),

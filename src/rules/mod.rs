@@ -10,11 +10,12 @@ pub mod execution;
 pub mod executor;
 pub mod http;
 pub mod journal;
+pub mod js;
 pub mod limits;
 pub mod modules;
 pub mod pipeline;
 
-pub use engine::{CompiledRule, Execution, Failure, Rejected, RuleEngine};
+pub use engine::{CompiledRule, Execution, Failure, Rejected, RuleEngine, Upload};
 pub use execution::{ExecutionRecord, FailureKind, LogLine, Outcome, Trigger};
 pub use limits::Limits;
 pub use pipeline::{PreparedRule, TenantEnv, Verdict};
@@ -268,6 +269,17 @@ impl Rules {
     pub async fn warm_up(&self) {
         let budget = self.inner.engine.limits().warm_up;
         if !budget.is_zero() {
+            // The JavaScript runtime (a snapshot and a compile, about a second of CPU once per
+            // process) is prepared alongside, so a first JavaScript rule does not wait for it.
+            if js::AVAILABLE {
+                let engine = self.inner.engine.clone();
+                tokio::task::spawn_blocking(move || {
+                    crate::cpu::run_in_background();
+                    if let Err(e) = engine.warm_js() {
+                        tracing::error!(error = %e, "the JavaScript runtime does not start");
+                    }
+                });
+            }
             self.inner.modules.warm_up(budget).await;
         }
         self.inner

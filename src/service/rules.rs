@@ -8,16 +8,16 @@ use serde::{Deserialize, Serialize};
 use super::{Admin, AdminError, internal};
 use crate::crypto::random_token;
 use crate::domain::{OnFailure, Tenant};
-use crate::rules::{ExecutionRecord, LogLine, Outcome, Rules, TestError};
+use crate::rules::{ExecutionRecord, LogLine, Outcome, Rules, TestError, Upload};
 use crate::store::{RuleRecord, RuleVersionRecord, RuleWriteError, StoreError};
 
 /// WAT assembly of up to 4 MiB of text takes real CPU: keep it off the async workers.
 async fn assemble_blocking(
     engine: &std::sync::Arc<crate::rules::RuleEngine>,
-    upload: Vec<u8>,
+    upload: Upload,
 ) -> Result<Vec<u8>, AdminError> {
     let engine = engine.clone();
-    tokio::task::spawn_blocking(move || engine.assemble(&upload))
+    tokio::task::spawn_blocking(move || engine.assemble(upload))
         .await
         .map_err(|e| AdminError::Internal(e.into()))?
         .map_err(|e| AdminError::InvalidModule(e.0))
@@ -63,7 +63,7 @@ impl Admin {
     async fn compile_upload(
         &self,
         tenant: &Tenant,
-        upload: Vec<u8>,
+        upload: Upload,
     ) -> Result<(Vec<u8>, crate::rules::modules::Prepared), AdminError> {
         let engine = self.rules_service().engine();
         let module = assemble_blocking(engine, upload).await?;
@@ -99,9 +99,24 @@ impl Admin {
         enabled: bool,
         on_failure: OnFailure,
     ) -> Result<RuleRecord, AdminError> {
+        let upload = Upload::Module(upload.to_vec());
+        self.add_rule_upload(tenant, name, upload, order, enabled, on_failure)
+            .await
+    }
+
+    /// Validates, compiles and stores a rule from a module or a JavaScript source.
+    pub async fn add_rule_upload(
+        &self,
+        tenant: &Tenant,
+        name: &str,
+        upload: Upload,
+        order: Option<i64>,
+        enabled: bool,
+        on_failure: OnFailure,
+    ) -> Result<RuleRecord, AdminError> {
         let name = check_name(name)?;
         check_order(order)?;
-        let (module, prepared) = self.compile_upload(tenant, upload.to_vec()).await?;
+        let (module, prepared) = self.compile_upload(tenant, upload).await?;
         let existing = self
             .store
             .rules(&tenant.id, false)
@@ -255,20 +270,26 @@ fn check_order(order: Option<i64>) -> Result<(), AdminError> {
     }
 }
 
-/// A rule module in an API body: `wasm` (base64 of the binary) or `wat` (text), not both.
-fn module_of(wasm: &Option<String>, wat: &Option<String>) -> Result<Option<Vec<u8>>, AdminError> {
-    match (wasm, wat) {
-        (Some(_), Some(_)) => Err(AdminError::Invalid(
-            "give the module as wasm or as wat, not both".into(),
-        )),
-        (Some(b64), None) => base64::engine::general_purpose::STANDARD
+/// A rule in an API body: `script` (JavaScript), `wasm` (base64 of the binary) or `wat`
+/// (text), exactly one of them.
+fn upload_of(
+    wasm: &Option<String>,
+    wat: &Option<String>,
+    script: &Option<String>,
+) -> Result<Option<Upload>, AdminError> {
+    match (wasm, wat, script) {
+        (Some(b64), None, None) => base64::engine::general_purpose::STANDARD
             .decode(b64.trim())
-            .map(Some)
+            .map(|b| Some(Upload::Module(b)))
             .map_err(|_| {
                 AdminError::Invalid("wasm must be standard base64 of a wasm binary".into())
             }),
-        (None, Some(text)) => Ok(Some(text.clone().into_bytes())),
-        (None, None) => Ok(None),
+        (None, Some(text), None) => Ok(Some(Upload::Module(text.clone().into_bytes()))),
+        (None, None, Some(text)) => Ok(Some(Upload::Script(text.clone()))),
+        (None, None, None) => Ok(None),
+        _ => Err(AdminError::Invalid(
+            "give the rule as one of script, wasm or wat, not several".into(),
+        )),
     }
 }
 
@@ -286,6 +307,8 @@ pub struct NewRuleInput {
     pub wasm: Option<String>,
     /// The module as WAT text.
     pub wat: Option<String>,
+    /// An Auth0-style JavaScript rule: `function (user, context, callback) { ... }`.
+    pub script: Option<String>,
     /// `deny` (default: a failure fails the login) or `skip` (a failure is logged and the
     /// login goes on without this rule).
     #[schema(value_type = Option<String>)]
@@ -306,6 +329,8 @@ pub struct RulePatch {
     pub wasm: Option<String>,
     /// New module, WAT.
     pub wat: Option<String>,
+    /// New JavaScript source.
+    pub script: Option<String>,
     /// New failure mode.
     #[schema(value_type = Option<String>)]
     pub on_failure: Option<OnFailure>,
@@ -346,6 +371,9 @@ pub struct RuleView {
     /// The module binary, base64 (only with `?include_module=true`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wasm: Option<String>,
+    /// A JavaScript rule's source (always, for such rules).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub script: Option<String>,
 }
 
 impl From<RuleRecord> for RuleView {
@@ -362,6 +390,7 @@ impl From<RuleRecord> for RuleView {
             version: r.version,
             on_failure: r.on_failure,
             wasm: None,
+            script: None,
         }
     }
 }
@@ -410,16 +439,16 @@ impl Admin {
         tenant: &Tenant,
         input: NewRuleInput,
     ) -> Result<RuleView, AdminError> {
-        let Some(module) = module_of(&input.wasm, &input.wat)? else {
+        let Some(upload) = upload_of(&input.wasm, &input.wat, &input.script)? else {
             return Err(AdminError::Invalid(
-                "the module is missing: give wasm (base64) or wat".into(),
+                "the rule is missing: give script (JavaScript), wasm (base64) or wat".into(),
             ));
         };
         Ok(self
-            .add_rule_with(
+            .add_rule_upload(
                 tenant,
                 &input.name,
-                &module,
+                upload,
                 input.order,
                 input.enabled.unwrap_or(true),
                 input.on_failure.unwrap_or_default(),
@@ -437,14 +466,18 @@ impl Admin {
     ) -> Result<RuleView, AdminError> {
         let record = self.rule_record(tenant, id).await?;
         let mut view = RuleView::from(record);
-        if include_module {
-            let bytes = self
-                .store
-                .rule_module_of(&tenant.id, id)
-                .await
-                .map_err(internal)?
-                .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
-            view.wasm = Some(base64::engine::general_purpose::STANDARD.encode(bytes));
+        let bytes = self
+            .store
+            .rule_module_of(&tenant.id, id)
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
+        match Upload::stored(bytes) {
+            Upload::Script(text) => view.script = Some(text),
+            Upload::Module(bytes) if include_module => {
+                view.wasm = Some(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
+            Upload::Module(_) => {}
         }
         Ok(view)
     }
@@ -459,7 +492,7 @@ impl Admin {
     ) -> Result<RuleView, AdminError> {
         let name = patch.name.as_deref().map(check_name).transpose()?;
         check_order(patch.order)?;
-        let upload = module_of(&patch.wasm, &patch.wat)?;
+        let upload = upload_of(&patch.wasm, &patch.wat, &patch.script)?;
         let mut record = self.rule_record(tenant, id).await?;
         let module = match upload {
             Some(bytes) => {
@@ -549,7 +582,7 @@ impl Admin {
                 "version {version} is already the current version"
             )));
         }
-        let (module, prepared) = self.compile_upload(tenant, module).await?;
+        let (module, prepared) = self.compile_upload(tenant, Upload::stored(module)).await?;
         // Compiling takes a while: take the other fields as they are now, so a change made
         // meanwhile (say, disabling the rule) is not undone by the rollback.
         let mut record = self.rule_record(tenant, id).await?;

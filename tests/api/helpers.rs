@@ -512,6 +512,21 @@ impl TestApp {
             .id
     }
 
+    /// Uploads a JavaScript rule through the Management API; the rule's id.
+    pub async fn add_script(&self, name: &str, source: &str) -> String {
+        let mgmt = self.mgmt_token(None).await;
+        let (status, body) = self
+            .api(
+                "POST",
+                "/rules",
+                &mgmt,
+                Some(serde_json::json!({"name": name, "script": source})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        body["id"].as_str().unwrap().to_string()
+    }
+
     /// The test tenant, resolved now (its rules generation changes with every rule change).
     pub async fn t(&self) -> wardstone::domain::Tenant {
         self.admin.resolve(&self.tenant).await.unwrap()
@@ -756,6 +771,23 @@ pub fn wat_claims_rule(out: &str) -> Vec<u8> {
 }
 
 /// Whether the C and AssemblyScript toolchains must be there (CI) or their tests may skip.
+/// A JavaScript sample rule (`sample-rules/js/NAME.js`), or `None` when this build has no
+/// JavaScript runtime (no clang; CI requires it).
+pub fn js_sample(name: &str) -> Option<String> {
+    if !wardstone::rules::js::AVAILABLE {
+        assert!(
+            !toolchains_required(),
+            "the server was built without the JavaScript runtime"
+        );
+        eprintln!("skipping JavaScript: the server was built without its runtime (no clang?)");
+        return None;
+    }
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sample-rules/js")
+        .join(format!("{name}.js"));
+    Some(std::fs::read_to_string(path).expect("the JavaScript sample exists"))
+}
+
 pub fn toolchains_required() -> bool {
     std::env::var_os("WARDSTONE_REQUIRE_TOOLCHAINS").is_some()
 }
@@ -841,4 +873,48 @@ pub fn assemblyscript_sample() -> Option<Vec<u8>> {
             Some(std::fs::read(root.join("build/add-roles.wasm")).unwrap())
         })
         .clone()
+}
+
+/// The login fails closed with `server_error`, an execution id and nothing internal; the log
+/// records `outcome`.
+pub async fn assert_fails_closed(app: &TestApp, outcome: &str) {
+    let q = app.authorize_outcome(&Browser::new(), &[]).await;
+    assert_eq!(q["error"], "server_error", "{outcome}: {q:?}");
+    assert!(!q.contains_key("code"));
+    let description = &q["error_description"];
+    let logs = app.logs(1).await;
+    assert_eq!(logs[0].outcome.label(), outcome);
+    assert!(
+        description.contains(&logs[0].id),
+        "the description carries the execution id: {description}"
+    );
+    for internal in ["wasm", "trap", "fuel", "wasmtime", "memory", "panicked"] {
+        assert!(
+            !description.to_lowercase().contains(internal),
+            "{description} leaks {internal}"
+        );
+    }
+}
+
+/// With the rules removed the server serves logins again.
+pub async fn assert_still_serving(app: &TestApp) {
+    for rule in app.admin.list_rules(&app.t().await).await.unwrap() {
+        app.admin
+            .remove_rule(&app.t().await, &rule.id)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        reqwest::get(format!("{}/healthz", app.base))
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert!(
+        app.authorize_outcome(&Browser::new(), &[])
+            .await
+            .contains_key("code"),
+        "logins work again"
+    );
 }

@@ -44,6 +44,9 @@ macro_rules! behaviour_suite {
             mod lifecycle {
                 include!("lifecycle.rs");
             }
+            mod javascript {
+                include!("javascript.rs");
+            }
             mod keys {
                 include!("keys.rs");
             }

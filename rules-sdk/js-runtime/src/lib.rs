@@ -1,0 +1,371 @@
+//! Wardstone's JavaScript rule runtime: QuickJS compiled to a core wasm module that follows rule
+//! ABI v1, so a tenant's Auth0-style JavaScript runs in the same sandbox, under the same limits,
+//! as every other rule.
+//!
+//! The host snapshots this module once after `wizer-initialize` (QuickJS runtime, context and
+//! the Auth0 globals of `prelude.js` already built), compiles each rule's source to bytecode once
+//! with `compile`, and for every execution instantiates the snapshot afresh, hands it the
+//! bytecode through `load`, then calls the ABI's `rule`.
+//!
+//! Exports: `memory`, `alloc`, `rule` (ABI v1), `compile`, `load`, `wizer-initialize`.
+//! Imports: `wardstone.log` (ABI v1), `wardstone.random_seed` (fresh randomness per execution)
+//! and `env.__rquickjs_host_now_us` (the clock of rquickjs's wasm shim). Nothing else.
+
+use std::cell::RefCell;
+
+use rquickjs::{Context, Ctx, Function, Persistent, Runtime, Value, qjs};
+
+#[link(wasm_import_module = "wardstone")]
+unsafe extern "C" {
+    #[link_name = "log"]
+    fn host_log(level: i32, ptr: *const u8, len: usize);
+    #[link_name = "random_seed"]
+    fn host_random_seed() -> i64;
+}
+
+/// Name the rule's source is compiled under: it appears in syntax errors and stack traces.
+const FILE_NAME: &std::ffi::CStr = c"rule.js";
+/// Prepended to the source so an anonymous `function (user, context, callback) {...}` parses
+/// as an expression. On the first line, so line numbers in errors and stack traces are the
+/// author's (columns of line 1 are one more).
+const PREFIX: &str = "(";
+const SUFFIX: &str = "\n)";
+/// QuickJS checks its C stack (a region of linear memory) against this; it must stay below the
+/// 1 MiB the linker gives the shadow stack or every call "overflows".
+const JS_STACK_BYTES: usize = 384 << 10;
+
+struct State {
+    runtime: Runtime,
+    context: Context,
+    rule: Option<Persistent<Function<'static>>>,
+}
+
+thread_local! {
+    static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
+}
+
+fn log(level: i32, message: &str) {
+    // SAFETY: the host reads `len` bytes at `ptr` from this module's memory.
+    unsafe { host_log(level, message.as_ptr(), message.len()) }
+}
+
+/// Fails the execution closed: the host records a trap, the log says why.
+fn fail(message: &str) -> ! {
+    log(3, message);
+    core::arch::wasm32::unreachable()
+}
+
+/// Builds the runtime once; the host snapshots memory after this returns.
+#[unsafe(export_name = "wizer-initialize")]
+pub extern "C" fn initialize() {
+    let runtime = Runtime::new().unwrap_or_else(|_| fail("cannot create the QuickJS runtime"));
+    runtime.set_max_stack_size(JS_STACK_BYTES);
+    let context = Context::full(&runtime).unwrap_or_else(|_| fail("cannot create a context"));
+    context.with(|ctx| {
+        let log_fn = Function::new(ctx.clone(), |level: i32, message: String| {
+            log(level, &message)
+        })
+        .unwrap_or_else(|_| fail("cannot create the log function"));
+        ctx.globals()
+            .set("__wardstone_log", log_fn)
+            .unwrap_or_else(|_| fail("cannot set up globals"));
+        if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
+            fail(&format!("prelude: {}", describe(&ctx, e)));
+        }
+    });
+    runtime.run_gc();
+    STATE.with(|s| {
+        *s.borrow_mut() = Some(State {
+            runtime,
+            context,
+            rule: None,
+        })
+    });
+}
+
+/// ABI v1: `len` writable bytes for the host.
+#[unsafe(no_mangle)]
+pub extern "C" fn alloc(len: i32) -> *mut u8 {
+    let mut buffer = Vec::<u8>::with_capacity(len.max(0) as usize);
+    let ptr = buffer.as_mut_ptr();
+    std::mem::forget(buffer);
+    ptr
+}
+
+fn leak(bytes: Vec<u8>) -> i64 {
+    let bytes = bytes.into_boxed_slice();
+    let len = bytes.len() as i64;
+    let ptr = Box::into_raw(bytes) as *mut u8 as u32 as i64;
+    (ptr << 32) | len
+}
+
+/// SAFETY: the host wrote `len` bytes at `ptr` (memory it got from `alloc`).
+unsafe fn input<'a>(ptr: *const u8, len: i32) -> &'a [u8] {
+    unsafe { std::slice::from_raw_parts(ptr, len.max(0) as usize) }
+}
+
+fn with_state<R>(f: impl FnOnce(&mut State) -> R) -> R {
+    STATE.with(|s| {
+        let mut s = s.borrow_mut();
+        let state = s
+            .as_mut()
+            .unwrap_or_else(|| fail("the JavaScript runtime was not initialized"));
+        f(state)
+    })
+}
+
+/// The pending exception as "Name: message" plus QuickJS's stack, for the rule's log.
+fn describe(ctx: &Ctx<'_>, error: rquickjs::Error) -> String {
+    if !matches!(error, rquickjs::Error::Exception) {
+        return error.to_string();
+    }
+    let exception = ctx.catch();
+    describe_value(&exception)
+}
+
+fn describe_value(value: &Value<'_>) -> String {
+    if let Some(object) = value.as_object() {
+        let name: Option<String> = object.get("name").ok();
+        let message: Option<String> = object.get("message").ok();
+        let stack: Option<String> = object.get("stack").ok();
+        if name.is_some() || message.is_some() {
+            let mut text = format!(
+                "{}: {}",
+                name.unwrap_or_else(|| "Error".into()),
+                message.unwrap_or_default()
+            );
+            if let Some(stack) = stack.filter(|s| !s.trim().is_empty()) {
+                text.push('\n');
+                text.push_str(stack.trim_end());
+            }
+            return text;
+        }
+    }
+    match value.as_string().and_then(|s| s.to_string().ok()) {
+        Some(text) => text,
+        None => format!("a {} was thrown", value.type_name()),
+    }
+}
+
+/// Compiles a rule's source to QuickJS bytecode, checking that it is one function expression.
+/// Output: `0` then the bytecode, or `1` then a UTF-8 JSON object
+/// `{"message", "line", "column"}` (line and column of the author's source, when known).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn compile(ptr: *const u8, len: i32) -> i64 {
+    let source = match std::str::from_utf8(unsafe { input(ptr, len) }) {
+        Ok(s) => s,
+        Err(_) => return leak(compile_error("the source is not UTF-8", None)),
+    };
+    let wrapped = format!("{PREFIX}{source}{SUFFIX}");
+    let wrapped = match std::ffi::CString::new(wrapped) {
+        Ok(c) => c,
+        Err(_) => return leak(compile_error("the source contains a NUL character", None)),
+    };
+    with_state(|state| {
+        state.context.with(|ctx| {
+            let raw = ctx.as_raw().as_ptr();
+            let compiled = unsafe {
+                qjs::JS_Eval(
+                    raw,
+                    wrapped.as_ptr(),
+                    wrapped.as_bytes().len() as _,
+                    FILE_NAME.as_ptr(),
+                    (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY)
+                        as i32,
+                )
+            };
+            if unsafe { qjs::JS_IsException(compiled) } {
+                let exception = ctx.catch();
+                return leak(syntax_error(&exception));
+            }
+            let mut size = 0usize;
+            let bytes = unsafe {
+                qjs::JS_WriteObject(
+                    raw,
+                    &mut size as *mut usize as *mut _,
+                    compiled,
+                    qjs::JS_WRITE_OBJ_BYTECODE as i32,
+                )
+            };
+            let bytecode = if bytes.is_null() {
+                None
+            } else {
+                let copy = unsafe { std::slice::from_raw_parts(bytes, size) }.to_vec();
+                unsafe { qjs::js_free(raw, bytes as *mut _) };
+                Some(copy)
+            };
+            // Evaluate once here, so a source whose value is not a function is refused at
+            // upload rather than at every login.
+            let value = unsafe { qjs::JS_EvalFunction(raw, compiled) };
+            if unsafe { qjs::JS_IsException(value) } {
+                let exception = ctx.catch();
+                return leak(compile_error(
+                    &format!("evaluating the rule failed: {}", describe_value(&exception)),
+                    None,
+                ));
+            }
+            let is_function = unsafe { qjs::JS_IsFunction(raw, value) };
+            unsafe { qjs::JS_FreeValue(raw, value) };
+            if !is_function {
+                return leak(compile_error(
+                    "the source must be one function expression: function (user, context, callback) { ... }",
+                    Some((1, 1)),
+                ));
+            }
+            match bytecode {
+                Some(mut b) => {
+                    b.insert(0, 0);
+                    leak(b)
+                }
+                None => leak(compile_error("QuickJS could not serialize the rule", None)),
+            }
+        })
+    })
+}
+
+fn compile_error(message: &str, at: Option<(u32, u32)>) -> Vec<u8> {
+    let (line, column) = match at {
+        Some((l, c)) => (l.to_string(), c.to_string()),
+        None => ("null".into(), "null".into()),
+    };
+    let mut out = vec![1u8];
+    out.extend_from_slice(
+        format!(
+            "{{\"message\":{},\"line\":{line},\"column\":{column}}}",
+            json_string(message)
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+/// A syntax error with the author's line and column (QuickJS puts them in the stack:
+/// `at rule.js:LINE:COLUMN`).
+fn syntax_error(exception: &Value<'_>) -> Vec<u8> {
+    let object = exception.as_object();
+    let message: String = object
+        .and_then(|o| o.get::<_, String>("message").ok())
+        .unwrap_or_else(|| describe_value(exception));
+    let name: String = object
+        .and_then(|o| o.get::<_, String>("name").ok())
+        .unwrap_or_else(|| "SyntaxError".into());
+    let stack: String = object
+        .and_then(|o| o.get::<_, String>("stack").ok())
+        .unwrap_or_default();
+    let at = stack.split("rule.js:").nth(1).and_then(|rest| {
+        let mut parts = rest.split(|c: char| !c.is_ascii_digit());
+        let line: u32 = parts.next()?.parse().ok()?;
+        let column: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
+        let column = if line == 1 { column.saturating_sub(1).max(1) } else { column };
+        Some((line, column))
+    });
+    compile_error(&format!("{name}: {message}"), at)
+}
+
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Loads a rule's bytecode (made by `compile` with the same runtime) into this instance.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn load(ptr: *const u8, len: i32) -> i32 {
+    let bytecode = unsafe { input(ptr, len) };
+    with_state(|state| {
+        let rule = state.context.with(|ctx| {
+            let raw = ctx.as_raw().as_ptr();
+            let object = unsafe {
+                qjs::JS_ReadObject(
+                    raw,
+                    bytecode.as_ptr(),
+                    bytecode.len() as _,
+                    qjs::JS_READ_OBJ_BYTECODE as i32,
+                )
+            };
+            if unsafe { qjs::JS_IsException(object) } {
+                fail(&format!(
+                    "cannot load the rule's bytecode: {}",
+                    describe_value(&ctx.catch())
+                ));
+            }
+            let value = unsafe { qjs::JS_EvalFunction(raw, object) };
+            if unsafe { qjs::JS_IsException(value) } {
+                fail(&format!(
+                    "evaluating the rule failed: {}",
+                    describe_value(&ctx.catch())
+                ));
+            }
+            let value = unsafe { Value::from_raw(ctx.clone(), value) };
+            match value.into_function() {
+                Some(f) => Persistent::save(&ctx, f),
+                None => fail("the rule is not a function"),
+            }
+        });
+        state.rule = Some(rule);
+    });
+    0
+}
+
+/// ABI v1: runs the loaded rule on the input and returns the output's location.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
+    let input = match std::str::from_utf8(unsafe { input(ptr, len) }) {
+        Ok(s) => s.to_owned(),
+        Err(_) => fail("the input is not UTF-8"),
+    };
+    // SAFETY: a host import without arguments.
+    let seed = unsafe { host_random_seed() } as u64;
+    with_state(|state| {
+        let Some(rule) = state.rule.clone() else {
+            fail("no rule was loaded")
+        };
+        let started = state.context.with(|ctx| -> Result<(), String> {
+            let rule = rule.restore(&ctx).map_err(|e| e.to_string())?;
+            let host: rquickjs::Object = ctx
+                .globals()
+                .get("__wardstone")
+                .map_err(|e| describe(&ctx, e))?;
+            let start: Function = host.get("start").map_err(|e| describe(&ctx, e))?;
+            start
+                .call::<_, ()>((rule, input, (seed >> 32) as u32, seed as u32))
+                .map_err(|e| describe(&ctx, e))
+        });
+        if let Err(why) = started {
+            fail(&format!("the rule failed: {why}"));
+        }
+        // Promises: run every job the rule queued (async rules, auth0.users.*). Fuel and the
+        // deadline bound this loop like any other code.
+        loop {
+            match state.runtime.execute_pending_job() {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(e) => {
+                    let why = e.0.with(|ctx| describe_value(&ctx.catch()));
+                    log(2, &format!("a promise job threw: {why}"));
+                }
+            }
+        }
+        let output = state.context.with(|ctx| -> Result<String, String> {
+            let host: rquickjs::Object = ctx
+                .globals()
+                .get("__wardstone")
+                .map_err(|e| describe(&ctx, e))?;
+            let finish: Function = host.get("finish").map_err(|e| describe(&ctx, e))?;
+            finish.call::<_, String>(()).map_err(|e| describe(&ctx, e))
+        });
+        match output {
+            Ok(json) => leak(json.into_bytes()),
+            Err(why) => fail(&format!("the rule failed: {why}")),
+        }
+    })
+}

@@ -1,0 +1,344 @@
+// JavaScript rules (SPEC §14): Auth0 rule source runs unchanged through a real login, inside
+// the wasm sandbox, with the same pipeline semantics as every other rule; hostile scripts fail
+// closed; bad sources are refused at upload with line and column.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use super::*;
+
+const NS: &str = "https://wardstone.dev/";
+
+#[tokio::test]
+async fn an_auth0_rule_runs_unchanged_and_its_source_is_returned() {
+    let Some(source) = js_sample("add-roles") else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.set_metadata(&app.user_id, json!({"roles": ["admin", 7, "editor"]}), json!({}))
+        .await;
+    let id = app.add_script("add roles", &source).await;
+    let mgmt = app.mgmt_token(None).await;
+    let (status, rule) = app.api("GET", &format!("/rules/{id}"), &mgmt, None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(rule["script"], source, "GET returns the source as uploaded");
+    assert!(rule.get("wasm").is_none());
+
+    let tokens = app.tokens(&Browser::new()).await;
+    let (_, id_token) = app
+        .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
+        .await;
+    let (_, access) = app
+        .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .await;
+    assert_eq!(id_token[format!("{NS}roles")], json!(["admin", "editor"]));
+    assert_eq!(access[format!("{NS}roles")], json!(["admin", "editor"]));
+    let log = &app.logs(1).await[0];
+    assert_eq!(log.outcome.label(), "ok", "{log:?}");
+    assert!(log.fuel > 0);
+}
+
+#[tokio::test]
+async fn unauthorized_error_denies_with_its_message_and_console_goes_to_the_log() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    app.add_script(
+        "gate",
+        r#"function (user, context, callback) {
+  console.log('checking', user.email, { client: context.clientName });
+  console.warn('closed');
+  callback(new UnauthorizedError('No entry for ' + user.email));
+}"#,
+    )
+    .await;
+    let q = app.authorize_outcome(&Browser::new(), &[]).await;
+    assert_eq!(q["error"], "access_denied");
+    assert_eq!(q["error_description"], format!("No entry for {}", EMAIL));
+    let log = &app.logs(1).await[0];
+    assert_eq!(log.outcome.label(), "denied");
+    let lines: Vec<(String, String)> = log
+        .logs
+        .iter()
+        .map(|l| (l.level.clone(), l.message.clone()))
+        .collect();
+    assert_eq!(
+        lines,
+        vec![
+            (
+                "info".to_string(),
+                format!("checking {} {{\"client\":\"Acme Web\"}}", EMAIL)
+            ),
+            ("warn".to_string(), "closed".to_string()),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn configuration_async_metadata_and_refresh_only_logic() {
+    let Some(source) = js_sample("plan-from-configuration") else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.admin
+        .set_rule_config(&app.t().await, "DEFAULT_PLAN", "team")
+        .await
+        .unwrap();
+    app.add_script("plan", &source).await;
+    let tokens = app.tokens(&Browser::new()).await;
+    let (_, access) = app
+        .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .await;
+    assert_eq!(access[format!("{NS}plan")], "team");
+    assert_eq!(access[format!("{NS}protocol")], "oidc-basic-profile");
+    // updateAppMetadata was persisted after the pipeline.
+    let mgmt = app.mgmt_token(None).await;
+    let (_, user) = app
+        .api("GET", &format!("/users/{}", app.user_id), &mgmt, None)
+        .await;
+    assert_eq!(user["app_metadata"]["plan"], "team");
+    assert_eq!(user["app_metadata"]["first_login"], "1970-01-01T00:00:00.000Z");
+    let log = &app.logs(1).await[0];
+    assert!(
+        log.logs
+            .iter()
+            .any(|l| l.message == format!("plan team for {}", EMAIL)),
+        "{log:?}"
+    );
+
+    // At refresh the rule takes its other branch and writes nothing.
+    app.admin
+        .set_rule_config(&app.t().await, "DEFAULT_PLAN", "other")
+        .await
+        .unwrap();
+    let refreshed = app
+        .refresh(tokens["refresh_token"].as_str().unwrap())
+        .await;
+    assert_eq!(refreshed.status(), StatusCode::OK);
+    let refreshed: Value = refreshed.json().await.unwrap();
+    let (_, access) = app
+        .verify(refreshed["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .await;
+    assert_eq!(access[format!("{NS}protocol")], "oauth2-refresh-token");
+    assert_eq!(access[format!("{NS}plan")], "team", "from the stored metadata");
+    assert!(app.logs(1).await[0].logs.is_empty());
+}
+
+#[tokio::test]
+async fn promises_restricted_claims_and_fresh_randomness() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    app.add_script(
+        "async",
+        r#"function (user, context, callback) {
+  const later = (v) => new Promise((resolve) => Promise.resolve().then(() => resolve(v)));
+  later(Math.random()).then((r) => {
+    context.idToken['https://wardstone.dev/random'] = r;
+    context.idToken['https://wardstone.dev/now'] = Date.now();
+    context.idToken.sub = 'someone-else';
+    context.protocol = 'forged';
+    return auth0.users.updateUserMetadata(user.user_id, { theme: 'dark' });
+  }).then(() => callback(null, user, context), callback);
+}"#,
+    )
+    .await;
+    let mut randoms = Vec::new();
+    for _ in 0..2 {
+        let tokens = app.tokens(&Browser::new()).await;
+        let (_, id_token) = app
+            .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
+            .await;
+        assert_eq!(id_token["sub"], app.user_id, "restricted claims are dropped");
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as f64;
+        let rule_now = id_token[format!("{NS}now")].as_f64().unwrap();
+        assert!((now_ms - rule_now).abs() < 60_000.0, "Date.now is the host clock");
+        randoms.push(id_token[format!("{NS}random")].as_f64().unwrap());
+    }
+    assert_ne!(randoms[0], randoms[1], "every execution is seeded afresh");
+    assert!(randoms.iter().all(|r| (0.0..1.0).contains(r)));
+    let mgmt = app.mgmt_token(None).await;
+    let (_, user) = app
+        .api("GET", &format!("/users/{}", app.user_id), &mgmt, None)
+        .await;
+    assert_eq!(user["user_metadata"]["theme"], "dark");
+}
+
+#[tokio::test]
+async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    let cases: &[(&str, &str, &str)] = &[
+        ("infinite loop", "while (true) {}", "failed:fuel"),
+        (
+            "allocation bomb",
+            "let s = 'x'.repeat(1 << 20); const keep = []; for (;;) { keep.push(s + keep.length); s = s + s; }",
+            "failed:",
+        ),
+        ("throw", "throw new Error('boom');", "failed:trap"),
+        ("never calls back", "console.log('forgot the callback');", "failed:trap"),
+        (
+            "deep recursion",
+            "const down = (n) => down(n + 1) + 1; down(0);",
+            "failed:",
+        ),
+        (
+            "rejected promise",
+            "Promise.reject(new TypeError('nope')).then(() => callback(null, user, context));",
+            "failed:trap",
+        ),
+        (
+            "callback with garbage",
+            "callback(null, 42, 'context');",
+            "failed:trap",
+        ),
+        (
+            "metadata of another user",
+            "auth0.users.updateAppMetadata('someone', {}).then(() => callback(null, user, context), callback);",
+            "failed:trap",
+        ),
+        (
+            "a require the scan cannot see",
+            "globalThis['req' + 'uire']('fs'); callback(null, user, context);",
+            "failed:trap",
+        ),
+    ];
+    for (name, body, outcome) in cases {
+        let source = format!("function (user, context, callback) {{\n  {body}\n}}");
+        let id = app.add_script(&name.replace(' ', "-"), &source).await;
+        let q = app.authorize_outcome(&Browser::new(), &[]).await;
+        assert_eq!(q["error"], "server_error", "{name}: {q:?}");
+        let log = &app.logs(1).await[0];
+        assert!(
+            log.outcome.label().starts_with(outcome),
+            "{name}: {}",
+            log.outcome.label()
+        );
+        assert!(q["error_description"].contains(&log.id), "{name}");
+        app.admin.remove_rule(&app.t().await, &id).await.unwrap();
+    }
+    let log = app.logs(20).await;
+    let thrown = log
+        .iter()
+        .find(|l| l.rule_name == "throw")
+        .expect("the throw was logged");
+    assert!(
+        thrown
+            .logs
+            .iter()
+            .any(|l| l.message.contains("Error: boom") && l.message.contains("rule.js:2")),
+        "the rule log has the error and its line: {thrown:?}"
+    );
+    assert_still_serving(&app).await;
+}
+
+#[tokio::test]
+async fn bad_sources_are_refused_at_upload_with_line_and_column() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    let cases: &[(&str, &str)] = &[
+        (
+            "function (user, context, callback) {\n  const x = ;\n}",
+            "(line 2, column 13)",
+        ),
+        (
+            "function (user, context, callback) {\n  const request = require('request');\n  callback(null, user, context);\n}",
+            "require is not available in Wardstone rules (line 2, column 19)",
+        ),
+        ("42", "must be one function expression"),
+        ("", "the script is empty"),
+        (
+            "function (user, context, callback) { callback(null, user, context) }) + (0",
+            "must be one function expression",
+        ),
+    ];
+    for (source, expected) in cases {
+        let (status, body) = app
+            .api(
+                "POST",
+                "/rules",
+                &mgmt,
+                Some(json!({"name": "bad", "script": source})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{source}: {body}");
+        assert!(
+            body["message"].as_str().unwrap().contains(expected),
+            "{source}: {body}"
+        );
+    }
+    let (status, body) = app
+        .api(
+            "POST",
+            "/rules",
+            &mgmt,
+            Some(json!({"name": "both", "script": "function(){}", "wat": "(module)"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (_, rules) = app.api("GET", "/rules", &mgmt, None).await;
+    assert_eq!(rules, json!([]), "nothing refused was stored");
+}
+
+#[tokio::test]
+async fn a_rule_moves_between_wasm_and_javascript_by_versions() {
+    let Some(source) = js_sample("add-roles") else {
+        return;
+    };
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    let id = app.add_rule("roles", &wat_sample("deny.wat")).await;
+    let (status, body) = app
+        .api(
+            "PATCH",
+            &format!("/rules/{id}"),
+            &mgmt,
+            Some(json!({"script": source})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["version"], 2);
+    assert!(
+        app.authorize_outcome(&Browser::new(), &[])
+            .await
+            .contains_key("code"),
+        "the JavaScript version runs"
+    );
+    let (status, body) = app
+        .api(
+            "POST",
+            &format!("/rules/{id}/rollback"),
+            &mgmt,
+            Some(json!({"version": 1})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, rule) = app.api("GET", &format!("/rules/{id}"), &mgmt, None).await;
+    assert!(rule.get("script").is_none(), "{rule}");
+    assert_eq!(
+        app.authorize_outcome(&Browser::new(), &[]).await["error"],
+        "access_denied",
+        "the wasm version runs again"
+    );
+    let (status, _) = app
+        .api(
+            "POST",
+            &format!("/rules/{id}/rollback"),
+            &mgmt,
+            Some(json!({"version": 2})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, rule) = app.api("GET", &format!("/rules/{id}"), &mgmt, None).await;
+    assert_eq!(rule["script"], source);
+}
