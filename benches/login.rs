@@ -3,8 +3,9 @@
 //! Starts the release server as its own process on a fresh SQLite database, creates its own
 //! tenants, and drives real HTTP at concurrency 16 (the load generator shares the machine):
 //! - logins with an SSO session (`/authorize` → rules → 303 with a code) for tenants with 0,
-//!   1, 5 and 10 SDK sample rules (distinct modules), in interleaved rounds so that the ratios
-//!   come from one run;
+//!   1, 5 and 10 SDK sample rules (distinct modules) and 1 and 3 JavaScript rules (distinct
+//!   scripts, the same add-roles logic), in interleaved rounds so that the ratios come from one
+//!   run;
 //! - code exchanges at the token endpoint (client_secret_basic + PKCE), which sign an access
 //!   token and an ID token, for tenants signing with RS256, ES256 and EdDSA (their codes come
 //!   from logins outside the timed phases), in the same rounds.
@@ -23,6 +24,7 @@ use wardstone::clock::Clock;
 use wardstone::config::PublicUrl;
 use wardstone::crypto::MasterKey;
 use wardstone::domain::SigningAlg;
+use wardstone::rules::Upload;
 use wardstone::service::Admin;
 
 const CALLBACK: &str = "http://127.0.0.1:9/callback";
@@ -63,12 +65,47 @@ fn authorize_url(base: &str, t: &TenantSetup) -> String {
     url.to_string()
 }
 
+/// A tenant's rules: `count` distinct add-roles rules, as SDK modules or as JavaScript.
+#[derive(Debug, Clone, Copy)]
+struct RuleSet {
+    count: usize,
+    javascript: bool,
+}
+
+impl RuleSet {
+    fn sdk(count: usize) -> Self {
+        RuleSet {
+            count,
+            javascript: false,
+        }
+    }
+
+    fn js(count: usize) -> Self {
+        RuleSet {
+            count,
+            javascript: true,
+        }
+    }
+
+    fn parse(text: &str) -> Self {
+        match text.strip_prefix("js") {
+            Some(n) => RuleSet::js(n.parse().expect("BENCH_ONLY=jsN")),
+            None => RuleSet::sdk(text.parse().expect("BENCH_ONLY is a rule count or jsN")),
+        }
+    }
+
+    fn label(self) -> String {
+        let kind = if self.javascript { "JavaScript" } else { "SDK" };
+        format!("{} {kind} rule(s)", self.count)
+    }
+}
+
 /// Creates tenants with `rules` SDK rules each and signing with `alg`, through the service
 /// layer on the database the server will open.
 async fn setup(
     database_url: &str,
     master_key: &str,
-    specs: &[(usize, SigningAlg)],
+    specs: &[(RuleSet, SigningAlg)],
 ) -> Vec<TenantSetup> {
     let store = wardstone::startup::open_store(database_url, 4)
         .await
@@ -86,8 +123,17 @@ async fn setup(
     );
     let add_roles = sample("add-roles");
     let mut out = Vec::new();
-    for &(n, alg) in specs {
-        let name = format!("rules{n}-{}", alg.as_str().to_ascii_lowercase());
+    let add_roles_js = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-rules/js/add-roles.js"),
+    )
+    .unwrap();
+    for &(set, alg) in specs {
+        let n = set.count;
+        let name = format!(
+            "rules{n}{}-{}",
+            if set.javascript { "js" } else { "" },
+            alg.as_str().to_ascii_lowercase()
+        );
         admin.create_tenant(&name, alg).await.unwrap();
         let tenant = admin.resolve(&name).await.unwrap();
         let client = admin
@@ -107,9 +153,21 @@ async fn setup(
                 .unwrap();
         }
         for i in 0..n {
-            let module = distinct(&add_roles, &format!("{name}-{i}"));
+            let upload = if set.javascript {
+                // Distinct scripts, as a tenant's are: each its own bytecode.
+                Upload::Script(format!("{add_roles_js}\n// {name}-{i}\n"))
+            } else {
+                Upload::Module(distinct(&add_roles, &format!("{name}-{i}")))
+            };
             admin
-                .add_rule(&tenant, &format!("add roles {i}"), &module, None, true)
+                .add_rule_upload(
+                    &tenant,
+                    &format!("add roles {i}"),
+                    upload,
+                    None,
+                    true,
+                    Default::default(),
+                )
                 .await
                 .unwrap();
         }
@@ -261,16 +319,26 @@ fn main() {
         let dir = tempfile::tempdir().unwrap();
         let database_url = format!("sqlite://{}/bench.db", dir.path().display());
         let master_key = random_master_key();
-        // BENCH_ONLY=5 measures only the tenant with 5 rules (for profiling).
-        let rule_counts: Vec<usize> = match std::env::var("BENCH_ONLY") {
-            Ok(n) => vec![n.parse().expect("BENCH_ONLY is a rule count")],
-            Err(_) => vec![0, 1, 5, 10],
+        // BENCH_ONLY=5 measures only the tenant with 5 SDK rules, BENCH_ONLY=js3 the one with
+        // 3 JavaScript rules (for profiling).
+        let rule_counts: Vec<RuleSet> = match std::env::var("BENCH_ONLY") {
+            Ok(n) => vec![RuleSet::parse(&n)],
+            Err(_) => {
+                let mut sets: Vec<RuleSet> = [0, 1, 5, 10].map(RuleSet::sdk).to_vec();
+                if wardstone::rules::js::AVAILABLE {
+                    sets.extend([1, 3].map(RuleSet::js));
+                }
+                sets
+            }
         };
-        let mut specs: Vec<(usize, SigningAlg)> =
+        let mut specs: Vec<(RuleSet, SigningAlg)> =
             rule_counts.iter().map(|&n| (n, SigningAlg::Rs256)).collect();
         // Tenants only for the exchange rows: the first rule tenant (no rules) is the RS256 one.
         let exchange_algs = [SigningAlg::Rs256, SigningAlg::Es256, SigningAlg::EdDsa];
-        specs.extend([(0, SigningAlg::Es256), (0, SigningAlg::EdDsa)]);
+        specs.extend([
+            (RuleSet::sdk(0), SigningAlg::Es256),
+            (RuleSet::sdk(0), SigningAlg::EdDsa),
+        ]);
         let tenants = setup(&database_url, &master_key, &specs).await;
         let (server, _) = Server::start(&database_url, &master_key, &[]);
         eprintln!("server pid {}", server.pid);
@@ -293,8 +361,8 @@ fn main() {
                 let (mut s, codes) = logins(Arc::new(authorize_url(&base, t)), b, seconds).await;
                 s.server_cpu = server.cpu() - cpu;
                 eprintln!(
-                    "round {round}: {:>2} rules: {:>7.0} logins/s  p50 {}  p99 {}  server CPU {:.0} µs/login  errors {}",
-                    rule_counts[i], s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)),
+                    "round {round}: {:>10}: {:>7.0} logins/s  p50 {}  p99 {}  server CPU {:.0} µs/login  errors {}",
+                    rule_counts[i].label(), s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)),
                     s.cpu_per_ok().as_secs_f64() * 1e6, s.errors
                 );
                 if i == 0 {
@@ -343,8 +411,8 @@ fn main() {
             let rate = median_rate(rs);
             let m = merged(rs);
             println!(
-                "| login with a session, {} SDK rule(s) | {:.0} | {:.2}× | {} | {} | {:.0} µs | {} |",
-                rule_counts[i], rate, base_rate / rate, ms(m.quantile(0.5)), ms(m.quantile(0.99)),
+                "| login with a session, {} | {:.0} | {:.2}× | {} | {} | {:.0} µs | {} |",
+                rule_counts[i].label(), rate, base_rate / rate, ms(m.quantile(0.5)), ms(m.quantile(0.99)),
                 m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
             );
         }

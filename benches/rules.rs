@@ -247,6 +247,99 @@ fn main() {
         );
     }
 
+    // JavaScript: one runtime snapshot shared by every script, the script's bytecode loaded
+    // into each fresh instance.
+    if wardstone::rules::js::AVAILABLE {
+        let script = |name: &str| {
+            std::fs::read_to_string(root().join(format!("sample-rules/js/{name}.js"))).unwrap()
+        };
+        let started = Instant::now();
+        engine.warm_js().unwrap();
+        eprintln!(
+            "JavaScript runtime ready in {:?} (snapshot + compile)",
+            started.elapsed()
+        );
+        let add_roles_js = script("add-roles");
+        let js_rule = load(add_roles_js.clone().into_bytes());
+        let js_fuel = fuel_of(&js_rule);
+        bench(
+            "compile a JavaScript rule at upload (source → bytecode)",
+            "—".into(),
+            &mut || {
+                std::hint::black_box(engine.compile(add_roles_js.as_bytes()).unwrap());
+            },
+        );
+        bench(
+            "JavaScript rule (add-roles.js), fresh instance, end to end",
+            js_fuel.clone(),
+            &mut || {
+                let e = engine.execute(&js_rule, &input, timeout);
+                assert!(e.result.is_ok(), "{:?}", e.result);
+            },
+        );
+        let js_rules: Vec<PreparedRule> = (0..3)
+            .map(|i| PreparedRule {
+                id: format!("rul_js{i}"),
+                name: format!("js {i}"),
+                version: 1,
+                on_failure: Default::default(),
+                // Distinct scripts, as a tenant's are.
+                compiled: load(format!("{add_roles_js}\n// copy {i}\n").into_bytes()),
+            })
+            .collect();
+        bench(
+            "pipeline of 3 distinct JavaScript rules, login path",
+            "—".into(),
+            &mut || {
+                let run = run_pipeline(
+                    &engine,
+                    &js_rules,
+                    user.clone(),
+                    context.clone(),
+                    wardstone::rules::TenantEnv {
+                        configuration_json: &configuration,
+                        net: &Default::default(),
+                    },
+                    wardstone::rules::Trigger::Login,
+                    0,
+                );
+                assert!(matches!(
+                    run.verdict,
+                    wardstone::rules::Verdict::Allow { .. }
+                ));
+            },
+        );
+        // Other modules take the pool's slots in between (as other tenants' rules do), so the
+        // runtime's memory image is not warm in the slot it gets. Only the JavaScript
+        // execution is timed.
+        let name = "JavaScript rule after 20 other modules ran (cold slot)";
+        if filter.as_deref().is_none_or(|flt| name.contains(flt)) {
+            let mut samples: Vec<Duration> = (0..(iterations / 20).max(50))
+                .map(|_| {
+                    for other in distinct.iter().chain(distinct.iter()) {
+                        std::hint::black_box(engine.execute(other, &input, timeout));
+                    }
+                    let t = Instant::now();
+                    let e = engine.execute(&js_rule, &input, timeout);
+                    let spent = t.elapsed();
+                    assert!(e.result.is_ok());
+                    spent
+                })
+                .collect();
+            samples.sort();
+            let stats = Stats {
+                median: samples[samples.len() / 2],
+                p99: samples[samples.len() * 99 / 100],
+            };
+            eprintln!(
+                "{name:<55} median {:>10}  p99 {:>10}",
+                us(stats.median),
+                us(stats.p99)
+            );
+            rows.push((name.to_string(), stats, "—".into()));
+        }
+    }
+
     println!(
         "\n| what (~2 KB input, {iterations} runs) | median | p99 | fuel |\n|---|---|---|---|"
     );

@@ -33,6 +33,18 @@ impl Clock {
         }
     }
 
+    /// The current time in microseconds (a rule's `Date`; a manual clock has whole seconds).
+    pub fn now_micros(&self) -> i64 {
+        match self {
+            #[allow(clippy::disallowed_methods)] // the one place that may read the wall clock
+            Clock::System => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_micros() as i64)
+                .unwrap_or(0),
+            Clock::Manual(t) => t.load(Ordering::SeqCst) * 1_000_000,
+        }
+    }
+
     /// Moves a manual clock forward; does nothing to the system clock.
     pub fn advance(&self, seconds: i64) {
         if let Clock::Manual(t) = self {

@@ -451,10 +451,7 @@ impl RuleEngine {
             i64::from_le_bytes(bytes)
         })?;
         linker.func_wrap("env", "__rquickjs_host_now_us", || -> f64 {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_micros() as f64)
-                .unwrap_or(0.0)
+            crate::clock::Clock::System.now_micros() as f64
         })?;
         let fingerprint = {
             use sha2::Digest;

@@ -1126,3 +1126,79 @@ fn rule_lifecycle_commands_version_roll_back_and_allow_hosts() {
     ));
     assert_eq!(s["rules"]["allowed_hosts"], serde_json::json!([]));
 }
+
+#[test]
+fn javascript_rules_run_offline_and_upload_from_a_js_file() {
+    if !wardstone::rules::js::AVAILABLE {
+        assert!(std::env::var_os("WARDSTONE_REQUIRE_TOOLCHAINS").is_none());
+        return;
+    }
+    let input = repo("sample-rules/example-input.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "rules",
+            "run",
+            "--module",
+            &repo("sample-rules/js/add-roles.js"),
+            "--input",
+            &input,
+        ])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert_eq!(report["outcome"], "ok");
+    assert_eq!(
+        report["output"]["context"]["idToken"]["https://wardstone.dev/roles"],
+        serde_json::json!(["admin", "billing"])
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let added = json(&wardstone(
+        &db,
+        &[
+            "rule",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "roles",
+            "--file",
+            &repo("sample-rules/js/add-roles.js"),
+            "--json",
+        ],
+    ));
+    assert!(added["id"].as_str().unwrap().starts_with("rul_"));
+
+    let bad = dir.path().join("bad.js");
+    std::fs::write(
+        &bad,
+        "function (user, context, callback) {\n  callback(null, user, context;\n}\n",
+    )
+    .unwrap();
+    let bad = bad.display().to_string();
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule", "add", "--tenant", "acme", "--name", "bad", "--file", &bad,
+            ],
+        ),
+        "(line 2, column",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args(["rules", "run", "--module", &bad, "--input", &input])
+        .output()
+        .unwrap();
+    refused(&out, "(line 2, column");
+    let list = json(&wardstone(
+        &db,
+        &["rule", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(
+        list["rules"].as_array().unwrap().len(),
+        1,
+        "the refused rule was not stored"
+    );
+}

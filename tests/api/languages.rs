@@ -1,5 +1,6 @@
-// Rule ABI v1 is language-neutral: the same add-roles rule written in Rust (rules-sdk), C (clang,
-// no libc) and AssemblyScript runs through a real login and produces identical tokens.
+// Rule ABI v1 is language-neutral: the same add-roles rule written in Rust (rules-sdk),
+// JavaScript (Auth0 source on the embedded QuickJS runtime), C (clang, no libc) and
+// AssemblyScript runs through a real login and produces identical tokens.
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -7,8 +8,9 @@ use serde_json::{Value, json};
 use super::*;
 
 #[tokio::test]
-async fn the_same_rule_in_rust_c_and_assemblyscript_produces_identical_tokens() {
+async fn the_same_rule_in_rust_javascript_c_and_assemblyscript_produces_identical_tokens() {
     let mut modules = vec![("Rust", sample_rule("add-roles"))];
+    modules.extend(js_sample("add-roles").map(|s| ("JavaScript", s.into_bytes())));
     modules.extend(c_sample().map(|m| ("C", m)));
     modules.extend(assemblyscript_sample().map(|m| ("AssemblyScript", m)));
     let app = spawn_app().await;
@@ -28,7 +30,13 @@ async fn the_same_rule_in_rust_c_and_assemblyscript_produces_identical_tokens() 
             app.api("DELETE", &format!("/rules/{}", r["id"].as_str().unwrap()), &mgmt, None)
                 .await;
         }
-        app.add_rule(&format!("add roles {language}"), module).await;
+        let name = format!("add roles {language}");
+        if *language == "JavaScript" {
+            app.add_script(&name, std::str::from_utf8(module).unwrap())
+                .await;
+        } else {
+            app.add_rule(&name, module).await;
+        }
         let tokens = app.tokens(&Browser::new()).await;
         let (_, id) = app
             .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
@@ -50,7 +58,7 @@ async fn the_same_rule_in_rust_c_and_assemblyscript_produces_identical_tokens() 
         assert_eq!(at, &expected, "{language}: access token");
     }
     if toolchains_required() {
-        assert_eq!(seen.len(), 3, "all three languages ran");
+        assert_eq!(seen.len(), 4, "all four languages ran");
     }
     let health = reqwest::get(format!("{}/healthz", app.base)).await.unwrap();
     assert_eq!(health.status(), StatusCode::OK);

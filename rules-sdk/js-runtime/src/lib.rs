@@ -12,6 +12,9 @@
 //! and `env.__rquickjs_host_now_us` (the clock of rquickjs's wasm shim). Nothing else.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use serde_json::value::RawValue;
 
 use rquickjs::{Context, Ctx, Function, Persistent, Runtime, Value, qjs};
 
@@ -69,11 +72,18 @@ pub extern "C" fn initialize() {
         ctx.globals()
             .set("__wardstone_log", log_fn)
             .unwrap_or_else(|_| fail("cannot set up globals"));
+        define_raw(&ctx, c"__wardstone_take", Some(take_property), 3);
+        define_raw(&ctx, c"__wardstone_keys", Some(pending_keys), 1);
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
         }
     });
     runtime.run_gc();
+    // QuickJS frees by reference counting; its cycle collector would walk the whole heap
+    // (every builtin) whenever allocations cross a threshold, costing more than a typical
+    // rule. An instance lives for one execution, under the memory cap, so cycles are left to
+    // die with it.
+    runtime.set_gc_threshold(usize::MAX);
     STATE.with(|s| {
         *s.borrow_mut() = Some(State {
             runtime,
@@ -256,7 +266,11 @@ fn syntax_error(exception: &Value<'_>) -> Vec<u8> {
         let mut parts = rest.split(|c: char| !c.is_ascii_digit());
         let line: u32 = parts.next()?.parse().ok()?;
         let column: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
-        let column = if line == 1 { column.saturating_sub(1).max(1) } else { column };
+        let column = if line == 1 {
+            column.saturating_sub(1).max(1)
+        } else {
+            column
+        };
         Some((line, column))
     });
     compile_error(&format!("{name}: {message}"), at)
@@ -316,13 +330,137 @@ pub unsafe extern "C" fn load(ptr: *const u8, len: i32) -> i32 {
     0
 }
 
+/// The ABI input split one level down: each property of `user` and `context` as its JSON
+/// text, for `prelude.js` to parse only when the rule reads it.
+#[derive(serde::Deserialize)]
+struct Input<'a> {
+    #[serde(borrow, default)]
+    user: BTreeMap<String, &'a RawValue>,
+    #[serde(borrow, default)]
+    context: BTreeMap<String, &'a RawValue>,
+    #[serde(borrow)]
+    configuration: Option<&'a RawValue>,
+}
+
+thread_local! {
+    /// The current execution's input (it lives in a buffer `alloc` leaked, for the instance's
+    /// one execution).
+    static INPUT: RefCell<Option<Input<'static>>> = const { RefCell::new(None) };
+}
+
+/// Reads argument `i` as a Rust string (empty when it is not a string).
+unsafe fn arg_string(
+    ctx: *mut qjs::JSContext,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+    i: i32,
+) -> String {
+    if i >= argc {
+        return String::new();
+    }
+    unsafe {
+        let mut len: qjs::size_t = 0;
+        let ptr = qjs::JS_ToCStringLen2(ctx, &mut len, *argv.add(i as usize), false);
+        if ptr.is_null() {
+            return String::new();
+        }
+        let text = std::slice::from_raw_parts(ptr as *const u8, len as usize);
+        let owned = String::from_utf8_lossy(text).into_owned();
+        qjs::JS_FreeCString(ctx, ptr);
+        owned
+    }
+}
+
+unsafe fn arg_i32(ctx: *mut qjs::JSContext, argc: i32, argv: *mut qjs::JSValue, i: i32) -> i32 {
+    let mut value = 0;
+    if i < argc {
+        unsafe { qjs::JS_ToInt32(ctx, &mut value, *argv.add(i as usize)) };
+    }
+    value
+}
+
+unsafe fn new_string(ctx: *mut qjs::JSContext, text: &str) -> qjs::JSValue {
+    unsafe { qjs::JS_NewStringLen(ctx, text.as_ptr() as *const _, text.len() as _) }
+}
+
+fn pending<R>(
+    which: i32,
+    f: impl FnOnce(&mut BTreeMap<String, &'static RawValue>) -> R,
+) -> Option<R> {
+    INPUT.with(|input| {
+        let mut input = input.borrow_mut();
+        let input = input.as_mut()?;
+        Some(f(if which == 0 {
+            &mut input.user
+        } else {
+            &mut input.context
+        }))
+    })
+}
+
+/// `__wardstone_take(which, key, wanted)`: removes `user[key]` (`which` 0) or
+/// `context[key]` (1) from what is pending and returns its JSON text when `wanted`; undefined
+/// when there is no such pending property. A raw QuickJS function: it runs at every first read
+/// of a property, and rquickjs's generic wrapper costs several times the lookup.
+unsafe extern "C" fn take_property(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let which = unsafe { arg_i32(ctx, argc, argv, 0) };
+    let key = unsafe { arg_string(ctx, argc, argv, 1) };
+    let wanted = argc > 2 && unsafe { qjs::JS_ToBool(ctx, *argv.add(2)) } > 0;
+    match pending(which, |fields| fields.remove(&key)).flatten() {
+        Some(raw) if wanted => unsafe { new_string(ctx, raw.get()) },
+        _ => qjs::JS_UNDEFINED,
+    }
+}
+
+/// `__wardstone_keys(which)`: the pending properties' names, as a JSON array.
+unsafe extern "C" fn pending_keys(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let which = unsafe { arg_i32(ctx, argc, argv, 0) };
+    let keys = pending(which, |fields| {
+        serde_json::to_string(&fields.keys().collect::<Vec<_>>()).unwrap_or_default()
+    })
+    .unwrap_or_else(|| "[]".into());
+    unsafe { new_string(ctx, &keys) }
+}
+
+/// Defines a raw QuickJS function as a global.
+fn define_raw(ctx: &Ctx<'_>, name: &std::ffi::CStr, f: qjs::JSCFunction, length: i32) {
+    let raw = ctx.as_raw().as_ptr();
+    unsafe {
+        let function = qjs::JS_NewCFunction2(
+            raw,
+            f,
+            name.as_ptr(),
+            length,
+            qjs::JSCFunctionEnum_JS_CFUNC_generic,
+            0,
+        );
+        let global = qjs::JS_GetGlobalObject(raw);
+        qjs::JS_SetPropertyStr(raw, global, name.as_ptr(), function);
+        qjs::JS_FreeValue(raw, global);
+    }
+}
+
 /// ABI v1: runs the loaded rule on the input and returns the output's location.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
-    let input = match std::str::from_utf8(unsafe { input(ptr, len) }) {
-        Ok(s) => s.to_owned(),
-        Err(_) => fail("the input is not UTF-8"),
+    // SAFETY: the buffer came from `alloc`, which never frees: it outlives the execution.
+    let bytes: &'static [u8] = unsafe { std::slice::from_raw_parts(ptr, len.max(0) as usize) };
+    let input: Input<'static> = match serde_json::from_slice(bytes) {
+        Ok(i) => i,
+        Err(e) => fail(&format!("the input is not a rule input: {e}")),
     };
+    let configuration = input.configuration.map_or("{}", |c| c.get());
+    INPUT.with(|i| *i.borrow_mut() = Some(input));
     // SAFETY: a host import without arguments.
     let seed = unsafe { host_random_seed() } as u64;
     with_state(|state| {
@@ -337,7 +475,7 @@ pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
                 .map_err(|e| describe(&ctx, e))?;
             let start: Function = host.get("start").map_err(|e| describe(&ctx, e))?;
             start
-                .call::<_, ()>((rule, input, (seed >> 32) as u32, seed as u32))
+                .call::<_, ()>((rule, configuration, (seed >> 32) as i32, seed as i32))
                 .map_err(|e| describe(&ctx, e))
         });
         if let Err(why) = started {

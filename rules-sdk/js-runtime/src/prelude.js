@@ -39,17 +39,85 @@
   };
 
   // Math.random: a snapshot would replay one frozen state, so every execution reseeds from
-  // the host (xorshift128+, 53 random bits per number).
-  let s0 = 1n, s1 = 2n;
-  const MASK = (1n << 64n) - 1n;
-  Math.random = function random() {
-    let x = s0;
-    const y = s1;
-    s0 = y;
-    x = (x ^ (x << 23n)) & MASK;
-    s1 = x ^ y ^ (x >> 17n) ^ (y >> 26n);
-    return Number(((s1 + y) & MASK) >> 11n) / 9007199254740992;
+  // the host (xorshift128, 32-bit words: no BigInt work per execution).
+  let x = 1, y = 2, z = 3, w = 4;
+  const seed = (high, low) => {
+    x = high | 0;
+    y = low | 0;
+    z = (high ^ 0x9e3779b9) | 0;
+    w = (low ^ 0x7f4a7c15) | 0;
+    if ((x | y | z | w) === 0) w = 1;
   };
+  const next = () => {
+    const t = x ^ (x << 11);
+    x = y;
+    y = z;
+    z = w;
+    w = (w ^ (w >>> 19) ^ t ^ (t >>> 8)) | 0;
+    return w >>> 0;
+  };
+  Math.random = function random() {
+    // 53 bits: 27 from one draw, 26 from the next.
+    return ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
+  };
+
+  // `user` and `context` are parsed one property at a time, when the rule first reads it:
+  // most rules read a few properties of a 2 KB input, and parsing and re-serializing all of it
+  // would cost most of an execution. The host side (Rust) holds each property's JSON text
+  // until it is taken. A property never read is unchanged, so it is left out of the output (a
+  // merge patch); one read or assigned is output whole. One Proxy handler, built here in the
+  // snapshot, serves every execution: starting one costs two Proxy objects, nothing per key.
+  const hostTake = g.__wardstone_take;
+  const hostKeys = g.__wardstone_keys;
+  delete g.__wardstone_take;
+  delete g.__wardstone_keys;
+  const whichOf = new WeakMap();
+  const settle = (target, key) => {
+    if (typeof key !== 'string' || Object.prototype.hasOwnProperty.call(target, key)) return;
+    const text = hostTake(whichOf.get(target), key, true);
+    if (text !== undefined) target[key] = JSON.parse(text);
+  };
+  const handler = {
+    get(target, key, receiver) {
+      settle(target, key);
+      return Reflect.get(target, key, receiver);
+    },
+    has(target, key) {
+      settle(target, key);
+      return Reflect.has(target, key);
+    },
+    deleteProperty(target, key) {
+      if (typeof key === 'string') hostTake(whichOf.get(target), key, false);
+      return Reflect.deleteProperty(target, key);
+    },
+    ownKeys(target) {
+      for (const key of JSON.parse(hostKeys(whichOf.get(target)))) settle(target, key);
+      return Reflect.ownKeys(target);
+    },
+    getOwnPropertyDescriptor(target, key) {
+      settle(target, key);
+      return Reflect.getOwnPropertyDescriptor(target, key);
+    },
+  };
+  const lazy = (which) => {
+    const target = {};
+    whichOf.set(target, which);
+    return [new Proxy(target, handler), target];
+  };
+
+  // `configuration` is parsed (and frozen) when a rule first reads it: most rules don't.
+  Object.defineProperty(g, 'configuration', {
+    get() {
+      const state = run;
+      if (!state) return undefined;
+      if (state.configuration === undefined) {
+        state.configuration = freeze(JSON.parse(state.configurationText));
+      }
+      return state.configuration;
+    },
+    enumerable: true,
+    configurable: false,
+  });
 
   Object.defineProperties(g, {
     UnauthorizedError: { value: UnauthorizedError, writable: true, configurable: true },
@@ -65,54 +133,57 @@
 
   let run = null;
 
-  const start = (rule, input, seedHigh, seedLow) => {
-    s0 = (BigInt.asUintN(32, BigInt(seedHigh)) << 32n) | BigInt.asUintN(32, BigInt(seedLow));
-    s1 = s0 ^ 0x9e3779b97f4a7c15n;
-    if (s0 === 0n) s0 = 1n;
-    const parsed = JSON.parse(input);
-    const user = parsed.user || {};
-    const context = parsed.context || {};
-    run = { done: false, error: null, user, context, appMetadata: null, userMetadata: null };
+  const update = (field, slot) => (userId, metadata) => {
     const state = run;
-    g.configuration = freeze(parsed.configuration || {});
-    const update = (field) => (userId, metadata) => {
-      if (userId !== user.user_id) {
-        return Promise.reject(new Error(
-          `auth0.users.${field}: only the user who is logging in (${user.user_id}) can be updated`));
-      }
-      if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
-        return Promise.reject(new TypeError(`auth0.users.${field}: metadata must be an object`));
-      }
-      state[field === 'updateAppMetadata' ? 'appMetadata' : 'userMetadata'] =
-        JSON.parse(JSON.stringify(metadata));
-      return Promise.resolve();
+    if (!state) return Promise.reject(new Error(`auth0.users.${field}: no rule is running`));
+    if (userId !== state.user.user_id) {
+      return Promise.reject(new Error(
+        `auth0.users.${field}: only the user who is logging in (${state.user.user_id}) can be updated`));
+    }
+    if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) {
+      return Promise.reject(new TypeError(`auth0.users.${field}: metadata must be an object`));
+    }
+    state[slot] = JSON.parse(JSON.stringify(metadata));
+    return Promise.resolve();
+  };
+  g.auth0 = {
+    users: {
+      updateAppMetadata: update('updateAppMetadata', 'appMetadata'),
+      updateUserMetadata: update('updateUserMetadata', 'userMetadata'),
+    },
+  };
+
+  const callback = (error, newUser, newContext) => {
+    const state = run;
+    if (!state) return;
+    if (state.done) {
+      console.warn('callback was called more than once; only the first call counts');
+      return;
+    }
+    state.done = true;
+    if (error) {
+      state.error = error;
+      return;
+    }
+    if (newUser !== undefined) state.user = newUser;
+    if (newContext !== undefined) state.context = newContext;
+  };
+  const failWith = (e) => callback(e === undefined || e === null ? new Error(String(e)) : e);
+
+  const start = (rule, configuration, seedHigh, seedLow) => {
+    seed(seedHigh, seedLow);
+    const [user, userTarget] = lazy(0);
+    const [context, contextTarget] = lazy(1);
+    run = {
+      done: false, error: null, user, context, appMetadata: null, userMetadata: null,
+      proxies: [user, context], targets: [userTarget, contextTarget],
     };
-    g.auth0 = {
-      users: {
-        updateAppMetadata: update('updateAppMetadata'),
-        updateUserMetadata: update('updateUserMetadata'),
-      },
-    };
-    const callback = (error, newUser, newContext) => {
-      if (state.done) {
-        console.warn('callback was called more than once; only the first call counts');
-        return;
-      }
-      state.done = true;
-      if (error) {
-        state.error = error;
-        return;
-      }
-      if (newUser !== undefined) state.user = newUser;
-      if (newContext !== undefined) state.context = newContext;
-    };
+    run.configurationText = configuration;
     try {
       const result = rule(user, context, callback);
-      if (result && typeof result.then === 'function') {
-        result.then(undefined, (e) => callback(e === undefined || e === null ? new Error(String(e)) : e));
-      }
+      if (result && typeof result.then === 'function') result.then(undefined, failWith);
     } catch (e) {
-      callback(e === undefined || e === null ? new Error(String(e)) : e);
+      failWith(e);
     }
   };
 
@@ -136,7 +207,12 @@
     if (!state.context || typeof state.context !== 'object') throw new TypeError('callback was given a context that is not an object');
     if (state.appMetadata) user.app_metadata = Object.assign({}, user.app_metadata, state.appMetadata);
     if (state.userMetadata) user.user_metadata = Object.assign({}, user.user_metadata, state.userMetadata);
-    return JSON.stringify({ user, context: state.context });
+    // For the objects the rule was given, what it read or wrote (the rest is unchanged).
+    const plain = (object) => {
+      const i = state.proxies.indexOf(object);
+      return i < 0 ? object : state.targets[i];
+    };
+    return JSON.stringify({ user: plain(user), context: plain(state.context) });
   };
 
   Object.defineProperty(g, '__wardstone', { value: Object.freeze({ start, finish }) });
