@@ -610,12 +610,12 @@ impl RuleEngine {
     fn script_rule(&self, runtime: &JsRuntime, sha256: String, code: Vec<u8>) -> CompiledRule {
         CompiledRule {
             pre: runtime.rule.pre.clone(),
-            exports: runtime.rule.exports.clone(),
+            exports: runtime.rule.exports,
             sha256,
             uses_http: false,
             js: Some(Bytecode {
                 code: code.into(),
-                load: runtime.load.clone(),
+                load: runtime.load,
             }),
         }
     }

@@ -152,10 +152,7 @@ async fn promises_restricted_claims_and_fresh_randomness() {
             .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
             .await;
         assert_eq!(id_token["sub"], app.user_id, "restricted claims are dropped");
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as f64;
+        let now_ms = (wardstone::clock::Clock::System.now_micros() / 1000) as f64;
         let rule_now = id_token[format!("{NS}now")].as_f64().unwrap();
         assert!((now_ms - rule_now).abs() < 60_000.0, "Date.now is the host clock");
         randoms.push(id_token[format!("{NS}random")].as_f64().unwrap());
@@ -341,4 +338,28 @@ async fn a_rule_moves_between_wasm_and_javascript_by_versions() {
     assert_eq!(status, StatusCode::OK);
     let (_, rule) = app.api("GET", &format!("/rules/{id}"), &mgmt, None).await;
     assert_eq!(rule["script"], source);
+}
+
+#[tokio::test]
+async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another() {
+    let Some(source) = js_sample("add-roles") else {
+        return;
+    };
+    let app = spawn_app().await;
+    app.set_metadata(&app.user_id, json!({"roles": ["auditor"]}), json!({}))
+        .await;
+    app.add_script("roles", &source).await;
+    let (b, rules_b) = app.spawn_node_with(|_| {}).await;
+    let q = app.login_on(&b).await;
+    let resp = app.exchange(&q["code"]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let tokens: Value = resp.json().await.unwrap();
+    let (_, id_token) = app
+        .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
+        .await;
+    assert_eq!(id_token[format!("{NS}roles")], json!(["auditor"]));
+    let stats = &rules_b.modules().stats;
+    use std::sync::atomic::Ordering::Relaxed;
+    assert_eq!(stats.recompiled.load(Relaxed), 0, "node B compiled nothing");
+    assert!(stats.loaded.load(Relaxed) >= 1, "it loaded the bytecode artifact");
 }
