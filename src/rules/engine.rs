@@ -115,6 +115,9 @@ pub enum Failure {
     StackOverflow,
     /// Any other trap (`unreachable`, out-of-bounds access, ...).
     Trap(String),
+    /// A JavaScript rule threw, rejected, failed its callback or never called it (the runtime
+    /// logs the error and traps; this carries the error's first line).
+    Script(String),
     /// The module lacks an export or has the wrong signature.
     Abi(String),
     /// The output was out of bounds, too large, not UTF-8 JSON, or not an object.
@@ -129,7 +132,7 @@ impl Failure {
             Failure::Timeout => FailureKind::Timeout,
             Failure::Memory => FailureKind::Memory,
             Failure::StackOverflow => FailureKind::StackOverflow,
-            Failure::Trap(_) => FailureKind::Trap,
+            Failure::Trap(_) | Failure::Script(_) => FailureKind::Trap,
             Failure::Abi(_) => FailureKind::Abi,
             Failure::BadOutput(_) => FailureKind::BadOutput,
         }
@@ -143,6 +146,7 @@ impl Failure {
             Failure::Memory => "the rule tried to use more memory than allowed".into(),
             Failure::StackOverflow => "the rule overflowed its stack (deep recursion?)".into(),
             Failure::Trap(t) => format!("the rule trapped: {t}"),
+            Failure::Script(e) => format!("the JavaScript rule failed: {e}"),
             Failure::Abi(m) => format!("the module does not follow rule ABI v1: {m}"),
             Failure::BadOutput(m) => format!("the rule's output is invalid: {m}"),
         }
@@ -445,10 +449,13 @@ impl RuleEngine {
         )?;
         // Only the JavaScript runtime may import these two (`check_abi` refuses them in
         // uploads): fresh randomness per execution, and the wall clock for `Date`.
+        // The OS's randomness through `uuid`'s getrandom: aws-lc's generator spends tens of
+        // milliseconds setting itself up on each thread's first call, which an executor
+        // thread's first JavaScript rule would pay inside its deadline.
         linker.func_wrap("wardstone", "random_seed", || -> i64 {
-            let mut bytes = [0u8; 8];
-            let _ = aws_lc_rs::rand::fill(&mut bytes);
-            i64::from_le_bytes(bytes)
+            // 122 random bits; folding the halves covers the version and variant bits.
+            let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+            (high ^ low.rotate_left(29)) as i64
         })?;
         linker.func_wrap("env", "__rquickjs_host_now_us", || -> f64 {
             crate::clock::Clock::System.now_micros() as f64
@@ -527,12 +534,11 @@ impl RuleEngine {
 
     /// The JavaScript runtime: snapshotted once per process, compiled once per engine (the
     /// compiled code is kept per engine fingerprint, so engines alike share one compile).
+    /// [`super::modules`] first tries the runtime's stored artifact ([`Self::install_js_runtime`]).
     fn js_runtime(&self) -> Result<&JsRuntime, Rejected> {
         self.js
             .get_or_init(|| {
                 static COMPILED: Mutex<Vec<(String, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
-                let snapshot = super::js::snapshot()?;
-                let sha256 = module_hash(snapshot);
                 let known = COMPILED
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -547,6 +553,7 @@ impl RuleEngine {
                             .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?
                     }
                     None => {
+                        let snapshot = super::js::snapshot()?;
                         let module = Module::from_binary(&self.engine, snapshot)
                             .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?;
                         if let Ok(bytes) = module.serialize() {
@@ -558,20 +565,65 @@ impl RuleEngine {
                         module
                     }
                 };
-                let export = |name: &str| {
-                    module
-                        .get_export_index(name)
-                        .ok_or_else(|| Rejected(format!("JavaScript runtime lacks {name}")))
-                };
-                let (compile, load) = (export("compile")?, export("load")?);
-                Ok(JsRuntime {
-                    rule: self.link_trusted(module, sha256)?,
-                    compile,
-                    load,
-                })
+                self.js_from_module(module)
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    fn js_from_module(&self, module: Module) -> Result<JsRuntime, Rejected> {
+        let export = |name: &str| {
+            module
+                .get_export_index(name)
+                .ok_or_else(|| Rejected(format!("JavaScript runtime lacks {name}")))
+        };
+        let (compile, load) = (export("compile")?, export("load")?);
+        let rule = self.link_trusted(module, super::js::runtime_hash().to_string())?;
+        // The first instance of a module builds its copy-on-write memory image (for the
+        // runtime, megabytes of snapshot): done here, not in the first login that runs a script.
+        let mut store = self.new_store(
+            self.limits.compile_timeout,
+            &super::http::NetPolicy::default(),
+            self.limits.fuel,
+        );
+        instantiate(&mut store, &rule)
+            .map_err(|f| Rejected(format!("JavaScript runtime: {}", f.detail())))?;
+        Ok(JsRuntime {
+            rule,
+            compile,
+            load,
+        })
+    }
+
+    /// Whether this engine has its JavaScript runtime ready.
+    pub fn js_ready(&self) -> bool {
+        matches!(self.js.get(), Some(Ok(_)))
+    }
+
+    /// The JavaScript runtime's compiled code, once it is ready (to store as an artifact).
+    pub fn js_runtime_artifact(&self) -> Option<Vec<u8>> {
+        let runtime = self.js.get()?.as_ref().ok()?;
+        runtime.rule.pre.module().serialize().ok()
+    }
+
+    /// Makes the JavaScript runtime ready from its stored compiled code (milliseconds instead
+    /// of a snapshot and a compile). Does nothing if it is ready already.
+    ///
+    /// # Safety
+    /// As for [`Self::deserialize`]: an authenticated artifact from
+    /// [`Self::js_runtime_artifact`] of an engine with this fingerprint.
+    pub unsafe fn install_js_runtime(&self, artifact: &[u8]) -> anyhow::Result<()> {
+        if self.js_ready() {
+            return Ok(());
+        }
+        // SAFETY: guaranteed by the caller.
+        let module = unsafe { Module::deserialize(&self.engine, artifact) }
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let runtime = self
+            .js_from_module(module)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let _ = self.js.set(Ok(runtime));
+        Ok(())
     }
 
     /// Compiles a script to bytecode in a fresh runtime instance, under the upload's budget
@@ -620,8 +672,8 @@ impl RuleEngine {
         }
     }
 
-    /// Prepares the JavaScript runtime now (about a second of CPU the first time in a
-    /// process), so the first JavaScript rule of a login does not wait for it.
+    /// Prepares the JavaScript runtime now (a snapshot and a compile: about three seconds of
+    /// CPU the first time in a process).
     pub fn warm_js(&self) -> Result<(), Rejected> {
         self.js_runtime().map(|_| ())
     }
@@ -712,6 +764,18 @@ impl RuleEngine {
         let state = store.data_mut();
         let result = result.map_err(|f| match f {
             Failure::Trap(_) if state.limiter.memory_denied => Failure::Memory,
+            // The runtime logs why it gives up, then executes `unreachable`.
+            trap @ Failure::Trap(_) if rule.js.is_some() => match state.logs.last() {
+                Some(line) if line.level == "error" => Failure::Script(
+                    line.message
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_start_matches("the rule failed: ")
+                        .to_string(),
+                ),
+                _ => trap,
+            },
             other => other,
         });
         let mut logs = std::mem::take(&mut state.logs);

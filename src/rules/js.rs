@@ -34,13 +34,19 @@ pub fn is_script(module: &[u8]) -> bool {
 
 /// The hex SHA-256 of the embedded runtime (part of the engine fingerprint: bytecode is only
 /// valid for the runtime that made it).
-pub(super) fn runtime_hash() -> &'static str {
+pub fn runtime_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
         RUNTIME_WASM
             .map(super::engine::module_hash)
             .unwrap_or_else(|| "none".into())
     })
+}
+
+/// Under what name the runtime's compiled code is stored with the rule artifacts (never a
+/// module hash: those are hex; `store` keeps `runtime:` rows out of pruning and warm-up).
+pub fn runtime_artifact_key() -> String {
+    format!("runtime:js:{}", runtime_hash())
 }
 
 /// Checks a script before compiling it: size, UTF-8, no NUL, not empty, and no `require`

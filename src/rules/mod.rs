@@ -269,17 +269,6 @@ impl Rules {
     pub async fn warm_up(&self) {
         let budget = self.inner.engine.limits().warm_up;
         if !budget.is_zero() {
-            // The JavaScript runtime (a snapshot and a compile, about a second of CPU once per
-            // process) is prepared alongside, so a first JavaScript rule does not wait for it.
-            if js::AVAILABLE {
-                let engine = self.inner.engine.clone();
-                tokio::task::spawn_blocking(move || {
-                    crate::cpu::run_in_background();
-                    if let Err(e) = engine.warm_js() {
-                        tracing::error!(error = %e, "the JavaScript runtime does not start");
-                    }
-                });
-            }
             self.inner.modules.warm_up(budget).await;
         }
         self.inner

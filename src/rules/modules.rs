@@ -59,6 +59,8 @@ pub struct ModuleStats {
     pub refused_artifacts: AtomicU64,
     /// Modules evicted to stay under the capacity.
     pub evicted: AtomicU64,
+    /// The JavaScript runtime was loaded from its stored artifact (1) rather than made here.
+    pub js_runtime_loaded: AtomicU64,
 }
 
 struct Lru {
@@ -78,6 +80,7 @@ pub struct Modules {
     upload_slots: Arc<Semaphore>,
     tenant_compiles: Arc<Mutex<HashMap<String, usize>>>,
     recovery_slots: Arc<Semaphore>,
+    js_gate: tokio::sync::Mutex<()>,
     /// Counters.
     pub stats: ModuleStats,
 }
@@ -133,6 +136,7 @@ impl Modules {
             tenant_compiles: Arc::new(Mutex::new(HashMap::new())),
             // Recompiles on the login path have their own slot: an upload never delays them.
             recovery_slots: Arc::new(Semaphore::new(1)),
+            js_gate: tokio::sync::Mutex::new(()),
             stats: ModuleStats::default(),
             engine,
             store,
@@ -155,6 +159,71 @@ impl Modules {
         })
     }
 
+    /// Makes the engine's JavaScript runtime ready before anything JavaScript is compiled or
+    /// loaded: from its stored artifact when one verifies (milliseconds), otherwise by a
+    /// snapshot and a compile (seconds of CPU, once per deployment and engine version), whose
+    /// result is stored for every node and restart.
+    async fn ensure_js_runtime(&self) {
+        if !super::js::AVAILABLE || self.engine.js_ready() {
+            return;
+        }
+        let _turn = self.js_gate.lock().await;
+        if self.engine.js_ready() {
+            return;
+        }
+        let key = super::js::runtime_artifact_key();
+        let fingerprint = self.engine.fingerprint().to_string();
+        if let Ok(Some(artifact)) = self.store.rule_artifact(&key, &fingerprint).await {
+            let (engine, mac_key, sha, fp) = (
+                self.engine.clone(),
+                self.mac_key.clone(),
+                key.clone(),
+                fingerprint.clone(),
+            );
+            let installed = tokio::task::spawn_blocking(move || {
+                let expected = artifact_mac(&mac_key, &sha, &fp, &artifact.bytes);
+                if !crate::crypto::ct_eq(&expected, &artifact.mac) {
+                    return Err(anyhow::anyhow!("the stored artifact failed authentication"));
+                }
+                // SAFETY: the MAC proves this deployment stored these bytes from
+                // `js_runtime_artifact` of an engine with this fingerprint.
+                unsafe { engine.install_js_runtime(&artifact.bytes) }
+            })
+            .await;
+            match installed {
+                Ok(Ok(())) => {
+                    self.stats.js_runtime_loaded.store(1, Ordering::Relaxed);
+                    return;
+                }
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %format!("{e:#}"), "JavaScript runtime artifact not used; making it again")
+                }
+                Err(e) => tracing::warn!(error = %e, "JavaScript runtime artifact not loaded"),
+            }
+        }
+        let engine = self.engine.clone();
+        let made = tokio::task::spawn_blocking(move || {
+            crate::cpu::run_in_background();
+            engine.warm_js().map(|_| engine.js_runtime_artifact())
+        })
+        .await;
+        match made {
+            Ok(Ok(Some(bytes))) => {
+                let record = ArtifactRecord {
+                    mac: artifact_mac(&self.mac_key, &key, &fingerprint, &bytes),
+                    sha256: key,
+                    fingerprint,
+                    bytes,
+                };
+                if let Err(e) = self.store.put_rule_artifact(&record).await {
+                    tracing::warn!(error = %e, "cannot store the JavaScript runtime's compiled code");
+                }
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "the JavaScript runtime does not start"),
+            Ok(Ok(None)) | Err(_) => {}
+        }
+    }
+
     /// Whether an upload of `tenant_id` is compiling (or waiting for a slot) now.
     pub fn compiling(&self, tenant_id: &str) -> bool {
         self.tenant_compiles
@@ -172,6 +241,9 @@ impl Modules {
         tenant_id: &str,
         bytes: Vec<u8>,
     ) -> Result<Prepared, Rejected> {
+        if super::js::is_script(&bytes) {
+            self.ensure_js_runtime().await;
+        }
         let limits = self.engine.limits();
         let busy = || {
             Rejected(format!(
@@ -352,6 +424,9 @@ impl Modules {
         else {
             return Ok(None);
         };
+        if artifact.bytes.starts_with(super::js::BYTECODE_TAG) {
+            self.ensure_js_runtime().await;
+        }
         let engine = self.engine.clone();
         let mac_key = self.mac_key.clone();
         let sha = sha256.to_string();
@@ -457,6 +532,9 @@ impl Modules {
             .await
             .map_err(|e| LoadError::Unavailable(format!("cannot read the rule's module: {e}")))?
             .ok_or(LoadError::Gone)?;
+        if super::js::is_script(&bytes) {
+            self.ensure_js_runtime().await;
+        }
         // By rule id, not by the listed hash: if the module was swapped since the rule list
         // was read, this login runs the new one (never a mix).
         if module_hash(&bytes) != sha256 {
@@ -495,6 +573,9 @@ impl Modules {
 
     /// Compiles a module for the offline runner (no database, no cache).
     pub async fn compile_offline(&self, bytes: Vec<u8>) -> Result<CompiledRule, Rejected> {
+        if super::js::is_script(&bytes) {
+            self.ensure_js_runtime().await;
+        }
         let permit = self
             .upload_slots
             .clone()

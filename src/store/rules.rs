@@ -485,7 +485,8 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<String>> {
         Ok(sqlx::query_scalar(
-            "SELECT sha256 FROM rule_artifact WHERE fingerprint = $1 ORDER BY used_at DESC LIMIT $2",
+            "SELECT sha256 FROM rule_artifact WHERE fingerprint = $1 AND sha256 NOT LIKE 'runtime:%' \
+             ORDER BY used_at DESC LIMIT $2",
         )
         .bind(fingerprint)
         .bind(limit)
@@ -493,11 +494,15 @@ impl Store {
         .await?)
     }
 
-    /// Drops artifacts of modules no rule uses any more.
+    /// Drops artifacts of modules no rule uses any more (the host's own runtimes, keyed
+    /// `runtime:…`, stay).
     pub async fn prune_rule_artifacts(&self) -> StoreResult<()> {
-        sqlx::query("DELETE FROM rule_artifact WHERE sha256 NOT IN (SELECT sha256 FROM rule)")
-            .execute(&self.writer)
-            .await?;
+        sqlx::query(
+            "DELETE FROM rule_artifact WHERE sha256 NOT IN (SELECT sha256 FROM rule) \
+             AND sha256 NOT LIKE 'runtime:%'",
+        )
+        .execute(&self.writer)
+        .await?;
         Ok(())
     }
 

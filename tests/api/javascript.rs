@@ -233,6 +233,13 @@ async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
             .any(|l| l.message.contains("Error: boom") && l.message.contains("rule.js:2")),
         "the rule log has the error and its line: {thrown:?}"
     );
+    assert!(
+        thrown
+            .logs
+            .iter()
+            .any(|l| l.message == "the JavaScript rule failed: Error: boom"),
+        "the host's note names the error, not a wasm trap: {thrown:?}"
+    );
     assert_still_serving(&app).await;
 }
 
@@ -362,4 +369,19 @@ async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another(
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(stats.recompiled.load(Relaxed), 0, "node B compiled nothing");
     assert!(stats.loaded.load(Relaxed) >= 1, "it loaded the bytecode artifact");
+    assert_eq!(
+        stats.js_runtime_loaded.load(Relaxed),
+        1,
+        "node B took the runtime's compiled code from the database instead of making it"
+    );
+    // The runtime's row survives pruning (no rule has its key as a module hash).
+    app.store.prune_rule_artifacts().await.unwrap();
+    let fingerprint = app.rules.engine().fingerprint().to_string();
+    assert!(
+        app.store
+            .rule_artifact(&wardstone::rules::js::runtime_artifact_key(), &fingerprint)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
