@@ -385,3 +385,37 @@ async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another(
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn user_and_context_behave_as_plain_objects() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    app.add_script(
+        "reflection",
+        r#"function (user, context, callback) {
+  const keys = Object.keys(user);
+  const checks = {
+    keys: keys.includes('email') && keys.includes('app_metadata') && keys.length > 10,
+    in: ('clientID' in context) && !('nope' in context),
+    own: user.hasOwnProperty('user_id') && Object.prototype.hasOwnProperty.call(context, 'protocol'),
+    spread: typeof { ...context.request }.ip === 'string',
+    json: JSON.parse(JSON.stringify(user)).email === user.email,
+    forIn: (() => { let n = 0; for (const k in context) n++; return n > 5; })(),
+    assign: Object.assign({}, user).user_id === user.user_id,
+  };
+  context.idToken['https://wardstone.dev/checks'] = checks;
+  callback(null, user, context);
+}"#,
+    )
+    .await;
+    let tokens = app.tokens(&Browser::new()).await;
+    let (_, id_token) = app
+        .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
+        .await;
+    assert_eq!(
+        id_token[format!("{NS}checks")],
+        json!({"keys": true, "in": true, "own": true, "spread": true, "json": true, "forIn": true, "assign": true})
+    );
+}
