@@ -392,6 +392,12 @@ async fn user_and_context_behave_as_plain_objects() {
         return;
     }
     let app = spawn_app().await;
+    // The shape Auth0's editor allows too: a trailing `;` and comment, `global` used as cache.
+    app.add_script(
+        "semicolon",
+        "// from the Auth0 dashboard\nfunction (user, context, callback) {\n  global.seen = (global.seen || 0) + 1;\n  context.accessToken['https://wardstone.dev/seen'] = global.seen;\n  callback(null, user, context);\n};  // end\n",
+    )
+    .await;
     app.add_script(
         "reflection",
         r#"function (user, context, callback) {
@@ -414,6 +420,10 @@ async fn user_and_context_behave_as_plain_objects() {
     let (_, id_token) = app
         .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
         .await;
+    let (_, access) = app
+        .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .await;
+    assert_eq!(access[format!("{NS}seen")], 1, "nothing survives between executions");
     assert_eq!(
         id_token[format!("{NS}checks")],
         json!({"keys": true, "in": true, "own": true, "spread": true, "json": true, "forIn": true, "assign": true})

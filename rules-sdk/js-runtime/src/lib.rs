@@ -166,27 +166,38 @@ pub unsafe extern "C" fn compile(ptr: *const u8, len: i32) -> i64 {
         Ok(s) => s,
         Err(_) => return leak(compile_error("the source is not UTF-8", None)),
     };
-    let wrapped = format!("{PREFIX}{source}{SUFFIX}");
-    let wrapped = match std::ffi::CString::new(wrapped) {
-        Ok(c) => c,
-        Err(_) => return leak(compile_error("the source contains a NUL character", None)),
-    };
+    if source.contains('\0') {
+        return leak(compile_error("the source contains a NUL character", None));
+    }
     with_state(|state| {
         state.context.with(|ctx| {
             let raw = ctx.as_raw().as_ptr();
-            let compiled = unsafe {
-                qjs::JS_Eval(
-                    raw,
-                    wrapped.as_ptr(),
-                    wrapped.as_bytes().len() as _,
-                    FILE_NAME.as_ptr(),
-                    (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY)
-                        as i32,
-                )
+            let compile_only = |text: &str| {
+                let wrapped = std::ffi::CString::new(format!("{PREFIX}{text}{SUFFIX}"))
+                    .expect("no NUL, checked above");
+                unsafe {
+                    qjs::JS_Eval(
+                        raw,
+                        wrapped.as_ptr(),
+                        wrapped.as_bytes().len() as _,
+                        FILE_NAME.as_ptr(),
+                        (qjs::JS_EVAL_TYPE_GLOBAL | qjs::JS_EVAL_FLAG_COMPILE_ONLY) as i32,
+                    )
+                }
             };
+            let mut compiled = compile_only(source);
             if unsafe { qjs::JS_IsException(compiled) } {
                 let exception = ctx.catch();
-                return leak(syntax_error(&exception));
+                // Auth0's editor lets a rule end with `};` (and a comment): inside the
+                // parentheses that makes the expression a syntax error, so try without it.
+                compiled = match without_final_semicolon(source) {
+                    Some(retry) => compile_only(&retry),
+                    None => compiled,
+                };
+                if unsafe { qjs::JS_IsException(compiled) } {
+                    let _ = ctx.catch();
+                    return leak(syntax_error(&exception));
+                }
             }
             let mut size = 0usize;
             let bytes = unsafe {
@@ -231,6 +242,30 @@ pub unsafe extern "C" fn compile(ptr: *const u8, len: i32) -> i64 {
             }
         })
     })
+}
+
+/// The source with a final `;` (followed only by blanks and comments) blanked out, if it has
+/// one.
+fn without_final_semicolon(source: &str) -> Option<String> {
+    let at = source.rfind(';')?;
+    let mut rest = source[at + 1..].trim_start();
+    loop {
+        if let Some(comment) = rest.strip_prefix("//") {
+            rest = comment
+                .find('\n')
+                .map_or("", |end| &comment[end..])
+                .trim_start();
+        } else if let Some(comment) = rest.strip_prefix("/*") {
+            rest = comment
+                .find("*/")
+                .map(|end| &comment[end + 2..])?
+                .trim_start();
+        } else {
+            break;
+        }
+    }
+    rest.is_empty()
+        .then(|| format!("{} {}", &source[..at], &source[at + 1..]))
 }
 
 fn compile_error(message: &str, at: Option<(u32, u32)>) -> Vec<u8> {

@@ -120,6 +120,8 @@
   });
 
   Object.defineProperties(g, {
+    // Auth0 rules sometimes cache in `global`; it exists, but every execution starts afresh.
+    global: { value: g, writable: true, configurable: true },
     UnauthorizedError: { value: UnauthorizedError, writable: true, configurable: true },
     console: { value: console, writable: true, configurable: true },
     require: {
