@@ -35,6 +35,16 @@ fn main() {
                 "cargo::warning=JavaScript rules are disabled in this build: {}",
                 why.lines().last().unwrap_or("the runtime did not build")
             );
+            // Installing clang or the wasm32 target (.ci/setup) changes PATH or the toolchain
+            // directory more often than not; try again then instead of keeping a build
+            // without JavaScript until the runtime's sources change.
+            println!("cargo::rerun-if-env-changed=PATH");
+            println!("cargo::rerun-if-changed=/usr/bin/clang");
+            if let Ok(home) = std::env::var("RUSTUP_HOME")
+                .or_else(|_| std::env::var("HOME").map(|h| format!("{h}/.rustup")))
+            {
+                println!("cargo::rerun-if-changed={home}/toolchains");
+            }
         }
     }
 }

@@ -225,7 +225,13 @@ impl Application {
                     {
                         tracing::warn!(error = %e, "pruning login attempt counts failed");
                     }
-                    if let Err(e) = provider.store().prune_rule_artifacts().await {
+                    let runtime_key = crate::rules::js::runtime_artifact_key();
+                    let fingerprint = provider.rules().engine().fingerprint().to_string();
+                    if let Err(e) = provider
+                        .store()
+                        .prune_rule_artifacts(&runtime_key, &fingerprint)
+                        .await
+                    {
                         tracing::warn!(error = %e, "pruning unused rule artifacts failed");
                     }
                 }

@@ -167,6 +167,8 @@ pub struct Execution {
 }
 
 struct HostState {
+    /// A JavaScript rule's denial, handed over when it called `callback` (see `execute_with`).
+    decision: Option<Vec<u8>>,
     net: super::http::NetPolicy,
     deadline: Instant,
     limiter: Limiter,
@@ -223,7 +225,9 @@ pub struct RuleEngine {
     linker: Linker<HostState>,
     limits: Limits,
     fingerprint: String,
-    js: OnceLock<Result<JsRuntime, Rejected>>,
+    /// The JavaScript runtime once it is ready. A failure is not kept: the next use tries
+    /// again (the cause may be transient, e.g. a database that was briefly away).
+    js: Mutex<Option<Arc<JsRuntime>>>,
 }
 
 /// Executions running now, in every engine of the process, and whether the epoch thread is
@@ -447,8 +451,27 @@ impl RuleEngine {
                 Ok(((out as u32 as i64) << 32) | answer.len() as i64)
             },
         )?;
-        // Only the JavaScript runtime may import these two (`check_abi` refuses them in
-        // uploads): fresh randomness per execution, and the wall clock for `Date`.
+        // Only the JavaScript runtime may import these three (`check_abi` refuses them in
+        // uploads): a denial decided by `callback`, fresh randomness per execution, and the
+        // wall clock for `Date`.
+        linker.func_wrap(
+            "wardstone",
+            "decision",
+            |mut caller: wasmtime::Caller<'_, HostState>, ptr: i32, len: i32| {
+                let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+                let bytes = caller
+                    .get_export("memory")
+                    .and_then(|e| e.into_memory())
+                    .and_then(|m| {
+                        m.data(&caller)
+                            .get(start..start.checked_add(len)?)
+                            .map(<[u8]>::to_vec)
+                    });
+                if caller.data().decision.is_none() {
+                    caller.data_mut().decision = bytes;
+                }
+            },
+        )?;
         // The OS's randomness through `uuid`'s getrandom: aws-lc's generator spends tens of
         // milliseconds setting itself up on each thread's first call, which an executor
         // thread's first JavaScript rule would pay inside its deadline.
@@ -465,7 +488,6 @@ impl RuleEngine {
             use std::hash::Hash;
             let mut hasher = Sha256Hasher(sha2::Sha256::new());
             "wardstone rule abi v1 + http_fetch".hash(&mut hasher);
-            super::js::runtime_hash().hash(&mut hasher);
             engine.precompile_compatibility_hash().hash(&mut hasher);
             crate::crypto::hex(&hasher.0.finalize())[..32].to_string()
         };
@@ -474,7 +496,7 @@ impl RuleEngine {
             linker,
             limits,
             fingerprint,
-            js: OnceLock::new(),
+            js: Mutex::new(None),
         })
     }
 
@@ -535,40 +557,40 @@ impl RuleEngine {
     /// The JavaScript runtime: snapshotted once per process, compiled once per engine (the
     /// compiled code is kept per engine fingerprint, so engines alike share one compile).
     /// [`super::modules`] first tries the runtime's stored artifact ([`Self::install_js_runtime`]).
-    fn js_runtime(&self) -> Result<&JsRuntime, Rejected> {
-        self.js
-            .get_or_init(|| {
-                static COMPILED: Mutex<Vec<(String, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
-                let known = COMPILED
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .iter()
-                    .find(|(f, _)| *f == self.fingerprint)
-                    .map(|(_, a)| a.clone());
-                let module = match known {
-                    // SAFETY: these bytes were serialized by this process from an engine
-                    // with the same fingerprint, just below.
-                    Some(artifact) => {
-                        unsafe { Module::deserialize(&self.engine, &artifact[..]) }
-                            .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?
-                    }
-                    None => {
-                        let snapshot = super::js::snapshot()?;
-                        let module = Module::from_binary(&self.engine, snapshot)
-                            .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?;
-                        if let Ok(bytes) = module.serialize() {
-                            COMPILED
-                                .lock()
-                                .unwrap_or_else(|p| p.into_inner())
-                                .push((self.fingerprint.clone(), Arc::new(bytes)));
-                        }
-                        module
-                    }
-                };
-                self.js_from_module(module)
-            })
-            .as_ref()
-            .map_err(Clone::clone)
+    fn js_runtime(&self) -> Result<Arc<JsRuntime>, Rejected> {
+        // Held while the runtime is made: whoever else needs it waits for it.
+        let mut slot = self.js.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(runtime) = slot.as_ref() {
+            return Ok(runtime.clone());
+        }
+        static COMPILED: Mutex<Vec<(String, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
+        let known = COMPILED
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|(f, _)| *f == self.fingerprint)
+            .map(|(_, a)| a.clone());
+        let module = match known {
+            // SAFETY: these bytes were serialized by this process from an engine with the
+            // same fingerprint, just below.
+            Some(artifact) => unsafe { Module::deserialize(&self.engine, &artifact[..]) }
+                .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?,
+            None => {
+                let snapshot = super::js::snapshot()?;
+                let module = Module::from_binary(&self.engine, snapshot)
+                    .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?;
+                if let Ok(bytes) = module.serialize() {
+                    COMPILED
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((self.fingerprint.clone(), Arc::new(bytes)));
+                }
+                module
+            }
+        };
+        let runtime = Arc::new(self.js_from_module(module)?);
+        *slot = Some(runtime.clone());
+        Ok(runtime)
     }
 
     fn js_from_module(&self, module: Module) -> Result<JsRuntime, Rejected> {
@@ -597,12 +619,12 @@ impl RuleEngine {
 
     /// Whether this engine has its JavaScript runtime ready.
     pub fn js_ready(&self) -> bool {
-        matches!(self.js.get(), Some(Ok(_)))
+        self.js.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
     /// The JavaScript runtime's compiled code, once it is ready (to store as an artifact).
     pub fn js_runtime_artifact(&self) -> Option<Vec<u8>> {
-        let runtime = self.js.get()?.as_ref().ok()?;
+        let runtime = self.js.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
         runtime.rule.pre.module().serialize().ok()
     }
 
@@ -622,7 +644,10 @@ impl RuleEngine {
         let runtime = self
             .js_from_module(module)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let _ = self.js.set(Ok(runtime));
+        let mut slot = self.js.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_none() {
+            *slot = Some(Arc::new(runtime));
+        }
         Ok(())
     }
 
@@ -632,6 +657,7 @@ impl RuleEngine {
     fn compile_script(&self, source: &[u8]) -> Result<CompiledRule, Rejected> {
         let source = super::js::check_script(source, self.limits.module_bytes)?;
         let runtime = self.js_runtime()?;
+        let _running = RunningGuard::enter();
         let mut store = self.new_store(
             self.limits.compile_timeout,
             &super::http::NetPolicy::default(),
@@ -656,7 +682,21 @@ impl RuleEngine {
             ))
         })?;
         let code = super::js::compile_output(&output)?;
-        Ok(self.script_rule(runtime, module_hash(source.as_bytes()), code))
+        let rule = self.script_rule(&runtime, module_hash(source.as_bytes()), code);
+        // What every login will do before the rule runs (load the bytecode, evaluate the top
+        // level) must fit one execution's budget, or the upload would fail every login.
+        let mut store = self.new_store(
+            self.limits.rule_timeout,
+            &super::http::NetPolicy::default(),
+            self.limits.fuel,
+        );
+        load_script(&mut store, &rule).map_err(|failure| {
+            Rejected(format!(
+                "loading the compiled script does not fit one execution's limits: {}",
+                failure.detail()
+            ))
+        })?;
+        Ok(rule)
     }
 
     fn script_rule(&self, runtime: &JsRuntime, sha256: String, code: Vec<u8>) -> CompiledRule {
@@ -711,7 +751,7 @@ impl RuleEngine {
     /// For a script that is its bytecode, tagged.
     pub fn serialize(&self, rule: &CompiledRule) -> anyhow::Result<Vec<u8>> {
         if let Some(js) = &rule.js {
-            return Ok([super::js::BYTECODE_TAG, &js.code[..]].concat());
+            return Ok([&super::js::bytecode_header()[..], &js.code[..]].concat());
         }
         rule.pre
             .module()
@@ -730,9 +770,14 @@ impl RuleEngine {
         sha256: &str,
         artifact: &[u8],
     ) -> anyhow::Result<CompiledRule> {
-        if let Some(code) = artifact.strip_prefix(super::js::BYTECODE_TAG) {
+        if artifact.starts_with(super::js::BYTECODE_TAG) {
+            // Bytecode is only valid for the runtime that made it; another one's is compiled
+            // again from the script.
+            let code = artifact
+                .strip_prefix(&super::js::bytecode_header()[..])
+                .ok_or_else(|| anyhow::anyhow!("bytecode of another JavaScript runtime"))?;
             let runtime = self.js_runtime().map_err(|e| anyhow::anyhow!("{e}"))?;
-            return Ok(self.script_rule(runtime, sha256.to_string(), code.to_vec()));
+            return Ok(self.script_rule(&runtime, sha256.to_string(), code.to_vec()));
         }
         // SAFETY: the caller guarantees the bytes are an authenticated artifact of ours.
         let module = unsafe { Module::deserialize(&self.engine, artifact) }
@@ -762,6 +807,22 @@ impl RuleEngine {
         let result = run(&mut store, rule, input, self.limits.output_bytes);
         let fuel_used = fuel.saturating_sub(store.get_fuel().unwrap_or(0));
         let state = store.data_mut();
+        // A JavaScript rule that denied access by calling `callback` and then trapped (ran out
+        // of fuel, time or memory in code that ran on) is still a denial: the first outcome is
+        // final, and a failure could be skipped (`on_failure: skip`) where a denial never is.
+        let result = match (result, state.decision.take()) {
+            (Err(failure), Some(denial)) => match serde_json::from_slice(&denial) {
+                Ok(serde_json::Value::Object(map)) => {
+                    state.logs.push(LogLine::warn(format!(
+                        "the rule failed after it denied access ({}); the denial stands",
+                        failure.detail()
+                    )));
+                    Ok(map)
+                }
+                _ => Err(failure),
+            },
+            (result, _) => result,
+        };
         let result = result.map_err(|f| match f {
             Failure::Trap(_) if state.limiter.memory_denied => Failure::Memory,
             // The runtime logs why it gives up, then executes `unreachable`.
@@ -805,6 +866,7 @@ impl RuleEngine {
         let mut store = Store::new(
             &self.engine,
             HostState {
+                decision: None,
                 net: net.clone(),
                 deadline: Instant::now() + timeout,
                 limiter: Limiter {
@@ -943,18 +1005,24 @@ fn call_export(
     instance.call(store, export, input, 64 << 20)
 }
 
-fn run(
-    store: &mut Store<HostState>,
-    rule: &CompiledRule,
-    input: &[u8],
-    output_cap: usize,
-) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+/// A fresh instance of `rule`; for a script, with its bytecode loaded.
+fn load_script(store: &mut Store<HostState>, rule: &CompiledRule) -> Result<Instance, Failure> {
     let instance = instantiate(store, rule)?;
     if let Some(js) = &rule.js {
         let load = instance.func::<(i32, i32), i32>(store, &js.load, "load(i32, i32) -> i32")?;
         let (ptr, len) = instance.write(store, &js.code)?;
         load.call(&mut *store, (ptr, len)).map_err(classify)?;
     }
+    Ok(instance)
+}
+
+fn run(
+    store: &mut Store<HostState>,
+    rule: &CompiledRule,
+    input: &[u8],
+    output_cap: usize,
+) -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    let instance = load_script(store, rule)?;
     let bytes = instance.call(store, &rule.exports[2], input, output_cap)?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| Failure::BadOutput(format!("output is not JSON: {e}")))?;

@@ -27,13 +27,19 @@ pub const UNAVAILABLE: &str = "JavaScript rules are not available on this server
 /// Starts a stored "artifact" that is QuickJS bytecode rather than native code.
 pub(super) const BYTECODE_TAG: &[u8] = b"wardstone-js-bytecode-v1\n";
 
+/// What a script's artifact starts with: the tag, then the hash of the runtime that made the
+/// bytecode (so the engine fingerprint, shared with native modules, need not change with it).
+pub(super) fn bytecode_header() -> Vec<u8> {
+    [BYTECODE_TAG, runtime_hash().as_bytes(), b"\n"].concat()
+}
+
 /// Whether stored module bytes are a script rather than a wasm module.
 pub fn is_script(module: &[u8]) -> bool {
     !module.starts_with(b"\0asm")
 }
 
-/// The hex SHA-256 of the embedded runtime (part of the engine fingerprint: bytecode is only
-/// valid for the runtime that made it).
+/// The hex SHA-256 of the embedded runtime (bytecode is only valid for the runtime that made
+/// it: it is in every script artifact's header and in the runtime artifact's key).
 pub fn runtime_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
@@ -72,13 +78,14 @@ pub fn check_script(source: &[u8], max_bytes: usize) -> Result<&str, Rejected> {
         return Err(Rejected(format!(
             "require is not available in Wardstone rules (line {line}, column {column}): \
              there are no npm modules; use the globals (configuration, auth0, console, JSON, \
-             Promise) or an HTTP call through the tenant's allowed hosts"
+             Promise)"
         )));
     }
     Ok(text)
 }
 
-/// Where the script uses the identifier `require` outside strings and comments, 1-based.
+/// Where the script calls `require(...)` outside strings and comments, 1-based (a property
+/// or a variable of that name is fine).
 /// A lexer, not a parser: template literals and regular expressions are skipped as strings;
 /// the runtime's own `require` throws too, so anything missed here still fails closed.
 fn find_require(text: &str) -> Option<(usize, usize)> {
@@ -129,7 +136,8 @@ fn find_require(text: &str) -> Option<(usize, usize)> {
                     i += 1;
                 }
                 let preceded_by_dot = text[..start].trim_end().ends_with('.');
-                if &text[start..i] == "require" && !preceded_by_dot {
+                let called = text[i..].trim_start().starts_with('(');
+                if &text[start..i] == "require" && !preceded_by_dot && called {
                     let column = text[line_start..start].chars().count() + 1;
                     return Some((line, column));
                 }
@@ -162,6 +170,7 @@ fn make_snapshot(runtime: &[u8]) -> wasmtime::Result<Vec<u8>> {
     let module = Module::new(&engine, &instrumented)?;
     let mut linker = Linker::new(&engine);
     linker.func_wrap("wardstone", "log", |_: i32, _: i32, _: i32| {})?;
+    linker.func_wrap("wardstone", "decision", |_: i32, _: i32| {})?;
     linker.func_wrap("wardstone", "random_seed", || 0i64)?;
     linker.func_wrap("env", "__rquickjs_host_now_us", || 0f64)?;
     let mut store = Store::new(&engine, ());
@@ -261,7 +270,11 @@ mod tests {
     #[test]
     fn require_is_found_outside_strings_and_comments() {
         assert_eq!(find_require("const x = require('x');"), Some((1, 11)));
-        assert_eq!(find_require("// require('x')\n  require"), Some((2, 3)));
+        assert_eq!(
+            find_require("// require('x')\n  require ('y')"),
+            Some((2, 3))
+        );
+        assert_eq!(find_require("const o = { require: true }; o.require"), None);
         assert_eq!(find_require("'require' + \"require\" + `require`"), None);
         assert_eq!(find_require("/* require */ a.require(1)"), None);
         assert_eq!(find_require("const required = 1"), None);

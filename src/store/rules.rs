@@ -494,13 +494,20 @@ impl Store {
         .await?)
     }
 
-    /// Drops artifacts of modules no rule uses any more (the host's own runtimes, keyed
-    /// `runtime:…`, stay).
-    pub async fn prune_rule_artifacts(&self) -> StoreResult<()> {
+    /// Drops artifacts of modules no rule uses any more, and host runtimes (`runtime:…`)
+    /// other than `runtime_key` for `fingerprint` (what this version of the server uses).
+    pub async fn prune_rule_artifacts(
+        &self,
+        runtime_key: &str,
+        fingerprint: &str,
+    ) -> StoreResult<()> {
         sqlx::query(
-            "DELETE FROM rule_artifact WHERE sha256 NOT IN (SELECT sha256 FROM rule) \
-             AND sha256 NOT LIKE 'runtime:%'",
+            "DELETE FROM rule_artifact WHERE \
+             (sha256 NOT LIKE 'runtime:%' AND sha256 NOT IN (SELECT sha256 FROM rule)) \
+             OR (sha256 LIKE 'runtime:%' AND (sha256 <> $1 OR fingerprint <> $2))",
         )
+        .bind(runtime_key)
+        .bind(fingerprint)
         .execute(&self.writer)
         .await?;
         Ok(())

@@ -788,8 +788,10 @@ pub fn js_sample(name: &str) -> Option<String> {
     Some(std::fs::read_to_string(path).expect("the JavaScript sample exists"))
 }
 
+/// CI's `WARDSTONE_REQUIRE_TOOLCHAINS=1` (read as build.rs reads it): a missing toolchain
+/// fails instead of skipping.
 pub fn toolchains_required() -> bool {
-    std::env::var_os("WARDSTONE_REQUIRE_TOOLCHAINS").is_some()
+    std::env::var("WARDSTONE_REQUIRE_TOOLCHAINS").is_ok_and(|v| v == "1")
 }
 
 /// `sample-rules/c/add_roles.c` built with clang for wasm32 (no libc), or `None` (with a line

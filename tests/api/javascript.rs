@@ -201,6 +201,17 @@ async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
             "auth0.users.updateAppMetadata('someone', {}).then(() => callback(null, user, context), callback);",
             "failed:trap",
         ),
+        ("throw a falsy value", "throw 0;", "failed:trap"),
+        (
+            "reject with a falsy value",
+            "Promise.reject(false).then(() => callback(null, user, context), (e) => { throw e; });",
+            "failed:trap",
+        ),
+        (
+            "async throw",
+            "(async () => { await null; throw ''; })().then(() => callback(null, user, context), (e) => callback(e || new Error('empty')));",
+            "failed:trap",
+        ),
         (
             "a require the scan cannot see",
             "globalThis['req' + 'uire']('fs'); callback(null, user, context);",
@@ -218,7 +229,28 @@ async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
             "{name}: {}",
             log.outcome.label()
         );
-        assert!(q["error_description"].contains(&log.id), "{name}");
+        let description = q["error_description"].to_lowercase();
+        assert!(description.contains(&log.id.to_lowercase()), "{name}");
+        for internal in ["wasm", "trap", "fuel", "memory", "quickjs", "javascript", "boom", "rule.js"] {
+            assert!(!description.contains(internal), "{name}: {description} leaks {internal}");
+        }
+        app.admin.remove_rule(&app.t().await, &id).await.unwrap();
+    }
+    // An async rule that throws, and one whose falsy throw skips `callback`: both fail.
+    for (name, source) in [
+        (
+            "async-throws",
+            "async function (user, context, callback) {\n  await Promise.resolve();\n  throw new Error('late');\n}",
+        ),
+        (
+            "async-throws-zero",
+            "async function (user, context, callback) {\n  await null;\n  throw 0;\n}",
+        ),
+    ] {
+        let id = app.add_script(name, source).await;
+        let q = app.authorize_outcome(&Browser::new(), &[]).await;
+        assert_eq!(q["error"], "server_error", "{name}: {q:?}");
+        assert_eq!(app.logs(1).await[0].outcome.label(), "failed:trap", "{name}");
         app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     }
     let log = app.logs(20).await;
@@ -374,15 +406,24 @@ async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another(
         1,
         "node B took the runtime's compiled code from the database instead of making it"
     );
-    // The runtime's row survives pruning (no rule has its key as a module hash).
-    app.store.prune_rule_artifacts().await.unwrap();
+    // The runtime's row survives pruning (no rule has its key as a module hash); another
+    // runtime's (an older server version's) does not.
     let fingerprint = app.rules.engine().fingerprint().to_string();
+    let key = wardstone::rules::js::runtime_artifact_key();
+    let mut old = app.store.rule_artifact(&key, &fingerprint).await.unwrap().unwrap();
+    old.sha256 = "runtime:js:an-older-runtime".into();
+    app.store.put_rule_artifact(&old).await.unwrap();
+    app.store
+        .prune_rule_artifacts(&key, &fingerprint)
+        .await
+        .unwrap();
+    assert!(app.store.rule_artifact(&key, &fingerprint).await.unwrap().is_some());
     assert!(
         app.store
-            .rule_artifact(&wardstone::rules::js::runtime_artifact_key(), &fingerprint)
+            .rule_artifact(&old.sha256, &fingerprint)
             .await
             .unwrap()
-            .is_some()
+            .is_none()
     );
 }
 
@@ -420,12 +461,81 @@ async fn user_and_context_behave_as_plain_objects() {
     let (_, id_token) = app
         .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
         .await;
-    let (_, access) = app
-        .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
-        .await;
-    assert_eq!(access[format!("{NS}seen")], 1, "nothing survives between executions");
+    for _ in 0..2 {
+        let tokens = app.tokens(&Browser::new()).await;
+        let (_, access) = app
+            .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+            .await;
+        assert_eq!(access[format!("{NS}seen")], 1, "nothing survives between executions");
+    }
     assert_eq!(
         id_token[format!("{NS}checks")],
         json!({"keys": true, "in": true, "own": true, "spread": true, "json": true, "forIn": true, "assign": true})
     );
+}
+
+#[tokio::test]
+async fn a_denial_is_final_even_if_the_rule_then_runs_out_of_budget() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // `on_failure: skip` would let the login through if this were recorded as a failure.
+    let (status, body) = app
+        .api(
+            "POST",
+            "/rules",
+            &mgmt,
+            Some(json!({
+                "name": "deny then spin",
+                "on_failure": "skip",
+                "script": "function (user, context, callback) {\n  callback(new UnauthorizedError('closed'));\n  while (true) {}\n}",
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let q = app.authorize_outcome(&Browser::new(), &[]).await;
+    assert_eq!(q["error"], "access_denied", "{q:?}");
+    assert_eq!(q["error_description"], "closed");
+    let log = &app.logs(1).await[0];
+    assert_eq!(log.outcome.label(), "denied", "{log:?}");
+    assert!(log.fuel < 1_000_000, "the loop was stopped at the callback: {}", log.fuel);
+}
+
+#[tokio::test]
+async fn metadata_keys_a_rule_removes_are_removed() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    app.set_metadata(
+        &app.user_id,
+        json!({"perms": {"admin": true, "read": true}, "plan": "pro", "legacy": 1}),
+        json!({"theme": "dark", "beta": true}),
+    )
+    .await;
+    app.add_script(
+        "revoke",
+        r#"function (user, context, callback) {
+  delete user.app_metadata.perms.admin;
+  user.app_metadata.legacy = null;
+  delete user.user_metadata.beta;
+  auth0.users.updateAppMetadata(user.user_id, user.app_metadata)
+    .then(() => callback(null, user, context))
+    .catch(callback);
+}"#,
+    )
+    .await;
+    assert!(
+        app.authorize_outcome(&Browser::new(), &[])
+            .await
+            .contains_key("code")
+    );
+    let mgmt = app.mgmt_token(None).await;
+    let (_, user) = app
+        .api("GET", &format!("/users/{}", app.user_id), &mgmt, None)
+        .await;
+    assert_eq!(user["app_metadata"], json!({"perms": {"read": true}, "plan": "pro"}));
+    assert_eq!(user["user_metadata"], json!({"theme": "dark"}));
 }

@@ -24,6 +24,8 @@ unsafe extern "C" {
     fn host_log(level: i32, ptr: *const u8, len: usize);
     #[link_name = "random_seed"]
     fn host_random_seed() -> i64;
+    #[link_name = "decision"]
+    fn host_decision(ptr: *const u8, len: usize);
 }
 
 /// Name the rule's source is compiled under: it appears in syntax errors and stack traces.
@@ -74,6 +76,8 @@ pub extern "C" fn initialize() {
             .unwrap_or_else(|_| fail("cannot set up globals"));
         define_raw(&ctx, c"__wardstone_take", Some(take_property), 3);
         define_raw(&ctx, c"__wardstone_keys", Some(pending_keys), 1);
+        define_raw(&ctx, c"__wardstone_original", Some(original_property), 2);
+        define_raw(&ctx, c"__wardstone_settle", Some(settle), 1);
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
         }
@@ -84,6 +88,7 @@ pub extern "C" fn initialize() {
     // rule. An instance lives for one execution, under the memory cap, so cycles are left to
     // die with it.
     runtime.set_gc_threshold(usize::MAX);
+    runtime.set_interrupt_handler(Some(Box::new(|| SETTLED.with(|s| s.get()))));
     STATE.with(|s| {
         *s.borrow_mut() = Some(State {
             runtime,
@@ -377,10 +382,24 @@ struct Input<'a> {
     configuration: Option<&'a RawValue>,
 }
 
+/// One property of `user` or `context`: its JSON text and whether the rule has it already.
+struct Field {
+    raw: &'static RawValue,
+    taken: bool,
+}
+
 thread_local! {
-    /// The current execution's input (it lives in a buffer `alloc` leaked, for the instance's
-    /// one execution).
-    static INPUT: RefCell<Option<Input<'static>>> = const { RefCell::new(None) };
+    /// The current execution's `user` (0) and `context` (1) properties. The texts live in the
+    /// input buffer `alloc` leaked, for the instance's one execution.
+    static INPUT: RefCell<[BTreeMap<String, Field>; 2]> = const { RefCell::new([BTreeMap::new(), BTreeMap::new()]) };
+    /// The rule called `callback` (or failed): QuickJS's interrupt handler stops its code.
+    static SETTLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn fields(map: BTreeMap<String, &'static RawValue>) -> BTreeMap<String, Field> {
+    map.into_iter()
+        .map(|(k, raw)| (k, Field { raw, taken: false }))
+        .collect()
 }
 
 /// Reads argument `i` as a Rust string (empty when it is not a string).
@@ -418,25 +437,14 @@ unsafe fn new_string(ctx: *mut qjs::JSContext, text: &str) -> qjs::JSValue {
     unsafe { qjs::JS_NewStringLen(ctx, text.as_ptr() as *const _, text.len() as _) }
 }
 
-fn pending<R>(
-    which: i32,
-    f: impl FnOnce(&mut BTreeMap<String, &'static RawValue>) -> R,
-) -> Option<R> {
-    INPUT.with(|input| {
-        let mut input = input.borrow_mut();
-        let input = input.as_mut()?;
-        Some(f(if which == 0 {
-            &mut input.user
-        } else {
-            &mut input.context
-        }))
-    })
+fn with_fields<R>(which: i32, f: impl FnOnce(&mut BTreeMap<String, Field>) -> R) -> R {
+    INPUT.with(|input| f(&mut input.borrow_mut()[usize::from(which != 0)]))
 }
 
-/// `__wardstone_take(which, key, wanted)`: removes `user[key]` (`which` 0) or
-/// `context[key]` (1) from what is pending and returns its JSON text when `wanted`; undefined
-/// when there is no such pending property. A raw QuickJS function: it runs at every first read
-/// of a property, and rquickjs's generic wrapper costs several times the lookup.
+/// `__wardstone_take(which, key, wanted)`: marks `user[key]` (`which` 0) or `context[key]`
+/// (1) taken and returns its JSON text when `wanted`; undefined when there is no such
+/// property not yet taken. A raw QuickJS function: it runs at every first read of a property,
+/// and rquickjs's generic wrapper costs several times the lookup.
 unsafe extern "C" fn take_property(
     ctx: *mut qjs::JSContext,
     _this: qjs::JSValue,
@@ -446,13 +454,36 @@ unsafe extern "C" fn take_property(
     let which = unsafe { arg_i32(ctx, argc, argv, 0) };
     let key = unsafe { arg_string(ctx, argc, argv, 1) };
     let wanted = argc > 2 && unsafe { qjs::JS_ToBool(ctx, *argv.add(2)) } > 0;
-    match pending(which, |fields| fields.remove(&key)).flatten() {
+    let raw = with_fields(which, |fields| match fields.get_mut(&key) {
+        Some(field) if !field.taken => {
+            field.taken = true;
+            Some(field.raw)
+        }
+        _ => None,
+    });
+    match raw {
         Some(raw) if wanted => unsafe { new_string(ctx, raw.get()) },
         _ => qjs::JS_UNDEFINED,
     }
 }
 
-/// `__wardstone_keys(which)`: the pending properties' names, as a JSON array.
+/// `__wardstone_original(which, key)`: the JSON text the property had in the input (what the
+/// output's merge patch is computed against), or undefined.
+unsafe extern "C" fn original_property(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let which = unsafe { arg_i32(ctx, argc, argv, 0) };
+    let key = unsafe { arg_string(ctx, argc, argv, 1) };
+    match with_fields(which, |fields| fields.get(&key).map(|f| f.raw)) {
+        Some(raw) => unsafe { new_string(ctx, raw.get()) },
+        None => qjs::JS_UNDEFINED,
+    }
+}
+
+/// `__wardstone_keys(which)`: the names of the properties not yet taken, as a JSON array.
 unsafe extern "C" fn pending_keys(
     ctx: *mut qjs::JSContext,
     _this: qjs::JSValue,
@@ -460,11 +491,34 @@ unsafe extern "C" fn pending_keys(
     argv: *mut qjs::JSValue,
 ) -> qjs::JSValue {
     let which = unsafe { arg_i32(ctx, argc, argv, 0) };
-    let keys = pending(which, |fields| {
-        serde_json::to_string(&fields.keys().collect::<Vec<_>>()).unwrap_or_default()
-    })
-    .unwrap_or_else(|| "[]".into());
+    let keys = with_fields(which, |fields| {
+        let keys: Vec<&String> = fields
+            .iter()
+            .filter(|(_, f)| !f.taken)
+            .map(|(k, _)| k)
+            .collect();
+        serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
+    });
     unsafe { new_string(ctx, &keys) }
+}
+
+/// `__wardstone_settle(denial)`: the rule reached its outcome. A denial's output is handed to
+/// the host now, so nothing that runs afterwards can turn it into a failure; the interrupt
+/// handler then stops the rule's code.
+unsafe extern "C" fn settle(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let denied = argc > 0 && !unsafe { qjs::JS_IsUndefined(*argv) };
+    if denied {
+        let output = unsafe { arg_string(ctx, argc, argv, 0) };
+        // SAFETY: the host reads `len` bytes at `ptr` from this module's memory.
+        unsafe { host_decision(output.as_ptr(), output.len()) };
+    }
+    SETTLED.with(|s| s.set(true));
+    qjs::JS_UNDEFINED
 }
 
 /// Defines a raw QuickJS function as a global.
@@ -495,7 +549,8 @@ pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
         Err(e) => fail(&format!("the input is not a rule input: {e}")),
     };
     let configuration = input.configuration.map_or("{}", |c| c.get());
-    INPUT.with(|i| *i.borrow_mut() = Some(input));
+    INPUT.with(|i| *i.borrow_mut() = [fields(input.user), fields(input.context)]);
+    SETTLED.with(|s| s.set(false));
     // SAFETY: a host import without arguments.
     let seed = unsafe { host_random_seed() } as u64;
     with_state(|state| {
@@ -513,21 +568,28 @@ pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
                 .call::<_, ()>((rule, configuration, (seed >> 32) as i32, seed as i32))
                 .map_err(|e| describe(&ctx, e))
         });
-        if let Err(why) = started {
+        let settled = || SETTLED.with(|s| s.get());
+        if let Err(why) = started
+            && !settled()
+        {
             fail(&format!("the rule failed: {why}"));
         }
-        // Promises: run every job the rule queued (async rules, auth0.users.*). Fuel and the
-        // deadline bound this loop like any other code.
-        loop {
+        // Promises: run the jobs the rule queued (async rules, auth0.users.*) until it reaches
+        // its outcome. Fuel and the deadline bound this loop like any other code.
+        while !settled() {
             match state.runtime.execute_pending_job() {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(e) => {
-                    let why = e.0.with(|ctx| describe_value(&ctx.catch()));
-                    log(2, &format!("a promise job threw: {why}"));
+                    if !settled() {
+                        let why = e.0.with(|ctx| describe_value(&ctx.catch()));
+                        log(2, &format!("a promise job threw: {why}"));
+                    }
                 }
             }
         }
+        // The interrupt must not stop `finish`.
+        SETTLED.with(|s| s.set(false));
         let output = state.context.with(|ctx| -> Result<String, String> {
             let host: rquickjs::Object = ctx
                 .globals()

@@ -69,9 +69,14 @@
   // snapshot, serves every execution: starting one costs two Proxy objects, nothing per key.
   const hostTake = g.__wardstone_take;
   const hostKeys = g.__wardstone_keys;
+  const hostOriginal = g.__wardstone_original;
+  const hostSettle = g.__wardstone_settle;
   delete g.__wardstone_take;
   delete g.__wardstone_keys;
+  delete g.__wardstone_original;
+  delete g.__wardstone_settle;
   const whichOf = new WeakMap();
+  const deletedOf = new WeakMap();
   const settle = (target, key) => {
     if (typeof key !== 'string' || Object.prototype.hasOwnProperty.call(target, key)) return;
     const text = hostTake(whichOf.get(target), key, true);
@@ -87,7 +92,10 @@
       return Reflect.has(target, key);
     },
     deleteProperty(target, key) {
-      if (typeof key === 'string') hostTake(whichOf.get(target), key, false);
+      if (typeof key === 'string') {
+        hostTake(whichOf.get(target), key, false);
+        deletedOf.get(target).add(key);
+      }
       return Reflect.deleteProperty(target, key);
     },
     ownKeys(target) {
@@ -102,7 +110,32 @@
   const lazy = (which) => {
     const target = {};
     whichOf.set(target, which);
+    deletedOf.set(target, new Set());
     return [new Proxy(target, handler), target];
+  };
+
+  // The output is a merge patch (RFC 7396): a key the rule removed from an object it read must
+  // be sent as null, or the host's merge would keep it (a revoked permission that stays).
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
+  const mergePatch = (before, after) => {
+    if (!isObject(before) || !isObject(after)) return after;
+    const patch = {};
+    for (const key of Object.keys(after)) patch[key] = mergePatch(before[key], after[key]);
+    for (const key of Object.keys(before)) if (!hasOwn(after, key)) patch[key] = null;
+    return patch;
+  };
+  const outputOf = (proxies, targets, object) => {
+    const i = proxies.indexOf(object);
+    if (i < 0) return object;
+    const target = targets[i];
+    const out = {};
+    for (const key of Object.keys(target)) {
+      const before = hostOriginal(i, key);
+      out[key] = before === undefined ? target[key] : mergePatch(JSON.parse(before), target[key]);
+    }
+    for (const key of deletedOf.get(target)) if (!hasOwn(target, key)) out[key] = null;
+    return out;
   };
 
   // `configuration` is parsed (and frozen) when a rule first reads it: most rules don't.
@@ -155,6 +188,19 @@
     },
   };
 
+  const isDenial = (error) =>
+    error instanceof UnauthorizedError || (error !== null && typeof error === 'object' && error.name === 'UnauthorizedError');
+  const denialOf = (error) => JSON.stringify({
+    error: { kind: 'unauthorized', message: error.message === undefined ? '' : String(error.message) },
+  });
+  // The first outcome is final: the host is told at once (a denial is recorded there, so a
+  // trap in code that runs after `callback` cannot undo it), and QuickJS stops running the
+  // rule's code.
+  const concludeWithError = (state, error) => {
+    state.done = true;
+    state.error = error;
+    hostSettle(isDenial(error) ? denialOf(error) : undefined);
+  };
   const callback = (error, newUser, newContext) => {
     const state = run;
     if (!state) return;
@@ -162,15 +208,21 @@
       console.warn('callback was called more than once; only the first call counts');
       return;
     }
-    state.done = true;
     if (error) {
-      state.error = error;
+      concludeWithError(state, error);
       return;
     }
+    state.done = true;
     if (newUser !== undefined) state.user = newUser;
     if (newContext !== undefined) state.context = newContext;
+    hostSettle(undefined);
   };
-  const failWith = (e) => callback(e === undefined || e === null ? new Error(String(e)) : e);
+  // A throw or a rejection fails the rule whatever was thrown (`throw 0` too).
+  const failWith = (e) => {
+    const state = run;
+    if (!state || state.done) return;
+    concludeWithError(state, e !== null && typeof e === 'object' ? e : new Error(`the rule threw ${show(e)}`));
+  };
 
   const start = (rule, configuration, seedHigh, seedLow) => {
     seed(seedHigh, seedLow);
@@ -198,10 +250,7 @@
     }
     const error = state.error;
     if (error) {
-      if (error instanceof UnauthorizedError || (error && error.name === 'UnauthorizedError')) {
-        const message = error.message === undefined ? '' : String(error.message);
-        return JSON.stringify({ error: { kind: 'unauthorized', message } });
-      }
+      if (isDenial(error)) return denialOf(error);
       throw error;
     }
     const user = state.user;
@@ -209,12 +258,12 @@
     if (!state.context || typeof state.context !== 'object') throw new TypeError('callback was given a context that is not an object');
     if (state.appMetadata) user.app_metadata = Object.assign({}, user.app_metadata, state.appMetadata);
     if (state.userMetadata) user.user_metadata = Object.assign({}, user.user_metadata, state.userMetadata);
-    // For the objects the rule was given, what it read or wrote (the rest is unchanged).
-    const plain = (object) => {
-      const i = state.proxies.indexOf(object);
-      return i < 0 ? object : state.targets[i];
-    };
-    return JSON.stringify({ user: plain(user), context: plain(state.context) });
+    // For the objects the rule was given, what it read, wrote or deleted (the rest is
+    // unchanged), as a merge patch against what it read.
+    return JSON.stringify({
+      user: outputOf(state.proxies, state.targets, user),
+      context: outputOf(state.proxies, state.targets, state.context),
+    });
   };
 
   Object.defineProperty(g, '__wardstone', { value: Object.freeze({ start, finish }) });
