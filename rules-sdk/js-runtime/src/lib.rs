@@ -76,7 +76,6 @@ pub extern "C" fn initialize() {
             .unwrap_or_else(|_| fail("cannot set up globals"));
         define_raw(&ctx, c"__wardstone_take", Some(take_property), 3);
         define_raw(&ctx, c"__wardstone_keys", Some(pending_keys), 1);
-        define_raw(&ctx, c"__wardstone_original", Some(original_property), 2);
         define_raw(&ctx, c"__wardstone_settle", Some(settle), 1);
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
@@ -467,22 +466,6 @@ unsafe extern "C" fn take_property(
     }
 }
 
-/// `__wardstone_original(which, key)`: the JSON text the property had in the input (what the
-/// output's merge patch is computed against), or undefined.
-unsafe extern "C" fn original_property(
-    ctx: *mut qjs::JSContext,
-    _this: qjs::JSValue,
-    argc: i32,
-    argv: *mut qjs::JSValue,
-) -> qjs::JSValue {
-    let which = unsafe { arg_i32(ctx, argc, argv, 0) };
-    let key = unsafe { arg_string(ctx, argc, argv, 1) };
-    match with_fields(which, |fields| fields.get(&key).map(|f| f.raw)) {
-        Some(raw) => unsafe { new_string(ctx, raw.get()) },
-        None => qjs::JS_UNDEFINED,
-    }
-}
-
 /// `__wardstone_keys(which)`: the names of the properties not yet taken, as a JSON array.
 unsafe extern "C" fn pending_keys(
     ctx: *mut qjs::JSContext,
@@ -537,6 +520,60 @@ fn define_raw(ctx: &Ctx<'_>, name: &std::ffi::CStr, f: qjs::JSCFunction, length:
         qjs::JS_SetPropertyStr(raw, global, name.as_ptr(), function);
         qjs::JS_FreeValue(raw, global);
     }
+}
+
+/// Adds null for every key `before` has and `after` lacks, recursively through objects: with
+/// it, `after` is an RFC 7396 patch that turns `before` into `after`. Whether it added any.
+fn null_removed_keys(before: &serde_json::Value, after: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    let (Value::Object(before), Value::Object(after)) = (before, after) else {
+        return false;
+    };
+    let mut added = false;
+    for (key, old) in before {
+        match after.get_mut(key) {
+            Some(new) => added |= null_removed_keys(old, new),
+            None => {
+                after.insert(key.clone(), Value::Null);
+                added = true;
+            }
+        }
+    }
+    added
+}
+
+/// The rule's output with every object-valued property of `user` and `context` made a merge
+/// patch against the input's value (a nested key the rule deleted must go out as null).
+/// Denials, and outputs where nothing was removed, pass unchanged.
+fn as_merge_patch(json: String) -> String {
+    let Ok(serde_json::Value::Object(mut output)) = serde_json::from_str(&json) else {
+        return json;
+    };
+    let mut added = false;
+    for (which, name) in ["user", "context"].into_iter().enumerate() {
+        let Some(serde_json::Value::Object(object)) = output.get_mut(name) else {
+            continue;
+        };
+        with_fields(which as i32, |fields| {
+            for (key, value) in object.iter_mut() {
+                let Some(field) = fields.get(key) else {
+                    continue;
+                };
+                // Only objects can lose nested keys; the text check skips the parse otherwise.
+                let raw = field.raw.get();
+                if !value.is_object() || !raw.starts_with('{') || raw == "{}" {
+                    continue;
+                }
+                if let Ok(before) = serde_json::from_str::<serde_json::Value>(raw) {
+                    added |= null_removed_keys(&before, value);
+                }
+            }
+        });
+    }
+    if !added {
+        return json;
+    }
+    serde_json::to_string(&output).unwrap_or(json)
 }
 
 /// ABI v1: runs the loaded rule on the input and returns the output's location.
@@ -599,7 +636,7 @@ pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
             finish.call::<_, String>(()).map_err(|e| describe(&ctx, e))
         });
         match output {
-            Ok(json) => leak(json.into_bytes()),
+            Ok(json) => leak(as_merge_patch(json).into_bytes()),
             Err(why) => fail(&format!("the rule failed: {why}")),
         }
     })

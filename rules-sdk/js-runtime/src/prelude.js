@@ -69,11 +69,9 @@
   // snapshot, serves every execution: starting one costs two Proxy objects, nothing per key.
   const hostTake = g.__wardstone_take;
   const hostKeys = g.__wardstone_keys;
-  const hostOriginal = g.__wardstone_original;
   const hostSettle = g.__wardstone_settle;
   delete g.__wardstone_take;
   delete g.__wardstone_keys;
-  delete g.__wardstone_original;
   delete g.__wardstone_settle;
   const whichOf = new WeakMap();
   const deletedOf = new WeakMap();
@@ -94,7 +92,9 @@
     deleteProperty(target, key) {
       if (typeof key === 'string') {
         hostTake(whichOf.get(target), key, false);
-        deletedOf.get(target).add(key);
+        let deleted = deletedOf.get(target);
+        if (!deleted) deletedOf.set(target, (deleted = new Set()));
+        deleted.add(key);
       }
       return Reflect.deleteProperty(target, key);
     },
@@ -110,31 +110,22 @@
   const lazy = (which) => {
     const target = {};
     whichOf.set(target, which);
-    deletedOf.set(target, new Set());
     return [new Proxy(target, handler), target];
   };
 
-  // The output is a merge patch (RFC 7396): a key the rule removed from an object it read must
-  // be sent as null, or the host's merge would keep it (a revoked permission that stays).
-  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
   const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
-  const mergePatch = (before, after) => {
-    if (!isObject(before) || !isObject(after)) return after;
-    const patch = {};
-    for (const key of Object.keys(after)) patch[key] = mergePatch(before[key], after[key]);
-    for (const key of Object.keys(before)) if (!hasOwn(after, key)) patch[key] = null;
-    return patch;
-  };
+  // What goes back for one of the objects the rule was given: the properties it read or wrote
+  // (the rest is unchanged) and null for those it deleted. The Rust side then turns each
+  // object-valued property into a merge patch against what the rule read (nested removals as
+  // null), cheaper there than here.
   const outputOf = (proxies, targets, object) => {
     const i = proxies.indexOf(object);
     if (i < 0) return object;
     const target = targets[i];
     const out = {};
-    for (const key of Object.keys(target)) {
-      const before = hostOriginal(i, key);
-      out[key] = before === undefined ? target[key] : mergePatch(JSON.parse(before), target[key]);
-    }
-    for (const key of deletedOf.get(target)) if (!hasOwn(target, key)) out[key] = null;
+    for (const key of Object.keys(target)) out[key] = target[key];
+    const deleted = deletedOf.get(target);
+    if (deleted) for (const key of deleted) if (!hasOwn(target, key)) out[key] = null;
     return out;
   };
 
@@ -258,8 +249,7 @@
     if (!state.context || typeof state.context !== 'object') throw new TypeError('callback was given a context that is not an object');
     if (state.appMetadata) user.app_metadata = Object.assign({}, user.app_metadata, state.appMetadata);
     if (state.userMetadata) user.user_metadata = Object.assign({}, user.user_metadata, state.userMetadata);
-    // For the objects the rule was given, what it read, wrote or deleted (the rest is
-    // unchanged), as a merge patch against what it read.
+    // For the objects the rule was given, what it read, wrote or deleted.
     return JSON.stringify({
       user: outputOf(state.proxies, state.targets, user),
       context: outputOf(state.proxies, state.targets, state.context),
