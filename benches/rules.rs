@@ -182,6 +182,25 @@ fn main() {
             load(bytes)
         })
         .collect();
+    // One login's pipeline over `rules`, which must let it through.
+    let run_allowed = |rules: &[PreparedRule]| {
+        let run = run_pipeline(
+            &engine,
+            rules,
+            user.clone(),
+            context.clone(),
+            wardstone::rules::TenantEnv {
+                configuration_json: &configuration,
+                net: &Default::default(),
+            },
+            wardstone::rules::Trigger::Login,
+            0,
+        );
+        assert!(matches!(
+            run.verdict,
+            wardstone::rules::Verdict::Allow { .. }
+        ));
+    };
     let same: Vec<PreparedRule> = (0..10)
         .map(|i| PreparedRule {
             id: format!("rul_{i}"),
@@ -195,22 +214,7 @@ fn main() {
         "pipeline of 10 × the same SDK rule, login path",
         "—".into(),
         &mut || {
-            let run = run_pipeline(
-                &engine,
-                &same,
-                user.clone(),
-                context.clone(),
-                wardstone::rules::TenantEnv {
-                    configuration_json: &configuration,
-                    net: &Default::default(),
-                },
-                wardstone::rules::Trigger::Login,
-                0,
-            );
-            assert!(matches!(
-                run.verdict,
-                wardstone::rules::Verdict::Allow { .. }
-            ));
+            run_allowed(&same);
         },
     );
     for n in [1usize, 5, 10] {
@@ -227,22 +231,7 @@ fn main() {
             &format!("pipeline of {n} distinct SDK rule(s), login path"),
             "—".into(),
             &mut || {
-                let run = run_pipeline(
-                    &engine,
-                    &rules,
-                    user.clone(),
-                    context.clone(),
-                    wardstone::rules::TenantEnv {
-                        configuration_json: &configuration,
-                        net: &Default::default(),
-                    },
-                    wardstone::rules::Trigger::Login,
-                    0,
-                );
-                assert!(matches!(
-                    run.verdict,
-                    wardstone::rules::Verdict::Allow { .. }
-                ));
+                run_allowed(&rules);
             },
         );
     }
@@ -291,22 +280,7 @@ fn main() {
             "pipeline of 3 distinct JavaScript rules, login path",
             "—".into(),
             &mut || {
-                let run = run_pipeline(
-                    &engine,
-                    &js_rules,
-                    user.clone(),
-                    context.clone(),
-                    wardstone::rules::TenantEnv {
-                        configuration_json: &configuration,
-                        net: &Default::default(),
-                    },
-                    wardstone::rules::Trigger::Login,
-                    0,
-                );
-                assert!(matches!(
-                    run.verdict,
-                    wardstone::rules::Verdict::Allow { .. }
-                ));
+                run_allowed(&js_rules);
             },
         );
         // Other modules take the pool's slots in between (as other tenants' rules do), so the

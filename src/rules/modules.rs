@@ -119,6 +119,33 @@ fn artifact_mac(
     ctx.sign().as_ref().to_vec()
 }
 
+/// An artifact for `bytes`, sealed under `key` for `sha256` and `fingerprint`.
+fn seal(
+    key: &aws_lc_rs::hmac::Key,
+    sha256: String,
+    fingerprint: String,
+    bytes: Vec<u8>,
+) -> ArtifactRecord {
+    ArtifactRecord {
+        mac: artifact_mac(key, &sha256, &fingerprint, &bytes),
+        sha256,
+        fingerprint,
+        bytes,
+    }
+}
+
+/// Whether a stored artifact's MAC verifies (constant time): only then may its bytes be
+/// deserialized, as they are native code.
+fn authentic(key: &aws_lc_rs::hmac::Key, artifact: &ArtifactRecord) -> bool {
+    let expected = artifact_mac(
+        key,
+        &artifact.sha256,
+        &artifact.fingerprint,
+        &artifact.bytes,
+    );
+    crate::crypto::ct_eq(&expected, &artifact.mac)
+}
+
 impl Modules {
     /// An empty cache of `capacity` bytes over `engine`.
     pub fn new(engine: Arc<RuleEngine>, store: Store, master_key: &MasterKey) -> Self {
@@ -151,12 +178,12 @@ impl Modules {
     fn artifact_of(&self, compiled: &CompiledRule) -> anyhow::Result<ArtifactRecord> {
         let bytes = self.engine.serialize(compiled)?;
         let fingerprint = self.engine.fingerprint().to_string();
-        Ok(ArtifactRecord {
-            mac: artifact_mac(&self.mac_key, &compiled.sha256, &fingerprint, &bytes),
-            sha256: compiled.sha256.clone(),
+        Ok(seal(
+            &self.mac_key,
+            compiled.sha256.clone(),
             fingerprint,
             bytes,
-        })
+        ))
     }
 
     /// Makes the engine's JavaScript runtime ready before anything JavaScript is compiled or
@@ -174,15 +201,9 @@ impl Modules {
         let key = super::js::runtime_artifact_key();
         let fingerprint = self.engine.fingerprint().to_string();
         if let Ok(Some(artifact)) = self.store.rule_artifact(&key, &fingerprint).await {
-            let (engine, mac_key, sha, fp) = (
-                self.engine.clone(),
-                self.mac_key.clone(),
-                key.clone(),
-                fingerprint.clone(),
-            );
+            let (engine, mac_key) = (self.engine.clone(), self.mac_key.clone());
             let installed = tokio::task::spawn_blocking(move || {
-                let expected = artifact_mac(&mac_key, &sha, &fp, &artifact.bytes);
-                if !crate::crypto::ct_eq(&expected, &artifact.mac) {
+                if !authentic(&mac_key, &artifact) {
                     return Err(anyhow::anyhow!("the stored artifact failed authentication"));
                 }
                 // SAFETY: the MAC proves this deployment stored these bytes from
@@ -209,12 +230,7 @@ impl Modules {
         .await;
         match made {
             Ok(Ok(Some(bytes))) => {
-                let record = ArtifactRecord {
-                    mac: artifact_mac(&self.mac_key, &key, &fingerprint, &bytes),
-                    sha256: key,
-                    fingerprint,
-                    bytes,
-                };
+                let record = seal(&self.mac_key, key, fingerprint, bytes);
                 if let Err(e) = self.store.put_rule_artifact(&record).await {
                     tracing::warn!(error = %e, "cannot store the JavaScript runtime's compiled code");
                 }
@@ -433,8 +449,7 @@ impl Modules {
         // Hashing and loading hundreds of KiB are CPU work: off the async workers.
         let loaded = tokio::task::spawn_blocking(move || {
             crate::cpu::run_in_background();
-            let expected = artifact_mac(&mac_key, &sha, &fingerprint, &artifact.bytes);
-            if !crate::crypto::ct_eq(&expected, &artifact.mac) {
+            if !authentic(&mac_key, &artifact) {
                 return None;
             }
             // SAFETY: the MAC proves the bytes are an artifact this deployment made for this
