@@ -484,6 +484,29 @@ struct RuleLimitArgs {
     /// Largest response body wardstone.http_fetch hands a rule, KiB.
     #[arg(long, global = true, env = "WARDSTONE_RULE_HTTP_BODY_KIB", value_parser = clap::value_parser!(u64).range(1..=65536))]
     rule_http_body_kib: Option<u64>,
+    /// A non-public range (CIDR) rules may reach over HTTP, e.g. a trusted upstream inside the
+    /// network (repeatable; env: comma-separated). Without it, tenants can list and reach only
+    /// public addresses.
+    #[arg(long = "rule-http-allow-private", global = true, env = "WARDSTONE_RULE_HTTP_ALLOW_PRIVATE", value_delimiter = ',', value_name = "CIDR", value_parser = parse_cidr)]
+    rule_http_allow_private: Vec<ipnet::IpNet>,
+    /// DNS server (IP:PORT) that resolves names for rules' HTTP requests (repeatable; env:
+    /// comma-separated); default: the system's (/etc/resolv.conf).
+    #[arg(
+        long = "rule-http-dns",
+        global = true,
+        env = "WARDSTONE_RULE_HTTP_DNS",
+        value_delimiter = ',',
+        value_name = "IP:PORT"
+    )]
+    rule_http_dns: Vec<SocketAddr>,
+}
+
+/// A CIDR range, or one address (a /32 or /128).
+fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("{text:?} is not a CIDR range (e.g. 10.0.0.0/8) or an IP address"))
 }
 
 impl RuleLimitArgs {
@@ -535,6 +558,9 @@ impl RuleLimitArgs {
         if let Some(v) = self.rule_http_body_kib {
             l.http_body_bytes = (v as usize) << 10;
         }
+        l.http_allow_private =
+            crate::domain::PrivateRanges::new(self.rule_http_allow_private.clone());
+        l.dns_servers = self.rule_http_dns.clone();
         l
     }
 }

@@ -220,7 +220,10 @@ impl Application {
                     }
                     if let Err(e) = provider
                         .store()
-                        .prune_login_failures(now - provider.lifetimes().throttle_window)
+                        .prune_login_failures(
+                            now - provider.lifetimes().throttle_window,
+                            now - 180 * 24 * 3600,
+                        )
                         .await
                     {
                         tracing::warn!(error = %e, "pruning login attempt counts failed");

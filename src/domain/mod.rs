@@ -1,14 +1,18 @@
 //! Newtypes that parse at the edge: once a value has one of these types it is valid.
 
+mod client;
 pub mod management;
+pub mod net;
 mod redirect_uri;
 mod rule;
 mod scope;
 mod signing;
 mod tenant;
 
+pub use client::AppType;
+pub use net::{AllowedHost, PrivateRanges};
 pub use redirect_uri::RedirectUri;
-pub use rule::{AllowedHost, OnFailure};
+pub use rule::OnFailure;
 pub use scope::ScopeSet;
 pub use signing::{KeyStatus, SigningAlg, TokenDialect};
 pub use tenant::Tenant;

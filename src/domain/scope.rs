@@ -4,7 +4,8 @@ use std::fmt;
 use super::{Invalid, invalid};
 
 /// A set of scope tokens (RFC 6749 §3.3), kept sorted so equal sets serialize equally.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
 pub struct ScopeSet(BTreeSet<String>);
 
 impl ScopeSet {
@@ -58,6 +59,20 @@ impl fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let joined: Vec<&str> = self.iter().collect();
         f.write_str(&joined.join(" "))
+    }
+}
+
+impl TryFrom<String> for ScopeSet {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<Self, String> {
+        ScopeSet::parse(&s).map_err(|e| e.0)
+    }
+}
+
+impl From<ScopeSet> for String {
+    fn from(v: ScopeSet) -> String {
+        v.to_string()
     }
 }
 

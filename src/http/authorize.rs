@@ -17,6 +17,7 @@ use crate::oidc::logout::{LogoutOutcome, LogoutRequest};
 
 const BROWSER_COOKIE: &str = "wardstone_browser";
 const SESSION_COOKIE: &str = "wardstone_session";
+const DEVICE_COOKIE: &str = "wardstone_device";
 
 /// What the protocol layer needs to know about the browser.
 pub struct BrowserInfo(pub Browser);
@@ -38,6 +39,7 @@ impl FromRequestParts<AppState> for BrowserInfo {
                 match c.name() {
                     BROWSER_COOKIE => browser.browser_id = Some(c.value().to_string()),
                     SESSION_COOKIE => browser.session_id = Some(c.value().to_string()),
+                    DEVICE_COOKIE => browser.device = Some(c.value().to_string()),
                     _ => {}
                 }
             }
@@ -128,6 +130,18 @@ fn render(state: &AppState, tenant: &Tenant, answer: Answer) -> Response {
         headers.append(
             header::SET_COOKIE,
             cookie(state, tenant, SESSION_COOKIE, id, lifetimes.session),
+        );
+    }
+    if let Some(value) = answer.cookies.device {
+        headers.append(
+            header::SET_COOKIE,
+            cookie(
+                state,
+                tenant,
+                DEVICE_COOKIE,
+                value,
+                crate::oauth::authorize::throttle::DEVICE_COOKIE_SECONDS,
+            ),
         );
     }
     response

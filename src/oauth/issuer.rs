@@ -214,7 +214,7 @@ impl Provider {
             grant_id: i.grant_id.to_string(),
             client_id: i.client.client_id.clone(),
             user_id: i.user.user_id.clone(),
-            scope: i.refresh_scope.to_string(),
+            scope: i.refresh_scope.clone(),
             audience: i.audience.map(String::from),
             auth_time: i.auth_time,
             session_id: i.session_id.map(String::from),

@@ -5,6 +5,12 @@
 //! redirector. A request carrying a valid `id_token_hint` for the signed-in user ends the
 //! session at once; any other request that would end a session asks the user first (a
 //! cross-site link must not be able to log people out).
+//!
+//! Registered is not enough to be followed: every tenant registers its own logout URLs on the
+//! shared origin, and tenant admins are not trusted (SPEC §17). The browser is sent to
+//! `post_logout_redirect_uri` only when the request proves the application: a valid
+//! `id_token_hint` of that application, or the browser's live session having signed in to that
+//! application. Otherwise the logout ends on our own "signed out" page.
 
 use serde::Serialize;
 use serde_json::Value;
@@ -161,6 +167,9 @@ impl Provider {
             }
         };
 
+        // The application is proven by its own ID token, or by the browser's session having
+        // signed in to it; a bare client_id proves nothing.
+        let mut proven = hint_client.is_some();
         if let Some(cookie) = session_cookie {
             let id_hash = hash_token(cookie);
             if let Some(session) = self
@@ -168,6 +177,15 @@ impl Provider {
                 .session(&tenant.id, &id_hash, self.now())
                 .await?
             {
+                if let Some(client) = &client_id
+                    && !proven
+                {
+                    let sid = crate::oauth::authorize::session_public_id(&id_hash);
+                    proven = self
+                        .store()
+                        .session_signed_in_to(&tenant.id, &sid, client)
+                        .await?;
+                }
                 let csrf = self.mac("logout", cookie);
                 let confirmed = request
                     .csrf
@@ -188,7 +206,11 @@ impl Provider {
             }
         }
         Ok(match redirect {
-            Some(url) => LogoutOutcome::Redirect(url),
+            Some(url) if proven => LogoutOutcome::Redirect(url),
+            Some(_) => {
+                tracing::info!(tenant = %tenant.name, "post_logout_redirect_uri not followed: nothing proves the application");
+                LogoutOutcome::LoggedOut
+            }
             None => LogoutOutcome::LoggedOut,
         })
     }

@@ -169,7 +169,7 @@ pub struct Execution {
 struct HostState {
     /// A JavaScript rule's denial, handed over when it called `callback` (see `execute_with`).
     decision: Option<Vec<u8>>,
-    net: super::http::NetPolicy,
+    net: super::outbound::NetPolicy,
     deadline: Instant,
     limiter: Limiter,
     logs: Vec<LogLine>,
@@ -222,6 +222,8 @@ impl ResourceLimiter for Limiter {
 /// The wasm engine and its linker.
 pub struct RuleEngine {
     engine: Engine,
+    /// Where rules' outbound requests may go, and how names resolve.
+    outbound: Arc<super::outbound::Outbound>,
     linker: Linker<HostState>,
     limits: Limits,
     fingerprint: String,
@@ -360,6 +362,14 @@ impl RuleEngine {
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&config)?;
         register_ticker(&engine);
+        let outbound = Arc::new(
+            super::outbound::Outbound::new(
+                limits.http_allow_private.clone(),
+                &limits.dns_servers,
+                limits.dns_lookups,
+            )
+            .map_err(|e| anyhow::anyhow!("cannot start the rules' DNS resolver: {e}"))?,
+        );
         let mut linker = Linker::new(&engine);
         linker.func_wrap(
             "wardstone",
@@ -399,22 +409,23 @@ impl RuleEngine {
                 });
             },
         )?;
+        let fetcher = outbound.clone();
         linker.func_wrap(
             "wardstone",
             "http_fetch",
-            |mut caller: wasmtime::Caller<'_, HostState>,
-             ptr: i32,
-             len: i32|
-             -> wasmtime::Result<i64> {
+            move |mut caller: wasmtime::Caller<'_, HostState>,
+                  ptr: i32,
+                  len: i32|
+                  -> wasmtime::Result<i64> {
                 let memory = caller
                     .get_export("memory")
                     .and_then(|e| e.into_memory())
                     .ok_or_else(|| wasmtime::Error::msg("no exported memory"))?;
                 let (start, len) = (ptr as u32 as usize, len as u32 as usize);
-                let answer = if len > super::http::MAX_REQUEST_BYTES {
+                let answer = if len > super::outbound::MAX_REQUEST_BYTES {
                     serde_json::json!({"error": format!(
                         "the request is {len} bytes; at most {} are allowed",
-                        super::http::MAX_REQUEST_BYTES
+                        super::outbound::MAX_REQUEST_BYTES
                     )})
                 } else {
                     match start
@@ -424,7 +435,7 @@ impl RuleEngine {
                         Some(bytes) => {
                             let request = bytes.to_vec();
                             let state = caller.data();
-                            super::http::fetch(&state.net, &request, state.deadline)
+                            super::outbound::fetch(&fetcher, &state.net, &request, state.deadline)
                         }
                         None => {
                             serde_json::json!({"error": "the request is outside linear memory"})
@@ -493,6 +504,7 @@ impl RuleEngine {
         };
         Ok(RuleEngine {
             engine,
+            outbound,
             linker,
             limits,
             fingerprint,
@@ -504,6 +516,11 @@ impl RuleEngine {
     /// only reused by an engine with the same fingerprint (same wasmtime, same settings).
     pub fn fingerprint(&self) -> &str {
         &self.fingerprint
+    }
+
+    /// The node's outbound client (the operator's reach, the bounded DNS resolver).
+    pub fn outbound(&self) -> &super::outbound::Outbound {
+        &self.outbound
     }
 
     /// The limits in force.
@@ -605,7 +622,7 @@ impl RuleEngine {
         // runtime, megabytes of snapshot): done here, not in the first login that runs a script.
         let mut store = self.new_store(
             self.limits.compile_timeout,
-            &super::http::NetPolicy::default(),
+            &super::outbound::NetPolicy::default(),
             self.limits.fuel,
         );
         instantiate(&mut store, &rule)
@@ -660,7 +677,7 @@ impl RuleEngine {
         let _running = RunningGuard::enter();
         let mut store = self.new_store(
             self.limits.compile_timeout,
-            &super::http::NetPolicy::default(),
+            &super::outbound::NetPolicy::default(),
             self.limits.fuel.saturating_mul(10),
         );
         let output = call_export(
@@ -687,7 +704,7 @@ impl RuleEngine {
         // level) must fit one execution's budget, or the upload would fail every login.
         let mut store = self.new_store(
             self.limits.rule_timeout,
-            &super::http::NetPolicy::default(),
+            &super::outbound::NetPolicy::default(),
             self.limits.fuel,
         );
         load_script(&mut store, &rule).map_err(|failure| {
@@ -789,7 +806,7 @@ impl RuleEngine {
     /// Runs one rule on `input` in a fresh instance, with no outbound HTTP. Blocking: call it
     /// off the async workers.
     pub fn execute(&self, rule: &CompiledRule, input: &[u8], timeout: Duration) -> Execution {
-        self.execute_with(rule, input, timeout, &super::http::NetPolicy::default())
+        self.execute_with(rule, input, timeout, &super::outbound::NetPolicy::default())
     }
 
     /// [`RuleEngine::execute`] with the tenant's outbound HTTP policy.
@@ -798,7 +815,7 @@ impl RuleEngine {
         rule: &CompiledRule,
         input: &[u8],
         timeout: Duration,
-        net: &super::http::NetPolicy,
+        net: &super::outbound::NetPolicy,
     ) -> Execution {
         let started = Instant::now();
         let _running = RunningGuard::enter();
@@ -860,7 +877,7 @@ impl RuleEngine {
     fn new_store(
         &self,
         timeout: Duration,
-        net: &super::http::NetPolicy,
+        net: &super::outbound::NetPolicy,
         fuel: u64,
     ) -> Store<HostState> {
         let mut store = Store::new(

@@ -51,6 +51,9 @@ pub enum FailureKind {
     MetadataTooLarge,
     /// The custom claims after the pipeline exceed the cap.
     ClaimsTooLarge,
+    /// The rule asked for something the server cannot do (multifactor authentication, a
+    /// redirect): the login is refused rather than passed without it.
+    Unsupported,
     /// The rule could not run on this node now (its compiled code could not be loaded in
     /// time); nothing of the rule ran.
     Unavailable,
@@ -67,6 +70,7 @@ const FAILURES: &[(FailureKind, &str)] = &[
     (FailureKind::MetadataTooLarge, "failed:metadata_too_large"),
     (FailureKind::ClaimsTooLarge, "failed:claims_too_large"),
     (FailureKind::Unavailable, "failed:unavailable"),
+    (FailureKind::Unsupported, "failed:unsupported"),
 ];
 
 /// How an execution ended. Shown and stored as `ok`, `denied` or `failed:<reason>`.

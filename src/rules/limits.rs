@@ -67,6 +67,13 @@ pub struct Limits {
     pub http_rule_timeout: Duration,
     /// Largest response body `wardstone.http_fetch` hands to a rule.
     pub http_body_bytes: usize,
+    /// Non-public ranges the operator opened to rules' outbound requests (trusted upstreams
+    /// inside the network); none by default (SPEC §17).
+    pub http_allow_private: crate::domain::PrivateRanges,
+    /// DNS servers that resolve names for rules' outbound requests (the system's when empty).
+    pub dns_servers: Vec<std::net::SocketAddr>,
+    /// DNS lookups in flight at once on one node; beyond, a lookup is refused at once.
+    pub dns_lookups: usize,
 }
 
 impl Default for Limits {
@@ -102,6 +109,9 @@ impl Default for Limits {
             versions_kept: 10,
             http_rule_timeout: Duration::from_secs(1),
             http_body_bytes: 256 << 10,
+            http_allow_private: crate::domain::PrivateRanges::default(),
+            dns_servers: Vec::new(),
+            dns_lookups: 32,
         }
     }
 }

@@ -8,11 +8,11 @@
 pub mod engine;
 pub mod execution;
 pub mod executor;
-pub mod http;
 pub mod journal;
 pub mod js;
 pub mod limits;
 pub mod modules;
+pub mod outbound;
 pub mod pipeline;
 
 pub use engine::{CompiledRule, Execution, Failure, Rejected, RuleEngine, Upload};
@@ -151,7 +151,7 @@ struct RuleSet {
     generation: i64,
     rules: Vec<RuleRecord>,
     /// What its rules may reach through `wardstone.http_fetch`.
-    net: http::NetPolicy,
+    net: outbound::NetPolicy,
     /// The settings as the JSON object rules receive.
     configuration: Arc<str>,
 }
@@ -228,7 +228,18 @@ pub fn summarize(execution: &Execution) -> (Outcome, Option<Value>, Option<Value
                     Some(json!({"message": failure.detail()})),
                 )
             }
-            None => (Outcome::Ok, Some(Value::Object(out.clone())), None),
+            None => match out
+                .get("context")
+                .and_then(Value::as_object)
+                .and_then(pipeline::unsupported_request)
+            {
+                Some(why) => (
+                    Outcome::Failed(FailureKind::Unsupported),
+                    None,
+                    Some(json!({"message": why})),
+                ),
+                None => (Outcome::Ok, Some(Value::Object(out.clone())), None),
+            },
         },
         Err(f) => (
             Outcome::Failed(f.kind()),
@@ -368,7 +379,7 @@ impl Rules {
         let set = Arc::new(RuleSet {
             generation: rows.generation,
             rules: rows.rules,
-            net: http::NetPolicy {
+            net: outbound::NetPolicy {
                 allowed: rows.allowed_hosts.into(),
                 body_bytes: self.inner.engine.limits().http_body_bytes,
             },

@@ -163,12 +163,62 @@ fn drop_restricted(
     }
 }
 
-/// Applies one rule's output; `Err` means the output is malformed.
+/// Why a rule's output could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum NotApplied {
+    /// The output is malformed.
+    Malformed(String),
+    /// The rule asks for something this server cannot do; the login must not go on without it.
+    Unsupported(String),
+}
+
+impl From<String> for NotApplied {
+    fn from(why: String) -> Self {
+        NotApplied::Malformed(why)
+    }
+}
+
+impl From<&str> for NotApplied {
+    fn from(why: &str) -> Self {
+        NotApplied::Malformed(why.into())
+    }
+}
+
+/// What an Auth0 rule can ask of the login that Wardstone cannot do. A rule that sets one has
+/// made it a condition of the login, so the login fails closed rather than passing without it
+/// (SPEC §17); `None` when the output asks for none of them.
+pub fn unsupported_request(context_patch: &Map<String, Value>) -> Option<String> {
+    if let Some(mfa) = context_patch.get("multifactor") {
+        let provider = mfa.get("provider").and_then(Value::as_str);
+        if !mfa.is_null() && provider != Some("none") {
+            return Some(format!(
+                "multifactor authentication was required by a rule (context.multifactor, provider {}), \
+                 which this server does not support; the login was refused",
+                provider.unwrap_or("unnamed")
+            ));
+        }
+    }
+    if context_patch.get("redirect").is_some_and(|r| !r.is_null()) {
+        return Some(
+            "a rule asked to redirect the user (context.redirect), which this server does not \
+             support; the login was refused"
+                .into(),
+        );
+    }
+    None
+}
+
+/// Applies one rule's output.
 fn apply(
     output: &Map<String, Value>,
     user: &mut Value,
     context: &mut Value,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, NotApplied> {
+    if let Some(Value::Object(patch)) = output.get("context")
+        && let Some(why) = unsupported_request(patch)
+    {
+        return Err(NotApplied::Unsupported(why));
+    }
     let mut notes = Vec::new();
     for key in output.keys() {
         if key != "user" && key != "context" {
@@ -184,12 +234,12 @@ fn apply(
         match output.get(key) {
             None => {}
             Some(Value::Object(p)) => patch_object(target, p, writable, key, &mut notes),
-            Some(_) => return Err(format!("output member {key:?} must be an object")),
+            Some(_) => return Err(format!("output member {key:?} must be an object").into()),
         }
     }
     for key in USER_WRITABLE {
         if !user.get(*key).is_some_and(Value::is_object) {
-            return Err(format!("user.{key} must stay an object"));
+            return Err(format!("user.{key} must stay an object").into());
         }
     }
     let Some(Value::Object(id_token)) = context.get_mut("idToken") else {
@@ -304,7 +354,7 @@ pub struct TenantEnv<'a> {
     /// The settings as the JSON object rules receive.
     pub configuration_json: &'a str,
     /// What `wardstone.http_fetch` may reach.
-    pub net: &'a super::http::NetPolicy,
+    pub net: &'a super::outbound::NetPolicy,
 }
 
 /// Runs `rules` in order on `user` and `context`. Blocking: call it off the async workers.
@@ -404,9 +454,22 @@ pub fn run_pipeline(
                 records.push(record);
                 (user, context) = (next_user, next_context);
             }
-            Err(why) => {
+            Err(NotApplied::Malformed(why)) => {
                 record.fail(FailureKind::BadOutput, Failure::BadOutput(why).detail());
                 failed!(record, rule);
+            }
+            // Never skipped: the rule made it a condition of the login.
+            Err(NotApplied::Unsupported(message)) => {
+                record.fail(FailureKind::Unsupported, message.clone());
+                let execution_id = record.id.clone();
+                records.push(record);
+                return PipelineRun {
+                    verdict: Verdict::Deny {
+                        message,
+                        execution_id,
+                    },
+                    records,
+                };
             }
         }
     }

@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{Admin, AdminError, MANAGEMENT_AUDIENCE, internal};
 use crate::crypto::{hash_token, random_token};
-use crate::domain::{DisplayName, RedirectUri, ScopeSet, Tenant};
+use crate::domain::{AppType, DisplayName, RedirectUri, ScopeSet, Tenant};
 use crate::store::{ClientGrantRecord, ClientRecord, JsonText, NewClient, StoreError};
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
@@ -50,51 +50,6 @@ pub struct ClientView {
     /// server's default applies).
     #[schema(value_type = Object)]
     pub jwt_configuration: Value,
-}
-
-/// Auth0's `app_type` values.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", try_from = "String")]
-pub enum AppType {
-    /// A server-side web app (confidential).
-    RegularWeb,
-    /// A browser app (public, PKCE).
-    Spa,
-    /// A mobile or desktop app (public, PKCE).
-    Native,
-    /// A machine-to-machine client (client_credentials).
-    NonInteractive,
-}
-
-impl AppType {
-    fn as_str(self) -> &'static str {
-        match self {
-            AppType::RegularWeb => "regular_web",
-            AppType::Spa => "spa",
-            AppType::Native => "native",
-            AppType::NonInteractive => "non_interactive",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        Some(match s {
-            "regular_web" => AppType::RegularWeb,
-            "spa" => AppType::Spa,
-            "native" => AppType::Native,
-            "non_interactive" => AppType::NonInteractive,
-            _ => return None,
-        })
-    }
-}
-
-impl TryFrom<String> for AppType {
-    type Error = String;
-
-    fn try_from(s: String) -> Result<Self, String> {
-        AppType::parse(&s).ok_or_else(|| {
-            format!("unsupported app_type {s:?}; use regular_web, spa, native or non_interactive")
-        })
-    }
 }
 
 /// Auth0's `jwt_configuration`: the ID token lifetime is honoured; `alg` must be the tenant's.
@@ -205,7 +160,7 @@ impl From<ClientRecord> for ClientView {
             }
             .into(),
             client_metadata: Value::Object(c.metadata.0.clone()),
-            app_type: c.app_type.as_deref().and_then(AppType::parse),
+            app_type: c.app_type,
             is_first_party: c.is_first_party != 0,
             oidc_conformant: true,
             description: c.description.clone(),
@@ -354,7 +309,7 @@ impl Default for Auth0Settings {
 impl Auth0Settings {
     fn of(c: &ClientRecord) -> Self {
         Auth0Settings {
-            app_type: c.app_type.as_deref().and_then(AppType::parse),
+            app_type: c.app_type,
             is_first_party: c.is_first_party != 0,
             description: c.description.clone(),
             logo_uri: c.logo_uri.clone(),
@@ -566,7 +521,7 @@ impl Admin {
             grant_types,
             logout_urls,
             metadata,
-            app_type: auth0.app_type.map(|t| t.as_str().to_string()),
+            app_type: auth0.app_type,
             is_first_party: auth0.is_first_party,
             description: auth0.description,
             logo_uri: auth0.logo_uri,
@@ -654,7 +609,7 @@ impl Admin {
             patch.logo_uri.as_deref(),
             patch.jwt_configuration.as_ref(),
         )?;
-        record.app_type = auth0.app_type.map(|t| t.as_str().to_string());
+        record.app_type = auth0.app_type;
         record.is_first_party = i64::from(auth0.is_first_party);
         record.description = auth0.description;
         record.logo_uri = auth0.logo_uri;

@@ -166,7 +166,7 @@ impl Admin {
             grant_types: vec!["client_credentials".into()],
             logout_urls: vec![],
             metadata: Default::default(),
-            app_type: Some("non_interactive".into()),
+            app_type: Some(crate::domain::AppType::NonInteractive),
             is_first_party: true,
             description: "Calls this tenant's Management API".into(),
             logo_uri: None,

@@ -20,7 +20,8 @@ pub struct TenantSettings {
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSettings {
-    /// `host` or `host:port` entries `wardstone.http_fetch` may reach (empty: none).
+    /// `host` or `host:port` entries `wardstone.http_fetch` may reach (empty: none). Literal
+    /// addresses must be public unless the operator opened their range.
     #[schema(value_type = Vec<String>)]
     pub allowed_hosts: Vec<AllowedHost>,
 }
@@ -45,8 +46,10 @@ impl Admin {
         tenant: &Tenant,
         settings: TenantSettings,
     ) -> Result<TenantSettings, AdminError> {
+        let opened = self.rules.engine().outbound().opened();
         let mut hosts = Vec::new();
         for h in settings.rules.allowed_hosts {
+            h.check_reach(opened)?;
             if !hosts.contains(&h) {
                 hosts.push(h);
             }

@@ -28,7 +28,7 @@ pub struct ClientRecord {
     /// URLs the browser may be sent to after an RP-initiated logout.
     pub logout_urls: JsonText<Vec<String>>,
     /// Auth0's `app_type`.
-    pub app_type: Option<String>,
+    pub app_type: Option<crate::domain::AppType>,
     /// Auth0's `is_first_party` (1 or 0).
     pub is_first_party: i64,
     /// Free text.
@@ -81,7 +81,7 @@ pub struct NewClient {
     /// Tenant-defined metadata.
     pub metadata: Map<String, Value>,
     /// Auth0's `app_type`.
-    pub app_type: Option<String>,
+    pub app_type: Option<crate::domain::AppType>,
     /// Auth0's `is_first_party`.
     pub is_first_party: bool,
     /// Free text.
@@ -142,7 +142,7 @@ impl Store {
         .bind(c.created_at)
         .bind(json_text(&c.metadata))
         .bind(json_text(&c.logout_urls))
-        .bind(&c.app_type)
+        .bind(c.app_type.map(|t| t.as_str()))
         .bind(i64::from(c.is_first_party))
         .bind(&c.description)
         .bind(&c.logo_uri)
@@ -236,7 +236,7 @@ impl Store {
         .bind(&c.tenant_id)
         .bind(&c.client_id)
         .bind(&c.logout_urls)
-        .bind(&c.app_type)
+        .bind(c.app_type.map(|t| t.as_str()))
         .bind(c.is_first_party)
         .bind(&c.description)
         .bind(&c.logo_uri)

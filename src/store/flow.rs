@@ -206,7 +206,7 @@ impl Store {
         user_id: &str,
         client_id: &str,
         audience: &str,
-    ) -> StoreResult<Option<String>> {
+    ) -> StoreResult<Option<crate::domain::ScopeSet>> {
         Ok(sqlx::query_scalar(
             "SELECT scopes FROM consent WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3 AND audience = $4",
         )

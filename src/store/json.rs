@@ -50,6 +50,16 @@ impl<'q, T: Serialize> Encode<'q, Any> for JsonText<T> {
     }
 }
 
+/// A scope column is stored as RFC 6749's space-separated text.
+impl<'q> Encode<'q, Any> for crate::domain::ScopeSet {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Any as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        <String as Encode<'q, Any>>::encode(self.to_string(), buf)
+    }
+}
+
 /// Text columns holding a domain word (`RS256`, `skip`, …), decoded through the type's `parse`.
 macro_rules! text_column {
     ($($t:ty),*) => {$(
@@ -68,6 +78,8 @@ macro_rules! text_column {
 }
 
 text_column!(
+    crate::domain::AppType,
+    crate::domain::ScopeSet,
     crate::domain::SigningAlg,
     crate::domain::TokenDialect,
     crate::domain::OnFailure

@@ -22,7 +22,7 @@ pub use roles::{AssignError, PermissionRecord, RoleRecord};
 pub use rules::{ArtifactRecord, RuleRecord, RuleSetRows, RuleVersionRecord, RuleWriteError};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};
-pub use users::{NewUser, UserChanges, UserRecord, merge_first_level};
+pub use users::{AttemptCounts, NewUser, UserChanges, UserRecord, merge_first_level};
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -17,8 +17,8 @@ pub struct CodeRecord {
     pub user_id: String,
     /// Exact redirect_uri of the authorization request.
     pub redirect_uri: String,
-    /// Consented scopes, space-separated.
-    pub scope: String,
+    /// Consented scopes.
+    pub scope: crate::domain::ScopeSet,
     /// Requested API identifier.
     pub audience: Option<String>,
     /// OIDC nonce to put in the ID token.
@@ -30,7 +30,7 @@ pub struct CodeRecord {
     /// SSO session id (public `sid`).
     pub session_id: Option<String>,
     /// Extra claims for the tokens, JSON `{"id_token":{},"access_token":{}}`.
-    pub claims: String,
+    pub claims: super::JsonText<serde_json::Value>,
     /// Creation time.
     pub created_at: i64,
     /// Expiry.
@@ -65,7 +65,7 @@ pub struct RefreshTokenRecord {
     /// The user.
     pub user_id: String,
     /// Granted scopes.
-    pub scope: String,
+    pub scope: crate::domain::ScopeSet,
     /// API identifier.
     pub audience: Option<String>,
     /// When the user authenticated.
@@ -118,6 +118,25 @@ impl Store {
         .execute(&self.writer)
         .await?;
         Ok(())
+    }
+
+    /// Whether the SSO session with public id `sid` signed in to `client_id` (issued it a
+    /// code).
+    pub async fn session_signed_in_to(
+        &self,
+        tenant_id: &str,
+        sid: &str,
+        client_id: &str,
+    ) -> StoreResult<bool> {
+        let found: Option<String> = sqlx::query_scalar(
+            "SELECT id FROM token_grant WHERE tenant_id = $1 AND session_id = $2 AND client_id = $3 LIMIT 1",
+        )
+        .bind(tenant_id)
+        .bind(sid)
+        .bind(client_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(found.is_some())
     }
 
     /// A code of `tenant_id`, redeemed or not.

@@ -1085,6 +1085,63 @@ fn rule_lifecycle_commands_version_roll_back_and_allow_hosts() {
         ),
         "invalid allowed host",
     );
+    // Only the operator opens private ranges: the CLI refuses them like the API, naming the
+    // entry, unless the server's flag opens the range.
+    for entry in [
+        "169.254.169.254",
+        "10.0.0.5:6379",
+        "127.1:8080",
+        "[::ffff:a9fe:a9fe]",
+    ] {
+        refused(
+            &wardstone(&db, &["tenant", "allow-host", "--tenant", "acme", entry]),
+            entry,
+        );
+    }
+    let opened = json(&wardstone(
+        &db,
+        &[
+            "--rule-http-allow-private",
+            "10.0.0.0/8",
+            "tenant",
+            "allow-host",
+            "--tenant",
+            "acme",
+            "10.0.0.5:6379",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        opened["rules"]["allowed_hosts"],
+        serde_json::json!(["10.0.0.5:6379"])
+    );
+    let bad = wardstone(
+        &db,
+        &[
+            "--rule-http-allow-private",
+            "not-a-range",
+            "tenant",
+            "allow-host",
+            "--tenant",
+            "acme",
+            "api.example.com",
+        ],
+    );
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a CIDR range"));
+    json(&wardstone(
+        &db,
+        &[
+            "--rule-http-allow-private",
+            "10.0.0.0/8",
+            "tenant",
+            "disallow-host",
+            "--tenant",
+            "acme",
+            "10.0.0.5:6379",
+            "--json",
+        ],
+    ));
     let s = json(&wardstone(
         &db,
         &[
@@ -1203,5 +1260,160 @@ fn javascript_rules_run_offline_and_upload_from_a_js_file() {
         list["rules"].as_array().unwrap().len(),
         1,
         "the refused rule was not stored"
+    );
+}
+
+/// Threads of a process (Linux `/proc`) but SQLite's connection threads, which sqlx's pool
+/// opens as load grows. A thread started from a rule's executor thread would carry its name.
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map(|tasks| {
+            tasks
+                .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+                .filter(|name| !name.starts_with("sqlx-sqlite"))
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_that_never_answers_leaves_no_thread_behind_in_the_server() {
+    use crate::helpers::{probe, silent_dns};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    let tenant = json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    json(&wardstone(
+        &db,
+        &[
+            "tenant",
+            "allow-host",
+            "--tenant",
+            "acme",
+            "never.example.com",
+            "--json",
+        ],
+    ));
+    let probe_file = dir.path().join("probe.wat");
+    std::fs::write(
+        &probe_file,
+        probe(
+            &serde_json::json!({"url": "http://never.example.com/"}).to_string(),
+            false,
+        ),
+    )
+    .unwrap();
+    let rule = json(&wardstone(
+        &db,
+        &[
+            "rule",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "probe",
+            "--file",
+            probe_file.to_str().unwrap(),
+            "--disabled",
+            "--json",
+        ],
+    ));
+    let dns = silent_dns().await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args([
+            "serve",
+            "--bind",
+            &format!("127.0.0.1:{port}"),
+            "--rule-http-dns",
+            &dns.to_string(),
+            "--rule-http-timeout-ms",
+            "300",
+        ])
+        .env("WARDSTONE_DATABASE_URL", &db)
+        .env("WARDSTONE_LOG", "error")
+        .env_remove("WARDSTONE_MASTER_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let issuer = format!("{base}/t/acme");
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the server never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let token: serde_json::Value = http
+        .post(format!("{issuer}/oauth/token"))
+        .basic_auth(
+            tenant["management"]["client_id"].as_str().unwrap(),
+            tenant["management"]["client_secret"].as_str(),
+        )
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("audience", &format!("{issuer}/api/v2/")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = token["access_token"].as_str().unwrap().to_string();
+    let test = || {
+        let (http, token) = (http.clone(), token.clone());
+        let url = format!(
+            "{issuer}/api/v2/rules/{}/test",
+            rule["id"].as_str().unwrap()
+        );
+        async move {
+            let outcome: serde_json::Value = http
+                .post(url)
+                .bearer_auth(token)
+                .json(&serde_json::json!({"user": {"user_id": "u"}, "context": {"idToken": {}, "accessToken": {"scope": []}}}))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            outcome["patch"]["context"]["idToken"]["a"]["error"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        }
+    };
+    // Warm the server (its executor threads, the resolver's runtime), then measure.
+    assert!(test().await.contains("did not finish"));
+    let before = threads_of(server.id());
+    for _ in 0..5 {
+        let errors = futures_util::future::join_all((0..8).map(|_| test())).await;
+        assert!(
+            errors
+                .iter()
+                .all(|e| e.contains("did not finish") || e.contains("too many DNS lookups")),
+            "{errors:?}"
+        );
+    }
+    let after = threads_of(server.id());
+    server.kill().unwrap();
+    let _ = server.wait();
+    assert!(before > 0);
+    assert!(
+        after <= before,
+        "40 lookups that never got an answer left threads behind: {before} → {after}"
     );
 }

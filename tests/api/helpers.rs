@@ -189,6 +189,11 @@ pub async fn spawn_app_signing_on(
     }
 }
 
+/// What the operator opens for tests whose upstream listens on loopback.
+pub fn loopback_opened() -> wardstone::domain::PrivateRanges {
+    wardstone::domain::PrivateRanges::new(vec!["127.0.0.1/32".parse().unwrap()])
+}
+
 /// A browser: keeps cookies, does not follow redirects so each step can be checked.
 pub struct Browser {
     pub http: reqwest::Client,
@@ -919,4 +924,115 @@ pub async fn assert_still_serving(app: &TestApp) {
             .contains_key("code"),
         "logins work again"
     );
+}
+
+/// The ID token claims of a fresh login, or the callback's error.
+pub async fn login_claims(
+    app: &TestApp,
+) -> Result<Value, std::collections::HashMap<String, String>> {
+    let browser = Browser::new();
+    let callback = app
+        .login_and_consent(&browser, &app.authorize_url(&[]))
+        .await;
+    let q = query_of(&callback);
+    match q.get("code") {
+        Some(code) => Ok(app.id_claims(code).await),
+        None => Err(q),
+    }
+}
+
+/// A WAT rule that sends `request` (raw bytes) to `wardstone.http_fetch` and puts the host's
+/// answer, as is, in the ID token claim `a`. With `trap_in_alloc`, its `alloc` traps when the
+/// host writes the answer.
+pub fn probe(request: &str, trap_in_alloc: bool) -> Vec<u8> {
+    let prefix = r#"{"context":{"idToken":{"a":"#;
+    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let answer_alloc = if trap_in_alloc {
+        "unreachable".to_string()
+    } else {
+        format!("(i32.const {})", 65536 + prefix.len())
+    };
+    format!(
+        r#"(module
+  (import "wardstone" "http_fetch" (func $fetch (param i32 i32) (result i64)))
+  (memory (export "memory") 16)
+  (global $answering (mut i32) (i32.const 0))
+  (data (i32.const 0) "{req}")
+  (data (i32.const 65536) "{prefix}")
+  (func (export "alloc") (param i32) (result i32)
+    (if (result i32) (global.get $answering) (then {answer_alloc}) (else (i32.const 4096))))
+  (func (export "rule") (param i32 i32) (result i64)
+    (local $len i32)
+    (global.set $answering (i32.const 1))
+    (local.set $len (i32.wrap_i64 (i64.and (call $fetch (i32.const 0) (i32.const {req_len})) (i64.const 0xffffffff))))
+    (i32.store8 (i32.add (i32.const {answer_at}) (local.get $len)) (i32.const 125))
+    (i32.store8 (i32.add (i32.const {answer_at1}) (local.get $len)) (i32.const 125))
+    (i32.store8 (i32.add (i32.const {answer_at2}) (local.get $len)) (i32.const 125))
+    (i64.or (i64.shl (i64.const 65536) (i64.const 32))
+            (i64.extend_i32_u (i32.add (local.get $len) (i32.const {extra}))))))"#,
+        req = esc(request),
+        req_len = request.len(),
+        prefix = esc(prefix),
+        answer_at = 65536 + prefix.len(),
+        answer_at1 = 65536 + prefix.len() + 1,
+        answer_at2 = 65536 + prefix.len() + 2,
+        extra = prefix.len() + 3,
+    )
+    .into_bytes()
+}
+
+/// A browser whose requests claim to come from `ip` through a trusted proxy.
+pub fn browser_from(ip: &str) -> Browser {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-forwarded-for", ip.parse().unwrap());
+    Browser {
+        http: reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .unwrap(),
+    }
+}
+
+pub fn behind_proxy(o: &mut wardstone::startup::ServerOptions) {
+    o.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+}
+
+/// The login form's action and fields for a fresh transaction.
+pub async fn login_form(app: &TestApp, browser: &Browser) -> (String, Vec<(String, String)>) {
+    let login_url = location(&browser.get(&app.authorize_url(&[])).await);
+    let html = browser.get(&login_url).await.text().await.unwrap();
+    form(&html, &login_url)
+}
+
+pub async fn try_login(
+    app: &TestApp,
+    browser: &Browser,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let (action, mut fields) = login_form(app, browser).await;
+    set_field(&mut fields, "username", email);
+    set_field(&mut fields, "password", password);
+    browser.post_form(&action, &fields).await
+}
+
+/// A DNS server that never answers: it reads UDP questions and drops them, and accepts TCP
+/// connections and says nothing.
+pub async fn silent_dns() -> std::net::SocketAddr {
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = tcp.local_addr().unwrap();
+    let udp = tokio::net::UdpSocket::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        let mut buf = [0u8; 512];
+        while udp.recv_from(&mut buf).await.is_ok() {}
+    });
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = tcp.accept().await {
+            held.push(conn);
+        }
+    });
+    addr
 }

@@ -1,7 +1,6 @@
 // Rule lifecycle (SPEC §12): versions and rollback, fail-open rules, outbound HTTP through the
 // tenant's allow-list, per-tenant caps.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use base64::Engine;
@@ -25,17 +24,6 @@ async fn create_rule(app: &TestApp, token: &str, name: &str, wat: &[u8], on_fail
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     body["id"].as_str().unwrap().to_string()
-}
-
-/// The ID token claims of a fresh login, or the callback's error.
-async fn login_claims(app: &TestApp) -> Result<Value, HashMap<String, String>> {
-    let browser = Browser::new();
-    let callback = app.login_and_consent(&browser, &app.authorize_url(&[])).await;
-    let q = query_of(&callback);
-    match q.get("code") {
-        Some(code) => Ok(app.id_claims(code).await),
-        None => Err(q),
-    }
 }
 
 const TRAP: &[u8] = br#"(module (memory (export "memory") 1)
@@ -230,46 +218,6 @@ async fn allow(app: &TestApp, mgmt: &str, hosts: Value) -> (StatusCode, Value) {
         .await
 }
 
-/// A WAT rule that sends `request` (raw bytes) to `wardstone.http_fetch` and puts the host's
-/// answer, as is, in the ID token claim `a`. With `trap_in_alloc`, its `alloc` traps when the
-/// host writes the answer.
-fn probe(request: &str, trap_in_alloc: bool) -> Vec<u8> {
-    let prefix = r#"{"context":{"idToken":{"a":"#;
-    let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
-    let answer_alloc = if trap_in_alloc {
-        "unreachable".to_string()
-    } else {
-        format!("(i32.const {})", 65536 + prefix.len())
-    };
-    format!(
-        r#"(module
-  (import "wardstone" "http_fetch" (func $fetch (param i32 i32) (result i64)))
-  (memory (export "memory") 16)
-  (global $answering (mut i32) (i32.const 0))
-  (data (i32.const 0) "{req}")
-  (data (i32.const 65536) "{prefix}")
-  (func (export "alloc") (param i32) (result i32)
-    (if (result i32) (global.get $answering) (then {answer_alloc}) (else (i32.const 4096))))
-  (func (export "rule") (param i32 i32) (result i64)
-    (local $len i32)
-    (global.set $answering (i32.const 1))
-    (local.set $len (i32.wrap_i64 (i64.and (call $fetch (i32.const 0) (i32.const {req_len})) (i64.const 0xffffffff))))
-    (i32.store8 (i32.add (i32.const {answer_at}) (local.get $len)) (i32.const 125))
-    (i32.store8 (i32.add (i32.const {answer_at1}) (local.get $len)) (i32.const 125))
-    (i32.store8 (i32.add (i32.const {answer_at2}) (local.get $len)) (i32.const 125))
-    (i64.or (i64.shl (i64.const 65536) (i64.const 32))
-            (i64.extend_i32_u (i32.add (local.get $len) (i32.const {extra}))))))"#,
-        req = esc(request),
-        req_len = request.len(),
-        prefix = esc(prefix),
-        answer_at = 65536 + prefix.len(),
-        answer_at1 = 65536 + prefix.len() + 1,
-        answer_at2 = 65536 + prefix.len() + 2,
-        extra = prefix.len() + 3,
-    )
-    .into_bytes()
-}
-
 /// What the host answered the probe rule's `request`.
 async fn probe_answer(app: &TestApp, mgmt: &str, request: &str) -> Value {
     let (_, rules) = app.api("GET", "/rules", mgmt, None).await;
@@ -283,7 +231,7 @@ async fn probe_answer(app: &TestApp, mgmt: &str, request: &str) -> Value {
 
 #[tokio::test]
 async fn rules_call_allowed_hosts_and_every_refusal_is_an_answer_to_the_rule() {
-    let app = spawn_app().await;
+    let app = spawn_app_reaching_loopback().await;
     let mgmt = app.mgmt_token(None).await;
     let host = crm().await;
     let port = host.rsplit_once(':').unwrap().1.to_string();
@@ -336,11 +284,10 @@ async fn rules_call_allowed_hosts_and_every_refusal_is_an_answer_to_the_rule() {
         assert!(started.elapsed() < Duration::from_secs(4), "{request} took {:?}", started.elapsed());
     }
 
-    // A name on the list that resolves to a private address is refused; only the literal
-    // address, listed as such, reaches it.
-    allow(&app, &mgmt, json!([format!("localhost:{port}")])).await;
-    let answer = probe_answer(&app, &mgmt, &json!({"url": format!("http://localhost:{port}/people/1")}).to_string()).await;
-    assert!(answer["error"].as_str().unwrap().contains("private"), "{answer}");
+    // localhost is the server itself: never on a tenant's list.
+    let (status, body) = allow(&app, &mgmt, json!([format!("localhost:{port}")])).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("localhost"), "{body}");
 
     // A guest whose alloc traps while the host writes the answer fails closed.
     allow(&app, &mgmt, json!([host])).await;
@@ -358,7 +305,7 @@ async fn rules_call_allowed_hosts_and_every_refusal_is_an_answer_to_the_rule() {
 
 #[tokio::test]
 async fn the_crm_sample_enriches_tokens_and_goes_on_without_its_crm() {
-    let app = spawn_app().await;
+    let app = spawn_app_reaching_loopback().await;
     let mgmt = app.mgmt_token(None).await;
     let host = crm().await;
     app.add_rule("crm", &sample_rule("crm-enrich")).await;
@@ -379,7 +326,7 @@ async fn the_crm_sample_enriches_tokens_and_goes_on_without_its_crm() {
 
 #[tokio::test]
 async fn the_audit_sample_fails_open_when_its_service_is_down() {
-    let app = spawn_app().await;
+    let app = spawn_app_reaching_loopback().await;
     let mgmt = app.mgmt_token(None).await;
     let t = app.t().await;
     app.admin

@@ -23,6 +23,15 @@ macro_rules! behaviour_suite {
                 spawn_app_signing_on($backend, alg, |_| {}).await
             }
 
+            /// An app whose operator opened 127.0.0.1/32 to rules (`--rule-http-allow-private`),
+            /// for tests with a loopback upstream.
+            pub async fn spawn_app_reaching_loopback() -> TestApp {
+                spawn_app_on($backend, |o| {
+                    o.rule_limits.http_allow_private = loopback_opened();
+                })
+                .await
+            }
+
             pub async fn spawn_app_with(
                 tweak: impl FnOnce(&mut wardstone::startup::ServerOptions),
             ) -> TestApp {
@@ -56,6 +65,9 @@ macro_rules! behaviour_suite {
             mod hostile {
                 include!("hostile.rs");
             }
+            mod lockout {
+                include!("lockout.rs");
+            }
             mod logout {
                 include!("logout.rs");
             }
@@ -79,6 +91,9 @@ macro_rules! behaviour_suite {
             }
             mod store {
                 include!("store.rs");
+            }
+            mod tenant_isolation {
+                include!("tenant_isolation.rs");
             }
             mod token {
                 include!("token.rs");

@@ -15,13 +15,13 @@ fn code(tenant_id: &str, user_id: &str, client_id: &str, hash: &[u8], now: i64) 
         client_id: client_id.into(),
         user_id: user_id.into(),
         redirect_uri: CALLBACK.into(),
-        scope: "openid".into(),
+        scope: wardstone::domain::ScopeSet::parse("openid").unwrap(),
         audience: None,
         nonce: None,
         code_challenge: None,
         auth_time: now,
         session_id: None,
-        claims: "{}".into(),
+        claims: wardstone::store::JsonText(json!({})),
         created_at: now,
         expires_at: now + 300,
         consumed_at: None,
@@ -66,7 +66,7 @@ async fn only_one_of_many_concurrent_rotations_of_a_refresh_token_wins() {
         grant_id: c.grant_id.clone(),
         client_id: app.client_id.clone(),
         user_id: app.user_id.clone(),
-        scope: "openid offline_access".into(),
+        scope: wardstone::domain::ScopeSet::parse("openid offline_access").unwrap(),
         audience: None,
         auth_time: now,
         session_id: None,
@@ -167,4 +167,80 @@ async fn a_corrupt_json_column_fails_the_request_instead_of_reading_as_empty() {
         .await
         .unwrap();
     assert_eq!(stored, "not json");
+}
+
+/// Sets `column` of every row of `table` to `value` (a test's tampering with storage).
+async fn corrupt(app: &TestApp, table: &str, column: &str, value: &str) {
+    sqlx::query(&format!("UPDATE {table} SET {column} = $1"))
+        .bind(value)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stored_claims_and_scopes_never_read_as_defaults_on_the_token_path() {
+    // A code whose rules' claims are corrupt mints nothing (it must not mint tokens without
+    // the claims the rules decided).
+    let app = spawn_app().await;
+    app.add_rule("tag", &tag_rule("kept")).await;
+    let code = app.code(&Browser::new(), &[]).await;
+    corrupt(&app, "token_grant", "claims", "{not json").await;
+    let resp = app.exchange(&code).await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["error"], "server_error");
+    assert!(!body.to_string().contains("json"), "{body}");
+
+    // A code whose scope is corrupt neither reads as "no scope".
+    let code = app.code(&Browser::new(), &[]).await;
+    corrupt(&app, "token_grant", "scope", "openid \"profile").await;
+    assert_eq!(app.exchange(&code).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+
+    // A refresh token whose scope is corrupt is refused, and stays as it was.
+    let app = spawn_app().await;
+    let tokens = app.tokens(&Browser::new()).await;
+    corrupt(&app, "refresh_token", "scope", "offline_access \"x").await;
+    let resp = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let stored: String = sqlx::query_scalar("SELECT scope FROM refresh_token")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(stored, "offline_access \"x");
+
+    // A corrupt consent is not "consented to nothing" (which a new consent would overwrite).
+    let browser = Browser::new();
+    app.tokens(&browser).await;
+    corrupt(&app, "consent", "scopes", "openid \"bad").await;
+    let resp = browser.get(&app.authorize_url(&[])).await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let stored: String = sqlx::query_scalar("SELECT scopes FROM consent")
+        .fetch_one(&app.db().await)
+        .await
+        .unwrap();
+    assert_eq!(stored, "openid \"bad");
+}
+
+#[tokio::test]
+async fn an_unknown_stored_app_type_is_an_error_and_is_never_written_back_as_none() {
+    let app = spawn_app().await;
+    let db = app.db().await;
+    sqlx::query("UPDATE client SET app_type = 'toaster' WHERE client_id = $1")
+        .bind(&app.client_id)
+        .execute(&db)
+        .await
+        .unwrap();
+    let mgmt = app.mgmt_token(None).await;
+    let path = format!("/clients/{}", app.client_id);
+    let (status, body) = app.api("GET", &path, &mgmt, None).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    let (status, _) = app.api("PATCH", &path, &mgmt, Some(json!({"name": "Renamed"}))).await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    let stored: Option<String> = sqlx::query_scalar("SELECT app_type FROM client WHERE client_id = $1")
+        .bind(&app.client_id)
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    assert_eq!(stored.as_deref(), Some("toaster"));
 }

@@ -189,6 +189,20 @@ impl Caller {
         Ok(())
     }
 
+    /// Fails with 403 unless the token may also read the rule settings: code a caller uploads
+    /// runs with every setting in `configuration` and can log or send it, so writing rule code
+    /// is as strong as `read:rules_configs` and takes both scopes (SPEC §17).
+    pub fn require_code_scope(&self) -> Result<(), ApiError> {
+        if self.scopes.contains("read:rules_configs") {
+            return Ok(());
+        }
+        Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "insufficient_scope",
+            "Insufficient scope, expected: read:rules_configs (rule code can read every rule setting, so changing it also takes read:rules_configs)",
+        ))
+    }
+
     /// Fails with 403 unless the token carries `scope`.
     pub fn require(&self, scope: &str) -> Result<(), ApiError> {
         if self.scopes.contains(scope) {

@@ -32,15 +32,17 @@ async fn list_rules(caller: Caller) -> Result<Json<Vec<RuleView>>, ApiError> {
     Ok(Json(rules.into_iter().map(RuleView::from).collect()))
 }
 
-/// Upload a rule: `wasm` (base64) or `wat`. The module is validated against ABI v1 and
-/// compiled first; a bad module is refused with 422 naming the problem.
+/// Upload a rule: `script`, `wasm` (base64) or `wat`. The module is validated against ABI v1
+/// and compiled first; a bad module is refused with 422 naming the problem. Rule code reads
+/// every rule setting, so writing it also takes `read:rules_configs`.
 #[utoipa::path(post, path = "/rules", tag = "rules", request_body = NewRuleInput,
-    responses((status = 201, body = RuleView), (status = 400), (status = 409), (status = 422)), security(("bearer" = ["create:rules"])))]
+    responses((status = 201, body = RuleView), (status = 400), (status = 409), (status = 422)), security(("bearer" = ["create:rules", "read:rules_configs"])))]
 async fn create_rule(
     caller: Caller,
     Body(input): Body<NewRuleInput>,
 ) -> Result<(StatusCode, Json<RuleView>), ApiError> {
     caller.require("create:rules")?;
+    caller.require_code_scope()?;
     Ok((
         StatusCode::CREATED,
         Json(caller.admin().create_rule(caller.tenant(), input).await?),
@@ -74,7 +76,7 @@ async fn get_rule(
 }
 
 /// Change a rule's name, order, enabled flag or module; a new module replaces the old one
-/// atomically (a login sees one or the other).
+/// atomically (a login sees one or the other). A new module also takes `read:rules_configs`.
 #[utoipa::path(patch, path = "/rules/{id}", tag = "rules", params(("id" = String, Path, description = "rule id")),
     request_body = RulePatch, responses((status = 200, body = RuleView), (status = 400), (status = 404), (status = 409), (status = 422)),
     security(("bearer" = ["update:rules"])))]
@@ -84,6 +86,9 @@ async fn update_rule(
     Body(patch): Body<RulePatch>,
 ) -> Result<Json<RuleView>, ApiError> {
     caller.require("update:rules")?;
+    if patch.wasm.is_some() || patch.wat.is_some() || patch.script.is_some() {
+        caller.require_code_scope()?;
+    }
     Ok(Json(
         caller
             .admin()
@@ -106,15 +111,17 @@ async fn rule_versions(
 }
 
 /// Make an earlier version's module current again; the rollback is itself a new version.
+/// Takes `read:rules_configs` too, as any change of a rule's code.
 #[utoipa::path(post, path = "/rules/{id}/rollback", tag = "rules", params(("id" = String, Path, description = "rule id")),
     request_body = RollbackInput, responses((status = 200, body = RuleView), (status = 400), (status = 404)),
-    security(("bearer" = ["update:rules"])))]
+    security(("bearer" = ["update:rules", "read:rules_configs"])))]
 async fn rollback_rule(
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
     Body(input): Body<RollbackInput>,
 ) -> Result<Json<RuleView>, ApiError> {
     caller.require("update:rules")?;
+    caller.require_code_scope()?;
     Ok(Json(
         caller
             .admin()

@@ -3,7 +3,6 @@
 use serde::Deserialize;
 
 use super::{Answer, Browser, ConsentForm, Outcome, Problem, SignedIn};
-use crate::domain::ScopeSet;
 use crate::oauth::registrar::with_params;
 use crate::oauth::scopes::describe;
 use crate::oauth::{ErrorCode, Provider, Tenant};
@@ -50,10 +49,7 @@ impl Provider {
             },
             None => (None, vec![]),
         };
-        let scopes = describe(
-            &ScopeSet::parse(&request.scope).unwrap_or_default(),
-            &api_scopes,
-        );
+        let scopes = describe(&request.scope.clone(), &api_scopes);
         Ok(Outcome::Consent(ConsentForm {
             tx: tx_id.to_string(),
             csrf: self.csrf_token(tx_id),
@@ -98,14 +94,13 @@ impl Provider {
         }
         let now = self.now();
         let audience = request.audience.as_deref().unwrap_or("");
-        let requested = ScopeSet::parse(&request.scope).unwrap_or_default();
+        let requested = request.scope.clone();
         let user_id = &signed_in.user.user_id;
         let previous = self
             .store()
             .consent(&tenant.id, user_id, &client.client_id, audience)
             .await?;
-        let all = requested
-            .union(&ScopeSet::parse(previous.as_deref().unwrap_or("")).unwrap_or_default());
+        let all = requested.union(&previous.unwrap_or_default());
         self.store()
             .save_consent(
                 &tenant.id,

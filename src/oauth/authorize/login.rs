@@ -1,13 +1,13 @@
 //! The login step: the form, and checking a password without letting anyone turn that into a
 //! denial of service or a guessing machine.
 //!
-//! Every attempt is counted before its password is hashed, atomically in the database, for the
-//! account, for the client's address, and for the pair; over any limit the answer is
-//! "throttled" at once and no hash runs. Hashing itself is bounded (see `crate::passwords`).
-//! Lengths are capped, so no attempt stores more than a few hundred bytes.
+//! Every attempt is counted before its password is hashed (see [`super::throttle`]); over a
+//! limit the answer comes at once and no hash runs. Hashing itself is bounded (see
+//! `crate::passwords`). Lengths are capped, so no attempt stores more than a few hundred bytes.
 
 use serde::Deserialize;
 
+use super::throttle::{Attempt, BUSY_RETRY_AFTER, Ended};
 use super::{Answer, Browser, LoginForm, LoginProblem, Outcome, Problem, SignedIn};
 use crate::crypto::{hash_token, random_token};
 use crate::oauth::{Provider, Tenant};
@@ -17,8 +17,6 @@ use crate::store::{LoginTransactionRecord, SessionRecord, UserRecord};
 pub const MAX_USERNAME: usize = 254;
 /// Longest password accepted (argon2 takes any length; nobody types more).
 pub const MAX_PASSWORD: usize = 1024;
-/// Seconds a login waits before trying again when every password check is busy.
-const BUSY_RETRY_AFTER: i64 = 2;
 
 /// The parameters of a login form post.
 #[derive(Debug, Clone, Deserialize)]
@@ -88,64 +86,75 @@ impl Provider {
         if username.len() > MAX_USERNAME || form.password.len() > MAX_PASSWORD {
             return Ok(again(LoginProblem::TooLong));
         }
-        let now = self.now();
-        let lt = self.lifetimes();
-        let since = now - lt.throttle_window;
-        let keys = [
-            (
-                format!("pair:{username}|{}", browser.ip),
-                lt.max_failed_logins,
-            ),
-            (
-                format!("account:{username}"),
-                lt.max_failed_logins_per_account,
-            ),
-            (format!("ip:{}", browser.ip), lt.max_failed_logins_per_ip),
-        ];
-        let mut throttled = false;
-        for (key, limit) in &keys {
-            let attempts = self
-                .store()
-                .count_login_attempt(&tenant.id, key, now, since)
-                .await?;
-            throttled |= attempts > *limit;
-        }
-        if throttled {
-            return Ok(again(LoginProblem::Throttled {
-                retry_after: lt.throttle_window,
-            }));
-        }
-        let user = self.store().user_by_email(&tenant.id, &username).await?;
+        let attempt = match self.open_attempt(tenant, &username, browser).await? {
+            Ok(attempt) => attempt,
+            Err(problem) => return Ok(again(problem)),
+        };
+        // From here the attempt must be closed whatever happens to this request (a client
+        // that hangs up would otherwise leave it pending until its window ends).
+        let checked = {
+            let (provider, tenant, password) =
+                (self.clone(), tenant.clone(), form.password.clone());
+            let username = username.clone();
+            tokio::spawn(async move {
+                provider
+                    .check_password(&tenant, &username, password, &attempt)
+                    .await
+                    .map(|checked| (checked, attempt))
+            })
+            .await??
+        };
+        let (user, attempt) = match checked {
+            (Ok(user), attempt) => (user, attempt),
+            (Err(problem), _) => return Ok(again(problem)),
+        };
+        let device = self.device_cookie_after(&attempt, browser.device.as_deref());
+        let mut answer = self
+            .signed_in(tenant, &form.tx, tx, &client, &request, user, browser)
+            .await?;
+        answer.cookies.device = Some(device);
+        Ok(answer)
+    }
+
+    /// Checks a counted attempt's password and closes the attempt: the user, or the answer.
+    async fn check_password(
+        &self,
+        tenant: &Tenant,
+        username: &str,
+        password: String,
+        attempt: &Attempt,
+    ) -> anyhow::Result<Result<UserRecord, LoginProblem>> {
+        let user = match self.store().user_by_email(&tenant.id, username).await {
+            Ok(user) => user,
+            Err(e) => {
+                self.close_attempt(tenant, attempt, Ended::Unchecked)
+                    .await?;
+                return Err(e.into());
+            }
+        };
         let phc = user
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| crate::passwords::dummy_hash().to_string());
-        let Ok(verified) = self.passwords().verify(form.password.clone(), phc).await else {
+        let Ok(verified) = self.passwords().verify(password, phc).await else {
             // Not this attempt's fault: it does not count against anyone.
-            for (key, _) in &keys {
-                self.store().forgive_login_attempt(&tenant.id, key).await?;
-            }
-            return Ok(again(LoginProblem::Busy {
+            self.close_attempt(tenant, attempt, Ended::Unchecked)
+                .await?;
+            return Ok(Err(LoginProblem::Busy {
                 retry_after: BUSY_RETRY_AFTER,
             }));
         };
-        let user = match user {
-            Some(u) if verified && u.blocked == 0 => u,
-            _ => return Ok(again(LoginProblem::WrongCredentials)),
-        };
-        // A success clears the account's and the pair's counts; the address keeps its other
-        // attempts (or an attacker could reset it with an account of their own).
-        self.store()
-            .clear_login_failures(&tenant.id, &keys[0].0)
-            .await?;
-        self.store()
-            .clear_login_failures(&tenant.id, &keys[1].0)
-            .await?;
-        self.store()
-            .forgive_login_attempt(&tenant.id, &keys[2].0)
-            .await?;
-        self.signed_in(tenant, &form.tx, tx, &client, &request, user, browser)
-            .await
+        match user {
+            Some(u) if verified && u.blocked == 0 => {
+                self.close_attempt(tenant, attempt, Ended::Succeeded)
+                    .await?;
+                Ok(Ok(u))
+            }
+            _ => {
+                self.close_attempt(tenant, attempt, Ended::Failed).await?;
+                Ok(Err(LoginProblem::WrongCredentials))
+            }
+        }
     }
 
     /// The password was right: start a session and go on with the transaction.

@@ -10,6 +10,7 @@
 mod consent;
 mod login;
 mod request;
+pub mod throttle;
 
 pub use consent::ConsentSubmission;
 pub use login::LoginSubmission;
@@ -21,7 +22,6 @@ use super::registrar::with_params;
 use super::scopes::ScopeLine;
 use super::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::crypto::{ct_eq, hash_token, random_token};
-use crate::domain::ScopeSet;
 use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
 use crate::store::{ClientRecord, CodeRecord, LoginTransactionRecord, SessionRecord, UserRecord};
 use request::Rejection;
@@ -42,6 +42,8 @@ pub struct Browser {
     pub user_agent: Option<String>,
     /// `Host` header.
     pub hostname: Option<String>,
+    /// The device cookie: accounts that signed in from this browser (see [`throttle`]).
+    pub device: Option<String>,
 }
 
 /// Cookies the HTTP layer must set with the response.
@@ -51,6 +53,8 @@ pub struct CookieChanges {
     pub browser_id: Option<String>,
     /// A new SSO session cookie value.
     pub session_id: Option<String>,
+    /// A new device cookie value.
+    pub device: Option<String>,
 }
 
 /// A browser's live SSO session and its user.
@@ -400,7 +404,7 @@ impl Provider {
         request: &AuthorizationRequest,
         user_id: &str,
     ) -> anyhow::Result<bool> {
-        let requested = ScopeSet::parse(&request.scope).unwrap_or_default();
+        let requested = request.scope.clone();
         let granted = self
             .store()
             .consent(
@@ -411,7 +415,7 @@ impl Provider {
             )
             .await?;
         Ok(match granted {
-            Some(g) => !requested.is_subset(&ScopeSet::parse(&g).unwrap_or_default()),
+            Some(g) => !requested.is_subset(&g),
             None => true,
         })
     }
@@ -478,7 +482,7 @@ impl Provider {
                 tenant,
                 &user.user_id,
                 request.audience.as_deref(),
-                ScopeSet::parse(&request.scope).unwrap_or_default(),
+                request.scope.clone(),
             )
             .await?;
         let scope = rbac.scope.clone();
@@ -527,13 +531,13 @@ impl Provider {
                 client_id: client.client_id.clone(),
                 user_id: user.user_id.clone(),
                 redirect_uri: request.redirect_uri.clone(),
-                scope: scope.to_string(),
+                scope,
                 audience: request.audience.clone(),
                 nonce: request.nonce.clone(),
                 code_challenge: request.code_challenge.clone(),
                 auth_time: session.auth_time,
                 session_id: Some(sid),
-                claims: claims.to_string(),
+                claims: crate::store::JsonText(claims),
                 created_at: now,
                 expires_at: now + self.lifetimes().code,
                 consumed_at: None,

@@ -22,7 +22,7 @@ pub struct AuthorizationRequest {
     /// Exact, registered redirect URI.
     pub redirect_uri: String,
     /// Scopes that exist for this request (unknown ones dropped).
-    pub scope: String,
+    pub scope: ScopeSet,
     /// Opaque client state, echoed back.
     pub state: Option<String>,
     /// OIDC nonce.
@@ -307,7 +307,7 @@ impl Provider {
         let request = AuthorizationRequest {
             client_id,
             redirect_uri,
-            scope: scope.to_string(),
+            scope,
             state,
             nonce: get("nonce"),
             audience,

@@ -1,7 +1,4 @@
-use serde_json::Value;
-
 use crate::crypto::{ct_eq, hash_token, sha256_b64url};
-use crate::domain::ScopeSet;
 use crate::oauth::authorize::is_pkce_value;
 use crate::oauth::issuer::{Issue, Rotation, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
@@ -115,8 +112,8 @@ impl Provider {
         let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
             return Err(invalid_grant("the user no longer exists"));
         };
-        let scope = ScopeSet::parse(&record.scope).unwrap_or_default();
-        let extra: Value = serde_json::from_str(&record.claims).unwrap_or(Value::Null);
+        let scope = record.scope.clone();
+        let extra = &record.claims.0;
         Ok(self
             .issue_tokens(Issue {
                 tenant,
@@ -129,7 +126,7 @@ impl Provider {
                 nonce: record.nonce.as_deref(),
                 grant_id: &record.grant_id,
                 session_id: record.session_id.as_deref(),
-                extra_claims: &extra,
+                extra_claims: extra,
                 rotation: Rotation::None,
             })
             .await?)

@@ -62,7 +62,7 @@ impl Provider {
         if now >= record.expires_at {
             return Err(invalid_grant("the refresh token has expired"));
         }
-        let granted = ScopeSet::parse(&record.scope).unwrap_or_default();
+        let granted = record.scope.clone();
         let scope = match scope {
             None => granted.clone(),
             Some(s) => {

@@ -1,30 +1,36 @@
-//! `wardstone.http_fetch`: outbound HTTP for rules, through the tenant's allow-list (SPEC §12).
+//! Outbound requests of rules and actions: `wardstone.http_fetch` (SPEC §12), through the
+//! tenant's allow-list and the operator's reach (SPEC §17).
 //!
 //! Runs on the rule's executor thread (never an async worker) and holds no lock. The URL's
-//! `host[:port]` must be on the tenant's list; the name is resolved once, by the resolver that
-//! also hands the connection its addresses, and private, loopback and link-local addresses are
-//! dropped unless the URL names the address literally (then the tenant listed it literally) —
-//! so DNS cannot point an allowed name at the inside of the network. No redirect is followed;
-//! the whole exchange must finish within what is left of the rule's deadline; the body is
-//! capped. Every refusal or failure is an answer `{"error": ...}` the rule decides about.
+//! `host[:port]` must be on the tenant's list; then every address the connection may use —
+//! the literal one, or those the name resolves to — must be public or inside a range the
+//! operator opened (`--rule-http-allow-private`): neither a tenant's list nor its DNS can point
+//! a rule at the host, its network or a metadata service. Names resolve through [`dns`], with
+//! the rule's deadline and a bounded number of lookups per node, and the connection gets
+//! exactly the addresses that were checked. No redirect is followed; the whole exchange must
+//! finish within what is left of the rule's deadline; the body is capped. Every refusal or
+//! failure is an answer `{"error": ...}` the rule decides about.
+
+pub mod dns;
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use ureq::config::Config;
 use ureq::http::Uri;
-use ureq::unversioned::resolver::{DefaultResolver, ResolvedSocketAddrs, Resolver};
+use ureq::unversioned::resolver::{ResolvedSocketAddrs, Resolver};
 use ureq::unversioned::transport::NextTimeout;
 
-use crate::domain::AllowedHost;
+use crate::domain::{AllowedHost, PrivateRanges};
+use dns::Dns;
 
 /// Largest request (JSON) a rule may hand the host.
 pub const MAX_REQUEST_BYTES: usize = 256 << 10;
 
-/// What one execution may reach.
+/// What one tenant's executions may reach.
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {
     /// The tenant's allow-list.
@@ -32,6 +38,61 @@ pub struct NetPolicy {
     /// Largest response body handed to the rule.
     pub body_bytes: usize,
 }
+
+/// What every rule of this node may reach at most, and how names are resolved.
+#[derive(Debug)]
+struct Reach {
+    opened: PrivateRanges,
+    dns: Dns,
+}
+
+/// The node's outbound client: the operator's reach, the bounded resolver and one HTTP agent.
+pub struct Outbound {
+    reach: Arc<Reach>,
+    agent: ureq::Agent,
+}
+
+impl Outbound {
+    /// A client that reaches public addresses and the `opened` ranges, resolving names through
+    /// `dns_servers` (the system's when empty) with at most `dns_slots` lookups in flight.
+    pub fn new(
+        opened: PrivateRanges,
+        dns_servers: &[SocketAddr],
+        dns_slots: usize,
+    ) -> std::io::Result<Self> {
+        let reach = Arc::new(Reach {
+            opened,
+            dns: Dns::new(dns_servers, dns_slots)?,
+        });
+        let config = ureq::Agent::config_builder()
+            .max_redirects(0)
+            // A proxy would resolve the target itself, past the address check.
+            .proxy(None)
+            .http_status_as_error(false)
+            .max_response_header_size(64 << 10)
+            .user_agent("wardstone-rules/1")
+            .build();
+        let agent = ureq::Agent::with_parts(
+            config,
+            ureq::unversioned::transport::DefaultConnector::new(),
+            GuardedResolver(reach.clone()),
+        );
+        Ok(Outbound { reach, agent })
+    }
+
+    /// The ranges the operator opened.
+    pub fn opened(&self) -> &PrivateRanges {
+        &self.reach.opened
+    }
+
+    /// DNS lookups that may start now (for tests and metrics).
+    pub fn free_dns_slots(&self) -> usize {
+        self.reach.dns.free_slots()
+    }
+}
+
+/// Addresses one connection may try (ureq's bound).
+const MAX_ADDRESSES: usize = 16;
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -48,102 +109,63 @@ fn get() -> String {
     "GET".into()
 }
 
-/// Keeps only addresses a rule may reach for this URL.
+/// Hands a connection only the addresses a rule may reach.
 #[derive(Debug)]
-struct GuardedResolver(DefaultResolver);
+struct GuardedResolver(Arc<Reach>);
+
+fn refused(message: String) -> ureq::Error {
+    ureq::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::PermissionDenied,
+        message,
+    ))
+}
 
 impl Resolver for GuardedResolver {
     fn resolve(
         &self,
         uri: &Uri,
-        config: &Config,
+        _config: &Config,
         timeout: NextTimeout,
     ) -> Result<ResolvedSocketAddrs, ureq::Error> {
-        let resolved = self.0.resolve(uri, config, timeout)?;
-        let literal = uri
+        let host = uri
             .host()
             .map(|h| h.trim_start_matches('[').trim_end_matches(']'))
-            .is_some_and(|h| h.parse::<IpAddr>().is_ok());
-        let mut kept = self.0.empty();
-        for addr in resolved.iter().copied() {
-            if literal || is_public(addr.ip()) {
-                kept.push(addr);
+            .ok_or(ureq::Error::HostNotFound)?;
+        let port = uri
+            .port_u16()
+            .unwrap_or(if uri.scheme_str() == Some("https") {
+                443
+            } else {
+                80
+            });
+        let reach = &self.0;
+        let candidates = match host.parse::<IpAddr>() {
+            Ok(ip) => vec![ip],
+            Err(_) => {
+                let deadline = Instant::now() + *timeout.after;
+                reach
+                    .dns
+                    .lookup(host, deadline)
+                    .map_err(|e| refused(e.to_string()))?
+            }
+        };
+        let mut kept = self.empty();
+        let mut why = None;
+        for ip in candidates {
+            match reach.opened.refusal(ip) {
+                None if kept.len() < MAX_ADDRESSES => kept.push(SocketAddr::new(ip, port)),
+                None => {}
+                Some(reason) => why = Some(format!("{ip} is {reason}")),
             }
         }
         if kept.is_empty() {
-            return Err(ureq::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                "the host resolves only to private, loopback or link-local addresses; list the address itself to allow it",
+            return Err(refused(format!(
+                "{host} may not be reached: {}; only public addresses, or ranges the operator opened, are allowed",
+                why.unwrap_or_else(|| "it has no addresses".into())
             )));
         }
         Ok(kept)
     }
-}
-
-/// Whether an address is on the public internet (not loopback, private, link-local, CGNAT,
-/// unique-local, multicast, unspecified or documentation ranges).
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || o[0] == 0
-                || o[0] >= 240
-                || (o[0] == 100 && (o[1] & 0xc0) == 64)
-                || (o[0] == 192 && o[1] == 0 && o[2] == 0)
-                || (o[0] == 198 && (o[1] & 0xfe) == 18))
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            let embedded = |hi: u16, lo: u16| {
-                let [a, b] = hi.to_be_bytes();
-                let [c, d] = lo.to_be_bytes();
-                is_public(IpAddr::V4(std::net::Ipv4Addr::new(a, b, c, d)))
-            };
-            // Addresses that carry an IPv4 address are judged by it: mapped, compatible,
-            // NAT64 (64:ff9b::/96, 64:ff9b:1::/48) and 6to4 (2002::/16).
-            if s[..5] == [0; 5] && (s[5] == 0xffff || s[5] == 0) {
-                return embedded(s[6], s[7]);
-            }
-            if s[0] == 0x64 && s[1] == 0xff9b {
-                return embedded(s[6], s[7]);
-            }
-            if s[0] == 0x2002 {
-                return embedded(s[1], s[2]);
-            }
-            !(v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || (s[0] & 0xffc0) == 0xfec0)
-        }
-    }
-}
-
-fn agent() -> &'static ureq::Agent {
-    static AGENT: OnceLock<ureq::Agent> = OnceLock::new();
-    AGENT.get_or_init(|| {
-        let config = ureq::Agent::config_builder()
-            .max_redirects(0)
-            // A proxy would resolve the target itself, past the resolver's address check.
-            .proxy(None)
-            .http_status_as_error(false)
-            .max_response_header_size(64 << 10)
-            .user_agent("wardstone-rules/1")
-            .build();
-        ureq::Agent::with_parts(
-            config,
-            ureq::unversioned::transport::DefaultConnector::new(),
-            GuardedResolver(DefaultResolver::default()),
-        )
-    })
 }
 
 fn error(message: impl Into<String>) -> Value {
@@ -152,7 +174,7 @@ fn error(message: impl Into<String>) -> Value {
 
 /// Performs one request for a rule; `deadline` is the rule's. Never panics, never fails: the
 /// answer is the JSON the rule receives.
-pub fn fetch(policy: &NetPolicy, request: &[u8], deadline: Instant) -> Value {
+pub fn fetch(outbound: &Outbound, policy: &NetPolicy, request: &[u8], deadline: Instant) -> Value {
     let request: FetchRequest = match serde_json::from_slice::<Value>(request) {
         Ok(v @ Value::Object(_)) => match serde_json::from_value(v) {
             Ok(r) => r,
@@ -224,11 +246,12 @@ pub fn fetch(policy: &NetPolicy, request: &[u8], deadline: Instant) -> Value {
         Ok(r) => r,
         Err(e) => return error(format!("invalid request: {e}")),
     };
-    let request = agent()
+    let request = outbound
+        .agent
         .configure_request(request)
         .timeout_global(Some(left))
         .build();
-    let sent = agent().run(request);
+    let sent = outbound.agent.run(request);
     let mut response = match sent {
         Ok(r) => r,
         Err(ureq::Error::Timeout(_)) => {
@@ -276,40 +299,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_ranges_are_not_public() {
-        for ip in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "100.64.0.1",
-            "0.0.0.0",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
-            "64:ff9b::a9fe:a9fe",
-            "2002:7f00:1::",
-            "::10.0.0.1",
-            "fec0::1",
-            "192.0.0.8",
-            "198.18.0.1",
-            "240.0.0.1",
-        ] {
-            assert!(!is_public(ip.parse().unwrap()), "{ip}");
-        }
-        for ip in ["93.184.216.34", "2606:4700::1111"] {
-            assert!(is_public(ip.parse().unwrap()), "{ip}");
-        }
-    }
-
-    #[test]
     fn requests_outside_the_list_or_malformed_are_answered_with_an_error() {
         let policy = NetPolicy {
             allowed: vec![AllowedHost::parse("api.example.com").unwrap()].into(),
             body_bytes: 1024,
         };
+        let outbound = Outbound::new(PrivateRanges::default(), &[], 4).unwrap();
         let later = Instant::now() + Duration::from_secs(1);
         for (req, needle) in [
             (&b"[1]"[..], "JSON object"),
@@ -331,7 +326,7 @@ mod tests {
                 "cannot be set",
             ),
         ] {
-            let answer = fetch(&policy, req, later);
+            let answer = fetch(&outbound, &policy, req, later);
             let message = answer["error"].as_str().unwrap_or_default();
             assert!(message.contains(needle), "{answer} should mention {needle}");
         }
