@@ -1095,7 +1095,9 @@ async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliErro
                 ..Default::default()
             };
             match file.as_deref().map(read_upload).transpose()? {
-                Some(crate::rules::Upload::Script(text)) => patch.script = Some(text),
+                Some(crate::rules::Upload::Script(text) | crate::rules::Upload::Action(text)) => {
+                    patch.script = Some(text)
+                }
                 Some(crate::rules::Upload::Module(b)) if b.starts_with(b"\0asm") => {
                     patch.wasm = Some(base64::Engine::encode(
                         &base64::engine::general_purpose::STANDARD,
@@ -1203,29 +1205,21 @@ async fn run_offline(
             input.display()
         )
     })?;
-    let engine = std::sync::Arc::new(crate::rules::RuleEngine::new(limits)?);
-    let bytes = engine
-        .assemble(upload)
-        .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
-    let compiling = engine.clone();
-    let compiled = tokio::task::spawn_blocking(move || compiling.compile(&bytes))
+    let offline = crate::rules::test_run::Offline::new(limits)?;
+    let compiled = offline
+        .compile(upload)
         .await
-        .map_err(anyhow::Error::from)?
         .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
     let compact = serde_json::to_vec(&parsed).map_err(anyhow::Error::from)?;
-    let timeout = engine.limits().rule_timeout;
-    let execution =
-        tokio::task::spawn_blocking(move || engine.execute(&compiled, &compact, timeout))
-            .await
-            .map_err(anyhow::Error::from)?;
-    let (outcome, output, error) = crate::rules::summarize(&execution);
+    let ran = offline.run_rule(compiled, compact).await?;
+    let (outcome, error) = (ran.record.outcome, ran.error.clone());
     let report = serde_json::json!({
         "outcome": outcome,
-        "output": output,
-        "error": error,
-        "logs": execution.logs,
-        "fuel": execution.fuel_used,
-        "duration_us": execution.duration.as_micros() as u64,
+        "output": ran.patch,
+        "error": ran.error,
+        "logs": ran.record.logs,
+        "fuel": ran.record.fuel,
+        "duration_us": ran.record.duration_us,
     });
     println!(
         "{}",

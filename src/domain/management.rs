@@ -42,6 +42,10 @@ pub const SCOPES: &[&str] = &[
     "update:signing_keys",
     "read:tenant_settings",
     "update:tenant_settings",
+    "read:actions",
+    "create:actions",
+    "update:actions",
+    "delete:actions",
 ];
 
 /// The Management API's URL, which is also the `aud` of its tokens: `{issuer}/api/v2/`.

@@ -1,17 +1,22 @@
 //! Newtypes that parse at the edge: once a value has one of these types it is valid.
 
+pub mod action;
 mod client;
+pub mod execution;
 pub mod management;
 pub mod net;
 mod redirect_uri;
+mod request;
 mod rule;
 mod scope;
 mod signing;
 mod tenant;
 
+pub use action::TriggerId;
 pub use client::AppType;
 pub use net::{AllowedHost, PrivateRanges};
 pub use redirect_uri::RedirectUri;
+pub use request::RequestInfo;
 pub use rule::OnFailure;
 pub use scope::ScopeSet;
 pub use signing::{KeyStatus, SigningAlg, TokenDialect};

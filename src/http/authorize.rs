@@ -53,6 +53,8 @@ impl FromRequestParts<AppState> for BrowserInfo {
         };
         browser.user_agent = header_text(header::USER_AGENT);
         browser.hostname = header_text(header::HOST);
+        browser.method = parts.method.as_str().to_string();
+        browser.language = Some(super::first_language(&parts.headers)).filter(|l| !l.is_empty());
         Ok(BrowserInfo(browser))
     }
 }

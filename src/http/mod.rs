@@ -171,6 +171,18 @@ impl FromRequestParts<AppState> for ClientAddress {
 /// The client's address: the TCP peer, unless the peer is a trusted proxy; then the nearest
 /// address in `X-Forwarded-For` that is not one of the trusted proxies (addresses further left
 /// were written by the client and prove nothing).
+/// The first language of `Accept-Language` (`en-US` of `en-US,en;q=0.9`), or empty.
+pub(crate) fn first_language(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get(axum::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(|l| l.split(';').next().unwrap_or_default().trim())
+        .filter(|l| l.len() <= 35 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        .unwrap_or_default()
+        .to_string()
+}
+
 pub(crate) fn client_ip(parts: &Parts, trusted: &[ipnet::IpNet]) -> String {
     let Some(peer) = parts
         .extensions

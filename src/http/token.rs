@@ -7,8 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
 use super::{AppState, ClientAddress, CurrentTenant};
+use crate::domain::RequestInfo;
 use crate::oauth::{ErrorCode, OAuthError};
-use crate::rules::RequestInfo;
 
 fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
     let is_form = headers
@@ -65,9 +65,11 @@ pub async fn token(
         });
     let request = RequestInfo {
         ip,
+        method: "POST".into(),
         hostname: header_text(&headers, header::HOST),
         user_agent: header_text(&headers, header::USER_AGENT),
-        query: Default::default(),
+        language: super::first_language(&headers),
+        ..Default::default()
     };
     match state
         .provider

@@ -6,6 +6,7 @@
 //! one-time codes ([`authorize`]), the *issuer* mints tokens ([`grants`], [`issuer`]).
 
 pub mod authorize;
+pub mod claims;
 pub mod client_auth;
 pub mod grants;
 pub mod introspect;
@@ -170,6 +171,7 @@ struct ProviderInner {
     public_url: PublicUrl,
     lifetimes: Lifetimes,
     csrf_key: aws_lc_rs::hmac::Key,
+    master_key: MasterKey,
 }
 
 impl Provider {
@@ -194,7 +196,8 @@ impl Provider {
         };
         Provider {
             inner: Arc::new(ProviderInner {
-                keys: KeyRing::new(store.clone(), master_key),
+                keys: KeyRing::new(store.clone(), master_key.clone()),
+                master_key,
                 clients: Default::default(),
                 store,
                 rules,
@@ -210,6 +213,11 @@ impl Provider {
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// The master key (seals what flows park in the database).
+    pub(crate) fn master_key(&self) -> &MasterKey {
+        &self.inner.master_key
     }
 
     /// The rules service.

@@ -80,4 +80,40 @@ impl Provider {
             permissions: authz.then_some(permitted),
         })
     }
+
+    /// The scopes a grant of `user_id` for `audience` may hold: the OpenID Connect scopes and
+    /// the API's own — with policies enforced, only those the user's roles permit. What
+    /// actions may add (`api.accessToken.addScope`) stays within this.
+    pub async fn grantable(
+        &self,
+        tenant: &Tenant,
+        user_id: &str,
+        audience: Option<&str>,
+    ) -> anyhow::Result<ScopeSet> {
+        let oidc: ScopeSet = crate::oauth::scopes::OIDC_SCOPES
+            .iter()
+            .map(|(s, _)| s.to_string())
+            .collect();
+        let Some(audience) = audience else {
+            return Ok(oidc);
+        };
+        let Some(api) = self
+            .store()
+            .resource_server_by_identifier(&tenant.id, audience)
+            .await?
+        else {
+            return Ok(oidc);
+        };
+        let defined: ScopeSet = api.scopes().iter().map(|d| d.value.clone()).collect();
+        let api_scopes = if api.enforce_policies != 0 {
+            let permitted = self
+                .store()
+                .user_permissions(&tenant.id, user_id, audience)
+                .await?;
+            defined.filter(|s| permitted.iter().any(|p| p == s))
+        } else {
+            defined
+        };
+        Ok(oidc.union(&api_scopes))
+    }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::execution::ExecutionRecord;
+use crate::domain::execution::ExecutionRecord;
 use crate::store::Store;
 
 /// Records one write may carry.
@@ -172,7 +172,7 @@ async fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::execution::Trigger;
+    use crate::domain::execution::Trigger;
 
     #[tokio::test]
     async fn a_full_queue_drops_and_counts_instead_of_waiting() {

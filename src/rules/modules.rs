@@ -35,6 +35,15 @@ pub enum LoadError {
     Gone,
 }
 
+/// Where a module's bytes are stored, to compile it again when its artifact is missing.
+#[derive(Debug, Clone, Copy)]
+pub enum ModuleSource<'a> {
+    /// A rule's current module, by rule id.
+    Rule(&'a str),
+    /// An action version's code, by version id.
+    ActionVersion(&'a str),
+}
+
 /// A module compiled for an upload, not yet in any cache: it goes into the cache only once
 /// its rule is stored ([`Modules::install`]).
 pub struct Prepared {
@@ -374,12 +383,13 @@ impl Modules {
         (cache.map.len(), cache.bytes)
     }
 
-    /// The compiled module of a tenant's rule: from memory, else from its artifact, else
-    /// compiled from the stored bytes (then its artifact is stored for every node).
+    /// The compiled module of a tenant's rule or action version: from memory, else from its
+    /// artifact, else compiled from the stored bytes (then its artifact is stored for every
+    /// node).
     pub async fn get(
         &self,
         tenant_id: &str,
-        rule_id: &str,
+        source: ModuleSource<'_>,
         sha256: &str,
     ) -> Result<Arc<CompiledRule>, LoadError> {
         if let Some(hit) = self.cached(sha256) {
@@ -404,7 +414,7 @@ impl Modules {
                 .cloned();
             match loaded_meanwhile {
                 Some(hit) => Ok(hit),
-                None => self.load(tenant_id, rule_id, sha256).await,
+                None => self.load(tenant_id, source, sha256).await,
             }
         };
         let mut loading = self.loading.lock().unwrap_or_else(|p| p.into_inner());
@@ -417,13 +427,13 @@ impl Modules {
     async fn load(
         &self,
         tenant_id: &str,
-        rule_id: &str,
+        source: ModuleSource<'_>,
         sha256: &str,
     ) -> Result<Arc<CompiledRule>, LoadError> {
         if let Some(compiled) = self.load_artifact(sha256).await? {
             return Ok(compiled);
         }
-        self.recompile(tenant_id, rule_id, sha256).await
+        self.recompile(tenant_id, source, sha256).await
     }
 
     /// Loads a module from its stored artifact if one exists and authenticates; `None` when
@@ -440,7 +450,7 @@ impl Modules {
         else {
             return Ok(None);
         };
-        if artifact.bytes.starts_with(super::js::BYTECODE_TAG) {
+        if super::js::is_bytecode_artifact(&artifact.bytes) {
             self.ensure_js_runtime().await;
         }
         let engine = self.engine.clone();
@@ -537,26 +547,34 @@ impl Modules {
     async fn recompile(
         &self,
         tenant_id: &str,
-        rule_id: &str,
+        source: ModuleSource<'_>,
         sha256: &str,
     ) -> Result<Arc<CompiledRule>, LoadError> {
         let limits = self.engine.limits();
-        let bytes = self
-            .store
-            .rule_module_of(tenant_id, rule_id)
-            .await
-            .map_err(|e| LoadError::Unavailable(format!("cannot read the rule's module: {e}")))?
-            .ok_or(LoadError::Gone)?;
+        let unavailable = |e: crate::store::StoreError| {
+            LoadError::Unavailable(format!("cannot read the module: {e}"))
+        };
+        let bytes = match source {
+            ModuleSource::Rule(id) => self
+                .store
+                .rule_module_of(tenant_id, id)
+                .await
+                .map_err(unavailable)?,
+            ModuleSource::ActionVersion(id) => self
+                .store
+                .action_version_code(tenant_id, id)
+                .await
+                .map_err(unavailable)?
+                .map(|code| super::js::action_module(&code)),
+        }
+        .ok_or(LoadError::Gone)?;
         if super::js::is_script(&bytes) {
             self.ensure_js_runtime().await;
         }
         // By rule id, not by the listed hash: if the module was swapped since the rule list
         // was read, this login runs the new one (never a mix).
         if module_hash(&bytes) != sha256 {
-            tracing::info!(
-                rule_id,
-                "rule module changed while loading; using the new one"
-            );
+            tracing::info!(?source, "module changed while loading; using the new one");
         }
         let permit = tokio::time::timeout(
             limits.compile_wait,

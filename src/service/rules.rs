@@ -473,7 +473,7 @@ impl Admin {
             .map_err(internal)?
             .ok_or_else(|| AdminError::NotFound(format!("rule {id:?} does not exist")))?;
         match Upload::stored(bytes) {
-            Upload::Script(text) => view.script = Some(text),
+            Upload::Script(text) | Upload::Action(text) => view.script = Some(text),
             Upload::Module(bytes) if include_module => {
                 view.wasm = Some(base64::engine::general_purpose::STANDARD.encode(bytes))
             }

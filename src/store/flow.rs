@@ -23,6 +23,9 @@ pub struct LoginTransactionRecord {
     pub created_at: i64,
     /// Expiry.
     pub expires_at: i64,
+    /// A post-login run an action paused with a redirect, sealed: the transaction then waits
+    /// at `/continue` and is good for nothing else.
+    pub resume: Option<Vec<u8>>,
 }
 
 /// An SSO session.
@@ -43,7 +46,7 @@ pub struct SessionRecord {
 }
 
 const TX_COLUMNS: &str = "id_hash, tenant_id, client_id, request, browser_hash, \
-    logged_in_at, consented_at, created_at, expires_at";
+    logged_in_at, consented_at, created_at, expires_at, resume";
 
 impl Store {
     /// Stores a new login transaction; the browser's oldest beyond `keep_per_browser` go.
@@ -54,7 +57,7 @@ impl Store {
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         sqlx::query(&format!(
-            "INSERT INTO login_transaction ({TX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            "INSERT INTO login_transaction ({TX_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
         ))
         .bind(&t.id_hash)
         .bind(&t.tenant_id)
@@ -65,6 +68,7 @@ impl Store {
         .bind(t.consented_at)
         .bind(t.created_at)
         .bind(t.expires_at)
+        .bind(&t.resume)
         .execute(&mut *tx)
         .await?;
         // The new one always stays; of the others, the newest `keep - 1` do.

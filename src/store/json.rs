@@ -79,6 +79,7 @@ macro_rules! text_column {
 
 text_column!(
     crate::domain::AppType,
+    crate::domain::TriggerId,
     crate::domain::ScopeSet,
     crate::domain::SigningAlg,
     crate::domain::TokenDialect,

@@ -2,24 +2,32 @@
 //! records and never which database it talks to: queries are written once in the SQL that both
 //! SQLite and PostgreSQL accept and run through sqlx's `Any` driver.
 
+mod actions;
+mod artifacts;
 mod clients;
+mod executions;
 mod flow;
 mod json;
 mod keys;
 mod resource_servers;
 mod roles;
+mod rule_configs;
 mod rules;
 mod tenants;
 mod tokens;
 mod users;
 
+pub use actions::{
+    ActionRecord, ActionVersionRecord, ActionWriteError, BindingRecord, BoundActionRow,
+};
+pub use artifacts::ArtifactRecord;
 pub use clients::{ClientGrantRecord, ClientRecord, NewClient};
 pub use flow::{LoginTransactionRecord, SessionRecord};
 pub use json::JsonText;
 pub use keys::{Revoked, SigningKeyRecord};
 pub use resource_servers::{ResourceServerRecord, ScopeDefinition};
 pub use roles::{AssignError, PermissionRecord, RoleRecord};
-pub use rules::{ArtifactRecord, RuleRecord, RuleSetRows, RuleVersionRecord, RuleWriteError};
+pub use rules::{RuleRecord, RuleSetRows, RuleVersionRecord, RuleWriteError};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};
 pub use users::{AttemptCounts, NewUser, UserChanges, UserRecord, merge_first_level};

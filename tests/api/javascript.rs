@@ -269,7 +269,7 @@ async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
         thrown
             .logs
             .iter()
-            .any(|l| l.message == "the JavaScript rule failed: Error: boom"),
+            .any(|l| l.message == "the JavaScript failed: Error: boom"),
         "the host's note names the error, not a wasm trap: {thrown:?}"
     );
     assert_still_serving(&app).await;
@@ -289,7 +289,7 @@ async fn bad_sources_are_refused_at_upload_with_line_and_column() {
         ),
         (
             "function (user, context, callback) {\n  const request = require('request');\n  callback(null, user, context);\n}",
-            "require is not available in Wardstone rules (line 2, column 19)",
+            "module \"request\" is not available in Wardstone (line 2, column 19)",
         ),
         ("42", "must be one function expression"),
         ("", "the script is empty"),

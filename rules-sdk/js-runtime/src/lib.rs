@@ -1,15 +1,19 @@
-//! Wardstone's JavaScript rule runtime: QuickJS compiled to a core wasm module that follows rule
-//! ABI v1, so a tenant's Auth0-style JavaScript runs in the same sandbox, under the same limits,
+//! Wardstone's JavaScript runtime: QuickJS compiled to a core wasm module that follows rule
+//! ABI v1, so a tenant's Auth0 Rules and Actions run in the same sandbox, under the same limits,
 //! as every other rule.
 //!
 //! The host snapshots this module once after `wizer-initialize` (QuickJS runtime, context and
-//! the Auth0 globals of `prelude.js` already built), compiles each rule's source to bytecode once
-//! with `compile`, and for every execution instantiates the snapshot afresh, hands it the
-//! bytecode through `load`, then calls the ABI's `rule`.
+//! the Auth0 globals of `prelude.js` already built, intrinsics frozen), compiles each source to
+//! bytecode once with `compile`, and for every trigger run instantiates the snapshot afresh,
+//! hands it the bytecode of each rule or action through `load` (one slot each), then calls
+//! `run` for each in turn — one instance for the whole run. `rule` (ABI v1) runs the last
+//! loaded rule, for a lone execution.
 //!
-//! Exports: `memory`, `alloc`, `rule` (ABI v1), `compile`, `load`, `wizer-initialize`.
-//! Imports: `wardstone.log` (ABI v1), `wardstone.random_seed` (fresh randomness per execution)
-//! and `env.__rquickjs_host_now_us` (the clock of rquickjs's wasm shim). Nothing else.
+//! Exports: `memory`, `alloc`, `rule` (ABI v1), `compile`, `load`, `run`, `wizer-initialize`.
+//! Imports: `wardstone.log` (ABI v1), `wardstone.http_fetch` (outbound HTTP, the tenant's
+//! allow-list), `wardstone.crypto` (host-backed HMAC, hashes, JWTs), `wardstone.decision` (a
+//! rule's denial, handed over at once), `wardstone.random_seed` (fresh randomness per run) and
+//! `env.__rquickjs_host_now_us` (the clock of rquickjs's wasm shim). Nothing else.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -26,23 +30,41 @@ unsafe extern "C" {
     fn host_random_seed() -> i64;
     #[link_name = "decision"]
     fn host_decision(ptr: *const u8, len: usize);
+    #[link_name = "http_fetch"]
+    fn host_http_fetch(ptr: *const u8, len: usize) -> i64;
+    #[link_name = "crypto"]
+    fn host_crypto(ptr: *const u8, len: usize) -> i64;
 }
 
 /// Name the rule's source is compiled under: it appears in syntax errors and stack traces.
 const FILE_NAME: &std::ffi::CStr = c"rule.js";
-/// Prepended to the source so an anonymous `function (user, context, callback) {...}` parses
-/// as an expression. On the first line, so line numbers in errors and stack traces are the
-/// author's (columns of line 1 are one more).
-const PREFIX: &str = "(";
-const SUFFIX: &str = "\n)";
+/// Prepended to a rule's source so an anonymous `function (user, context, callback) {...}`
+/// parses as an expression. On the first line, so line numbers in errors and stack traces are
+/// the author's (columns of line 1 are one more).
+const RULE_PREFIX: &str = "(";
+const RULE_SUFFIX: &str = "\n)";
+/// An action is a CommonJS module: its source becomes the body of a function that receives
+/// `exports`, `module` and `require`, so each action has a module scope of its own.
+const ACTION_PREFIX: &str = "(function (exports, module, require) {";
+const ACTION_SUFFIX: &str = "\n})";
+/// What `compile` is given first for an action's source (a rule's source never starts with it).
+const ACTION_MARK: u8 = 1;
 /// QuickJS checks its C stack (a region of linear memory) against this; it must stay below the
 /// 1 MiB the linker gives the shadow stack or every call "overflows".
 const JS_STACK_BYTES: usize = 384 << 10;
 
+/// What `load` made of one bytecode.
+enum Item {
+    /// An Auth0 Rule: the function `(user, context, callback)`.
+    Rule(Persistent<Function<'static>>),
+    /// An Auth0 Action: its module's `exports` (the handlers).
+    Action(Persistent<rquickjs::Object<'static>>),
+}
+
 struct State {
     runtime: Runtime,
     context: Context,
-    rule: Option<Persistent<Function<'static>>>,
+    items: Vec<Item>,
 }
 
 thread_local! {
@@ -77,6 +99,8 @@ pub extern "C" fn initialize() {
         define_raw(&ctx, c"__wardstone_take", Some(take_property), 3);
         define_raw(&ctx, c"__wardstone_keys", Some(pending_keys), 1);
         define_raw(&ctx, c"__wardstone_settle", Some(settle), 1);
+        define_raw(&ctx, c"__wardstone_fetch", Some(fetch), 1);
+        define_raw(&ctx, c"__wardstone_crypto", Some(crypto), 1);
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
         }
@@ -92,7 +116,7 @@ pub extern "C" fn initialize() {
         *s.borrow_mut() = Some(State {
             runtime,
             context,
-            rule: None,
+            items: Vec::new(),
         })
     });
 }
@@ -161,23 +185,34 @@ fn describe_value(value: &Value<'_>) -> String {
     }
 }
 
-/// Compiles a rule's source to QuickJS bytecode, checking that it is one function expression.
-/// Output: `0` then the bytecode, or `1` then a UTF-8 JSON object
+/// Compiles a rule's or an action's source to QuickJS bytecode, checking that a rule is one
+/// function expression. An action's source comes after one byte [`ACTION_MARK`].
+/// Output: `0`, the kind (`r` or `a`), then the bytecode; or `1` then a UTF-8 JSON object
 /// `{"message", "line", "column"}` (line and column of the author's source, when known).
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn compile(ptr: *const u8, len: i32) -> i64 {
-    let source = match std::str::from_utf8(unsafe { input(ptr, len) }) {
+    let bytes = unsafe { input(ptr, len) };
+    let (action, bytes) = match bytes.split_first() {
+        Some((&ACTION_MARK, rest)) => (true, rest),
+        _ => (false, bytes),
+    };
+    let source = match std::str::from_utf8(bytes) {
         Ok(s) => s,
         Err(_) => return leak(compile_error("the source is not UTF-8", None)),
     };
     if source.contains('\0') {
         return leak(compile_error("the source contains a NUL character", None));
     }
+    let (prefix, suffix) = if action {
+        (ACTION_PREFIX, ACTION_SUFFIX)
+    } else {
+        (RULE_PREFIX, RULE_SUFFIX)
+    };
     with_state(|state| {
         state.context.with(|ctx| {
             let raw = ctx.as_raw().as_ptr();
             let compile_only = |text: &str| {
-                let wrapped = std::ffi::CString::new(format!("{PREFIX}{text}{SUFFIX}"))
+                let wrapped = std::ffi::CString::new(format!("{prefix}{text}{suffix}"))
                     .expect("no NUL, checked above");
                 unsafe {
                     qjs::JS_Eval(
@@ -194,13 +229,13 @@ pub unsafe extern "C" fn compile(ptr: *const u8, len: i32) -> i64 {
                 let exception = ctx.catch();
                 // Auth0's editor lets a rule end with `};` (and a comment): inside the
                 // parentheses that makes the expression a syntax error, so try without it.
-                compiled = match without_final_semicolon(source) {
+                compiled = match without_final_semicolon(source).filter(|_| !action) {
                     Some(retry) => compile_only(&retry),
                     None => compiled,
                 };
                 if unsafe { qjs::JS_IsException(compiled) } {
                     let _ = ctx.catch();
-                    return leak(syntax_error(&exception));
+                    return leak(syntax_error(&exception, prefix.chars().count() as u32));
                 }
             }
             let mut size = 0usize;
@@ -220,12 +255,13 @@ pub unsafe extern "C" fn compile(ptr: *const u8, len: i32) -> i64 {
                 Some(copy)
             };
             // Evaluate once here, so a source whose value is not a function is refused at
-            // upload rather than at every login.
+            // upload rather than at every login (an action's wrapper always is one; its
+            // top-level code runs when it is loaded).
             let value = unsafe { qjs::JS_EvalFunction(raw, compiled) };
             if unsafe { qjs::JS_IsException(value) } {
                 let exception = ctx.catch();
                 return leak(compile_error(
-                    &format!("evaluating the rule failed: {}", describe_value(&exception)),
+                    &format!("evaluating the source failed: {}", describe_value(&exception)),
                     None,
                 ));
             }
@@ -238,11 +274,12 @@ pub unsafe extern "C" fn compile(ptr: *const u8, len: i32) -> i64 {
                 ));
             }
             match bytecode {
-                Some(mut b) => {
-                    b.insert(0, 0);
-                    leak(b)
+                Some(b) => {
+                    let mut out = vec![0u8, if action { b'a' } else { b'r' }];
+                    out.extend_from_slice(&b);
+                    leak(out)
                 }
-                None => leak(compile_error("QuickJS could not serialize the rule", None)),
+                None => leak(compile_error("QuickJS could not serialize the source", None)),
             }
         })
     })
@@ -290,7 +327,7 @@ fn compile_error(message: &str, at: Option<(u32, u32)>) -> Vec<u8> {
 
 /// A syntax error with the author's line and column (QuickJS puts them in the stack:
 /// `at rule.js:LINE:COLUMN`).
-fn syntax_error(exception: &Value<'_>) -> Vec<u8> {
+fn syntax_error(exception: &Value<'_>, prefix_columns: u32) -> Vec<u8> {
     let object = exception.as_object();
     let message: String = object
         .and_then(|o| o.get::<_, String>("message").ok())
@@ -306,7 +343,7 @@ fn syntax_error(exception: &Value<'_>) -> Vec<u8> {
         let line: u32 = parts.next()?.parse().ok()?;
         let column: u32 = parts.next().and_then(|c| c.parse().ok()).unwrap_or(1);
         let column = if line == 1 {
-            column.saturating_sub(1).max(1)
+            column.saturating_sub(prefix_columns).max(1)
         } else {
             column
         };
@@ -330,12 +367,17 @@ fn json_string(text: &str) -> String {
     out
 }
 
-/// Loads a rule's bytecode (made by `compile` with the same runtime) into this instance.
+/// Loads bytecode made by `compile` with the same runtime (its kind byte first) into a new
+/// slot of this instance; returns the slot. An action's module code runs now, once, and its
+/// `module.exports` are kept.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn load(ptr: *const u8, len: i32) -> i32 {
-    let bytecode = unsafe { input(ptr, len) };
+    let (kind, bytecode) = match unsafe { input(ptr, len) }.split_first() {
+        Some((kind, rest)) => (*kind, rest),
+        None => fail("no bytecode to load"),
+    };
     with_state(|state| {
-        let rule = state.context.with(|ctx| {
+        let item = state.context.with(|ctx| {
             let raw = ctx.as_raw().as_ptr();
             let object = unsafe {
                 qjs::JS_ReadObject(
@@ -347,30 +389,57 @@ pub unsafe extern "C" fn load(ptr: *const u8, len: i32) -> i32 {
             };
             if unsafe { qjs::JS_IsException(object) } {
                 fail(&format!(
-                    "cannot load the rule's bytecode: {}",
+                    "cannot load the bytecode: {}",
                     describe_value(&ctx.catch())
                 ));
             }
             let value = unsafe { qjs::JS_EvalFunction(raw, object) };
             if unsafe { qjs::JS_IsException(value) } {
                 fail(&format!(
-                    "evaluating the rule failed: {}",
+                    "evaluating the source failed: {}",
                     describe_value(&ctx.catch())
                 ));
             }
             let value = unsafe { Value::from_raw(ctx.clone(), value) };
-            match value.into_function() {
-                Some(f) => Persistent::save(&ctx, f),
-                None => fail("the rule is not a function"),
+            let Some(function) = value.into_function() else {
+                fail("the source is not a function")
+            };
+            if kind != b'a' {
+                return Item::Rule(Persistent::save(&ctx, function));
             }
+            let exports = match module_exports(&ctx, &function) {
+                Ok(e) => e,
+                Err(why) => fail(&format!("the action's module code failed: {why}")),
+            };
+            Item::Action(Persistent::save(&ctx, exports))
         });
-        state.rule = Some(rule);
-    });
-    0
+        state.items.push(item);
+        (state.items.len() - 1) as i32
+    })
 }
 
-/// The ABI input split one level down: each property of `user` and `context` as its JSON
-/// text, for `prelude.js` to parse only when the rule reads it.
+/// Runs an action's module function as CommonJS does, and returns what it exported.
+fn module_exports<'js>(
+    ctx: &Ctx<'js>,
+    function: &Function<'js>,
+) -> Result<rquickjs::Object<'js>, String> {
+    let module = rquickjs::Object::new(ctx.clone()).map_err(|e| e.to_string())?;
+    let exports = rquickjs::Object::new(ctx.clone()).map_err(|e| e.to_string())?;
+    module
+        .set("exports", exports.clone())
+        .map_err(|e| e.to_string())?;
+    let require: Value = ctx.globals().get("require").map_err(|e| describe(ctx, e))?;
+    function
+        .call::<_, ()>((exports, module.clone(), require))
+        .map_err(|e| describe(ctx, e))?;
+    let exported: Value = module.get("exports").map_err(|e| describe(ctx, e))?;
+    exported
+        .into_object()
+        .ok_or_else(|| "module.exports is not an object".to_string())
+}
+
+/// A rule's ABI input split one level down: each property of `user` and `context` as its
+/// JSON text, for `prelude.js` to parse only when the rule reads it.
 #[derive(serde::Deserialize)]
 struct Input<'a> {
     #[serde(borrow, default)]
@@ -381,6 +450,18 @@ struct Input<'a> {
     configuration: Option<&'a RawValue>,
 }
 
+/// An action's input: which handler, for which trigger, the event one level down, and the
+/// facts the `api` needs (cache, rules that ran, whether a redirect is possible, …).
+#[derive(serde::Deserialize)]
+struct ActionInput<'a> {
+    entry: String,
+    trigger: String,
+    #[serde(borrow, default)]
+    event: BTreeMap<String, &'a RawValue>,
+    #[serde(borrow)]
+    facts: Option<&'a RawValue>,
+}
+
 /// One property of `user` or `context`: its JSON text and whether the rule has it already.
 struct Field {
     raw: &'static RawValue,
@@ -388,9 +469,9 @@ struct Field {
 }
 
 thread_local! {
-    /// The current execution's `user` (0) and `context` (1) properties. The texts live in the
-    /// input buffer `alloc` leaked, for the instance's one execution.
-    static INPUT: RefCell<[BTreeMap<String, Field>; 2]> = const { RefCell::new([BTreeMap::new(), BTreeMap::new()]) };
+    /// The current run's `user` (0) and `context` (1) properties, or an action's `event` (2).
+    /// The texts live in the input buffer `alloc` leaked, for the instance's life.
+    static INPUT: RefCell<[BTreeMap<String, Field>; 3]> = const { RefCell::new([BTreeMap::new(), BTreeMap::new(), BTreeMap::new()]) };
     /// The rule called `callback` (or failed): QuickJS's interrupt handler stops its code.
     static SETTLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -437,7 +518,7 @@ unsafe fn new_string(ctx: *mut qjs::JSContext, text: &str) -> qjs::JSValue {
 }
 
 fn with_fields<R>(which: i32, f: impl FnOnce(&mut BTreeMap<String, Field>) -> R) -> R {
-    INPUT.with(|input| f(&mut input.borrow_mut()[usize::from(which != 0)]))
+    INPUT.with(|input| f(&mut input.borrow_mut()[which.clamp(0, 2) as usize]))
 }
 
 /// `__wardstone_take(which, key, wanted)`: marks `user[key]` (`which` 0) or `context[key]`
@@ -502,6 +583,44 @@ unsafe extern "C" fn settle(
     }
     SETTLED.with(|s| s.set(true));
     qjs::JS_UNDEFINED
+}
+
+/// Calls a host import that takes a UTF-8 JSON request and answers UTF-8 JSON written into
+/// memory from our `alloc`; returns the answer as a JS string.
+unsafe fn call_host(
+    ctx: *mut qjs::JSContext,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+    import: unsafe extern "C" fn(*const u8, usize) -> i64,
+) -> qjs::JSValue {
+    let request = unsafe { arg_string(ctx, argc, argv, 0) };
+    // SAFETY: the host reads `len` bytes at `ptr`, and writes its answer into memory it gets
+    // from our `alloc`, which is never freed.
+    let packed = unsafe { import(request.as_ptr(), request.len()) } as u64;
+    let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
+    let answer = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) };
+    let text = String::from_utf8_lossy(answer);
+    unsafe { new_string(ctx, &text) }
+}
+
+/// `__wardstone_fetch(requestJson)`: one outbound request through `wardstone.http_fetch`.
+unsafe extern "C" fn fetch(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    unsafe { call_host(ctx, argc, argv, host_http_fetch) }
+}
+
+/// `__wardstone_crypto(requestJson)`: an HMAC, hash, random bytes or JWT done by the host.
+unsafe extern "C" fn crypto(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    unsafe { call_host(ctx, argc, argv, host_crypto) }
 }
 
 /// Defines a raw QuickJS function as a global.
@@ -576,43 +695,122 @@ fn as_merge_patch(json: String) -> String {
     serde_json::to_string(&output).unwrap_or(json)
 }
 
-/// ABI v1: runs the loaded rule on the input and returns the output's location.
+/// ABI v1: runs the most recently loaded rule on the input and returns the output's location.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
-    // SAFETY: the buffer came from `alloc`, which never frees: it outlives the execution.
+    let slot = with_state(|state| {
+        state
+            .items
+            .iter()
+            .rposition(|i| matches!(i, Item::Rule(_)))
+            .unwrap_or_else(|| fail("no rule was loaded"))
+    });
+    unsafe { run(slot as i32, ptr, len) }
+}
+
+/// Runs the item in `slot` on the input at `[ptr, ptr+len)`: a rule on a rule ABI v1 input, an
+/// action on an action input. Returns the output's location (rule ABI v1 output, or what the
+/// action asked for as JSON).
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
+    // SAFETY: the buffer came from `alloc`, which never frees: it outlives the instance.
     let bytes: &'static [u8] = unsafe { std::slice::from_raw_parts(ptr, len.max(0) as usize) };
-    let input: Input<'static> = match serde_json::from_slice(bytes) {
-        Ok(i) => i,
-        Err(e) => fail(&format!("the input is not a rule input: {e}")),
-    };
-    let configuration = input.configuration.map_or("{}", |c| c.get());
-    INPUT.with(|i| *i.borrow_mut() = [fields(input.user), fields(input.context)]);
+    let item = with_state(|state| match state.items.get(slot.max(0) as usize) {
+        Some(Item::Rule(f)) => Item::Rule(f.clone()),
+        Some(Item::Action(h)) => Item::Action(h.clone()),
+        None => fail(&format!("slot {slot} holds nothing")),
+    });
     SETTLED.with(|s| s.set(false));
     // SAFETY: a host import without arguments.
     let seed = unsafe { host_random_seed() } as u64;
+    let (high, low) = ((seed >> 32) as i32, seed as i32);
+    match item {
+        Item::Rule(rule) => {
+            let input: Input<'static> = match serde_json::from_slice(bytes) {
+                Ok(i) => i,
+                Err(e) => fail(&format!("the input is not a rule input: {e}")),
+            };
+            let configuration = input.configuration.map_or("{}", |c| c.get());
+            INPUT.with(|i| {
+                *i.borrow_mut() = [fields(input.user), fields(input.context), BTreeMap::new()]
+            });
+            let output = drive("rule", "finishRule", |ctx, host| {
+                let start: Function = host.get("startRule").map_err(|e| describe(ctx, e))?;
+                let rule = rule.clone().restore(ctx).map_err(|e| e.to_string())?;
+                start
+                    .call::<_, ()>((rule, configuration, high, low))
+                    .map_err(|e| describe(ctx, e))
+            });
+            leak(as_merge_patch(output).into_bytes())
+        }
+        Item::Action(handlers) => {
+            let input: ActionInput<'static> = match serde_json::from_slice(bytes) {
+                Ok(i) => i,
+                Err(e) => fail(&format!("the input is not an action input: {e}")),
+            };
+            let facts = input.facts.map_or("{}", |c| c.get());
+            INPUT.with(|i| {
+                *i.borrow_mut() = [BTreeMap::new(), BTreeMap::new(), fields(input.event)]
+            });
+            let output = drive("action", "finishAction", |ctx, host| {
+                let start: Function = host.get("startAction").map_err(|e| describe(ctx, e))?;
+                let handlers = handlers.clone().restore(ctx).map_err(|e| e.to_string())?;
+                start
+                    .call::<_, ()>((
+                        handlers,
+                        input.entry.as_str(),
+                        input.trigger.as_str(),
+                        facts,
+                        high,
+                        low,
+                    ))
+                    .map_err(|e| describe(ctx, e))
+            });
+            leak(output.into_bytes())
+        }
+    }
+}
+
+/// Promise jobs one run may leave behind and have dropped when it ends; beyond, the instance
+/// is not reused (see `reusable`).
+const LEFTOVER_JOBS: usize = 1000;
+
+thread_local! {
+    /// A run left work this instance could not drop: the host must not run another in it.
+    static DIRTY: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether another rule or action may run in this instance (1) or the host must take a fresh
+/// one (0): a run that failed, or left promise jobs behind, poisons it.
+#[unsafe(no_mangle)]
+pub extern "C" fn reusable() -> i32 {
+    i32::from(!DIRTY.with(|d| d.get()))
+}
+
+/// Starts a run with `start`, drives its promise jobs until it settles, drops what it left
+/// queued, and returns `finish`'s output; fails the execution closed on any error.
+fn drive(
+    what: &str,
+    finish: &str,
+    start: impl for<'js> FnOnce(&Ctx<'js>, &rquickjs::Object<'js>) -> Result<(), String>,
+) -> String {
     with_state(|state| {
-        let Some(rule) = state.rule.clone() else {
-            fail("no rule was loaded")
-        };
         let started = state.context.with(|ctx| -> Result<(), String> {
-            let rule = rule.restore(&ctx).map_err(|e| e.to_string())?;
             let host: rquickjs::Object = ctx
                 .globals()
                 .get("__wardstone")
                 .map_err(|e| describe(&ctx, e))?;
-            let start: Function = host.get("start").map_err(|e| describe(&ctx, e))?;
-            start
-                .call::<_, ()>((rule, configuration, (seed >> 32) as i32, seed as i32))
-                .map_err(|e| describe(&ctx, e))
+            start(&ctx, &host)
         });
         let settled = || SETTLED.with(|s| s.get());
         if let Err(why) = started
             && !settled()
         {
-            fail(&format!("the rule failed: {why}"));
+            DIRTY.with(|d| d.set(true));
+            fail(&format!("the {what} failed: {why}"));
         }
-        // Promises: run the jobs the rule queued (async rules, auth0.users.*) until it reaches
-        // its outcome. Fuel and the deadline bound this loop like any other code.
+        // Promises: run the jobs the code queued (async functions, fetch, auth0.users.*) until
+        // it reaches its outcome. Fuel and the deadline bound this loop like any other code.
         while !settled() {
             match state.runtime.execute_pending_job() {
                 Ok(true) => continue,
@@ -625,6 +823,17 @@ pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
                 }
             }
         }
+        // What the code left queued belongs to this run: drop it now, with the interrupt on,
+        // so none of it runs during the next one.
+        let mut left = 0;
+        while state.runtime.is_job_pending() {
+            if left == LEFTOVER_JOBS {
+                DIRTY.with(|d| d.set(true));
+                break;
+            }
+            let _ = state.runtime.execute_pending_job();
+            left += 1;
+        }
         // The interrupt must not stop `finish`.
         SETTLED.with(|s| s.set(false));
         let output = state.context.with(|ctx| -> Result<String, String> {
@@ -632,12 +841,15 @@ pub unsafe extern "C" fn rule(ptr: *const u8, len: i32) -> i64 {
                 .globals()
                 .get("__wardstone")
                 .map_err(|e| describe(&ctx, e))?;
-            let finish: Function = host.get("finish").map_err(|e| describe(&ctx, e))?;
+            let finish: Function = host.get(finish).map_err(|e| describe(&ctx, e))?;
             finish.call::<_, String>(()).map_err(|e| describe(&ctx, e))
         });
         match output {
-            Ok(json) => leak(as_merge_patch(json).into_bytes()),
-            Err(why) => fail(&format!("the rule failed: {why}")),
+            Ok(json) => json,
+            Err(why) => {
+                DIRTY.with(|d| d.set(true));
+                fail(&format!("the {what} failed: {why}"))
+            }
         }
     })
 }

@@ -1,11 +1,26 @@
-// The globals an Auth0 rule expects, set up once when the runtime is snapshotted (so no
-// execution pays for them), and the two entry points the Rust side calls per execution.
+// The globals Auth0 code expects, set up once when the runtime is snapshotted (so no execution
+// pays for them), and the entry points the Rust side calls per execution: `startRule` /
+// `finishRule` for an Auth0 Rule, `startAction` / `finishAction` for an Auth0 Action.
+//
+// One instance serves every JavaScript rule and action of one trigger run, one after the
+// other. So that none can change what the next one sees, the intrinsics and the globals set
+// up here are frozen at the end (`lockdown`), and each run starts from fresh per-run state.
 // Runs in strict mode inside an arrow so nothing but the listed globals leaks.
 (() => {
   'use strict';
   const g = globalThis;
-  const hostLog = g.__wardstone_log;
-  delete g.__wardstone_log;
+  const take = (name) => {
+    const value = g[name];
+    delete g[name];
+    return value;
+  };
+  const hostLog = take('__wardstone_log');
+  const hostTake = take('__wardstone_take');
+  const hostKeys = take('__wardstone_keys');
+  const hostSettle = take('__wardstone_settle');
+  const hostFetch = take('__wardstone_fetch');
+  const hostCrypto = take('__wardstone_crypto');
+  const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
   class UnauthorizedError extends Error {
     constructor(message) {
@@ -38,8 +53,8 @@
     return value;
   };
 
-  // Math.random: a snapshot would replay one frozen state, so every execution reseeds from
-  // the host (xorshift128, 32-bit words: no BigInt work per execution).
+  // Math.random: a snapshot would replay one frozen state, so every run reseeds from the host
+  // (xorshift128, 32-bit words: no BigInt work per execution).
   let x = 1, y = 2, z = 3, w = 4;
   const seed = (high, low) => {
     x = high | 0;
@@ -61,22 +76,16 @@
     return ((next() >>> 5) * 67108864 + (next() >>> 6)) / 9007199254740992;
   };
 
-  // `user` and `context` are parsed one property at a time, when the rule first reads it:
-  // most rules read a few properties of a 2 KB input, and parsing and re-serializing all of it
-  // would cost most of an execution. The host side (Rust) holds each property's JSON text
-  // until it is taken. A property never read is unchanged, so it is left out of the output (a
-  // merge patch); one read or assigned is output whole. One Proxy handler, built here in the
-  // snapshot, serves every execution: starting one costs two Proxy objects, nothing per key.
-  const hostTake = g.__wardstone_take;
-  const hostKeys = g.__wardstone_keys;
-  const hostSettle = g.__wardstone_settle;
-  delete g.__wardstone_take;
-  delete g.__wardstone_keys;
-  delete g.__wardstone_settle;
+  // The objects a run is given are parsed one property at a time, when the code first reads
+  // it: most code reads a few properties of a 2 KB input, and parsing and re-serializing all
+  // of it would cost most of an execution. The host side (Rust) holds each property's JSON
+  // text until it is taken. For a rule, a property never read is unchanged, so it is left out
+  // of the output (a merge patch); one read or assigned is output whole. One Proxy handler,
+  // built here in the snapshot, serves every run.
   const whichOf = new WeakMap();
   const deletedOf = new WeakMap();
   const settle = (target, key) => {
-    if (typeof key !== 'string' || Object.prototype.hasOwnProperty.call(target, key)) return;
+    if (typeof key !== 'string' || hasOwn(target, key)) return;
     const text = hostTake(whichOf.get(target), key, true);
     if (text !== undefined) target[key] = JSON.parse(text);
   };
@@ -113,11 +122,9 @@
     return [new Proxy(target, handler), target];
   };
 
-  const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
-  // What goes back for one of the objects the rule was given: the properties it read or wrote
+  // What goes back for one of the objects a rule was given: the properties it read or wrote
   // (the rest is unchanged) and null for those it deleted. The Rust side then turns each
-  // object-valued property into a merge patch against what the rule read (nested removals as
-  // null), cheaper there than here.
+  // object-valued property into a merge patch against what the rule read.
   const outputOf = (proxies, targets, object) => {
     const i = proxies.indexOf(object);
     if (i < 0) return object;
@@ -129,11 +136,102 @@
     return out;
   };
 
+  // ---- outbound HTTP: fetch over wardstone.http_fetch (the tenant's allow-list) ----
+
+  class Headers {
+    constructor(init) {
+      this._map = new Map();
+      if (init instanceof Headers) init.forEach((v, k) => this.append(k, v));
+      else if (Array.isArray(init)) for (const [k, v] of init) this.append(k, v);
+      else if (init && typeof init === 'object') for (const k of Object.keys(init)) this.append(k, init[k]);
+    }
+    append(name, value) {
+      const key = String(name).toLowerCase();
+      const old = this._map.get(key);
+      this._map.set(key, old === undefined ? String(value) : `${old}, ${value}`);
+    }
+    set(name, value) { this._map.set(String(name).toLowerCase(), String(value)); }
+    get(name) {
+      const value = this._map.get(String(name).toLowerCase());
+      return value === undefined ? null : value;
+    }
+    has(name) { return this._map.has(String(name).toLowerCase()); }
+    delete(name) { this._map.delete(String(name).toLowerCase()); }
+    forEach(f, self) { this._map.forEach((v, k) => f.call(self, v, k, this)); }
+    entries() { return this._map.entries(); }
+    keys() { return this._map.keys(); }
+    values() { return this._map.values(); }
+    [Symbol.iterator]() { return this._map.entries(); }
+    toJSON() { return Object.fromEntries(this._map); }
+  }
+
+  const STATUS_TEXT = { 200: 'OK', 201: 'Created', 204: 'No Content', 301: 'Moved Permanently',
+    302: 'Found', 304: 'Not Modified', 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden',
+    404: 'Not Found', 409: 'Conflict', 429: 'Too Many Requests', 500: 'Internal Server Error',
+    502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+
+  class Response {
+    constructor(body, init = {}) {
+      this._body = body === undefined || body === null ? '' : String(body);
+      this.status = init.status === undefined ? 200 : init.status;
+      this.statusText = init.statusText || STATUS_TEXT[this.status] || '';
+      this.ok = this.status >= 200 && this.status < 300;
+      this.headers = new Headers(init.headers);
+      this.url = init.url || '';
+      this.redirected = false;
+      this.bodyUsed = false;
+    }
+    text() {
+      this.bodyUsed = true;
+      return Promise.resolve(this._body);
+    }
+    json() {
+      this.bodyUsed = true;
+      try {
+        return Promise.resolve(JSON.parse(this._body));
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+  }
+
+  // One request through the host: a Promise of a Response, or a rejection (a TypeError, as a
+  // browser's fetch gives for a network failure) carrying the host's reason.
+  const fetch = (resource, init) => {
+    try {
+      const options = init || {};
+      const url = typeof resource === 'string' ? resource : resource && resource.url ? resource.url : String(resource);
+      const headers = {};
+      new Headers(options.headers).forEach((v, k) => { headers[k] = v; });
+      const request = { method: String(options.method || 'GET').toUpperCase(), url: String(url), headers };
+      if (options.body !== undefined && options.body !== null) {
+        request.body = typeof options.body === 'string' ? options.body : JSON.stringify(options.body);
+      }
+      const answer = JSON.parse(hostFetch(JSON.stringify(request)));
+      if (answer.error !== undefined) {
+        return Promise.reject(new TypeError(`fetch ${request.url} failed: ${answer.error}`));
+      }
+      return Promise.resolve(new Response(answer.body, { status: answer.status, headers: answer.headers, url: request.url }));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  };
+
+  // Host-backed cryptography: HMACs, hashes and JWTs are computed by the host, not by
+  // JavaScript arithmetic.
+  const crypto = (request) => {
+    const answer = JSON.parse(hostCrypto(JSON.stringify(request)));
+    if (answer.error !== undefined) throw new Error(answer.error);
+    return answer;
+  };
+
+  // ---- Auth0 Rules ----
+
   // `configuration` is parsed (and frozen) when a rule first reads it: most rules don't.
   Object.defineProperty(g, 'configuration', {
     get() {
       const state = run;
-      if (!state) return undefined;
+      if (!state || state.configurationText === undefined) return undefined;
       if (state.configuration === undefined) {
         state.configuration = freeze(JSON.parse(state.configurationText));
       }
@@ -143,25 +241,12 @@
     configurable: false,
   });
 
-  Object.defineProperties(g, {
-    // Auth0 rules sometimes cache in `global`; it exists, but every execution starts afresh.
-    global: { value: g, writable: true, configurable: true },
-    UnauthorizedError: { value: UnauthorizedError, writable: true, configurable: true },
-    console: { value: console, writable: true, configurable: true },
-    require: {
-      value: function require(name) {
-        throw new Error(`require('${name}') is not available in Wardstone rules`);
-      },
-      writable: true,
-      configurable: true,
-    },
-  });
-
+  // The state of the current run (a rule or an action), or null between runs.
   let run = null;
 
   const update = (field, slot) => (userId, metadata) => {
     const state = run;
-    if (!state) return Promise.reject(new Error(`auth0.users.${field}: no rule is running`));
+    if (!state || state.kind !== 'rule') return Promise.reject(new Error(`auth0.users.${field}: no rule is running`));
     if (userId !== state.user.user_id) {
       return Promise.reject(new Error(
         `auth0.users.${field}: only the user who is logging in (${state.user.user_id}) can be updated`));
@@ -172,7 +257,7 @@
     state[slot] = JSON.parse(JSON.stringify(metadata));
     return Promise.resolve();
   };
-  g.auth0 = {
+  const auth0 = {
     users: {
       updateAppMetadata: update('updateAppMetadata', 'appMetadata'),
       updateUserMetadata: update('updateUserMetadata', 'userMetadata'),
@@ -185,16 +270,15 @@
     error: { kind: 'unauthorized', message: error.message === undefined ? '' : String(error.message) },
   });
   // The first outcome is final: the host is told at once (a denial is recorded there, so a
-  // trap in code that runs after `callback` cannot undo it), and QuickJS stops running the
-  // rule's code.
+  // trap in code that runs after it cannot undo it), and QuickJS stops running the code.
   const concludeWithError = (state, error) => {
     state.done = true;
     state.error = error;
-    hostSettle(isDenial(error) ? denialOf(error) : undefined);
+    hostSettle(state.kind === 'rule' && isDenial(error) ? denialOf(error) : undefined);
   };
   const callback = (error, newUser, newContext) => {
     const state = run;
-    if (!state) return;
+    if (!state || state.kind !== 'rule') return;
     if (state.done) {
       console.warn('callback was called more than once; only the first call counts');
       return;
@@ -208,22 +292,21 @@
     if (newContext !== undefined) state.context = newContext;
     hostSettle(undefined);
   };
-  // A throw or a rejection fails the rule whatever was thrown (`throw 0` too).
+  // A throw or a rejection fails the run whatever was thrown (`throw 0` too).
   const failWith = (e) => {
     const state = run;
     if (!state || state.done) return;
-    concludeWithError(state, e !== null && typeof e === 'object' ? e : new Error(`the rule threw ${show(e)}`));
+    concludeWithError(state, e !== null && typeof e === 'object' ? e : new Error(`the code threw ${show(e)}`));
   };
 
-  const start = (rule, configuration, seedHigh, seedLow) => {
+  const startRule = (rule, configuration, seedHigh, seedLow) => {
     seed(seedHigh, seedLow);
     const [user, userTarget] = lazy(0);
     const [context, contextTarget] = lazy(1);
     run = {
-      done: false, error: null, user, context, appMetadata: null, userMetadata: null,
-      proxies: [user, context], targets: [userTarget, contextTarget],
+      kind: 'rule', done: false, error: null, user, context, appMetadata: null, userMetadata: null,
+      proxies: [user, context], targets: [userTarget, contextTarget], configurationText: configuration,
     };
-    run.configurationText = configuration;
     try {
       const result = rule(user, context, callback);
       if (result && typeof result.then === 'function') result.then(undefined, failWith);
@@ -232,8 +315,8 @@
     }
   };
 
-  // The output of the execution (rule ABI v1), or a throw that fails it closed.
-  const finish = () => {
+  // The output of a rule (rule ABI v1), or a throw that fails it closed.
+  const finishRule = () => {
     const state = run;
     run = null;
     if (!state || !state.done) {
@@ -249,12 +332,345 @@
     if (!state.context || typeof state.context !== 'object') throw new TypeError('callback was given a context that is not an object');
     if (state.appMetadata) user.app_metadata = Object.assign({}, user.app_metadata, state.appMetadata);
     if (state.userMetadata) user.user_metadata = Object.assign({}, user.user_metadata, state.userMetadata);
-    // For the objects the rule was given, what it read, wrote or deleted.
     return JSON.stringify({
       user: outputOf(state.proxies, state.targets, user),
       context: outputOf(state.proxies, state.targets, state.context),
     });
   };
 
-  Object.defineProperty(g, '__wardstone', { value: Object.freeze({ start, finish }) });
+  // ---- Auth0 Actions ----
+
+  // Auth0's documented limits for api.cache.
+  const CACHE_ENTRIES = 20, CACHE_KEY_BYTES = 64, CACHE_VALUE_BYTES = 4096, CACHE_TOTAL_BYTES = 8192;
+
+  const current = (what) => {
+    const state = run;
+    if (!state || state.kind !== 'action') throw new Error(`${what}: no action is running`);
+    return state;
+  };
+  // A capability Wardstone does not have ends the action, and the trigger fails closed with a
+  // message naming it: a security requirement is never dropped silently.
+  const unsupported = (name) => function () {
+    const state = current(name);
+    if (state.done) return;
+    state.unsupported = name;
+    state.done = true;
+    hostSettle(undefined);
+    throw new Error(`${name} is not supported by this server; the login was refused`);
+  };
+  const unsupportedNamespace = (prefix) => new Proxy({}, {
+    get(_, name) {
+      return typeof name === 'string' ? unsupported(`${prefix}.${name}`) : undefined;
+    },
+  });
+  const claimSetter = (slot, what) => (name, value) => {
+    const state = current(what);
+    if (typeof name !== 'string' || name === '') throw new TypeError(`${what}: the claim name must be a non-empty string`);
+    state.out[slot][name] = value === undefined ? null : JSON.parse(JSON.stringify(value));
+  };
+  const metadataSetter = (slot, what) => (key, value) => {
+    const state = current(what);
+    if (typeof key !== 'string' || key === '') throw new TypeError(`${what}: the key must be a non-empty string`);
+    state.out[slot][key] = value === undefined || value === null ? null : JSON.parse(JSON.stringify(value));
+  };
+  const scopeChanger = (add, what) => (scope) => {
+    const state = current(what);
+    if (typeof scope !== 'string' || scope === '' || /\s/.test(scope)) {
+      throw new TypeError(`${what}: a scope is one non-empty word`);
+    }
+    state.out.scopes.push([add ? '+' : '-', scope]);
+  };
+  const utf8Length = (text) => {
+    let n = 0;
+    for (let i = 0; i < text.length; i++) {
+      const c = text.charCodeAt(i);
+      n += c < 0x80 ? 1 : c < 0x800 ? 2 : c >= 0xd800 && c < 0xdc00 ? (i++, 4) : 3;
+    }
+    return n;
+  };
+  const cache = {
+    get(key) {
+      const state = current('api.cache.get');
+      const entry = state.cache[key];
+      if (!entry) return undefined;
+      if (entry.expires_at !== undefined && entry.expires_at <= Date.now()) return undefined;
+      return { value: entry.value, expires_at: entry.expires_at };
+    },
+    set(key, value, options) {
+      const state = current('api.cache.set');
+      if (typeof key !== 'string' || utf8Length(key) > CACHE_KEY_BYTES) {
+        return { type: 'error', code: 'invalid_argument', message: `cache keys are strings of at most ${CACHE_KEY_BYTES} bytes` };
+      }
+      if (typeof value !== 'string' || utf8Length(value) > CACHE_VALUE_BYTES) {
+        return { type: 'error', code: 'invalid_argument', message: `cache values are strings of at most ${CACHE_VALUE_BYTES} bytes` };
+      }
+      const opts = options || {};
+      let expiresAt = Date.now() + 15 * 60 * 1000;
+      if (typeof opts.ttl === 'number') expiresAt = Date.now() + opts.ttl;
+      if (typeof opts.expires_at === 'number') expiresAt = opts.expires_at;
+      const next = Object.assign({}, state.cache, { [key]: { value, expires_at: expiresAt } });
+      const keys = Object.keys(next);
+      let total = 0;
+      for (const k of keys) total += utf8Length(k) + utf8Length(next[k].value);
+      if (keys.length > CACHE_ENTRIES || total > CACHE_TOTAL_BYTES) {
+        return { type: 'error', code: 'cache_full', message: `the cache holds at most ${CACHE_ENTRIES} entries and ${CACHE_TOTAL_BYTES} bytes` };
+      }
+      state.cache = next;
+      state.out.cache[key] = { value, expires_at: expiresAt };
+      return { type: 'success', record: { value, expires_at: expiresAt } };
+    },
+    delete(key) {
+      const state = current('api.cache.delete');
+      if (typeof key !== 'string') return { type: 'error', code: 'invalid_argument', message: 'cache keys are strings' };
+      const next = Object.assign({}, state.cache);
+      delete next[key];
+      state.cache = next;
+      state.out.cache[key] = null;
+      return { type: 'success' };
+    },
+  };
+
+  const redirect = {
+    sendUserTo(url, options) {
+      const state = current('api.redirect.sendUserTo');
+      if (!state.canRedirect) {
+        return unsupported('api.redirect.sendUserTo outside an interactive login (a refresh or a test)')();
+      }
+      if (typeof url !== 'string' || !/^https?:\/\//i.test(url)) {
+        throw new TypeError('api.redirect.sendUserTo: the URL must be an absolute http(s) URL');
+      }
+      const query = {};
+      const given = options && options.query;
+      if (given && typeof given === 'object') {
+        for (const k of Object.keys(given)) query[k] = String(given[k]);
+      }
+      state.out.redirect = { url, query };
+    },
+    encodeToken(options) {
+      const state = current('api.redirect.encodeToken');
+      const o = options || {};
+      if (typeof o.secret !== 'string' || o.secret === '') throw new TypeError('api.redirect.encodeToken: a secret is required');
+      const ttl = typeof o.expiresInSeconds === 'number' ? o.expiresInSeconds : 900;
+      const now = Math.floor(Date.now() / 1000);
+      const claims = Object.assign({}, o.payload || {}, {
+        iss: state.issuer, sub: state.subject, iat: now, exp: now + ttl, ip: state.ip, state: state.resumeState,
+      });
+      return crypto({ op: 'jwt_sign', alg: 'HS256', key: o.secret, claims }).token;
+    },
+    validateToken(options) {
+      const state = current('api.redirect.validateToken');
+      const o = options || {};
+      if (typeof o.secret !== 'string' || o.secret === '') throw new TypeError('api.redirect.validateToken: a secret is required');
+      const name = o.tokenParameterName || 'session_token';
+      const request = state.event.request || {};
+      const token = (request.query && request.query[name]) || (request.body && request.body[name]);
+      if (typeof token !== 'string') throw new Error(`api.redirect.validateToken: no ${name} parameter was sent back`);
+      const claims = crypto({ op: 'jwt_verify', alg: 'HS256', key: o.secret, token }).claims;
+      if (state.continueState === undefined || claims.state !== state.continueState) {
+        throw new Error('api.redirect.validateToken: the token belongs to another login (state)');
+      }
+      if (claims.sub !== undefined && claims.sub !== state.subject) throw new Error('api.redirect.validateToken: the token was issued for another user');
+      if (claims.iss !== undefined && claims.iss !== state.issuer) throw new Error('api.redirect.validateToken: the token was issued by another tenant');
+      return claims;
+    },
+  };
+
+  const postLoginApi = {
+    access: {
+      deny(reason) {
+        const state = current('api.access.deny');
+        if (state.done) return;
+        state.out.denied = { reason: reason === undefined ? '' : String(reason) };
+        state.done = true;
+        hostSettle(undefined);
+      },
+    },
+    idToken: { setCustomClaim: claimSetter('idToken', 'api.idToken.setCustomClaim') },
+    accessToken: {
+      setCustomClaim: claimSetter('accessToken', 'api.accessToken.setCustomClaim'),
+      addScope: scopeChanger(true, 'api.accessToken.addScope'),
+      removeScope: scopeChanger(false, 'api.accessToken.removeScope'),
+    },
+    user: {
+      setAppMetadata: metadataSetter('appMetadata', 'api.user.setAppMetadata'),
+      setUserMetadata: metadataSetter('userMetadata', 'api.user.setUserMetadata'),
+    },
+    cache,
+    redirect,
+    rules: {
+      wasExecuted(ruleId) {
+        return current('api.rules.wasExecuted').executedRules.indexOf(ruleId) >= 0;
+      },
+    },
+    multifactor: unsupportedNamespace('api.multifactor'),
+    authentication: unsupportedNamespace('api.authentication'),
+    samlResponse: unsupportedNamespace('api.samlResponse'),
+    prompt: unsupportedNamespace('api.prompt'),
+    session: unsupportedNamespace('api.session'),
+    refreshToken: unsupportedNamespace('api.refreshToken'),
+    transaction: unsupportedNamespace('api.transaction'),
+    validation: unsupportedNamespace('api.validation'),
+  };
+
+  const CREDENTIALS_DENIAL_CODES = ['invalid_scope', 'invalid_request', 'server_error'];
+  const credentialsExchangeApi = {
+    access: {
+      deny(code, reason) {
+        const state = current('api.access.deny');
+        if (state.done) return;
+        if (CREDENTIALS_DENIAL_CODES.indexOf(code) < 0) {
+          throw new TypeError(`api.access.deny: the code must be one of ${CREDENTIALS_DENIAL_CODES.join(', ')}`);
+        }
+        state.out.denied = { code, reason: reason === undefined ? '' : String(reason) };
+        state.done = true;
+        hostSettle(undefined);
+      },
+    },
+    accessToken: { setCustomClaim: claimSetter('accessToken', 'api.accessToken.setCustomClaim') },
+    cache,
+  };
+
+  // One action run: `entry` of `handlers` with the event of this trigger and the cache as it is
+  // now. Settles when the handler's promise does (or the action denies or asks for what this
+  // server cannot do, which ends it at once).
+  const startAction = (handlers, entry, trigger, context, seedHigh, seedLow) => {
+    seed(seedHigh, seedLow);
+    const [event] = lazy(2);
+    const facts = JSON.parse(context);
+    const state = {
+      kind: 'action', done: false, error: null, event, unsupported: null,
+      cache: facts.cache || {}, executedRules: facts.executed_rules || [],
+      canRedirect: facts.can_redirect === true, resumeState: facts.resume_state,
+      continueState: facts.continue_state, issuer: facts.issuer,
+      subject: facts.subject, ip: facts.ip,
+      out: { denied: null, idToken: {}, accessToken: {}, scopes: [], appMetadata: {}, userMetadata: {}, cache: {}, redirect: null },
+    };
+    run = state;
+    const api = trigger === 'credentials-exchange' ? credentialsExchangeApi : postLoginApi;
+    const fn = handlers && handlers[entry];
+    if (typeof fn !== 'function') {
+      if (entry === 'onContinuePostLogin') {
+        failWith(new Error('the action redirected the user but exports no onContinuePostLogin'));
+      } else {
+        console.warn(`the action exports no ${entry}; nothing to do`);
+        state.done = true;
+        hostSettle(undefined);
+      }
+      return;
+    }
+    try {
+      const result = fn(event, api);
+      if (result && typeof result.then === 'function') {
+        result.then(() => {
+          if (!state.done) {
+            state.done = true;
+            hostSettle(undefined);
+          }
+        }, failWith);
+      } else if (!state.done) {
+        state.done = true;
+        hostSettle(undefined);
+      }
+    } catch (e) {
+      failWith(e);
+    }
+  };
+
+  // What an action asked for (JSON), or a throw that fails it closed.
+  const finishAction = () => {
+    const state = run;
+    run = null;
+    if (!state) throw new Error('no action ran');
+    if (state.unsupported) return JSON.stringify({ unsupported: state.unsupported });
+    if (state.error) throw state.error;
+    if (!state.done) throw new Error('the action did not finish: its promise never settled');
+    return JSON.stringify(state.out);
+  };
+
+  // ---- modules ----
+
+  // `require` inside actions and rules: the built-in module set (none yet); anything else is
+  // refused at upload, and throws here if it got past that check.
+  const builtins = Object.create(null);
+  const requireModule = function require(name) {
+    const bare = String(name).replace(/^(@?[^@]+)@.*$/, '$1');
+    if (hasOwn(builtins, bare)) return builtins[bare];
+    throw new Error(`require('${name}') is not available in Wardstone`);
+  };
+
+  Object.defineProperties(g, {
+    // Auth0 rules sometimes cache in `global`; it exists, but every run starts afresh.
+    global: { value: g, writable: true, configurable: true },
+    UnauthorizedError: { value: UnauthorizedError, writable: true, configurable: true },
+    console: { value: console, writable: true, configurable: true },
+    require: { value: requireModule, writable: true, configurable: true },
+    fetch: { value: fetch, writable: true, configurable: true },
+    Headers: { value: Headers, writable: true, configurable: true },
+    Response: { value: Response, writable: true, configurable: true },
+    auth0: { value: auth0, writable: true, configurable: true },
+  });
+
+  // ---- lockdown: what one run could change for the next is frozen ----
+
+  // Freezing an intrinsic prototype makes assigning an inherited name (`Foo.prototype.toString
+  // = ...`, `err.name = ...`) fail — JavaScript's "override mistake". As SES does, the
+  // properties code commonly overrides become accessors whose setter defines the property on
+  // the object assigned to instead.
+  const tame = (proto, names) => {
+    for (const name of names) {
+      const desc = Object.getOwnPropertyDescriptor(proto, name);
+      if (!desc || !('value' in desc) || !desc.configurable) continue;
+      const value = desc.value;
+      Object.defineProperty(proto, name, {
+        get() { return value; },
+        set(v) {
+          if (this === proto) throw new TypeError(`Cannot assign to read only property '${String(name)}' of a frozen intrinsic`);
+          Object.defineProperty(this, name, { value: v, writable: true, enumerable: true, configurable: true });
+        },
+        enumerable: desc.enumerable,
+        configurable: false,
+      });
+    }
+  };
+  tame(Object.prototype, Object.getOwnPropertyNames(Object.prototype).filter((n) => n !== '__proto__'));
+  tame(Function.prototype, ['constructor', 'toString', 'name']);
+  tame(Error.prototype, ['constructor', 'name', 'message', 'toString']);
+  for (const E of [TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError]) {
+    tame(E.prototype, ['constructor', 'name', 'message']);
+  }
+  tame(Array.prototype, ['constructor', 'toString']);
+  tame(Promise.prototype, ['constructor', 'then']);
+
+  Object.defineProperty(g, '__wardstone', {
+    value: Object.freeze({ startRule, finishRule, startAction, finishAction }),
+  });
+
+  const frozen = new Set([g]);
+  const deepFreeze = (value) => {
+    if ((typeof value !== 'object' && typeof value !== 'function') || value === null || frozen.has(value)) return;
+    frozen.add(value);
+    Object.freeze(value);
+    for (const key of Reflect.ownKeys(value)) {
+      const desc = Object.getOwnPropertyDescriptor(value, key);
+      if (!desc) continue;
+      if ('value' in desc) deepFreeze(desc.value);
+      else {
+        deepFreeze(desc.get);
+        deepFreeze(desc.set);
+      }
+    }
+    deepFreeze(Object.getPrototypeOf(value));
+  };
+  for (const key of Reflect.ownKeys(g)) {
+    if (key === 'global' || key === 'configuration') continue;
+    const desc = Object.getOwnPropertyDescriptor(g, key);
+    // The global object itself (`globalThis`) stays extensible: code may add its own globals.
+    if ('value' in desc && desc.value !== g) deepFreeze(desc.value);
+    if (desc.configurable) {
+      if ('value' in desc) Object.defineProperty(g, key, { writable: false, configurable: false });
+      else Object.defineProperty(g, key, { configurable: false });
+    }
+  }
+  deepFreeze(postLoginApi);
+  deepFreeze(credentialsExchangeApi);
 })();

@@ -10,6 +10,7 @@
 mod consent;
 mod login;
 mod request;
+mod resume;
 pub mod throttle;
 
 pub use consent::ConsentSubmission;
@@ -22,7 +23,9 @@ use super::registrar::with_params;
 use super::scopes::ScopeLine;
 use super::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::crypto::{ct_eq, hash_token, random_token};
-use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
+use crate::domain::{RequestInfo, ScopeSet};
+use crate::oauth::claims::{ClaimsFor, Decided};
+use crate::rules::Protocol;
 use crate::store::{ClientRecord, CodeRecord, LoginTransactionRecord, SessionRecord, UserRecord};
 use request::Rejection;
 
@@ -44,6 +47,25 @@ pub struct Browser {
     pub hostname: Option<String>,
     /// The device cookie: accounts that signed in from this browser (see [`throttle`]).
     pub device: Option<String>,
+    /// HTTP method of the request.
+    pub method: String,
+    /// The first language of `Accept-Language`.
+    pub language: Option<String>,
+}
+
+impl Browser {
+    /// What rules and actions are told of this request, with `query`'s parameters.
+    pub fn request_info(&self, query: std::collections::BTreeMap<String, String>) -> RequestInfo {
+        RequestInfo {
+            ip: self.ip.clone(),
+            method: self.method.clone(),
+            hostname: self.hostname.clone().unwrap_or_default(),
+            user_agent: self.user_agent.clone().unwrap_or_default(),
+            language: self.language.clone().unwrap_or_default(),
+            query,
+            body: Default::default(),
+        }
+    }
 }
 
 /// Cookies the HTTP layer must set with the response.
@@ -313,6 +335,7 @@ impl Provider {
             consented_at: None,
             created_at: now,
             expires_at: now + self.lifetimes().login_transaction,
+            resume: None,
         };
         self.store()
             .insert_login_transaction(&record, TRANSACTIONS_PER_BROWSER)
@@ -466,8 +489,8 @@ impl Provider {
         .into()
     }
 
-    /// Authentication and consent are done: run the rules, issue the code and send the
-    /// browser back.
+    /// Authentication and consent are done: run the rules and actions, issue the code and send
+    /// the browser back (or, when an action redirects, park the login until `/continue`).
     async fn finish(
         &self,
         tenant: &Tenant,
@@ -477,50 +500,71 @@ impl Provider {
         browser: &Browser,
     ) -> anyhow::Result<Answer> {
         let SignedIn { session, user } = signed_in;
-        let rbac = self
-            .rbac(
+        let sid = session_public_id(&session.id_hash);
+        let decided = self
+            .decide_claims(
                 tenant,
-                &user.user_id,
-                request.audience.as_deref(),
-                request.scope.clone(),
+                ClaimsFor {
+                    user,
+                    client,
+                    protocol: Protocol::Login,
+                    request: browser.request_info(request.query.clone()),
+                    session_id: Some(&sid),
+                    auth_time: session.auth_time,
+                    scope: request.scope.clone(),
+                    audience: request.audience.as_deref(),
+                    ceiling: None,
+                },
+                None,
             )
             .await?;
-        let scope = rbac.scope.clone();
-        let sid = session_public_id(&session.id_hash);
-        let outcome = self
-            .rules()
-            .run(RunInput {
-                tenant_id: &tenant.id,
-                tenant_name: &tenant.name,
-                rules_generation: tenant.rules_generation,
-                protocol: Protocol::Login,
-                user,
-                client,
-                request: RequestInfo {
-                    ip: browser.ip.clone(),
-                    hostname: browser.hostname.clone().unwrap_or_default(),
-                    user_agent: browser.user_agent.clone().unwrap_or_default(),
-                    query: request.query.clone(),
-                },
-                session_id: Some(&sid),
-                auth_time: session.auth_time,
-                scope: &scope,
-                audience: request.audience.as_deref(),
-                now: self.now(),
-            })
-            .await?;
-        let (mut claims, scope) = match outcome {
-            RulesOutcome::Allow { claims, scope } => (claims, scope),
-            RulesOutcome::Deny { message } => {
-                return Ok(self.fail(tenant, request, ErrorCode::AccessDenied, &message));
+        self.conclude(tenant, client, request, signed_in, browser, decided)
+            .await
+    }
+
+    /// What the claims step decided, as the browser's answer: the client's callback with a
+    /// code or an error, or the page an action sends the user to.
+    async fn conclude(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        request: &AuthorizationRequest,
+        signed_in: &SignedIn,
+        browser: &Browser,
+        decided: Decided,
+    ) -> anyhow::Result<Answer> {
+        match decided {
+            Decided::Tokens { claims, scope } => {
+                self.issue_code(tenant, client, request, signed_in, claims, scope)
+                    .await
             }
-            RulesOutcome::Fail { execution_id } => {
-                let description =
-                    format!("a rule failed; the tenant can look up execution {execution_id}");
-                return Ok(self.fail(tenant, request, ErrorCode::ServerError, &description));
+            Decided::Denied(message) => {
+                Ok(self.fail(tenant, request, ErrorCode::AccessDenied, &message))
             }
-        };
-        rbac.add_claims(&mut claims);
+            Decided::Failed(execution_id) => {
+                let description = format!(
+                    "a rule or action failed; the tenant can look up execution {execution_id}"
+                );
+                Ok(self.fail(tenant, request, ErrorCode::ServerError, &description))
+            }
+            Decided::Redirect { url, resume } => {
+                self.pause(tenant, client, request, browser, &url, &resume)
+                    .await
+            }
+        }
+    }
+
+    /// Issues the code for a finished login and sends the browser back to the client.
+    async fn issue_code(
+        &self,
+        tenant: &Tenant,
+        client: &ClientRecord,
+        request: &AuthorizationRequest,
+        signed_in: &SignedIn,
+        claims: serde_json::Value,
+        scope: ScopeSet,
+    ) -> anyhow::Result<Answer> {
+        let SignedIn { session, user } = signed_in;
         let code = random_token(32);
         let now = self.now();
         self.store()
@@ -536,7 +580,7 @@ impl Provider {
                 nonce: request.nonce.clone(),
                 code_challenge: request.code_challenge.clone(),
                 auth_time: session.auth_time,
-                session_id: Some(sid),
+                session_id: Some(session_public_id(&session.id_hash)),
                 claims: crate::store::JsonText(claims),
                 created_at: now,
                 expires_at: now + self.lifetimes().code,
@@ -565,7 +609,9 @@ impl Provider {
             .store()
             .login_transaction(&tenant.id, &hash_token(tx_id), self.now())
             .await?
+            .filter(|tx| tx.resume.is_none())
         else {
+            // A paused login waits at `/continue` and is good for nothing else.
             return Ok(None);
         };
         let bound = browser

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use super::client_auth::PresentedCredentials;
 use super::issuer::TokenResponse;
 use super::{ErrorCode, OAuthError, Provider, Tenant};
-use crate::rules::RequestInfo;
+use crate::domain::RequestInfo;
 
 /// A token request, parsed from the form body.
 #[derive(Debug)]
@@ -132,6 +132,7 @@ impl Provider {
                     &client,
                     audience.as_deref(),
                     scope.as_deref(),
+                    request,
                 )
                 .await
             }

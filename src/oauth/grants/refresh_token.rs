@@ -1,8 +1,10 @@
 use crate::crypto::hash_token;
+use crate::domain::RequestInfo;
 use crate::domain::ScopeSet;
+use crate::oauth::claims::{ClaimsFor, Decided};
 use crate::oauth::issuer::{AlreadyRotated, Issue, Rotation, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
-use crate::rules::{Protocol, RequestInfo, RulesOutcome, RunInput};
+use crate::rules::Protocol;
 use crate::store::ClientRecord;
 
 fn invalid_grant(description: &str) -> OAuthError {
@@ -80,41 +82,45 @@ impl Provider {
         let Some(user) = self.store().user(&tenant.id, &record.user_id).await? else {
             return Err(invalid_grant("the user no longer exists"));
         };
-        // Roles are read again: a permission taken away stops at the next refresh.
-        let rbac = self
-            .rbac(tenant, &user.user_id, record.audience.as_deref(), scope)
+        // Roles are read again and the rules and actions run again: a permission taken away,
+        // or a rule that now denies, stops at the next refresh.
+        let decided = self
+            .decide_claims(
+                tenant,
+                ClaimsFor {
+                    user: &user,
+                    client,
+                    protocol: Protocol::Refresh,
+                    request: request.clone(),
+                    session_id: record.session_id.as_deref(),
+                    auth_time: record.auth_time,
+                    scope,
+                    audience: record.audience.as_deref(),
+                    ceiling: Some(&granted),
+                },
+                None,
+            )
             .await?;
-        let scope = rbac.scope.clone();
-        let outcome = self
-            .rules()
-            .run(RunInput {
-                tenant_id: &tenant.id,
-                tenant_name: &tenant.name,
-                rules_generation: tenant.rules_generation,
-                protocol: Protocol::Refresh,
-                user: &user,
-                client,
-                request: request.clone(),
-                session_id: record.session_id.as_deref(),
-                auth_time: record.auth_time,
-                scope: &scope,
-                audience: record.audience.as_deref(),
-                now,
-            })
-            .await?;
-        let (mut extra, scope) = match outcome {
-            RulesOutcome::Allow { claims, scope } => (claims, scope),
-            RulesOutcome::Deny { message } => {
+        let (extra, scope) = match decided {
+            Decided::Tokens { claims, scope } => (claims, scope),
+            Decided::Denied(message) => {
                 return Err(OAuthError::new(ErrorCode::AccessDenied, message));
             }
-            RulesOutcome::Fail { execution_id } => {
+            Decided::Failed(execution_id) => {
                 return Err(OAuthError::new(
                     ErrorCode::ServerError,
-                    format!("a rule failed; the tenant can look up execution {execution_id}"),
+                    format!(
+                        "a rule or action failed; the tenant can look up execution {execution_id}"
+                    ),
+                ));
+            }
+            // Refreshes are not interactive: the runtime refuses a redirect there.
+            Decided::Redirect { .. } => {
+                return Err(OAuthError::internal(
+                    "an action redirected during a refresh",
                 ));
             }
         };
-        rbac.add_claims(&mut extra);
         let issued = self
             .issue_tokens(Issue {
                 tenant,

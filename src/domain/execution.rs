@@ -1,5 +1,6 @@
-//! One rule execution, described once: the pipeline builds it, the execution log stores it,
-//! the Management API and the CLI show it.
+//! One execution of a rule or an action, described once: the engine says how it failed
+//! ([`Failure`]), the trigger builds the record ([`ExecutionRecord`]), the execution log stores
+//! it, the Management API and the CLI show it.
 
 use serde::{Deserialize, Serialize};
 
@@ -26,6 +27,57 @@ impl LogLine {
         LogLine {
             level: "error".into(),
             message: message.into(),
+        }
+    }
+}
+
+/// Why an execution failed, as the engine saw it. Each fails the login closed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The instruction budget ran out.
+    Fuel,
+    /// The wall-clock deadline passed.
+    Timeout,
+    /// The code tried to grow memory past the cap and then failed.
+    Memory,
+    /// The wasm stack overflowed.
+    StackOverflow,
+    /// Any other trap (`unreachable`, out-of-bounds access, ...).
+    Trap(String),
+    /// JavaScript threw, rejected, failed its callback or never finished (the runtime logs
+    /// the error and traps; this carries the error's first line).
+    Script(String),
+    /// The module lacks an export or has the wrong signature.
+    Abi(String),
+    /// The output was out of bounds, too large, not UTF-8 JSON, or not an object.
+    BadOutput(String),
+}
+
+impl Failure {
+    /// What kind of failure this is, as the execution log records it.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Failure::Fuel => FailureKind::Fuel,
+            Failure::Timeout => FailureKind::Timeout,
+            Failure::Memory => FailureKind::Memory,
+            Failure::StackOverflow => FailureKind::StackOverflow,
+            Failure::Trap(_) | Failure::Script(_) => FailureKind::Trap,
+            Failure::Abi(_) => FailureKind::Abi,
+            Failure::BadOutput(_) => FailureKind::BadOutput,
+        }
+    }
+
+    /// A description for the tenant's execution log (never shown to end users).
+    pub fn detail(&self) -> String {
+        match self {
+            Failure::Fuel => "the code used its whole instruction budget (fuel)".into(),
+            Failure::Timeout => "the code ran past its deadline".into(),
+            Failure::Memory => "the code tried to use more memory than allowed".into(),
+            Failure::StackOverflow => "the code overflowed its stack (deep recursion?)".into(),
+            Failure::Trap(t) => format!("the code trapped: {t}"),
+            Failure::Script(e) => format!("the JavaScript failed: {e}"),
+            Failure::Abi(m) => format!("the module does not follow rule ABI v1: {m}"),
+            Failure::BadOutput(m) => format!("the output is invalid: {m}"),
         }
     }
 }
@@ -148,35 +200,45 @@ impl utoipa::PartialSchema for Outcome {
 
 impl utoipa::ToSchema for Outcome {}
 
-/// What ran the rule.
+/// What ran the code: the protocol of the login (Auth0's `context.protocol` /
+/// `event.transaction.protocol`), or a test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Trigger {
-    /// A login (authorization code grant): `context.protocol = "oidc-basic-profile"`.
+    /// A login (authorization code grant): `oidc-basic-profile`.
     #[serde(rename = "oidc-basic-profile")]
     Login,
-    /// A refresh: `context.protocol = "oauth2-refresh-token"`.
+    /// A refresh: `oauth2-refresh-token`.
     #[serde(rename = "oauth2-refresh-token")]
     Refresh,
-    /// The Management API's rule test endpoint.
+    /// A client credentials grant (credentials-exchange actions): `oauth2-client-credentials`.
+    #[serde(rename = "oauth2-client-credentials")]
+    ClientCredentials,
+    /// The Management API's test endpoints.
     #[serde(rename = "test")]
     Test,
 }
 
+const TRIGGERS: [Trigger; 4] = [
+    Trigger::Login,
+    Trigger::Refresh,
+    Trigger::ClientCredentials,
+    Trigger::Test,
+];
+
 impl Trigger {
-    /// The label stored in the log (the `context.protocol` of a real execution).
+    /// The label stored in the log (the protocol of a real execution).
     pub fn label(self) -> &'static str {
         match self {
             Trigger::Login => "oidc-basic-profile",
             Trigger::Refresh => "oauth2-refresh-token",
+            Trigger::ClientCredentials => "oauth2-client-credentials",
             Trigger::Test => "test",
         }
     }
 
     /// The trigger a label names.
     pub fn parse(label: &str) -> Option<Trigger> {
-        [Trigger::Login, Trigger::Refresh, Trigger::Test]
-            .into_iter()
-            .find(|t| t.label() == label)
+        TRIGGERS.into_iter().find(|t| t.label() == label)
     }
 }
 
@@ -184,21 +246,55 @@ impl utoipa::PartialSchema for Trigger {
     fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
         utoipa::openapi::schema::ObjectBuilder::new()
             .schema_type(utoipa::openapi::schema::Type::String)
-            .enum_values(Some(["oidc-basic-profile", "oauth2-refresh-token", "test"]))
+            .enum_values(Some(TRIGGERS.map(Trigger::label)))
             .into()
     }
 }
 
 impl utoipa::ToSchema for Trigger {}
 
-/// One execution of one rule, as the tenant's execution log keeps it.
+/// What kind of code an execution ran.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum CodeKind {
+    /// An Auth0-style rule (wasm or JavaScript).
+    #[default]
+    Rule,
+    /// An Auth0 Action.
+    Action,
+}
+
+impl CodeKind {
+    /// The stored label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeKind::Rule => "rule",
+            CodeKind::Action => "action",
+        }
+    }
+
+    /// The kind a stored label names.
+    pub fn parse(label: &str) -> Option<CodeKind> {
+        match label {
+            "rule" => Some(CodeKind::Rule),
+            "action" => Some(CodeKind::Action),
+            _ => None,
+        }
+    }
+}
+
+/// One execution of one rule or action, as the tenant's execution log keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct ExecutionRecord {
     /// Execution id (time-ordered), quoted to end users when a rule fails.
     pub id: String,
-    /// Rule id.
+    /// A rule or an action.
+    pub kind: CodeKind,
+    /// Rule or action id.
     pub rule_id: String,
-    /// Rule name at the time.
+    /// Rule or action name at the time.
     pub rule_name: String,
     /// What ran it.
     #[serde(rename = "protocol")]
@@ -213,18 +309,20 @@ pub struct ExecutionRecord {
     pub logs: Vec<LogLine>,
     /// Unix time.
     pub created_at: i64,
-    /// The rule's version that ran (0 when unknown: recorded before versions existed).
+    /// The rule's or action's version that ran (0 when unknown: recorded before versions
+    /// existed).
     pub rule_version: i64,
     /// The rule failed and, its `on_failure` being `skip`, the pipeline went on without it.
     pub skipped: bool,
 }
 
 impl ExecutionRecord {
-    /// A record of an execution that is about to run (outcome set when it ends).
+    /// A record of a rule's execution that is about to run (outcome set when it ends).
     pub fn start(rule_id: &str, rule_name: &str, trigger: Trigger, now: i64) -> Self {
         ExecutionRecord {
             // Time-ordered ids keep executions of one second in the order they ran.
             id: uuid::Uuid::now_v7().to_string(),
+            kind: CodeKind::Rule,
             rule_id: rule_id.to_string(),
             rule_name: rule_name.to_string(),
             trigger,

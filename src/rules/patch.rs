@@ -1,62 +1,9 @@
-//! The pipeline: runs a tenant's rules in order, applying each output as a JSON Merge Patch
-//! (RFC 7396) and holding host-owned fields unchanged. The first denial or failure stops it.
-
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+//! What a rule's output may change, and how: RFC 7396 merge patches on the writable members of
+//! `user` and `context`, host-owned fields held unchanged, restricted claims dropped, and the
+//! requests Wardstone cannot honour (MFA, redirects) recognised so the login fails closed. Also
+//! the rule input, serialized once per trigger run and patched per rule.
 
 use serde_json::{Map, Value};
-
-use super::engine::{CompiledRule, Failure, RuleEngine};
-use super::execution::{ExecutionRecord, FailureKind, LogLine, Outcome, Trigger};
-use crate::domain::OnFailure;
-
-/// A rule ready to run.
-#[derive(Clone)]
-pub struct PreparedRule {
-    /// Rule id.
-    pub id: String,
-    /// Rule name.
-    pub name: String,
-    /// The rule's version (recorded with each execution).
-    pub version: i64,
-    /// What its failure does.
-    pub on_failure: OnFailure,
-    /// Its compiled module.
-    pub compiled: Arc<CompiledRule>,
-}
-
-/// How a pipeline ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Verdict {
-    /// Every rule passed; the patched objects.
-    Allow {
-        /// The user after all patches.
-        user: Value,
-        /// The context after all patches.
-        context: Value,
-    },
-    /// A rule denied access.
-    Deny {
-        /// The rule's message.
-        message: String,
-        /// The execution that denied.
-        execution_id: String,
-    },
-    /// A rule failed; the login fails closed.
-    Fail {
-        /// The execution that failed.
-        execution_id: String,
-    },
-}
-
-/// A pipeline's verdict and the record of every execution.
-#[derive(Debug)]
-pub struct PipelineRun {
-    /// How it ended.
-    pub verdict: Verdict,
-    /// What ran, in order.
-    pub records: Vec<ExecutionRecord>,
-}
 
 /// Claims no rule may set: the host owns them, or relies on them to decide who a token speaks
 /// for (`gty` and `sub` make a Management API caller, `gid` ties a token to its grant,
@@ -90,8 +37,8 @@ pub const RESTRICTED_CLAIMS: &[&str] = &[
     "org_id",
 ];
 
-const USER_WRITABLE: &[&str] = &["app_metadata", "user_metadata"];
-const CONTEXT_WRITABLE: &[&str] = &["idToken", "accessToken"];
+pub(crate) const USER_WRITABLE: &[&str] = &["app_metadata", "user_metadata"];
+pub(crate) const CONTEXT_WRITABLE: &[&str] = &["idToken", "accessToken"];
 
 /// RFC 7396 JSON Merge Patch.
 pub fn merge_patch(target: &mut Value, patch: &Value) {
@@ -145,7 +92,7 @@ fn patch_object(
     }
 }
 
-fn drop_restricted(
+pub(crate) fn drop_restricted(
     claims: &mut Map<String, Value>,
     token: &str,
     keep_scope: bool,
@@ -165,7 +112,7 @@ fn drop_restricted(
 
 /// Why a rule's output could not be applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
-enum NotApplied {
+pub(crate) enum NotApplied {
     /// The output is malformed.
     Malformed(String),
     /// The rule asks for something this server cannot do; the login must not go on without it.
@@ -209,7 +156,7 @@ pub fn unsupported_request(context_patch: &Map<String, Value>) -> Option<String>
 }
 
 /// Applies one rule's output.
-fn apply(
+pub(crate) fn apply(
     output: &Map<String, Value>,
     user: &mut Value,
     context: &mut Value,
@@ -261,7 +208,7 @@ fn apply(
 }
 
 /// A denial message as the end user's application will see it: bounded, no control characters.
-fn clean_message(message: &str) -> String {
+pub(crate) fn clean_message(message: &str) -> String {
     let cleaned: String = message
         .chars()
         .filter(|c| !c.is_control())
@@ -286,7 +233,7 @@ pub(crate) fn deny_of(output: &Map<String, Value>) -> Option<Result<String, Stri
 
 /// The parts of the input no rule can change, serialized once per pipeline; only the writable
 /// members are serialized again for each rule.
-struct InputFrame {
+pub(crate) struct InputFrame {
     user_head: String,
     context_head: String,
     configuration: String,
@@ -309,7 +256,7 @@ fn head_without(value: &Value, skip: &[&str]) -> String {
 }
 
 impl InputFrame {
-    fn new(user: &Value, context: &Value, configuration: &str) -> Self {
+    pub(crate) fn new(user: &Value, context: &Value, configuration: &str) -> Self {
         InputFrame {
             user_head: head_without(user, USER_WRITABLE),
             context_head: head_without(context, CONTEXT_WRITABLE),
@@ -317,7 +264,7 @@ impl InputFrame {
         }
     }
 
-    fn input(&self, user: &Value, context: &Value) -> Vec<u8> {
+    pub(crate) fn input(&self, user: &Value, context: &Value) -> Vec<u8> {
         let mut out = Vec::with_capacity(
             self.user_head.len() + self.context_head.len() + self.configuration.len() + 512,
         );
@@ -345,169 +292,6 @@ impl InputFrame {
         out.extend_from_slice(self.configuration.as_bytes());
         out.push(b'}');
         out
-    }
-}
-
-/// What a tenant gives every rule of a pipeline: its settings and its reach.
-#[derive(Debug, Clone, Copy)]
-pub struct TenantEnv<'a> {
-    /// The settings as the JSON object rules receive.
-    pub configuration_json: &'a str,
-    /// What `wardstone.http_fetch` may reach.
-    pub net: &'a super::outbound::NetPolicy,
-}
-
-/// Runs `rules` in order on `user` and `context`. Blocking: call it off the async workers.
-pub fn run_pipeline(
-    engine: &RuleEngine,
-    rules: &[PreparedRule],
-    mut user: Value,
-    mut context: Value,
-    env: TenantEnv<'_>,
-    trigger: Trigger,
-    now: i64,
-) -> PipelineRun {
-    let TenantEnv {
-        configuration_json,
-        net,
-    } = env;
-    let limits = engine.limits();
-    let started = Instant::now();
-    let frame = InputFrame::new(&user, &context, configuration_json);
-    let mut records: Vec<ExecutionRecord> = Vec::with_capacity(rules.len());
-    let fail = |mut records: Vec<ExecutionRecord>| {
-        let execution_id = records.last_mut().map(|r| r.id.clone()).unwrap_or_default();
-        PipelineRun {
-            verdict: Verdict::Fail { execution_id },
-            records,
-        }
-    };
-    // A failing rule whose `on_failure` is `skip` is recorded as skipped and the pipeline goes
-    // on with the objects as they were before it; any other failure ends it.
-    macro_rules! failed {
-        ($record:ident, $rule:ident) => {{
-            if $rule.on_failure == OnFailure::Skip {
-                $record.skipped = true;
-                records.push($record);
-                continue;
-            }
-            records.push($record);
-            return fail(records);
-        }};
-    }
-    for rule in rules {
-        let mut record = ExecutionRecord::start(&rule.id, &rule.name, trigger, now);
-        record.rule_version = rule.version;
-        let remaining = limits.pipeline_timeout.saturating_sub(started.elapsed());
-        if remaining < Duration::from_millis(1) {
-            record.fail(
-                FailureKind::Timeout,
-                "the pipeline's deadline passed before this rule could run",
-            );
-            failed!(record, rule);
-        }
-        let input = frame.input(&user, &context);
-        let deadline = if rule.compiled.uses_http {
-            limits.http_rule_timeout
-        } else {
-            limits.rule_timeout
-        };
-        let execution = engine.execute_with(&rule.compiled, &input, deadline.min(remaining), net);
-        record.duration_us = i64::try_from(execution.duration.as_micros()).unwrap_or(i64::MAX);
-        record.fuel = i64::try_from(execution.fuel_used).unwrap_or(i64::MAX);
-        record.logs = execution.logs;
-        let output = match execution.result {
-            Ok(output) => output,
-            Err(failure) => {
-                record.fail(failure.kind(), failure.detail());
-                failed!(record, rule);
-            }
-        };
-        match deny_of(&output) {
-            Some(Ok(message)) => {
-                record.outcome = Outcome::Denied;
-                let execution_id = record.id.clone();
-                records.push(record);
-                return PipelineRun {
-                    verdict: Verdict::Deny {
-                        message,
-                        execution_id,
-                    },
-                    records,
-                };
-            }
-            Some(Err(why)) => {
-                record.fail(FailureKind::BadOutput, Failure::BadOutput(why).detail());
-                failed!(record, rule);
-            }
-            None => {}
-        }
-        // A skip-rule's bad output must not leave half a patch behind: apply it to copies.
-        let (mut next_user, mut next_context) = if rule.on_failure == OnFailure::Skip {
-            (user.clone(), context.clone())
-        } else {
-            (std::mem::take(&mut user), std::mem::take(&mut context))
-        };
-        match apply(&output, &mut next_user, &mut next_context) {
-            Ok(notes) => {
-                record.logs.extend(notes.into_iter().map(LogLine::warn));
-                records.push(record);
-                (user, context) = (next_user, next_context);
-            }
-            Err(NotApplied::Malformed(why)) => {
-                record.fail(FailureKind::BadOutput, Failure::BadOutput(why).detail());
-                failed!(record, rule);
-            }
-            // Never skipped: the rule made it a condition of the login.
-            Err(NotApplied::Unsupported(message)) => {
-                record.fail(FailureKind::Unsupported, message.clone());
-                let execution_id = record.id.clone();
-                records.push(record);
-                return PipelineRun {
-                    verdict: Verdict::Deny {
-                        message,
-                        execution_id,
-                    },
-                    records,
-                };
-            }
-        }
-    }
-    // Metadata is stored and sent to every later rule: bound it like the Management API does.
-    for key in USER_WRITABLE {
-        let size = user.get(*key).map(|m| m.to_string().len()).unwrap_or(0);
-        if size > limits.metadata_bytes
-            && let Some(last) = records.last_mut()
-        {
-            last.fail(
-                FailureKind::MetadataTooLarge,
-                format!(
-                    "user.{key} would be {size} bytes; at most {} are allowed",
-                    limits.metadata_bytes
-                ),
-            );
-            return fail(records);
-        }
-    }
-    // Claims that would bloat every token fail the login rather than the API calls after it.
-    for (token, key) in [("ID token", "idToken"), ("access token", "accessToken")] {
-        let size = context.get(key).map(|c| c.to_string().len()).unwrap_or(0);
-        if size > limits.claims_bytes
-            && let Some(last) = records.last_mut()
-        {
-            last.fail(
-                FailureKind::ClaimsTooLarge,
-                format!(
-                    "custom claims of the {token} are {size} bytes; at most {} are allowed",
-                    limits.claims_bytes
-                ),
-            );
-            return fail(records);
-        }
-    }
-    PipelineRun {
-        verdict: Verdict::Allow { user, context },
-        records,
     }
 }
 

@@ -1,0 +1,377 @@
+//! What a trigger run is given, and what rules and actions see of it: Auth0's Rules `user` and
+//! `context` (rule ABI v1 input), and Auth0's Actions `event` for post-login and
+//! credentials-exchange — built once per run; only the parts an earlier rule or action can
+//! change are serialized again for the next one.
+
+use serde_json::{Map, Value, json};
+
+use crate::domain::{RequestInfo, ScopeSet};
+use crate::store::{ClientRecord, UserRecord};
+use rules_sdk::{
+    AccessToken, Authentication, AuthenticationMethod, Authorization, Context, IdToken, Request,
+    Stats, User,
+};
+
+/// Which flow runs the trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Authorization code grant, after login and consent.
+    Login,
+    /// Refresh token grant.
+    Refresh,
+}
+
+impl Protocol {
+    /// Auth0's `context.protocol` / `event.transaction.protocol`.
+    pub fn as_str(self) -> &'static str {
+        self.trigger().label()
+    }
+
+    /// How the execution log names it.
+    pub fn trigger(self) -> crate::domain::execution::Trigger {
+        match self {
+            Protocol::Login => crate::domain::execution::Trigger::Login,
+            Protocol::Refresh => crate::domain::execution::Trigger::Refresh,
+        }
+    }
+}
+
+/// Everything a post-login run needs to know about the login.
+pub struct LoginInput<'a> {
+    /// Tenant id.
+    pub tenant_id: &'a str,
+    /// Tenant name.
+    pub tenant_name: &'a str,
+    /// The tenant's issuer (`iss` of the session tokens actions encode).
+    pub issuer: &'a str,
+    /// The tenant's rules generation, as read with the tenant for this request.
+    pub rules_generation: i64,
+    /// Login or refresh.
+    pub protocol: Protocol,
+    /// The user.
+    pub user: &'a UserRecord,
+    /// The client.
+    pub client: &'a ClientRecord,
+    /// The request.
+    pub request: RequestInfo,
+    /// Public session id.
+    pub session_id: Option<&'a str>,
+    /// When the user authenticated.
+    pub auth_time: i64,
+    /// Granted scopes.
+    pub scope: &'a ScopeSet,
+    /// API identifier.
+    pub audience: Option<&'a str>,
+    /// Now.
+    pub now: i64,
+}
+
+/// Everything a credentials-exchange run needs to know about the token request.
+pub struct ClientCredentialsInput<'a> {
+    /// Tenant id.
+    pub tenant_id: &'a str,
+    /// Tenant name.
+    pub tenant_name: &'a str,
+    /// The tenant's rules generation, as read with the tenant for this request.
+    pub rules_generation: i64,
+    /// The client.
+    pub client: &'a ClientRecord,
+    /// The API the token is for.
+    pub audience: &'a str,
+    /// The scopes being granted.
+    pub scope: &'a ScopeSet,
+    /// The request.
+    pub request: RequestInfo,
+    /// Now.
+    pub now: i64,
+}
+
+fn rfc3339(unix: i64) -> Option<String> {
+    let t = time::OffsetDateTime::from_unix_timestamp(unix).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
+/// The only connection Wardstone has: Auth0's default database connection.
+const CONNECTION: &str = "Username-Password-Authentication";
+
+/// Auth0's Rules `user` and `context` for a login; `roles` are the names of the user's roles.
+pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context) {
+    let u = input.user;
+    let user = User {
+        user_id: u.user_id.clone(),
+        email: Some(u.email.clone()),
+        email_verified: u.email_verified == 1,
+        name: u.name.clone(),
+        given_name: u.given_name.clone(),
+        family_name: u.family_name.clone(),
+        nickname: u.nickname.clone(),
+        picture: u.picture.clone(),
+        username: u.username.clone(),
+        created_at: rfc3339(u.created_at),
+        updated_at: rfc3339(u.updated_at),
+        last_login: u.last_login.and_then(rfc3339),
+        logins_count: u.logins_count,
+        app_metadata: u.app_metadata.0.clone().into(),
+        user_metadata: u.user_metadata.0.clone().into(),
+    };
+    let context = Context {
+        tenant: input.tenant_name.to_string(),
+        client_id: input.client.client_id.clone(),
+        client_name: input.client.name.clone(),
+        client_metadata: input.client.metadata.0.clone().into(),
+        connection: CONNECTION.into(),
+        connection_strategy: "auth0".into(),
+        protocol: input.protocol.as_str().into(),
+        request: Request {
+            ip: input.request.ip.clone(),
+            hostname: input.request.hostname.clone(),
+            user_agent: input.request.user_agent.clone(),
+            query: input.request.query.clone(),
+        }
+        .into(),
+        stats: Stats {
+            logins_count: u.logins_count,
+        },
+        session_id: input.session_id.unwrap_or_default().to_string(),
+        authentication: Authentication {
+            methods: vec![AuthenticationMethod {
+                name: "pwd".into(),
+                timestamp: input.auth_time * 1000,
+            }],
+        }
+        .into(),
+        authorization: Authorization { roles },
+        id_token: IdToken::default(),
+        access_token: AccessToken {
+            scope: input.scope.iter().map(String::from).collect(),
+            claims: Map::new(),
+        },
+        audience: input.audience.map(String::from),
+    };
+    (user, context)
+}
+
+/// Auth0's Actions `event.user` from a Rules-shaped user (metadata always objects).
+pub fn event_user(user: &Value) -> Value {
+    let mut out = user.clone();
+    if let Value::Object(map) = &mut out {
+        for key in ["app_metadata", "user_metadata"] {
+            if !map.get(key).is_some_and(Value::is_object) {
+                map.insert(key.into(), json!({}));
+            }
+        }
+        let user_id = map.get("user_id").cloned().unwrap_or(Value::Null);
+        map.entry("identities").or_insert_with(|| {
+            json!([{
+                "connection": CONNECTION,
+                "provider": "auth0",
+                "user_id": user_id.as_str().map(|id| id.strip_prefix("auth0|").unwrap_or(id)),
+                "isSocial": false,
+            }])
+        });
+        map.entry("multifactor").or_insert_with(|| json!([]));
+        map.entry("enrolledFactors").or_insert_with(|| json!([]));
+    }
+    out
+}
+
+/// The parts of an action's event that no action can change, serialized once per run, and
+/// the one that can (`user` for post-login, `accessToken` for credentials-exchange).
+pub(crate) struct EventFrame {
+    /// `"key":value` pairs, comma-joined.
+    fixed: String,
+    /// The member that is serialized again for every action.
+    dynamic: &'static str,
+}
+
+impl EventFrame {
+    /// The event of one action: the fixed part, `value` under the dynamic key, and the
+    /// action's own `secrets`.
+    pub(crate) fn event(&self, value: &Value, secrets: &str) -> String {
+        let mut out = String::with_capacity(self.fixed.len() + secrets.len() + 1024);
+        out.push('{');
+        out.push_str(&self.fixed);
+        out.push_str(",\"");
+        out.push_str(self.dynamic);
+        out.push_str("\":");
+        out.push_str(&value.to_string());
+        out.push_str(",\"secrets\":");
+        out.push_str(secrets);
+        out.push('}');
+        out
+    }
+}
+
+fn fixed(members: Map<String, Value>) -> String {
+    let text = Value::Object(members).to_string();
+    text[1..text.len() - 1].to_string()
+}
+
+/// Splits a space-separated parameter into Auth0's arrays (`prompt`, `ui_locales`, ...).
+fn words(query: &std::collections::BTreeMap<String, String>, key: &str) -> Value {
+    json!(
+        query
+            .get(key)
+            .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .unwrap_or_default()
+    )
+}
+
+/// The fixed part of a post-login event (Auth0's shape; empty where Wardstone has no data).
+pub(crate) fn post_login_event(
+    input: &LoginInput<'_>,
+    roles: &[String],
+    transaction_id: &str,
+) -> EventFrame {
+    let q = &input.request.query;
+    let requested: Vec<&str> = q
+        .get("scope")
+        .map(|s| s.split_whitespace().collect())
+        .unwrap_or_else(|| input.scope.iter().collect());
+    let mut event = Map::new();
+    event.insert(
+        "client".into(),
+        json!({
+            "client_id": input.client.client_id,
+            "name": input.client.name,
+            "metadata": input.client.metadata.0,
+        }),
+    );
+    event.insert(
+        "connection".into(),
+        json!({"id": "con_wardstone_database", "name": CONNECTION, "strategy": "auth0", "metadata": {}}),
+    );
+    event.insert(
+        "request".into(),
+        json!({
+            "ip": input.request.ip,
+            "method": input.request.method,
+            "hostname": input.request.hostname,
+            "user_agent": input.request.user_agent,
+            "language": input.request.language,
+            "query": input.request.query,
+            "body": input.request.body,
+            "geoip": {},
+        }),
+    );
+    event.insert(
+        "transaction".into(),
+        json!({
+            "id": transaction_id,
+            "protocol": input.protocol.as_str(),
+            "requested_scopes": requested,
+            "redirect_uri": q.get("redirect_uri"),
+            "response_type": words(q, "response_type"),
+            "response_mode": q.get("response_mode"),
+            "state": q.get("state"),
+            "login_hint": q.get("login_hint"),
+            "ui_locales": words(q, "ui_locales"),
+            "prompt": words(q, "prompt"),
+            "acr_values": words(q, "acr_values"),
+            "locale": input.request.language.split('-').next().filter(|l| !l.is_empty()).unwrap_or("en"),
+            "metadata": {},
+        }),
+    );
+    event.insert("authorization".into(), json!({"roles": roles}));
+    if let Some(audience) = input.audience {
+        event.insert("resource_server".into(), json!({"identifier": audience}));
+    }
+    event.insert(
+        "stats".into(),
+        json!({"logins_count": input.user.logins_count}),
+    );
+    event.insert(
+        "authentication".into(),
+        json!({
+            "methods": [{"name": "pwd", "timestamp": rfc3339(input.auth_time)}],
+            "riskAssessment": {},
+        }),
+    );
+    event.insert("tenant".into(), json!({"id": input.tenant_name}));
+    event.insert(
+        "session".into(),
+        json!({"id": input.session_id.unwrap_or_default()}),
+    );
+    event.insert("organization".into(), Value::Null);
+    event.insert("configuration".into(), json!({}));
+    EventFrame {
+        fixed: fixed(event),
+        dynamic: "user",
+    }
+}
+
+/// The fixed part of a credentials-exchange event.
+pub(crate) fn credentials_exchange_event(
+    input: &ClientCredentialsInput<'_>,
+    transaction_id: &str,
+) -> EventFrame {
+    let mut event = Map::new();
+    event.insert(
+        "client".into(),
+        json!({
+            "client_id": input.client.client_id,
+            "name": input.client.name,
+            "metadata": input.client.metadata.0,
+        }),
+    );
+    event.insert(
+        "resource_server".into(),
+        json!({"identifier": input.audience}),
+    );
+    event.insert(
+        "request".into(),
+        json!({
+            "ip": input.request.ip,
+            "method": input.request.method,
+            "hostname": input.request.hostname,
+            "user_agent": input.request.user_agent,
+            "language": input.request.language,
+            "body": {},
+            "geoip": {},
+        }),
+    );
+    event.insert(
+        "transaction".into(),
+        json!({
+            "id": transaction_id,
+            "protocol": crate::domain::execution::Trigger::ClientCredentials.label(),
+            "requested_scopes": input.scope.iter().collect::<Vec<_>>(),
+        }),
+    );
+    event.insert("tenant".into(), json!({"id": input.tenant_name}));
+    event.insert("organization".into(), Value::Null);
+    EventFrame {
+        fixed: fixed(event),
+        dynamic: "accessToken",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_joins_its_fixed_and_dynamic_parts() {
+        let mut fixed_part = Map::new();
+        fixed_part.insert("tenant".into(), json!({"id": "acme"}));
+        let frame = EventFrame {
+            fixed: fixed(fixed_part),
+            dynamic: "user",
+        };
+        let event: Value =
+            serde_json::from_str(&frame.event(&json!({"user_id": "u1"}), r#"{"K":"v"}"#)).unwrap();
+        assert_eq!(
+            event,
+            json!({"tenant": {"id": "acme"}, "user": {"user_id": "u1"}, "secrets": {"K": "v"}})
+        );
+    }
+
+    #[test]
+    fn the_event_user_always_has_metadata_objects() {
+        let user = event_user(&json!({"user_id": "auth0|1", "app_metadata": null}));
+        assert_eq!(user["app_metadata"], json!({}));
+        assert_eq!(user["user_metadata"], json!({}));
+        assert_eq!(user["identities"][0]["user_id"], "1");
+    }
+}

@@ -1,0 +1,261 @@
+//! `wardstone.crypto`: the cryptography JavaScript code asks the host for, so that HMACs,
+//! hashes, random bytes and JWTs are computed by aws-lc-rs and jsonwebtoken rather than by
+//! JavaScript arithmetic inside the sandbox. UTF-8 JSON in, UTF-8 JSON out; every refusal is an
+//! answer `{"error": "..."}` that the JavaScript side throws.
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// Largest random draw one call may ask for.
+const MAX_RANDOM_BYTES: usize = 64 << 10;
+
+#[derive(Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Request {
+    /// An HMAC of `data` under `key` (both given as `encoding`: utf8, base64 or hex).
+    Hmac {
+        alg: String,
+        key: String,
+        #[serde(default)]
+        key_encoding: Encoding,
+        data: String,
+        #[serde(default)]
+        data_encoding: Encoding,
+    },
+    /// A digest of `data`.
+    Hash {
+        alg: String,
+        data: String,
+        #[serde(default)]
+        data_encoding: Encoding,
+    },
+    /// `bytes` random bytes.
+    Random { bytes: usize },
+    /// A JWS compact token over `claims`.
+    JwtSign {
+        alg: String,
+        key: String,
+        claims: serde_json::Map<String, Value>,
+        #[serde(default)]
+        kid: Option<String>,
+    },
+    /// The claims of a token whose signature verifies under `key` and which has not expired.
+    JwtVerify {
+        alg: String,
+        key: String,
+        token: String,
+    },
+}
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Encoding {
+    #[default]
+    Utf8,
+    Base64,
+    Hex,
+}
+
+fn decode(text: &str, encoding: Encoding) -> Result<Vec<u8>, String> {
+    match encoding {
+        Encoding::Utf8 => Ok(text.as_bytes().to_vec()),
+        Encoding::Base64 => STANDARD
+            .decode(text)
+            .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
+            .map_err(|_| "the data is not base64".to_string()),
+        Encoding::Hex => {
+            if text.len() % 2 != 0 {
+                return Err("the data is not hex".into());
+            }
+            (0..text.len())
+                .step_by(2)
+                .map(|i| {
+                    u8::from_str_radix(&text[i..i + 2], 16)
+                        .map_err(|_| "the data is not hex".to_string())
+                })
+                .collect()
+        }
+    }
+}
+
+/// The digest as every encoding the JavaScript side may want.
+fn encoded(bytes: &[u8]) -> Value {
+    json!({"hex": crate::crypto::hex(bytes), "base64": STANDARD.encode(bytes)})
+}
+
+fn hmac_algorithm(alg: &str) -> Result<aws_lc_rs::hmac::Algorithm, String> {
+    Ok(match alg.to_ascii_lowercase().as_str() {
+        "sha256" => aws_lc_rs::hmac::HMAC_SHA256,
+        "sha384" => aws_lc_rs::hmac::HMAC_SHA384,
+        "sha512" => aws_lc_rs::hmac::HMAC_SHA512,
+        "sha1" => aws_lc_rs::hmac::HMAC_SHA1_FOR_LEGACY_USE_ONLY,
+        other => {
+            return Err(format!(
+                "HMAC algorithm {other:?} is not supported; use sha256, sha384, sha512 or sha1"
+            ));
+        }
+    })
+}
+
+fn digest_algorithm(alg: &str) -> Result<&'static aws_lc_rs::digest::Algorithm, String> {
+    Ok(match alg.to_ascii_lowercase().as_str() {
+        "sha256" => &aws_lc_rs::digest::SHA256,
+        "sha384" => &aws_lc_rs::digest::SHA384,
+        "sha512" => &aws_lc_rs::digest::SHA512,
+        "sha1" => &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        other => {
+            return Err(format!(
+                "hash algorithm {other:?} is not supported; use sha256, sha384, sha512 or sha1"
+            ));
+        }
+    })
+}
+
+fn jwt_algorithm(alg: &str) -> Result<jsonwebtoken::Algorithm, String> {
+    match alg {
+        "HS256" => Ok(jsonwebtoken::Algorithm::HS256),
+        "HS384" => Ok(jsonwebtoken::Algorithm::HS384),
+        "HS512" => Ok(jsonwebtoken::Algorithm::HS512),
+        other => Err(format!("JWT algorithm {other:?} is not supported here")),
+    }
+}
+
+fn run(request: Request, now: i64) -> Result<Value, String> {
+    match request {
+        Request::Hmac {
+            alg,
+            key,
+            key_encoding,
+            data,
+            data_encoding,
+        } => {
+            let key =
+                aws_lc_rs::hmac::Key::new(hmac_algorithm(&alg)?, &decode(&key, key_encoding)?);
+            let tag = aws_lc_rs::hmac::sign(&key, &decode(&data, data_encoding)?);
+            Ok(encoded(tag.as_ref()))
+        }
+        Request::Hash {
+            alg,
+            data,
+            data_encoding,
+        } => {
+            let digest =
+                aws_lc_rs::digest::digest(digest_algorithm(&alg)?, &decode(&data, data_encoding)?);
+            Ok(encoded(digest.as_ref()))
+        }
+        Request::Random { bytes } => {
+            if bytes > MAX_RANDOM_BYTES {
+                return Err(format!("at most {MAX_RANDOM_BYTES} random bytes per call"));
+            }
+            Ok(encoded(&crate::crypto::random_bytes(bytes)))
+        }
+        Request::JwtSign {
+            alg,
+            key,
+            claims,
+            kid,
+        } => {
+            let mut header = jsonwebtoken::Header::new(jwt_algorithm(&alg)?);
+            header.kid = kid;
+            let token = jsonwebtoken::encode(
+                &header,
+                &claims,
+                &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
+            )
+            .map_err(|e| format!("cannot sign: {e}"))?;
+            Ok(json!({"token": token}))
+        }
+        Request::JwtVerify { alg, key, token } => {
+            let alg = jwt_algorithm(&alg)?;
+            let mut validation = jsonwebtoken::Validation::new(alg);
+            // Expiry is checked below against the host's clock.
+            validation.validate_exp = false;
+            validation.validate_aud = false;
+            validation.required_spec_claims.clear();
+            let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
+                &token,
+                &jsonwebtoken::DecodingKey::from_secret(key.as_bytes()),
+                &validation,
+            )
+            .map_err(|e| format!("the token does not verify: {e}"))?;
+            if let Some(exp) = data.claims.get("exp") {
+                match exp.as_i64() {
+                    Some(exp) if exp > now => {}
+                    Some(_) => return Err("the token has expired".into()),
+                    None => return Err("the token's exp is not a number".into()),
+                }
+            }
+            Ok(json!({"claims": data.claims}))
+        }
+    }
+}
+
+/// The answer to one request from the JavaScript runtime.
+pub fn answer(request: &[u8]) -> Value {
+    let now = crate::clock::Clock::System.now();
+    match serde_json::from_slice::<Request>(request) {
+        Ok(r) => run(r, now).unwrap_or_else(|e| json!({ "error": e })),
+        Err(e) => json!({ "error": format!("invalid crypto request: {e}") }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ask(request: Value) -> Value {
+        answer(request.to_string().as_bytes())
+    }
+
+    #[test]
+    fn hmacs_and_hashes_match_known_vectors() {
+        // RFC 4231 test case 2.
+        let mac = ask(
+            json!({"op": "hmac", "alg": "sha256", "key": "Jefe", "data": "what do ya want for nothing?"}),
+        );
+        assert_eq!(
+            mac["hex"],
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
+        let hash = ask(json!({"op": "hash", "alg": "sha256", "data": "abc"}));
+        assert_eq!(
+            hash["hex"],
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert!(ask(json!({"op": "hash", "alg": "md4", "data": ""}))["error"].is_string());
+        assert!(ask(json!({"op": "random", "bytes": 1 << 30}))["error"].is_string());
+        assert_eq!(
+            ask(json!({"op": "random", "bytes": 16}))["hex"]
+                .as_str()
+                .unwrap()
+                .len(),
+            32
+        );
+    }
+
+    #[test]
+    fn jwts_round_trip_and_expired_or_forged_ones_are_refused() {
+        let now = crate::clock::Clock::System.now();
+        let token = ask(
+            json!({"op": "jwt_sign", "alg": "HS256", "key": "s3cret", "claims": {"state": "x", "exp": now + 60}}),
+        );
+        let token = token["token"].as_str().unwrap();
+        let ok = ask(json!({"op": "jwt_verify", "alg": "HS256", "key": "s3cret", "token": token}));
+        assert_eq!(ok["claims"]["state"], "x");
+        let forged =
+            ask(json!({"op": "jwt_verify", "alg": "HS256", "key": "other", "token": token}));
+        assert!(
+            forged["error"]
+                .as_str()
+                .unwrap()
+                .contains("does not verify")
+        );
+        let old =
+            ask(json!({"op": "jwt_sign", "alg": "HS256", "key": "k", "claims": {"exp": now - 1}}));
+        let expired =
+            ask(json!({"op": "jwt_verify", "alg": "HS256", "key": "k", "token": old["token"]}));
+        assert!(expired["error"].as_str().unwrap().contains("expired"));
+    }
+}

@@ -1,0 +1,674 @@
+//! A trigger run: post-login (the tenant's enabled rules in order, then the actions bound to
+//! post-login) or credentials-exchange (its bound actions), one after the other on one
+//! executor thread, each seeing what the previous ones set. The first denial or failure stops
+//! the run; a rule with `on_failure: skip` that fails is recorded and passed over. A redirect
+//! action pauses the run, which resumes at `/continue` with the same action's
+//! `onContinuePostLogin` (see [`Resume`]).
+//!
+//! Rules see Auth0's Rules `user`/`context` and answer merge patches ([`super::patch`]); actions
+//! see Auth0's Actions `event` and answer what they asked of the `api`
+//! ([`super::actions`]). Everything is applied to one [`RunState`].
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use super::actions::{ActionCache, ActionOutput, RedirectRequest, set_claims, set_metadata};
+use super::engine::{RuleEngine, Session};
+use super::input::{EventFrame, event_user};
+use super::outbound::NetPolicy;
+use super::patch::{InputFrame, NotApplied, apply, deny_of};
+use super::ruleset::PreparedItem;
+use crate::domain::execution::{
+    CodeKind, ExecutionRecord, Failure, FailureKind, LogLine, Outcome, Trigger,
+};
+use crate::domain::{OnFailure, ScopeSet, TriggerId};
+
+/// How a trigger run ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerOutcome {
+    /// Go on: these claims (`{"id_token":{}, "access_token":{}}`) and this scope go into the
+    /// tokens; `added_scopes` are what actions asked to add, for the caller to grant only
+    /// within what the client may be granted.
+    Allow {
+        /// Extra claims per token.
+        claims: Value,
+        /// The granted scope after rules and actions narrowed it.
+        scope: ScopeSet,
+        /// Scopes actions added (`api.accessToken.addScope`).
+        added_scopes: Vec<String>,
+    },
+    /// A rule or action denied access with this message (and, for credentials-exchange, this
+    /// RFC 6749 error code).
+    Deny {
+        /// The message for the client.
+        message: String,
+        /// `invalid_scope`, `invalid_request` or `server_error` (credentials-exchange).
+        code: Option<String>,
+    },
+    /// A rule or action failed; the tenant finds the details under this execution id.
+    Fail {
+        /// Execution id.
+        execution_id: String,
+    },
+    /// An action sent the browser away: the run resumes at `/continue` with `resume`.
+    Redirect {
+        /// Where to send the browser (with `state` and the action's query).
+        url: String,
+        /// What the run has done so far.
+        resume: Box<Resume>,
+    },
+}
+
+/// A paused post-login run, kept with the login transaction until `/continue` (sealed).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The action that redirected (its `onContinuePostLogin` runs first).
+    pub action_id: String,
+    /// The `state` the browser brings back (and the `state` claim of encoded tokens).
+    pub state: String,
+    /// `event.transaction.id`.
+    pub transaction_id: String,
+    /// The user as the run left it (metadata changes not yet saved).
+    pub user: Value,
+    /// The user's metadata before the run (what gets saved is the difference).
+    pub original_metadata: [Value; 2],
+    /// The claims and scope so far (Rules' `context.idToken` / `context.accessToken`).
+    pub tokens: Value,
+    /// Rules that ran (`api.rules.wasExecuted`).
+    pub executed_rules: Vec<String>,
+}
+
+/// What a run changes as it goes.
+#[derive(Debug, Clone)]
+pub(crate) struct RunState {
+    /// Rules' `user` (actions see it as `event.user`; metadata changes land here).
+    pub(crate) user: Value,
+    /// Rules' `context` (`idToken`, `accessToken` with `scope`: the claims and scope so far).
+    pub(crate) context: Value,
+    /// Rules that ran without failing.
+    pub(crate) executed_rules: Vec<String>,
+    /// The scope the run started from: rules may narrow it, only actions may add to it.
+    pub(crate) granted: Vec<String>,
+}
+
+/// What does not change during a run.
+pub(crate) struct RunContext<'a> {
+    pub(crate) tenant_id: &'a str,
+    pub(crate) trigger: TriggerId,
+    pub(crate) log_as: Trigger,
+    pub(crate) now: i64,
+    pub(crate) net: &'a NetPolicy,
+    /// The rule settings, for rules.
+    pub(crate) configuration: &'a str,
+    /// The fixed part of the actions' event.
+    pub(crate) event: Option<&'a EventFrame>,
+    /// Facts the actions' `api` needs.
+    pub(crate) issuer: &'a str,
+    pub(crate) subject: &'a str,
+    pub(crate) ip: &'a str,
+    pub(crate) resume_state: &'a str,
+    /// The `state` the browser came back with to `/continue` (what `validateToken` checks).
+    pub(crate) continue_state: Option<&'a str>,
+    pub(crate) transaction_id: &'a str,
+    /// An interactive login: an action may redirect the browser.
+    pub(crate) can_redirect: bool,
+    /// Resuming after a redirect: the action with this id runs `onContinuePostLogin`; the
+    /// items before it (and all rules) are not run again.
+    pub(crate) resume_at: Option<&'a str>,
+    pub(crate) cache: &'a ActionCache,
+}
+
+/// A run's outcome and the record of every execution, in order.
+pub(crate) struct TriggerRun {
+    pub(crate) outcome: TriggerOutcome,
+    pub(crate) records: Vec<ExecutionRecord>,
+    pub(crate) state: RunState,
+}
+
+fn micros(d: Duration) -> i64 {
+    i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
+}
+
+/// Runs `items` (rules, then actions) on `state`. Blocking: call it on an executor thread.
+pub(crate) fn run(
+    engine: &RuleEngine,
+    items: &[PreparedItem],
+    mut state: RunState,
+    cx: &RunContext<'_>,
+) -> TriggerRun {
+    let limits = engine.limits();
+    let started = Instant::now();
+    let mut session = engine.session(cx.net);
+    let frame = InputFrame::new(&state.user, &state.context, cx.configuration);
+    let mut records: Vec<ExecutionRecord> = Vec::with_capacity(items.len());
+    let skip_to = cx.resume_at.and_then(|id| {
+        items
+            .iter()
+            .position(|i| i.kind == CodeKind::Action && i.id == id)
+    });
+    let finish =
+        |outcome: TriggerOutcome, records: Vec<ExecutionRecord>, state: RunState| TriggerRun {
+            outcome,
+            records,
+            state,
+        };
+    if cx.resume_at.is_some() && skip_to.is_none() {
+        // The action that redirected is no longer bound (or deployed): nothing can continue.
+        let mut record = ExecutionRecord::start(
+            cx.resume_at.unwrap_or_default(),
+            "(unbound action)",
+            cx.log_as,
+            cx.now,
+        );
+        record.kind = CodeKind::Action;
+        record.fail(
+            FailureKind::Unavailable,
+            "the action that redirected the user is no longer bound to post-login; the login cannot continue",
+        );
+        let execution_id = record.id.clone();
+        return finish(TriggerOutcome::Fail { execution_id }, vec![record], state);
+    }
+    for (index, item) in items.iter().enumerate().skip(skip_to.unwrap_or(0)) {
+        let mut record = ExecutionRecord::start(&item.id, &item.name, cx.log_as, cx.now);
+        record.kind = item.kind;
+        record.rule_version = item.version;
+        let remaining = limits.pipeline_timeout.saturating_sub(started.elapsed());
+        let deadline = if item.compiled.uses_http {
+            limits.http_rule_timeout
+        } else {
+            limits.rule_timeout
+        }
+        .min(remaining);
+        if remaining < Duration::from_millis(1) {
+            record.fail(
+                FailureKind::Timeout,
+                "the trigger's deadline passed before this could run",
+            );
+            if item.kind == CodeKind::Rule && item.on_failure == OnFailure::Skip {
+                record.skipped = true;
+                records.push(record);
+                continue;
+            }
+            records.push(record);
+            return fail(records, state);
+        }
+        let step = match item.kind {
+            CodeKind::Rule => {
+                let input = frame.input(&state.user, &state.context);
+                rule_step(
+                    &mut session,
+                    item,
+                    &input,
+                    deadline,
+                    &mut state,
+                    &mut record,
+                )
+            }
+            CodeKind::Action => {
+                let entry = if skip_to == Some(index) {
+                    "onContinuePostLogin"
+                } else {
+                    cx.trigger.entry_point()
+                };
+                action_step(
+                    &mut session,
+                    item,
+                    entry,
+                    deadline,
+                    cx,
+                    &mut state,
+                    &mut record,
+                )
+            }
+        };
+        match step {
+            Step::Next => records.push(record),
+            Step::Skipped => {
+                record.skipped = true;
+                records.push(record);
+            }
+            Step::End(outcome) => {
+                records.push(record);
+                return finish(outcome, records, state);
+            }
+            Step::Failed => {
+                records.push(record);
+                return fail(records, state);
+            }
+        }
+    }
+    // Metadata is stored and sent to every later rule: bound it like the Management API does.
+    for key in ["app_metadata", "user_metadata"] {
+        let size = state
+            .user
+            .get(key)
+            .map(|m| m.to_string().len())
+            .unwrap_or(0);
+        if size > limits.metadata_bytes
+            && let Some(last) = records.last_mut()
+        {
+            last.fail(
+                FailureKind::MetadataTooLarge,
+                format!(
+                    "user.{key} would be {size} bytes; at most {} are allowed",
+                    limits.metadata_bytes
+                ),
+            );
+            return fail(records, state);
+        }
+    }
+    // Claims that would bloat every token fail the login rather than the API calls after it.
+    for (token, key) in [("ID token", "idToken"), ("access token", "accessToken")] {
+        let size = state
+            .context
+            .get(key)
+            .map(|c| c.to_string().len())
+            .unwrap_or(0);
+        if size > limits.claims_bytes
+            && let Some(last) = records.last_mut()
+        {
+            last.fail(
+                FailureKind::ClaimsTooLarge,
+                format!(
+                    "custom claims of the {token} are {size} bytes; at most {} are allowed",
+                    limits.claims_bytes
+                ),
+            );
+            return fail(records, state);
+        }
+    }
+    let outcome = allow(&state);
+    finish(outcome, records, state)
+}
+
+fn fail(records: Vec<ExecutionRecord>, state: RunState) -> TriggerRun {
+    let execution_id = records.last().map(|r| r.id.clone()).unwrap_or_default();
+    TriggerRun {
+        outcome: TriggerOutcome::Fail { execution_id },
+        records,
+        state,
+    }
+}
+
+/// The tokens' claims and the scope decided by the run (before the caller grants added
+/// scopes). The input scope is in `context.accessToken.scope` at the start.
+fn allow(state: &RunState) -> TriggerOutcome {
+    let mut access = state.context["accessToken"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let kept: Vec<String> = access
+        .remove("scope")
+        .and_then(|s| serde_json::from_value::<Vec<String>>(s).ok())
+        .unwrap_or_default();
+    let added: Vec<String> = state.context["addedScopes"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .filter(|s| kept.iter().any(|k| k == s))
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default();
+    // Rules narrow: only what was granted stays, unless an action added it.
+    let scope = kept
+        .into_iter()
+        .filter(|s| state.granted.contains(s) || added.contains(s))
+        .collect();
+    TriggerOutcome::Allow {
+        claims: json!({"id_token": state.context["idToken"], "access_token": Value::Object(access)}),
+        scope,
+        added_scopes: added,
+    }
+}
+
+/// How one execution left the run.
+enum Step {
+    Next,
+    Skipped,
+    End(TriggerOutcome),
+    Failed,
+}
+
+fn record_execution(
+    record: &mut ExecutionRecord,
+    duration: Duration,
+    fuel: u64,
+    logs: Vec<LogLine>,
+) {
+    record.duration_us = micros(duration);
+    record.fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
+    record.logs = logs;
+}
+
+/// Fails `record` with `failure`: skipped for a rule with `on_failure: skip`, else the end.
+fn failed(
+    item: &PreparedItem,
+    record: &mut ExecutionRecord,
+    kind: FailureKind,
+    detail: String,
+) -> Step {
+    record.fail(kind, detail);
+    if item.kind == CodeKind::Rule && item.on_failure == OnFailure::Skip {
+        Step::Skipped
+    } else {
+        Step::Failed
+    }
+}
+
+fn rule_step(
+    session: &mut Session<'_>,
+    item: &PreparedItem,
+    input: &[u8],
+    deadline: Duration,
+    state: &mut RunState,
+    record: &mut ExecutionRecord,
+) -> Step {
+    let execution = session.run(&item.compiled, input, deadline);
+    record_execution(
+        record,
+        execution.duration,
+        execution.fuel_used,
+        execution.logs,
+    );
+    let output = match execution.result {
+        Ok(output) => output,
+        Err(failure) => return failed(item, record, failure.kind(), failure.detail()),
+    };
+    match deny_of(&output) {
+        Some(Ok(message)) => {
+            record.outcome = Outcome::Denied;
+            return Step::End(TriggerOutcome::Deny {
+                message,
+                code: None,
+            });
+        }
+        Some(Err(why)) => {
+            return failed(
+                item,
+                record,
+                FailureKind::BadOutput,
+                Failure::BadOutput(why).detail(),
+            );
+        }
+        None => {}
+    }
+    // A skip-rule's bad output must not leave half a patch behind: apply it to copies.
+    let (mut next_user, mut next_context) = if item.on_failure == OnFailure::Skip {
+        (state.user.clone(), state.context.clone())
+    } else {
+        (
+            std::mem::take(&mut state.user),
+            std::mem::take(&mut state.context),
+        )
+    };
+    match apply(&output, &mut next_user, &mut next_context) {
+        Ok(notes) => {
+            record.logs.extend(notes.into_iter().map(LogLine::warn));
+            (state.user, state.context) = (next_user, next_context);
+            state.executed_rules.push(item.id.clone());
+            Step::Next
+        }
+        Err(NotApplied::Malformed(why)) => {
+            if item.on_failure != OnFailure::Skip {
+                (state.user, state.context) = (next_user, next_context);
+            }
+            failed(
+                item,
+                record,
+                FailureKind::BadOutput,
+                Failure::BadOutput(why).detail(),
+            )
+        }
+        // Never skipped: the rule made it a condition of the login.
+        Err(NotApplied::Unsupported(message)) => {
+            record.fail(FailureKind::Unsupported, message.clone());
+            Step::End(TriggerOutcome::Deny {
+                message,
+                code: None,
+            })
+        }
+    }
+}
+
+/// The input of one action: which handler, the event, and the facts its `api` needs.
+fn action_input(
+    item: &PreparedItem,
+    entry: &str,
+    cx: &RunContext<'_>,
+    state: &RunState,
+) -> Vec<u8> {
+    let dynamic = match cx.trigger {
+        TriggerId::PostLogin => event_user(&state.user),
+        TriggerId::CredentialsExchange => {
+            let mut access = state.context["accessToken"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let scope = access.remove("scope").unwrap_or_else(|| json!([]));
+            json!({"scope": scope, "customClaims": access})
+        }
+    };
+    let event = cx
+        .event
+        .map(|frame| frame.event(&dynamic, &item.secrets))
+        .unwrap_or_else(|| "{}".into());
+    let facts = json!({
+        "cache": cx.cache.snapshot(cx.tenant_id, cx.trigger, cx.now * 1000),
+        "executed_rules": state.executed_rules,
+        "can_redirect": cx.can_redirect,
+        "resume_state": cx.resume_state,
+        "continue_state": cx.continue_state,
+        "issuer": cx.issuer,
+        "subject": cx.subject,
+        "ip": cx.ip,
+    });
+    let mut input = String::with_capacity(event.len() + 512);
+    input.push_str("{\"entry\":");
+    input.push_str(&Value::String(entry.into()).to_string());
+    input.push_str(",\"trigger\":");
+    input.push_str(&Value::String(cx.trigger.as_str().into()).to_string());
+    input.push_str(",\"event\":");
+    input.push_str(&event);
+    input.push_str(",\"facts\":");
+    input.push_str(&facts.to_string());
+    input.push('}');
+    input.into_bytes()
+}
+
+fn action_step(
+    session: &mut Session<'_>,
+    item: &PreparedItem,
+    entry: &str,
+    deadline: Duration,
+    cx: &RunContext<'_>,
+    state: &mut RunState,
+    record: &mut ExecutionRecord,
+) -> Step {
+    let input = action_input(item, entry, cx, state);
+    let execution = session.run(&item.compiled, &input, deadline);
+    record_execution(
+        record,
+        execution.duration,
+        execution.fuel_used,
+        execution.logs,
+    );
+    let output = match execution.result {
+        Ok(output) => output,
+        Err(failure) => return failed(item, record, failure.kind(), failure.detail()),
+    };
+    let output: ActionOutput = match serde_json::from_value(Value::Object(output)) {
+        Ok(o) => o,
+        Err(e) => {
+            return failed(
+                item,
+                record,
+                FailureKind::BadOutput,
+                format!("the action's output is invalid: {e}"),
+            );
+        }
+    };
+    if let Some(capability) = output.unsupported {
+        let message = format!(
+            "the action asked for {capability}, which this server does not support; the login was refused"
+        );
+        record.fail(FailureKind::Unsupported, message.clone());
+        return Step::End(TriggerOutcome::Deny {
+            message,
+            code: None,
+        });
+    }
+    if let Some(denial) = output.denied {
+        record.outcome = Outcome::Denied;
+        let message = super::patch::clean_message(&denial.reason);
+        return Step::End(TriggerOutcome::Deny {
+            message,
+            code: denial.code,
+        });
+    }
+    let mut notes = Vec::new();
+    let context = match &mut state.context {
+        Value::Object(map) => map,
+        other => {
+            *other = json!({});
+            other.as_object_mut().expect("just made")
+        }
+    };
+    for (key, claims, token) in [
+        ("idToken", output.id_token, "ID token"),
+        ("accessToken", output.access_token, "access token"),
+    ] {
+        if claims.is_empty() {
+            continue;
+        }
+        let target = context.entry(key).or_insert_with(|| json!({}));
+        if !target.is_object() {
+            *target = json!({});
+        }
+        if let Value::Object(map) = target {
+            set_claims(map, claims, token, &mut notes);
+        }
+    }
+    if !output.scopes.is_empty() {
+        let mut scope: Vec<String> = context
+            .get("accessToken")
+            .and_then(|a| a.get("scope"))
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .unwrap_or_default();
+        let mut added: Vec<String> = context
+            .get("addedScopes")
+            .and_then(|s| serde_json::from_value(s.clone()).ok())
+            .unwrap_or_default();
+        for (op, name) in output.scopes {
+            if op == "+" {
+                if !scope.contains(&name) {
+                    scope.push(name.clone());
+                    added.push(name);
+                }
+            } else {
+                scope.retain(|s| *s != name);
+                added.retain(|s| *s != name);
+            }
+        }
+        let access = context.entry("accessToken").or_insert_with(|| json!({}));
+        access["scope"] = json!(scope);
+        context.insert("addedScopes".into(), json!(added));
+    }
+    if !output.app_metadata.is_empty() {
+        set_metadata(&mut state.user["app_metadata"], output.app_metadata);
+    }
+    if !output.user_metadata.is_empty() {
+        set_metadata(&mut state.user["user_metadata"], output.user_metadata);
+    }
+    cx.cache
+        .apply(cx.tenant_id, cx.trigger, output.cache, cx.now * 1000);
+    record.logs.extend(notes.into_iter().map(LogLine::warn));
+    match output.redirect {
+        Some(RedirectRequest { url, query }) => {
+            let mut target = match url::Url::parse(&url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => u,
+                _ => {
+                    return failed(
+                        item,
+                        record,
+                        FailureKind::BadOutput,
+                        format!("api.redirect.sendUserTo: {url:?} is not an http(s) URL"),
+                    );
+                }
+            };
+            {
+                let mut pairs = target.query_pairs_mut();
+                for (k, v) in &query {
+                    if k != "state" {
+                        pairs.append_pair(k, v);
+                    }
+                }
+                pairs.append_pair("state", cx.resume_state);
+            }
+            Step::End(TriggerOutcome::Redirect {
+                url: target.to_string(),
+                resume: Box::new(Resume {
+                    action_id: item.id.clone(),
+                    state: cx.resume_state.to_string(),
+                    transaction_id: cx.transaction_id.to_string(),
+                    user: state.user.clone(),
+                    original_metadata: [Value::Null, Value::Null],
+                    tokens: json!({
+                        "idToken": state.context["idToken"],
+                        "accessToken": state.context["accessToken"],
+                        "addedScopes": state.context["addedScopes"],
+                    }),
+                    executed_rules: state.executed_rules.clone(),
+                }),
+            })
+        }
+        None => Step::Next,
+    }
+}
+
+/// A fresh run state: the user, and the tokens' claims and scope as the input gives them.
+pub(crate) fn initial_state(user: Value, context: Value) -> RunState {
+    RunState {
+        granted: scope_of(&context),
+        user,
+        context,
+        executed_rules: Vec::new(),
+    }
+}
+
+fn scope_of(context: &Value) -> Vec<String> {
+    context["accessToken"]["scope"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(String::from)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The state a resumed run starts from.
+pub(crate) fn resumed_state(resume: &Resume, context: Value) -> RunState {
+    let granted = scope_of(&context);
+    let mut context = context;
+    if let (Value::Object(target), Value::Object(tokens)) = (&mut context, &resume.tokens) {
+        for (k, v) in tokens {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+    RunState {
+        user: resume.user.clone(),
+        context,
+        executed_rules: resume.executed_rules.clone(),
+        granted,
+    }
+}
+
+/// An empty claims object, for runs with nothing to run.
+pub(crate) fn no_claims() -> Value {
+    json!({"id_token": {}, "access_token": {}})
+}
