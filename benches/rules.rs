@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rules_sdk::{Configuration, Context, Deny, User, Value};
-use wardstone::rules::pipeline::run_pipeline;
-use wardstone::rules::{Limits, PreparedRule, RuleEngine};
+use wardstone::rules::trigger::bench_post_login;
+use wardstone::rules::{CodeKind, CompiledRule, Limits, RuleEngine, TriggerOutcome};
 
 const CLAIM: &str = "https://wardstone.dev/roles";
 
@@ -182,33 +182,22 @@ fn main() {
             load(bytes)
         })
         .collect();
-    // One login's pipeline over `rules`, which must let it through.
-    let run_allowed = |rules: &[PreparedRule]| {
-        let run = run_pipeline(
+    // One login's post-login run over `items`, which must let it through.
+    let run_allowed = |items: &[(CodeKind, Arc<CompiledRule>)]| {
+        let outcome = bench_post_login(
             &engine,
-            rules,
+            items,
             user.clone(),
             context.clone(),
-            wardstone::rules::TenantEnv {
-                configuration_json: &configuration,
-                net: &Default::default(),
-            },
-            wardstone::rules::Trigger::Login,
-            0,
+            &configuration,
         );
-        assert!(matches!(
-            run.verdict,
-            wardstone::rules::Verdict::Allow { .. }
-        ));
+        assert!(
+            matches!(outcome, TriggerOutcome::Allow { .. }),
+            "{outcome:?}"
+        );
     };
-    let same: Vec<PreparedRule> = (0..10)
-        .map(|i| PreparedRule {
-            id: format!("rul_{i}"),
-            name: format!("rule {i}"),
-            version: 1,
-            on_failure: Default::default(),
-            compiled: sdk_rule.clone(),
-        })
+    let same: Vec<_> = (0..10)
+        .map(|_| (CodeKind::Rule, sdk_rule.clone()))
         .collect();
     bench(
         "pipeline of 10 × the same SDK rule, login path",
@@ -218,14 +207,8 @@ fn main() {
         },
     );
     for n in [1usize, 5, 10] {
-        let rules: Vec<PreparedRule> = (0..n)
-            .map(|i| PreparedRule {
-                id: format!("rul_{i}"),
-                name: format!("rule {i}"),
-                version: 1,
-                on_failure: Default::default(),
-                compiled: distinct[i].clone(),
-            })
+        let rules: Vec<_> = (0..n)
+            .map(|i| (CodeKind::Rule, distinct[i].clone()))
             .collect();
         bench(
             &format!("pipeline of {n} distinct SDK rule(s), login path"),
@@ -266,14 +249,13 @@ fn main() {
                 assert!(e.result.is_ok(), "{:?}", e.result);
             },
         );
-        let js_rules: Vec<PreparedRule> = (0..3)
-            .map(|i| PreparedRule {
-                id: format!("rul_js{i}"),
-                name: format!("js {i}"),
-                version: 1,
-                on_failure: Default::default(),
-                // Distinct scripts, as a tenant's are.
-                compiled: load(format!("{add_roles_js}\n// copy {i}\n").into_bytes()),
+        // Distinct scripts, as a tenant's are.
+        let js_rules: Vec<_> = (0..3)
+            .map(|i| {
+                (
+                    CodeKind::Rule,
+                    load(format!("{add_roles_js}\n// copy {i}\n").into_bytes()),
+                )
             })
             .collect();
         bench(
@@ -283,6 +265,28 @@ fn main() {
                 run_allowed(&js_rules);
             },
         );
+        // Actions: Auth0's post-login handler, one JavaScript runtime instance per login
+        // shared by every action in it.
+        let action_src =
+            std::fs::read_to_string(root().join("sample-rules/actions/post-login-add-roles.js"))
+                .unwrap();
+        let action = |i: usize| {
+            let code = format!("{action_src}\n// copy {i}\n");
+            let bytes = engine
+                .assemble(wardstone::rules::Upload::Action(code))
+                .unwrap();
+            (CodeKind::Action, load(bytes))
+        };
+        for n in [1usize, 5] {
+            let actions: Vec<_> = (0..n).map(action).collect();
+            bench(
+                &format!("post-login with {n} distinct action(s), login path"),
+                "—".into(),
+                &mut || {
+                    run_allowed(&actions);
+                },
+            );
+        }
         // Other modules take the pool's slots in between (as other tenants' rules do), so the
         // runtime's memory image is not warm in the slot it gets. Only the JavaScript
         // execution is timed.

@@ -52,3 +52,14 @@ impl Clock {
         }
     }
 }
+
+/// A Unix time as RFC 3339 (`2026-12-04T09:30:00Z`), as Auth0's APIs show times.
+pub fn rfc3339(t: UnixTime) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -187,6 +187,41 @@ pub async fn authorize_post(
     render(&state, &tenant, answer)
 }
 
+/// `GET /continue?state=…`: the browser back from a redirect action's page.
+pub async fn continue_get(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let params = pairs(query.unwrap_or_default().as_bytes());
+    match state
+        .provider
+        .continue_login(&tenant, params, &browser)
+        .await
+    {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
+}
+
+/// `POST /continue` (form-encoded: `state` and what the action reads).
+pub async fn continue_post(
+    State(state): State<AppState>,
+    CurrentTenant(tenant): CurrentTenant,
+    BrowserInfo(browser): BrowserInfo,
+    body: axum::body::Bytes,
+) -> Response {
+    match state
+        .provider
+        .continue_login(&tenant, pairs(&body), &browser)
+        .await
+    {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
+}
+
 #[derive(Deserialize)]
 pub struct TxQuery {
     #[serde(default)]

@@ -75,6 +75,10 @@ pub fn router(state: AppState) -> Router {
             "/t/{tenant}/oidc/logout",
             get(authorize::logout_get).post(authorize::logout_post),
         )
+        .route(
+            "/t/{tenant}/continue",
+            get(authorize::continue_get).post(authorize::continue_post),
+        )
         .route("/t/{tenant}/oauth/token", post(token::token))
         .route("/t/{tenant}/oauth/revoke", post(token::revoke))
         .route("/t/{tenant}/oauth/introspect", post(token::introspect))

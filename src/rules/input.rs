@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
-use crate::domain::{RequestInfo, ScopeSet};
+use crate::domain::{RequestInfo, ScopeSet, TriggerId};
 use crate::store::{ClientRecord, UserRecord};
 use rules_sdk::{
     AccessToken, Authentication, AuthenticationMethod, Authorization, Context, IdToken, Request,
@@ -344,6 +344,24 @@ pub(crate) fn credentials_exchange_event(
     EventFrame {
         fixed: fixed(event),
         dynamic: "accessToken",
+    }
+}
+
+/// The fixed part of `trigger`'s sample event (benchmarks and offline runs).
+pub(crate) fn sample_frame(trigger: TriggerId) -> EventFrame {
+    let mut event = match super::test_run::sample_event(trigger) {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let dynamic = match trigger {
+        TriggerId::PostLogin => "user",
+        TriggerId::CredentialsExchange => "accessToken",
+    };
+    event.remove(dynamic);
+    event.remove("secrets");
+    EventFrame {
+        fixed: fixed(event),
+        dynamic,
     }
 }
 

@@ -60,8 +60,10 @@ pub struct Limits {
     /// Bytes all of one tenant's rule setting values may take together (every login sends them
     /// to every rule).
     pub config_bytes_per_tenant: usize,
-    /// Versions kept per rule (the oldest are pruned; never the current one).
+    /// Versions kept per rule or action (the oldest are pruned; never the current one).
     pub versions_kept: i64,
+    /// Actions one tenant may have (Auth0: 100).
+    pub actions_per_tenant: i64,
     /// Deadline of a rule that imports `wardstone.http_fetch` (its calls count against it);
     /// still within the pipeline's deadline.
     pub http_rule_timeout: Duration,
@@ -107,6 +109,7 @@ impl Default for Limits {
             configs_per_tenant: 100,
             config_bytes_per_tenant: 64 << 10,
             versions_kept: 10,
+            actions_per_tenant: 100,
             http_rule_timeout: Duration::from_secs(1),
             http_body_bytes: 256 << 10,
             http_allow_private: crate::domain::PrivateRanges::default(),

@@ -672,3 +672,50 @@ pub(crate) fn resumed_state(resume: &Resume, context: Value) -> RunState {
 pub(crate) fn no_claims() -> Value {
     json!({"id_token": {}, "access_token": {}})
 }
+
+/// A post-login run outside any login, for benchmarks: `items` (rules and actions) in order
+/// on `user`/`context`, with the sample event around the actions and no network. Blocking.
+#[doc(hidden)]
+pub fn bench_post_login(
+    engine: &RuleEngine,
+    items: &[(CodeKind, std::sync::Arc<super::CompiledRule>)],
+    user: Value,
+    context: Value,
+    configuration: &str,
+) -> TriggerOutcome {
+    let prepared: Vec<PreparedItem> = items
+        .iter()
+        .enumerate()
+        .map(|(i, (kind, compiled))| PreparedItem {
+            kind: *kind,
+            id: format!("item_{i}"),
+            name: format!("item {i}"),
+            version: 1,
+            on_failure: OnFailure::Deny,
+            compiled: compiled.clone(),
+            secrets: "{}".into(),
+        })
+        .collect();
+    let event = super::input::sample_frame(TriggerId::PostLogin);
+    let net = NetPolicy::default();
+    let cache = ActionCache::default();
+    let cx = RunContext {
+        tenant_id: "bench",
+        trigger: TriggerId::PostLogin,
+        log_as: Trigger::Login,
+        now: 0,
+        net: &net,
+        configuration,
+        event: Some(&event),
+        issuer: "https://bench.invalid/t/bench",
+        subject: "auth0|bench",
+        ip: "203.0.113.7",
+        resume_state: "bench",
+        continue_state: None,
+        transaction_id: "bench",
+        can_redirect: true,
+        resume_at: None,
+        cache: &cache,
+    };
+    run(engine, &prepared, initial_state(user, context), &cx).outcome
+}

@@ -2,6 +2,7 @@
 //! API so no logic is written twice. Each operation validates its whole input before it writes,
 //! and each write is one transaction.
 
+pub mod actions;
 pub mod apis;
 pub mod clients;
 pub mod demo;

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::{Admin, AdminError, internal};
 use crate::crypto::random_token;
 use crate::domain::{OnFailure, Tenant};
-use crate::rules::{ExecutionRecord, LogLine, Outcome, Rules, TestError, Upload};
+use crate::rules::{ExecutionRecord, Outcome, Rules, TestError, TestOutcome, Upload};
 use crate::store::{RuleRecord, RuleVersionRecord, RuleWriteError, StoreError};
 
 /// WAT assembly of up to 4 MiB of text takes real CPU: keep it off the async workers.
@@ -410,28 +410,6 @@ pub struct RuleTestInput {
     pub configuration: Option<serde_json::Value>,
 }
 
-/// What one test execution did.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct RuleTestOutcome {
-    /// Execution id (the test is recorded in the log with protocol `test`).
-    pub id: String,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// The patch the rule returned (when ok).
-    #[schema(value_type = Option<Object>)]
-    pub patch: Option<serde_json::Value>,
-    /// The denial, or what failed.
-    #[schema(value_type = Option<Object>)]
-    pub error: Option<serde_json::Value>,
-    /// Log lines.
-    #[schema(value_type = Vec<Object>)]
-    pub logs: Vec<LogLine>,
-    /// Instructions used.
-    pub fuel: u64,
-    /// Duration in µs.
-    pub duration_us: u64,
-}
-
 impl Admin {
     /// Uploads a rule given over the API.
     pub async fn create_rule(
@@ -616,7 +594,7 @@ impl Admin {
         id: &str,
         input: RuleTestInput,
         may_read_configuration: bool,
-    ) -> Result<RuleTestOutcome, AdminError> {
+    ) -> Result<TestOutcome, AdminError> {
         if !input.user.is_object() || !input.context.is_object() {
             return Err(AdminError::Invalid(
                 "user and context must be JSON objects".into(),
@@ -641,8 +619,7 @@ impl Admin {
             "user": input.user, "context": input.context, "configuration": configuration
         }))
         .map_err(|e| AdminError::Internal(e.into()))?;
-        let run = self
-            .rules_service()
+        self.rules_service()
             .test(
                 &tenant.id,
                 tenant.rules_generation,
@@ -655,16 +632,7 @@ impl Admin {
                 TestError::Module(m) => AdminError::InvalidModule(m),
                 TestError::Busy => AdminError::Busy(e.to_string()),
                 TestError::Internal(e) => AdminError::Internal(e),
-            })?;
-        Ok(RuleTestOutcome {
-            id: run.record.id,
-            outcome: run.record.outcome,
-            patch: run.patch,
-            error: run.error,
-            logs: run.record.logs,
-            fuel: run.record.fuel as u64,
-            duration_us: run.record.duration_us as u64,
-        })
+            })
     }
 
     /// Rule executions newest first, paged, optionally of one rule or one outcome. Executions

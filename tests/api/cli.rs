@@ -1417,3 +1417,193 @@ async fn dns_that_never_answers_leaves_no_thread_behind_in_the_server() {
         "40 lookups that never got an answer left threads behind: {before} → {after}"
     );
 }
+
+#[test]
+fn action_commands_add_deploy_bind_roll_back_and_run_offline() {
+    if !wardstone::rules::js::AVAILABLE {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let sample = root.join("sample-rules/actions/post-login-add-roles.js");
+    let sample = sample.to_str().unwrap();
+    let a = json(&wardstone(
+        &db,
+        &[
+            "action",
+            "add",
+            "--tenant",
+            "acme",
+            "--name",
+            "add-roles",
+            "--file",
+            sample,
+            "--secret",
+            "KEY=v1",
+            "--deploy",
+            "--json",
+        ],
+    ));
+    assert_eq!(a["name"], "add-roles");
+    assert_eq!(a["deployed_version"]["number"], 1);
+    assert!(
+        !a.to_string().contains("v1\""),
+        "secret values are never printed"
+    );
+    let b = json(&wardstone(
+        &db,
+        &[
+            "action",
+            "bind",
+            "--tenant",
+            "acme",
+            "--trigger",
+            "post-login",
+            "add-roles",
+            "--json",
+        ],
+    ));
+    assert_eq!(b["bindings"][0]["action"]["name"], "add-roles");
+    let changed = dir.path().join("changed.js");
+    std::fs::write(
+        &changed,
+        "exports.onExecutePostLogin = async (event, api) => { api.idToken.setCustomClaim('https://x.example/v', 2); };",
+    )
+    .unwrap();
+    let u = json(&wardstone(
+        &db,
+        &[
+            "action",
+            "update",
+            "--tenant",
+            "acme",
+            "--id",
+            "add-roles",
+            "--file",
+            changed.to_str().unwrap(),
+            "--secret",
+            "OTHER=v2",
+            "--deploy",
+            "--json",
+        ],
+    ));
+    assert_eq!(u["deployed_version"]["number"], 2);
+    assert_eq!(
+        u["secrets"].as_array().unwrap().len(),
+        2,
+        "KEY kept, OTHER added"
+    );
+    let r = json(&wardstone(
+        &db,
+        &[
+            "action",
+            "rollback",
+            "--tenant",
+            "acme",
+            "--id",
+            "add-roles",
+            "--version",
+            "1",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["number"], 3);
+    assert!(r["code"].as_str().unwrap().contains("roles"));
+    let list = json(&wardstone(
+        &db,
+        &["action", "list", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(list["total"], 1);
+
+    // Bad input: one line on stderr, non-zero exit, nothing changed.
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "action",
+                "add",
+                "--tenant",
+                "acme",
+                "--name",
+                "x",
+                "--trigger",
+                "pre-user-registration",
+                "--file",
+                sample,
+            ],
+        ),
+        "pre-user-registration",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "action", "add", "--tenant", "acme", "--name", "x", "--file", sample, "--secret",
+                "novalue",
+            ],
+        ),
+        "NAME=VALUE",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &["action", "remove", "--tenant", "acme", "--id", "add-roles"],
+        ),
+        "bound",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &["action", "deploy", "--tenant", "acme", "--id", "nope"],
+        ),
+        "nope",
+    );
+
+    // Offline: the sample event where the given one is silent; a denial is an outcome.
+    let event = dir.path().join("event.json");
+    std::fs::write(&event, r#"{"user": {"email_verified": false}}"#).unwrap();
+    let gate = root.join("sample-rules/actions/post-login-require-verified-email.js");
+    let out = wardstone(
+        &db,
+        &[
+            "action",
+            "run",
+            "--file",
+            gate.to_str().unwrap(),
+            "--event",
+            event.to_str().unwrap(),
+        ],
+    );
+    let ran = json(&out);
+    assert_eq!(ran["outcome"], "denied");
+    assert_eq!(
+        ran["error"]["reason"],
+        "Please verify your email before logging in."
+    );
+    let broken = dir.path().join("broken.js");
+    std::fs::write(
+        &broken,
+        "exports.onExecutePostLogin = async (event, api) => {\n  throw new Error('boom');\n};",
+    )
+    .unwrap();
+    let out = wardstone(&db, &["action", "run", "--file", broken.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("boom"));
+    std::fs::write(&event, "[1, 2]").unwrap();
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "action",
+                "run",
+                "--file",
+                gate.to_str().unwrap(),
+                "--event",
+                event.to_str().unwrap(),
+            ],
+        ),
+        "not an event",
+    );
+}

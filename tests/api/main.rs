@@ -38,6 +38,9 @@ macro_rules! behaviour_suite {
                 spawn_app_on($backend, tweak).await
             }
 
+            mod actions {
+                include!("actions.rs");
+            }
             mod authorize {
                 include!("authorize.rs");
             }

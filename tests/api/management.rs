@@ -1020,6 +1020,19 @@ async fn every_route_is_in_the_openapi_document() {
         ("/rules/{id}/rollback", "post"),
         ("/tenants/settings", "get"),
         ("/tenants/settings", "patch"),
+        ("/actions/actions", "get"),
+        ("/actions/actions", "post"),
+        ("/actions/actions/{id}", "get"),
+        ("/actions/actions/{id}", "patch"),
+        ("/actions/actions/{id}", "delete"),
+        ("/actions/actions/{id}/deploy", "post"),
+        ("/actions/actions/{id}/versions", "get"),
+        ("/actions/actions/{id}/versions/{version}", "get"),
+        ("/actions/actions/{id}/versions/{version}/deploy", "post"),
+        ("/actions/actions/{id}/test", "post"),
+        ("/actions/triggers", "get"),
+        ("/actions/triggers/{trigger}/bindings", "get"),
+        ("/actions/triggers/{trigger}/bindings", "patch"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
@@ -1044,6 +1057,8 @@ async fn every_route_is_in_the_openapi_document() {
             path.replace("{id}", "x")
                 .replace("{key}", "K")
                 .replace("{kid}", "k")
+                .replace("{version}", "v")
+                .replace("{trigger}", "post-login")
         );
         let resp = reqwest::Client::new()
             .request(method.to_uppercase().parse().unwrap(), url)

@@ -3,6 +3,7 @@
 //! generated from the handlers' annotations. Handlers only parse, check scope and call
 //! [`crate::service::Admin`] — the same functions the CLI calls.
 
+mod actions;
 mod clients;
 mod keys;
 mod logs;
@@ -314,6 +315,7 @@ impl FromRequestParts<AppState> for Caller {
         (name = "clients", description = "Applications (OAuth clients) and their grants to APIs"),
         (name = "users", description = "Users"),
         (name = "resource-servers", description = "APIs and their scopes"),
+        (name = "actions", description = "Auth0 Actions: drafts, deploys, versions, trigger bindings, tests"),
         (name = "roles", description = "Roles, their API permissions, and users' roles (RBAC)"),
         (name = "keys", description = "Signing keys: rotation and revocation"),
         (name = "tenants", description = "Tenant settings: the hosts rules may call"),
@@ -353,7 +355,9 @@ pub fn router() -> (axum::Router<AppState>, Arc<utoipa::openapi::OpenApi>) {
         .layer(axum::extract::DefaultBodyLimit::max(64 * 1024));
     // Rule uploads carry a module of up to 4 MiB (base64 or WAT).
     let rules = rules::routes().layer(axum::extract::DefaultBodyLimit::max(8 << 20));
-    let (router, api) = small.merge(rules).split_for_parts();
+    // An action's source is at most 100 KB, with secrets and an event beside it.
+    let actions = actions::routes().layer(axum::extract::DefaultBodyLimit::max(512 << 10));
+    let (router, api) = small.merge(rules).merge(actions).split_for_parts();
     let router = router.route("/openapi.json", axum::routing::get(openapi));
     (router, Arc::new(api))
 }

@@ -7,9 +7,7 @@ use utoipa_axum::routes;
 
 use super::{ApiError, Body, Caller, Params};
 use crate::http::AppState;
-use crate::service::rules::{
-    NewRuleInput, RollbackInput, RulePatch, RuleTestInput, RuleTestOutcome, RuleView,
-};
+use crate::service::rules::{NewRuleInput, RollbackInput, RulePatch, RuleTestInput, RuleView};
 use crate::store::RuleVersionRecord;
 
 pub fn routes() -> OpenApiRouter<AppState> {
@@ -146,13 +144,13 @@ async fn delete_rule(
 /// `configuration`, the tenant's settings are used if the token may read them
 /// (`read:rules_configs`), otherwise an empty one.
 #[utoipa::path(post, path = "/rules/{id}/test", tag = "rules", params(("id" = String, Path, description = "rule id")),
-    request_body = RuleTestInput, responses((status = 200, body = RuleTestOutcome), (status = 400), (status = 404)),
+    request_body = RuleTestInput, responses((status = 200, body = crate::rules::TestOutcome), (status = 400), (status = 404)),
     security(("bearer" = ["update:rules"])))]
 async fn test_rule(
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
     Body(input): Body<RuleTestInput>,
-) -> Result<Json<RuleTestOutcome>, ApiError> {
+) -> Result<Json<crate::rules::TestOutcome>, ApiError> {
     caller.require("update:rules")?;
     let may_read_configuration = caller.has("read:rules_configs");
     Ok(Json(

@@ -78,6 +78,10 @@ impl Provider {
         params: Vec<(String, String)>,
         browser: &Browser,
     ) -> anyhow::Result<Answer> {
+        // What an external page sends back is bounded like any authorize parameter.
+        if params.len() > 50 || params.iter().any(|(k, v)| k.len() > 100 || v.len() > 8192) {
+            return Ok(Problem::BadRequest("Too many or too long parameters.".into()).into());
+        }
         let state = params
             .iter()
             .find(|(k, _)| k == "state")

@@ -66,7 +66,7 @@ fn decode(text: &str, encoding: Encoding) -> Result<Vec<u8>, String> {
             .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
             .map_err(|_| "the data is not base64".to_string()),
         Encoding::Hex => {
-            if text.len() % 2 != 0 {
+            if !text.len().is_multiple_of(2) {
                 return Err("the data is not hex".into());
             }
             (0..text.len())

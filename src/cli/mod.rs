@@ -12,6 +12,8 @@ use crate::config::{DEFAULT_DATABASE_URL, Lifetimes, PublicUrl, load_master_key}
 use crate::service::{Admin, AdminError};
 use crate::startup::{Application, ServerOptions, open_store, shutdown_signal};
 
+mod actions;
+
 /// Wardstone authorization server.
 #[derive(Parser, Debug)]
 #[command(name = "wardstone", version, about)]
@@ -90,6 +92,9 @@ enum Command {
     /// Manage a tenant's rules.
     #[command(subcommand)]
     Rule(RuleCommand),
+    /// Manage Auth0 Actions (post-login, credentials-exchange) and what each trigger runs.
+    #[command(subcommand)]
+    Action(actions::ActionCommand),
     /// Manage rule settings (the `configuration` rules receive; values are encrypted and never printed).
     #[command(subcommand, name = "rules-config")]
     RulesConfig(RulesConfigCommand),
@@ -566,10 +571,10 @@ impl RuleLimitArgs {
 }
 
 #[derive(Args, Debug)]
-struct Output {
+pub(crate) struct Output {
     /// Print one JSON object on stdout.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// Entry point of the binary.
@@ -703,6 +708,11 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rules(RulesCommand::Run { module, input }) => {
             run_offline(&module, &input, cli.limits.limits()).await
         }
+        Command::Action(actions::ActionCommand::Run {
+            file,
+            trigger,
+            event,
+        }) => actions::run_offline(&file, &trigger, event.as_deref(), cli.limits.limits()).await,
         other => {
             let public_url = match public_url {
                 Some(u) => u,
@@ -847,6 +857,7 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             print(out.json, &s, allowed_hosts_line);
         }
         Command::Rule(cmd) => rule_command(admin, cmd).await?,
+        Command::Action(cmd) => actions::command(admin, cmd).await?,
         Command::Role(cmd) => role_command(admin, cmd).await?,
         Command::Keys(cmd) => keys_command(admin, cmd).await?,
         Command::RulesConfig(RulesConfigCommand::Set {
