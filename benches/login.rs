@@ -3,9 +3,10 @@
 //! Starts the release server as its own process on a fresh SQLite database, creates its own
 //! tenants, and drives real HTTP at concurrency 16 (the load generator shares the machine):
 //! - logins with an SSO session (`/authorize` → rules → 303 with a code) for tenants with 0,
-//!   1, 5 and 10 SDK sample rules (distinct modules) and 1 and 3 JavaScript rules (distinct
-//!   scripts, the same add-roles logic), in interleaved rounds so that the ratios come from one
-//!   run;
+//!   1, 5 and 10 SDK sample rules (distinct modules), 1 and 3 JavaScript rules (distinct
+//!   scripts, the same add-roles logic) and 1 and 5 post-login Actions (distinct, deployed and
+//!   bound, `sample-rules/actions/post-login-add-roles.js`), in interleaved rounds so that the
+//!   ratios come from one run;
 //! - code exchanges at the token endpoint (client_secret_basic + PKCE), which sign an access
 //!   token and an ID token, for tenants signing with RS256, ES256 and EdDSA (their codes come
 //!   from logins outside the timed phases), in the same rounds.
@@ -65,38 +66,70 @@ fn authorize_url(base: &str, t: &TenantSetup) -> String {
     url.to_string()
 }
 
-/// A tenant's rules: `count` distinct add-roles rules, as SDK modules or as JavaScript.
+/// What a tenant runs at login: SDK rules, JavaScript rules or post-login actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Sdk,
+    Js,
+    Action,
+}
+
+/// A tenant's rules: `count` distinct add-roles rules (or actions) of one kind.
 #[derive(Debug, Clone, Copy)]
 struct RuleSet {
     count: usize,
-    javascript: bool,
+    kind: Kind,
 }
 
 impl RuleSet {
     fn sdk(count: usize) -> Self {
         RuleSet {
             count,
-            javascript: false,
+            kind: Kind::Sdk,
         }
     }
 
     fn js(count: usize) -> Self {
         RuleSet {
             count,
-            javascript: true,
+            kind: Kind::Js,
+        }
+    }
+
+    fn actions(count: usize) -> Self {
+        RuleSet {
+            count,
+            kind: Kind::Action,
         }
     }
 
     fn parse(text: &str) -> Self {
-        match text.strip_prefix("js") {
-            Some(n) => RuleSet::js(n.parse().expect("BENCH_ONLY=jsN")),
-            None => RuleSet::sdk(text.parse().expect("BENCH_ONLY is a rule count or jsN")),
+        if let Some(n) = text.strip_prefix("js") {
+            return RuleSet::js(n.parse().expect("BENCH_ONLY=jsN"));
+        }
+        if let Some(n) = text.strip_prefix("action") {
+            return RuleSet::actions(n.parse().expect("BENCH_ONLY=actionN"));
+        }
+        RuleSet::sdk(
+            text.parse()
+                .expect("BENCH_ONLY is a rule count, jsN or actionN"),
+        )
+    }
+
+    fn tag(self) -> &'static str {
+        match self.kind {
+            Kind::Sdk => "",
+            Kind::Js => "js",
+            Kind::Action => "action",
         }
     }
 
     fn label(self) -> String {
-        let kind = if self.javascript { "JavaScript" } else { "SDK" };
-        format!("{} {kind} rule(s)", self.count)
+        match self.kind {
+            Kind::Sdk => format!("{} SDK rule(s)", self.count),
+            Kind::Js => format!("{} JavaScript rule(s)", self.count),
+            Kind::Action => format!("{} post-login action(s)", self.count),
+        }
     }
 }
 
@@ -123,15 +156,15 @@ async fn setup(
     );
     let add_roles = sample("add-roles");
     let mut out = Vec::new();
-    let add_roles_js = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("sample-rules/js/add-roles.js"),
-    )
-    .unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let add_roles_js = std::fs::read_to_string(root.join("sample-rules/js/add-roles.js")).unwrap();
+    let add_roles_action =
+        std::fs::read_to_string(root.join("sample-rules/actions/post-login-add-roles.js")).unwrap();
     for &(set, alg) in specs {
         let n = set.count;
         let name = format!(
             "rules{n}{}-{}",
-            if set.javascript { "js" } else { "" },
+            set.tag(),
             alg.as_str().to_ascii_lowercase()
         );
         admin.create_tenant(&name, alg).await.unwrap();
@@ -152,8 +185,48 @@ async fn setup(
                 .await
                 .unwrap();
         }
-        for i in 0..n {
-            let upload = if set.javascript {
+        if set.kind == Kind::Action {
+            use wardstone::service::actions::{
+                BindingInput, BindingRef, BindingsInput, NewActionInput, TriggerRef,
+            };
+            let mut bindings = Vec::new();
+            for i in 0..n {
+                let a = admin
+                    .create_action(
+                        &tenant,
+                        NewActionInput {
+                            name: format!("add roles {i}"),
+                            supported_triggers: vec![TriggerRef {
+                                id: "post-login".into(),
+                                version: None,
+                            }],
+                            // Distinct sources, as a tenant's are: each its own bytecode.
+                            code: format!("{add_roles_action}\n// {name}-{i}\n"),
+                            dependencies: vec![],
+                            runtime: None,
+                            secrets: vec![],
+                            modules: None,
+                        },
+                    )
+                    .await
+                    .unwrap();
+                admin.deploy_action(&tenant, &a.id).await.unwrap();
+                bindings.push(BindingInput {
+                    reference: BindingRef {
+                        kind: "action_id".into(),
+                        value: a.id,
+                    },
+                    display_name: None,
+                    secrets: None,
+                });
+            }
+            admin
+                .set_bindings(&tenant, "post-login", BindingsInput { bindings })
+                .await
+                .unwrap();
+        }
+        for i in (0..n).filter(|_| set.kind != Kind::Action) {
+            let upload = if set.kind == Kind::Js {
                 // Distinct scripts, as a tenant's are: each its own bytecode.
                 Upload::Script(format!("{add_roles_js}\n// {name}-{i}\n"))
             } else {
@@ -327,6 +400,7 @@ fn main() {
                 let mut sets: Vec<RuleSet> = [0, 1, 5, 10].map(RuleSet::sdk).to_vec();
                 if wardstone::rules::js::AVAILABLE {
                     sets.extend([1, 3].map(RuleSet::js));
+                    sets.extend([1, 5].map(RuleSet::actions));
                 }
                 sets
             }

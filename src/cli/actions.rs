@@ -134,6 +134,22 @@ pub(super) enum ActionCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub(super) enum BindingsCommand {
+    /// Set what a trigger runs, in order (the whole list; none empties it).
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// `post-login` or `credentials-exchange`.
+        #[arg(long, default_value = "post-login")]
+        trigger: String,
+        /// Action names or ids, in execution order.
+        actions: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
 fn read_text(path: &Path) -> Result<String, CliError> {
     std::fs::read_to_string(path)
         .map_err(|e| CliError::Other(anyhow::anyhow!("cannot read {}: {e}", path.display())))

@@ -93,8 +93,11 @@ enum Command {
     #[command(subcommand)]
     Rule(RuleCommand),
     /// Manage Auth0 Actions (post-login, credentials-exchange) and what each trigger runs.
-    #[command(subcommand)]
+    #[command(subcommand, visible_alias = "actions")]
     Action(actions::ActionCommand),
+    /// Set what a trigger runs, in order (as `action bind`).
+    #[command(subcommand)]
+    Bindings(actions::BindingsCommand),
     /// Manage rule settings (the `configuration` rules receive; values are encrypted and never printed).
     #[command(subcommand, name = "rules-config")]
     RulesConfig(RulesConfigCommand),
@@ -858,6 +861,23 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
         }
         Command::Rule(cmd) => rule_command(admin, cmd).await?,
         Command::Action(cmd) => actions::command(admin, cmd).await?,
+        Command::Bindings(actions::BindingsCommand::Set {
+            tenant,
+            trigger,
+            actions,
+            out,
+        }) => {
+            actions::command(
+                admin,
+                actions::ActionCommand::Bind {
+                    tenant,
+                    trigger,
+                    actions,
+                    out,
+                },
+            )
+            .await?
+        }
         Command::Role(cmd) => role_command(admin, cmd).await?,
         Command::Keys(cmd) => keys_command(admin, cmd).await?,
         Command::RulesConfig(RulesConfigCommand::Set {

@@ -1455,8 +1455,8 @@ fn action_commands_add_deploy_bind_roll_back_and_run_offline() {
     let b = json(&wardstone(
         &db,
         &[
-            "action",
-            "bind",
+            "bindings",
+            "set",
             "--tenant",
             "acme",
             "--trigger",
@@ -1568,7 +1568,7 @@ fn action_commands_add_deploy_bind_roll_back_and_run_offline() {
     let out = wardstone(
         &db,
         &[
-            "action",
+            "actions",
             "run",
             "--file",
             gate.to_str().unwrap(),

@@ -1036,3 +1036,63 @@ pub async fn silent_dns() -> std::net::SocketAddr {
     });
     addr
 }
+
+/// Auth0 Actions through the Management API (tests/api/actions.rs).
+impl TestApp {
+    /// Creates an action for `trigger`; returns its id.
+    pub async fn create_action(&self, mgmt: &str, name: &str, trigger: &str, code: &str) -> String {
+        let (status, a) = self
+            .api(
+                "POST",
+                "/actions/actions",
+                mgmt,
+                Some(serde_json::json!({"name": name, "supported_triggers": [{"id": trigger, "version": "v3"}],
+                            "code": code, "runtime": "node22"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{a}");
+        a["id"].as_str().unwrap().to_string()
+    }
+
+    pub async fn deploy_action(&self, mgmt: &str, id: &str) -> Value {
+        let (status, v) = self
+            .api("POST", &format!("/actions/actions/{id}/deploy"), mgmt, None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{v}");
+        v
+    }
+
+    pub async fn bind(&self, mgmt: &str, trigger: &str, ids: &[&str]) -> (StatusCode, Value) {
+        let bindings: Vec<Value> = ids
+            .iter()
+            .map(|id| serde_json::json!({"ref": {"type": "action_id", "value": id}}))
+            .collect();
+        self.api(
+            "PATCH",
+            &format!("/actions/triggers/{trigger}/bindings"),
+            mgmt,
+            Some(serde_json::json!({"bindings": bindings})),
+        )
+        .await
+    }
+
+    /// A post-login action with `code`, deployed and bound after the others; returns its id.
+    pub async fn live_action(&self, mgmt: &str, name: &str, code: &str) -> String {
+        let id = self.create_action(mgmt, name, "post-login", code).await;
+        self.deploy_action(mgmt, &id).await;
+        let (_, current) = self
+            .api("GET", "/actions/triggers/post-login/bindings", mgmt, None)
+            .await;
+        let mut ids: Vec<String> = current["bindings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["action"]["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.push(id.clone());
+        let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+        let (status, body) = self.bind(mgmt, "post-login", &refs).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        id
+    }
+}
