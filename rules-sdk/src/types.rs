@@ -62,6 +62,15 @@ pub struct Request {
     /// Query parameters of the authorization request.
     #[serde(default)]
     pub query: BTreeMap<String, String>,
+    /// Form fields of the request (empty at a redirect login).
+    #[serde(default)]
+    pub body: BTreeMap<String, String>,
+    /// The browser's preferred language (`Accept-Language`'s first tag), or empty.
+    #[serde(default)]
+    pub language: String,
+    /// Auth0's geolocation of the address: always empty on Wardstone (no GeoIP database).
+    #[serde(default)]
+    pub geoip: Metadata,
 }
 
 /// Login statistics.
@@ -209,6 +218,31 @@ pub struct Context {
     /// The API the access token is for, if any.
     #[serde(default)]
     pub audience: Option<String>,
+    /// Auth0's connection id (Wardstone's one database connection).
+    #[serde(rename = "connectionID", default)]
+    pub connection_id: String,
+    /// The connection's metadata: always empty.
+    #[serde(rename = "connectionMetadata", default)]
+    pub connection_metadata: Metadata,
+    /// The connection's options: always empty.
+    #[serde(rename = "connectionOptions", default)]
+    pub connection_options: Metadata,
+    /// SAML settings of the application: always empty (Wardstone speaks OIDC only; writes are
+    /// ignored).
+    #[serde(rename = "samlConfiguration", default)]
+    pub saml_configuration: Metadata,
+    /// Token settings of the application: always empty (writes are ignored).
+    #[serde(rename = "jwtConfiguration", default)]
+    pub jwt_configuration: Metadata,
+    /// Auth0's `{with_auth0, with_dbconn, current_clients}`.
+    #[serde(default)]
+    pub sso: Metadata,
+    /// The user id whose login this is (Wardstone links no accounts).
+    #[serde(rename = "primaryUser", default)]
+    pub primary_user: String,
+    /// Auth0's risk assessment: always empty (no signals on Wardstone).
+    #[serde(rename = "riskAssessment", default)]
+    pub risk_assessment: Metadata,
 }
 
 /// The tenant's rule settings (secrets, allow-lists...), read-only.

@@ -94,6 +94,8 @@ fn rfc3339(unix: i64) -> Option<String> {
 
 /// The only connection Wardstone has: Auth0's default database connection.
 const CONNECTION: &str = "Username-Password-Authentication";
+/// Its id, as rules (`context.connectionID`) and actions (`event.connection.id`) see it.
+const CONNECTION_ID: &str = "con_wardstone_database";
 
 /// Auth0's Rules `user` and `context` for a login; `roles` are the names of the user's roles.
 pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context) {
@@ -128,6 +130,9 @@ pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context)
             hostname: input.request.hostname.clone(),
             user_agent: input.request.user_agent.clone(),
             query: input.request.query.clone(),
+            body: input.request.body.clone(),
+            language: input.request.language.clone(),
+            geoip: Map::new(),
         }
         .into(),
         stats: Stats {
@@ -148,6 +153,21 @@ pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context)
             claims: Map::new(),
         },
         audience: input.audience.map(String::from),
+        connection_id: CONNECTION_ID.into(),
+        connection_metadata: Map::new(),
+        connection_options: Map::new(),
+        saml_configuration: Map::new(),
+        jwt_configuration: Map::new(),
+        sso: match json!({
+            "with_auth0": false,
+            "with_dbconn": input.session_id.is_some(),
+            "current_clients": [],
+        }) {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
+        primary_user: u.user_id.clone(),
+        risk_assessment: Map::new(),
     };
     (user, context)
 }
@@ -240,7 +260,7 @@ pub(crate) fn post_login_event(
     );
     event.insert(
         "connection".into(),
-        json!({"id": "con_wardstone_database", "name": CONNECTION, "strategy": "auth0", "metadata": {}}),
+        json!({"id": CONNECTION_ID, "name": CONNECTION, "strategy": "auth0", "metadata": {}}),
     );
     event.insert(
         "request".into(),

@@ -539,3 +539,45 @@ async fn metadata_keys_a_rule_removes_are_removed() {
     assert_eq!(user["app_metadata"], json!({"perms": {"read": true}, "plan": "pro"}));
     assert_eq!(user["user_metadata"], json!({"theme": "dark"}));
 }
+
+#[tokio::test]
+async fn every_context_field_auth0_provides_exists_and_unhonourable_writes_are_ignored() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    // Shapes of Auth0's published templates: SAML attribute mapping (writes samlConfiguration),
+    // connection options, risk assessment, geoip, SSO state.
+    app.add_script(
+        "auth0 templates",
+        r#"function (user, context, callback) {
+  context.samlConfiguration.mappings = { 'http://schemas.xmlsoap.org/claims/upn': 'upn' };
+  const strict = context.connectionOptions.requires_username === true;
+  const risky = (context.riskAssessment.confidence || 'low') === 'high';
+  const country = context.request.geoip.country_code || 'unknown';
+  context.idToken['https://wardstone.dev/seen'] = [
+    context.connectionID, strict, risky, country, context.sso.with_auth0,
+    context.primaryUser === user.user_id, typeof context.jwtConfiguration,
+    context.request.language, Object.keys(context.connectionMetadata).length,
+  ];
+  callback(null, user, context);
+}"#,
+    )
+    .await;
+    let claims = login_claims(&app).await.unwrap();
+    assert_eq!(
+        claims[format!("{NS}seen")],
+        json!([
+            "con_wardstone_database",
+            false,
+            false,
+            "unknown",
+            false,
+            true,
+            "object",
+            "",
+            0
+        ])
+    );
+    assert_eq!(app.logs(1).await[0].outcome.label(), "ok");
+}
