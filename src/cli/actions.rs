@@ -164,25 +164,27 @@ fn parse_secrets(given: &[String]) -> Result<Vec<SecretInput>, CliError> {
                 value: Some(value.into()),
                 updated_at: None,
             }),
-            _ => Err(AdminError::Invalid(format!(
-                "invalid --secret {:?}: use NAME=VALUE",
-                s.split('=').next().unwrap_or_default()
-            ))
-            .into()),
+            // The argument is not echoed: it may be a bare secret value typed by mistake.
+            _ => Err(AdminError::Invalid("invalid --secret: use NAME=VALUE".into()).into()),
         })
         .collect()
 }
 
-/// An action named by id or name.
+/// An action named by id or, failing that, by name (an id always wins: a name spelled like
+/// another action's id never redirects a command to it).
 async fn find(
     admin: &Admin,
     tenant: &crate::domain::Tenant,
     id: &str,
 ) -> Result<ActionView, CliError> {
-    if let Some(a) = admin.action_by_name(tenant, id).await? {
-        return Ok(a);
+    match admin.get_action(tenant, id).await {
+        Ok(a) => Ok(a),
+        Err(AdminError::NotFound(why)) => match admin.action_by_name(tenant, id).await? {
+            Some(a) => Ok(a),
+            None => Err(AdminError::NotFound(why).into()),
+        },
+        Err(e) => Err(e.into()),
     }
-    Ok(admin.get_action(tenant, id).await?)
 }
 
 fn show(a: &ActionView) -> String {

@@ -50,6 +50,8 @@ pub enum ErrorCode {
     LoginRequired,
     /// `prompt=none` and consent missing.
     ConsentRequired,
+    /// `prompt=none` and an action needs the user (a redirect).
+    InteractionRequired,
     /// `request` objects are not supported.
     RequestNotSupported,
     /// `request_uri` is not supported.
@@ -71,6 +73,7 @@ impl ErrorCode {
             ErrorCode::ServerError => "server_error",
             ErrorCode::LoginRequired => "login_required",
             ErrorCode::ConsentRequired => "consent_required",
+            ErrorCode::InteractionRequired => "interaction_required",
             ErrorCode::RequestNotSupported => "request_not_supported",
             ErrorCode::RequestUriNotSupported => "request_uri_not_supported",
         }

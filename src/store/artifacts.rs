@@ -105,7 +105,7 @@ impl Store {
         .await?)
     }
 
-    /// Drops artifacts of modules no rule uses any more, and host runtimes (`runtime:…`)
+    /// Drops artifacts of modules no rule or action version uses any more, and host runtimes (`runtime:…`)
     /// other than `runtime_key` for `fingerprint` (what this version of the server uses).
     pub async fn prune_rule_artifacts(
         &self,
@@ -114,7 +114,8 @@ impl Store {
     ) -> StoreResult<()> {
         sqlx::query(
             "DELETE FROM rule_artifact WHERE \
-             (sha256 NOT LIKE 'runtime:%' AND sha256 NOT IN (SELECT sha256 FROM rule)) \
+             (sha256 NOT LIKE 'runtime:%' AND sha256 NOT IN (SELECT sha256 FROM rule) \
+              AND sha256 NOT IN (SELECT sha256 FROM action_version)) \
              OR (sha256 LIKE 'runtime:%' AND (sha256 <> $1 OR fingerprint <> $2))",
         )
         .bind(runtime_key)

@@ -521,7 +521,20 @@ exports.onContinuePostLogin = async (event, api) => {
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{who}");
         assert!(resp.headers().get("location").is_none(), "{who}");
     }
-    let resp = browser.get(&continue_url(&state, &good)).await;
+    // The external page posts back: that cross-site POST carries none of our SameSite=Lax
+    // cookies, so it is sent round once as a top-level GET with the same parameters.
+    let posted = Browser::new()
+        .post_form(
+            &app.url("/continue"),
+            &[
+                ("state".to_string(), state.clone()),
+                ("answer".to_string(), good.clone()),
+            ],
+        )
+        .await;
+    let again = location(&posted);
+    assert_eq!(again, continue_url(&state, &good));
+    let resp = browser.get(&again).await;
     let callback = location(&resp);
     assert!(callback.starts_with(CALLBACK), "{callback}");
     let q = query_of(&callback);
@@ -531,6 +544,10 @@ exports.onContinuePostLogin = async (event, api) => {
     // Single use: a replay finds nothing.
     let resp = browser.get(&continue_url(&state, &good)).await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    // A silent request cannot be sent to a page: interaction_required, never a pause.
+    let silent = location(&browser.get(&app.authorize_url(&[("prompt", "none")])).await);
+    assert!(silent.starts_with(CALLBACK), "{silent}");
+    assert_eq!(query_of(&silent)["error"], "interaction_required");
 
     // An answer signed with another secret fails the login closed.
     let (browser, page) = pause(Browser::new()).await;
@@ -539,6 +556,38 @@ exports.onContinuePostLogin = async (event, api) => {
     let q = query_of(&location(&browser.get(&continue_url(&state, &bad)).await));
     assert_eq!(q["error"], "server_error", "{q:?}");
     assert!(!q.contains_key("code"));
+}
+
+#[tokio::test]
+async fn deployed_actions_keep_their_compiled_artifacts_through_pruning() {
+    if !js() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    app.live_action(&mgmt, "kept", &post_login("api.idToken.setCustomClaim('https://wardstone.dev/k', 1);"))
+        .await;
+    let (_, versions) = app
+        .api("GET", "/actions/actions", &mgmt, None)
+        .await;
+    assert_eq!(versions["total"], 1);
+    assert_eq!(login_claims(&app).await.unwrap()[format!("{NS}k")], 1);
+    let db = app.db().await;
+    let (sha,): (String,) = sqlx::query_as("SELECT sha256 FROM action_version")
+        .fetch_one(&db)
+        .await
+        .unwrap();
+    let fingerprint = app.rules.engine().fingerprint().to_string();
+    assert!(app.store.rule_artifact(&sha, &fingerprint).await.unwrap().is_some());
+    // The node's periodic pruning keeps what a deployed version needs.
+    app.store
+        .prune_rule_artifacts(&wardstone::rules::js::runtime_artifact_key(), &fingerprint)
+        .await
+        .unwrap();
+    assert!(
+        app.store.rule_artifact(&sha, &fingerprint).await.unwrap().is_some(),
+        "an action's artifact survives pruning"
+    );
 }
 
 #[tokio::test]

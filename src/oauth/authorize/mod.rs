@@ -547,6 +547,13 @@ impl Provider {
                 );
                 Ok(self.fail(tenant, request, ErrorCode::ServerError, &description))
             }
+            // A silent request cannot show the user anything (OIDC Core §3.1.2.6).
+            Decided::Redirect { .. } if request.prompt_none => Ok(self.fail(
+                tenant,
+                request,
+                ErrorCode::InteractionRequired,
+                "an action needs to send the user to another page; retry without prompt=none",
+            )),
             Decided::Redirect { url, resume } => {
                 self.pause(tenant, client, request, browser, &url, &resume)
                     .await

@@ -82,6 +82,14 @@ impl Provider {
         if params.len() > 50 || params.iter().any(|(k, v)| k.len() > 100 || v.len() > 8192) {
             return Ok(Problem::BadRequest("Too many or too long parameters.".into()).into());
         }
+        // A form posted from the external site carries none of our `SameSite=Lax` cookies; a
+        // top-level GET does. Send the browser round once as a GET with the same parameters
+        // (Auth0's pattern posts back; its parameters then arrive as `event.request.query`).
+        if browser.method.eq_ignore_ascii_case("POST") && browser.browser_id.is_none() {
+            let mut url = url::Url::parse(&format!("{}/continue", tenant.issuer))?;
+            url.query_pairs_mut().extend_pairs(params.iter());
+            return Ok(Outcome::Redirect(url.to_string()).into());
+        }
         let state = params
             .iter()
             .find(|(k, _)| k == "state")
