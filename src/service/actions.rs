@@ -972,10 +972,17 @@ impl Admin {
             }
             rows.push((random_token(12), action.id.clone(), display));
         }
-        self.store
+        let bound = self
+            .store
             .set_bindings(&tenant.id, trigger_id, &rows, self.clock.now())
             .await
             .map_err(internal)?;
+        if !bound {
+            // An action was deleted (or changed) between the checks above and the write.
+            return Err(AdminError::NotFound(
+                "an action of the list no longer exists or is no longer deployed for this trigger; nothing was changed".into(),
+            ));
+        }
         tracing::info!(tenant = %tenant.name, trigger = %trigger_id, actions = rows.len(), "trigger bindings changed");
         self.bindings(tenant, trigger).await
     }

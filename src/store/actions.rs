@@ -371,11 +371,14 @@ impl Store {
         .bind(&stored.action_id)
         .execute(&mut *tx)
         .await?;
-        sqlx::query("DELETE FROM action_version WHERE action_id = $1 AND number <= $2")
-            .bind(&stored.action_id)
-            .bind(stored.number - keep_versions.max(1))
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "DELETE FROM action_version WHERE tenant_id = $1 AND action_id = $2 AND number <= $3",
+        )
+        .bind(&stored.tenant_id)
+        .bind(&stored.action_id)
+        .bind(stored.number - keep_versions.max(1))
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(stored))
     }
@@ -438,7 +441,7 @@ impl Store {
     ) -> StoreResult<Vec<BindingRecord>> {
         Ok(sqlx::query_as::<_, BindingRecord>(
             "SELECT b.id, b.trigger_id, b.position, b.action_id, a.name AS action_name, b.display_name, b.created_at \
-             FROM action_binding b JOIN action a ON a.id = b.action_id \
+             FROM action_binding b JOIN action a ON a.id = b.action_id AND a.tenant_id = b.tenant_id \
              WHERE b.tenant_id = $1 AND b.trigger_id = $2 ORDER BY b.position",
         )
         .bind(tenant_id)
@@ -448,14 +451,16 @@ impl Store {
     }
 
     /// Replaces a trigger's bindings with `bindings` (`(binding id, action id, display name)`,
-    /// in order), all or nothing. Actions that are not deployed are refused by the caller.
+    /// in order), all or nothing. Actions that are not deployed are refused by the caller; one
+    /// that is not (or no longer) this tenant's deployed action binds nothing and the whole
+    /// change is dropped: `false`.
     pub async fn set_bindings(
         &self,
         tenant_id: &str,
         trigger: TriggerId,
         bindings: &[(String, String, String)],
         now: i64,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<bool> {
         let mut tx = self.writer.begin().await?;
         bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
         sqlx::query("DELETE FROM action_binding WHERE tenant_id = $1 AND trigger_id = $2")
@@ -464,9 +469,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         for (position, (id, action_id, display_name)) in bindings.iter().enumerate() {
-            sqlx::query(
+            let inserted = sqlx::query(
                 "INSERT INTO action_binding (id, tenant_id, trigger_id, position, action_id, display_name, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 SELECT $1, $2, $3, $4, id, $6, $7 FROM action \
+                 WHERE tenant_id = $2 AND id = $5 AND trigger_id = $3 AND deployed_version IS NOT NULL",
             )
             .bind(id)
             .bind(tenant_id)
@@ -476,10 +482,15 @@ impl Store {
             .bind(display_name)
             .bind(now)
             .execute(&mut *tx)
-            .await?;
+            .await?
+            .rows_affected();
+            if inserted != 1 {
+                // Dropping the transaction rolls everything back.
+                return Ok(false);
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(true)
     }
 
     /// The live version and sealed secrets of every bound action, per trigger in order.
@@ -487,8 +498,9 @@ impl Store {
         Ok(sqlx::query_as::<_, BoundActionRow>(
             "SELECT b.trigger_id, a.id AS action_id, a.name AS action_name, v.id AS version_id, \
              v.number AS version_number, v.sha256, a.secrets \
-             FROM action_binding b JOIN action a ON a.id = b.action_id \
-             JOIN action_version v ON v.action_id = a.id AND v.number = a.deployed_version \
+             FROM action_binding b JOIN action a ON a.id = b.action_id AND a.tenant_id = b.tenant_id \
+             JOIN action_version v ON v.action_id = a.id AND v.tenant_id = a.tenant_id \
+             AND v.number = a.deployed_version \
              WHERE b.tenant_id = $1 ORDER BY b.trigger_id, b.position",
         )
         .bind(tenant_id)
