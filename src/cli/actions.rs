@@ -327,21 +327,14 @@ pub(super) async fn command(admin: &Admin, command: ActionCommand) -> Result<(),
         } => {
             let tenant = admin.resolve(&tenant).await?;
             let a = find(admin, &tenant, &id).await?;
-            let versions = admin.action_versions(&tenant, &a.id).await?;
-            let target = versions
-                .versions
-                .iter()
-                .find(|v| v.id == version || v.number.to_string() == version)
-                .ok_or_else(|| {
-                    AdminError::NotFound(format!("action {:?} has no version {version:?}", a.name))
-                })?;
+            // The version is an id or a number: the service takes either.
             let v = admin
-                .deploy_action_version(&tenant, &a.id, &target.id)
+                .deploy_action_version(&tenant, &a.id, &version)
                 .await?;
             print(out.json, &v, |v| {
                 format!(
-                    "rolled {} back to version {}'s code: now version {}",
-                    a.name, target.number, v.number
+                    "rolled {} back to version {version}'s code: now version {}",
+                    a.name, v.number
                 )
             });
         }

@@ -818,15 +818,7 @@ impl Admin {
         id: &str,
         version: &str,
     ) -> Result<ActionVersionView, AdminError> {
-        let a = self.action_record(tenant, id).await?;
-        let v = self
-            .store
-            .action_version(&tenant.id, id, version)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| {
-                AdminError::NotFound(format!("action {id:?} has no version {version:?}"))
-            })?;
+        let (a, v) = self.action_and_version(tenant, id, version).await?;
         Ok(version_view(&a, &v))
     }
 
@@ -837,6 +829,18 @@ impl Admin {
         id: &str,
         version: &str,
     ) -> Result<ActionVersionView, AdminError> {
+        let (a, v) = self.action_and_version(tenant, id, version).await?;
+        self.deploy_code(tenant, &a, v.code, v.dependencies.0, v.runtime)
+            .await
+    }
+
+    /// An action and one of its versions (by id or number), or 404 naming what is missing.
+    async fn action_and_version(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        version: &str,
+    ) -> Result<(ActionRecord, ActionVersionRecord), AdminError> {
         let a = self.action_record(tenant, id).await?;
         let v = self
             .store
@@ -846,8 +850,7 @@ impl Admin {
             .ok_or_else(|| {
                 AdminError::NotFound(format!("action {id:?} has no version {version:?}"))
             })?;
-        self.deploy_code(tenant, &a, v.code, v.dependencies.0, v.runtime)
-            .await
+        Ok((a, v))
     }
 
     /// The triggers Wardstone runs.
