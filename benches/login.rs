@@ -393,9 +393,9 @@ fn main() {
         let database_url = format!("sqlite://{}/bench.db", dir.path().display());
         let master_key = random_master_key();
         // BENCH_ONLY=5 measures only the tenant with 5 SDK rules, BENCH_ONLY=js3 the one with
-        // 3 JavaScript rules (for profiling).
+        // 3 JavaScript rules (for profiling); BENCH_ONLY=0,action5 those two, in one run.
         let rule_counts: Vec<RuleSet> = match std::env::var("BENCH_ONLY") {
-            Ok(n) => vec![RuleSet::parse(&n)],
+            Ok(n) => n.split(',').map(|n| RuleSet::parse(n.trim())).collect(),
             Err(_) => {
                 let mut sets: Vec<RuleSet> = [0, 1, 5, 10].map(RuleSet::sdk).to_vec();
                 if wardstone::rules::js::AVAILABLE {

@@ -201,25 +201,96 @@ pub fn event_user(user: &Value) -> Value {
 pub(crate) struct EventFrame {
     /// `"key":value` pairs, comma-joined.
     fixed: String,
+    /// Names `fixed` for the runtime, unique in this process (see [`Self::action_input`]).
+    id: u64,
+    /// The dynamic member's text as last sent, and the token it was sent under.
+    last: std::sync::Mutex<Option<(String, u64)>>,
     /// The member that is serialized again for every action.
     dynamic: &'static str,
 }
 
 impl EventFrame {
-    /// The event of one action: the fixed part, `value` under the dynamic key, and the
-    /// action's own `secrets`.
-    pub(crate) fn event(&self, value: &Value, secrets: &str) -> String {
-        let mut out = String::with_capacity(self.fixed.len() + secrets.len() + 1024);
-        out.push('{');
-        out.push_str(&self.fixed);
-        out.push_str(",\"");
-        out.push_str(self.dynamic);
-        out.push_str("\":");
-        out.push_str(&value.to_string());
-        out.push_str(",\"secrets\":");
-        out.push_str(secrets);
-        out.push('}');
+    fn new(members: Map<String, Value>, dynamic: &'static str) -> Self {
+        EventFrame {
+            fixed: fixed(members),
+            id: next_token(),
+            last: std::sync::Mutex::new(None),
+            dynamic,
+        }
+    }
+
+    /// The input of one action run, as the JavaScript runtime's `run` reads it: nine
+    /// length-prefixed parts (u32 little-endian length, then the bytes) — the handler, the
+    /// trigger, the fixed members' token and text, the dynamic member's name, token and value
+    /// (JSON), the action's own `secrets` (JSON) and the facts its `api` needs (JSON).
+    ///
+    /// Not one JSON document: parsing (or even comparing) kilobytes of JSON costs an
+    /// interpreter-bound sandbox far more than it costs us, so the runtime keeps the fixed
+    /// members parsed from one action to the next, and the dynamic value while its token is
+    /// unchanged. Tokens are unique in the process, so a fresh instance never mistakes
+    /// another run's text for its own.
+    pub(crate) fn action_input(
+        &self,
+        entry: &str,
+        trigger: &str,
+        value: &Value,
+        secrets: &str,
+        facts: &str,
+    ) -> Vec<u8> {
+        let value = value.to_string();
+        let dynamic_token = {
+            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+            match last.as_ref() {
+                Some((text, token)) if *text == value => *token,
+                _ => {
+                    let token = next_token();
+                    *last = Some((value.clone(), token));
+                    token
+                }
+            }
+        };
+        let (fixed_token, dynamic_token) = (self.id.to_le_bytes(), dynamic_token.to_le_bytes());
+        let parts: [&[u8]; 9] = [
+            entry.as_bytes(),
+            trigger.as_bytes(),
+            &fixed_token,
+            self.fixed.as_bytes(),
+            self.dynamic.as_bytes(),
+            &dynamic_token,
+            value.as_bytes(),
+            secrets.as_bytes(),
+            facts.as_bytes(),
+        ];
+        let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
+        for part in parts {
+            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+            out.extend_from_slice(&len.to_le_bytes());
+            out.extend_from_slice(part);
+        }
         out
+    }
+
+    /// The frame of a whole event (a test run's): everything but `secrets` and the trigger's
+    /// dynamic member is fixed. Returns the frame and the dynamic member's value.
+    pub(crate) fn of_event(trigger: TriggerId, mut event: Map<String, Value>) -> (Self, Value) {
+        let dynamic = dynamic_member(trigger);
+        let value = event.remove(dynamic).unwrap_or_else(|| json!({}));
+        event.remove("secrets");
+        (EventFrame::new(event, dynamic), value)
+    }
+}
+
+/// A token no other event part of this process had.
+fn next_token() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The member of `trigger`'s event that actions can change for the ones after them.
+fn dynamic_member(trigger: TriggerId) -> &'static str {
+    match trigger {
+        TriggerId::PostLogin => "user",
+        TriggerId::CredentialsExchange => "accessToken",
     }
 }
 
@@ -315,10 +386,7 @@ pub(crate) fn post_login_event(
     );
     event.insert("organization".into(), Value::Null);
     event.insert("configuration".into(), json!({}));
-    EventFrame {
-        fixed: fixed(event),
-        dynamic: "user",
-    }
+    EventFrame::new(event, "user")
 }
 
 /// The fixed part of a credentials-exchange event.
@@ -361,28 +429,16 @@ pub(crate) fn credentials_exchange_event(
     );
     event.insert("tenant".into(), json!({"id": input.tenant_name}));
     event.insert("organization".into(), Value::Null);
-    EventFrame {
-        fixed: fixed(event),
-        dynamic: "accessToken",
-    }
+    EventFrame::new(event, "accessToken")
 }
 
 /// The fixed part of `trigger`'s sample event (benchmarks and offline runs).
 pub(crate) fn sample_frame(trigger: TriggerId) -> EventFrame {
-    let mut event = match super::test_run::sample_event(trigger) {
+    let event = match super::test_run::sample_event(trigger) {
         Value::Object(map) => map,
         _ => Map::new(),
     };
-    let dynamic = match trigger {
-        TriggerId::PostLogin => "user",
-        TriggerId::CredentialsExchange => "accessToken",
-    };
-    event.remove(dynamic);
-    event.remove("secrets");
-    EventFrame {
-        fixed: fixed(event),
-        dynamic,
-    }
+    EventFrame::of_event(trigger, event).0
 }
 
 #[cfg(test)]
@@ -390,18 +446,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_event_joins_its_fixed_and_dynamic_parts() {
+    fn an_action_input_is_nine_length_prefixed_parts_with_tokens_for_what_repeats() {
         let mut fixed_part = Map::new();
         fixed_part.insert("tenant".into(), json!({"id": "acme"}));
-        let frame = EventFrame {
-            fixed: fixed(fixed_part),
-            dynamic: "user",
+        let frame = EventFrame::new(fixed_part, "user");
+        let parts = |user: Value| {
+            let input = frame.action_input(
+                "onExecutePostLogin",
+                "post-login",
+                &user,
+                r#"{"K":"v"}"#,
+                "{}",
+            );
+            let mut parts = Vec::new();
+            let mut rest = &input[..];
+            while !rest.is_empty() {
+                let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
+                parts.push(rest[4..4 + len].to_vec());
+                rest = &rest[4 + len..];
+            }
+            parts
         };
-        let event: Value =
-            serde_json::from_str(&frame.event(&json!({"user_id": "u1"}), r#"{"K":"v"}"#)).unwrap();
-        assert_eq!(
-            event,
-            json!({"tenant": {"id": "acme"}, "user": {"user_id": "u1"}, "secrets": {"K": "v"}})
+        let first = parts(json!({"user_id": "u1"}));
+        let text = |p: &Vec<u8>| String::from_utf8(p.clone()).unwrap();
+        assert_eq!(first.len(), 9);
+        assert_eq!(text(&first[0]), "onExecutePostLogin");
+        assert_eq!(text(&first[1]), "post-login");
+        assert_eq!(text(&first[3]), r#""tenant":{"id":"acme"}"#);
+        assert_eq!(text(&first[4]), "user");
+        assert_eq!(text(&first[6]), r#"{"user_id":"u1"}"#);
+        assert_eq!(text(&first[7]), r#"{"K":"v"}"#);
+        assert_eq!(text(&first[8]), "{}");
+        // The same user keeps its token; a changed one gets a new one; the fixed part's never
+        // changes.
+        let same = parts(json!({"user_id": "u1"}));
+        let changed = parts(json!({"user_id": "u1", "app_metadata": {"a": 1}}));
+        assert_eq!(same[5], first[5]);
+        assert_ne!(changed[5], first[5]);
+        assert_eq!(changed[2], first[2]);
+        assert_ne!(
+            EventFrame::new(Map::new(), "user").id,
+            frame.id,
+            "tokens are unique"
         );
     }
 

@@ -214,15 +214,25 @@ fn action_test_input(trigger: TriggerId, event: &Value, secrets: &str) -> Vec<u8
         .as_str()
         .unwrap_or_default()
         .to_string();
-    json!({
-        "entry": trigger.entry_point(),
-        "trigger": trigger.as_str(),
-        "event": event,
-        "facts": {"cache": {}, "executed_rules": [], "can_redirect": false,
-                  "resume_state": "test-state", "issuer": "test", "subject": user_id, "ip": ip},
-    })
-    .to_string()
-    .into_bytes()
+    let facts = json!({"cache": {}, "executed_rules": [], "can_redirect": false,
+                  "resume_state": "test-state", "issuer": "test", "subject": user_id, "ip": ip});
+    let mut members = match event {
+        Value::Object(map) => map,
+        _ => Map::new(),
+    };
+    let secrets = members
+        .get("secrets")
+        .map(Value::to_string)
+        .unwrap_or_else(|| "{}".into());
+    members.remove("secrets");
+    let (frame, dynamic) = super::input::EventFrame::of_event(trigger, members);
+    frame.action_input(
+        trigger.entry_point(),
+        trigger.as_str(),
+        &dynamic,
+        &secrets,
+        &facts.to_string(),
+    )
 }
 
 impl Rules {

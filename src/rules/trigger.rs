@@ -141,7 +141,8 @@ pub(crate) fn run(
     let limits = engine.limits();
     let started = Instant::now();
     let mut session = engine.session(cx.net);
-    let frame = InputFrame::new(&state.user, &state.context, cx.configuration);
+    // Built for the first rule: a run of actions alone never needs it.
+    let mut frame: Option<InputFrame> = None;
     let mut records: Vec<ExecutionRecord> = Vec::with_capacity(items.len());
     let skip_to = cx.resume_at.and_then(|id| {
         items
@@ -196,7 +197,11 @@ pub(crate) fn run(
         }
         let step = match item.kind {
             CodeKind::Rule => {
-                let input = frame.input(&state.user, &state.context);
+                let input = frame
+                    .get_or_insert_with(|| {
+                        InputFrame::new(&state.user, &state.context, cx.configuration)
+                    })
+                    .input(&state.user, &state.context);
                 rule_step(
                     &mut session,
                     item,
@@ -452,10 +457,6 @@ fn action_input(
             json!({"scope": scope, "customClaims": access})
         }
     };
-    let event = cx
-        .event
-        .map(|frame| frame.event(&dynamic, &item.secrets))
-        .unwrap_or_else(|| "{}".into());
     let facts = json!({
         "cache": cx.cache.snapshot(cx.tenant_id, cx.trigger, cx.now * 1000),
         "executed_rules": state.executed_rules,
@@ -465,18 +466,17 @@ fn action_input(
         "issuer": cx.issuer,
         "subject": cx.subject,
         "ip": cx.ip,
-    });
-    let mut input = String::with_capacity(event.len() + 512);
-    input.push_str("{\"entry\":");
-    input.push_str(&Value::String(entry.into()).to_string());
-    input.push_str(",\"trigger\":");
-    input.push_str(&Value::String(cx.trigger.as_str().into()).to_string());
-    input.push_str(",\"event\":");
-    input.push_str(&event);
-    input.push_str(",\"facts\":");
-    input.push_str(&facts.to_string());
-    input.push('}');
-    input.into_bytes()
+    })
+    .to_string();
+    let empty;
+    let frame = match cx.event {
+        Some(frame) => frame,
+        None => {
+            empty = EventFrame::of_event(cx.trigger, serde_json::Map::new()).0;
+            &empty
+        }
+    };
+    frame.action_input(entry, cx.trigger.as_str(), &dynamic, &item.secrets, &facts)
 }
 
 fn action_step(

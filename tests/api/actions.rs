@@ -968,3 +968,111 @@ async fn one_tenant_cannot_see_or_bind_another_tenants_actions() {
         .unwrap();
     assert_eq!(list["total"], 0);
 }
+
+#[tokio::test]
+async fn built_in_modules_work_in_actions_and_rules_through_a_login_and_others_are_refused() {
+    if !js() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // Auth0's versioned form names the same module.
+    let code = format!(
+        "const _ = require('lodash@4.17.21');
+         const {{ v4: uuidv4 }} = require('uuid');
+         const qs = require('querystring');
+         const url = require('url');
+         const moment = require('moment');
+         const ipaddr = require('ipaddr.js');
+         const crypto = require('crypto');
+         {}",
+        post_login(
+            "const claim = (k, v) => api.idToken.setCustomClaim('https://wardstone.dev/' + k, v);
+             claim('roles', _.uniq(['a', 'b', 'a']));
+             claim('uuid', /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(uuidv4()));
+             claim('qs', qs.stringify({ a: 1, b: 'x y' }));
+             claim('host', url.parse('https://example.com:8080/p?q=1').hostname);
+             claim('year', moment.utc('2026-12-04T10:00:00Z').add(1, 'month').format('YYYY-MM'));
+             claim('range', ipaddr.parse(event.request.ip).range());
+             claim('sha256', crypto.createHash('sha256').update('a').update('bc').digest('hex'));
+             claim('hmac', crypto.createHmac('sha256', 'key').update('The quick brown fox jumps over the lazy dog').digest('base64'));
+             claim('random', crypto.randomBytes(8).toString('hex').length);
+             claim('same', crypto.timingSafeEqual('abc', 'abc'));
+             claim('uuid2', crypto.randomUUID().length);"
+        )
+    );
+    app.live_action(&mgmt, "modules", &code).await;
+    let (_, id_token, _) = login_tokens(&app).await;
+    let claim = |k: &str| id_token[format!("{NS}{k}")].clone();
+    assert_eq!(claim("roles"), json!(["a", "b"]), "{id_token}");
+    assert_eq!(claim("uuid"), json!(true));
+    assert_eq!(claim("qs"), "a=1&b=x%20y");
+    assert_eq!(claim("host"), "example.com");
+    assert_eq!(claim("year"), "2027-01");
+    assert_eq!(claim("range"), "loopback", "the test client connects from 127.0.0.1");
+    assert_eq!(
+        claim("sha256"),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(claim("hmac"), "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
+    assert_eq!(claim("random"), 16);
+    assert_eq!(claim("same"), true);
+    assert_eq!(claim("uuid2"), 36);
+
+    // A rule requires the same modules; modules are frozen, so one run cannot change what
+    // the next one sees.
+    app.add_script(
+        "lodash rule",
+        "function (user, context, callback) {
+           const _ = require('lodash');
+           try { _.map = function () { return ['tampered']; }; } catch (e) {}
+           context.idToken['https://wardstone.dev/picked'] = _.map([1, 2], (x) => x * 2);
+           callback(null, user, context);
+         }",
+    )
+    .await;
+    let (_, id_token, _) = login_tokens(&app).await;
+    assert_eq!(id_token[format!("{NS}picked")], json!([2, 4]), "{id_token}");
+
+    // Outside the set: refused at upload, naming the module and listing the set.
+    let (status, body) = app
+        .api(
+            "POST",
+            "/actions/actions",
+            &mgmt,
+            Some(json!({"name": "x", "supported_triggers": [{"id": "post-login"}],
+                "code": "const r = require('request');\nexports.onExecutePostLogin = async () => {};"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("request"), "{body}");
+    assert!(message.contains("lodash"), "the set is listed: {body}");
+}
+
+#[tokio::test]
+async fn a_module_used_wrongly_fails_the_login_closed() {
+    if !js() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    app.live_action(
+        &mgmt,
+        "bad hash",
+        &post_login(
+            "api.idToken.setCustomClaim('https://wardstone.dev/x', 1);
+             require('crypto').createHash('md4').update('x').digest('hex');",
+        ),
+    )
+    .await;
+    let q = app.authorize_outcome(&Browser::new(), &[]).await;
+    assert_eq!(q.get("error").map(String::as_str), Some("server_error"), "{q:?}");
+    assert!(!q.contains_key("code"));
+    let log = &app.logs(1).await[0];
+    assert!(log.outcome.label().starts_with("failed:"), "{log:?}");
+    assert!(
+        log.logs.iter().any(|l| l.message.contains("md4")),
+        "the log says why: {log:?}"
+    );
+}

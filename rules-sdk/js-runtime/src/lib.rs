@@ -64,6 +64,7 @@ enum Item {
 struct State {
     runtime: Runtime,
     context: Context,
+    entries: Entries,
     items: Vec<Item>,
 }
 
@@ -101,8 +102,34 @@ pub extern "C" fn initialize() {
         define_raw(&ctx, c"__wardstone_settle", Some(settle), 1);
         define_raw(&ctx, c"__wardstone_fetch", Some(fetch), 1);
         define_raw(&ctx, c"__wardstone_crypto", Some(crypto), 1);
+        define_raw(&ctx, c"__wardstone_emit", Some(emit), 3);
+        // The bundled npm modules first: the prelude takes what they define and freezes it.
+        let modules = include_str!(concat!(env!("OUT_DIR"), "/modules.js"));
+        if !modules.is_empty()
+            && let Err(e) = ctx.eval::<(), _>(modules)
+        {
+            fail(&format!("built-in modules: {}", describe(&ctx, e)));
+        }
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
+        }
+    });
+    let entries = context.with(|ctx| {
+        let host: rquickjs::Object = ctx
+            .globals()
+            .get("__wardstone")
+            .unwrap_or_else(|_| fail("the prelude defines no entry points"));
+        let entry = |name: &str| {
+            let f: Function = host
+                .get(name)
+                .unwrap_or_else(|_| fail(&format!("the prelude defines no {name}")));
+            Persistent::save(&ctx, f)
+        };
+        Entries {
+            start_rule: entry("startRule"),
+            finish_rule: entry("finishRule"),
+            start_action: entry("startAction"),
+            finish_action: entry("finishAction"),
         }
     });
     runtime.run_gc();
@@ -116,6 +143,7 @@ pub extern "C" fn initialize() {
         *s.borrow_mut() = Some(State {
             runtime,
             context,
+            entries,
             items: Vec::new(),
         })
     });
@@ -450,16 +478,56 @@ struct Input<'a> {
     configuration: Option<&'a RawValue>,
 }
 
-/// An action's input: which handler, for which trigger, the event one level down, and the
-/// facts the `api` needs (cache, rules that ran, whether a redirect is possible, …).
-#[derive(serde::Deserialize)]
-struct ActionInput<'a> {
-    entry: String,
-    trigger: String,
-    #[serde(borrow, default)]
-    event: BTreeMap<String, &'a RawValue>,
-    #[serde(borrow)]
-    facts: Option<&'a RawValue>,
+/// An action's input (see the host's `EventFrame::action_input`): nine length-prefixed
+/// parts — entry, trigger, the fixed members' token and text, the dynamic member's name,
+/// token and value, the action's secrets, the facts its `api` needs.
+struct ActionInput {
+    parts: [&'static [u8]; 9],
+}
+
+impl ActionInput {
+    fn parse(mut bytes: &'static [u8]) -> Option<Self> {
+        let mut parts: [&'static [u8]; 9] = [&[]; 9];
+        for part in &mut parts {
+            let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+            *part = bytes.get(4..4 + len)?;
+            bytes = &bytes[4 + len..];
+        }
+        Some(ActionInput { parts })
+    }
+
+    fn text(&self, i: usize) -> &'static str {
+        std::str::from_utf8(self.parts[i]).unwrap_or_else(|_| fail("the action input is not UTF-8"))
+    }
+
+    fn token(&self, i: usize) -> u64 {
+        self.parts[i]
+            .try_into()
+            .map(u64::from_le_bytes)
+            .unwrap_or_else(|_| fail("the action input has no token"))
+    }
+}
+
+/// The tokens of the event parts slots 2 and 3 of `INPUT` hold: an action run whose parts
+/// carry the same tokens reuses them as they are (only the `taken` marks reset), instead of
+/// parsing kilobytes of JSON again (the fixed members never change within one trigger run;
+/// the user changes only when an action sets metadata).
+#[derive(Default)]
+struct EventTokens {
+    fixed: u64,
+    dynamic: u64,
+}
+
+/// Members of a JSON object's text (`{...}`, or its members without braces when `bare`),
+/// each as its raw text.
+fn members(text: &'static str, bare: bool) -> BTreeMap<String, &'static RawValue> {
+    let text: &'static str = if bare {
+        Box::leak(format!("{{{text}}}").into_boxed_str())
+    } else {
+        text
+    };
+    serde_json::from_str(text)
+        .unwrap_or_else(|e| fail(&format!("the action's event is not a JSON object: {e}")))
 }
 
 /// One property of `user` or `context`: its JSON text and whether the rule has it already.
@@ -469,9 +537,14 @@ struct Field {
 }
 
 thread_local! {
-    /// The current run's `user` (0) and `context` (1) properties, or an action's `event` (2).
-    /// The texts live in the input buffer `alloc` leaked, for the instance's life.
-    static INPUT: RefCell<[BTreeMap<String, Field>; 3]> = const { RefCell::new([BTreeMap::new(), BTreeMap::new(), BTreeMap::new()]) };
+    /// The current run's `user` (0) and `context` (1) properties, or an action's `event` (2)
+    /// and, for post-login, `event.user` (3). The texts live in input buffers `alloc` leaked,
+    /// for the instance's life.
+    static INPUT: RefCell<[BTreeMap<String, Field>; 4]> = const { RefCell::new([BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new()]) };
+    /// The tokens of the event parts held in `INPUT` (see [`EventTokens`]).
+    static EVENT: RefCell<EventTokens> = RefCell::new(EventTokens::default());
+    /// What the running action asked for, collected by `__wardstone_emit`.
+    static OUT: RefCell<ActionOut> = RefCell::new(ActionOut::default());
     /// The rule called `callback` (or failed): QuickJS's interrupt handler stops its code.
     static SETTLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
@@ -518,7 +591,7 @@ unsafe fn new_string(ctx: *mut qjs::JSContext, text: &str) -> qjs::JSValue {
 }
 
 fn with_fields<R>(which: i32, f: impl FnOnce(&mut BTreeMap<String, Field>) -> R) -> R {
-    INPUT.with(|input| f(&mut input.borrow_mut()[which.clamp(0, 2) as usize]))
+    INPUT.with(|input| f(&mut input.borrow_mut()[which.clamp(0, 3) as usize]))
 }
 
 /// `__wardstone_take(which, key, wanted)`: marks `user[key]` (`which` 0) or `context[key]`
@@ -541,6 +614,11 @@ unsafe extern "C" fn take_property(
         }
         _ => None,
     });
+    // A post-login event's `user` is lazy one level further down: `true` tells the prelude to
+    // make it a lazy object over slot 3 instead of parsing all of it.
+    if raw.is_some() && wanted && which == 2 && key == "user" && !with_fields(3, |f| f.is_empty()) {
+        return qjs::JS_TRUE;
+    }
     match raw {
         Some(raw) if wanted => unsafe { new_string(ctx, raw.get()) },
         _ => qjs::JS_UNDEFINED,
@@ -621,6 +699,97 @@ unsafe extern "C" fn crypto(
     argv: *mut qjs::JSValue,
 ) -> qjs::JSValue {
     unsafe { call_host(ctx, argc, argv, host_crypto) }
+}
+
+/// What one action run asked for, as JSON texts, gathered as its `api` calls happen (so the
+/// output is written here, not by `JSON.stringify` of a state object in the interpreter).
+#[derive(Default)]
+struct ActionOut {
+    denied: Option<String>,
+    id_token: BTreeMap<String, String>,
+    access_token: BTreeMap<String, String>,
+    scopes: Vec<(bool, String)>,
+    app_metadata: BTreeMap<String, String>,
+    user_metadata: BTreeMap<String, String>,
+    cache: BTreeMap<String, String>,
+    redirect: Option<String>,
+    unsupported: Option<String>,
+}
+
+impl ActionOut {
+    /// The output the host reads (its `ActionOutput`): only what was asked for.
+    fn to_json(&self) -> String {
+        fn object(members: &mut Vec<String>, name: &str, map: &BTreeMap<String, String>) {
+            if map.is_empty() {
+                return;
+            }
+            let inner: Vec<String> = map
+                .iter()
+                .map(|(key, value)| format!("{}:{value}", json_string(key)))
+                .collect();
+            members.push(format!("\"{name}\":{{{}}}", inner.join(",")));
+        }
+        if let Some(name) = &self.unsupported {
+            return format!("{{\"unsupported\":{}}}", json_string(name));
+        }
+        let mut members = Vec::new();
+        if let Some(denied) = &self.denied {
+            members.push(format!("\"denied\":{denied}"));
+        }
+        object(&mut members, "idToken", &self.id_token);
+        object(&mut members, "accessToken", &self.access_token);
+        object(&mut members, "appMetadata", &self.app_metadata);
+        object(&mut members, "userMetadata", &self.user_metadata);
+        object(&mut members, "cache", &self.cache);
+        if !self.scopes.is_empty() {
+            let scopes: Vec<String> = self
+                .scopes
+                .iter()
+                .map(|(add, scope)| {
+                    format!(
+                        "[\"{}\",{}]",
+                        if *add { '+' } else { '-' },
+                        json_string(scope)
+                    )
+                })
+                .collect();
+            members.push(format!("\"scopes\":[{}]", scopes.join(",")));
+        }
+        if let Some(redirect) = &self.redirect {
+            members.push(format!("\"redirect\":{redirect}"));
+        }
+        format!("{{{}}}", members.join(","))
+    }
+}
+
+/// `__wardstone_emit(kind, key, json)`: one thing the running action asked for. `json` is
+/// the value's JSON text, made by the prelude when the call happened (so later changes to
+/// the object do not count).
+unsafe extern "C" fn emit(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let kind = unsafe { arg_i32(ctx, argc, argv, 0) };
+    let key = unsafe { arg_string(ctx, argc, argv, 1) };
+    let json = unsafe { arg_string(ctx, argc, argv, 2) };
+    OUT.with(|out| {
+        let mut out = out.borrow_mut();
+        match kind {
+            0 => out.denied = Some(json),
+            1 => drop(out.id_token.insert(key, json)),
+            2 => drop(out.access_token.insert(key, json)),
+            3 => out.scopes.push((true, key)),
+            4 => out.scopes.push((false, key)),
+            5 => drop(out.app_metadata.insert(key, json)),
+            6 => drop(out.user_metadata.insert(key, json)),
+            7 => drop(out.cache.insert(key, json)),
+            8 => out.redirect = Some(json),
+            _ => out.unsupported = Some(key),
+        }
+    });
+    qjs::JS_UNDEFINED
 }
 
 /// Defines a raw QuickJS function as a global.
@@ -731,11 +900,18 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
                 Err(e) => fail(&format!("the input is not a rule input: {e}")),
             };
             let configuration = input.configuration.map_or("{}", |c| c.get());
+            // Slots 2 and 3 (an action's event) stay: later actions may reuse them.
             INPUT.with(|i| {
-                *i.borrow_mut() = [fields(input.user), fields(input.context), BTreeMap::new()]
+                let mut slots = i.borrow_mut();
+                slots[0] = fields(input.user);
+                slots[1] = fields(input.context);
             });
-            let output = drive("rule", "finishRule", |ctx, host| {
-                let start: Function = host.get("startRule").map_err(|e| describe(ctx, e))?;
+            let output = drive("rule", Finish::Rule, |ctx, state| {
+                let start = state
+                    .start_rule
+                    .clone()
+                    .restore(ctx)
+                    .map_err(|e| e.to_string())?;
                 let rule = rule.clone().restore(ctx).map_err(|e| e.to_string())?;
                 start
                     .call::<_, ()>((rule, configuration, high, low))
@@ -744,29 +920,68 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
             leak(as_merge_patch(output).into_bytes())
         }
         Item::Action(handlers) => {
-            let input: ActionInput<'static> = match serde_json::from_slice(bytes) {
-                Ok(i) => i,
-                Err(e) => fail(&format!("the input is not an action input: {e}")),
-            };
-            let facts = input.facts.map_or("{}", |c| c.get());
-            INPUT.with(|i| {
-                *i.borrow_mut() = [BTreeMap::new(), BTreeMap::new(), fields(input.event)]
+            let input = ActionInput::parse(bytes)
+                .unwrap_or_else(|| fail("the input is not an action input"));
+            let (entry, trigger, facts) = (input.text(0), input.text(1), input.text(8));
+            let dynamic_key = input.text(4);
+            let split_user = dynamic_key == "user";
+            let secrets: &'static RawValue = serde_json::from_str(input.text(7))
+                .unwrap_or_else(|e| fail(&format!("the action's secrets are not JSON: {e}")));
+            EVENT.with(|tokens| {
+                let mut tokens = tokens.borrow_mut();
+                INPUT.with(|slots| {
+                    let mut slots = slots.borrow_mut();
+                    let (fixed_token, dynamic_token) = (input.token(2), input.token(5));
+                    if tokens.fixed != fixed_token || fixed_token == 0 {
+                        slots[2] = fields(members(input.text(3), true));
+                        tokens.fixed = fixed_token;
+                        tokens.dynamic = 0;
+                    }
+                    for field in slots[2].values_mut() {
+                        field.taken = false;
+                    }
+                    if tokens.dynamic != dynamic_token || dynamic_token == 0 {
+                        let text = input.text(6);
+                        let raw: &'static RawValue =
+                            serde_json::from_str(text).unwrap_or_else(|e| {
+                                fail(&format!("the event's {dynamic_key} is not JSON: {e}"))
+                            });
+                        slots[2].insert(dynamic_key.to_string(), Field { raw, taken: false });
+                        slots[3] = if split_user {
+                            fields(members(text, false))
+                        } else {
+                            BTreeMap::new()
+                        };
+                        tokens.dynamic = dynamic_token;
+                    }
+                    for field in slots[3].values_mut() {
+                        field.taken = false;
+                    }
+                    match slots[2].get_mut("secrets") {
+                        Some(field) => field.raw = secrets,
+                        None => drop(slots[2].insert(
+                            "secrets".into(),
+                            Field {
+                                raw: secrets,
+                                taken: false,
+                            },
+                        )),
+                    }
+                });
             });
-            let output = drive("action", "finishAction", |ctx, host| {
-                let start: Function = host.get("startAction").map_err(|e| describe(ctx, e))?;
+            OUT.with(|o| *o.borrow_mut() = ActionOut::default());
+            drive("action", Finish::Action, |ctx, state| {
                 let handlers = handlers.clone().restore(ctx).map_err(|e| e.to_string())?;
+                let start = state
+                    .start_action
+                    .clone()
+                    .restore(ctx)
+                    .map_err(|e| e.to_string())?;
                 start
-                    .call::<_, ()>((
-                        handlers,
-                        input.entry.as_str(),
-                        input.trigger.as_str(),
-                        facts,
-                        high,
-                        low,
-                    ))
+                    .call::<_, ()>((handlers, entry, trigger, facts, high, low))
                     .map_err(|e| describe(ctx, e))
             });
-            leak(output.into_bytes())
+            leak(OUT.with(|o| o.borrow().to_json()).into_bytes())
         }
     }
 }
@@ -787,21 +1002,32 @@ pub extern "C" fn reusable() -> i32 {
     i32::from(!DIRTY.with(|d| d.get()))
 }
 
+/// Which entry point ends a run.
+#[derive(Clone, Copy)]
+enum Finish {
+    Rule,
+    Action,
+}
+
+/// The prelude's entry points, looked up once when the runtime is snapshotted.
+struct Entries {
+    start_rule: Persistent<Function<'static>>,
+    finish_rule: Persistent<Function<'static>>,
+    start_action: Persistent<Function<'static>>,
+    finish_action: Persistent<Function<'static>>,
+}
+
 /// Starts a run with `start`, drives its promise jobs until it settles, drops what it left
-/// queued, and returns `finish`'s output; fails the execution closed on any error.
+/// queued, and calls the finishing entry point: a rule's output, or (for an action, whose
+/// output `__wardstone_emit` gathered) an empty string. Fails the execution closed on any
+/// error.
 fn drive(
     what: &str,
-    finish: &str,
-    start: impl for<'js> FnOnce(&Ctx<'js>, &rquickjs::Object<'js>) -> Result<(), String>,
+    finish: Finish,
+    start: impl for<'js> FnOnce(&Ctx<'js>, &Entries) -> Result<(), String>,
 ) -> String {
     with_state(|state| {
-        let started = state.context.with(|ctx| -> Result<(), String> {
-            let host: rquickjs::Object = ctx
-                .globals()
-                .get("__wardstone")
-                .map_err(|e| describe(&ctx, e))?;
-            start(&ctx, &host)
-        });
+        let started = state.context.with(|ctx| start(&ctx, &state.entries));
         let settled = || SETTLED.with(|s| s.get());
         if let Err(why) = started
             && !settled()
@@ -837,12 +1063,13 @@ fn drive(
         // The interrupt must not stop `finish`.
         SETTLED.with(|s| s.set(false));
         let output = state.context.with(|ctx| -> Result<String, String> {
-            let host: rquickjs::Object = ctx
-                .globals()
-                .get("__wardstone")
-                .map_err(|e| describe(&ctx, e))?;
-            let finish: Function = host.get(finish).map_err(|e| describe(&ctx, e))?;
-            finish.call::<_, String>(()).map_err(|e| describe(&ctx, e))
+            let entry = match finish {
+                Finish::Rule => &state.entries.finish_rule,
+                Finish::Action => &state.entries.finish_action,
+            };
+            let finish = entry.clone().restore(&ctx).map_err(|e| e.to_string())?;
+            let output: Option<String> = finish.call(()).map_err(|e| describe(&ctx, e))?;
+            Ok(output.unwrap_or_default())
         });
         match output {
             Ok(json) => json,

@@ -20,6 +20,10 @@
   const hostSettle = take('__wardstone_settle');
   const hostFetch = take('__wardstone_fetch');
   const hostCrypto = take('__wardstone_crypto');
+  const hostEmit = take('__wardstone_emit');
+  // The bundled npm modules (modules/entry.js), evaluated just before this prelude; absent
+  // when the runtime was built without them.
+  const bundled = take('__wardstone_modules') || {};
   const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
   class UnauthorizedError extends Error {
@@ -80,46 +84,55 @@
   // it: most code reads a few properties of a 2 KB input, and parsing and re-serializing all
   // of it would cost most of an execution. The host side (Rust) holds each property's JSON
   // text until it is taken. For a rule, a property never read is unchanged, so it is left out
-  // of the output (a merge patch); one read or assigned is output whole. One Proxy handler,
-  // built here in the snapshot, serves every run.
-  const whichOf = new WeakMap();
+  // of the output (a merge patch); one read or assigned is output whole. One Proxy handler
+  // per kind of object (a rule's user and context, an action's event and event.user), built
+  // here in the snapshot, serves every run: a trap knows its slot without a lookup, and a
+  // read of a property already there costs one trap call and one property read.
   const deletedOf = new WeakMap();
-  const settle = (target, key) => {
-    if (typeof key !== 'string' || hasOwn(target, key)) return;
-    const text = hostTake(whichOf.get(target), key, true);
-    if (text !== undefined) target[key] = JSON.parse(text);
+  const handlerFor = (which) => {
+    const settle = (target, key) => {
+      if (typeof key !== 'string' || hasOwn(target, key)) return;
+      const text = hostTake(which, key, true);
+      // `true`: a post-login event's user, itself lazy (most actions read a field or two).
+      if (text === true) target[key] = lazy(3)[0];
+      else if (text !== undefined) target[key] = JSON.parse(text);
+    };
+    return {
+      get(target, key) {
+        const value = target[key];
+        if (value !== undefined || typeof key !== 'string' || hasOwn(target, key)) {
+          return value;
+        }
+        settle(target, key);
+        return target[key];
+      },
+      has(target, key) {
+        settle(target, key);
+        return Reflect.has(target, key);
+      },
+      deleteProperty(target, key) {
+        if (typeof key === 'string') {
+          hostTake(which, key, false);
+          let deleted = deletedOf.get(target);
+          if (!deleted) deletedOf.set(target, (deleted = new Set()));
+          deleted.add(key);
+        }
+        return Reflect.deleteProperty(target, key);
+      },
+      ownKeys(target) {
+        for (const key of JSON.parse(hostKeys(which))) settle(target, key);
+        return Reflect.ownKeys(target);
+      },
+      getOwnPropertyDescriptor(target, key) {
+        settle(target, key);
+        return Reflect.getOwnPropertyDescriptor(target, key);
+      },
+    };
   };
-  const handler = {
-    get(target, key, receiver) {
-      settle(target, key);
-      return Reflect.get(target, key, receiver);
-    },
-    has(target, key) {
-      settle(target, key);
-      return Reflect.has(target, key);
-    },
-    deleteProperty(target, key) {
-      if (typeof key === 'string') {
-        hostTake(whichOf.get(target), key, false);
-        let deleted = deletedOf.get(target);
-        if (!deleted) deletedOf.set(target, (deleted = new Set()));
-        deleted.add(key);
-      }
-      return Reflect.deleteProperty(target, key);
-    },
-    ownKeys(target) {
-      for (const key of JSON.parse(hostKeys(whichOf.get(target)))) settle(target, key);
-      return Reflect.ownKeys(target);
-    },
-    getOwnPropertyDescriptor(target, key) {
-      settle(target, key);
-      return Reflect.getOwnPropertyDescriptor(target, key);
-    },
-  };
+  const handlers = [0, 1, 2, 3].map(handlerFor);
   const lazy = (which) => {
     const target = {};
-    whichOf.set(target, which);
-    return [new Proxy(target, handler), target];
+    return [new Proxy(target, handlers[which]), target];
   };
 
   // What goes back for one of the objects a rule was given: the properties it read or wrote
@@ -350,10 +363,14 @@
   };
   // A capability Wardstone does not have ends the action, and the trigger fails closed with a
   // message naming it: a security requirement is never dropped silently.
+  // What an action asks for goes to the Rust side at once, as JSON made now (a later change
+  // to the object passed does not count): kinds as `__wardstone_emit` numbers them.
+  const EMIT = { deny: 0, idToken: 1, accessToken: 2, addScope: 3, removeScope: 4, appMetadata: 5,
+    userMetadata: 6, cache: 7, redirect: 8, unsupported: 9 };
   const unsupported = (name) => function () {
     const state = current(name);
     if (state.done) return;
-    state.unsupported = name;
+    hostEmit(EMIT.unsupported, name, '');
     state.done = true;
     hostSettle(undefined);
     throw new Error(`${name} is not supported by this server; the login was refused`);
@@ -363,22 +380,36 @@
       return typeof name === 'string' ? unsupported(`${prefix}.${name}`) : undefined;
     },
   });
-  const claimSetter = (slot, what) => (name, value) => {
-    const state = current(what);
+  const jsonOf = (value) => {
+    const text = value === undefined ? undefined : JSON.stringify(value);
+    return text === undefined ? 'null' : text;
+  };
+  const claimSetter = (kind, what) => (name, value) => {
+    current(what);
     if (typeof name !== 'string' || name === '') throw new TypeError(`${what}: the claim name must be a non-empty string`);
-    state.out[slot][name] = value === undefined ? null : JSON.parse(JSON.stringify(value));
+    hostEmit(kind, name, jsonOf(value));
   };
-  const metadataSetter = (slot, what) => (key, value) => {
-    const state = current(what);
+  const metadataSetter = (kind, what) => (key, value) => {
+    current(what);
     if (typeof key !== 'string' || key === '') throw new TypeError(`${what}: the key must be a non-empty string`);
-    state.out[slot][key] = value === undefined || value === null ? null : JSON.parse(JSON.stringify(value));
+    hostEmit(kind, key, value === null ? 'null' : jsonOf(value));
   };
-  const scopeChanger = (add, what) => (scope) => {
-    const state = current(what);
+  const scopeChanger = (kind, what) => (scope) => {
+    current(what);
     if (typeof scope !== 'string' || scope === '' || /\s/.test(scope)) {
       throw new TypeError(`${what}: a scope is one non-empty word`);
     }
-    state.out.scopes.push([add ? '+' : '-', scope]);
+    hostEmit(kind, scope, '');
+  };
+  // The facts the host gave this run (cache, rules run, redirect state, ...): parsed when an
+  // `api` method first needs them, which most actions never do.
+  const factsOf = (state) => {
+    if (state.facts === undefined) state.facts = JSON.parse(state.factsText);
+    return state.facts;
+  };
+  const cacheOf = (state) => {
+    if (state.cache === undefined) state.cache = factsOf(state).cache || {};
+    return state.cache;
   };
   const utf8Length = (text) => {
     let n = 0;
@@ -391,7 +422,7 @@
   const cache = {
     get(key) {
       const state = current('api.cache.get');
-      const entry = state.cache[key];
+      const entry = cacheOf(state)[key];
       if (!entry) return undefined;
       if (entry.expires_at !== undefined && entry.expires_at <= Date.now()) return undefined;
       return { value: entry.value, expires_at: entry.expires_at };
@@ -408,7 +439,7 @@
       let expiresAt = Date.now() + 15 * 60 * 1000;
       if (typeof opts.ttl === 'number') expiresAt = Date.now() + opts.ttl;
       if (typeof opts.expires_at === 'number') expiresAt = opts.expires_at;
-      const next = Object.assign({}, state.cache, { [key]: { value, expires_at: expiresAt } });
+      const next = Object.assign({}, cacheOf(state), { [key]: { value, expires_at: expiresAt } });
       const keys = Object.keys(next);
       let total = 0;
       for (const k of keys) total += utf8Length(k) + utf8Length(next[k].value);
@@ -416,16 +447,16 @@
         return { type: 'error', code: 'cache_full', message: `the cache holds at most ${CACHE_ENTRIES} entries and ${CACHE_TOTAL_BYTES} bytes` };
       }
       state.cache = next;
-      state.out.cache[key] = { value, expires_at: expiresAt };
+      hostEmit(EMIT.cache, key, JSON.stringify({ value, expires_at: expiresAt }));
       return { type: 'success', record: { value, expires_at: expiresAt } };
     },
     delete(key) {
       const state = current('api.cache.delete');
       if (typeof key !== 'string') return { type: 'error', code: 'invalid_argument', message: 'cache keys are strings' };
-      const next = Object.assign({}, state.cache);
+      const next = Object.assign({}, cacheOf(state));
       delete next[key];
       state.cache = next;
-      state.out.cache[key] = null;
+      hostEmit(EMIT.cache, key, 'null');
       return { type: 'success' };
     },
   };
@@ -433,7 +464,7 @@
   const redirect = {
     sendUserTo(url, options) {
       const state = current('api.redirect.sendUserTo');
-      if (!state.canRedirect) {
+      if (factsOf(state).can_redirect !== true) {
         return unsupported('api.redirect.sendUserTo outside an interactive login (a refresh or a test)')();
       }
       if (typeof url !== 'string' || !/^https?:\/\//i.test(url)) {
@@ -444,7 +475,7 @@
       if (given && typeof given === 'object') {
         for (const k of Object.keys(given)) query[k] = String(given[k]);
       }
-      state.out.redirect = { url, query };
+      hostEmit(EMIT.redirect, '', JSON.stringify({ url, query }));
     },
     encodeToken(options) {
       const state = current('api.redirect.encodeToken');
@@ -452,8 +483,9 @@
       if (typeof o.secret !== 'string' || o.secret === '') throw new TypeError('api.redirect.encodeToken: a secret is required');
       const ttl = typeof o.expiresInSeconds === 'number' ? o.expiresInSeconds : 900;
       const now = Math.floor(Date.now() / 1000);
+      const facts = factsOf(state);
       const claims = Object.assign({}, o.payload || {}, {
-        iss: state.issuer, sub: state.subject, iat: now, exp: now + ttl, ip: state.ip, state: state.resumeState,
+        iss: facts.issuer, sub: facts.subject, iat: now, exp: now + ttl, ip: facts.ip, state: facts.resume_state,
       });
       return crypto({ op: 'jwt_sign', alg: 'HS256', key: o.secret, claims }).token;
     },
@@ -466,11 +498,12 @@
       const token = (request.query && request.query[name]) || (request.body && request.body[name]);
       if (typeof token !== 'string') throw new Error(`api.redirect.validateToken: no ${name} parameter was sent back`);
       const claims = crypto({ op: 'jwt_verify', alg: 'HS256', key: o.secret, token }).claims;
-      if (state.continueState === undefined || claims.state !== state.continueState) {
+      const facts = factsOf(state);
+      if (facts.continue_state === undefined || facts.continue_state === null || claims.state !== facts.continue_state) {
         throw new Error('api.redirect.validateToken: the token belongs to another login (state)');
       }
-      if (claims.sub !== undefined && claims.sub !== state.subject) throw new Error('api.redirect.validateToken: the token was issued for another user');
-      if (claims.iss !== undefined && claims.iss !== state.issuer) throw new Error('api.redirect.validateToken: the token was issued by another tenant');
+      if (claims.sub !== undefined && claims.sub !== facts.subject) throw new Error('api.redirect.validateToken: the token was issued for another user');
+      if (claims.iss !== undefined && claims.iss !== facts.issuer) throw new Error('api.redirect.validateToken: the token was issued by another tenant');
       return claims;
     },
   };
@@ -480,26 +513,26 @@
       deny(reason) {
         const state = current('api.access.deny');
         if (state.done) return;
-        state.out.denied = { reason: reason === undefined ? '' : String(reason) };
+        hostEmit(EMIT.deny, '', JSON.stringify({ reason: reason === undefined ? '' : String(reason) }));
         state.done = true;
         hostSettle(undefined);
       },
     },
-    idToken: { setCustomClaim: claimSetter('idToken', 'api.idToken.setCustomClaim') },
+    idToken: { setCustomClaim: claimSetter(EMIT.idToken, 'api.idToken.setCustomClaim') },
     accessToken: {
-      setCustomClaim: claimSetter('accessToken', 'api.accessToken.setCustomClaim'),
-      addScope: scopeChanger(true, 'api.accessToken.addScope'),
-      removeScope: scopeChanger(false, 'api.accessToken.removeScope'),
+      setCustomClaim: claimSetter(EMIT.accessToken, 'api.accessToken.setCustomClaim'),
+      addScope: scopeChanger(EMIT.addScope, 'api.accessToken.addScope'),
+      removeScope: scopeChanger(EMIT.removeScope, 'api.accessToken.removeScope'),
     },
     user: {
-      setAppMetadata: metadataSetter('appMetadata', 'api.user.setAppMetadata'),
-      setUserMetadata: metadataSetter('userMetadata', 'api.user.setUserMetadata'),
+      setAppMetadata: metadataSetter(EMIT.appMetadata, 'api.user.setAppMetadata'),
+      setUserMetadata: metadataSetter(EMIT.userMetadata, 'api.user.setUserMetadata'),
     },
     cache,
     redirect,
     rules: {
       wasExecuted(ruleId) {
-        return current('api.rules.wasExecuted').executedRules.indexOf(ruleId) >= 0;
+        return (factsOf(current('api.rules.wasExecuted')).executed_rules || []).indexOf(ruleId) >= 0;
       },
     },
     multifactor: unsupportedNamespace('api.multifactor'),
@@ -521,30 +554,22 @@
         if (CREDENTIALS_DENIAL_CODES.indexOf(code) < 0) {
           throw new TypeError(`api.access.deny: the code must be one of ${CREDENTIALS_DENIAL_CODES.join(', ')}`);
         }
-        state.out.denied = { code, reason: reason === undefined ? '' : String(reason) };
+        hostEmit(EMIT.deny, '', JSON.stringify({ code, reason: reason === undefined ? '' : String(reason) }));
         state.done = true;
         hostSettle(undefined);
       },
     },
-    accessToken: { setCustomClaim: claimSetter('accessToken', 'api.accessToken.setCustomClaim') },
+    accessToken: { setCustomClaim: claimSetter(EMIT.accessToken, 'api.accessToken.setCustomClaim') },
     cache,
   };
 
   // One action run: `entry` of `handlers` with the event of this trigger and the cache as it is
   // now. Settles when the handler's promise does (or the action denies or asks for what this
   // server cannot do, which ends it at once).
-  const startAction = (handlers, entry, trigger, context, seedHigh, seedLow) => {
+  const startAction = (handlers, entry, trigger, factsText, seedHigh, seedLow) => {
     seed(seedHigh, seedLow);
-    const [event] = lazy(2);
-    const facts = JSON.parse(context);
-    const state = {
-      kind: 'action', done: false, error: null, event, unsupported: null,
-      cache: facts.cache || {}, executedRules: facts.executed_rules || [],
-      canRedirect: facts.can_redirect === true, resumeState: facts.resume_state,
-      continueState: facts.continue_state, issuer: facts.issuer,
-      subject: facts.subject, ip: facts.ip,
-      out: { denied: null, idToken: {}, accessToken: {}, scopes: [], appMetadata: {}, userMetadata: {}, cache: {}, redirect: null },
-    };
+    const event = lazy(2)[0];
+    const state = { kind: 'action', done: false, error: null, event, factsText, facts: undefined, cache: undefined };
     run = state;
     const api = trigger === 'credentials-exchange' ? credentialsExchangeApi : postLoginApi;
     const fn = handlers && handlers[entry];
@@ -576,22 +601,157 @@
     }
   };
 
-  // What an action asked for (JSON), or a throw that fails it closed.
+  // Nothing when the action finished (what it asked for went out through `hostEmit`), or a
+  // throw that fails it closed.
   const finishAction = () => {
     const state = run;
     run = null;
     if (!state) throw new Error('no action ran');
-    if (state.unsupported) return JSON.stringify({ unsupported: state.unsupported });
     if (state.error) throw state.error;
     if (!state.done) throw new Error('the action did not finish: its promise never settled');
-    return JSON.stringify(state.out);
   };
 
   // ---- modules ----
 
-  // `require` inside actions and rules: the built-in module set (none yet); anything else is
-  // refused at upload, and throws here if it got past that check.
-  const builtins = Object.create(null);
+  // Node's `crypto`, the part Auth0 code uses, backed by the host (aws-lc): hashes and HMACs
+  // over UTF-8, hex or base64 input, random bytes, UUIDs, constant-time comparison. Bytes are
+  // `ByteString`s (hex inside) with Buffer's `toString(encoding)` and `length`.
+  class ByteString {
+    constructor(hex) { this._hex = hex; }
+    get length() { return this._hex.length / 2; }
+    toString(encoding) {
+      const e = encoding === undefined ? 'hex' : String(encoding).toLowerCase();
+      if (e === 'hex') return this._hex;
+      if (e === 'base64' || e === 'base64url') {
+        const b64 = base64OfHex(this._hex);
+        return e === 'base64' ? b64 : b64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+      }
+      throw new TypeError(`ByteString.toString: encoding ${encoding} is not supported (hex, base64, base64url)`);
+    }
+    equals(other) { return other instanceof ByteString && timingSafeEqual(this, other); }
+    toJSON() { return { type: 'Buffer', hex: this._hex }; }
+  }
+  const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+  const base64OfHex = (hex) => {
+    let out = '';
+    for (let i = 0; i < hex.length; i += 6) {
+      const chunk = hex.slice(i, i + 6);
+      const n = parseInt(chunk.padEnd(6, '0'), 16);
+      const chars = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63].map((c) => B64[c]);
+      const bytes = chunk.length / 2;
+      out += chars.slice(0, bytes + 1).join('') + '='.repeat(3 - bytes);
+    }
+    return out;
+  };
+  const inputOf = (data, encoding) => {
+    if (data instanceof ByteString) return [data._hex, 'hex'];
+    if (typeof data !== 'string') throw new TypeError('crypto: data must be a string or bytes from crypto');
+    const e = encoding === undefined ? 'utf8' : String(encoding).toLowerCase().replace('-', '');
+    if (e === 'utf8' || e === 'hex' || e === 'base64') return [data, e];
+    throw new TypeError(`crypto: input encoding ${encoding} is not supported (utf8, hex, base64)`);
+  };
+  const utf8Hex = (text) => {
+    let hex = '';
+    for (const ch of unescape(encodeURIComponent(text))) hex += ch.charCodeAt(0).toString(16).padStart(2, '0');
+    return hex;
+  };
+  const hexOf = ([data, encoding]) => {
+    if (encoding === 'hex') return data;
+    if (encoding === 'utf8') return utf8Hex(data);
+    return base64ToHex(data);
+  };
+  const base64ToHex = (b64) => {
+    const clean = b64.replace(/[^A-Za-z0-9+/]/g, '');
+    let bits = 0, value = 0, hex = '';
+    for (const c of clean) {
+      value = (value << 6) | B64.indexOf(c);
+      bits += 6;
+      if (bits >= 8) {
+        bits -= 8;
+        hex += ((value >> bits) & 255).toString(16).padStart(2, '0');
+      }
+    }
+    return hex;
+  };
+  // One digest: the updates are joined (as hex when their encodings differ) and sent once.
+  class Digest {
+    constructor(op, alg, key) {
+      this._op = op;
+      this._alg = String(alg);
+      this._key = key;
+      this._parts = [];
+      this._done = false;
+    }
+    update(data, encoding) {
+      if (this._done) throw new Error('Digest already called');
+      this._parts.push(inputOf(data, encoding));
+      return this;
+    }
+    digest(encoding) {
+      if (this._done) throw new Error('Digest already called');
+      this._done = true;
+      const same = this._parts.every((p) => p[1] === (this._parts[0] || [0, 'utf8'])[1]);
+      const [data, dataEncoding] = same && this._parts.length
+        ? [this._parts.map((p) => p[0]).join(''), this._parts[0][1]]
+        : [this._parts.map(hexOf).join(''), 'hex'];
+      const request = { op: this._op, alg: this._alg.replace(/-/g, ''), data, data_encoding: dataEncoding };
+      if (this._op === 'hmac') {
+        request.key = this._key[0];
+        request.key_encoding = this._key[1];
+      }
+      const answer = crypto(request);
+      const bytes = new ByteString(answer.hex);
+      return encoding === undefined ? bytes : bytes.toString(encoding);
+    }
+  }
+  const timingSafeEqual = (a, b) => {
+    const x = a instanceof ByteString ? a._hex : String(a);
+    const y = b instanceof ByteString ? b._hex : String(b);
+    if (x.length !== y.length) throw new RangeError('Input buffers must have the same byte length');
+    let diff = 0;
+    for (let i = 0; i < x.length; i++) diff |= x.charCodeAt(i) ^ y.charCodeAt(i);
+    return diff === 0;
+  };
+  const randomHex = (n) => {
+    if (!Number.isInteger(n) || n < 0) throw new RangeError('randomBytes: size must be a non-negative integer');
+    return n === 0 ? '' : crypto({ op: 'random', bytes: n }).hex;
+  };
+  const randomUUID = () => {
+    const h = randomHex(16);
+    const variant = ((parseInt(h[16], 16) & 3) | 8).toString(16);
+    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+  };
+  const cryptoModule = {
+    createHash: (alg) => new Digest('hash', alg),
+    createHmac: (alg, key) => new Digest('hmac', alg, inputOf(key)),
+    randomBytes: (n, cb) => {
+      const bytes = new ByteString(randomHex(n));
+      if (typeof cb === 'function') {
+        cb(null, bytes);
+        return undefined;
+      }
+      return bytes;
+    },
+    randomUUID,
+    timingSafeEqual,
+    getHashes: () => ['sha1', 'sha256', 'sha384', 'sha512'],
+  };
+  // Web Crypto's synchronous part (what uuid and other browser builds call).
+  const webCrypto = {
+    getRandomValues(array) {
+      if (!ArrayBuffer.isView(array)) throw new TypeError('getRandomValues: an integer typed array is required');
+      const bytes = new Uint8Array(array.buffer, array.byteOffset, array.byteLength);
+      const hex = randomHex(bytes.length);
+      for (let i = 0; i < bytes.length; i++) bytes[i] = parseInt(hex.substr(i * 2, 2), 16);
+      return array;
+    },
+    randomUUID,
+  };
+
+  // `require` inside actions and rules: the built-in module set (SPEC §15: the bundled npm
+  // modules and the host-backed `crypto`); anything else is refused at upload, and throws here
+  // if it got past that check. Auth0's versioned form (`lodash@4.17.21`) names the same module.
+  const builtins = Object.assign(Object.create(null), bundled, { crypto: cryptoModule });
   const requireModule = function require(name) {
     const bare = String(name).replace(/^(@?[^@]+)@.*$/, '$1');
     if (hasOwn(builtins, bare)) return builtins[bare];
@@ -608,6 +768,7 @@
     Headers: { value: Headers, writable: true, configurable: true },
     Response: { value: Response, writable: true, configurable: true },
     auth0: { value: auth0, writable: true, configurable: true },
+    crypto: { value: webCrypto, writable: true, configurable: true },
   });
 
   // ---- lockdown: what one run could change for the next is frozen ----
@@ -673,4 +834,6 @@
   }
   deepFreeze(postLoginApi);
   deepFreeze(credentialsExchangeApi);
+  // The modules are shared by every run of the instance: frozen like the intrinsics.
+  deepFreeze(builtins);
 })();

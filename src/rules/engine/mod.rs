@@ -171,6 +171,10 @@ impl RuleEngine {
         config.cranelift_opt_level(OptLevel::Speed);
         config.wasm_backtrace_max_frames(None);
         config.generate_address_map(false);
+        // For `perf record`: JIT frames get names (a developer's switch, not a setting).
+        if std::env::var_os("WARDSTONE_WASM_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let slots = u32::try_from(limits.max_concurrent * 2 + 8).unwrap_or(1024);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(slots)
