@@ -5,11 +5,7 @@
 //! - builds the JavaScript rule runtime (`rules-sdk/js-runtime`, QuickJS) for
 //!   wasm32-unknown-unknown with Debian's clang, for the server to embed. Without clang or the
 //!   wasm32 target the server still builds, without JavaScript rules (a warning says why);
-//!   with `WARDSTONE_REQUIRE_TOOLCHAINS=1` (CI) that is an error instead;
-//! - bundles the built-in npm modules (`rules-sdk/js-runtime/modules`, pinned by its
-//!   lockfile) with esbuild into the runtime, installing them with `npm ci` when missing.
-//!   Without npm the runtime is built without them (a warning says so; `require` then offers
-//!   only `crypto`); with `WARDSTONE_REQUIRE_TOOLCHAINS=1` that is an error.
+//!   with `WARDSTONE_REQUIRE_TOOLCHAINS=1` (CI) that is an error instead.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -21,40 +17,16 @@ fn main() {
     }
 
     println!("cargo::rustc-check-cfg=cfg(js_runtime)");
-    println!("cargo::rustc-check-cfg=cfg(js_modules)");
     println!("cargo::rerun-if-env-changed=WARDSTONE_REQUIRE_TOOLCHAINS");
     for path in [
         "rules-sdk/js-runtime/src",
-        "rules-sdk/js-runtime/build.rs",
         "rules-sdk/js-runtime/Cargo.toml",
         "rules-sdk/js-runtime/Cargo.lock",
-        "rules-sdk/js-runtime/modules/package.json",
-        "rules-sdk/js-runtime/modules/package-lock.json",
-        "rules-sdk/js-runtime/modules/entry.js",
     ] {
         println!("cargo::rerun-if-changed={path}");
     }
-    let required = std::env::var("WARDSTONE_REQUIRE_TOOLCHAINS").is_ok_and(|v| v == "1");
-    let modules = match bundle_modules() {
-        Ok(path) => Some(path),
-        Err(why) => {
-            if required {
-                panic!("cannot bundle the built-in JavaScript modules: {why}");
-            }
-            println!(
-                "cargo::warning=the built-in JavaScript modules (lodash, uuid, ...) are not in this build: {}",
-                why.lines().last().unwrap_or("bundling failed")
-            );
-            None
-        }
-    };
-    match build_js_runtime(modules.as_deref()) {
-        Ok(()) => {
-            println!("cargo::rustc-cfg=js_runtime");
-            if modules.is_some() {
-                println!("cargo::rustc-cfg=js_modules");
-            }
-        }
+    match build_js_runtime() {
+        Ok(()) => println!("cargo::rustc-cfg=js_runtime"),
         Err(why) => {
             if std::env::var("WARDSTONE_REQUIRE_TOOLCHAINS").is_ok_and(|v| v == "1") {
                 panic!("cannot build the JavaScript rule runtime: {why}");
@@ -77,51 +49,9 @@ fn main() {
     }
 }
 
-/// Bundles the built-in modules into one script in OUT_DIR (`npm ci` first when they are not
-/// installed); returns its path.
-fn bundle_modules() -> Result<PathBuf, String> {
-    let out_dir = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules-sdk/js-runtime/modules");
-    let esbuild = dir.join("node_modules/.bin/esbuild");
-    let run = |command: &mut Command, what: &str| -> Result<(), String> {
-        let output = command
-            .current_dir(&dir)
-            .output()
-            .map_err(|e| format!("cannot run {what}: {e}"))?;
-        if output.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "{what} failed: {}",
-                String::from_utf8_lossy(&output.stderr).trim()
-            ))
-        }
-    };
-    if !esbuild.exists() || !dir.join("node_modules/.package-lock.json").exists() {
-        run(
-            Command::new("npm").args(["ci", "--no-audit", "--no-fund", "--loglevel=error"]),
-            "npm ci (rules-sdk/js-runtime/modules)",
-        )?;
-    }
-    let bundle = out_dir.join("js-modules.js");
-    run(
-        Command::new(&esbuild)
-            .arg("entry.js")
-            .args([
-                "--bundle",
-                "--format=iife",
-                "--platform=browser",
-                "--log-level=error",
-            ])
-            .arg(format!("--outfile={}", bundle.display())),
-        "esbuild",
-    )?;
-    Ok(bundle)
-}
-
 /// Builds the runtime with a cargo of its own, in a target directory next to ours (so a
 /// rebuild is incremental and `cargo clean` removes it), and copies it into OUT_DIR.
-fn build_js_runtime(modules: Option<&Path>) -> Result<(), String> {
+fn build_js_runtime() -> Result<(), String> {
     let out_dir = PathBuf::from(std::env::var("OUT_DIR").map_err(|e| e.to_string())?);
     // OUT_DIR is <target>/<profile>/build/<pkg>-<hash>/out.
     let target_dir = out_dir
@@ -145,11 +75,7 @@ fn build_js_runtime(modules: Option<&Path>) -> Result<(), String> {
         .arg("--target-dir")
         .arg(&target_dir)
         .env("CC_wasm32_unknown_unknown", "clang")
-        .env("AR_wasm32_unknown_unknown", "llvm-ar")
-        .env(
-            "WARDSTONE_JS_MODULES",
-            modules.map(|p| p.display().to_string()).unwrap_or_default(),
-        );
+        .env("AR_wasm32_unknown_unknown", "llvm-ar");
     // What the outer build sets for itself must not leak into this one (clippy's wrapper and
     // lint flags, host RUSTFLAGS).
     for var in [

@@ -249,6 +249,25 @@ fn main() {
                 assert!(e.result.is_ok(), "{:?}", e.result);
             },
         );
+        // A rule that requires a built-in module and calls it once (the host computes).
+        let crypto_rule = load(
+            b"function (user, context, callback) {
+                const crypto = require('crypto');
+                context.idToken['https://example.com/h'] =
+                  crypto.createHmac('sha256', 'k').update(user.user_id).digest('hex');
+                callback(null, user, context);
+              }"
+            .to_vec(),
+        );
+        let crypto_fuel = fuel_of(&crypto_rule);
+        bench(
+            "JavaScript rule that requires crypto and makes one HMAC, fresh instance",
+            crypto_fuel,
+            &mut || {
+                let e = engine.execute(&crypto_rule, &input, timeout);
+                assert!(e.result.is_ok(), "{:?}", e.result);
+            },
+        );
         // Distinct scripts, as a tenant's are.
         let js_rules: Vec<_> = (0..3)
             .map(|i| {

@@ -103,13 +103,6 @@ pub extern "C" fn initialize() {
         define_raw(&ctx, c"__wardstone_fetch", Some(fetch), 1);
         define_raw(&ctx, c"__wardstone_crypto", Some(crypto), 1);
         define_raw(&ctx, c"__wardstone_emit", Some(emit), 3);
-        // The bundled npm modules first: the prelude takes what they define and freezes it.
-        let modules = include_str!(concat!(env!("OUT_DIR"), "/modules.js"));
-        if !modules.is_empty()
-            && let Err(e) = ctx.eval::<(), _>(modules)
-        {
-            fail(&format!("built-in modules: {}", describe(&ctx, e)));
-        }
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
         }

@@ -21,9 +21,6 @@
   const hostFetch = take('__wardstone_fetch');
   const hostCrypto = take('__wardstone_crypto');
   const hostEmit = take('__wardstone_emit');
-  // The bundled npm modules (modules/entry.js), evaluated just before this prelude; absent
-  // when the runtime was built without them.
-  const bundled = take('__wardstone_modules') || {};
   const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
   class UnauthorizedError extends Error {
@@ -736,7 +733,7 @@
     timingSafeEqual,
     getHashes: () => ['sha1', 'sha256', 'sha384', 'sha512'],
   };
-  // Web Crypto's synchronous part (what uuid and other browser builds call).
+  // Web Crypto's synchronous part (what browser builds of npm packages call).
   const webCrypto = {
     getRandomValues(array) {
       if (!ArrayBuffer.isView(array)) throw new TypeError('getRandomValues: an integer typed array is required');
@@ -748,10 +745,10 @@
     randomUUID,
   };
 
-  // `require` inside actions and rules: the built-in module set (SPEC §15: the bundled npm
-  // modules and the host-backed `crypto`); anything else is refused at upload, and throws here
-  // if it got past that check. Auth0's versioned form (`lodash@4.17.21`) names the same module.
-  const builtins = Object.assign(Object.create(null), bundled, { crypto: cryptoModule });
+  // `require` inside actions and rules: the built-in module set (SPEC §15; so far the
+  // host-backed `crypto`); anything else is refused at upload, and throws here if it got past
+  // that check. Auth0's versioned form (`crypto@1.0.0`) names the same module.
+  const builtins = Object.assign(Object.create(null), { crypto: cryptoModule });
   const requireModule = function require(name) {
     const bare = String(name).replace(/^(@?[^@]+)@.*$/, '$1');
     if (hasOwn(builtins, bare)) return builtins[bare];

@@ -39,22 +39,9 @@ pub const UNAVAILABLE: &str = "JavaScript rules and actions are not available on
 /// The first byte of an action's module bytes (and of its source as `compile` takes it).
 pub const ACTION_MARK: u8 = 1;
 
-/// The modules `require` may name (SPEC §15): the npm modules bundled into the runtime
-/// (`rules-sdk/js-runtime/modules`) and the host-backed `crypto`. Anything else is refused at
+/// The modules `require` may name (SPEC §15): so far the host-backed `crypto` (the bundled
+/// npm modules are not in yet; see docs/writing-js-rules.md). Anything else is refused at
 /// upload.
-#[cfg(js_modules)]
-pub const BUILTIN_MODULES: &[&str] = &[
-    "crypto",
-    "ipaddr.js",
-    "lodash",
-    "moment",
-    "querystring",
-    "url",
-    "uuid",
-];
-/// The modules `require` may name: this build has no bundled npm modules (npm was missing
-/// when it was built), only the host-backed `crypto`.
-#[cfg(not(js_modules))]
 pub const BUILTIN_MODULES: &[&str] = &["crypto"];
 
 /// Starts a stored "artifact" that is QuickJS bytecode rather than native code.
