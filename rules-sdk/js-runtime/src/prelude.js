@@ -614,32 +614,23 @@
   // over UTF-8, hex or base64 input, random bytes, UUIDs, constant-time comparison. Bytes are
   // `ByteString`s (hex inside) with Buffer's `toString(encoding)` and `length`.
   class ByteString {
-    constructor(hex) { this._hex = hex; }
+    // Every ByteString is a host answer, which carries both encodings.
+    constructor(answer) {
+      this._hex = answer.hex;
+      this._base64 = answer.base64;
+    }
     get length() { return this._hex.length / 2; }
     toString(encoding) {
       const e = encoding === undefined ? 'hex' : String(encoding).toLowerCase();
       if (e === 'hex') return this._hex;
-      if (e === 'base64' || e === 'base64url') {
-        const b64 = base64OfHex(this._hex);
-        return e === 'base64' ? b64 : b64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
-      }
+      if (e === 'base64') return this._base64;
+      if (e === 'base64url') return this._base64.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
       throw new TypeError(`ByteString.toString: encoding ${encoding} is not supported (hex, base64, base64url)`);
     }
     equals(other) { return other instanceof ByteString && timingSafeEqual(this, other); }
     toJSON() { return { type: 'Buffer', hex: this._hex }; }
   }
   const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-  const base64OfHex = (hex) => {
-    let out = '';
-    for (let i = 0; i < hex.length; i += 6) {
-      const chunk = hex.slice(i, i + 6);
-      const n = parseInt(chunk.padEnd(6, '0'), 16);
-      const chars = [(n >> 18) & 63, (n >> 12) & 63, (n >> 6) & 63, n & 63].map((c) => B64[c]);
-      const bytes = chunk.length / 2;
-      out += chars.slice(0, bytes + 1).join('') + '='.repeat(3 - bytes);
-    }
-    return out;
-  };
   const inputOf = (data, encoding) => {
     if (data instanceof ByteString) return [data._hex, 'hex'];
     if (typeof data !== 'string') throw new TypeError('crypto: data must be a string or bytes from crypto');
@@ -696,8 +687,7 @@
         request.key = this._key[0];
         request.key_encoding = this._key[1];
       }
-      const answer = crypto(request);
-      const bytes = new ByteString(answer.hex);
+      const bytes = new ByteString(crypto(request));
       return encoding === undefined ? bytes : bytes.toString(encoding);
     }
   }
@@ -709,10 +699,11 @@
     for (let i = 0; i < x.length; i++) diff |= x.charCodeAt(i) ^ y.charCodeAt(i);
     return diff === 0;
   };
-  const randomHex = (n) => {
+  const randomAnswer = (n) => {
     if (!Number.isInteger(n) || n < 0) throw new RangeError('randomBytes: size must be a non-negative integer');
-    return n === 0 ? '' : crypto({ op: 'random', bytes: n }).hex;
+    return n === 0 ? { hex: '', base64: '' } : crypto({ op: 'random', bytes: n });
   };
+  const randomHex = (n) => randomAnswer(n).hex;
   const randomUUID = () => {
     const h = randomHex(16);
     const variant = ((parseInt(h[16], 16) & 3) | 8).toString(16);
@@ -722,7 +713,7 @@
     createHash: (alg) => new Digest('hash', alg),
     createHmac: (alg, key) => new Digest('hmac', alg, inputOf(key)),
     randomBytes: (n, cb) => {
-      const bytes = new ByteString(randomHex(n));
+      const bytes = new ByteString(randomAnswer(n));
       if (typeof cb === 'function') {
         cb(null, bytes);
         return undefined;
