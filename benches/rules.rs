@@ -268,6 +268,24 @@ fn main() {
                 assert!(e.result.is_ok(), "{:?}", e.result);
             },
         );
+        // The bundled npm modules: in the snapshot, so requiring one costs only the call.
+        let lodash_rule = load(
+            b"function (user, context, callback) {
+                const _ = require('lodash');
+                context.idToken['https://example.com/plan'] = _.get(user, 'app_metadata.plan', 'free');
+                callback(null, user, context);
+              }"
+            .to_vec(),
+        );
+        let lodash_fuel = fuel_of(&lodash_rule);
+        bench(
+            "JavaScript rule that requires lodash and calls _.get once, fresh instance",
+            lodash_fuel,
+            &mut || {
+                let e = engine.execute(&lodash_rule, &input, timeout);
+                assert!(e.result.is_ok(), "{:?}", e.result);
+            },
+        );
         // Distinct scripts, as a tenant's are.
         let js_rules: Vec<_> = (0..3)
             .map(|i| {

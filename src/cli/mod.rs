@@ -1230,17 +1230,13 @@ async fn run_offline(
         .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", input.display()))?;
     let parsed: serde_json::Value = serde_json::from_slice(&input_bytes)
         .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", input.display()))?;
-    let typed = serde_json::from_value::<rules_sdk::RuleInput>(parsed.clone()).map_err(|e| {
+    // Every field a login gives a rule exists offline too; what the file says wins.
+    let parsed = crate::rules::test_run::offline_rule_input(&parsed).map_err(|e| {
         anyhow::anyhow!(
             "{} is not a rule input ({{user, context, configuration}}): {e}",
             input.display()
         )
     })?;
-    // Every field a login gives a rule exists offline too (empty where the file is silent);
-    // what the file says wins, unknown keys included.
-    let mut full = serde_json::to_value(typed).map_err(anyhow::Error::from)?;
-    crate::rules::patch::merge_patch(&mut full, &parsed);
-    let parsed = full;
     let offline = crate::rules::test_run::Offline::new(limits)?;
     let compiled = offline
         .compile(upload)

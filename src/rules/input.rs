@@ -167,9 +167,28 @@ pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context)
             _ => Map::new(),
         },
         primary_user: u.user_id.clone(),
-        risk_assessment: Map::new(),
+        risk_assessment: match risk_assessment() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        },
     };
     (user, context)
+}
+
+/// Auth0's risk assessment with nothing assessed: Wardstone has no signal, so every
+/// assessment is `neutral` / `assessment_not_available` (the shape Adaptive MFA code reads;
+/// an empty object made such code throw).
+pub(crate) fn risk_assessment() -> Value {
+    let unavailable = json!({"confidence": "neutral", "code": "assessment_not_available"});
+    json!({
+        "confidence": "neutral",
+        "version": "1",
+        "assessments": {
+            "UntrustedIP": unavailable,
+            "NewDevice": unavailable,
+            "ImpossibleTravel": unavailable,
+        },
+    })
 }
 
 /// Auth0's Actions `event.user` from a Rules-shaped user (metadata always objects).
@@ -376,7 +395,7 @@ pub(crate) fn post_login_event(
         "authentication".into(),
         json!({
             "methods": [{"name": "pwd", "timestamp": rfc3339(input.auth_time)}],
-            "riskAssessment": {},
+            "riskAssessment": risk_assessment(),
         }),
     );
     event.insert("tenant".into(), json!({"id": input.tenant_name}));

@@ -192,8 +192,9 @@ impl Rules {
         self.run_post_login(input, None).await
     }
 
-    /// Resumes a post-login run that an action paused with a redirect: that action's
-    /// `onContinuePostLogin`, then the actions after it.
+    /// Resumes a post-login run that a redirect paused: for an action, its
+    /// `onContinuePostLogin`, then the actions after it; for a rule's `context.redirect`, the
+    /// whole trigger again with the rules' `context.protocol` set to `redirect-callback`.
     pub async fn resume_post_login(
         &self,
         input: LoginInput<'_>,
@@ -220,11 +221,13 @@ impl Rules {
             });
         }
         let log_as = input.protocol.trigger();
+        // Resuming an action skips the rules (they ran before it); a rules redirect reruns them.
+        let action_resume = resume.filter(|r| !r.rules);
         let items = match self
             .prepare(
                 input.tenant_id,
                 &set,
-                resume.is_none(),
+                action_resume.is_none(),
                 trigger,
                 log_as,
                 input.now,
@@ -242,12 +245,18 @@ impl Rules {
             .user_role_names(input.tenant_id, &input.user.user_id)
             .await?;
         let (user, context) = input::rule_input(&input, roles.clone());
-        let (user, context) = (serde_json::to_value(user)?, serde_json::to_value(context)?);
+        let (user, mut context) = (serde_json::to_value(user)?, serde_json::to_value(context)?);
+        if resume.is_some_and(|r| r.rules) {
+            context["protocol"] = Value::from("redirect-callback");
+        }
         let original_metadata = [user["app_metadata"].clone(), user["user_metadata"].clone()];
         let transaction_id = resume
             .map(|r| r.transaction_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
         let state = match resume {
+            // The user as the first pass left it: its metadata changes are saved (with the
+            // second pass's) only when the login completes.
+            Some(r) if r.rules => trigger::initial_state(r.user.clone(), context),
             Some(r) => trigger::resumed_state(r, context),
             None => trigger::initial_state(user, context),
         };
@@ -279,7 +288,7 @@ impl Rules {
                     continue_state: resume.map(|r| r.state.clone()),
                     transaction_id,
                     can_redirect: interactive,
-                    resume_at: resume.map(|r| r.action_id.clone()),
+                    resume_at: action_resume.map(|r| r.action_id.clone()),
                     items: cx_items,
                 }
             })

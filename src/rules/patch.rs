@@ -133,8 +133,12 @@ impl From<&str> for NotApplied {
 
 /// What an Auth0 rule can ask of the login that Wardstone cannot do. A rule that sets one has
 /// made it a condition of the login, so the login fails closed rather than passing without it
-/// (SPEC §17); `None` when the output asks for none of them.
-pub fn unsupported_request(context_patch: &Map<String, Value>) -> Option<String> {
+/// (SPEC §17); `None` when the output asks for none of them. `context.redirect` is honoured in
+/// an interactive login (`can_redirect`) and refused anywhere else (a refresh).
+pub fn unsupported_request(
+    context_patch: &Map<String, Value>,
+    can_redirect: bool,
+) -> Option<String> {
     if let Some(mfa) = context_patch.get("multifactor") {
         let provider = mfa.get("provider").and_then(Value::as_str);
         if !mfa.is_null() && provider != Some("none") {
@@ -145,14 +149,33 @@ pub fn unsupported_request(context_patch: &Map<String, Value>) -> Option<String>
             ));
         }
     }
-    if context_patch.get("redirect").is_some_and(|r| !r.is_null()) {
+    if !can_redirect && context_patch.get("redirect").is_some_and(|r| !r.is_null()) {
         return Some(
-            "a rule asked to redirect the user (context.redirect), which this server does not \
-             support; the login was refused"
+            "a rule asked to redirect the user (context.redirect) where no browser can follow \
+             (a refresh or a machine grant); the login was refused"
                 .into(),
         );
     }
     None
+}
+
+/// The URL of a `context.redirect` a rule set, checked: an absolute http(s) URL.
+fn redirect_of(patch: &Map<String, Value>) -> Result<Option<String>, NotApplied> {
+    match patch.get("redirect") {
+        None | Some(Value::Null) => Ok(None),
+        Some(redirect) => {
+            let url = redirect
+                .get("url")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(url.to_string())),
+                _ => Err(NotApplied::Malformed(format!(
+                    "context.redirect.url must be an absolute http(s) URL, not {url:?}"
+                ))),
+            }
+        }
+    }
 }
 
 /// Applies one rule's output.
@@ -160,11 +183,21 @@ pub(crate) fn apply(
     output: &Map<String, Value>,
     user: &mut Value,
     context: &mut Value,
+    can_redirect: bool,
 ) -> Result<Vec<String>, NotApplied> {
-    if let Some(Value::Object(patch)) = output.get("context")
-        && let Some(why) = unsupported_request(patch)
+    let mut redirect = None;
+    if let Some(Value::Object(patch)) = output.get("context") {
+        if let Some(why) = unsupported_request(patch, can_redirect) {
+            return Err(NotApplied::Unsupported(why));
+        }
+        redirect = redirect_of(patch)?;
+    }
+    // Later rules see it (Auth0's rule-utilities check it before redirecting themselves); the
+    // trigger sends the browser there once every rule has run.
+    if let Some(url) = redirect
+        && let Value::Object(context) = &mut *context
     {
-        return Err(NotApplied::Unsupported(why));
+        context.insert("redirect".into(), serde_json::json!({ "url": url }));
     }
     let mut notes = Vec::new();
     for key in output.keys() {
@@ -180,6 +213,11 @@ pub(crate) fn apply(
     ] {
         match output.get(key) {
             None => {}
+            Some(Value::Object(p)) if key == "context" && p.contains_key("redirect") => {
+                let mut p = p.clone();
+                p.remove("redirect");
+                patch_object(target, &p, writable, key, &mut notes)
+            }
             Some(Value::Object(p)) => patch_object(target, p, writable, key, &mut notes),
             Some(_) => return Err(format!("output member {key:?} must be an object").into()),
         }
@@ -348,7 +386,7 @@ mod tests {
             "context": {"protocol": "x", "newField": 1, "idToken": {"sub": "evil", "https://x/r": ["a"]},
                         "accessToken": {"aud": "evil", "scope": ["openid"]}}
         });
-        let notes = apply(output.as_object().unwrap(), &mut user, &mut context).unwrap();
+        let notes = apply(output.as_object().unwrap(), &mut user, &mut context, false).unwrap();
         assert_eq!(user["email"], "a@b.c");
         assert_eq!(user["user_metadata"], json!({"n": 1}));
         assert_eq!(context["protocol"], "oidc-basic-profile");
@@ -387,7 +425,7 @@ mod tests {
         ] {
             let (mut user, mut context) = base();
             assert!(
-                apply(output.as_object().unwrap(), &mut user, &mut context).is_err(),
+                apply(output.as_object().unwrap(), &mut user, &mut context, false).is_err(),
                 "{output}"
             );
         }

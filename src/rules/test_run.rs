@@ -116,7 +116,9 @@ pub fn summarize(
         None => match output
             .get("context")
             .and_then(Value::as_object)
-            .and_then(unsupported_request)
+            // A test shows the redirect a rule asks for in its output, as the login would
+            // follow it.
+            .and_then(|patch| unsupported_request(patch, true))
         {
             Some(why) => failed(&mut outcome, FailureKind::Unsupported, why),
             None => outcome.patch = Some(Value::Object(output)),
@@ -154,7 +156,10 @@ pub fn sample_event(trigger: TriggerId) -> Value {
             },
             "authorization": {"roles": []},
             "stats": {"logins_count": 1},
-            "authentication": {"methods": [{"name": "pwd", "timestamp": "2024-01-01T00:00:00.000Z"}], "riskAssessment": {}},
+            "authentication": {"methods": [{"name": "pwd", "timestamp": "2024-01-01T00:00:00.000Z"}], "riskAssessment": {"confidence": "neutral", "version": "1", "assessments": {
+                "UntrustedIP": {"confidence": "neutral", "code": "assessment_not_available"},
+                "NewDevice": {"confidence": "neutral", "code": "assessment_not_available"},
+                "ImpossibleTravel": {"confidence": "neutral", "code": "assessment_not_available"}}}},
             "tenant": {"id": "sample"},
             "session": {"id": "sample-session"},
             "organization": null,
@@ -359,6 +364,22 @@ fn run_one(
     };
     let execution = engine.execute_with(&compiled, input, timeout, net);
     summarize(&compiled, execution, record)
+}
+
+/// A rule input as the offline runner gives it: every field a login gives a rule (empty, or
+/// Auth0's shape with nothing in it, where `given` is silent), what `given` says winning,
+/// unknown keys included.
+pub fn offline_rule_input(given: &Value) -> Result<Value, serde_json::Error> {
+    let typed: rules_sdk::RuleInput = serde_json::from_value(given.clone())?;
+    let mut full = serde_json::to_value(typed)?;
+    if full["context"]["riskAssessment"]
+        .as_object()
+        .is_some_and(|m| m.is_empty())
+    {
+        full["context"]["riskAssessment"] = super::input::risk_assessment();
+    }
+    super::patch::merge_patch(&mut full, given);
+    Ok(full)
 }
 
 /// The offline runners' engine and executor: the server's limits, one thread sized like the

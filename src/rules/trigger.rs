@@ -64,8 +64,13 @@ pub enum TriggerOutcome {
 /// A paused post-login run, kept with the login transaction until `/continue` (sealed).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resume {
-    /// The action that redirected (its `onContinuePostLogin` runs first).
+    /// The action that redirected (its `onContinuePostLogin` runs first); empty when the
+    /// rules did.
     pub action_id: String,
+    /// A rule redirected (`context.redirect`): the whole run starts over, the rules seeing
+    /// `context.protocol = "redirect-callback"`, as Auth0 does.
+    #[serde(default)]
+    pub rules: bool,
     /// The `state` the browser brings back (and the `state` claim of encoded tokens).
     pub state: String,
     /// `event.transaction.id`.
@@ -171,7 +176,16 @@ pub(crate) fn run(
         let execution_id = record.id.clone();
         return finish(TriggerOutcome::Fail { execution_id }, vec![record], state);
     }
+    // Once every rule has run (and before any action), a rule's `context.redirect` pauses the
+    // run; a resumed action run has no rules to look at.
+    let mut rules_done = skip_to.is_some();
     for (index, item) in items.iter().enumerate().skip(skip_to.unwrap_or(0)) {
+        if item.kind == CodeKind::Action && !rules_done {
+            rules_done = true;
+            if let Some(outcome) = rules_redirect(&state, cx) {
+                return finish(outcome, records, state);
+            }
+        }
         let mut record = ExecutionRecord::start(&item.id, &item.name, cx.log_as, cx.now);
         record.kind = item.kind;
         record.rule_version = item.version;
@@ -207,6 +221,7 @@ pub(crate) fn run(
                     item,
                     &input,
                     deadline,
+                    cx.can_redirect,
                     &mut state,
                     &mut record,
                 )
@@ -243,6 +258,9 @@ pub(crate) fn run(
                 return fail(records, state);
             }
         }
+    }
+    if !rules_done && let Some(outcome) = rules_redirect(&state, cx) {
+        return finish(outcome, records, state);
     }
     // Metadata is stored and sent to every later rule: bound it like the Management API does.
     for key in ["app_metadata", "user_metadata"] {
@@ -286,6 +304,36 @@ pub(crate) fn run(
     }
     let outcome = allow(&state);
     finish(outcome, records, state)
+}
+
+/// The pause a rule asked for with `context.redirect` (its URL checked when it was set): the
+/// browser goes there with `state`, and `/continue` runs the whole trigger again.
+fn rules_redirect(state: &RunState, cx: &RunContext<'_>) -> Option<TriggerOutcome> {
+    let url = state.context.get("redirect")?.get("url")?.as_str()?;
+    let mut target = url::Url::parse(url).ok()?;
+    let kept: Vec<(String, String)> = target
+        .query_pairs()
+        .filter(|(k, _)| k != "state")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    target
+        .query_pairs_mut()
+        .clear()
+        .extend_pairs(kept)
+        .append_pair("state", cx.resume_state);
+    Some(TriggerOutcome::Redirect {
+        url: target.to_string(),
+        resume: Box::new(Resume {
+            action_id: String::new(),
+            rules: true,
+            state: cx.resume_state.to_string(),
+            transaction_id: cx.transaction_id.to_string(),
+            user: state.user.clone(),
+            original_metadata: [Value::Null, Value::Null],
+            tokens: json!({}),
+            executed_rules: Vec::new(),
+        }),
+    })
 }
 
 fn fail(records: Vec<ExecutionRecord>, state: RunState) -> TriggerRun {
@@ -369,6 +417,7 @@ fn rule_step(
     item: &PreparedItem,
     input: &[u8],
     deadline: Duration,
+    can_redirect: bool,
     state: &mut RunState,
     record: &mut ExecutionRecord,
 ) -> Step {
@@ -410,7 +459,7 @@ fn rule_step(
             std::mem::take(&mut state.context),
         )
     };
-    match apply(&output, &mut next_user, &mut next_context) {
+    match apply(&output, &mut next_user, &mut next_context, can_redirect) {
         Ok(notes) => {
             record.logs.extend(notes.into_iter().map(LogLine::warn));
             (state.user, state.context) = (next_user, next_context);
@@ -612,6 +661,7 @@ fn action_step(
                 url: target.to_string(),
                 resume: Box::new(Resume {
                     action_id: item.id.clone(),
+                    rules: false,
                     state: cx.resume_state.to_string(),
                     transaction_id: cx.transaction_id.to_string(),
                     user: state.user.clone(),

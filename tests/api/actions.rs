@@ -1038,12 +1038,12 @@ async fn the_built_in_crypto_module_works_in_actions_and_rules_and_others_are_re
             "/actions/actions",
             &mgmt,
             Some(json!({"name": "x", "supported_triggers": [{"id": "post-login"}],
-                "code": "const _ = require('lodash');\nexports.onExecutePostLogin = async () => {};"})),
+                "code": "const db = require('mongodb');\nexports.onExecutePostLogin = async () => {};"})),
         )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     let message = body["message"].as_str().unwrap();
-    assert!(message.contains("lodash"), "{body}");
+    assert!(message.contains("mongodb"), "{body}");
     assert!(message.contains("crypto"), "the set is listed: {body}");
 }
 

@@ -288,8 +288,8 @@ async fn bad_sources_are_refused_at_upload_with_line_and_column() {
             "(line 2, column 13)",
         ),
         (
-            "function (user, context, callback) {\n  const request = require('request');\n  callback(null, user, context);\n}",
-            "module \"request\" is not available in Wardstone (line 2, column 19)",
+            "function (user, context, callback) {\n  const sql = require('tedious');\n  callback(null, user, context);\n}",
+            "module \"tedious\" is not available in Wardstone (line 2, column 15)",
         ),
         ("42", "must be one function expression"),
         ("", "the script is empty"),

@@ -8,6 +8,7 @@
 mod browser;
 mod cli;
 mod helpers;
+mod templates;
 
 /// The behaviour suite, with `spawn_app` bound to one backend.
 macro_rules! behaviour_suite {
@@ -76,6 +77,9 @@ macro_rules! behaviour_suite {
             }
             mod management {
                 include!("management.rs");
+            }
+            mod modules {
+                include!("modules.rs");
             }
             mod metrics {
                 include!("metrics.rs");

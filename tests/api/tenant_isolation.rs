@@ -292,12 +292,11 @@ async fn a_rule_that_requires_mfa_fails_the_login_closed_and_says_why() {
 }
 
 #[tokio::test]
-async fn any_rule_asking_for_mfa_or_a_redirect_fails_closed_and_provider_none_passes() {
+async fn any_rule_asking_for_mfa_fails_closed_and_provider_none_passes() {
     let app = spawn_app().await;
     for (output, passes) in [
         (r#"{"context":{"multifactor":{"provider":"google-authenticator"}}}"#, false),
         (r#"{"context":{"multifactor":{"allowRememberBrowser":true}}}"#, false),
-        (r#"{"context":{"redirect":{"url":"https://example.com/consent"}}}"#, false),
         (r#"{"context":{"multifactor":{"provider":"none"}}}"#, true),
         (r#"{"context":{"multifactor":null,"redirect":null}}"#, true),
     ] {
@@ -308,7 +307,7 @@ async fn any_rule_asking_for_mfa_or_a_redirect_fails_closed_and_provider_none_pa
         } else {
             assert_eq!(q["error"], "access_denied", "{output}: {q:?}");
             let described = &q["error_description"];
-            assert!(described.contains("multifactor") || described.contains("redirect"), "{described}");
+            assert!(described.contains("multifactor"), "{described}");
             assert_eq!(app.logs(1).await[0].outcome.label(), "failed:unsupported");
         }
         app.admin.remove_rule(&app.t().await, &id).await.unwrap();

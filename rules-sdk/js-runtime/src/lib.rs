@@ -9,11 +9,14 @@
 //! `run` for each in turn — one instance for the whole run. `rule` (ABI v1) runs the last
 //! loaded rule, for a lone execution.
 //!
-//! Exports: `memory`, `alloc`, `rule` (ABI v1), `compile`, `load`, `run`, `wizer-initialize`.
+//! Exports: `memory`, `alloc`, `rule` (ABI v1), `compile`, `load`, `run`, `wizer-initialize`
+//! (the lean snapshot) and `wizer-initialize-modules` (the bundled modules evaluated).
 //! Imports: `wardstone.log` (ABI v1), `wardstone.http_fetch` (outbound HTTP, the tenant's
 //! allow-list), `wardstone.crypto` (host-backed HMAC, hashes, JWTs), `wardstone.decision` (a
 //! rule's denial, handed over at once), `wardstone.random_seed` (fresh randomness per run) and
 //! `env.__rquickjs_host_now_us` (the clock of rquickjs's wasm shim). Nothing else.
+
+mod heap;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -47,11 +50,19 @@ const RULE_SUFFIX: &str = "\n)";
 /// `exports`, `module` and `require`, so each action has a module scope of its own.
 const ACTION_PREFIX: &str = "(function (exports, module, require) {";
 const ACTION_SUFFIX: &str = "\n})";
+/// A built-in module is CommonJS too; its wrapper also receives the runtime's own host calls
+/// (`__wardstone_host.crypto`), which scripts never see.
+const MODULE_PREFIX: &str = "(function (exports, module, require, __wardstone_host) {";
+const MODULE_SUFFIX: &str = "\n})";
 /// What `compile` is given first for an action's source (a rule's source never starts with it).
 const ACTION_MARK: u8 = 1;
 /// QuickJS checks its C stack (a region of linear memory) against this; it must stay below the
 /// 1 MiB the linker gives the shadow stack or every call "overflows".
 const JS_STACK_BYTES: usize = 384 << 10;
+
+/// The heap an execution on the modules snapshot allocates from first (see `heap`): most
+/// executions need far less; one that needs more grows memory, up to the host's limit.
+const EXECUTION_HEAP_BYTES: usize = 4 << 20;
 
 /// What `load` made of one bytecode.
 enum Item {
@@ -72,6 +83,10 @@ thread_local! {
     static STATE: RefCell<Option<State>> = const { RefCell::new(None) };
 }
 
+// The built-in npm modules and Wardstone's own (`modules/entries`, bundled by the server's
+// build script): `MODULE_SOURCES`, name and source.
+include!(concat!(env!("OUT_DIR"), "/modules.rs"));
+
 fn log(level: i32, message: &str) {
     // SAFETY: the host reads `len` bytes at `ptr` from this module's memory.
     unsafe { host_log(level, message.as_ptr(), message.len()) }
@@ -83,9 +98,23 @@ fn fail(message: &str) -> ! {
     core::arch::wasm32::unreachable()
 }
 
-/// Builds the runtime once; the host snapshots memory after this returns.
+/// Builds the runtime once; the host snapshots memory after this returns. The lean
+/// snapshot: scripts that require no bundled module run on it.
 #[unsafe(export_name = "wizer-initialize")]
 pub extern "C" fn initialize() {
+    build(false)
+}
+
+/// The snapshot for scripts that require a bundled module: every module evaluated, frozen
+/// and shared, so a `require` costs a lookup.
+#[unsafe(export_name = "wizer-initialize-modules")]
+pub extern "C" fn initialize_with_modules() {
+    // Before anything else allocates: see `heap`.
+    heap::reserve(EXECUTION_HEAP_BYTES);
+    build(true)
+}
+
+fn build(with_modules: bool) {
     let runtime = Runtime::new().unwrap_or_else(|_| fail("cannot create the QuickJS runtime"));
     runtime.set_max_stack_size(JS_STACK_BYTES);
     let context = Context::full(&runtime).unwrap_or_else(|_| fail("cannot create a context"));
@@ -103,6 +132,7 @@ pub extern "C" fn initialize() {
         define_raw(&ctx, c"__wardstone_fetch", Some(fetch), 1);
         define_raw(&ctx, c"__wardstone_crypto", Some(crypto), 1);
         define_raw(&ctx, c"__wardstone_emit", Some(emit), 3);
+        define_raw(&ctx, c"__wardstone_module", Some(load_module), 1);
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
         }
@@ -125,7 +155,25 @@ pub extern "C" fn initialize() {
             finish_action: entry("finishAction"),
         }
     });
+    // The modules snapshot evaluates the built-in modules now, so a script that requires one
+    // pays only for what it calls.
+    context.with(|ctx| {
+        let require: Function = ctx
+            .globals()
+            .get("require")
+            .unwrap_or_else(|_| fail("the prelude defines no require"));
+        for (name, _) in MODULE_SOURCES.iter().filter(|_| with_modules) {
+            if let Err(e) = require.call::<_, Value>((*name,)) {
+                fail(&format!("module {name}: {}", describe(&ctx, e)));
+            }
+        }
+    });
     runtime.run_gc();
+    if with_modules {
+        // SAFETY: the runtime is alive and no JavaScript runs meanwhile.
+        unsafe { seal_arenas(runtime_ptr(&context)) };
+        heap::seal();
+    }
     // QuickJS frees by reference counting; its cycle collector would walk the whole heap
     // (every builtin) whenever allocations cross a threshold, costing more than a typical
     // rule. An instance lives for one execution, under the memory cap, so cycles are left to
@@ -140,6 +188,56 @@ pub extern "C" fn initialize() {
             items: Vec::new(),
         })
     });
+}
+
+/// The raw runtime behind rquickjs's handle.
+fn runtime_ptr(context: &Context) -> *mut qjs::JSRuntime {
+    context.with(|ctx| unsafe { qjs::JS_GetRuntime(ctx.as_raw().as_ptr()) })
+}
+
+/// QuickJS's arena size classes (quickjs.c `arena_block_sizes`).
+const ARENA_BLOCK_SIZES: [usize; 31] = [
+    16, 24, 32, 40, 48, 56, 64, 72, 80, 88, 96, 104, 112, 120, 128, 144, 160, 176, 192, 208, 224,
+    240, 256, 288, 320, 352, 384, 416, 448, 480, 512,
+];
+/// `sizeof(JSArena)` on wasm32: two list heads, then the counters, 8-aligned.
+const ARENA_HEADER: usize = 24;
+
+/// Fills the free blocks the snapshot's 4 KB arenas still have, so that what an execution
+/// allocates comes from fresh arenas at the top of memory rather than from holes spread over
+/// every page the modules and prelude occupy: each page an instance first writes is a
+/// copy-on-write fault, and scattered small allocations made a hundred of them per run.
+/// The filler blocks are leaked (they live in the snapshot, never touched again).
+///
+/// Reads QuickJS's block and arena headers (quickjs.c `JSMallocBlockHeader`, `JSArena`):
+/// a block's arena has exactly one block in use right after the allocation only when the
+/// allocation had to start a new arena — every old arena still listed as free has others.
+/// If a header does not read as expected the filling stops (correct, only slower).
+unsafe fn seal_arenas(rt: *mut qjs::JSRuntime) {
+    for (class, &block) in ARENA_BLOCK_SIZES.iter().enumerate() {
+        // A generous bound: the snapshot holds a few megabytes at most.
+        for _ in 0..(8 << 20) / block {
+            let p = unsafe { qjs::js_malloc_rt(rt, (block - 8) as _) } as *mut u8;
+            if p.is_null() {
+                return;
+            }
+            let header = unsafe { p.sub(8) };
+            let index = unsafe { (header as *const u16).read() } as usize;
+            let size_class = unsafe { header.add(2).read() } as usize;
+            if size_class != class {
+                unsafe { qjs::js_free_rt(rt, p as *mut _) };
+                log(2, "seal_arenas: QuickJS's block header is not as expected");
+                return;
+            }
+            let arena = unsafe { header.sub(block * index + ARENA_HEADER) };
+            let used = unsafe { (arena.add(18) as *const u16).read() };
+            if used == 1 {
+                // A fresh arena: give it back; allocations start here from now on.
+                unsafe { qjs::js_free_rt(rt, p as *mut _) };
+                break;
+            }
+        }
+    }
 }
 
 /// ABI v1: `len` writable bytes for the host.
@@ -682,6 +780,36 @@ unsafe extern "C" fn fetch(
     argv: *mut qjs::JSValue,
 ) -> qjs::JSValue {
     unsafe { call_host(ctx, argc, argv, host_http_fetch) }
+}
+
+/// `__wardstone_module(name)`: the wrapper function of built-in module `name`, evaluated
+/// from its source into this instance; undefined when there is no such module. The modules
+/// snapshot has them all evaluated already; in the lean one this is the slow path for a use
+/// the upload's scan did not see (see the server's `uses_modules`).
+unsafe extern "C" fn load_module(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let name = unsafe { arg_string(ctx, argc, argv, 0) };
+    let Some((name, source)) = MODULE_SOURCES.iter().find(|(n, _)| *n == name) else {
+        return qjs::JS_UNDEFINED;
+    };
+    let Ok(wrapped) = std::ffi::CString::new(format!("{MODULE_PREFIX}{source}{MODULE_SUFFIX}"))
+    else {
+        return qjs::JS_UNDEFINED;
+    };
+    let file = std::ffi::CString::new(format!("{name}.js")).unwrap_or_default();
+    unsafe {
+        qjs::JS_Eval(
+            ctx,
+            wrapped.as_ptr(),
+            wrapped.as_bytes().len() as _,
+            file.as_ptr(),
+            qjs::JS_EVAL_TYPE_GLOBAL as i32,
+        )
+    }
 }
 
 /// `__wardstone_crypto(requestJson)`: an HMAC, hash, random bytes or JWT done by the host.

@@ -21,6 +21,7 @@
   const hostFetch = take('__wardstone_fetch');
   const hostCrypto = take('__wardstone_crypto');
   const hostEmit = take('__wardstone_emit');
+  const hostModule = take('__wardstone_module');
   const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
   class UnauthorizedError extends Error {
@@ -633,7 +634,13 @@
   const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   const inputOf = (data, encoding) => {
     if (data instanceof ByteString) return [data._hex, 'hex'];
-    if (typeof data !== 'string') throw new TypeError('crypto: data must be a string or bytes from crypto');
+    if (ArrayBuffer.isView(data)) {
+      const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+      let hex = '';
+      for (const b of bytes) hex += (b < 16 ? '0' : '') + b.toString(16);
+      return [hex, 'hex'];
+    }
+    if (typeof data !== 'string') throw new TypeError('crypto: data must be a string, a Buffer or bytes from crypto');
     const e = encoding === undefined ? 'utf8' : String(encoding).toLowerCase().replace('-', '');
     if (e === 'utf8' || e === 'hex' || e === 'base64') return [data, e];
     throw new TypeError(`crypto: input encoding ${encoding} is not supported (utf8, hex, base64)`);
@@ -722,7 +729,7 @@
     },
     randomUUID,
     timingSafeEqual,
-    getHashes: () => ['sha1', 'sha256', 'sha384', 'sha512'],
+    getHashes: () => ['md5', 'sha1', 'sha256', 'sha384', 'sha512'],
   };
   // Web Crypto's synchronous part (what browser builds of npm packages call).
   const webCrypto = {
@@ -736,15 +743,61 @@
     randomUUID,
   };
 
-  // `require` inside actions and rules: the built-in module set (SPEC §15; so far the
-  // host-backed `crypto`); anything else is refused at upload, and throws here if it got past
-  // that check. Auth0's versioned form (`crypto@1.0.0`) names the same module.
+  // `require` inside actions and rules: the built-in module set (SPEC §15): the host-backed
+  // `crypto` here, and the bundled modules (modules/entries), whose bytecode is in the
+  // snapshot but which are loaded into an instance only when first required there, then
+  // shared by the instance's later scripts — frozen, so one cannot change what the next sees.
+  // Anything else is refused at upload, and throws here if it got past that check. Auth0's
+  // versioned form (`crypto@1.0.0`) names the same module.
   const builtins = Object.assign(Object.create(null), { crypto: cryptoModule });
+  // What the runtime gives its own modules: host crypto, and failing the running rule or
+  // action with an error thrown where no caller can catch it (a `request` callback: Node would
+  // crash the rule with it; swallowed, the rule would only "never call back").
+  const moduleHost = Object.freeze({ crypto, fail: failWith });
+  let loaded = null;
   const requireModule = function require(name) {
-    const bare = String(name).replace(/^(@?[^@]+)@.*$/, '$1');
+    // Not a regular expression: one costs more than the rest of a require.
+    const text = String(name);
+    const at = text.indexOf('@', 1);
+    const bare = at < 0 ? text : text.slice(0, at);
     if (hasOwn(builtins, bare)) return builtins[bare];
-    throw new Error(`require('${name}') is not available in Wardstone`);
+    if (loaded === null) loaded = new Map();
+    const cached = loaded.get(bare);
+    if (cached !== undefined) return cached.exports;
+    const wrapper = hostModule(bare);
+    if (typeof wrapper !== 'function') throw new Error(`require('${name}') is not available in Wardstone`);
+    const module = { exports: {} };
+    // A cycle between built-ins sees the exports as they stand, as Node's require does.
+    loaded.set(bare, module);
+    try {
+      wrapper.call(module.exports, module.exports, module, requireModule, moduleHost);
+    } catch (e) {
+      loaded.delete(bare);
+      throw e;
+    }
+    freezeModule(module.exports);
+    return module.exports;
   };
+  // The exports and what hangs directly off them (lodash's ~300 functions, a class's
+  // prototype): what a script could replace for the next one. Deeper objects are a module's
+  // own business and freezing them all costs more than the load.
+  const freezeModule = (exports) => {
+    if ((typeof exports !== 'object' && typeof exports !== 'function') || exports === null) return;
+    Object.freeze(exports);
+    for (const key of Object.getOwnPropertyNames(exports)) {
+      const value = exports[key];
+      if ((typeof value === 'object' || typeof value === 'function') && value !== null) {
+        Object.freeze(value);
+        if (typeof value === 'function' && value.prototype) Object.freeze(value.prototype);
+      }
+    }
+    if (typeof exports === 'function' && exports.prototype) Object.freeze(exports.prototype);
+  };
+  // Node's globals that live in modules: loaded on first use.
+  const lazyGlobal = (name, from) => ({
+    get() { return requireModule(from)[name]; },
+    configurable: true,
+  });
 
   Object.defineProperties(g, {
     // Auth0 rules sometimes cache in `global`; it exists, but every run starts afresh.
@@ -757,6 +810,9 @@
     Response: { value: Response, writable: true, configurable: true },
     auth0: { value: auth0, writable: true, configurable: true },
     crypto: { value: webCrypto, writable: true, configurable: true },
+    Buffer: lazyGlobal('Buffer', 'buffer'),
+    URL: lazyGlobal('URL', 'url'),
+    URLSearchParams: lazyGlobal('URLSearchParams', 'url'),
   });
 
   // ---- lockdown: what one run could change for the next is frozen ----

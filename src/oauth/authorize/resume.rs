@@ -24,8 +24,8 @@ fn resume_aad(tenant: &Tenant, id_hash: &[u8]) -> String {
 }
 
 impl Provider {
-    /// Parks a login an action redirected: stores the paused run and sends the browser to the
-    /// action's URL (which carries `state`).
+    /// Parks a login a rule or an action redirected: stores the paused run and sends the
+    /// browser to the URL asked for (which carries `state`).
     pub(super) async fn pause(
         &self,
         tenant: &Tenant,
@@ -66,7 +66,11 @@ impl Provider {
         self.store()
             .insert_login_transaction(&record, TRANSACTIONS_PER_BROWSER)
             .await?;
-        tracing::info!(tenant = %tenant.name, action = %resume.action_id, "login paused by a redirect action");
+        if resume.rules {
+            tracing::info!(tenant = %tenant.name, "login paused by a rule's context.redirect");
+        } else {
+            tracing::info!(tenant = %tenant.name, action = %resume.action_id, "login paused by a redirect action");
+        }
         Ok(answer)
     }
 

@@ -136,6 +136,8 @@ pub struct RuleEngine {
     /// The JavaScript runtime once it is ready. A failure is not kept: the next use tries
     /// again (the cause may be transient, e.g. a database that was briefly away).
     pub(crate) js: Mutex<Option<Arc<JsRuntime>>>,
+    /// The runtime with the bundled modules evaluated, once a script needs it.
+    pub(crate) js_modules: Mutex<Option<Arc<JsRuntime>>>,
 }
 
 /// The SHA-256 of module bytes, hex.
@@ -219,6 +221,7 @@ impl RuleEngine {
             limits,
             fingerprint,
             js: Mutex::new(None),
+            js_modules: Mutex::new(None),
         })
     }
 

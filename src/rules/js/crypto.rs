@@ -33,19 +33,30 @@ enum Request {
     },
     /// `bytes` random bytes.
     Random { bytes: usize },
-    /// A JWS compact token over `claims`.
+    /// A JWS compact token over `claims`: HS* under a secret (`key_encoding`), RS*/PS*/ES*
+    /// under a PEM private key.
     JwtSign {
         alg: String,
         key: String,
+        #[serde(default)]
+        key_encoding: Encoding,
         claims: serde_json::Map<String, Value>,
         #[serde(default)]
         kid: Option<String>,
+        #[serde(default)]
+        typ: Option<String>,
     },
-    /// The claims of a token whose signature verifies under `key` and which has not expired.
+    /// The claims of a token whose signature verifies under `key` (a secret, or a PEM public
+    /// key) and — unless `check_exp` is false, when the caller checks claims itself — which has
+    /// not expired.
     JwtVerify {
         alg: String,
         key: String,
+        #[serde(default)]
+        key_encoding: Encoding,
         token: String,
+        #[serde(default = "yes")]
+        check_exp: bool,
     },
 }
 
@@ -107,18 +118,79 @@ fn digest_algorithm(alg: &str) -> Result<&'static aws_lc_rs::digest::Algorithm, 
         "sha1" => &aws_lc_rs::digest::SHA1_FOR_LEGACY_USE_ONLY,
         other => {
             return Err(format!(
-                "hash algorithm {other:?} is not supported; use sha256, sha384, sha512 or sha1"
+                "hash algorithm {other:?} is not supported; use sha256, sha384, sha512, sha1 or md5 (not for HMAC)"
             ));
         }
     })
 }
 
+fn yes() -> bool {
+    true
+}
+
 fn jwt_algorithm(alg: &str) -> Result<jsonwebtoken::Algorithm, String> {
+    use jsonwebtoken::Algorithm::*;
+    Ok(match alg {
+        "HS256" => HS256,
+        "HS384" => HS384,
+        "HS512" => HS512,
+        "RS256" => RS256,
+        "RS384" => RS384,
+        "RS512" => RS512,
+        "PS256" => PS256,
+        "PS384" => PS384,
+        "PS512" => PS512,
+        "ES256" => ES256,
+        "ES384" => ES384,
+        other => return Err(format!("JWT algorithm {other:?} is not supported")),
+    })
+}
+
+/// The key family an algorithm takes.
+enum KeyFamily {
+    Secret,
+    Rsa,
+    Ec,
+}
+
+fn key_family(alg: jsonwebtoken::Algorithm) -> KeyFamily {
+    use jsonwebtoken::Algorithm::*;
     match alg {
-        "HS256" => Ok(jsonwebtoken::Algorithm::HS256),
-        "HS384" => Ok(jsonwebtoken::Algorithm::HS384),
-        "HS512" => Ok(jsonwebtoken::Algorithm::HS512),
-        other => Err(format!("JWT algorithm {other:?} is not supported here")),
+        HS256 | HS384 | HS512 => KeyFamily::Secret,
+        ES256 | ES384 => KeyFamily::Ec,
+        _ => KeyFamily::Rsa,
+    }
+}
+
+fn encoding_key(
+    alg: jsonwebtoken::Algorithm,
+    key: &str,
+    encoding: Encoding,
+) -> Result<jsonwebtoken::EncodingKey, String> {
+    use jsonwebtoken::EncodingKey;
+    let bad = |e: jsonwebtoken::errors::Error| {
+        format!("the key is not a PEM private key for {alg:?}: {e}")
+    };
+    match key_family(alg) {
+        KeyFamily::Secret => Ok(EncodingKey::from_secret(&decode(key, encoding)?)),
+        KeyFamily::Rsa => EncodingKey::from_rsa_pem(key.as_bytes()).map_err(bad),
+        KeyFamily::Ec => EncodingKey::from_ec_pem(key.as_bytes()).map_err(bad),
+    }
+}
+
+fn decoding_key(
+    alg: jsonwebtoken::Algorithm,
+    key: &str,
+    encoding: Encoding,
+) -> Result<jsonwebtoken::DecodingKey, String> {
+    use jsonwebtoken::DecodingKey;
+    let bad = |e: jsonwebtoken::errors::Error| {
+        format!("the key is not a PEM public key for {alg:?}: {e}")
+    };
+    match key_family(alg) {
+        KeyFamily::Secret => Ok(DecodingKey::from_secret(&decode(key, encoding)?)),
+        KeyFamily::Rsa => DecodingKey::from_rsa_pem(key.as_bytes()).map_err(bad),
+        KeyFamily::Ec => DecodingKey::from_ec_pem(key.as_bytes()).map_err(bad),
     }
 }
 
@@ -140,6 +212,15 @@ fn run(request: Request, now: i64) -> Result<Value, String> {
             alg,
             data,
             data_encoding,
+        } if alg.eq_ignore_ascii_case("md5") => {
+            // Legacy APIs (MaxMind minFraud, Gravatar) still key on MD5; aws-lc offers none.
+            use md5::Digest;
+            Ok(encoded(&md5::Md5::digest(decode(&data, data_encoding)?)))
+        }
+        Request::Hash {
+            alg,
+            data,
+            data_encoding,
         } => {
             let digest =
                 aws_lc_rs::digest::digest(digest_algorithm(&alg)?, &decode(&data, data_encoding)?);
@@ -154,20 +235,29 @@ fn run(request: Request, now: i64) -> Result<Value, String> {
         Request::JwtSign {
             alg,
             key,
+            key_encoding,
             claims,
             kid,
+            typ,
         } => {
-            let mut header = jsonwebtoken::Header::new(jwt_algorithm(&alg)?);
+            let alg = jwt_algorithm(&alg)?;
+            let mut header = jsonwebtoken::Header::new(alg);
             header.kid = kid;
-            let token = jsonwebtoken::encode(
-                &header,
-                &claims,
-                &jsonwebtoken::EncodingKey::from_secret(key.as_bytes()),
-            )
-            .map_err(|e| format!("cannot sign: {e}"))?;
+            if typ.is_some() {
+                header.typ = typ;
+            }
+            let token =
+                jsonwebtoken::encode(&header, &claims, &encoding_key(alg, &key, key_encoding)?)
+                    .map_err(|e| format!("cannot sign: {e}"))?;
             Ok(json!({"token": token}))
         }
-        Request::JwtVerify { alg, key, token } => {
+        Request::JwtVerify {
+            alg,
+            key,
+            key_encoding,
+            token,
+            check_exp,
+        } => {
             let alg = jwt_algorithm(&alg)?;
             let mut validation = jsonwebtoken::Validation::new(alg);
             // Expiry is checked below against the host's clock.
@@ -176,11 +266,11 @@ fn run(request: Request, now: i64) -> Result<Value, String> {
             validation.required_spec_claims.clear();
             let data = jsonwebtoken::decode::<serde_json::Map<String, Value>>(
                 &token,
-                &jsonwebtoken::DecodingKey::from_secret(key.as_bytes()),
+                &decoding_key(alg, &key, key_encoding)?,
                 &validation,
             )
             .map_err(|e| format!("the token does not verify: {e}"))?;
-            if let Some(exp) = data.claims.get("exp") {
+            if let Some(exp) = data.claims.get("exp").filter(|_| check_exp) {
                 match exp.as_i64() {
                     Some(exp) if exp > now => {}
                     Some(_) => return Err("the token has expired".into()),
@@ -225,6 +315,10 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(ask(json!({"op": "hash", "alg": "md4", "data": ""}))["error"].is_string());
+        assert_eq!(
+            ask(json!({"op": "hash", "alg": "md5", "data": "abc"}))["hex"],
+            "900150983cd24fb0d6963f7d28e17f72"
+        );
         assert!(ask(json!({"op": "random", "bytes": 1 << 30}))["error"].is_string());
         assert_eq!(
             ask(json!({"op": "random", "bytes": 16}))["hex"]
@@ -257,5 +351,31 @@ mod tests {
         let expired =
             ask(json!({"op": "jwt_verify", "alg": "HS256", "key": "k", "token": old["token"]}));
         assert!(expired["error"].as_str().unwrap().contains("expired"));
+    }
+
+    /// A throwaway P-256 key (generated for this test with openssl).
+    const EC_PRIVATE: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgNKCbrtZl0/mb/rwe\nHrcUPrPd2X3wZQmBj1A1hi7rO6qhRANCAAQOmn892o5yju277Ogsm0a6VDqnZ/t0\nTVfXJq/SRDKVUVxvPw88qoj/M+1xtpWqchxWk9d6AmZF5OVb34krMZK5\n-----END PRIVATE KEY-----";
+    const EC_PUBLIC: &str = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEDpp/PdqOco7tu+zoLJtGulQ6p2f7\ndE1X1yav0kQylVFcbz8PPKqI/zPtcbaVqnIcVpPXegJmReTlW9+JKzGSuQ==\n-----END PUBLIC KEY-----";
+
+    #[test]
+    fn pem_keys_sign_and_verify_and_wrong_keys_are_named() {
+        let token = ask(
+            json!({"op": "jwt_sign", "alg": "ES256", "key": EC_PRIVATE, "claims": {"sub": "u"}, "typ": "JWT"}),
+        );
+        let token = token["token"].as_str().unwrap();
+        let ok = ask(json!({"op": "jwt_verify", "alg": "ES256", "key": EC_PUBLIC, "token": token}));
+        assert_eq!(ok["claims"]["sub"], "u", "{ok}");
+        // The algorithm must be the key's; a secret is no PEM key.
+        let wrong =
+            ask(json!({"op": "jwt_verify", "alg": "HS256", "key": EC_PUBLIC, "token": token}));
+        assert!(wrong["error"].is_string(), "{wrong}");
+        let bad = ask(json!({"op": "jwt_sign", "alg": "RS256", "key": "not a pem", "claims": {}}));
+        assert!(bad["error"].as_str().unwrap().contains("PEM"), "{bad}");
+        // A secret given as hex signs like the same bytes given as text.
+        let a = ask(
+            json!({"op": "jwt_sign", "alg": "HS256", "key": "6b", "key_encoding": "hex", "claims": {"x": 1}}),
+        );
+        let b = ask(json!({"op": "jwt_sign", "alg": "HS256", "key": "k", "claims": {"x": 1}}));
+        assert_eq!(a["token"], b["token"]);
     }
 }

@@ -25,13 +25,35 @@ use std::sync::OnceLock;
 use super::engine::{Rejected, RuleEngine};
 
 #[cfg(js_runtime)]
-const RUNTIME_WASM: Option<&[u8]> =
+const EMBEDDED_RUNTIME: Option<&[u8]> =
     Some(include_bytes!(concat!(env!("OUT_DIR"), "/js-runtime.wasm")));
 #[cfg(not(js_runtime))]
-const RUNTIME_WASM: Option<&[u8]> = None;
+const EMBEDDED_RUNTIME: Option<&[u8]> = None;
 
 /// Whether this build embeds the JavaScript runtime (its build needs clang; see `build.rs`).
-pub const AVAILABLE: bool = RUNTIME_WASM.is_some();
+pub const AVAILABLE: bool = EMBEDDED_RUNTIME.is_some();
+
+/// The runtime's wasm: the embedded one or — a developer's switch, to measure a changed
+/// runtime (`rules-sdk/js-runtime`) without rebuilding the server — the file
+/// `WARDSTONE_JS_RUNTIME` names, in a build that embeds one.
+fn runtime_wasm() -> Option<&'static [u8]> {
+    static RUNTIME: OnceLock<Option<&'static [u8]>> = OnceLock::new();
+    *RUNTIME.get_or_init(|| {
+        let Some(path) = std::env::var_os("WARDSTONE_JS_RUNTIME").filter(|_| AVAILABLE) else {
+            return EMBEDDED_RUNTIME;
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => {
+                tracing::warn!(path = %path.to_string_lossy(), "JavaScript runtime loaded from WARDSTONE_JS_RUNTIME");
+                Some(Box::leak(bytes.into_boxed_slice()))
+            }
+            Err(e) => {
+                tracing::error!(path = %path.to_string_lossy(), "cannot read WARDSTONE_JS_RUNTIME ({e}); using the embedded runtime");
+                EMBEDDED_RUNTIME
+            }
+        }
+    })
+}
 
 /// Why JavaScript is unavailable, for an upload that needs it.
 pub const UNAVAILABLE: &str = "JavaScript rules and actions are not available on this server: it was built without the JavaScript runtime (building it needs clang and the wasm32-unknown-unknown target)";
@@ -39,9 +61,29 @@ pub const UNAVAILABLE: &str = "JavaScript rules and actions are not available on
 /// The first byte of an action's module bytes (and of its source as `compile` takes it).
 pub const ACTION_MARK: u8 = 1;
 
-/// The modules `require` may name (SPEC §15): so far the host-backed `crypto` (the bundled
-/// npm modules are not in yet; see docs/writing-js-rules.md). Anything else is refused at
-/// upload.
+/// The modules `require` may name (SPEC §15; docs/writing-js-rules.md): the host-backed
+/// `crypto` and, when the build bundled them (`cfg(js_modules)`, see build.rs), one per file of
+/// `rules-sdk/js-runtime/modules/entries`. Anything else is refused at upload.
+#[cfg(js_modules)]
+pub const BUILTIN_MODULES: &[&str] = &[
+    "@auth0/rule-utilities",
+    "axios",
+    "buffer",
+    "crypto",
+    "ipaddr.js",
+    "jsonwebtoken",
+    "lodash",
+    "moment",
+    "node-fetch",
+    "oauth-sign",
+    "querystring",
+    "request",
+    "request-promise",
+    "slack-notify",
+    "url",
+    "uuid",
+];
+#[cfg(not(js_modules))]
 pub const BUILTIN_MODULES: &[&str] = &["crypto"];
 
 /// Starts a stored "artifact" that is QuickJS bytecode rather than native code.
@@ -87,7 +129,7 @@ pub fn action_module(source: &str) -> Vec<u8> {
 pub fn runtime_hash() -> &'static str {
     static HASH: OnceLock<String> = OnceLock::new();
     HASH.get_or_init(|| {
-        RUNTIME_WASM
+        runtime_wasm()
             .map(super::engine::module_hash)
             .unwrap_or_else(|| "none".into())
     })
@@ -110,23 +152,30 @@ pub(crate) fn is_bytecode_artifact(artifact: &[u8]) -> bool {
     artifact.starts_with(b"wardstone-js-bytecode-")
 }
 
-/// A script's artifact: the header, one byte of flags (1: it makes outbound requests), then
-/// the bytecode as the runtime's `load` takes it (kind byte first).
+/// A script's artifact: the header, one byte of flags (1: it makes outbound requests; 2: it
+/// requires a bundled module), then the bytecode as the runtime's `load` takes it (kind byte
+/// first).
 pub(crate) fn bytecode_artifact(script: &Script, uses_http: bool) -> Vec<u8> {
-    [
-        &bytecode_header()[..],
-        &[u8::from(uses_http)],
-        &script.code[..],
-    ]
-    .concat()
+    let flags = u8::from(uses_http) | (u8::from(script.modules) << 1);
+    [&bytecode_header()[..], &[flags], &script.code[..]].concat()
+}
+
+/// What a script's artifact says about it.
+pub(crate) struct ArtifactFlags {
+    pub(crate) http: bool,
+    pub(crate) modules: bool,
 }
 
 /// The flags and bytecode of an artifact made by this runtime; `None` for another runtime's
 /// (compiled again from the script).
-pub(crate) fn read_bytecode_artifact(artifact: &[u8]) -> Option<(bool, &[u8])> {
+pub(crate) fn read_bytecode_artifact(artifact: &[u8]) -> Option<(ArtifactFlags, &[u8])> {
     let rest = artifact.strip_prefix(&bytecode_header()[..])?;
     let (flags, code) = rest.split_first()?;
-    (!code.is_empty()).then_some((flags & 1 == 1, code))
+    let flags = ArtifactFlags {
+        http: flags & 1 == 1,
+        modules: flags & 2 == 2,
+    };
+    (!code.is_empty()).then_some((flags, code))
 }
 
 /// The module bytes of a script upload, after its checks.
@@ -198,19 +247,62 @@ pub fn check_script(source: &[u8], max_bytes: usize) -> Result<&str, Rejected> {
 
 /// Whether `require(name)` (Auth0's `name@version` too) names a built-in module.
 pub fn is_builtin(name: &str) -> bool {
-    let bare = match name.strip_prefix('@') {
+    BUILTIN_MODULES.contains(&bare_name(name))
+}
+
+/// A module name without Auth0's `@version` (a scope's `@` stays).
+fn bare_name(name: &str) -> &str {
+    match name.strip_prefix('@') {
         Some(scoped) => scoped
             .split_once('@')
             .map_or(name, |(n, _)| &name[..n.len() + 1]),
         None => name.split_once('@').map_or(name, |(n, _)| n),
-    };
-    BUILTIN_MODULES.contains(&bare)
+    }
+}
+
+/// Whether a script requires a bundled module (anything but the prelude's `crypto`) or uses
+/// a global that lives in one (`Buffer`, `URL`, `URLSearchParams`), and so runs on the
+/// modules snapshot. A use this misses still works on the lean one, evaluating the module
+/// from source in the execution (slowly, within its fuel).
+pub fn uses_modules(source: &str) -> bool {
+    let required = calls(source).iter().any(|c| {
+        c.name == "require"
+            && c.argument
+                .as_deref()
+                .is_some_and(|name| is_builtin(name) && bare_name(name) != "crypto")
+    });
+    required
+        || ["Buffer", "URL", "URLSearchParams"]
+            .iter()
+            .any(|g| mentions(source, g))
+}
+
+/// Whether `word` occurs in `source` as a whole identifier.
+fn mentions(source: &str, word: &str) -> bool {
+    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
+    source.match_indices(word).any(|(at, _)| {
+        !source[..at].chars().next_back().is_some_and(ident)
+            && !source[at + word.len()..].chars().next().is_some_and(ident)
+    })
 }
 
 /// Whether a script makes outbound requests (`fetch`, or an HTTP module), and so runs under
 /// the HTTP deadline.
 pub fn uses_network(source: &str) -> bool {
-    calls(source).iter().any(|c| c.name == "fetch")
+    const HTTP_MODULES: &[&str] = &[
+        "axios",
+        "node-fetch",
+        "request",
+        "request-promise",
+        "slack-notify",
+    ];
+    calls(source).iter().any(|c| {
+        c.name == "fetch"
+            || c.name == "require"
+                && c.argument
+                    .as_deref()
+                    .is_some_and(|name| HTTP_MODULES.contains(&bare_name(name)))
+    })
 }
 
 /// A call of `require` or `fetch` found in a source.
@@ -380,18 +472,55 @@ mod tests {
 
     #[test]
     fn modules_outside_the_set_are_refused_by_name() {
-        let err = check_script(b"const r = require('request@2.88.0');", 1000).unwrap_err();
-        assert!(err.0.contains("\"request@2.88.0\""), "{err}");
+        let err = check_script(b"const r = require('mongodb@3.1.4');", 1000).unwrap_err();
+        assert!(err.0.contains("\"mongodb@3.1.4\""), "{err}");
         assert!(err.0.contains("line 1, column 11"), "{err}");
         let err = check_script(b"require(x)", 1000).unwrap_err();
         assert!(err.0.contains("string literal"), "{err}");
         assert!(check_script(b"\x01exports.x = 1", 1000).is_err());
     }
 
+    /// The list the server checks uploads against is the list the runtime bundles.
+    #[cfg(js_modules)]
+    #[test]
+    fn the_module_list_is_the_bundled_entries() {
+        let dir = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/rules-sdk/js-runtime/modules/entries"
+        );
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| {
+                let name = e.unwrap().file_name().into_string().unwrap();
+                name.strip_suffix(".js").map(|n| n.replace('+', "/"))
+            })
+            .chain(["crypto".to_string()])
+            .collect();
+        names.sort();
+        assert_eq!(names, BUILTIN_MODULES);
+        assert!(is_builtin("request@2.88.0") && is_builtin("lodash@4.17.19"));
+    }
+
     #[test]
     fn network_use_is_seen() {
         assert!(uses_network("const r = await fetch('https://x')"));
         assert!(!uses_network("const fetchUser = 1; obj.fetch(1)"));
+        assert!(uses_network("const request = require('request@2.88.0');"));
+        assert!(uses_network("const axios = require('axios');"));
+        assert!(!uses_network("const _ = require('lodash');"));
+    }
+
+    #[cfg(js_modules)]
+    #[test]
+    fn module_use_is_seen() {
+        assert!(uses_modules("const _ = require('lodash@4.17.19');"));
+        assert!(uses_modules(
+            "const b = Buffer.from('x').toString('base64');"
+        ));
+        assert!(uses_modules("new URL(u)"));
+        assert!(!uses_modules(
+            "const c = require('crypto'); const MyURL = 1; a.Buffers = 2;"
+        ));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub(crate) struct Script {
     pub(crate) runtime: Arc<JsRuntime>,
     pub(crate) code: Arc<[u8]>,
     pub(crate) kind: ScriptKind,
+    /// It requires a bundled module, so it runs on the modules snapshot.
+    pub(crate) modules: bool,
 }
 
 /// The runtime instance of one trigger run, with the scripts loaded into it so far.
@@ -49,32 +51,42 @@ impl RuleEngine {
     /// compiled code is kept per engine fingerprint, so engines alike share one compile).
     /// `rules::modules` first tries the runtime's stored artifact ([`Self::install_js_runtime`]).
     pub(crate) fn js_runtime(&self) -> Result<Arc<JsRuntime>, Rejected> {
+        self.js_runtime_of(false)
+    }
+
+    /// The lean runtime, or (`modules`) the one with the bundled modules evaluated, which
+    /// scripts that require one run on (made the first time such a script is compiled or
+    /// loaded in this process; not stored as an artifact).
+    pub(crate) fn js_runtime_of(&self, modules: bool) -> Result<Arc<JsRuntime>, Rejected> {
         // Held while the runtime is made: whoever else needs it waits for it.
-        let mut slot = self.js.lock().unwrap_or_else(|p| p.into_inner());
+        let cell = if modules { &self.js_modules } else { &self.js };
+        let mut slot = cell.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(runtime) = slot.as_ref() {
             return Ok(runtime.clone());
         }
-        static COMPILED: Mutex<Vec<(String, Arc<Vec<u8>>)>> = Mutex::new(Vec::new());
+        type Compiled = Mutex<Vec<(String, bool, Arc<Vec<u8>>)>>;
+        static COMPILED: Compiled = Mutex::new(Vec::new());
         let known = COMPILED
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .iter()
-            .find(|(f, _)| f == self.fingerprint())
-            .map(|(_, a)| a.clone());
+            .find(|(f, m, _)| f == self.fingerprint() && *m == modules)
+            .map(|(_, _, a)| a.clone());
         let module = match known {
             // SAFETY: these bytes were serialized by this process from an engine with the
             // same fingerprint, just below.
             Some(artifact) => unsafe { Module::deserialize(&self.engine, &artifact[..]) }
                 .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?,
             None => {
-                let snapshot = super::snapshot::snapshot()?;
+                let snapshot = super::snapshot::snapshot(modules)?;
                 let module = Module::from_binary(&self.engine, snapshot)
                     .map_err(|e| Rejected(format!("JavaScript runtime: {e:#}")))?;
                 if let Ok(bytes) = module.serialize() {
-                    COMPILED
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .push((self.fingerprint().to_string(), Arc::new(bytes)));
+                    COMPILED.lock().unwrap_or_else(|p| p.into_inner()).push((
+                        self.fingerprint().to_string(),
+                        modules,
+                        Arc::new(bytes),
+                    ));
                 }
                 module
             }
@@ -184,12 +196,15 @@ impl RuleEngine {
                 ))
             })?;
         let code = super::compile_output(&output)?;
+        // Bytecode is the same for both snapshots (one runtime binary made it).
+        let modules = super::uses_modules(source);
         let rule = script_rule(
-            &runtime,
+            &self.js_runtime_of(modules)?,
             module_hash(module),
             code,
             kind,
             super::uses_network(source),
+            modules,
         );
         // What every login will do before the code runs (load the bytecode, run an action's
         // module code) must fit one execution's budget, or the upload would fail every login.
@@ -216,19 +231,22 @@ impl RuleEngine {
         sha256: &str,
         artifact: &[u8],
     ) -> anyhow::Result<CompiledRule> {
-        let (uses_http, code) = super::read_bytecode_artifact(artifact)
+        let (flags, code) = super::read_bytecode_artifact(artifact)
             .ok_or_else(|| anyhow::anyhow!("bytecode of another JavaScript runtime"))?;
         let kind = match code.first() {
             Some(b'a') => ScriptKind::Action,
             _ => ScriptKind::Rule,
         };
-        let runtime = self.js_runtime().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let runtime = self
+            .js_runtime_of(flags.modules)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
         Ok(script_rule(
             &runtime,
             sha256.to_string(),
             code.to_vec(),
             kind,
-            uses_http,
+            flags.http,
+            flags.modules,
         ))
     }
 }
@@ -239,6 +257,7 @@ fn script_rule(
     code: Vec<u8>,
     kind: ScriptKind,
     uses_http: bool,
+    modules: bool,
 ) -> CompiledRule {
     CompiledRule {
         pre: runtime.rule.pre.clone(),
@@ -249,6 +268,7 @@ fn script_rule(
             runtime: runtime.clone(),
             code: code.into(),
             kind,
+            modules,
         }),
     }
 }

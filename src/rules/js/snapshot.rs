@@ -4,26 +4,34 @@
 
 use std::sync::OnceLock;
 
-use super::{RUNTIME_WASM, UNAVAILABLE};
+use super::{UNAVAILABLE, runtime_wasm};
 use crate::rules::engine::Rejected;
 
 /// The runtime pre-initialized (QuickJS runtime, context and Auth0 globals built), as wasm
-/// bytes. Made once per process; deterministic, because the clock reads zero and randomness is
-/// not drawn while it is made, so every node derives the same bytes and hash.
-pub(crate) fn snapshot() -> Result<&'static [u8], Rejected> {
-    static SNAPSHOT: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
-    let Some(runtime) = RUNTIME_WASM else {
+/// bytes: the lean snapshot, or with `modules` the one with every bundled module evaluated
+/// (scripts that require one run there; the lean one stays as small and fast as it was). Made
+/// once per process each; deterministic, because the clock reads zero and randomness is not
+/// drawn while it is made, so every node derives the same bytes and hash.
+pub(crate) fn snapshot(modules: bool) -> Result<&'static [u8], Rejected> {
+    static LEAN: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    static WITH_MODULES: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+    let Some(runtime) = runtime_wasm() else {
         return Err(Rejected(UNAVAILABLE.into()));
     };
-    SNAPSHOT
-        .get_or_init(|| make_snapshot(runtime).map_err(|e| format!("{e:#}")))
+    let (cell, init) = if modules {
+        (&WITH_MODULES, "wizer-initialize-modules")
+    } else {
+        (&LEAN, "wizer-initialize")
+    };
+    cell.get_or_init(|| make_snapshot(runtime, init).map_err(|e| format!("{e:#}")))
         .as_deref()
         .map_err(|e| Rejected(format!("the JavaScript runtime does not start: {e}")))
 }
 
-fn make_snapshot(runtime: &[u8]) -> wasmtime::Result<Vec<u8>> {
+fn make_snapshot(runtime: &[u8], init: &str) -> wasmtime::Result<Vec<u8>> {
     use wasmtime::{Engine, Linker, Module, Store};
-    let wizer = wasmtime_wizer::Wizer::new();
+    let mut wizer = wasmtime_wizer::Wizer::new();
+    wizer.init_func(init);
     let (context, instrumented) = wizer.instrument(runtime)?;
     let engine = Engine::default();
     let module = Module::new(&engine, &instrumented)?;
