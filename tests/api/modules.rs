@@ -520,3 +520,47 @@ async fn a_rules_redirect_that_cannot_be_followed_fails_closed() {
     let log = &app.logs(1).await[0];
     assert!(log.outcome.label().starts_with("failed:"), "{log:?}");
 }
+
+#[tokio::test]
+async fn the_auth0_management_client_reaches_only_the_user_logging_in() {
+    if !bundled() {
+        return;
+    }
+    let app = spawn_app().await;
+    // The shape of Auth0's templates: a client from auth0.domain / auth0.accessToken.
+    app.add_script(
+        "management",
+        &format!(
+            "async function (user, context, callback) {{
+               const ManagementClient = require('auth0@2.30.0').ManagementClient;
+               const management = new ManagementClient({{ domain: auth0.domain, token: auth0.accessToken }});
+               const refused = async (f) => {{ try {{ await f(); return 'allowed'; }} catch (e) {{ return e.message; }} }};
+               const seen = (user.app_metadata || {{}}).visits || 0;
+               await management.updateAppMetadata({{ id: user.user_id }}, {{ visits: seen + 1 }});
+               const me = await management.users.get({{ id: user.user_id }});
+               const byEmail = await management.getUsersByEmail(user.email);
+               context.idToken['{NS}management'] = {{
+                 visits: me.app_metadata.visits,
+                 byEmail: byEmail.length,
+                 other: await refused(() => management.getUser({{ id: 'auth0|someone-else' }})),
+                 otherEmail: await refused(() => management.getUsersByEmail('other@example.com')),
+                 root: await refused(() => management.updateUser({{ id: user.user_id }}, {{ email: 'x@example.com' }})),
+                 roles: await refused(() => management.assignRolestoUser({{ id: user.user_id }}, {{ roles: ['admin'] }})),
+               }};
+               callback(null, user, context);
+             }}"
+        ),
+    )
+    .await;
+    let first = id_token_claims(&app).await;
+    let m = &first[format!("{NS}management")];
+    assert_eq!(m["visits"], 1, "{first}");
+    assert_eq!(m["byEmail"], 1);
+    assert!(m["other"].as_str().unwrap().contains("only the user logging in"), "{m}");
+    assert!(m["otherEmail"].as_str().unwrap().contains("only the user logging in"), "{m}");
+    assert!(m["root"].as_str().unwrap().contains("not email"), "{m}");
+    assert!(m["roles"].as_str().unwrap().contains("assignRolestoUser"), "{m}");
+    // Saved with the login: the next one counts on.
+    let second = id_token_claims(&app).await;
+    assert_eq!(second[format!("{NS}management")]["visits"], 2, "{second}");
+}

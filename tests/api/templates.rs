@@ -30,10 +30,7 @@ const NOT_RUNNING: &[(&str, &str)] = &[
     ("incognia-onboarding", "\"@incognia/api@1.1.1\""),
     ("onfido-idv", "\"@onfido/api@1.5.1\""),
     ("intercom-user", "\"moment-timezone\""),
-    // Auth0's Management API client (`auth0`): not in the set yet.
-    ("migrate-root-attributes", "\"auth0@2.9.1\""),
-    ("netlify-role-management", "\"auth0@2.30.0\""),
-    ("test-require", "\"auth0\""),
+    ("test-require", "\"moment-timezone\""),
     // Reads a global `uuid` it never requires (a ReferenceError on Node too).
     ("eva-voice-biometric", "uuid is not defined"),
 ];

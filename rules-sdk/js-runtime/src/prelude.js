@@ -753,7 +753,13 @@
   // What the runtime gives its own modules: host crypto, and failing the running rule or
   // action with an error thrown where no caller can catch it (a `request` callback: Node would
   // crash the rule with it; swallowed, the rule would only "never call back").
-  const moduleHost = Object.freeze({ crypto, fail: failWith });
+  // The `auth0` module's ManagementClient reaches the user logging in through these.
+  const moduleHost = Object.freeze({
+    crypto,
+    fail: failWith,
+    ruleUser: () => (run && run.kind === 'rule' ? run.user : undefined),
+    users: auth0.users,
+  });
   let loaded = null;
   const requireModule = function require(name) {
     // Not a regular expression: one costs more than the rest of a require.

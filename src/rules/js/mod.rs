@@ -67,6 +67,7 @@ pub const ACTION_MARK: u8 = 1;
 #[cfg(js_modules)]
 pub const BUILTIN_MODULES: &[&str] = &[
     "@auth0/rule-utilities",
+    "auth0",
     "axios",
     "buffer",
     "crypto",
