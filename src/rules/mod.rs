@@ -289,6 +289,7 @@ impl Rules {
                     transaction_id,
                     can_redirect: interactive,
                     resume_at: action_resume.map(|r| r.action_id.clone()),
+                    redirects: resume.map_or(0, |r| r.redirects),
                     items: cx_items,
                 }
             })
@@ -381,6 +382,7 @@ impl Rules {
                     transaction_id,
                     can_redirect: false,
                     resume_at: None,
+                    redirects: 0,
                     items: cx_items,
                 }
             })
@@ -427,6 +429,7 @@ impl Rules {
                     transaction_id: &parts.transaction_id,
                     can_redirect: parts.can_redirect,
                     resume_at: parts.resume_at.as_deref(),
+                    redirects: parts.redirects,
                     cache: &cache,
                 };
                 trigger::run(&engine, &parts.items, state, &cx)
@@ -479,5 +482,7 @@ struct RunParts {
     transaction_id: String,
     can_redirect: bool,
     resume_at: Option<String>,
+    /// Redirects this login has been through already (rules' redirects are bounded).
+    redirects: u32,
     items: Vec<ruleset::PreparedItem>,
 }

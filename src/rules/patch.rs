@@ -159,19 +159,22 @@ pub fn unsupported_request(
     None
 }
 
-/// The URL of a `context.redirect` a rule set, checked: an absolute http(s) URL.
-fn redirect_of(patch: &Map<String, Value>) -> Result<Option<String>, NotApplied> {
+/// What a rule did to `context.redirect`: set it (to a checked absolute http(s) URL), cleared
+/// it (`null`), or left it. A URL that is none is unsupported, not malformed: a rule with
+/// `on_failure: skip` must not pass the login without the redirect it asked for.
+fn redirect_of(patch: &Map<String, Value>) -> Result<Option<Option<String>>, NotApplied> {
     match patch.get("redirect") {
-        None | Some(Value::Null) => Ok(None),
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
         Some(redirect) => {
             let url = redirect
                 .get("url")
                 .and_then(Value::as_str)
                 .unwrap_or_default();
             match url::Url::parse(url) {
-                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(url.to_string())),
-                _ => Err(NotApplied::Malformed(format!(
-                    "context.redirect.url must be an absolute http(s) URL, not {url:?}"
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Ok(Some(Some(url.to_string()))),
+                _ => Err(NotApplied::Unsupported(format!(
+                    "context.redirect.url must be an absolute http(s) URL, not {url:?}; the login was refused"
                 ))),
             }
         }
@@ -192,12 +195,15 @@ pub(crate) fn apply(
         }
         redirect = redirect_of(patch)?;
     }
-    // Later rules see it (Auth0's rule-utilities check it before redirecting themselves); the
-    // trigger sends the browser there once every rule has run.
-    if let Some(url) = redirect
+    // Later rules see it (Auth0's rule-utilities check it before redirecting themselves) and
+    // may clear it; the trigger sends the browser there once every rule has run.
+    if let Some(change) = redirect
         && let Value::Object(context) = &mut *context
     {
-        context.insert("redirect".into(), serde_json::json!({ "url": url }));
+        match change {
+            Some(url) => context.insert("redirect".into(), serde_json::json!({ "url": url })),
+            None => context.remove("redirect"),
+        };
     }
     let mut notes = Vec::new();
     for key in output.keys() {

@@ -71,6 +71,9 @@ pub struct Resume {
     /// `context.protocol = "redirect-callback"`, as Auth0 does.
     #[serde(default)]
     pub rules: bool,
+    /// Redirects the login has been through, this one included.
+    #[serde(default)]
+    pub redirects: u32,
     /// The `state` the browser brings back (and the `state` claim of encoded tokens).
     pub state: String,
     /// `event.transaction.id`.
@@ -122,6 +125,8 @@ pub(crate) struct RunContext<'a> {
     /// Resuming after a redirect: the action with this id runs `onContinuePostLogin`; the
     /// items before it (and all rules) are not run again.
     pub(crate) resume_at: Option<&'a str>,
+    /// Redirects this login has been through already.
+    pub(crate) redirects: u32,
     pub(crate) cache: &'a ActionCache,
 }
 
@@ -182,8 +187,10 @@ pub(crate) fn run(
     for (index, item) in items.iter().enumerate().skip(skip_to.unwrap_or(0)) {
         if item.kind == CodeKind::Action && !rules_done {
             rules_done = true;
-            if let Some(outcome) = rules_redirect(&state, cx) {
-                return finish(outcome, records, state);
+            match rules_redirect(&state, cx) {
+                Some(Ok(outcome)) => return finish(outcome, records, state),
+                Some(Err(why)) => return redirect_refused(records, state, why),
+                None => {}
             }
         }
         let mut record = ExecutionRecord::start(&item.id, &item.name, cx.log_as, cx.now);
@@ -259,8 +266,12 @@ pub(crate) fn run(
             }
         }
     }
-    if !rules_done && let Some(outcome) = rules_redirect(&state, cx) {
-        return finish(outcome, records, state);
+    if !rules_done {
+        match rules_redirect(&state, cx) {
+            Some(Ok(outcome)) => return finish(outcome, records, state),
+            Some(Err(why)) => return redirect_refused(records, state, why),
+            None => {}
+        }
     }
     // Metadata is stored and sent to every later rule: bound it like the Management API does.
     for key in ["app_metadata", "user_metadata"] {
@@ -306,26 +317,41 @@ pub(crate) fn run(
     finish(outcome, records, state)
 }
 
+/// How many times one login may be sent away by redirects: a rule that redirects whatever
+/// `context.protocol` says would otherwise loop between its page and `/continue`.
+const MAX_REDIRECTS: u32 = 5;
+
 /// The pause a rule asked for with `context.redirect` (its URL checked when it was set): the
-/// browser goes there with `state`, and `/continue` runs the whole trigger again.
-fn rules_redirect(state: &RunState, cx: &RunContext<'_>) -> Option<TriggerOutcome> {
+/// browser goes there with `state`, and `/continue` runs the whole trigger again. An error
+/// when the login has been redirected too often.
+fn rules_redirect(state: &RunState, cx: &RunContext<'_>) -> Option<Result<TriggerOutcome, String>> {
     let url = state.context.get("redirect")?.get("url")?.as_str()?;
     let mut target = url::Url::parse(url).ok()?;
-    let kept: Vec<(String, String)> = target
-        .query_pairs()
-        .filter(|(k, _)| k != "state")
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    if cx.redirects >= MAX_REDIRECTS {
+        return Some(Err(format!(
+            "the rules redirected this login {MAX_REDIRECTS} times; a rule that redirects should \
+             check context.protocol (\"redirect-callback\" on the way back); the login was refused"
+        )));
+    }
+    // The page's own query is kept byte for byte (it may be signed); only a `state` of ours
+    // is added, replacing one the URL already had.
+    if target.query_pairs().any(|(k, _)| k == "state") {
+        let kept: Vec<(String, String)> = target
+            .query_pairs()
+            .filter(|(k, _)| k != "state")
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect();
+        target.query_pairs_mut().clear().extend_pairs(kept);
+    }
     target
         .query_pairs_mut()
-        .clear()
-        .extend_pairs(kept)
         .append_pair("state", cx.resume_state);
-    Some(TriggerOutcome::Redirect {
+    Some(Ok(TriggerOutcome::Redirect {
         url: target.to_string(),
         resume: Box::new(Resume {
             action_id: String::new(),
             rules: true,
+            redirects: cx.redirects + 1,
             state: cx.resume_state.to_string(),
             transaction_id: cx.transaction_id.to_string(),
             user: state.user.clone(),
@@ -333,7 +359,23 @@ fn rules_redirect(state: &RunState, cx: &RunContext<'_>) -> Option<TriggerOutcom
             tokens: json!({}),
             executed_rules: Vec::new(),
         }),
-    })
+    }))
+}
+
+/// The login is refused on a redirect it cannot follow, as for any unsupported request (the
+/// last rule's record says why).
+fn redirect_refused(mut records: Vec<ExecutionRecord>, state: RunState, why: String) -> TriggerRun {
+    if let Some(last) = records.last_mut() {
+        last.fail(FailureKind::Unsupported, why.clone());
+    }
+    TriggerRun {
+        outcome: TriggerOutcome::Deny {
+            message: why,
+            code: None,
+        },
+        records,
+        state,
+    }
 }
 
 fn fail(records: Vec<ExecutionRecord>, state: RunState) -> TriggerRun {
@@ -662,6 +704,7 @@ fn action_step(
                 resume: Box::new(Resume {
                     action_id: item.id.clone(),
                     rules: false,
+                    redirects: cx.redirects + 1,
                     state: cx.resume_state.to_string(),
                     transaction_id: cx.transaction_id.to_string(),
                     user: state.user.clone(),
@@ -765,6 +808,7 @@ pub fn bench_post_login(
         transaction_id: "bench",
         can_redirect: true,
         resume_at: None,
+        redirects: 0,
         cache: &cache,
     };
     run(engine, &prepared, initial_state(user, context), &cx).outcome

@@ -249,7 +249,7 @@ async fn the_pure_modules_work_and_one_script_cannot_change_them_for_the_next() 
              claim('URL', [u.href, u.host, new url.URL('/z', 'https://d.example/a/b').href]);
              claim('qs', [qs.stringify({{ a: [1, 2], b: 'c d' }}), qs.parse('x=1&x=2&y=%20').x]);
              claim('ip', [ipaddr.parse('10.1.2.3').match(ipaddr.parseCIDR('10.0.0.0/8')), ipaddr.parse('192.168.0.1').range()]);
-             claim('buffer', [Buffer.from('hello:world').toString('base64'), Buffer.from('aGk=', 'base64').toString()]);"
+             "
         )),
     )
     .await;
@@ -261,19 +261,47 @@ async fn the_pure_modules_work_and_one_script_cannot_change_them_for_the_next() 
         &post_login(&format!(
             "const jwt = require('jsonwebtoken');
              const claim = (k, v) => api.idToken.setCustomClaim('{NS}' + k, v);
+
              const token = jwt.sign({{ sub: event.user.user_id }}, 'shh', {{ expiresIn: '1h', issuer: 'me' }});
              const decoded = jwt.verify(token, 'shh', {{ issuer: 'me' }});
              claim('jwt', [decoded.sub === event.user.user_id, decoded.exp - decoded.iat, jwt.decode(token, {{ complete: true }}).header.alg]);
+             "
+        )),
+    )
+    .await;
+    app.live_action(
+        &mgmt,
+        "jwt errors",
+        &post_login(&format!(
+            "const jwt = require('jsonwebtoken');
+             const token = jwt.sign({{ sub: event.user.user_id }}, 'shh', {{ expiresIn: '1h', issuer: 'me' }});
              const errors = [];
              try {{ jwt.verify(token, 'wrong'); }} catch (e) {{ errors.push(e.name + ': ' + e.message); }}
              try {{ jwt.verify(token, 'shh', {{ audience: 'api' }}); }} catch (e) {{ errors.push(e.message); }}
              const old = jwt.sign({{ x: 1, exp: Math.floor(Date.now() / 1000) - 10 }}, Buffer.from('c2ho', 'base64'));
              try {{ jwt.verify(old, 'shh'); }} catch (e) {{ errors.push(e.name); }}
-             claim('jwt errors', errors);"
+             // A public key's text is no HMAC secret, and an empty key signs nothing.
+             const pem = '-----BEGIN PUBLIC KEY-----\\nMFkw\\n-----END PUBLIC KEY-----';
+             try {{ jwt.sign({{ a: 1 }}, pem, {{ algorithm: 'HS256' }}); errors.push('signed with a PEM'); }} catch (e) {{ errors.push('no PEM secret'); }}
+             try {{ jwt.verify(token, pem, {{ algorithms: ['RS256', 'HS256'] }}); errors.push('verified'); }} catch (e) {{ errors.push(e.message); }}
+             try {{ jwt.sign({{ a: 1 }}, new Buffer('', 'base64')); errors.push('signed empty'); }} catch (e) {{ errors.push('no empty secret'); }}
+             api.idToken.setCustomClaim('{NS}jwt errors', errors);"
         )),
     )
     .await;
 
+    app.live_action(
+        &mgmt,
+        "buffer",
+        &post_login(&format!(
+            "api.idToken.setCustomClaim('{NS}buffer', [Buffer.from('hello:world').toString('base64'),
+               Buffer.from('aGk=', 'base64').toString(), new Buffer('aGk=', 'base64').toString(),
+               Buffer.alloc(4, 'ab').toString()]);"
+        )),
+    )
+    .await;
+    let q = app.authorize_outcome(&Browser::new(), &[]).await;
+    assert!(q.contains_key("code"), "{q:?}: {:?}", app.logs(4).await);
     let claims = id_token_claims(&app).await;
     let claim = |k: &str| claims[format!("{NS}{k}")].clone();
     assert_eq!(
@@ -297,14 +325,17 @@ async fn the_pure_modules_work_and_one_script_cannot_change_them_for_the_next() 
     );
     assert_eq!(claim("qs"), json!(["a=1&a=2&b=c%20d", ["1", "2"]]));
     assert_eq!(claim("ip"), json!([true, "private"]));
-    assert_eq!(claim("buffer"), json!(["aGVsbG86d29ybGQ=", "hi"]));
+    assert_eq!(claim("buffer"), json!(["aGVsbG86d29ybGQ=", "hi", "hi", "abab"]));
     assert_eq!(claim("jwt"), json!([true, 3600, "HS256"]));
     assert_eq!(
         claim("jwt errors"),
         json!([
             "JsonWebTokenError: invalid signature",
             "jwt audience invalid. expected: api",
-            "TokenExpiredError"
+            "TokenExpiredError",
+            "no PEM secret",
+            "invalid algorithm",
+            "no empty secret"
         ])
     );
 }
@@ -425,17 +456,33 @@ async fn a_rules_redirect_with_auth0s_rule_utilities_pauses_the_login_and_reruns
     )
     .await;
 
-    let browser = Browser::new();
-    let mut next = location(&browser.get(&app.authorize_url(&[])).await);
-    let html = browser.get(&next).await.text().await.unwrap();
-    let (action, mut fields) = form(&html, &next);
-    set_field(&mut fields, "username", EMAIL);
-    set_field(&mut fields, "password", PASSWORD);
-    next = location(&browser.post_form(&action, &fields).await);
-    if next.contains("/consent?tx=") {
-        next = location(&app.submit_consent(&browser, &next, "allow").await);
-    }
-    assert!(next.starts_with("https://verify.example/start?"), "{next}");
+    let app = &app;
+    let pause = || async move {
+        let browser = Browser::new();
+        let mut next = location(&browser.get(&app.authorize_url(&[])).await);
+        let html = browser.get(&next).await.text().await.unwrap();
+        let (action, mut fields) = form(&html, &next);
+        set_field(&mut fields, "username", EMAIL);
+        set_field(&mut fields, "password", PASSWORD);
+        next = location(&browser.post_form(&action, &fields).await);
+        if next.contains("/consent?tx=") {
+            next = location(&app.submit_consent(&browser, &next, "allow").await);
+        }
+        (browser, next)
+    };
+    // The token the rule sent out cannot come straight back as the page's answer.
+    let (browser, next) = pause().await;
+    let q = query_of(&next);
+    let mut u = url::Url::parse(&app.url("/continue")).unwrap();
+    u.query_pairs_mut()
+        .append_pair("state", &q["state"])
+        .append_pair("session_token", &q["session_token"]);
+    let back = query_of(&location(&browser.get(u.as_str()).await));
+    assert_eq!(back.get("error").map(String::as_str), Some("server_error"), "{back:?}");
+    assert!(!back.contains_key("code"));
+
+    let (browser, next) = pause().await;
+    assert!(next.starts_with("https://verify.example/start?lang=fr&"), "the page's query is kept as it was: {next}");
     let q = query_of(&next);
     assert_eq!(q["lang"], "fr", "the page's own query is kept");
     let state = q["state"].clone();
@@ -504,6 +551,31 @@ async fn a_rules_redirect_that_cannot_be_followed_fails_closed() {
     assert!(!body.get("access_token").is_some_and(|t| t.is_string()));
     let log = &app.logs(1).await[0];
     assert_eq!(log.outcome.label(), "failed:unsupported", "{log:?}");
+
+    // In a login it redirects — and on the way back again, forever if nothing stopped it:
+    // after five the login is refused, naming why.
+    let browser = Browser::new();
+    let mut next = location(&browser.get(&app.authorize_url(&[])).await);
+    let html = browser.get(&next).await.text().await.unwrap();
+    let (action, mut fields) = form(&html, &next);
+    set_field(&mut fields, "username", EMAIL);
+    set_field(&mut fields, "password", PASSWORD);
+    next = location(&browser.post_form(&action, &fields).await);
+    if next.contains("/consent?tx=") {
+        next = location(&app.submit_consent(&browser, &next, "allow").await);
+    }
+    let mut redirects = 0;
+    while next.starts_with("https://verify.example/start?") {
+        redirects += 1;
+        assert!(redirects <= 5, "{next}");
+        let mut u = url::Url::parse(&app.url("/continue")).unwrap();
+        u.query_pairs_mut().append_pair("state", &query_of(&next)["state"]);
+        next = location(&browser.get(u.as_str()).await);
+    }
+    assert_eq!(redirects, 5);
+    let q = query_of(&next);
+    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"), "{q:?}");
+    assert!(q["error_description"].contains("redirect-callback"), "{q:?}");
     app.admin.remove_rule(&app.t().await, &id).await.unwrap();
 
     app.add_script(
@@ -515,10 +587,11 @@ async fn a_rules_redirect_that_cannot_be_followed_fails_closed() {
     )
     .await;
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
-    assert_eq!(q.get("error").map(String::as_str), Some("server_error"), "{q:?}");
+    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"), "{q:?}");
+    assert!(q["error_description"].contains("http(s) URL"), "{q:?}");
     assert!(!q.contains_key("code"));
     let log = &app.logs(1).await[0];
-    assert!(log.outcome.label().starts_with("failed:"), "{log:?}");
+    assert_eq!(log.outcome.label(), "failed:unsupported", "{log:?}");
 }
 
 #[tokio::test]

@@ -77,7 +77,8 @@ fn decode(text: &str, encoding: Encoding) -> Result<Vec<u8>, String> {
             .or_else(|_| URL_SAFE_NO_PAD.decode(text.trim_end_matches('=')))
             .map_err(|_| "the data is not base64".to_string()),
         Encoding::Hex => {
-            if !text.len().is_multiple_of(2) {
+            // Not ASCII: slicing by bytes below could split a character.
+            if !text.len().is_multiple_of(2) || !text.is_ascii() {
                 return Err("the data is not hex".into());
             }
             (0..text.len())
@@ -162,6 +163,19 @@ fn key_family(alg: jsonwebtoken::Algorithm) -> KeyFamily {
     }
 }
 
+/// An HS* secret: never empty (anyone could sign with it), never a PEM key (a token signed
+/// with a public key's text as its HMAC secret is the classic algorithm-confusion forgery).
+fn secret(key: &str, encoding: Encoding) -> Result<Vec<u8>, String> {
+    if key.contains("-----BEGIN") {
+        return Err("an HS* algorithm was given a PEM key; use the algorithm of the key".into());
+    }
+    let bytes = decode(key, encoding)?;
+    if bytes.is_empty() {
+        return Err("the secret is empty".into());
+    }
+    Ok(bytes)
+}
+
 fn encoding_key(
     alg: jsonwebtoken::Algorithm,
     key: &str,
@@ -172,7 +186,7 @@ fn encoding_key(
         format!("the key is not a PEM private key for {alg:?}: {e}")
     };
     match key_family(alg) {
-        KeyFamily::Secret => Ok(EncodingKey::from_secret(&decode(key, encoding)?)),
+        KeyFamily::Secret => Ok(EncodingKey::from_secret(&secret(key, encoding)?)),
         KeyFamily::Rsa => EncodingKey::from_rsa_pem(key.as_bytes()).map_err(bad),
         KeyFamily::Ec => EncodingKey::from_ec_pem(key.as_bytes()).map_err(bad),
     }
@@ -188,7 +202,7 @@ fn decoding_key(
         format!("the key is not a PEM public key for {alg:?}: {e}")
     };
     match key_family(alg) {
-        KeyFamily::Secret => Ok(DecodingKey::from_secret(&decode(key, encoding)?)),
+        KeyFamily::Secret => Ok(DecodingKey::from_secret(&secret(key, encoding)?)),
         KeyFamily::Rsa => DecodingKey::from_rsa_pem(key.as_bytes()).map_err(bad),
         KeyFamily::Ec => DecodingKey::from_ec_pem(key.as_bytes()).map_err(bad),
     }
@@ -203,8 +217,11 @@ fn run(request: Request, now: i64) -> Result<Value, String> {
             data,
             data_encoding,
         } => {
-            let key =
-                aws_lc_rs::hmac::Key::new(hmac_algorithm(&alg)?, &decode(&key, key_encoding)?);
+            let key = decode(&key, key_encoding)?;
+            if key.is_empty() {
+                return Err("the HMAC key is empty".into());
+            }
+            let key = aws_lc_rs::hmac::Key::new(hmac_algorithm(&alg)?, &key);
             let tag = aws_lc_rs::hmac::sign(&key, &decode(&data, data_encoding)?);
             Ok(encoded(tag.as_ref()))
         }
@@ -371,6 +388,21 @@ mod tests {
         assert!(wrong["error"].is_string(), "{wrong}");
         let bad = ask(json!({"op": "jwt_sign", "alg": "RS256", "key": "not a pem", "claims": {}}));
         assert!(bad["error"].as_str().unwrap().contains("PEM"), "{bad}");
+        // A public key's text as an HMAC secret (algorithm confusion), or no secret at all.
+        let confused =
+            ask(json!({"op": "jwt_verify", "alg": "HS256", "key": EC_PUBLIC, "token": token}));
+        assert!(
+            confused["error"].as_str().unwrap().contains("PEM"),
+            "{confused}"
+        );
+        for key in ["", "-----BEGIN PUBLIC KEY-----"] {
+            let empty = ask(json!({"op": "jwt_sign", "alg": "HS256", "key": key, "claims": {}}));
+            assert!(empty["error"].is_string(), "{empty}");
+        }
+        let hmac = ask(json!({"op": "hmac", "alg": "sha256", "key": "", "data": "x"}));
+        assert!(hmac["error"].as_str().unwrap().contains("empty"), "{hmac}");
+        let hex = ask(json!({"op": "hash", "alg": "md5", "data": "aéb", "data_encoding": "hex"}));
+        assert!(hex["error"].as_str().unwrap().contains("hex"), "{hex}");
         // A secret given as hex signs like the same bytes given as text.
         let a = ask(
             json!({"op": "jwt_sign", "alg": "HS256", "key": "6b", "key_encoding": "hex", "claims": {"x": 1}}),

@@ -6,6 +6,9 @@
 // in only; saved when the login completes).
 const jwt = require('./jsonwebtoken');
 
+// The claim that marks a session token a rule sent out.
+const OUTBOUND = 'https://wardstone.dev/outbound';
+
 const noRedirectProtocols = [
   'oauth2-resource-owner',
   'oauth2-refresh-token',
@@ -50,9 +53,12 @@ class Auth0RedirectRuleUtilities {
 
   createSessionToken(additionalClaims = {}) {
     const request = this.context.request || {};
+    // Marked as ours: the token a rule sends out must not come back as the page's answer
+    // (the browser carries it, so the user could hand it straight to /continue).
     const claims = Object.assign(
       { ip: request.ip, iss: `https://${request.hostname}/`, sub: this.user.user_id },
       additionalClaims,
+      { [OUTBOUND]: true },
     );
     return this.sign(claims, this.tokenSecret, { expiresIn: this.tokenExpiresIn });
   }
@@ -65,6 +71,11 @@ class Auth0RedirectRuleUtilities {
       Object.assign({}, verifyOptions, { subject: this.user.user_id, issuer: `https://${request.hostname}/` }),
     );
     if (!payload.exp) throw new Error('Expired token');
+    if (payload[OUTBOUND]) throw new Error('The session token is the one sent to the page, not its answer');
+    // A page that puts the login's `state` in its answer binds it to this login.
+    if (payload.state !== undefined && payload.state !== this.queryParams.state) {
+      throw new Error('The session token belongs to another login (state)');
+    }
     return payload;
   }
 

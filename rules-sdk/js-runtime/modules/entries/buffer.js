@@ -48,6 +48,16 @@ const bytesOf = (text, encoding) => {
 };
 
 class Buffer extends Uint8Array {
+  // Node's legacy forms too (`new Buffer(string, encoding)`, `new Buffer(array)`), which
+  // Auth0-era rules use for keys: a Uint8Array would make an empty buffer of a string.
+  constructor(value, encodingOrOffset, length) {
+    if (typeof value === 'string') super(bytesOf(value, encodingOrOffset));
+    else if (Array.isArray(value)) super(value);
+    else if (value === undefined) super(0);
+    else if (value instanceof ArrayBuffer) super(value, encodingOrOffset || 0, length);
+    else super(value);
+  }
+
   static from(value, encodingOrOffset, length) {
     if (typeof value === 'string') return new Buffer(bytesOf(value, encodingOrOffset));
     if (value instanceof ArrayBuffer) return new Buffer(value, encodingOrOffset || 0, length);
@@ -58,9 +68,13 @@ class Buffer extends Uint8Array {
     if (value && value.type === 'Buffer' && Array.isArray(value.data)) return new Buffer(value.data);
     throw new TypeError('The first argument must be a string, Buffer, ArrayBuffer or array');
   }
-  static alloc(size, fill) {
+  static alloc(size, fill, encoding) {
     const b = new Buffer(size);
-    if (fill !== undefined) b.fill(typeof fill === 'number' ? fill : bytesOf(String(fill))[0] || 0);
+    if (typeof fill === 'number') b.fill(fill);
+    else if (fill !== undefined) {
+      const pattern = bytesOf(String(fill), encoding);
+      if (pattern.length) for (let i = 0; i < size; i++) b[i] = pattern[i % pattern.length];
+    }
     return b;
   }
   static allocUnsafe(size) { return new Buffer(size); }
@@ -104,8 +118,11 @@ class Buffer extends Uint8Array {
         return normal(encoding) === 'base64' ? out : out.replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
       }
       case 'latin1':
-      case 'ascii':
-        return String.fromCharCode(...bytes);
+      case 'ascii': {
+        let text = '';
+        for (const b of bytes) text += String.fromCharCode(normal(encoding) === 'ascii' ? b & 127 : b);
+        return text;
+      }
       default: {
         let binary = '';
         for (const b of bytes) binary += String.fromCharCode(b);

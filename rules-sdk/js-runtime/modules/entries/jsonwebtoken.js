@@ -172,9 +172,12 @@ const verify = (token, secretOrPublicKey, options, callback) => {
     if (secretOrPublicKey === undefined || secretOrPublicKey === null || secretOrPublicKey === '') {
       throw new JsonWebTokenError('secret or public key must be provided');
     }
-    const allowed = opts.algorithms || (isPem(secretOrPublicKey)
+    // The key decides the family, whatever `algorithms` lists: an HS256 token checked with a
+    // public key's text as the secret is the classic forgery (jsonwebtoken 9 refuses it too).
+    const pem = isPem(secretOrPublicKey);
+    const allowed = (opts.algorithms || (pem
       ? ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384']
-      : ['HS256', 'HS384', 'HS512']);
+      : ['HS256', 'HS384', 'HS512'])).filter((a) => pem !== String(a).startsWith('HS'));
     const alg = decoded.header.alg;
     if (!allowed.includes(alg)) throw new JsonWebTokenError('invalid algorithm');
     try {
