@@ -228,11 +228,11 @@ impl Application {
                     {
                         tracing::warn!(error = %e, "pruning login attempt counts failed");
                     }
-                    let runtime_key = crate::rules::js::runtime_artifact_key();
+                    let runtime_keys = [false, true].map(crate::rules::js::runtime_artifact_key_of);
                     let fingerprint = provider.rules().engine().fingerprint().to_string();
                     if let Err(e) = provider
                         .store()
-                        .prune_rule_artifacts(&runtime_key, &fingerprint)
+                        .prune_rule_artifacts([&runtime_keys[0], &runtime_keys[1]], &fingerprint)
                         .await
                     {
                         tracing::warn!(error = %e, "pruning unused rule artifacts failed");

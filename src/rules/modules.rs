@@ -195,19 +195,27 @@ impl Modules {
         ))
     }
 
-    /// Makes the engine's JavaScript runtime ready before anything JavaScript is compiled or
-    /// loaded: from its stored artifact when one verifies (milliseconds), otherwise by a
+    /// Makes the engine's JavaScript runtimes ready before anything JavaScript is compiled or
+    /// loaded — the lean one, and the modules one when `bytes` (a script or its artifact) run
+    /// there: from the stored artifact when one verifies (milliseconds), otherwise by a
     /// snapshot and a compile (seconds of CPU, once per deployment and engine version), whose
     /// result is stored for every node and restart.
-    async fn ensure_js_runtime(&self) {
-        if !super::js::AVAILABLE || self.engine.js_ready() {
+    async fn ensure_js_runtime(&self, bytes: &[u8]) {
+        self.ensure_js_runtime_of(false).await;
+        if super::js::needs_modules_runtime(bytes) {
+            self.ensure_js_runtime_of(true).await;
+        }
+    }
+
+    async fn ensure_js_runtime_of(&self, modules: bool) {
+        if !super::js::AVAILABLE || self.engine.js_ready_of(modules) {
             return;
         }
         let _turn = self.js_gate.lock().await;
-        if self.engine.js_ready() {
+        if self.engine.js_ready_of(modules) {
             return;
         }
-        let key = super::js::runtime_artifact_key();
+        let key = super::js::runtime_artifact_key_of(modules);
         let fingerprint = self.engine.fingerprint().to_string();
         if let Ok(Some(artifact)) = self.store.rule_artifact(&key, &fingerprint).await {
             let (engine, mac_key) = (self.engine.clone(), self.mac_key.clone());
@@ -216,25 +224,32 @@ impl Modules {
                     return Err(anyhow::anyhow!("the stored artifact failed authentication"));
                 }
                 // SAFETY: the MAC proves this deployment stored these bytes from
-                // `js_runtime_artifact` of an engine with this fingerprint.
-                unsafe { engine.install_js_runtime(&artifact.bytes) }
+                // `js_runtime_artifact_of(modules)` of an engine with this fingerprint (the
+                // key names which runtime).
+                unsafe { engine.install_js_runtime_of(modules, &artifact.bytes) }
             })
             .await;
             match installed {
                 Ok(Ok(())) => {
-                    self.stats.js_runtime_loaded.store(1, Ordering::Relaxed);
+                    if !modules {
+                        self.stats.js_runtime_loaded.store(1, Ordering::Relaxed);
+                    }
                     return;
                 }
                 Ok(Err(e)) => {
-                    tracing::warn!(error = %format!("{e:#}"), "JavaScript runtime artifact not used; making it again")
+                    tracing::warn!(error = %format!("{e:#}"), modules, "JavaScript runtime artifact not used; making it again")
                 }
-                Err(e) => tracing::warn!(error = %e, "JavaScript runtime artifact not loaded"),
+                Err(e) => {
+                    tracing::warn!(error = %e, modules, "JavaScript runtime artifact not loaded")
+                }
             }
         }
         let engine = self.engine.clone();
         let made = tokio::task::spawn_blocking(move || {
             crate::cpu::run_in_background();
-            engine.warm_js().map(|_| engine.js_runtime_artifact())
+            engine
+                .warm_js_of(modules)
+                .map(|_| engine.js_runtime_artifact_of(modules))
         })
         .await;
         match made {
@@ -244,7 +259,9 @@ impl Modules {
                     tracing::warn!(error = %e, "cannot store the JavaScript runtime's compiled code");
                 }
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "the JavaScript runtime does not start"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, modules, "the JavaScript runtime does not start")
+            }
             Ok(Ok(None)) | Err(_) => {}
         }
     }
@@ -267,7 +284,7 @@ impl Modules {
         bytes: Vec<u8>,
     ) -> Result<Prepared, Rejected> {
         if super::js::is_script(&bytes) {
-            self.ensure_js_runtime().await;
+            self.ensure_js_runtime(&bytes).await;
         }
         let limits = self.engine.limits();
         let busy = || {
@@ -451,7 +468,7 @@ impl Modules {
             return Ok(None);
         };
         if super::js::is_bytecode_artifact(&artifact.bytes) {
-            self.ensure_js_runtime().await;
+            self.ensure_js_runtime(&artifact.bytes).await;
         }
         let engine = self.engine.clone();
         let mac_key = self.mac_key.clone();
@@ -569,7 +586,7 @@ impl Modules {
         }
         .ok_or(LoadError::Gone)?;
         if super::js::is_script(&bytes) {
-            self.ensure_js_runtime().await;
+            self.ensure_js_runtime(&bytes).await;
         }
         // By rule id, not by the listed hash: if the module was swapped since the rule list
         // was read, this login runs the new one (never a mix).
@@ -607,7 +624,7 @@ impl Modules {
     /// Compiles a module for the offline runner (no database, no cache).
     pub async fn compile_offline(&self, bytes: Vec<u8>) -> Result<CompiledRule, Rejected> {
         if super::js::is_script(&bytes) {
-            self.ensure_js_runtime().await;
+            self.ensure_js_runtime(&bytes).await;
         }
         let permit = self
             .upload_slots

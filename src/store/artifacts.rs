@@ -106,19 +106,20 @@ impl Store {
     }
 
     /// Drops artifacts of modules no rule or action version uses any more, and host runtimes (`runtime:…`)
-    /// other than `runtime_key` for `fingerprint` (what this version of the server uses).
+    /// other than `runtime_keys` for `fingerprint` (what this version of the server uses).
     pub async fn prune_rule_artifacts(
         &self,
-        runtime_key: &str,
+        runtime_keys: [&str; 2],
         fingerprint: &str,
     ) -> StoreResult<()> {
         sqlx::query(
             "DELETE FROM rule_artifact WHERE \
              (sha256 NOT LIKE 'runtime:%' AND sha256 NOT IN (SELECT sha256 FROM rule) \
               AND sha256 NOT IN (SELECT sha256 FROM action_version)) \
-             OR (sha256 LIKE 'runtime:%' AND (sha256 <> $1 OR fingerprint <> $2))",
+             OR (sha256 LIKE 'runtime:%' AND ((sha256 <> $1 AND sha256 <> $2) OR fingerprint <> $3))",
         )
-        .bind(runtime_key)
+        .bind(runtime_keys[0])
+        .bind(runtime_keys[1])
         .bind(fingerprint)
         .execute(&self.writer)
         .await?;

@@ -581,7 +581,13 @@ async fn deployed_actions_keep_their_compiled_artifacts_through_pruning() {
     assert!(app.store.rule_artifact(&sha, &fingerprint).await.unwrap().is_some());
     // The node's periodic pruning keeps what a deployed version needs.
     app.store
-        .prune_rule_artifacts(&wardstone::rules::js::runtime_artifact_key(), &fingerprint)
+        .prune_rule_artifacts(
+            [
+                &wardstone::rules::js::runtime_artifact_key_of(false),
+                &wardstone::rules::js::runtime_artifact_key_of(true),
+            ],
+            &fingerprint,
+        )
         .await
         .unwrap();
     assert!(

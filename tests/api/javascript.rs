@@ -413,8 +413,9 @@ async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another(
     let mut old = app.store.rule_artifact(&key, &fingerprint).await.unwrap().unwrap();
     old.sha256 = "runtime:js:an-older-runtime".into();
     app.store.put_rule_artifact(&old).await.unwrap();
+    let modules_key = wardstone::rules::js::runtime_artifact_key_of(true);
     app.store
-        .prune_rule_artifacts(&key, &fingerprint)
+        .prune_rule_artifacts([&key, &modules_key], &fingerprint)
         .await
         .unwrap();
     assert!(app.store.rule_artifact(&key, &fingerprint).await.unwrap().is_some());

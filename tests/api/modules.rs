@@ -625,6 +625,20 @@ async fn the_auth0_management_client_reaches_only_the_user_logging_in() {
         ),
     )
     .await;
+    // The modules runtime's compiled code is stored like the lean one's (other nodes and
+    // restarts load it instead of a snapshot and a compile), and pruning keeps it.
+    let fingerprint = app.rules.engine().fingerprint().to_string();
+    let keys = [false, true].map(wardstone::rules::js::runtime_artifact_key_of);
+    app.store
+        .prune_rule_artifacts([&keys[0], &keys[1]], &fingerprint)
+        .await
+        .unwrap();
+    for key in &keys {
+        assert!(
+            app.store.rule_artifact(key, &fingerprint).await.unwrap().is_some(),
+            "{key} is stored"
+        );
+    }
     let first = id_token_claims(&app).await;
     let m = &first[format!("{NS}management")];
     assert_eq!(m["visits"], 1, "{first}");

@@ -139,7 +139,22 @@ pub fn runtime_hash() -> &'static str {
 /// Under what name the runtime's compiled code is stored with the rule artifacts (never a
 /// module hash: those are hex; `store` keeps `runtime:` rows out of pruning and warm-up).
 pub fn runtime_artifact_key() -> String {
-    format!("runtime:js:{}", runtime_hash())
+    runtime_artifact_key_of(false)
+}
+
+/// The stored name of the lean runtime's compiled code, or (`modules`) the modules one's.
+pub fn runtime_artifact_key_of(modules: bool) -> String {
+    let kind = if modules { "js-modules" } else { "js" };
+    format!("runtime:{kind}:{}", runtime_hash())
+}
+
+/// Which runtimes a script needs ready: the lean one always (it compiles every script), and
+/// the modules one when the script runs there. `bytes` are module bytes or an artifact.
+pub(crate) fn needs_modules_runtime(bytes: &[u8]) -> bool {
+    if let Some((flags, _)) = read_bytecode_artifact(bytes) {
+        return flags.modules;
+    }
+    is_script(bytes) && std::str::from_utf8(source_of(bytes)).is_ok_and(uses_modules)
 }
 
 /// What a script's artifact starts with: the tag, then the hash of the runtime that made the

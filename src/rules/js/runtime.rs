@@ -129,12 +129,24 @@ impl RuleEngine {
 
     /// Whether this engine has its JavaScript runtime ready.
     pub fn js_ready(&self) -> bool {
-        self.js.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        self.js_ready_of(false)
+    }
+
+    /// Whether this engine has the lean runtime, or (`modules`) the modules one, ready.
+    pub fn js_ready_of(&self, modules: bool) -> bool {
+        let cell = if modules { &self.js_modules } else { &self.js };
+        cell.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
     /// The JavaScript runtime's compiled code, once it is ready (to store as an artifact).
     pub fn js_runtime_artifact(&self) -> Option<Vec<u8>> {
-        let runtime = self.js.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
+        self.js_runtime_artifact_of(false)
+    }
+
+    /// The compiled code of the lean or the modules runtime, once it is ready.
+    pub fn js_runtime_artifact_of(&self, modules: bool) -> Option<Vec<u8>> {
+        let cell = if modules { &self.js_modules } else { &self.js };
+        let runtime = cell.lock().unwrap_or_else(|p| p.into_inner()).clone()?;
         runtime.rule.pre.module().serialize().ok()
     }
 
@@ -145,7 +157,21 @@ impl RuleEngine {
     /// As for [`Self::deserialize`]: an authenticated artifact from
     /// [`Self::js_runtime_artifact`] of an engine with this fingerprint.
     pub unsafe fn install_js_runtime(&self, artifact: &[u8]) -> anyhow::Result<()> {
-        if self.js_ready() {
+        // SAFETY: guaranteed by the caller.
+        unsafe { self.install_js_runtime_of(false, artifact) }
+    }
+
+    /// [`Self::install_js_runtime`] for the lean or the modules runtime.
+    ///
+    /// # Safety
+    /// An authenticated artifact from [`Self::js_runtime_artifact_of`] with the same
+    /// `modules`, of an engine with this fingerprint.
+    pub unsafe fn install_js_runtime_of(
+        &self,
+        modules: bool,
+        artifact: &[u8],
+    ) -> anyhow::Result<()> {
+        if self.js_ready_of(modules) {
             return Ok(());
         }
         // SAFETY: guaranteed by the caller.
@@ -154,7 +180,8 @@ impl RuleEngine {
         let runtime = self
             .js_from_module(module)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut slot = self.js.lock().unwrap_or_else(|p| p.into_inner());
+        let cell = if modules { &self.js_modules } else { &self.js };
+        let mut slot = cell.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             *slot = Some(Arc::new(runtime));
         }
@@ -165,6 +192,11 @@ impl RuleEngine {
     /// CPU the first time in a process).
     pub fn warm_js(&self) -> Result<(), Rejected> {
         self.js_runtime().map(|_| ())
+    }
+
+    /// Prepares the lean or the modules runtime now.
+    pub fn warm_js_of(&self, modules: bool) -> Result<(), Rejected> {
+        self.js_runtime_of(modules).map(|_| ())
     }
 
     /// Compiles a script's module bytes to bytecode in a fresh runtime instance, under the
