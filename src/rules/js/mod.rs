@@ -281,24 +281,12 @@ fn bare_name(name: &str) -> &str {
 /// modules snapshot. A use this misses still works on the lean one, evaluating the module
 /// from source in the execution (slowly, within its fuel).
 pub fn uses_modules(source: &str) -> bool {
-    let required = calls(source).iter().any(|c| {
-        c.name == "require"
-            && c.argument
-                .as_deref()
-                .is_some_and(|name| is_builtin(name) && bare_name(name) != "crypto")
-    });
-    required
-        || ["Buffer", "URL", "URLSearchParams"]
-            .iter()
-            .any(|g| mentions(source, g))
-}
-
-/// Whether `word` occurs in `source` as a whole identifier.
-fn mentions(source: &str, word: &str) -> bool {
-    let ident = |c: char| c.is_alphanumeric() || c == '_' || c == '$';
-    source.match_indices(word).any(|(at, _)| {
-        !source[..at].chars().next_back().is_some_and(ident)
-            && !source[at + word.len()..].chars().next().is_some_and(ident)
+    calls(source).iter().any(|c| {
+        c.name == "module global"
+            || c.name == "require"
+                && c.argument
+                    .as_deref()
+                    .is_some_and(|name| is_builtin(name) && bare_name(name) != "crypto")
     })
 }
 
@@ -333,8 +321,8 @@ struct Call {
     column: usize,
 }
 
-/// The calls of `require` and `fetch` outside strings and comments (a property or a variable
-/// of that name is fine). A lexer, not a parser: template literals and regular expressions are
+/// The calls of `require` and `fetch`, and the uses of `Buffer`, `URL` and `URLSearchParams`
+/// (named `module global`), outside strings and comments (a property of that name is fine). A lexer, not a parser: template literals and regular expressions are
 /// skipped as strings; the runtime's own `require` throws too, so anything missed here still
 /// fails closed.
 fn calls(text: &str) -> Vec<Call> {
@@ -386,12 +374,23 @@ fn calls(text: &str) -> Vec<Call> {
                     i += 1;
                 }
                 let word = &text[start..i];
+                let preceded_by_dot = text[..start].trim_end().ends_with('.');
                 let name = match word {
                     "require" => "require",
                     "fetch" => "fetch",
+                    // Node's globals that live in a bundled module: used, not only called.
+                    "Buffer" | "URL" | "URLSearchParams" if !preceded_by_dot => {
+                        let column = text[line_start..start].chars().count() + 1;
+                        found.push(Call {
+                            name: "module global",
+                            argument: None,
+                            line,
+                            column,
+                        });
+                        continue;
+                    }
                     _ => continue,
                 };
-                let preceded_by_dot = text[..start].trim_end().ends_with('.');
                 let after = text[i..].trim_start();
                 if preceded_by_dot || !after.starts_with('(') {
                     continue;
@@ -536,6 +535,10 @@ mod tests {
         assert!(uses_modules("new URL(u)"));
         assert!(!uses_modules(
             "const c = require('crypto'); const MyURL = 1; a.Buffers = 2;"
+        ));
+        // Words in comments and strings, and properties, are not uses.
+        assert!(!uses_modules(
+            "// the callback URL\nconst u = 'a URL'; x.URL = 1;"
         ));
     }
 
