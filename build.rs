@@ -122,8 +122,12 @@ fn bundle_modules() -> Result<PathBuf, String> {
                 "--platform=browser",
                 "--minify",
                 "--keep-names",
-                // What the runtime provides itself (host-backed).
+                // What the runtime provides itself (host-backed), and built-ins another
+                // built-in uses: required at run time, so there is one copy of each.
                 "--external:crypto",
+                "--external:buffer",
+                "--external:jsonwebtoken",
+                "--external:request",
                 "--log-level=error",
             ])
             .arg(format!("--outdir={}", bundle.display())),

@@ -474,15 +474,9 @@ exports.onContinuePostLogin = async (event, api) => {
     // Logs in; the browser is sent to the page with `state` and the action's token.
     let app = &app;
     let pause = |browser: Browser| async move {
-        let mut next = location(&browser.get(&app.authorize_url(&[])).await);
-        let html = browser.get(&next).await.text().await.unwrap();
-        let (action, mut fields) = form(&html, &next);
-        set_field(&mut fields, "username", EMAIL);
-        set_field(&mut fields, "password", PASSWORD);
-        next = location(&browser.post_form(&action, &fields).await);
-        if next.contains("/consent?tx=") {
-            next = location(&app.submit_consent(&browser, &next, "allow").await);
-        }
+        let next = app
+            .sign_in_and_allow(&browser, &app.authorize_url(&[]))
+            .await;
         (browser, next)
     };
     let (browser, page) = pause(Browser::new()).await;
@@ -1069,13 +1063,5 @@ async fn a_module_used_wrongly_fails_the_login_closed() {
         ),
     )
     .await;
-    let q = app.authorize_outcome(&Browser::new(), &[]).await;
-    assert_eq!(q.get("error").map(String::as_str), Some("server_error"), "{q:?}");
-    assert!(!q.contains_key("code"));
-    let log = &app.logs(1).await[0];
-    assert!(log.outcome.label().starts_with("failed:"), "{log:?}");
-    assert!(
-        log.logs.iter().any(|l| l.message.contains("md4")),
-        "the log says why: {log:?}"
-    );
+    app.assert_login_fails_closed("md4").await;
 }

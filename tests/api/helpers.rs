@@ -342,6 +342,17 @@ impl TestApp {
     /// Whatever the browser is asked (login, consent), answers as the test user and allows;
     /// returns the callback URL the browser lands on.
     pub async fn login_and_consent(&self, browser: &Browser, authorize_url: &str) -> String {
+        let next = self.sign_in_and_allow(browser, authorize_url).await;
+        assert!(
+            next.starts_with(CALLBACK),
+            "expected the callback, got {next}"
+        );
+        next
+    }
+
+    /// Answers the login and consent pages as the test user; returns where the browser is sent
+    /// next (the callback, or a page a rule or action redirected it to).
+    pub async fn sign_in_and_allow(&self, browser: &Browser, authorize_url: &str) -> String {
         let mut next = location(&browser.get(authorize_url).await);
         if next.contains("/login?tx=") {
             let html = browser.get(&next).await.text().await.unwrap();
@@ -353,11 +364,25 @@ impl TestApp {
         if next.contains("/consent?tx=") {
             next = location(&self.submit_consent(browser, &next, "allow").await);
         }
-        assert!(
-            next.starts_with(CALLBACK),
-            "expected the callback, got {next}"
-        );
         next
+    }
+
+    /// A fresh login fails closed (`server_error`, no code) and the last execution's log says
+    /// why with `why`.
+    pub async fn assert_login_fails_closed(&self, why: &str) {
+        let q = self.authorize_outcome(&Browser::new(), &[]).await;
+        assert_eq!(
+            q.get("error").map(String::as_str),
+            Some("server_error"),
+            "{q:?}"
+        );
+        assert!(!q.contains_key("code"));
+        let log = &self.logs(1).await[0];
+        assert!(log.outcome.label().starts_with("failed:"), "{log:?}");
+        assert!(
+            log.logs.iter().any(|l| l.message.contains(why)),
+            "the log says why: {log:?}"
+        );
     }
 
     /// A code for the default request.

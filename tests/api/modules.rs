@@ -388,15 +388,7 @@ async fn modules_used_wrongly_fail_closed_and_unknown_ones_are_refused_by_name()
         )),
     )
     .await;
-    let q = app.authorize_outcome(&Browser::new(), &[]).await;
-    assert_eq!(q.get("error").map(String::as_str), Some("server_error"), "{q:?}");
-    assert!(!q.contains_key("code"));
-    let log = &app.logs(1).await[0];
-    assert!(log.outcome.label().starts_with("failed:"), "{log:?}");
-    assert!(
-        log.logs.iter().any(|l| l.message.contains("PEM")),
-        "the log says why: {log:?}"
-    );
+    app.assert_login_fails_closed("PEM").await;
 }
 
 #[tokio::test]
@@ -459,15 +451,9 @@ async fn a_rules_redirect_with_auth0s_rule_utilities_pauses_the_login_and_reruns
     let app = &app;
     let pause = || async move {
         let browser = Browser::new();
-        let mut next = location(&browser.get(&app.authorize_url(&[])).await);
-        let html = browser.get(&next).await.text().await.unwrap();
-        let (action, mut fields) = form(&html, &next);
-        set_field(&mut fields, "username", EMAIL);
-        set_field(&mut fields, "password", PASSWORD);
-        next = location(&browser.post_form(&action, &fields).await);
-        if next.contains("/consent?tx=") {
-            next = location(&app.submit_consent(&browser, &next, "allow").await);
-        }
+        let next = app
+            .sign_in_and_allow(&browser, &app.authorize_url(&[]))
+            .await;
         (browser, next)
     };
     // The token the rule sent out cannot come straight back as the page's answer.
@@ -555,15 +541,9 @@ async fn a_rules_redirect_that_cannot_be_followed_fails_closed() {
     // In a login it redirects — and on the way back again, forever if nothing stopped it:
     // after five the login is refused, naming why.
     let browser = Browser::new();
-    let mut next = location(&browser.get(&app.authorize_url(&[])).await);
-    let html = browser.get(&next).await.text().await.unwrap();
-    let (action, mut fields) = form(&html, &next);
-    set_field(&mut fields, "username", EMAIL);
-    set_field(&mut fields, "password", PASSWORD);
-    next = location(&browser.post_form(&action, &fields).await);
-    if next.contains("/consent?tx=") {
-        next = location(&app.submit_consent(&browser, &next, "allow").await);
-    }
+    let mut next = app
+        .sign_in_and_allow(&browser, &app.authorize_url(&[]))
+        .await;
     let mut redirects = 0;
     while next.starts_with("https://verify.example/start?") {
         redirects += 1;

@@ -4,7 +4,7 @@
 // `context.protocol === 'redirect-callback'`), session tokens are the host-signed HS256 JWTs of
 // `jsonwebtoken`, and metadata updates go through the rule's `auth0.users` (the user logging
 // in only; saved when the login completes).
-const jwt = require('./jsonwebtoken');
+const jwt = require('jsonwebtoken');
 
 // The claim that marks a session token a rule sent out.
 const OUTBOUND = 'https://wardstone.dev/outbound';

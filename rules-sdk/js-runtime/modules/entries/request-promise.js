@@ -1,7 +1,7 @@
 // npm's `request-promise` (and `request-promise-native`): request's options, a Promise of the
 // body — or of the whole response with `resolveWithFullResponse` — rejected with a
 // StatusCodeError for a status outside 2xx unless `simple: false`.
-const request = require('./request');
+const request = require('request');
 
 class RequestError extends Error {
   constructor(cause, options) {

@@ -28,20 +28,10 @@ const lowerHeaders = (headers) => {
   return out;
 };
 
-const B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
-const base64 = (text) => {
-  const bytes = unescape(encodeURIComponent(text));
-  let out = '';
-  for (let i = 0; i < bytes.length; i += 3) {
-    const n = (bytes.charCodeAt(i) << 16) | ((bytes.charCodeAt(i + 1) || 0) << 8) | (bytes.charCodeAt(i + 2) || 0);
-    out += B64[(n >> 18) & 63] + B64[(n >> 12) & 63];
-    out += i + 1 < bytes.length ? B64[(n >> 6) & 63] : '=';
-    out += i + 2 < bytes.length ? B64[n & 63] : '=';
-  }
-  return out;
-};
+const { Buffer } = require('buffer');
+
 const basicAuth = (user, pass) =>
-  `Basic ${base64(`${user === undefined ? '' : user}:${pass === undefined ? '' : pass}`)}`;
+  `Basic ${Buffer.from(`${user === undefined ? '' : user}:${pass === undefined ? '' : pass}`).toString('base64')}`;
 
 // One exchange: resolves `{status, statusText, headers (plain, lower-case), text, url}`,
 // rejects with the fetch failure (refused by the allow-list, timed out, ...).
