@@ -13,6 +13,7 @@ use crate::service::{Admin, AdminError};
 use crate::startup::{Application, ServerOptions, open_store, shutdown_signal};
 
 mod actions;
+mod import;
 
 /// Wardstone authorization server.
 #[derive(Parser, Debug)]
@@ -104,6 +105,12 @@ enum Command {
     /// Work with rule modules offline.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Bring a tenant over from Auth0 (a0deploy export, users with their password hashes).
+    #[command(subcommand)]
+    Import(import::ImportCommand),
+    /// Write a tenant in Auth0's Deploy CLI layout.
+    #[command(subcommand)]
+    Export(import::ExportCommand),
     /// Show a tenant's rule execution log, newest first.
     Logs {
         #[arg(long)]
@@ -879,6 +886,8 @@ async fn admin_command(admin: &Admin, command: Command) -> Result<(), CliError> 
             .await?
         }
         Command::Role(cmd) => role_command(admin, cmd).await?,
+        Command::Import(cmd) => import::import(admin, cmd).await?,
+        Command::Export(cmd) => import::export(admin, cmd).await?,
         Command::Keys(cmd) => keys_command(admin, cmd).await?,
         Command::RulesConfig(RulesConfigCommand::Set {
             tenant,

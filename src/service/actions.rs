@@ -272,6 +272,17 @@ pub struct TriggerView {
     pub default_runtime: &'static str,
 }
 
+/// Every check of a new action that needs no database (name, trigger, runtime, dependencies,
+/// secrets, the source's shape); compiling is separate.
+pub(crate) fn check_new_action(input: &NewActionInput) -> Result<(), AdminError> {
+    check_action_name(&input.name)?;
+    let (trigger, _) = check_trigger(&input.supported_triggers)?;
+    check_runtime(input.runtime.as_deref())?;
+    check_dependencies(&input.dependencies)?;
+    merge_secrets(&input.secrets, &Map::new(), 0, &[])?;
+    check_code(&input.code, trigger)
+}
+
 fn check_action_name(name: &str) -> Result<String, AdminError> {
     let name = name.trim();
     let ok = !name.is_empty()
@@ -465,7 +476,7 @@ impl Admin {
         )
     }
 
-    async fn open_secrets(
+    pub(crate) async fn open_secrets(
         &self,
         tenant: &Tenant,
         action_id: &str,
@@ -493,7 +504,7 @@ impl Admin {
     }
 
     /// Compiles an action's source (refused with line and column when it does not compile).
-    async fn compile_action(
+    pub(crate) async fn compile_action(
         &self,
         tenant: &Tenant,
         code: &str,

@@ -89,7 +89,7 @@ pub struct ApiPatch {
 /// The default access-token lifetime of an API, seconds (Auth0's default).
 pub const DEFAULT_TOKEN_LIFETIME: i64 = 3600;
 
-fn check_token_lifetime(seconds: i64) -> Result<i64, AdminError> {
+pub(crate) fn check_token_lifetime(seconds: i64) -> Result<i64, AdminError> {
     if (60..=86_400).contains(&seconds) {
         Ok(seconds)
     } else {
@@ -99,7 +99,7 @@ fn check_token_lifetime(seconds: i64) -> Result<i64, AdminError> {
     }
 }
 
-fn check_scopes(scopes: &[ScopeDefinition]) -> Result<Vec<ScopeDefinition>, AdminError> {
+pub(crate) fn check_scopes(scopes: &[ScopeDefinition]) -> Result<Vec<ScopeDefinition>, AdminError> {
     let mut out: Vec<ScopeDefinition> = Vec::new();
     if scopes.len() > 200 {
         return Err(AdminError::Invalid("at most 200 scopes per API".into()));

@@ -213,6 +213,16 @@ pub struct NewClientInput {
     pub jwt_configuration: Option<JwtConfiguration>,
 }
 
+/// Credentials a client brings along (an import from Auth0 keeps them, so its apps only change
+/// the issuer URL); none given means fresh ones.
+#[derive(Debug, Clone, Default)]
+pub struct KeptCredentials {
+    /// The client id to keep.
+    pub client_id: Option<String>,
+    /// The secret to keep (stored hashed, as every secret).
+    pub client_secret: Option<String>,
+}
+
 /// What updating a client may change.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -480,6 +490,41 @@ impl Admin {
         tenant: &Tenant,
         input: NewClientInput,
     ) -> Result<ClientView, AdminError> {
+        let (record, secret) = self.new_client_record(tenant, input, KeptCredentials::default())?;
+        self.insert_new_client(tenant, record, secret).await
+    }
+
+    pub(crate) async fn insert_new_client(
+        &self,
+        tenant: &Tenant,
+        record: NewClient,
+        secret: Option<String>,
+    ) -> Result<ClientView, AdminError> {
+        match self.store.insert_client(&record).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                return Err(AdminError::Conflict(format!(
+                    "client_id {:?} is taken",
+                    record.client_id
+                )));
+            }
+            Err(e) => return Err(internal(e)),
+        }
+        let stored = self.client_record(&tenant.id, &record.client_id).await?;
+        Ok(ClientView {
+            client_secret: secret,
+            ..ClientView::from(stored)
+        })
+    }
+
+    /// Checks a new client and makes its row (and its secret, shown once) without writing:
+    /// the importer checks every client of an export this way before it writes anything.
+    pub(crate) fn new_client_record(
+        &self,
+        tenant: &Tenant,
+        input: NewClientInput,
+        kept: KeptCredentials,
+    ) -> Result<(NewClient, Option<String>), AdminError> {
         let name = DisplayName::parse("client name", &input.name)?;
         let public = match input.token_endpoint_auth_method.as_deref() {
             None => matches!(input.app_type, Some(AppType::Spa | AppType::Native)),
@@ -511,9 +556,29 @@ impl Admin {
             .map(check_metadata)
             .transpose()?
             .unwrap_or_default();
-        let secret = (!public).then(|| random_token(32));
+        if let Some(id) = &kept.client_id
+            && (id.is_empty()
+                || id.len() > 128
+                || !id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+        {
+            return Err(AdminError::Invalid(format!(
+                "client_id {id:?}: 1 to 128 letters, digits, '-', '_' or '.'"
+            )));
+        }
+        let secret = match (public, kept.client_secret) {
+            (true, _) => None,
+            (false, Some(s)) if s.len() >= 16 && s.len() <= 512 => Some(s),
+            (false, Some(_)) => {
+                return Err(AdminError::Invalid(
+                    "client_secret must be 16 to 512 characters".into(),
+                ));
+            }
+            (false, None) => Some(random_token(32)),
+        };
         let record = NewClient {
-            client_id: random_token(16),
+            client_id: kept.client_id.unwrap_or_else(|| random_token(16)),
             tenant_id: tenant.id.clone(),
             name: name.as_str().to_string(),
             secret_hash: secret.as_deref().map(hash_token),
@@ -528,13 +593,7 @@ impl Admin {
             id_token_lifetime: auth0.id_token_lifetime,
             created_at: self.clock.now(),
         };
-
-        self.store.insert_client(&record).await.map_err(internal)?;
-        let stored = self.client_record(&tenant.id, &record.client_id).await?;
-        Ok(ClientView {
-            client_secret: secret,
-            ..ClientView::from(stored)
-        })
+        Ok((record, secret))
     }
 
     async fn client_record(

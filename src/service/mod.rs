@@ -6,6 +6,7 @@ pub mod actions;
 pub mod apis;
 pub mod clients;
 pub mod demo;
+pub mod import;
 pub mod keys;
 pub mod roles;
 pub mod rules;

@@ -39,6 +39,17 @@ fn check_name(name: &str) -> Result<String, AdminError> {
     Ok(name.to_string())
 }
 
+/// A setting's key and value as `set_rule_config` accepts them.
+pub(crate) fn check_config(key: &str, value: &str) -> Result<(), AdminError> {
+    check_key(key)?;
+    if value.len() > 10 * 1024 {
+        return Err(AdminError::Invalid(
+            "setting values are limited to 10 KiB".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A setting key: 1–100 letters, digits, `_` or `-`.
 fn check_key(key: &str) -> Result<(), AdminError> {
     let ok = !key.is_empty()
@@ -60,7 +71,7 @@ impl Admin {
     }
 
     /// Assembles and compiles an upload for `tenant` (bounded per tenant and node-wide).
-    async fn compile_upload(
+    pub(crate) async fn compile_upload(
         &self,
         tenant: &Tenant,
         upload: Upload,
@@ -209,12 +220,7 @@ impl Admin {
         key: &str,
         value: &str,
     ) -> Result<(), AdminError> {
-        check_key(key)?;
-        if value.len() > 10 * 1024 {
-            return Err(AdminError::Invalid(
-                "setting values are limited to 10 KiB".into(),
-            ));
-        }
+        check_config(key, value)?;
         let sealed = self
             .master_key
             .seal(&Rules::config_aad(&tenant.id, key), value.as_bytes());

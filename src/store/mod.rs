@@ -30,7 +30,10 @@ pub use roles::{AssignError, PermissionRecord, RoleRecord};
 pub use rules::{RuleRecord, RuleSetRows, RuleVersionRecord, RuleWriteError};
 pub use tenants::TenantRecord;
 pub use tokens::{CodeRecord, NewCode, NewRefreshToken, RedeemOutcome, RefreshTokenRecord};
-pub use users::{AttemptCounts, NewUser, UserChanges, UserRecord, merge_first_level};
+pub use users::{
+    AttemptCounts, IMPORT_BATCH, ImportedUser, NewUser, UserChanges, UserImport, UserRecord,
+    merge_first_level,
+};
 
 use std::str::FromStr;
 use std::time::Duration;

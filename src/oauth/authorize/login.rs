@@ -136,7 +136,7 @@ impl Provider {
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| crate::passwords::dummy_hash().to_string());
-        let Ok(verified) = self.passwords().verify(password, phc).await else {
+        let Ok(checked) = self.passwords().check(password, phc).await else {
             // Not this attempt's fault: it does not count against anyone.
             self.close_attempt(tenant, attempt, Ended::Unchecked)
                 .await?;
@@ -145,9 +145,24 @@ impl Provider {
             }));
         };
         match user {
-            Some(u) if verified && u.blocked == 0 => {
+            Some(u) if checked.ok && u.blocked == 0 => {
                 self.close_attempt(tenant, attempt, Ended::Succeeded)
                     .await?;
+                // An imported hash (bcrypt, PBKDF2, other argon2 parameters) is replaced the
+                // first time it verifies; only if it is still the one checked, so a password
+                // changed meanwhile is never overwritten.
+                let u = match checked.upgraded {
+                    Some(new) => {
+                        self.store()
+                            .replace_password_hash(&tenant.id, &u.user_id, &u.password_hash, &new)
+                            .await?;
+                        UserRecord {
+                            password_hash: new,
+                            ..u
+                        }
+                    }
+                    None => u,
+                };
                 Ok(Ok(u))
             }
             _ => {

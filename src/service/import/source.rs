@@ -1,0 +1,660 @@
+//! Reading what Auth0's Deploy CLI (`a0deploy export`) writes — a directory of JSON files and
+//! scripts, or one `tenant.yaml` — into one typed [`Auth0Export`], with the Deploy CLI's keyword
+//! replacement. Nothing here touches the database; every error names the file (and the line
+//! where the parser knows it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::service::AdminError;
+
+/// `--keyword KEY=VALUE` values. `##KEY##` inserts VALUE as typed; `@@KEY@@` inserts it
+/// JSON-encoded (VALUE as JSON when it parses as JSON — a number, an array — else as a string),
+/// as the Deploy CLI's `AUTH0_KEYWORD_REPLACE_MAPPINGS` do.
+#[derive(Debug, Clone, Default)]
+pub struct Keywords(BTreeMap<String, String>);
+
+impl Keywords {
+    /// Parses `KEY=VALUE` pairs.
+    pub fn parse(pairs: &[String]) -> Result<Keywords, AdminError> {
+        let mut map = BTreeMap::new();
+        for pair in pairs {
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(AdminError::Invalid(format!(
+                    "--keyword {pair:?} is not KEY=VALUE"
+                )));
+            };
+            if key.is_empty()
+                || !key
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+            {
+                return Err(AdminError::Invalid(format!(
+                    "--keyword {key:?}: a key is letters, digits, '_', '-' or '.'"
+                )));
+            }
+            map.insert(key.to_string(), value.to_string());
+        }
+        Ok(Keywords(map))
+    }
+
+    /// The text with every known `##KEY##` and `@@KEY@@` replaced; unknown ones stay, as the
+    /// Deploy CLI leaves them.
+    pub fn apply(&self, text: &str) -> String {
+        if self.0.is_empty() || !(text.contains("##") || text.contains("@@")) {
+            return text.to_string();
+        }
+        let mut out = text.to_string();
+        for (key, value) in &self.0 {
+            out = out.replace(&format!("##{key}##"), value);
+            let json = match serde_json::from_str::<Value>(value) {
+                Ok(v) => v.to_string(),
+                Err(_) => Value::String(value.clone()).to_string(),
+            };
+            out = out.replace(&format!("@@{key}@@"), &json);
+        }
+        out
+    }
+
+    /// The keys given (the export writer's placeholders are checked against them in tests).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A value with the file it came from.
+#[derive(Debug, Clone)]
+pub struct Sourced<T> {
+    /// The file, as the operator named it.
+    pub file: String,
+    /// The value.
+    pub value: T,
+}
+
+/// A rule of the export.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleDef {
+    /// Name (the match key).
+    pub name: String,
+    /// The script file, relative to the file that names it.
+    #[serde(default)]
+    pub script: Option<String>,
+    /// `login_success` (the only stage Wardstone runs), `login_failure`, `pre_authorize`, ….
+    #[serde(default)]
+    pub stage: Option<String>,
+    /// Default true.
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    /// Pipeline position.
+    #[serde(default)]
+    pub order: Option<i64>,
+    /// The source, read from `script`.
+    #[serde(skip)]
+    pub code: String,
+}
+
+/// A rules-config entry.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ConfigDef {
+    /// `configuration.KEY`.
+    pub key: String,
+    /// The value; the Deploy CLI cannot export it (Auth0 never shows it), so it is often absent.
+    #[serde(default)]
+    pub value: Option<Value>,
+}
+
+/// A secret of an action.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SecretDef {
+    /// `event.secrets.NAME`.
+    pub name: String,
+    /// The value (`_VALUE_NOT_SHOWN_` in a raw export).
+    #[serde(default)]
+    pub value: Option<String>,
+}
+
+/// A dependency as the export lists it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DependencyDef {
+    /// npm name.
+    pub name: String,
+    /// Version as given.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// A trigger an action supports.
+#[derive(Debug, Clone, Deserialize)]
+pub struct TriggerDef {
+    /// `post-login`, `credentials-exchange`, ….
+    pub id: String,
+    /// `v3`, `v2`, ….
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
+/// An action of the export.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ActionDef {
+    /// Name (the match key).
+    pub name: String,
+    /// The code file.
+    #[serde(default, rename = "code")]
+    pub code_file: Option<String>,
+    /// npm dependencies.
+    #[serde(default)]
+    pub dependencies: Vec<DependencyDef>,
+    /// Secrets with their values.
+    #[serde(default)]
+    pub secrets: Vec<SecretDef>,
+    /// Auth0's runtime name.
+    #[serde(default)]
+    pub runtime: Option<String>,
+    /// The triggers (exactly one in practice).
+    #[serde(default)]
+    pub supported_triggers: Vec<TriggerDef>,
+    /// Whether the export says the action is deployed.
+    #[serde(default)]
+    pub deployed: Option<bool>,
+    /// Present when Auth0 had a deployed version.
+    #[serde(default)]
+    pub current_version: Option<Value>,
+    /// The source, read from `code`.
+    #[serde(skip)]
+    pub code: String,
+}
+
+impl ActionDef {
+    /// Whether the export wants the action live.
+    pub fn is_deployed(&self) -> bool {
+        self.deployed.unwrap_or(self.current_version.is_some())
+    }
+}
+
+/// One binding of `triggers.json`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct BindingDef {
+    /// The action's name.
+    pub action_name: String,
+    /// The name shown.
+    #[serde(default)]
+    pub display_name: Option<String>,
+}
+
+/// A role of the export.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RoleDef {
+    /// Name (the match key).
+    pub name: String,
+    /// Description.
+    #[serde(default)]
+    pub description: Option<String>,
+    /// Permissions.
+    #[serde(default)]
+    pub permissions: Vec<PermissionDef>,
+}
+
+/// A role's permission.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct PermissionDef {
+    /// The scope.
+    pub permission_name: String,
+    /// The API.
+    pub resource_server_identifier: String,
+}
+
+/// A client grant; `client_id` is the client's *name*, as the Deploy CLI writes it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct GrantDef {
+    /// The client's name (or its id).
+    pub client_id: String,
+    /// The API identifier.
+    pub audience: String,
+    /// Scopes.
+    #[serde(default)]
+    pub scope: Vec<String>,
+}
+
+/// Something of the export Wardstone does not import, and why.
+#[derive(Debug, Clone)]
+pub struct Unsupported {
+    /// Kind (`connection`, `email template`, …).
+    pub kind: String,
+    /// Name or file.
+    pub name: String,
+    /// Why, and what to do instead.
+    pub reason: String,
+}
+
+/// Everything of an export Wardstone reads.
+#[derive(Debug, Clone, Default)]
+pub struct Auth0Export {
+    /// Rules.
+    pub rules: Vec<Sourced<RuleDef>>,
+    /// Rules configs.
+    pub rules_configs: Vec<Sourced<ConfigDef>>,
+    /// Actions with their code.
+    pub actions: Vec<Sourced<ActionDef>>,
+    /// Bindings per trigger id, in order.
+    pub triggers: Option<Sourced<BTreeMap<String, Vec<BindingDef>>>>,
+    /// Clients, as Auth0 objects.
+    pub clients: Vec<Sourced<Map<String, Value>>>,
+    /// Resource servers, as Auth0 objects.
+    pub resource_servers: Vec<Sourced<Map<String, Value>>>,
+    /// Roles.
+    pub roles: Vec<Sourced<RoleDef>>,
+    /// Client grants.
+    pub grants: Vec<Sourced<GrantDef>>,
+    /// What is in the export and not imported.
+    pub unsupported: Vec<Unsupported>,
+}
+
+/// Largest file of an export read (a rule or a client is a few KiB).
+const MAX_FILE: u64 = 4 << 20;
+
+fn read_text(path: &Path, keywords: &Keywords) -> Result<String, AdminError> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| AdminError::Invalid(format!("{}: cannot read: {e}", path.display())))?;
+    if meta.len() > MAX_FILE {
+        return Err(AdminError::Invalid(format!(
+            "{}: larger than {} MiB",
+            path.display(),
+            MAX_FILE >> 20
+        )));
+    }
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| AdminError::Invalid(format!("{}: cannot read: {e}", path.display())))?;
+    Ok(keywords.apply(&text))
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, text: &str) -> Result<T, AdminError> {
+    serde_json::from_str(text).map_err(|e| {
+        AdminError::Invalid(format!(
+            "{}:{}:{}: {}",
+            path.display(),
+            e.line(),
+            e.column(),
+            strip_position(&e.to_string())
+        ))
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    keywords: &Keywords,
+) -> Result<T, AdminError> {
+    parse_json(path, &read_text(path, keywords)?)
+}
+
+/// JSON files of a folder, by name (the Deploy CLI's order is alphabetical too).
+fn json_files(dir: &Path) -> Result<Vec<PathBuf>, AdminError> {
+    if !dir.is_dir() {
+        return Ok(Vec::new());
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| AdminError::Invalid(format!("{}: cannot read: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Finds a file an export names: the Deploy CLI writes paths relative to the export's root,
+/// to the folder it ran in, or to the naming file.
+fn locate(named: &str, root: &Path, beside: &Path, fallback: &Path) -> Option<PathBuf> {
+    let named = named.trim();
+    let rel = named.strip_prefix("./").unwrap_or(named);
+    let mut candidates = vec![root.join(rel), beside.join(rel)];
+    if let Some(parent) = root.parent() {
+        candidates.push(parent.join(rel));
+    }
+    // `directory/actions/x/code.js` (the export folder's own name first).
+    if let Some((_, rest)) = rel.split_once('/') {
+        candidates.push(root.join(rest));
+    }
+    candidates.push(fallback.to_path_buf());
+    candidates.into_iter().find(|p| p.is_file())
+}
+
+/// Folders and files of a directory export that Wardstone reads.
+const READ_DIRS: &[&str] = &[
+    "rules",
+    "rules-configs",
+    "actions",
+    "triggers",
+    "clients",
+    "resource-servers",
+    "roles",
+    "grants",
+];
+
+fn unsupported_reason(kind: &str) -> &'static str {
+    match kind {
+        "connections" | "database-connections" | "databases" => {
+            "Wardstone has one username-password store per tenant; users come with --users"
+        }
+        "emails" | "email-templates" | "emailTemplates" | "emailProvider" => {
+            "Wardstone sends no email"
+        }
+        "pages" | "prompts" | "branding" | "themes" => {
+            "Wardstone's login and consent pages are its own (templates/)"
+        }
+        "hooks" => "Hooks are retired by Auth0; move them to actions",
+        "guardian" => "Wardstone has no MFA; a rule or action asking for it fails the login",
+        "tenant" | "tenant.json" => {
+            "tenant settings are Wardstone's own (wardstone tenant …, server flags)"
+        }
+        "action-modules" | "actionModules" => {
+            "action modules are not supported; inline the code into the action"
+        }
+        _ => "Wardstone has no equivalent",
+    }
+}
+
+impl Auth0Export {
+    /// Reads a directory export or a `tenant.yaml` (a file path).
+    pub fn read(path: &Path, keywords: &Keywords) -> Result<Auth0Export, AdminError> {
+        if path.is_dir() {
+            Self::read_directory(path, keywords)
+        } else if path.is_file() {
+            Self::read_yaml(path, keywords)
+        } else {
+            Err(AdminError::Invalid(format!(
+                "{}: no such directory or file",
+                path.display()
+            )))
+        }
+    }
+
+    fn read_directory(root: &Path, keywords: &Keywords) -> Result<Auth0Export, AdminError> {
+        let mut export = Auth0Export::default();
+        let rules_dir = root.join("rules");
+        for file in json_files(&rules_dir)? {
+            let mut rule: RuleDef = read_json(&file, keywords)?;
+            let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+            let script = rule.script.clone().unwrap_or_else(|| format!("{stem}.js"));
+            let path = locate(
+                &script,
+                root,
+                &rules_dir,
+                &rules_dir.join(format!("{stem}.js")),
+            )
+            .ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{}: its script {script:?} does not exist",
+                    file.display()
+                ))
+            })?;
+            rule.code = read_text(&path, keywords)?;
+            export.rules.push(Sourced {
+                file: path.display().to_string(),
+                value: rule,
+            });
+        }
+        for file in json_files(&root.join("rules-configs"))? {
+            let value: ConfigDef = read_json(&file, keywords)?;
+            export.rules_configs.push(Sourced {
+                file: file.display().to_string(),
+                value,
+            });
+        }
+        let actions_dir = root.join("actions");
+        for file in json_files(&actions_dir)? {
+            let mut action: ActionDef = read_json(&file, keywords)?;
+            let fallback = actions_dir.join(&action.name).join("code.js");
+            let named = action
+                .code_file
+                .clone()
+                .unwrap_or_else(|| format!("actions/{}/code.js", action.name));
+            let path = locate(&named, root, &actions_dir, &fallback).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{}: its code {named:?} does not exist",
+                    file.display()
+                ))
+            })?;
+            action.code = read_text(&path, keywords)?;
+            export.actions.push(Sourced {
+                file: path.display().to_string(),
+                value: action,
+            });
+        }
+        let triggers = root.join("triggers").join("triggers.json");
+        if triggers.is_file() {
+            export.triggers = Some(Sourced {
+                file: triggers.display().to_string(),
+                value: read_json(&triggers, keywords)?,
+            });
+        }
+        for (dir, list) in [
+            ("clients", &mut export.clients),
+            ("resource-servers", &mut export.resource_servers),
+        ] {
+            for file in json_files(&root.join(dir))? {
+                list.push(Sourced {
+                    file: file.display().to_string(),
+                    value: read_json(&file, keywords)?,
+                });
+            }
+        }
+        for file in json_files(&root.join("roles"))? {
+            export.roles.push(Sourced {
+                file: file.display().to_string(),
+                value: read_json(&file, keywords)?,
+            });
+        }
+        for file in json_files(&root.join("grants"))? {
+            export.grants.push(Sourced {
+                file: file.display().to_string(),
+                value: read_json(&file, keywords)?,
+            });
+        }
+        // Everything else the export holds is listed, so nothing is dropped unseen.
+        let mut others: Vec<PathBuf> = std::fs::read_dir(root)
+            .map_err(|e| AdminError::Invalid(format!("{}: cannot read: {e}", root.display())))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        others.sort();
+        for other in others {
+            let name = other
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
+            if READ_DIRS.contains(&name.as_str()) || name.starts_with('.') {
+                continue;
+            }
+            let kind = name.trim_end_matches(".json").to_string();
+            let entries = if other.is_dir() {
+                std::fs::read_dir(&other)
+                    .map(|d| d.count())
+                    .unwrap_or_default()
+            } else {
+                1
+            };
+            if entries == 0 {
+                continue;
+            }
+            export.unsupported.push(Unsupported {
+                reason: unsupported_reason(&kind).to_string(),
+                kind,
+                name: if other.is_dir() {
+                    format!("{name}/")
+                } else {
+                    name
+                },
+            });
+        }
+        Ok(export)
+    }
+
+    fn read_yaml(file: &Path, keywords: &Keywords) -> Result<Auth0Export, AdminError> {
+        let text = read_text(file, keywords)?;
+        let doc: Value = serde_norway::from_str(&text).map_err(|e| {
+            let at = e
+                .location()
+                .map(|l| format!("{}:{}:", l.line(), l.column()))
+                .unwrap_or_default();
+            AdminError::Invalid(format!("{}:{at} {e}", file.display()))
+        })?;
+        let Value::Object(doc) = doc else {
+            return Err(AdminError::Invalid(format!(
+                "{}: the YAML document is not a mapping",
+                file.display()
+            )));
+        };
+        let base = file.parent().unwrap_or(Path::new("."));
+        let name = file.display().to_string();
+        let mut export = Auth0Export::default();
+        let list = |key: &str| -> Result<Vec<Value>, AdminError> {
+            match doc.get(key) {
+                None | Some(Value::Null) => Ok(Vec::new()),
+                Some(Value::Array(items)) => Ok(items.clone()),
+                Some(_) => Err(AdminError::Invalid(format!(
+                    "{name}: `{key}` is not a list"
+                ))),
+            }
+        };
+        fn item<T: serde::de::DeserializeOwned>(
+            name: &str,
+            key: &str,
+            v: Value,
+        ) -> Result<T, AdminError> {
+            serde_json::from_value(v)
+                .map_err(|e| AdminError::Invalid(format!("{name}: `{key}`: {e}")))
+        }
+        for v in list("rules")? {
+            let mut rule: RuleDef = item(&name, "rules", v)?;
+            let script = rule
+                .script
+                .clone()
+                .unwrap_or_else(|| format!("rules/{}.js", rule.name));
+            let path = locate(&script, base, base, &base.join(&script)).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{name}: rule {:?}: its script {script:?} does not exist",
+                    rule.name
+                ))
+            })?;
+            rule.code = read_text(&path, keywords)?;
+            export.rules.push(Sourced {
+                file: path.display().to_string(),
+                value: rule,
+            });
+        }
+        for v in list("rulesConfigs")? {
+            export.rules_configs.push(Sourced {
+                file: name.clone(),
+                value: item(&name, "rulesConfigs", v)?,
+            });
+        }
+        for v in list("actions")? {
+            let mut action: ActionDef = item(&name, "actions", v)?;
+            let named = action
+                .code_file
+                .clone()
+                .unwrap_or_else(|| format!("actions/{}/code.js", action.name));
+            let path = locate(&named, base, base, &base.join(&named)).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{name}: action {:?}: its code {named:?} does not exist",
+                    action.name
+                ))
+            })?;
+            action.code = read_text(&path, keywords)?;
+            export.actions.push(Sourced {
+                file: path.display().to_string(),
+                value: action,
+            });
+        }
+        if let Some(t) = doc.get("triggers").filter(|t| !t.is_null()) {
+            export.triggers = Some(Sourced {
+                file: name.clone(),
+                value: item(&name, "triggers", t.clone())?,
+            });
+        }
+        for v in list("clients")? {
+            export.clients.push(Sourced {
+                file: name.clone(),
+                value: item(&name, "clients", v)?,
+            });
+        }
+        for v in list("resourceServers")? {
+            export.resource_servers.push(Sourced {
+                file: name.clone(),
+                value: item(&name, "resourceServers", v)?,
+            });
+        }
+        for v in list("roles")? {
+            export.roles.push(Sourced {
+                file: name.clone(),
+                value: item(&name, "roles", v)?,
+            });
+        }
+        for v in list("clientGrants")? {
+            export.grants.push(Sourced {
+                file: name.clone(),
+                value: item(&name, "clientGrants", v)?,
+            });
+        }
+        const READ_KEYS: &[&str] = &[
+            "rules",
+            "rulesConfigs",
+            "actions",
+            "triggers",
+            "clients",
+            "resourceServers",
+            "roles",
+            "clientGrants",
+        ];
+        for (key, v) in &doc {
+            let empty = match v {
+                Value::Null => true,
+                Value::Array(a) => a.is_empty(),
+                Value::Object(o) => o.is_empty(),
+                _ => false,
+            };
+            if READ_KEYS.contains(&key.as_str()) || empty {
+                continue;
+            }
+            export.unsupported.push(Unsupported {
+                kind: key.clone(),
+                name: format!("{name}: {key}"),
+                reason: unsupported_reason(key).to_string(),
+            });
+        }
+        Ok(export)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keywords_replace_as_the_deploy_cli_does() {
+        let k = Keywords::parse(&[
+            "ENV=https://dev.example.com".into(),
+            "TTL=120".into(),
+            "URLS=[\"a\",\"b\"]".into(),
+            "NAME=Dev app".into(),
+        ])
+        .unwrap();
+        assert_eq!(
+            k.apply(
+                r###"{"u":"##ENV##/cb","t":@@TTL@@,"l":@@URLS@@,"n":@@NAME@@,"x":"##OTHER##"}"###
+            ),
+            r###"{"u":"https://dev.example.com/cb","t":120,"l":["a","b"],"n":"Dev app","x":"##OTHER##"}"###
+        );
+        assert!(Keywords::parse(&["novalue".into()]).is_err());
+        assert!(Keywords::parse(&["=x".into()]).is_err());
+    }
+}

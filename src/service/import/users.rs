@@ -1,0 +1,533 @@
+//! Users from Auth0: the bulk-import JSON array or the export job's NDJSON, read as a stream
+//! (never the whole file in memory), twice — once to check every line, once to write — so a bad
+//! line stops the import before anything is written, and the write is one transaction.
+//!
+//! Imported password hashes are stored as they are and verified at the user's first login,
+//! where they are replaced by argon2id (`passwords::Passwords::check`); nothing is hashed here.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::crypto::random_bytes;
+use crate::domain::{Email, Tenant};
+use crate::passwords::{HashKind, check_imported_hash};
+use crate::service::{Admin, AdminError};
+use crate::store::{IMPORT_BATCH, ImportedUser};
+
+/// Longest profile text kept.
+const MAX_TEXT: usize = 2048;
+/// Largest metadata object, as the Management API allows.
+const MAX_METADATA: usize = 16 * 1024;
+/// Longest line of an NDJSON file (one user).
+const MAX_LINE: usize = 256 * 1024;
+
+/// What the users' part of an import did.
+#[derive(Debug, Clone, Serialize)]
+pub struct UsersReport {
+    /// The file.
+    pub file: String,
+    /// Users read.
+    pub read: usize,
+    /// Users created (a dry run: that would be created, at most).
+    pub created: usize,
+    /// Users already in the tenant (same id or email), left as they are.
+    pub unchanged: usize,
+    /// Users not imported, with the reason, at most 20 listed (`skipped_total` counts all).
+    pub skipped: Vec<String>,
+    /// All users not imported.
+    pub skipped_total: usize,
+    /// Users with an imported password hash, by algorithm.
+    pub password_hashes: BTreeMap<String, usize>,
+    /// Users without a password here: they need a password reset (or lazy migration).
+    pub without_password: usize,
+    /// Seconds the write took.
+    pub seconds: f64,
+}
+
+impl UsersReport {
+    /// One line for people.
+    pub fn line(&self) -> String {
+        let hashes: Vec<String> = self
+            .password_hashes
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let mut line = format!(
+            "users ({}): {} read, {} created, {} unchanged, {} skipped; password hashes: {}; without a password: {}",
+            self.file,
+            self.read,
+            self.created,
+            self.unchanged,
+            self.skipped_total,
+            if hashes.is_empty() {
+                "none".into()
+            } else {
+                hashes.join(", ")
+            },
+            self.without_password
+        );
+        for s in &self.skipped {
+            line.push_str(&format!("\n  skipped: {s}"));
+        }
+        line
+    }
+}
+
+/// The result of the checking pass.
+#[derive(Debug, Clone)]
+pub struct CheckedUsers {
+    file: String,
+    read: usize,
+    skipped: Vec<String>,
+    skipped_total: usize,
+    hashes: BTreeMap<String, usize>,
+    without_password: usize,
+}
+
+impl CheckedUsers {
+    /// The report of a dry run (or the starting point of a real one).
+    pub fn report(&self, dry_run: bool) -> UsersReport {
+        UsersReport {
+            file: self.file.clone(),
+            read: self.read,
+            created: if dry_run {
+                self.read - self.skipped_total
+            } else {
+                0
+            },
+            unchanged: 0,
+            skipped: self.skipped.clone(),
+            skipped_total: self.skipped_total,
+            password_hashes: self.hashes.clone(),
+            without_password: self.without_password,
+            seconds: 0.0,
+        }
+    }
+}
+
+/// One user as read: the row, or why it is not imported.
+enum Read1 {
+    User(Box<ImportedUser>, Vec<String>),
+    Skip(String),
+}
+
+fn text(map: &Map<String, Value>, key: &str) -> Result<Option<String>, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => {
+            if s.len() > MAX_TEXT || s.chars().any(char::is_control) {
+                Err(format!(
+                    "{key} is longer than {MAX_TEXT} bytes or holds control characters"
+                ))
+            } else {
+                Ok(Some(s.clone()))
+            }
+        }
+        Some(_) => Err(format!("{key} is not a string")),
+    }
+}
+
+fn metadata(map: &Map<String, Value>, key: &str) -> Result<String, String> {
+    match map.get(key) {
+        None | Some(Value::Null) => Ok("{}".into()),
+        Some(v @ Value::Object(_)) => {
+            let s = v.to_string();
+            if s.len() > MAX_METADATA {
+                Err(format!("{key} is larger than 16 KiB"))
+            } else {
+                Ok(s)
+            }
+        }
+        Some(_) => Err(format!("{key} is not an object")),
+    }
+}
+
+fn created_at(map: &Map<String, Value>, now: i64) -> i64 {
+    match map.get("created_at") {
+        Some(Value::String(s)) => {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map(|t| t.unix_timestamp())
+                .unwrap_or(now)
+        }
+        Some(Value::Object(o)) => o
+            .get("$date")
+            .and_then(Value::as_str)
+            .and_then(|s| {
+                time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339).ok()
+            })
+            .map(|t| t.unix_timestamp())
+            .unwrap_or(now),
+        _ => now,
+    }
+}
+
+/// Reads one user object; `Err` is bad input (the import stops), `Skip` a user Wardstone
+/// cannot hold.
+fn read_user(v: Value, roles: &BTreeSet<String>, now: i64) -> Result<Read1, String> {
+    let Value::Object(map) = v else {
+        return Err("not a JSON object".into());
+    };
+    let user_id = text(&map, "user_id")?;
+    let label = user_id.clone().unwrap_or_default();
+    let Some(email) = text(&map, "email")? else {
+        return Ok(Read1::Skip(format!(
+            "{label}: no email (Wardstone signs users in by email)"
+        )));
+    };
+    let email = Email::parse(&email).map_err(|e| e.0)?;
+    if let Some(id) = &user_id
+        && (id.is_empty() || id.len() > 255)
+    {
+        return Err("user_id must be 1 to 255 characters".into());
+    }
+    let flag = |key: &str| -> Result<bool, String> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(b)) => Ok(*b),
+            Some(_) => Err(format!("{key} is not true or false")),
+        }
+    };
+    let (algorithm, hash) = match (map.get("custom_password_hash"), map.get("password_hash")) {
+        (Some(c), _) if !c.is_null() => {
+            let algorithm = c
+                .get("algorithm")
+                .and_then(Value::as_str)
+                .ok_or("custom_password_hash has no algorithm")?;
+            let value = c
+                .get("hash")
+                .and_then(|h| h.get("value"))
+                .and_then(Value::as_str)
+                .ok_or("custom_password_hash has no hash.value")?;
+            (Some(algorithm.to_string()), Some(value.to_string()))
+        }
+        (_, Some(Value::String(h))) => (Some("bcrypt".into()), Some(h.clone())),
+        _ => (None, None),
+    };
+    let password_hash = match (algorithm.as_deref(), hash) {
+        (None, _) | (_, None) => String::new(),
+        (Some(alg), Some(hash)) => {
+            let kind = match alg {
+                "bcrypt" => HashKind::Bcrypt,
+                "argon2" => HashKind::Argon2,
+                "pbkdf2" => HashKind::Pbkdf2,
+                other => {
+                    return Err(format!(
+                        "password hash algorithm {other:?} is not one Wardstone verifies (bcrypt, argon2, pbkdf2); import the user without it for a reset or lazy migration"
+                    ));
+                }
+            };
+            check_imported_hash(kind, &hash)?
+        }
+    };
+    let role_names: Vec<String> = match map.get("roles") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|r| {
+                r.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| "roles must be role names".to_string())
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err("roles is not a list of role names".into()),
+    };
+    if let Some(r) = role_names.iter().find(|r| !roles.contains(*r)) {
+        return Err(format!(
+            "role {r:?} is neither in the tenant nor in the export"
+        ));
+    }
+    let user = ImportedUser {
+        user_id: user_id
+            .unwrap_or_else(|| format!("auth0|{}", crate::crypto::hex(&random_bytes(12)))),
+        email: email.as_str().to_string(),
+        email_verified: flag("email_verified")?,
+        password_hash,
+        name: text(&map, "name")?,
+        given_name: text(&map, "given_name")?,
+        family_name: text(&map, "family_name")?,
+        nickname: text(&map, "nickname")?
+            .or_else(|| email.as_str().split('@').next().map(str::to_string)),
+        picture: text(&map, "picture")?,
+        username: text(&map, "username")?,
+        app_metadata: metadata(&map, "app_metadata")?,
+        user_metadata: metadata(&map, "user_metadata")?,
+        blocked: flag("blocked")?,
+        created_at: created_at(&map, now),
+        role_ids: Vec::new(),
+    };
+    let _ = algorithm;
+    Ok(Read1::User(Box::new(user), role_names))
+}
+
+/// Calls `each` with every user object of the file and where it is (`file:line` or
+/// `file: user #n`), streaming. Errors name the place.
+fn for_each_object(
+    path: &Path,
+    mut each: impl FnMut(Value, &dyn Fn() -> String) -> Result<(), AdminError>,
+) -> Result<(), AdminError> {
+    let name = path.display().to_string();
+    let file = std::fs::File::open(path)
+        .map_err(|e| AdminError::Invalid(format!("{name}: cannot read: {e}")))?;
+    let mut reader = BufReader::with_capacity(1 << 16, file);
+    // A JSON array (bulk-import format) or one object per line (the export job's NDJSON).
+    let first = loop {
+        let buf = reader
+            .fill_buf()
+            .map_err(|e| AdminError::Invalid(format!("{name}: cannot read: {e}")))?;
+        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
+            Some(i) => {
+                let b = buf[i];
+                reader.consume(i);
+                break Some(b);
+            }
+            None if buf.is_empty() => break None,
+            None => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
+    };
+    match first {
+        None => Ok(()),
+        Some(b'[') => {
+            let mut de = serde_json::Deserializer::from_reader(reader);
+            let mut failure: Option<AdminError> = None;
+            let seed = EachSeed {
+                each: &mut each,
+                name: &name,
+                failure: &mut failure,
+            };
+            let parsed = seed.deserialize(&mut de).and_then(|()| de.end());
+            if let Some(f) = failure {
+                return Err(f);
+            }
+            parsed.map_err(|e| {
+                AdminError::Invalid(format!("{name}:{}:{}: {}", e.line(), e.column(), e))
+            })
+        }
+        Some(_) => {
+            let mut line = Vec::new();
+            let mut number = 0usize;
+            loop {
+                line.clear();
+                number += 1;
+                let n = (&mut reader)
+                    .take(MAX_LINE as u64 + 1)
+                    .read_until(b'\n', &mut line)
+                    .map_err(|e| AdminError::Invalid(format!("{name}: cannot read: {e}")))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                if line.len() > MAX_LINE {
+                    return Err(AdminError::Invalid(format!(
+                        "{name}:{number}: a line is longer than {} KiB",
+                        MAX_LINE >> 10
+                    )));
+                }
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    continue;
+                }
+                let v: Value = serde_json::from_slice(&line).map_err(|e| {
+                    AdminError::Invalid(format!("{name}:{number}:{}: {e}", e.column()))
+                })?;
+                let at = || format!("{name}:{number}");
+                each(v, &at)?;
+            }
+        }
+    }
+}
+
+/// Visits a JSON array one element at a time, so the file is never held whole.
+struct EachSeed<'a, F: FnMut(Value, &dyn Fn() -> String) -> Result<(), AdminError>> {
+    each: &'a mut F,
+    name: &'a str,
+    failure: &'a mut Option<AdminError>,
+}
+
+impl<'de, F: FnMut(Value, &dyn Fn() -> String) -> Result<(), AdminError>> DeserializeSeed<'de>
+    for EachSeed<'_, F>
+{
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de, F: FnMut(Value, &dyn Fn() -> String) -> Result<(), AdminError>> Visitor<'de>
+    for EachSeed<'_, F>
+{
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a JSON array of users")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut index = 0usize;
+        while let Some(v) = seq.next_element::<Value>()? {
+            index += 1;
+            let name = self.name;
+            let at = move || format!("{name}: user #{index}");
+            if let Err(e) = (self.each)(v, &at) {
+                *self.failure = Some(e);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The checking pass (off the async workers: it reads and parses the whole file).
+pub async fn check_file(path: &Path, roles: &BTreeSet<String>) -> Result<CheckedUsers, AdminError> {
+    let path: PathBuf = path.to_path_buf();
+    let roles = roles.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut checked = CheckedUsers {
+            file: path.display().to_string(),
+            read: 0,
+            skipped: Vec::new(),
+            skipped_total: 0,
+            hashes: BTreeMap::new(),
+            without_password: 0,
+        };
+        for_each_object(&path, |v, at| {
+            checked.read += 1;
+            let kind = v
+                .get("custom_password_hash")
+                .and_then(|c| c.get("algorithm"))
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .or_else(|| v.get("password_hash").map(|_| "bcrypt".to_string()));
+            match read_user(v, &roles, 0)
+                .map_err(|e| AdminError::Invalid(format!("{}: {e}", at())))?
+            {
+                Read1::User(u, _) => {
+                    if u.password_hash.is_empty() {
+                        checked.without_password += 1;
+                    } else if let Some(k) = kind {
+                        *checked.hashes.entry(k).or_default() += 1;
+                    }
+                }
+                Read1::Skip(why) => {
+                    checked.skipped_total += 1;
+                    if checked.skipped.len() < 20 {
+                        checked.skipped.push(format!("{}: {why}", at()));
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(checked)
+    })
+    .await
+    .map_err(|e| AdminError::Internal(e.into()))?
+}
+
+impl Admin {
+    /// The writing pass: every user in one transaction, in batches; existing users (same id or
+    /// email in this tenant) are left as they are.
+    pub(super) async fn import_users(
+        &self,
+        tenant: &Tenant,
+        path: &Path,
+        checked: CheckedUsers,
+    ) -> Result<UsersReport, AdminError> {
+        let started = std::time::Instant::now();
+        let role_ids: HashMap<String, String> = self
+            .list_roles(tenant, 0, 10_000)
+            .await?
+            .into_iter()
+            .map(|r| (r.name, r.id))
+            .collect();
+        let now = self.clock.now();
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<ImportedUser>>(4);
+        let reader = {
+            let path = path.to_path_buf();
+            let role_names: BTreeSet<String> = role_ids.keys().cloned().collect();
+            let role_ids = role_ids.clone();
+            tokio::task::spawn_blocking(move || -> Result<(), AdminError> {
+                let mut batch = Vec::with_capacity(IMPORT_BATCH);
+                for_each_object(&path, |v, at| {
+                    match read_user(v, &role_names, now)
+                        .map_err(|e| AdminError::Invalid(format!("{}: {e}", at())))?
+                    {
+                        Read1::User(mut u, names) => {
+                            u.role_ids = names
+                                .iter()
+                                .filter_map(|n| role_ids.get(n).cloned())
+                                .collect();
+                            batch.push(*u);
+                        }
+                        Read1::Skip(_) => {}
+                    }
+                    if batch.len() == IMPORT_BATCH {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(IMPORT_BATCH));
+                        tx.blocking_send(full).map_err(|_| {
+                            AdminError::Internal(anyhow::anyhow!("the import's writer stopped"))
+                        })?;
+                    }
+                    Ok(())
+                })?;
+                if !batch.is_empty() {
+                    let _ = tx.blocking_send(batch);
+                }
+                Ok(())
+            })
+        };
+        let mut import = self
+            .store
+            .begin_user_import(&tenant.id)
+            .await
+            .map_err(super::super::internal)?;
+        let mut created = 0usize;
+        let mut unchanged = 0usize;
+        let mut elsewhere = Vec::new();
+        let mut elsewhere_total = 0usize;
+        while let Some(batch) = rx.recv().await {
+            let inserted = import
+                .insert(&batch)
+                .await
+                .map_err(super::super::internal)?;
+            created += inserted.len();
+            if inserted.len() < batch.len() {
+                let fresh: BTreeSet<&String> = inserted.iter().collect();
+                let rest: Vec<&ImportedUser> = batch
+                    .iter()
+                    .filter(|u| !fresh.contains(&u.user_id))
+                    .collect();
+                let ids: Vec<String> = rest.iter().map(|u| u.user_id.clone()).collect();
+                let emails: Vec<String> = rest.iter().map(|u| u.email.clone()).collect();
+                let here = import
+                    .existing(&ids, &emails)
+                    .await
+                    .map_err(super::super::internal)?
+                    .min(rest.len());
+                unchanged += here;
+                if here < rest.len() {
+                    elsewhere_total += rest.len() - here;
+                    if elsewhere.len() < 20 {
+                        elsewhere.push(format!(
+                            "{} user(s) of this batch, e.g. {}: user_id taken by another tenant of this server",
+                            rest.len() - here,
+                            rest[0].user_id
+                        ));
+                    }
+                }
+            }
+        }
+        // A reader failure (it cannot happen after the checking pass, unless the file changed
+        // in between) drops the transaction: nothing is written.
+        reader.await.map_err(|e| AdminError::Internal(e.into()))??;
+        import.commit().await.map_err(super::super::internal)?;
+        let mut report = checked.report(false);
+        report.created = created;
+        report.unchanged = unchanged;
+        report.skipped_total += elsewhere_total;
+        report.skipped.extend(elsewhere);
+        report.seconds = started.elapsed().as_secs_f64();
+        Ok(report)
+    }
+}
