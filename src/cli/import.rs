@@ -30,6 +30,24 @@ pub(crate) enum ImportCommand {
         /// Check and report; write nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Lazy migration: the old Auth0 tenant (https://OLD.auth0.com) where users imported
+        /// without a password hash are checked at their first login.
+        #[arg(long, requires_all = ["lazy_client_id", "lazy_client_secret"])]
+        lazy_from: Option<String>,
+        /// A client of the old tenant allowed the password-realm grant.
+        #[arg(long, requires = "lazy_from")]
+        lazy_client_id: Option<String>,
+        /// Its secret (env WARDSTONE_LAZY_CLIENT_SECRET keeps it out of the shell history).
+        #[arg(
+            long,
+            env = "WARDSTONE_LAZY_CLIENT_SECRET",
+            hide_env_values = true,
+            requires = "lazy_from"
+        )]
+        lazy_client_secret: Option<String>,
+        /// The old tenant's database connection (default Username-Password-Authentication).
+        #[arg(long, requires = "lazy_from")]
+        lazy_realm: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -57,11 +75,22 @@ pub(crate) async fn import(admin: &Admin, command: ImportCommand) -> Result<(), 
         users,
         keywords,
         dry_run,
+        lazy_from,
+        lazy_client_id,
+        lazy_client_secret,
+        lazy_realm,
         out,
     } = command;
-    if from.is_none() && users.is_none() {
+    let lazy = match (&lazy_from, &lazy_client_id, &lazy_client_secret) {
+        (Some(from), Some(id), Some(secret)) => Some(
+            crate::domain::migration::LazyMigration::parse(from, id, secret, lazy_realm.as_deref())
+                .map_err(AdminError::from)?,
+        ),
+        _ => None,
+    };
+    if from.is_none() && users.is_none() && lazy.is_none() {
         return Err(AdminError::Invalid(
-            "nothing to import: give --from (an a0deploy export) and/or --users (a user file)"
+            "nothing to import: give --from (an a0deploy export), --users (a user file) and/or --lazy-from"
                 .into(),
         )
         .into());
@@ -85,6 +114,7 @@ pub(crate) async fn import(admin: &Admin, command: ImportCommand) -> Result<(), 
                 export,
                 users,
                 dry_run,
+                lazy,
             },
         )
         .await?;

@@ -4,6 +4,7 @@ pub mod action;
 mod client;
 pub mod execution;
 pub mod management;
+pub mod migration;
 pub mod net;
 mod redirect_uri;
 mod request;

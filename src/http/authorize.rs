@@ -106,6 +106,9 @@ fn render(state: &AppState, tenant: &Tenant, answer: Answer) -> Response {
                 Some(
                     LoginProblem::Throttled { retry_after } | LoginProblem::Busy { retry_after },
                 ) => (StatusCode::TOO_MANY_REQUESTS, Some(retry_after)),
+                Some(LoginProblem::Unavailable { retry_after }) => {
+                    (StatusCode::SERVICE_UNAVAILABLE, Some(retry_after))
+                }
             };
             let mut page = state.pages.render("login.html", status, form);
             if let Some(seconds) = retry_after {
@@ -257,6 +260,7 @@ pub async fn login_submit(
                     Some(LoginProblem::TooLong) => "too_long",
                     Some(LoginProblem::Throttled { .. }) => "throttled",
                     Some(LoginProblem::Busy { .. }) => "busy",
+                    Some(LoginProblem::Unavailable { .. }) => "migration_unavailable",
                 },
                 Outcome::Redirect(_) | Outcome::Consent(_) => "success",
                 Outcome::Problem(_) => "refused",

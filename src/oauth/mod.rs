@@ -175,6 +175,7 @@ struct ProviderInner {
     lifetimes: Lifetimes,
     csrf_key: aws_lc_rs::hmac::Key,
     master_key: MasterKey,
+    old_tenants: authorize::OldTenants,
 }
 
 impl Provider {
@@ -209,6 +210,7 @@ impl Provider {
                 public_url,
                 lifetimes,
                 csrf_key,
+                old_tenants: Default::default(),
             }),
         }
     }
@@ -226,6 +228,11 @@ impl Provider {
     /// The rules service.
     pub fn rules(&self) -> &crate::rules::Rules {
         &self.inner.rules
+    }
+
+    /// The bounded client that asks old Auth0 tenants (lazy migration).
+    pub(crate) fn old_tenants(&self) -> &authorize::OldTenants {
+        &self.inner.old_tenants
     }
 
     /// The password hashing threads.

@@ -136,3 +136,34 @@ impl Store {
         Ok(())
     }
 }
+
+impl Store {
+    /// The tenant's sealed lazy-migration settings, if it has any.
+    pub async fn lazy_migration(&self, tenant_id: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(
+            sqlx::query_scalar("SELECT sealed FROM lazy_migration WHERE tenant_id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    /// Sets (or replaces) the tenant's sealed lazy-migration settings.
+    pub async fn set_lazy_migration(
+        &self,
+        tenant_id: &str,
+        sealed: &[u8],
+        now: i64,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO lazy_migration (tenant_id, sealed, created_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET sealed = excluded.sealed",
+        )
+        .bind(tenant_id)
+        .bind(sealed)
+        .bind(now)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+}

@@ -1607,3 +1607,157 @@ fn action_commands_add_deploy_bind_roll_back_and_run_offline() {
         "not an event",
     );
 }
+
+#[test]
+fn import_auth0_prints_a_report_and_refuses_bad_input_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    let export =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/auth0-export");
+    let export = export.to_str().unwrap();
+    let keywords = [
+        "--keyword",
+        "APP_URL=https://orders.example.com",
+        "--keyword",
+        "WEB_CLIENT_ID=orders-web-0001",
+        "--keyword",
+        "WEB_CLIENT_SECRET=0123456789abcdef0123456789abcdef",
+        "--keyword",
+        "DEFAULT_PLAN=gold",
+        "--keyword",
+        "DEFAULT_DEPARTMENT=sales",
+    ];
+    let args = |extra: &[&'static str]| -> Vec<&str> {
+        let mut a = vec!["import", "auth0", "--tenant", "orders", "--from", export];
+        a.extend_from_slice(&keywords);
+        a.extend_from_slice(extra);
+        a
+    };
+    // A dry run prints the table and creates nothing, not even the tenant.
+    let out = wardstone(&db, &args(&["--dry-run"]));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("would import into tenant orders (to be created)"),
+        "{table}"
+    );
+    assert!(
+        table.contains("Count-failures") && table.contains("login_failure"),
+        "{table}"
+    );
+    refused(
+        &wardstone(
+            &db,
+            &["tenant", "allow-host", "--tenant", "orders", "example.com"],
+        ),
+        "orders",
+    );
+
+    let report = json(&wardstone(&db, &args(&["--json"])));
+    assert_eq!(report["tenant_created"], true);
+    assert_eq!(report["summary"]["created"], 16);
+    assert!(report["management_client"]["client_secret"].is_string());
+    let again = wardstone(&db, &args(&[]));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("nothing changed"));
+
+    // Bad input: one line naming the problem, non-zero, nothing on stdout.
+    refused(
+        &wardstone(&db, &["import", "auth0", "--tenant", "orders"]),
+        "nothing to import",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "import",
+                "auth0",
+                "--tenant",
+                "orders",
+                "--from",
+                "/no/such/export",
+            ],
+        ),
+        "/no/such/export",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "import",
+                "auth0",
+                "--tenant",
+                "orders",
+                "--from",
+                export,
+                "--keyword",
+                "novalue",
+            ],
+        ),
+        "KEY=VALUE",
+    );
+    let users = dir.path().join("users.ndjson");
+    std::fs::write(&users, "{\"email\":\"a@example.com\"}\nnot json\n").unwrap();
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "import",
+                "auth0",
+                "--tenant",
+                "orders",
+                "--users",
+                users.to_str().unwrap(),
+            ],
+        ),
+        "users.ndjson:2:",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "import",
+                "auth0",
+                "--tenant",
+                "orders",
+                "--lazy-from",
+                "not a url",
+                "--lazy-client-id",
+                "x",
+                "--lazy-client-secret",
+                "y",
+            ],
+        ),
+        "--lazy-from",
+    );
+
+    // And back out: the same layout, secrets as placeholders.
+    let out_dir = dir.path().join("out");
+    let out = json(&wardstone(
+        &db,
+        &[
+            "export",
+            "auth0",
+            "--tenant",
+            "orders",
+            "--to",
+            out_dir.to_str().unwrap(),
+            "--json",
+        ],
+    ));
+    assert!(
+        out["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "rules/Plan-from-config.js")
+    );
+    let web = std::fs::read_to_string(out_dir.join("clients/Orders Web.json")).unwrap();
+    assert!(
+        web.contains("##CLIENT_SECRET_ORDERS_WEB##") && !web.contains("0123456789abcdef"),
+        "{web}"
+    );
+}

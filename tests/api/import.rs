@@ -50,6 +50,7 @@ async fn import(
                 export,
                 users,
                 dry_run,
+                lazy: None,
             },
         )
         .await
@@ -628,4 +629,140 @@ async fn an_exported_tenant_imports_elsewhere_with_the_same_tokens() {
     assert_eq!(custom(&a.0), custom(&b.0));
     assert_eq!(custom(&a.1), custom(&b.1));
     assert_eq!(a.0["https://example.com/department"], "sales");
+}
+
+/// A stand-in for the old Auth0 tenant's token endpoint: the password-realm grant for one
+/// user, a switch to answer 500, and a count of what it was asked.
+struct OldTenant {
+    url: String,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+async fn old_tenant() -> OldTenant {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let asked = Arc::new(AtomicUsize::new(0));
+    let down = Arc::new(AtomicBool::new(false));
+    let (a, d) = (asked.clone(), down.clone());
+    let app = axum::Router::new().route(
+        "/oauth/token",
+        axum::routing::post(
+            move |axum::Form(f): axum::Form<HashMap<String, String>>| {
+                let (a, d) = (a.clone(), d.clone());
+                async move {
+                    a.fetch_add(1, Ordering::SeqCst);
+                    if d.load(Ordering::SeqCst) {
+                        return (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(json!({"error": "server_error"})));
+                    }
+                    let field = |k: &str| f.get(k).map(String::as_str).unwrap_or_default();
+                    let client_ok = field("client_id") == "old-client" && field("client_secret") == "old-secret";
+                    if field("grant_type") != "http://auth0.com/oauth/grant-type/password-realm" || !client_ok {
+                        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"})));
+                    }
+                    if field("realm") == "Username-Password-Authentication"
+                        && field("username") == "lena@example.com"
+                        && field("password") == "lena's old password"
+                    {
+                        (StatusCode::OK, axum::Json(json!({"access_token": "at", "id_token": "it", "token_type": "Bearer", "expires_in": 86400})))
+                    } else {
+                        (StatusCode::FORBIDDEN, axum::Json(json!({"error": "invalid_grant", "error_description": "Wrong email or password."})))
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    OldTenant { url, asked, down }
+}
+
+/// A login attempt's status and, when it got through, the code.
+async fn attempt(app: &TestApp, email: &str, password: &str) -> (StatusCode, Option<String>) {
+    let browser = Browser::new();
+    let resp = app
+        .submit_login(&browser, &app.authorize_url(&[]), email, password)
+        .await;
+    let status = resp.status();
+    if !status.is_redirection() {
+        return (status, None);
+    }
+    let mut next = location(&resp);
+    if next.contains("/consent?tx=") {
+        next = location(&app.submit_consent(&browser, &next, "allow").await);
+    }
+    (status, query_of(&next).remove("code"))
+}
+
+#[tokio::test]
+async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
+    use std::sync::atomic::Ordering;
+    let app = spawn_app().await;
+    let old = old_tenant().await;
+    let dir = tempfile::tempdir().unwrap();
+    let users = users_file(
+        dir.path(),
+        &[
+            json!({"user_id": "auth0|lena", "email": "lena@example.com", "email_verified": true}),
+            json!({"user_id": "auth0|nina", "email": "nina@example.com"}),
+            json!({"user_id": "auth0|hashed", "email": "hal@example.com", "custom_password_hash": hashed("bcrypt", bcrypt_of("hal's password"))}),
+        ],
+    );
+    let lazy = wardstone::domain::migration::LazyMigration::parse(&old.url, "old-client", "old-secret", None)
+        .unwrap();
+    let report = app
+        .admin
+        .import_auth0(
+            &app.tenant,
+            ImportRequest {
+                export: None,
+                users: Some(users),
+                dry_run: false,
+                lazy: Some(lazy),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(status_of(&report, "lazy migration", &format!("{}/oauth/token (realm Username-Password-Authentication)", old.url)).0, Status::Created);
+    assert!(report.users.as_ref().unwrap().lazy_migration);
+
+    // A wrong password: the old tenant says no, and it is the usual answer.
+    let (status, code) = attempt(&app, "lena@example.com", "guess").await;
+    assert_eq!((status, code), (StatusCode::UNAUTHORIZED, None));
+    assert_eq!(old.asked.load(Ordering::SeqCst), 1);
+    // The old tenant failing is "try again later", never a pass.
+    old.down.store(true, Ordering::SeqCst);
+    let (status, code) = attempt(&app, "lena@example.com", "lena's old password").await;
+    assert_eq!((status, code), (StatusCode::SERVICE_UNAVAILABLE, None));
+    assert!(app.user_record("auth0|lena").await.password_hash.is_empty());
+    old.down.store(false, Ordering::SeqCst);
+
+    // The right password: in, and the password now lives here as argon2id.
+    let (_, code) = attempt(&app, "lena@example.com", "lena's old password").await;
+    let code = code.expect("the migrated user gets a code");
+    assert_eq!(app.id_claims(&code).await["sub"], "auth0|lena");
+    assert!(app.user_record("auth0|lena").await.password_hash.starts_with("$argon2id$"));
+    let asked = old.asked.load(Ordering::SeqCst);
+    // From now on the old tenant is never asked about her: right and wrong passwords alike.
+    assert!(attempt(&app, "lena@example.com", "lena's old password").await.1.is_some());
+    assert_eq!(attempt(&app, "lena@example.com", "guess").await.0, StatusCode::UNAUTHORIZED);
+    // A user with an imported hash is never sent to the old tenant either.
+    assert_eq!(attempt(&app, "hal@example.com", "guess").await.0, StatusCode::UNAUTHORIZED);
+    assert!(attempt(&app, "hal@example.com", "hal's password").await.1.is_some());
+    assert_eq!(old.asked.load(Ordering::SeqCst), asked);
+
+    // An old tenant that cannot be reached at all: "try again later" too.
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let unreachable = wardstone::domain::migration::LazyMigration::parse(&format!("http://{closed}"), "old-client", "old-secret", None).unwrap();
+    app.admin
+        .import_auth0(&app.tenant, ImportRequest { lazy: Some(unreachable), ..Default::default() })
+        .await
+        .unwrap();
+    let (status, code) = attempt(&app, "nina@example.com", "anything").await;
+    assert_eq!((status, code), (StatusCode::SERVICE_UNAVAILABLE, None));
+    assert!(app.user_record("auth0|nina").await.password_hash.is_empty());
 }

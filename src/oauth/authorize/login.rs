@@ -132,6 +132,25 @@ impl Provider {
                 return Err(e.into());
             }
         };
+        // An imported user with no password here, on a tenant that migrates lazily: the old
+        // tenant decides, once.
+        if let Some(u) = &user
+            && u.password_hash.is_empty()
+        {
+            let migration = match self.lazy_migration(tenant).await {
+                Ok(m) => m,
+                Err(e) => {
+                    self.close_attempt(tenant, attempt, Ended::Unchecked)
+                        .await?;
+                    return Err(e);
+                }
+            };
+            if let Some(m) = migration {
+                return self
+                    .check_with_old_tenant(tenant, u.clone(), password, attempt, &m)
+                    .await;
+            }
+        }
         let phc = user
             .as_ref()
             .map(|u| u.password_hash.clone())
@@ -168,6 +187,82 @@ impl Provider {
             _ => {
                 self.close_attempt(tenant, attempt, Ended::Failed).await?;
                 Ok(Err(LoginProblem::WrongCredentials))
+            }
+        }
+    }
+
+    /// The tenant's lazy-migration settings, opened.
+    async fn lazy_migration(
+        &self,
+        tenant: &Tenant,
+    ) -> anyhow::Result<Option<crate::domain::migration::LazyMigration>> {
+        use crate::domain::migration::LazyMigration;
+        let Some(sealed) = self.store().lazy_migration(&tenant.id).await? else {
+            return Ok(None);
+        };
+        let plain = self
+            .master_key()
+            .open(&LazyMigration::aad(&tenant.id), &sealed)
+            .map_err(|e| anyhow::anyhow!("cannot open the lazy-migration settings: {e:?}"))?;
+        Ok(Some(serde_json::from_slice(&plain)?))
+    }
+
+    /// Lazy migration: the old tenant says whether the password is right; a yes stores it as
+    /// an argon2id hash (only while the user still has none), so the old tenant is never asked
+    /// about this user again.
+    async fn check_with_old_tenant(
+        &self,
+        tenant: &Tenant,
+        user: UserRecord,
+        password: String,
+        attempt: &Attempt,
+        migration: &crate::domain::migration::LazyMigration,
+    ) -> anyhow::Result<Result<UserRecord, LoginProblem>> {
+        use super::lazy::OldAnswer;
+        let answer = self
+            .old_tenants()
+            .check(migration, &user.email, &password)
+            .await;
+        let unchecked = |problem: LoginProblem| async move {
+            self.close_attempt(tenant, attempt, Ended::Unchecked)
+                .await
+                .map(|()| Err(problem))
+        };
+        match answer {
+            Err(_) => {
+                unchecked(LoginProblem::Busy {
+                    retry_after: BUSY_RETRY_AFTER,
+                })
+                .await
+            }
+            Ok(OldAnswer::Unavailable) => {
+                unchecked(LoginProblem::Unavailable { retry_after: 60 }).await
+            }
+            Ok(OldAnswer::Refused) => {
+                self.close_attempt(tenant, attempt, Ended::Failed).await?;
+                Ok(Err(LoginProblem::WrongCredentials))
+            }
+            Ok(OldAnswer::Accepted) if user.blocked != 0 => {
+                self.close_attempt(tenant, attempt, Ended::Failed).await?;
+                Ok(Err(LoginProblem::WrongCredentials))
+            }
+            Ok(OldAnswer::Accepted) => {
+                let Ok(hash) = self.passwords().hash(password).await else {
+                    return unchecked(LoginProblem::Busy {
+                        retry_after: BUSY_RETRY_AFTER,
+                    })
+                    .await;
+                };
+                self.store()
+                    .replace_password_hash(&tenant.id, &user.user_id, "", &hash)
+                    .await?;
+                self.close_attempt(tenant, attempt, Ended::Succeeded)
+                    .await?;
+                tracing::info!(tenant = %tenant.name, user = %user.user_id, "password migrated from the old tenant");
+                Ok(Ok(UserRecord {
+                    password_hash: hash,
+                    ..user
+                }))
             }
         }
     }

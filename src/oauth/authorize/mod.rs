@@ -8,12 +8,14 @@
 //! happened ([`Outcome`], [`Problem`], [`LoginProblem`]); `http/` decides how that looks.
 
 mod consent;
+mod lazy;
 mod login;
 mod request;
 mod resume;
 pub mod throttle;
 
 pub use consent::ConsentSubmission;
+pub use lazy::OldTenants;
 pub use login::LoginSubmission;
 pub use request::{AuthorizationRequest, is_pkce_value};
 
@@ -106,6 +108,12 @@ pub enum LoginProblem {
         /// Seconds.
         retry_after: i64,
     },
+    /// The user's password is still with the old Auth0 tenant (lazy migration), which gave no
+    /// clear answer; try again after `retry_after` seconds.
+    Unavailable {
+        /// Seconds.
+        retry_after: i64,
+    },
 }
 
 impl LoginProblem {
@@ -118,6 +126,9 @@ impl LoginProblem {
                 "Too many failed attempts. Wait a few minutes and try again."
             }
             LoginProblem::Busy { .. } => "The server is busy. Wait a moment and try again.",
+            LoginProblem::Unavailable { .. } => {
+                "Your account is being moved and could not be checked right now. Try again in a few minutes."
+            }
         }
     }
 }

@@ -130,6 +130,8 @@ pub struct ImportRequest {
     pub users: Option<std::path::PathBuf>,
     /// Write nothing.
     pub dry_run: bool,
+    /// Where users without a password hash are checked at first login (`--lazy-from`, …).
+    pub lazy: Option<crate::domain::migration::LazyMigration>,
 }
 
 /// One planned write.
@@ -148,6 +150,7 @@ enum Step {
     CreateAction(Box<NewActionInput>, bool),
     UpdateAction(String, Option<Box<ActionPatch>>, bool),
     Bind(String, Vec<(String, Option<String>)>),
+    Lazy(crate::domain::migration::LazyMigration),
 }
 
 struct Plan {
@@ -216,13 +219,42 @@ impl Admin {
             keys_generation: 0,
             clients_generation: 0,
         });
-        let plan = match &request.export {
+        let mut plan = match &request.export {
             Some(export) => self.plan(&planning, export, existing.is_some()).await?,
             None => Plan {
                 items: Vec::new(),
                 steps: Vec::new(),
             },
         };
+        if let Some(lazy) = &request.lazy {
+            let current = match &existing {
+                Some(t) => self.lazy_migration_of(t).await?,
+                None => None,
+            };
+            let label = format!("{} (realm {})", lazy.token_endpoint, lazy.realm);
+            match current {
+                Some(c) if c == *lazy => {
+                    plan.note("lazy migration", &label, Status::Unchanged, None)
+                }
+                had => {
+                    let status = if had.is_some() {
+                        Status::Updated
+                    } else {
+                        Status::Created
+                    };
+                    plan.note(
+                        "lazy migration",
+                        &label,
+                        status,
+                        Some(
+                            "users without a password hash are checked there at their first login"
+                                .into(),
+                        ),
+                    );
+                    plan.steps.push(Step::Lazy(lazy.clone()));
+                }
+            }
+        }
         let role_names = self
             .role_names_after(&planning, existing.is_some(), request.export.as_ref())
             .await?;
@@ -240,6 +272,14 @@ impl Admin {
             credentials: Vec::new(),
             users: users_checked.as_ref().map(|c| c.report(request.dry_run)),
         };
+        let lazy_set = request.lazy.is_some()
+            || match &existing {
+                Some(t) => self.lazy_migration_of(t).await?.is_some(),
+                None => false,
+            };
+        if let Some(u) = &mut report.users {
+            u.lazy_migration = lazy_set;
+        }
         if request.dry_run {
             report.summary = summarize(&report.objects);
             return Ok(report);
@@ -258,7 +298,9 @@ impl Admin {
         };
         report.credentials = self.apply(&tenant, plan.steps).await?;
         if let (Some(path), Some(checked)) = (&request.users, users_checked) {
-            report.users = Some(self.import_users(&tenant, path, checked).await?);
+            let mut users = self.import_users(&tenant, path, checked).await?;
+            users.lazy_migration = lazy_set;
+            report.users = Some(users);
         }
         report.summary = summarize(&report.objects);
         Ok(report)
@@ -1341,6 +1383,17 @@ impl Admin {
                         self.deploy_action(tenant, &id).await?;
                     }
                 }
+                Step::Lazy(lazy) => {
+                    use crate::domain::migration::LazyMigration;
+                    let sealed = self.master_key.seal(
+                        &LazyMigration::aad(&tenant.id),
+                        &serde_json::to_vec(&lazy).expect("plain data"),
+                    );
+                    self.store
+                        .set_lazy_migration(&tenant.id, &sealed, self.clock.now())
+                        .await
+                        .map_err(super::internal)?;
+                }
                 Step::Bind(trigger, names) => {
                     let bindings = names
                         .into_iter()
@@ -1359,6 +1412,33 @@ impl Admin {
             }
         }
         Ok(credentials)
+    }
+
+    /// The tenant's lazy-migration settings, opened.
+    async fn lazy_migration_of(
+        &self,
+        tenant: &Tenant,
+    ) -> Result<Option<crate::domain::migration::LazyMigration>, AdminError> {
+        use crate::domain::migration::LazyMigration;
+        let Some(sealed) = self
+            .store
+            .lazy_migration(&tenant.id)
+            .await
+            .map_err(super::internal)?
+        else {
+            return Ok(None);
+        };
+        let plain = self
+            .master_key
+            .open(&LazyMigration::aad(&tenant.id), &sealed)
+            .map_err(|e| {
+                AdminError::Internal(anyhow::anyhow!(
+                    "cannot open the lazy-migration settings: {e:?}"
+                ))
+            })?;
+        serde_json::from_slice(&plain)
+            .map(Some)
+            .map_err(|e| AdminError::Internal(e.into()))
     }
 
     /// The tenant's rule settings, opened (the importer compares them to the export's).

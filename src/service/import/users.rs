@@ -43,8 +43,11 @@ pub struct UsersReport {
     pub skipped_total: usize,
     /// Users with an imported password hash, by algorithm.
     pub password_hashes: BTreeMap<String, usize>,
-    /// Users without a password here: they need a password reset (or lazy migration).
+    /// Users without a password here: checked against the old tenant at their first login
+    /// when lazy migration is set, otherwise they need a password reset.
     pub without_password: usize,
+    /// Whether the tenant migrates lazily (set by this import or before).
+    pub lazy_migration: bool,
     /// Seconds the write took.
     pub seconds: f64,
 }
@@ -58,7 +61,7 @@ impl UsersReport {
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
         let mut line = format!(
-            "users ({}): {} read, {} created, {} unchanged, {} skipped; password hashes: {}; without a password: {}",
+            "users ({}): {} read, {} created, {} unchanged, {} skipped; password hashes: {}; without a password: {}{}",
             self.file,
             self.read,
             self.created,
@@ -69,7 +72,12 @@ impl UsersReport {
             } else {
                 hashes.join(", ")
             },
-            self.without_password
+            self.without_password,
+            match (self.without_password, self.lazy_migration) {
+                (0, _) => "",
+                (_, true) => " (checked against the old tenant at their first login)",
+                (_, false) => " (they need a password reset, or --lazy-from)",
+            }
         );
         for s in &self.skipped {
             line.push_str(&format!("\n  skipped: {s}"));
@@ -105,6 +113,7 @@ impl CheckedUsers {
             skipped_total: self.skipped_total,
             password_hashes: self.hashes.clone(),
             without_password: self.without_password,
+            lazy_migration: false,
             seconds: 0.0,
         }
     }
