@@ -153,15 +153,33 @@ pub struct ImportedUser {
 pub struct UserImport {
     tx: sqlx::Transaction<'static, sqlx::Any>,
     tenant_id: String,
+    rows_per_statement: usize,
 }
 
-/// Rows per `INSERT` (15 parameters each: well under SQLite's and PostgreSQL's limits).
+/// Users handed to [`UserImport::insert`] at a time.
 pub const IMPORT_BATCH: usize = 400;
+
+/// Rows per statement on SQLite. sqlx's SQLite binding looks each parameter's name up among all
+/// of the statement's (`sqlite3_bind_parameter_name`), so a statement's cost grows with the
+/// square of its parameters: 400 rows of 15 took 81 % of an import's CPU there (11.9 s for
+/// 100,000 users); 32 rows (480 parameters) keep that small (3.0 s) and still save most round
+/// trips. PostgreSQL has no such cost and pays per round trip instead: 400 rows there (4.0 s with
+/// 32, 2.9 s with 400).
+const SQLITE_ROWS_PER_STATEMENT: usize = 32;
+const POSTGRES_ROWS_PER_STATEMENT: usize = 400;
 
 impl UserImport {
     /// Inserts a batch; users whose id or email already exists are left as they are. Returns
     /// the ids inserted.
     pub async fn insert(&mut self, users: &[ImportedUser]) -> StoreResult<Vec<String>> {
+        let mut inserted = Vec::with_capacity(users.len());
+        for chunk in users.chunks(self.rows_per_statement) {
+            inserted.extend(self.insert_rows(chunk).await?);
+        }
+        Ok(inserted)
+    }
+
+    async fn insert_rows(&mut self, users: &[ImportedUser]) -> StoreResult<Vec<String>> {
         if users.is_empty() {
             return Ok(Vec::new());
         }
@@ -226,7 +244,7 @@ impl UserImport {
                     .map(move |r| (u.user_id.as_str(), r.as_str(), u.created_at))
             })
             .collect();
-        for chunk in roles.chunks(IMPORT_BATCH) {
+        for chunk in roles.chunks(self.rows_per_statement * 4) {
             let mut sql = String::from(
                 "INSERT INTO user_role (tenant_id, user_id, role_id, created_at) VALUES ",
             );
@@ -260,8 +278,11 @@ impl UserImport {
                     .collect::<Vec<_>>()
                     .join(",")
             };
+            // Two index lookups (the primary key, and the tenant's unique email), not one OR
+            // that the planner may answer with a scan.
             let sql = format!(
-                "SELECT COUNT(*) FROM app_user WHERE tenant_id = $1 AND (user_id IN ({}) OR email IN ({}))",
+                "SELECT COUNT(*) FROM (SELECT user_id FROM app_user WHERE tenant_id = $1 AND user_id IN ({}) \
+                 UNION SELECT user_id FROM app_user WHERE tenant_id = $1 AND email IN ({})) AS found",
                 marks(2, ids.len()),
                 marks(2 + ids.len(), mails.len())
             );
@@ -290,6 +311,10 @@ impl Store {
         Ok(UserImport {
             tx: self.writer.begin().await?,
             tenant_id: tenant_id.to_string(),
+            rows_per_statement: match self.backend {
+                super::Backend::Sqlite => SQLITE_ROWS_PER_STATEMENT,
+                super::Backend::Postgres => POSTGRES_ROWS_PER_STATEMENT,
+            },
         })
     }
 

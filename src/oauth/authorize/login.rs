@@ -165,16 +165,21 @@ impl Provider {
         };
         match user {
             Some(u) if checked.ok && u.blocked == 0 => {
-                self.close_attempt(tenant, attempt, Ended::Succeeded)
-                    .await?;
                 // An imported hash (bcrypt, PBKDF2, other argon2 parameters) is replaced the
                 // first time it verifies; only if it is still the one checked, so a password
                 // changed meanwhile is never overwritten.
                 let u = match checked.upgraded {
                     Some(new) => {
-                        self.store()
+                        if !self
+                            .store()
                             .replace_password_hash(&tenant.id, &u.user_id, &u.password_hash, &new)
-                            .await?;
+                            .await?
+                        {
+                            // The password changed while this one was checked: the old one
+                            // verified against a hash that is no longer the user's.
+                            self.close_attempt(tenant, attempt, Ended::Failed).await?;
+                            return Ok(Err(LoginProblem::WrongCredentials));
+                        }
                         UserRecord {
                             password_hash: new,
                             ..u
@@ -182,6 +187,8 @@ impl Provider {
                     }
                     None => u,
                 };
+                self.close_attempt(tenant, attempt, Ended::Succeeded)
+                    .await?;
                 Ok(Ok(u))
             }
             _ => {
@@ -253,9 +260,16 @@ impl Provider {
                     })
                     .await;
                 };
-                self.store()
+                // Only while the user still has no password here: one set meanwhile (by an
+                // administrator) is the password now, and the old one no longer opens the door.
+                if !self
+                    .store()
                     .replace_password_hash(&tenant.id, &user.user_id, "", &hash)
-                    .await?;
+                    .await?
+                {
+                    self.close_attempt(tenant, attempt, Ended::Failed).await?;
+                    return Ok(Err(LoginProblem::WrongCredentials));
+                }
                 self.close_attempt(tenant, attempt, Ended::Succeeded)
                     .await?;
                 tracing::info!(tenant = %tenant.name, user = %user.user_id, "password migrated from the old tenant");

@@ -311,10 +311,13 @@ fn json_files(dir: &Path) -> Result<Vec<PathBuf>, AdminError> {
 }
 
 /// Finds a file an export names: the Deploy CLI writes paths relative to the export's root,
-/// to the folder it ran in, or to the naming file.
+/// to the folder it ran in, or to the naming file. Only files inside the export are read
+/// (symbolic links resolved): an export handed over by someone else cannot make the import
+/// read `/etc/shadow` into a rule that its tenant admin can then download.
 fn locate(named: &str, root: &Path, beside: &Path, fallback: &Path) -> Option<PathBuf> {
     let named = named.trim();
     let rel = named.strip_prefix("./").unwrap_or(named);
+    let inside = std::fs::canonicalize(root).ok()?;
     let mut candidates = vec![root.join(rel), beside.join(rel)];
     if let Some(parent) = root.parent() {
         candidates.push(parent.join(rel));
@@ -324,7 +327,9 @@ fn locate(named: &str, root: &Path, beside: &Path, fallback: &Path) -> Option<Pa
         candidates.push(root.join(rest));
     }
     candidates.push(fallback.to_path_buf());
-    candidates.into_iter().find(|p| p.is_file())
+    candidates.into_iter().find(|p| {
+        p.is_file() && std::fs::canonicalize(p).is_ok_and(|real| real.starts_with(&inside))
+    })
 }
 
 /// Folders and files of a directory export that Wardstone reads.
@@ -638,6 +643,24 @@ impl Auth0Export {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scripts_are_read_only_from_inside_the_export() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("export");
+        std::fs::create_dir_all(root.join("rules")).unwrap();
+        std::fs::write(dir.path().join("secret.txt"), "outside").unwrap();
+        std::fs::write(root.join("rules/ok.js"), "inside").unwrap();
+        let rules = root.join("rules");
+        let none = root.join("rules/none.js");
+        assert!(locate("./ok.js", &root, &rules, &none).is_some());
+        assert!(locate("rules/ok.js", &root, &rules, &none).is_some());
+        assert!(locate("../secret.txt", &root, &rules, &none).is_none());
+        assert!(locate("../../secret.txt", &root, &rules, &none).is_none());
+        let absolute = dir.path().join("secret.txt");
+        assert!(locate(absolute.to_str().unwrap(), &root, &rules, &none).is_none());
+        assert!(locate("/etc/passwd", &root, &rules, &none).is_none());
+    }
 
     #[test]
     fn keywords_replace_as_the_deploy_cli_does() {
