@@ -173,7 +173,7 @@ struct ProviderInner {
     clock: Clock,
     public_url: PublicUrl,
     lifetimes: Lifetimes,
-    csrf_key: aws_lc_rs::hmac::Key,
+    mac_key: aws_lc_rs::hmac::Key,
     master_key: MasterKey,
     old_tenants: authorize::OldTenants,
 }
@@ -189,15 +189,9 @@ impl Provider {
         rules: crate::rules::Rules,
         passwords: crate::passwords::Passwords,
     ) -> Self {
-        let csrf_key = {
-            // A key for CSRF tokens derived from the master key, so every node agrees on it.
-            let k = aws_lc_rs::hmac::Key::new(
-                aws_lc_rs::hmac::HMAC_SHA256,
-                master_key.to_base64().as_bytes(),
-            );
-            let derived = aws_lc_rs::hmac::sign(&k, b"wardstone csrf v1");
-            aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, derived.as_ref())
-        };
+        // Every node derives the same key, so CSRF tokens and browser bindings made by one
+        // verify on all. (One derivation for the whole server: `MasterKey::derive_hmac_key`.)
+        let mac_key = master_key.derive_hmac_key("wardstone csrf v1");
         Provider {
             inner: Arc::new(ProviderInner {
                 keys: KeyRing::new(store.clone(), master_key.clone()),
@@ -209,7 +203,7 @@ impl Provider {
                 clock,
                 public_url,
                 lifetimes,
-                csrf_key,
+                mac_key,
                 old_tenants: Default::default(),
             }),
         }
@@ -278,7 +272,7 @@ impl Provider {
     pub(crate) fn mac(&self, purpose: &str, value: &str) -> String {
         use base64::Engine;
         let tag = aws_lc_rs::hmac::sign(
-            &self.inner.csrf_key,
+            &self.inner.mac_key,
             format!("{purpose}\0{value}").as_bytes(),
         );
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(tag.as_ref())

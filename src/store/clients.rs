@@ -204,6 +204,16 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// Whether `client_id` is used by a client of any tenant (ids are unique server-wide).
+    pub async fn client_id_taken(&self, client_id: &str) -> StoreResult<bool> {
+        let found: Option<String> =
+            sqlx::query_scalar("SELECT client_id FROM client WHERE client_id = $1")
+                .bind(client_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        Ok(found.is_some())
+    }
+
     /// Clients of a tenant, oldest first.
     pub async fn list_clients(
         &self,

@@ -347,6 +347,25 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
     assert_eq!(changed.summary.updated, 1);
     let (id, _) = tokens_of(&app, "pat@example.com", "pat's old password").await;
     assert_eq!(id["https://example.com/plan"], "platinum");
+    // A new secret in the export replaces the client's.
+    let rotated = import(
+        &app,
+        Some(
+            read(
+                &fixture(),
+                &keywords(&["DEFAULT_PLAN=platinum", "WEB_CLIENT_SECRET=a-brand-new-secret-0123456789"]),
+            )
+            .unwrap(),
+        ),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
+    let (s, why) = status_of(&rotated, "client", "Orders Web");
+    assert_eq!(s, Status::Updated);
+    assert!(why.contains("client_secret"), "{why}");
+    assert_eq!(rotated.summary.updated, 1, "{:#?}", rotated.objects);
 }
 
 #[tokio::test]
@@ -474,11 +493,15 @@ async fn bad_input_names_the_file_and_nothing_is_written() {
         ("{\"email\":\"a@example.com\",\"roles\":[\"Nobody\"]}", "Nobody"),
         ("{\"email\":\"not an email\"}", "email"),
         ("{\"email\":\"a@example.com\"", "users.ndjson:1"),
+        ("{\"user_id\":\"auth0|1\",\"email\":\"a@example.com\"}\n{\"user_id\":\"auth0|1\",\"email\":\"b@example.com\"}", "appears twice"),
     ] {
         std::fs::write(&path, format!("{line}\n")).unwrap();
         let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
         assert!(err.contains(needle), "{line}: {err}");
     }
+    std::fs::write(&path, [0x1f, 0x8b, 0x08, 0x00, 0x00]).unwrap();
+    let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
+    assert!(err.contains("gunzip"), "{err}");
     nothing_written().await;
 }
 
@@ -531,7 +554,8 @@ emailTemplates:
     std::fs::write(
         &users,
         serde_json::to_string_pretty(&json!([
-            {"email": "yael@example.com", "email_verified": true, "password_hash": bcrypt_of("yael's password")},
+            {"user_id": "google-oauth2|99", "email": "yael@example.com"},
+            {"user_id": "5f0c", "email": "yael@example.com", "email_verified": true, "password_hash": bcrypt_of("yael's password")},
             {"email": "zed@example.com", "custom_password_hash": hashed("pbkdf2", pbkdf2_of("zed's password"))}
         ]))
         .unwrap(),
@@ -543,7 +567,9 @@ emailTemplates:
     assert!(why.contains("password"), "{why}");
     assert_eq!(status_of(&report, "emailTemplates", &format!("{}: emailTemplates", dir.path().join("tenant.yaml").display())).0, Status::Skipped);
     let yaml_app = report.credentials.iter().find(|c| c.name == "YAML App").unwrap();
-    assert_eq!(report.users.as_ref().unwrap().created, 2);
+    let u = report.users.as_ref().unwrap();
+    assert_eq!((u.created, u.skipped_total), (2, 1), "{u:?}");
+    assert!(u.skipped[0].contains("same email"), "{:?}", u.skipped);
 
     let q = login_as(&app, &yaml_app.client_id, "yael@example.com", "yael's password", &[])
         .await
@@ -563,6 +589,9 @@ emailTemplates:
     let tokens: Value = resp.json().await.unwrap();
     let id = app.verify(tokens["id_token"].as_str().unwrap(), &yaml_app.client_id).await.1;
     assert_eq!(id["https://example.com/env"], "staging");
+    // The bulk-import format's bare id gets Auth0's prefix; of two users with one email, the
+    // one with a password was kept.
+    assert_eq!(id["sub"], "auth0|5f0c");
     assert_eq!(id["email_verified"], true);
 
     // A YAML syntax error names the file and line.
@@ -602,6 +631,9 @@ async fn an_exported_tenant_imports_elsewhere_with_the_same_tokens() {
         }
     }
     let k = Keywords::parse(&pairs).unwrap();
+    // The test harness's own client is not part of the migration (the second server has its
+    // own "Acme Web", with another id: an id never changes, so importing it would be refused).
+    std::fs::remove_file(dir.path().join("clients/Acme Web.json")).unwrap();
 
     let second = spawn_app().await;
     let report = import(&second, Some(read(dir.path(), &k).unwrap()), None, false)
@@ -660,11 +692,22 @@ async fn old_tenant() -> OldTenant {
                     if field("grant_type") != "http://auth0.com/oauth/grant-type/password-realm" || !client_ok {
                         return (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": "invalid_client"})));
                     }
-                    if field("realm") == "Username-Password-Authentication"
-                        && field("username") == "lena@example.com"
-                        && field("password") == "lena's old password"
-                    {
-                        (StatusCode::OK, axum::Json(json!({"access_token": "at", "id_token": "it", "token_type": "Bearer", "expires_in": 86400})))
+                    assert_eq!(f.get("password").map(String::is_empty), Some(false), "an empty password is never sent");
+                    let id_token = |sub: &str| {
+                        use base64::Engine;
+                        let enc = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+                        format!("{}.{}.sig", enc(json!({"alg": "RS256", "typ": "JWT"})), enc(json!({"sub": sub, "iss": "https://old.example.com/"})))
+                    };
+                    let known = [
+                        ("lena@example.com", "lena's old password", "auth0|lena"),
+                        // Someone signed up in the old tenant with Mia's email after the export.
+                        ("mia@example.com", "the squatter's password", "auth0|squatter"),
+                    ];
+                    if field("realm") != "Username-Password-Authentication" {
+                        return (StatusCode::FORBIDDEN, axum::Json(json!({"error": "invalid_grant"})));
+                    }
+                    if let Some((_, _, sub)) = known.iter().find(|(u, p, _)| field("username") == *u && field("password") == *p) {
+                        (StatusCode::OK, axum::Json(json!({"access_token": "at", "id_token": id_token(sub), "token_type": "Bearer", "expires_in": 86400})))
                     } else {
                         (StatusCode::FORBIDDEN, axum::Json(json!({"error": "invalid_grant", "error_description": "Wrong email or password."})))
                     }
@@ -706,6 +749,7 @@ async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
         &[
             json!({"user_id": "auth0|lena", "email": "lena@example.com", "email_verified": true}),
             json!({"user_id": "auth0|nina", "email": "nina@example.com"}),
+            json!({"user_id": "google-oauth2|1234", "email": "mia@example.com"}),
             json!({"user_id": "auth0|hashed", "email": "hal@example.com", "custom_password_hash": hashed("bcrypt", bcrypt_of("hal's password"))}),
         ],
     );
@@ -747,6 +791,12 @@ async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
     // From now on the old tenant is never asked about her: right and wrong passwords alike.
     assert!(attempt(&app, "lena@example.com", "lena's old password").await.1.is_some());
     assert_eq!(attempt(&app, "lena@example.com", "guess").await.0, StatusCode::UNAUTHORIZED);
+    // An empty password is never sent; a blocked user is never sent.
+    assert_eq!(attempt(&app, "nina@example.com", "").await.0, StatusCode::UNAUTHORIZED);
+    // The old tenant says yes for someone else with Mia's email: not her, refused.
+    assert_eq!(attempt(&app, "mia@example.com", "the squatter's password").await.0, StatusCode::UNAUTHORIZED);
+    assert!(app.user_record("google-oauth2|1234").await.password_hash.is_empty());
+    let asked = old.asked.load(Ordering::SeqCst);
     // A user with an imported hash is never sent to the old tenant either.
     assert_eq!(attempt(&app, "hal@example.com", "guess").await.0, StatusCode::UNAUTHORIZED);
     assert!(attempt(&app, "hal@example.com", "hal's password").await.1.is_some());

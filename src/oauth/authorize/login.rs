@@ -95,10 +95,10 @@ impl Provider {
         let checked = {
             let (provider, tenant, password) =
                 (self.clone(), tenant.clone(), form.password.clone());
-            let username = username.clone();
+            let (username, ip) = (username.clone(), browser.ip.clone());
             tokio::spawn(async move {
                 provider
-                    .check_password(&tenant, &username, password, &attempt)
+                    .check_password(&tenant, &username, password, &attempt, &ip)
                     .await
                     .map(|checked| (checked, attempt))
             })
@@ -123,6 +123,7 @@ impl Provider {
         username: &str,
         password: String,
         attempt: &Attempt,
+        ip: &str,
     ) -> anyhow::Result<Result<UserRecord, LoginProblem>> {
         let user = match self.store().user_by_email(&tenant.id, username).await {
             Ok(user) => user,
@@ -147,7 +148,7 @@ impl Provider {
             };
             if let Some(m) = migration {
                 return self
-                    .check_with_old_tenant(tenant, u.clone(), password, attempt, &m)
+                    .check_with_old_tenant(tenant, u.clone(), password, attempt, &m, ip)
                     .await;
             }
         }
@@ -155,6 +156,7 @@ impl Provider {
             .as_ref()
             .map(|u| u.password_hash.clone())
             .unwrap_or_else(|| crate::passwords::dummy_hash().to_string());
+        let password_again = password.clone();
         let Ok(checked) = self.passwords().check(password, phc).await else {
             // Not this attempt's fault: it does not count against anyone.
             self.close_attempt(tenant, attempt, Ended::Unchecked)
@@ -175,10 +177,12 @@ impl Provider {
                             .replace_password_hash(&tenant.id, &u.user_id, &u.password_hash, &new)
                             .await?
                         {
-                            // The password changed while this one was checked: the old one
-                            // verified against a hash that is no longer the user's.
-                            self.close_attempt(tenant, attempt, Ended::Failed).await?;
-                            return Ok(Err(LoginProblem::WrongCredentials));
+                            // The hash changed while this one was checked (a concurrent first
+                            // login upgraded it, or an administrator set a new password): the
+                            // password is whatever the row holds now.
+                            return self
+                                .recheck_stored(tenant, &u.user_id, password_again, attempt)
+                                .await;
                         }
                         UserRecord {
                             password_hash: new,
@@ -214,7 +218,8 @@ impl Provider {
         Ok(Some(serde_json::from_slice(&plain)?))
     }
 
-    /// Lazy migration: the old tenant says whether the password is right; a yes stores it as
+    /// Lazy migration: the old tenant says whether the password is right — for this very user
+    /// (the `sub` of the ID token it issues must be the imported `user_id`); a yes stores it as
     /// an argon2id hash (only while the user still has none), so the old tenant is never asked
     /// about this user again.
     async fn check_with_old_tenant(
@@ -224,51 +229,55 @@ impl Provider {
         password: String,
         attempt: &Attempt,
         migration: &crate::domain::migration::LazyMigration,
+        ip: &str,
     ) -> anyhow::Result<Result<UserRecord, LoginProblem>> {
         use super::lazy::OldAnswer;
+        // Nothing the old tenant could say makes these a login: a blocked user, an empty
+        // password. Neither is sent.
+        if user.blocked != 0 || password.is_empty() {
+            self.close_attempt(tenant, attempt, Ended::Failed).await?;
+            return Ok(Err(LoginProblem::WrongCredentials));
+        }
         let answer = self
             .old_tenants()
-            .check(migration, &user.email, &password)
+            .check(migration, &user.email, &password, &user.user_id, ip)
             .await;
-        let unchecked = |problem: LoginProblem| async move {
-            self.close_attempt(tenant, attempt, Ended::Unchecked)
-                .await
-                .map(|()| Err(problem))
-        };
         match answer {
             Err(_) => {
-                unchecked(LoginProblem::Busy {
+                self.close_attempt(tenant, attempt, Ended::Unchecked)
+                    .await?;
+                Ok(Err(LoginProblem::Busy {
                     retry_after: BUSY_RETRY_AFTER,
-                })
-                .await
+                }))
             }
+            // Counted like a failure: otherwise an outage (or a probe that makes the old tenant
+            // answer oddly) would be an unthrottled way to tell unmigrated accounts apart.
             Ok(OldAnswer::Unavailable) => {
-                unchecked(LoginProblem::Unavailable { retry_after: 60 }).await
+                self.close_attempt(tenant, attempt, Ended::Failed).await?;
+                Ok(Err(LoginProblem::Unavailable { retry_after: 60 }))
             }
             Ok(OldAnswer::Refused) => {
                 self.close_attempt(tenant, attempt, Ended::Failed).await?;
                 Ok(Err(LoginProblem::WrongCredentials))
             }
-            Ok(OldAnswer::Accepted) if user.blocked != 0 => {
-                self.close_attempt(tenant, attempt, Ended::Failed).await?;
-                Ok(Err(LoginProblem::WrongCredentials))
-            }
             Ok(OldAnswer::Accepted) => {
-                let Ok(hash) = self.passwords().hash(password).await else {
-                    return unchecked(LoginProblem::Busy {
+                let Ok(hash) = self.passwords().hash(password.clone()).await else {
+                    self.close_attempt(tenant, attempt, Ended::Unchecked)
+                        .await?;
+                    return Ok(Err(LoginProblem::Busy {
                         retry_after: BUSY_RETRY_AFTER,
-                    })
-                    .await;
+                    }));
                 };
-                // Only while the user still has no password here: one set meanwhile (by an
-                // administrator) is the password now, and the old one no longer opens the door.
                 if !self
                     .store()
                     .replace_password_hash(&tenant.id, &user.user_id, "", &hash)
                     .await?
                 {
-                    self.close_attempt(tenant, attempt, Ended::Failed).await?;
-                    return Ok(Err(LoginProblem::WrongCredentials));
+                    // Someone else set the password meanwhile (a concurrent first login, or
+                    // an administrator): the password is whatever is stored now.
+                    return self
+                        .recheck_stored(tenant, &user.user_id, password, attempt)
+                        .await;
                 }
                 self.close_attempt(tenant, attempt, Ended::Succeeded)
                     .await?;
@@ -277,6 +286,50 @@ impl Provider {
                     password_hash: hash,
                     ..user
                 }))
+            }
+        }
+    }
+
+    /// After a lost compare-and-set on the password hash: checks the password against what
+    /// the row holds now (a concurrent first login stored the same password's argon2id, or an
+    /// administrator set another one).
+    async fn recheck_stored(
+        &self,
+        tenant: &Tenant,
+        user_id: &str,
+        password: String,
+        attempt: &Attempt,
+    ) -> anyhow::Result<Result<UserRecord, LoginProblem>> {
+        let now = self.store().user(&tenant.id, user_id).await?;
+        let checked = match &now {
+            Some(u) if u.blocked == 0 && !u.password_hash.is_empty() => {
+                self.passwords()
+                    .check(password, u.password_hash.clone())
+                    .await
+            }
+            _ => Ok(crate::passwords::Checked {
+                ok: false,
+                upgraded: None,
+            }),
+        };
+        match (now, checked) {
+            (_, Err(_)) => {
+                self.close_attempt(tenant, attempt, Ended::Unchecked)
+                    .await?;
+                Ok(Err(LoginProblem::Busy {
+                    retry_after: BUSY_RETRY_AFTER,
+                }))
+            }
+            // Right against the current hash (an upgrade of it, if any, is left to the next
+            // login: this one already lost a race for the row).
+            (Some(u), Ok(c)) if c.ok => {
+                self.close_attempt(tenant, attempt, Ended::Succeeded)
+                    .await?;
+                Ok(Ok(u))
+            }
+            _ => {
+                self.close_attempt(tenant, attempt, Ended::Failed).await?;
+                Ok(Err(LoginProblem::WrongCredentials))
             }
         }
     }

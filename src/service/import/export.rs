@@ -59,9 +59,25 @@ fn keyword(parts: &[&str]) -> String {
 struct Writer<'a> {
     root: &'a Path,
     files: Vec<String>,
+    taken: std::collections::HashSet<String>,
 }
 
 impl Writer<'_> {
+    /// A file name not yet used in `folder` (two names that sanitize alike get `-2`, `-3`).
+    fn unique(&mut self, folder: &str, name: &str) -> String {
+        let base = file_name(name);
+        let mut candidate = base.clone();
+        let mut n = 1;
+        while !self
+            .taken
+            .insert(format!("{folder}/{}", candidate.to_lowercase()))
+        {
+            n += 1;
+            candidate = format!("{base}-{n}");
+        }
+        candidate
+    }
+
     fn write(&mut self, rel: &str, contents: &[u8]) -> Result<(), AdminError> {
         let path = self.root.join(rel);
         if let Some(parent) = path.parent() {
@@ -90,11 +106,33 @@ impl Admin {
         tenant: &Tenant,
         dir: &Path,
     ) -> Result<ExportReport, AdminError> {
+        // Files of an earlier export would come back on import as objects that no longer
+        // exist: write into an empty (or new) folder only.
+        if let Ok(mut entries) = std::fs::read_dir(dir)
+            && entries.next().is_some()
+        {
+            return Err(AdminError::Invalid(format!(
+                "{}: not empty; export into a new or empty folder",
+                dir.display()
+            )));
+        }
         let mut w = Writer {
             root: dir,
             files: Vec::new(),
+            taken: Default::default(),
         };
-        let mut keywords = Vec::new();
+        let mut keywords: Vec<String> = Vec::new();
+        let mut unique_keyword = |parts: &[&str]| -> String {
+            let base = keyword(parts);
+            let mut candidate = base.clone();
+            let mut n = 1;
+            while keywords.contains(&candidate) {
+                n += 1;
+                candidate = format!("{base}_{n}");
+            }
+            keywords.push(candidate.clone());
+            candidate
+        };
         for rule in self.list_rules(tenant).await? {
             let view = self.get_rule(tenant, &rule.id, false).await?;
             let Some(script) = view.script else {
@@ -102,7 +140,7 @@ impl Admin {
                 tracing::warn!(rule = %rule.name, "a WebAssembly rule is not exported");
                 continue;
             };
-            let base = file_name(&rule.name);
+            let base = w.unique("rules", &rule.name);
             w.write(&format!("rules/{base}.js"), script.as_bytes())?;
             w.json(
                 &format!("rules/{base}.json"),
@@ -116,17 +154,23 @@ impl Admin {
             )?;
         }
         for key in self.rule_config_keys(tenant).await? {
-            let kw = keyword(&["RULES_CONFIG", &key]);
+            let kw = unique_keyword(&["RULES_CONFIG", &key]);
+            let base = w.unique("rules-configs", &key);
             w.json(
-                &format!("rules-configs/{}.json", file_name(&key)),
+                &format!("rules-configs/{base}.json"),
                 &json!({"key": key, "value": format!("##{kw}##")}),
             )?;
-            keywords.push(kw);
         }
         let actions = self.list_actions(tenant, None, None, None).await?.actions;
         for a in &actions {
-            let base = file_name(&a.name);
-            w.write(&format!("actions/{base}/code.js"), a.code.as_bytes())?;
+            let base = w.unique("actions", &a.name);
+            // What runs is what is exported as deployed: the live version's code, not a draft
+            // edited since (which an import would otherwise deploy).
+            let code = match &a.deployed_version {
+                Some(v) => &v.code,
+                None => &a.code,
+            };
+            w.write(&format!("actions/{base}/code.js"), code.as_bytes())?;
             let secrets: Vec<Value> = a
                 .secrets
                 .iter()
@@ -140,8 +184,7 @@ impl Admin {
                                 .or_else(|| v.as_str().map(str::to_string))
                         })
                         .unwrap_or_default();
-                    let kw = keyword(&["ACTION", &a.name, &name]);
-                    keywords.push(kw.clone());
+                    let kw = unique_keyword(&["ACTION", &a.name, &name]);
                     json!({"name": name, "value": format!("##{kw}##")})
                 })
                 .collect();
@@ -182,20 +225,21 @@ impl Admin {
             let obj = v.as_object_mut().expect("an object");
             obj.remove("created_at");
             if c.token_endpoint_auth_method != "none" {
-                let kw = keyword(&["CLIENT_SECRET", &c.name]);
+                let kw = unique_keyword(&["CLIENT_SECRET", &c.name]);
                 obj.insert("client_secret".into(), Value::String(format!("##{kw}##")));
-                keywords.push(kw);
             } else {
                 obj.remove("client_secret");
             }
-            w.json(&format!("clients/{}.json", file_name(&c.name)), &v)?;
+            let base = w.unique("clients", &c.name);
+            w.json(&format!("clients/{base}.json"), &v)?;
         }
         for api in self.list_apis(tenant).await? {
             if api.is_system {
                 continue;
             }
+            let base = w.unique("resource-servers", &api.name);
             w.json(
-                &format!("resource-servers/{}.json", file_name(&api.name)),
+                &format!("resource-servers/{base}.json"),
                 &json!({
                     "name": api.name,
                     "identifier": api.identifier,
@@ -208,8 +252,9 @@ impl Admin {
         }
         for role in self.list_roles(tenant, 0, 10_000).await? {
             let permissions = self.role_permissions(tenant, &role.id).await?;
+            let base = w.unique("roles", &role.name);
             w.json(
-                &format!("roles/{}.json", file_name(&role.name)),
+                &format!("roles/{base}.json"),
                 &json!({
                     "name": role.name,
                     "description": role.description,
@@ -225,13 +270,13 @@ impl Admin {
                 .audience
                 .trim_start_matches("https://")
                 .trim_start_matches("http://");
+            let base = w.unique("grants", &format!("{client}-{api}"));
             w.json(
-                &format!("grants/{}-{}.json", file_name(client), file_name(api)),
+                &format!("grants/{base}.json"),
                 &json!({"client_id": client, "audience": g.audience, "scope": g.scope}),
             )?;
         }
         keywords.sort();
-        keywords.dedup();
         Ok(ExportReport {
             directory: dir.display().to_string(),
             files: w.files,

@@ -151,6 +151,7 @@ enum Step {
     UpdateAction(String, Option<Box<ActionPatch>>, bool),
     Bind(String, Vec<(String, Option<String>)>),
     Lazy(crate::domain::migration::LazyMigration),
+    SetSecret(String, String),
 }
 
 struct Plan {
@@ -296,7 +297,21 @@ impl Admin {
                 self.resolve(tenant_name).await?
             }
         };
-        report.credentials = self.apply(&tenant, plan.steps).await?;
+        report.credentials = match self.apply(&tenant, plan.steps).await {
+            Ok(c) => c,
+            // The tenant was made by this run: its once-shown credentials must not be lost
+            // with the error.
+            Err(e) => match &report.management_client {
+                Some(m) => {
+                    return Err(AdminError::Invalid(format!(
+                        "{e} (tenant {tenant_name} was created by this import; its Management API client: client_id {}, client_secret {}; running the import again finishes it)",
+                        m.client_id,
+                        m.client_secret.as_deref().unwrap_or("")
+                    )));
+                }
+                None => return Err(e),
+            },
+        };
         if let (Some(path), Some(checked)) = (&request.users, users_checked) {
             let mut users = self.import_users(&tenant, path, checked).await?;
             users.lazy_migration = lazy_set;
@@ -435,7 +450,13 @@ impl Admin {
                     )));
                 }
             };
-            let token_lifetime = rs.get("token_lifetime").and_then(Value::as_i64);
+            let mut token_lifetime = rs.get("token_lifetime").and_then(Value::as_i64);
+            if let Some(l) = token_lifetime
+                && l > 86_400
+            {
+                notes.push("token_lifetime above 86400 s (Wardstone's most) set to 86400");
+                token_lifetime = Some(86_400);
+            }
             let enforce_policies = rs
                 .get("enforce_policies")
                 .and_then(Value::as_bool)
@@ -468,7 +489,19 @@ impl Admin {
                 .map_err(|e| invalid_in(file, "identifier", e.into()))?;
             crate::domain::DisplayName::parse("API name", &name)
                 .map_err(|e| invalid_in(file, "name", e.into()))?;
-            super::apis::check_scopes(&scopes).map_err(|e| invalid_in(file, "scopes", e))?;
+            // Compared as stored (trimmed, a missing description filled in), so a second run
+            // finds them equal.
+            let scopes =
+                super::apis::check_scopes(&scopes).map_err(|e| invalid_in(file, "scopes", e))?;
+            if identifier == crate::domain::management::url(tenant)
+                || identifier
+                    .to_ascii_lowercase()
+                    .starts_with(crate::domain::management::RESERVED_PREFIX)
+            {
+                return Err(AdminError::Invalid(format!(
+                    "{file}: identifier {identifier:?} is reserved by Wardstone"
+                )));
+            }
             if let Some(l) = token_lifetime {
                 super::apis::check_token_lifetime(l)
                     .map_err(|e| invalid_in(file, "token_lifetime", e))?;
@@ -670,7 +703,21 @@ impl Admin {
                 .map_err(|e| invalid_in(file, &format!("client {name:?}"), e))?;
             let confidential = record.secret_hash.is_some();
             let detail = (!notes.is_empty()).then(|| notes.join("; "));
-            match current.iter().find(|c| c.name == name) {
+            let existing = current.iter().find(|c| c.name == name);
+            // A kept client_id is unique on the whole server, not only in this tenant.
+            if let Some(id) = &kept.client_id
+                && existing.is_none_or(|c| c.client_id != *id)
+                && self
+                    .store
+                    .client_id_taken(id)
+                    .await
+                    .map_err(super::internal)?
+            {
+                return Err(AdminError::Invalid(format!(
+                    "{file}: client_id {id:?} of {name:?} is already used on this server; remove client_id from the file for fresh credentials"
+                )));
+            }
+            match existing {
                 None => {
                     plan.note("client", &name, Status::Created, detail);
                     plan.steps.push(Step::CreateClient(Box::new(input), kept));
@@ -686,39 +733,87 @@ impl Admin {
                             }
                         )));
                     }
-                    let same = c.callbacks == record.redirect_uris
-                        && c.allowed_logout_urls == record.logout_urls
-                        && c.grant_types == record.grant_types
-                        && c.client_metadata == Value::Object(record.metadata.clone())
-                        && c.app_type == record.app_type
-                        && c.is_first_party == record.is_first_party
-                        && c.description == record.description
-                        && c.logo_uri == record.logo_uri
-                        && c.jwt_configuration
-                            .get("lifetime_in_seconds")
-                            .and_then(Value::as_i64)
-                            == record.id_token_lifetime;
-                    if same {
+                    if let Some(id) = &kept.client_id
+                        && *id != c.client_id
+                    {
+                        return Err(AdminError::Invalid(format!(
+                            "{file}: client {name:?} exists with client_id {:?}, the export says {id:?}; a client's id never changes",
+                            c.client_id
+                        )));
+                    }
+                    // Only what the export states is compared and changed: a field it leaves
+                    // out keeps the tenant's value (so a second run finds nothing to do).
+                    let given = |k: &str| value.contains_key(k);
+                    let lifetime = c
+                        .jwt_configuration
+                        .get("lifetime_in_seconds")
+                        .and_then(Value::as_i64);
+                    let jwt_given = value
+                        .get("jwt_configuration")
+                        .is_some_and(|j| j.get("lifetime_in_seconds").is_some());
+                    let secret_changed = match &kept.client_secret {
+                        Some(secret) => {
+                            let stored = self
+                                .store
+                                .client(&tenant.id, &c.client_id)
+                                .await
+                                .map_err(super::internal)?
+                                .and_then(|r| r.secret_hash);
+                            stored.as_deref() != Some(crate::crypto::hash_token(secret).as_slice())
+                        }
+                        None => false,
+                    };
+                    let same = (!given("callbacks") || c.callbacks == record.redirect_uris)
+                        && (!given("allowed_logout_urls")
+                            || c.allowed_logout_urls == record.logout_urls)
+                        && (!given("grant_types") || c.grant_types == record.grant_types)
+                        && (!given("client_metadata")
+                            || c.client_metadata == Value::Object(record.metadata.clone()))
+                        && (!given("app_type") || c.app_type == record.app_type)
+                        && (!given("is_first_party") || c.is_first_party == record.is_first_party)
+                        && (!given("description") || c.description == record.description)
+                        && (!given("logo_uri") || c.logo_uri == record.logo_uri)
+                        && (!jwt_given || lifetime == record.id_token_lifetime);
+                    if same && !secret_changed {
                         plan.note("client", &name, Status::Unchanged, detail);
                     } else {
+                        let mut detail = detail;
+                        if secret_changed {
+                            let note = "client_secret replaced by the export's".to_string();
+                            detail = Some(match detail {
+                                Some(d) => format!("{d}; {note}"),
+                                None => note,
+                            });
+                        }
                         plan.note("client", &name, Status::Updated, detail);
-                        plan.steps.push(Step::UpdateClient(
-                            c.client_id.clone(),
-                            Box::new(ClientPatch {
-                                name: None,
-                                callbacks: Some(input.callbacks),
-                                allowed_logout_urls: Some(input.allowed_logout_urls),
-                                grant_types: Some(record.grant_types.clone()),
-                                client_metadata: Some(Value::Object(record.metadata.clone())),
-                                token_endpoint_auth_method: None,
-                                app_type: input.app_type,
-                                is_first_party: Some(record.is_first_party),
-                                oidc_conformant: None,
-                                description: Some(record.description.clone()),
-                                logo_uri: input.logo_uri,
-                                jwt_configuration: input.jwt_configuration,
-                            }),
-                        ));
+                        if !same {
+                            plan.steps.push(Step::UpdateClient(
+                                c.client_id.clone(),
+                                Box::new(ClientPatch {
+                                    name: None,
+                                    callbacks: given("callbacks").then_some(input.callbacks),
+                                    allowed_logout_urls: given("allowed_logout_urls")
+                                        .then_some(input.allowed_logout_urls),
+                                    grant_types: given("grant_types")
+                                        .then(|| record.grant_types.clone()),
+                                    client_metadata: given("client_metadata")
+                                        .then(|| Value::Object(record.metadata.clone())),
+                                    token_endpoint_auth_method: None,
+                                    app_type: input.app_type,
+                                    is_first_party: given("is_first_party")
+                                        .then_some(record.is_first_party),
+                                    oidc_conformant: None,
+                                    description: given("description")
+                                        .then(|| record.description.clone()),
+                                    logo_uri: input.logo_uri,
+                                    jwt_configuration: input.jwt_configuration,
+                                }),
+                            ));
+                        }
+                        if secret_changed && let Some(secret) = &kept.client_secret {
+                            plan.steps
+                                .push(Step::SetSecret(c.client_id.clone(), secret.clone()));
+                        }
                     }
                 }
             }
@@ -839,7 +934,12 @@ impl Admin {
                 .to_string();
             let description = r.description.clone().unwrap_or_default();
             let mut wanted = BTreeSet::new();
+            let mut dropped = 0usize;
             for p in &r.permissions {
+                if is_auth0_management_api(&p.resource_server_identifier) {
+                    dropped += 1;
+                    continue;
+                }
                 let Some(scopes) = apis.get(&p.resource_server_identifier) else {
                     return Err(AdminError::Invalid(format!(
                         "{file}: role {name:?}: API {:?} is neither in the export nor in the tenant",
@@ -865,9 +965,12 @@ impl Admin {
                     })
                     .collect()
             };
+            let detail = (dropped > 0).then(|| {
+                format!("{dropped} permission(s) on Auth0's Management API left out (Wardstone's Management API is used with its own client)")
+            });
             match current.iter().find(|c| c.name == name) {
                 None => {
-                    plan.note("role", &name, Status::Created, None);
+                    plan.note("role", &name, Status::Created, detail);
                     plan.steps.push(Step::CreateRole(
                         NewRoleInput {
                             name: name.clone(),
@@ -887,9 +990,9 @@ impl Admin {
                     let remove: BTreeSet<_> = had.difference(&wanted).cloned().collect();
                     let new_description = (c.description != description).then_some(description);
                     if add.is_empty() && remove.is_empty() && new_description.is_none() {
-                        plan.note("role", &name, Status::Unchanged, None);
+                        plan.note("role", &name, Status::Unchanged, detail);
                     } else {
-                        plan.note("role", &name, Status::Updated, None);
+                        plan.note("role", &name, Status::Updated, detail);
                         plan.steps.push(Step::UpdateRole(
                             c.id.clone(),
                             new_description,
@@ -1382,6 +1485,16 @@ impl Admin {
                     if deploy {
                         self.deploy_action(tenant, &id).await?;
                     }
+                }
+                Step::SetSecret(client_id, secret) => {
+                    self.store
+                        .set_client_secret(
+                            &tenant.id,
+                            &client_id,
+                            &crate::crypto::hash_token(&secret),
+                        )
+                        .await
+                        .map_err(super::internal)?;
                 }
                 Step::Lazy(lazy) => {
                     use crate::domain::migration::LazyMigration;

@@ -258,6 +258,13 @@ const MAX_FILE: u64 = 4 << 20;
 fn read_text(path: &Path, keywords: &Keywords) -> Result<String, AdminError> {
     let meta = std::fs::metadata(path)
         .map_err(|e| AdminError::Invalid(format!("{}: cannot read: {e}", path.display())))?;
+    // A FIFO or a device reports no length: only regular files are read.
+    if !meta.is_file() {
+        return Err(AdminError::Invalid(format!(
+            "{}: not a regular file",
+            path.display()
+        )));
+    }
     if meta.len() > MAX_FILE {
         return Err(AdminError::Invalid(format!(
             "{}: larger than {} MiB",
@@ -296,17 +303,28 @@ fn read_json<T: serde::de::DeserializeOwned>(
     parse_json(path, &read_text(path, keywords)?)
 }
 
-/// JSON files of a folder, by name (the Deploy CLI's order is alphabetical too).
-fn json_files(dir: &Path) -> Result<Vec<PathBuf>, AdminError> {
+/// JSON files of a folder of the export `root`, by name (the Deploy CLI's order is
+/// alphabetical too). A file or folder that is a link out of the export is refused.
+fn json_files(root: &Path, dir: &Path) -> Result<Vec<PathBuf>, AdminError> {
     if !dir.is_dir() {
         return Ok(Vec::new());
     }
+    let inside = std::fs::canonicalize(root)
+        .map_err(|e| AdminError::Invalid(format!("{}: cannot read: {e}", root.display())))?;
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| AdminError::Invalid(format!("{}: cannot read: {e}", dir.display())))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "json"))
         .collect();
     files.sort();
+    for f in &files {
+        if !std::fs::canonicalize(f).is_ok_and(|real| real.starts_with(&inside)) {
+            return Err(AdminError::Invalid(format!(
+                "{}: links out of the export",
+                f.display()
+            )));
+        }
+    }
     Ok(files)
 }
 
@@ -385,7 +403,7 @@ impl Auth0Export {
     fn read_directory(root: &Path, keywords: &Keywords) -> Result<Auth0Export, AdminError> {
         let mut export = Auth0Export::default();
         let rules_dir = root.join("rules");
-        for file in json_files(&rules_dir)? {
+        for file in json_files(root, &rules_dir)? {
             let mut rule: RuleDef = read_json(&file, keywords)?;
             let stem = file.file_stem().unwrap_or_default().to_string_lossy();
             let script = rule.script.clone().unwrap_or_else(|| format!("{stem}.js"));
@@ -407,7 +425,7 @@ impl Auth0Export {
                 value: rule,
             });
         }
-        for file in json_files(&root.join("rules-configs"))? {
+        for file in json_files(root, &root.join("rules-configs"))? {
             let value: ConfigDef = read_json(&file, keywords)?;
             export.rules_configs.push(Sourced {
                 file: file.display().to_string(),
@@ -415,7 +433,7 @@ impl Auth0Export {
             });
         }
         let actions_dir = root.join("actions");
-        for file in json_files(&actions_dir)? {
+        for file in json_files(root, &actions_dir)? {
             let mut action: ActionDef = read_json(&file, keywords)?;
             let fallback = actions_dir.join(&action.name).join("code.js");
             let named = action
@@ -436,6 +454,7 @@ impl Auth0Export {
         }
         let triggers = root.join("triggers").join("triggers.json");
         if triggers.is_file() {
+            json_files(root, &root.join("triggers"))?;
             export.triggers = Some(Sourced {
                 file: triggers.display().to_string(),
                 value: read_json(&triggers, keywords)?,
@@ -445,20 +464,20 @@ impl Auth0Export {
             ("clients", &mut export.clients),
             ("resource-servers", &mut export.resource_servers),
         ] {
-            for file in json_files(&root.join(dir))? {
+            for file in json_files(root, &root.join(dir))? {
                 list.push(Sourced {
                     file: file.display().to_string(),
                     value: read_json(&file, keywords)?,
                 });
             }
         }
-        for file in json_files(&root.join("roles"))? {
+        for file in json_files(root, &root.join("roles"))? {
             export.roles.push(Sourced {
                 file: file.display().to_string(),
                 value: read_json(&file, keywords)?,
             });
         }
-        for file in json_files(&root.join("grants"))? {
+        for file in json_files(root, &root.join("grants"))? {
             export.grants.push(Sourced {
                 file: file.display().to_string(),
                 value: read_json(&file, keywords)?,
@@ -518,7 +537,11 @@ impl Auth0Export {
                 file.display()
             )));
         };
-        let base = file.parent().unwrap_or(Path::new("."));
+        // `tenant.yaml` given bare has an empty parent: the current folder.
+        let base = match file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
         let name = file.display().to_string();
         let mut export = Auth0Export::default();
         let list = |key: &str| -> Result<Vec<Value>, AdminError> {

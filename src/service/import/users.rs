@@ -50,6 +50,9 @@ pub struct UsersReport {
     pub lazy_migration: bool,
     /// Seconds the write took.
     pub seconds: f64,
+    /// A dry run: `created` counts the users that would be created at most (those already in
+    /// the tenant are left as they are).
+    pub dry_run: bool,
 }
 
 impl UsersReport {
@@ -61,10 +64,15 @@ impl UsersReport {
             .map(|(k, v)| format!("{v} {k}"))
             .collect();
         let mut line = format!(
-            "users ({}): {} read, {} created, {} unchanged, {} skipped; password hashes: {}; without a password: {}{}",
+            "users ({}): {} read, {} {}, {} unchanged, {} skipped; password hashes: {}; without a password: {}{}",
             self.file,
             self.read,
             self.created,
+            if self.dry_run {
+                "to create at most (users already in the tenant are left as they are)"
+            } else {
+                "created"
+            },
             self.unchanged,
             self.skipped_total,
             if hashes.is_empty() {
@@ -89,6 +97,8 @@ impl UsersReport {
 /// The result of the checking pass.
 #[derive(Debug, Clone)]
 pub struct CheckedUsers {
+    /// For emails that appear more than once: the position of the user kept.
+    keep: HashMap<String, usize>,
     file: String,
     read: usize,
     skipped: Vec<String>,
@@ -115,6 +125,7 @@ impl CheckedUsers {
             without_password: self.without_password,
             lazy_migration: false,
             seconds: 0.0,
+            dry_run,
         }
     }
 }
@@ -250,9 +261,15 @@ fn read_user(v: Value, roles: &BTreeSet<String>, now: i64) -> Result<Read1, Stri
             "role {r:?} is neither in the tenant nor in the export"
         ));
     }
+    // Auth0's bulk import prefixes a bare id with the connection's strategy; its export job
+    // writes ids that already carry one (`auth0|…`, `google-oauth2|…`).
+    let user_id = match user_id {
+        Some(id) if id.contains('|') => id,
+        Some(id) => format!("auth0|{id}"),
+        None => format!("auth0|{}", crate::crypto::hex(&random_bytes(12))),
+    };
     let user = ImportedUser {
-        user_id: user_id
-            .unwrap_or_else(|| format!("auth0|{}", crate::crypto::hex(&random_bytes(12)))),
+        user_id,
         email: email.as_str().to_string(),
         email_verified: flag("email_verified")?,
         password_hash,
@@ -303,6 +320,9 @@ fn for_each_object(
     };
     match first {
         None => Ok(()),
+        Some(0x1f) => Err(AdminError::Invalid(format!(
+            "{name}: gzip-compressed (Auth0's export job writes .json.gz): gunzip it first"
+        ))),
         Some(b'[') => {
             let mut de = serde_json::Deserializer::from_reader(reader);
             let mut failure: Option<AdminError> = None;
@@ -395,6 +415,7 @@ pub async fn check_file(path: &Path, roles: &BTreeSet<String>) -> Result<Checked
     let roles = roles.clone();
     tokio::task::spawn_blocking(move || {
         let mut checked = CheckedUsers {
+            keep: HashMap::new(),
             file: path.display().to_string(),
             read: 0,
             skipped: Vec::new(),
@@ -402,8 +423,15 @@ pub async fn check_file(path: &Path, roles: &BTreeSet<String>) -> Result<Checked
             hashes: BTreeMap::new(),
             without_password: 0,
         };
+        // Every id once; an email once (Auth0 keeps a social and a database user with the same
+        // email apart; Wardstone signs users in by email): the one with a password wins, then
+        // the database user, then the first.
+        let mut ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+        let mut emails: HashMap<String, (usize, u8, String)> = HashMap::new();
+        let mut duplicates: Vec<(usize, String)> = Vec::new();
         for_each_object(&path, |v, at| {
             checked.read += 1;
+            let position = checked.read;
             let kind = v
                 .get("custom_password_hash")
                 .and_then(|c| c.get("algorithm"))
@@ -414,6 +442,34 @@ pub async fn check_file(path: &Path, roles: &BTreeSet<String>) -> Result<Checked
                 .map_err(|e| AdminError::Invalid(format!("{}: {e}", at())))?
             {
                 Read1::User(u, _) => {
+                    if !ids.insert(u.user_id.clone()) {
+                        return Err(AdminError::Invalid(format!(
+                            "{}: user_id {} appears twice in the file",
+                            at(),
+                            u.user_id
+                        )));
+                    }
+                    let score = 2 * u8::from(!u.password_hash.is_empty())
+                        + u8::from(u.user_id.starts_with("auth0|"));
+                    match emails.get_mut(&u.email) {
+                        None => {
+                            emails.insert(u.email.clone(), (position, score, at()));
+                        }
+                        Some(best) => {
+                            let (lost, lost_at) = if score > best.1 {
+                                let old = (best.0, best.2.clone());
+                                *best = (position, score, at());
+                                old
+                            } else {
+                                (position, at())
+                            };
+                            checked.keep.insert(u.email.clone(), best.0);
+                            duplicates.push((lost, format!(
+                                "{lost_at}: the same email as {} (Wardstone holds one user per email; kept the one with a password, else the database user, else the first)",
+                                best.2
+                            )));
+                        }
+                    }
                     if u.password_hash.is_empty() {
                         checked.without_password += 1;
                     } else if let Some(k) = kind {
@@ -429,6 +485,12 @@ pub async fn check_file(path: &Path, roles: &BTreeSet<String>) -> Result<Checked
             }
             Ok(())
         })?;
+        checked.skipped_total += duplicates.len();
+        for (_, why) in duplicates {
+            if checked.skipped.len() < 20 {
+                checked.skipped.push(why);
+            }
+        }
         Ok(checked)
     })
     .await
@@ -457,12 +519,17 @@ impl Admin {
             let path = path.to_path_buf();
             let role_names: BTreeSet<String> = role_ids.keys().cloned().collect();
             let role_ids = role_ids.clone();
+            let keep = checked.keep.clone();
             tokio::task::spawn_blocking(move || -> Result<(), AdminError> {
                 let mut batch = Vec::with_capacity(IMPORT_BATCH);
+                let mut position = 0usize;
                 for_each_object(&path, |v, at| {
+                    position += 1;
                     match read_user(v, &role_names, now)
                         .map_err(|e| AdminError::Invalid(format!("{}: {e}", at())))?
                     {
+                        Read1::User(u, _) if keep.get(&u.email).is_some_and(|k| *k != position) => {
+                        }
                         Read1::User(mut u, names) => {
                             u.role_ids = names
                                 .iter()
