@@ -791,10 +791,12 @@ async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
     // From now on the old tenant is never asked about her: right and wrong passwords alike.
     assert!(attempt(&app, "lena@example.com", "lena's old password").await.1.is_some());
     assert_eq!(attempt(&app, "lena@example.com", "guess").await.0, StatusCode::UNAUTHORIZED);
-    // An empty password is never sent; a blocked user is never sent.
+    // An empty password is never sent.
     assert_eq!(attempt(&app, "nina@example.com", "").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(old.asked.load(Ordering::SeqCst), asked);
     // The old tenant says yes for someone else with Mia's email: not her, refused.
     assert_eq!(attempt(&app, "mia@example.com", "the squatter's password").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(old.asked.load(Ordering::SeqCst), asked + 1);
     assert!(app.user_record("google-oauth2|1234").await.password_hash.is_empty());
     let asked = old.asked.load(Ordering::SeqCst);
     // A user with an imported hash is never sent to the old tenant either.
