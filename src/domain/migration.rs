@@ -80,8 +80,28 @@ impl LazyMigration {
 
     /// The additional data its sealed form is bound to (one tenant's row cannot be moved to
     /// another).
-    pub fn aad(tenant_id: &str) -> String {
+    fn aad(tenant_id: &str) -> String {
         format!("wardstone lazy-migration v1 {tenant_id}")
+    }
+
+    /// Its stored form: sealed with the master key (it holds the old tenant's client secret).
+    pub fn seal(&self, key: &crate::crypto::MasterKey, tenant_id: &str) -> Vec<u8> {
+        key.seal(
+            &Self::aad(tenant_id),
+            &serde_json::to_vec(self).expect("plain data"),
+        )
+    }
+
+    /// Opens what [`LazyMigration::seal`] stored for `tenant_id`.
+    pub fn open(
+        key: &crate::crypto::MasterKey,
+        tenant_id: &str,
+        sealed: &[u8],
+    ) -> Result<Self, String> {
+        let plain = key
+            .open(&Self::aad(tenant_id), sealed)
+            .map_err(|e| format!("cannot open the lazy-migration settings: {e:?}"))?;
+        serde_json::from_slice(&plain).map_err(|e| format!("corrupt lazy-migration settings: {e}"))
     }
 }
 

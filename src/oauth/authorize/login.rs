@@ -13,6 +13,11 @@ use crate::crypto::{hash_token, random_token};
 use crate::oauth::{Provider, Tenant};
 use crate::store::{LoginTransactionRecord, SessionRecord, UserRecord};
 
+/// The answer when every password check is busy.
+const BUSY: LoginProblem = LoginProblem::Busy {
+    retry_after: BUSY_RETRY_AFTER,
+};
+
 /// Longest username (an email address) accepted.
 pub const MAX_USERNAME: usize = 254;
 /// Longest password accepted (argon2 takes any length; nobody types more).
@@ -159,11 +164,7 @@ impl Provider {
         let password_again = password.clone();
         let Ok(checked) = self.passwords().check(password, phc).await else {
             // Not this attempt's fault: it does not count against anyone.
-            self.close_attempt(tenant, attempt, Ended::Unchecked)
-                .await?;
-            return Ok(Err(LoginProblem::Busy {
-                retry_after: BUSY_RETRY_AFTER,
-            }));
+            return self.end_attempt(tenant, attempt, Err(BUSY)).await;
         };
         match user {
             Some(u) if checked.ok && u.blocked == 0 => {
@@ -191,15 +192,31 @@ impl Provider {
                     }
                     None => u,
                 };
-                self.close_attempt(tenant, attempt, Ended::Succeeded)
-                    .await?;
-                Ok(Ok(u))
+                self.end_attempt(tenant, attempt, Ok(u)).await
             }
             _ => {
-                self.close_attempt(tenant, attempt, Ended::Failed).await?;
-                Ok(Err(LoginProblem::WrongCredentials))
+                self.end_attempt(tenant, attempt, Err(LoginProblem::WrongCredentials))
+                    .await
             }
         }
+    }
+
+    /// Closes a counted attempt by its answer and returns the answer: a user is a success, a
+    /// busy answer counts against no one (not the attempt's fault), every other refusal is a
+    /// failure.
+    async fn end_attempt(
+        &self,
+        tenant: &Tenant,
+        attempt: &Attempt,
+        answer: Result<UserRecord, LoginProblem>,
+    ) -> anyhow::Result<Result<UserRecord, LoginProblem>> {
+        let ended = match &answer {
+            Ok(_) => Ended::Succeeded,
+            Err(LoginProblem::Busy { .. }) => Ended::Unchecked,
+            Err(_) => Ended::Failed,
+        };
+        self.close_attempt(tenant, attempt, ended).await?;
+        Ok(answer)
     }
 
     /// The tenant's lazy-migration settings, opened.
@@ -211,11 +228,9 @@ impl Provider {
         let Some(sealed) = self.store().lazy_migration(&tenant.id).await? else {
             return Ok(None);
         };
-        let plain = self
-            .master_key()
-            .open(&LazyMigration::aad(&tenant.id), &sealed)
-            .map_err(|e| anyhow::anyhow!("cannot open the lazy-migration settings: {e:?}"))?;
-        Ok(Some(serde_json::from_slice(&plain)?))
+        LazyMigration::open(self.master_key(), &tenant.id, &sealed)
+            .map(Some)
+            .map_err(anyhow::Error::msg)
     }
 
     /// Lazy migration: the old tenant says whether the password is right — for this very user
@@ -235,38 +250,33 @@ impl Provider {
         // Nothing the old tenant could say makes these a login: a blocked user, an empty
         // password. Neither is sent.
         if user.blocked != 0 || password.is_empty() {
-            self.close_attempt(tenant, attempt, Ended::Failed).await?;
-            return Ok(Err(LoginProblem::WrongCredentials));
+            return self
+                .end_attempt(tenant, attempt, Err(LoginProblem::WrongCredentials))
+                .await;
         }
         let answer = self
             .old_tenants()
             .check(migration, &user.email, &password, &user.user_id, ip)
             .await;
         match answer {
-            Err(_) => {
-                self.close_attempt(tenant, attempt, Ended::Unchecked)
-                    .await?;
-                Ok(Err(LoginProblem::Busy {
-                    retry_after: BUSY_RETRY_AFTER,
-                }))
-            }
+            Err(_) => self.end_attempt(tenant, attempt, Err(BUSY)).await,
             // Counted like a failure: otherwise an outage (or a probe that makes the old tenant
             // answer oddly) would be an unthrottled way to tell unmigrated accounts apart.
             Ok(OldAnswer::Unavailable) => {
-                self.close_attempt(tenant, attempt, Ended::Failed).await?;
-                Ok(Err(LoginProblem::Unavailable { retry_after: 60 }))
+                self.end_attempt(
+                    tenant,
+                    attempt,
+                    Err(LoginProblem::Unavailable { retry_after: 60 }),
+                )
+                .await
             }
             Ok(OldAnswer::Refused) => {
-                self.close_attempt(tenant, attempt, Ended::Failed).await?;
-                Ok(Err(LoginProblem::WrongCredentials))
+                self.end_attempt(tenant, attempt, Err(LoginProblem::WrongCredentials))
+                    .await
             }
             Ok(OldAnswer::Accepted) => {
                 let Ok(hash) = self.passwords().hash(password.clone()).await else {
-                    self.close_attempt(tenant, attempt, Ended::Unchecked)
-                        .await?;
-                    return Ok(Err(LoginProblem::Busy {
-                        retry_after: BUSY_RETRY_AFTER,
-                    }));
+                    return self.end_attempt(tenant, attempt, Err(BUSY)).await;
                 };
                 if !self
                     .store()
@@ -279,13 +289,12 @@ impl Provider {
                         .recheck_stored(tenant, &user.user_id, password, attempt)
                         .await;
                 }
-                self.close_attempt(tenant, attempt, Ended::Succeeded)
-                    .await?;
                 tracing::info!(tenant = %tenant.name, user = %user.user_id, "password migrated from the old tenant");
-                Ok(Ok(UserRecord {
+                let user = UserRecord {
                     password_hash: hash,
                     ..user
-                }))
+                };
+                self.end_attempt(tenant, attempt, Ok(user)).await
             }
         }
     }
@@ -313,23 +322,13 @@ impl Provider {
             }),
         };
         match (now, checked) {
-            (_, Err(_)) => {
-                self.close_attempt(tenant, attempt, Ended::Unchecked)
-                    .await?;
-                Ok(Err(LoginProblem::Busy {
-                    retry_after: BUSY_RETRY_AFTER,
-                }))
-            }
+            (_, Err(_)) => self.end_attempt(tenant, attempt, Err(BUSY)).await,
             // Right against the current hash (an upgrade of it, if any, is left to the next
             // login: this one already lost a race for the row).
-            (Some(u), Ok(c)) if c.ok => {
-                self.close_attempt(tenant, attempt, Ended::Succeeded)
-                    .await?;
-                Ok(Ok(u))
-            }
+            (Some(u), Ok(c)) if c.ok => self.end_attempt(tenant, attempt, Ok(u)).await,
             _ => {
-                self.close_attempt(tenant, attempt, Ended::Failed).await?;
-                Ok(Err(LoginProblem::WrongCredentials))
+                self.end_attempt(tenant, attempt, Err(LoginProblem::WrongCredentials))
+                    .await
             }
         }
     }

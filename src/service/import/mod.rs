@@ -1497,11 +1497,7 @@ impl Admin {
                         .map_err(super::internal)?;
                 }
                 Step::Lazy(lazy) => {
-                    use crate::domain::migration::LazyMigration;
-                    let sealed = self.master_key.seal(
-                        &LazyMigration::aad(&tenant.id),
-                        &serde_json::to_vec(&lazy).expect("plain data"),
-                    );
+                    let sealed = lazy.seal(&self.master_key, &tenant.id);
                     self.store
                         .set_lazy_migration(&tenant.id, &sealed, self.clock.now())
                         .await
@@ -1541,17 +1537,9 @@ impl Admin {
         else {
             return Ok(None);
         };
-        let plain = self
-            .master_key
-            .open(&LazyMigration::aad(&tenant.id), &sealed)
-            .map_err(|e| {
-                AdminError::Internal(anyhow::anyhow!(
-                    "cannot open the lazy-migration settings: {e:?}"
-                ))
-            })?;
-        serde_json::from_slice(&plain)
+        LazyMigration::open(&self.master_key, &tenant.id, &sealed)
             .map(Some)
-            .map_err(|e| AdminError::Internal(e.into()))
+            .map_err(|e| AdminError::Internal(anyhow::Error::msg(e)))
     }
 
     /// The tenant's rule settings, opened (the importer compares them to the export's).
