@@ -253,10 +253,13 @@ fn check_now(password: &str, stored: &str, memory: &mut Vec<Block>) -> Checked {
             // No password here (an imported user without a hash) or an unknown form: the same
             // work as a wrong password, so the answer's timing says nothing.
             verify_now(password, dummy_hash(), memory);
-            false
+            return wrong;
         }
     };
     if !ok {
+        // A wrong password on a cheap imported hash still costs an argon2id, as it does for an
+        // unknown user, so timing does not single out users not yet migrated.
+        verify_now(password, dummy_hash(), memory);
         return wrong;
     }
     Checked {

@@ -499,6 +499,11 @@ async fn bad_input_names_the_file_and_nothing_is_written() {
         let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
         assert!(err.contains(needle), "{line}: {err}");
     }
+    // One user of a JSON array is bounded like an NDJSON line.
+    let huge = format!("[{{\"email\":\"a@example.com\",\"user_metadata\":{{\"x\":\"{}\"}}}}]", "y".repeat(400 << 10));
+    std::fs::write(&path, huge).unwrap();
+    let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
+    assert!(err.contains("larger than"), "{}", &err[..err.len().min(300)]);
     std::fs::write(&path, [0x1f, 0x8b, 0x08, 0x00, 0x00]).unwrap();
     let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
     assert!(err.contains("gunzip"), "{err}");

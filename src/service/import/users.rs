@@ -324,12 +324,18 @@ fn for_each_object(
             "{name}: gzip-compressed (Auth0's export job writes .json.gz): gunzip it first"
         ))),
         Some(b'[') => {
+            let since = std::rc::Rc::new(std::cell::Cell::new(0usize));
+            let reader = Bounded {
+                inner: reader,
+                since: since.clone(),
+            };
             let mut de = serde_json::Deserializer::from_reader(reader);
             let mut failure: Option<AdminError> = None;
             let seed = EachSeed {
                 each: &mut each,
                 name: &name,
                 failure: &mut failure,
+                since,
             };
             let parsed = seed.deserialize(&mut de).and_then(|()| de.end());
             if let Some(f) = failure {
@@ -376,6 +382,31 @@ struct EachSeed<'a, F: FnMut(Value, &dyn Fn() -> String) -> Result<(), AdminErro
     each: &'a mut F,
     name: &'a str,
     failure: &'a mut Option<AdminError>,
+    /// Bytes read since the last element ended (see [`Bounded`]).
+    since: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+/// A reader that fails once more than [`MAX_LINE`] bytes are read without an element ending:
+/// one user of a JSON array is bounded like one NDJSON line, so a giant element cannot make
+/// the import hold gigabytes.
+struct Bounded<R> {
+    inner: R,
+    since: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let total = self.since.get() + n;
+        if total > MAX_LINE + (1 << 16) {
+            return Err(std::io::Error::other(format!(
+                "a user is larger than {} KiB",
+                MAX_LINE >> 10
+            )));
+        }
+        self.since.set(total);
+        Ok(n)
+    }
 }
 
 impl<'de, F: FnMut(Value, &dyn Fn() -> String) -> Result<(), AdminError>> DeserializeSeed<'de>
@@ -404,6 +435,7 @@ impl<'de, F: FnMut(Value, &dyn Fn() -> String) -> Result<(), AdminError>> Visito
                 *self.failure = Some(e);
                 return Err(serde::de::Error::custom("stopped"));
             }
+            self.since.set(0);
         }
         Ok(())
     }
