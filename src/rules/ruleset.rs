@@ -71,6 +71,19 @@ impl Rules {
         format!("rule-config:{tenant_id}:{key}")
     }
 
+    /// Opens a stored rule setting (the rule set and the importer's comparison both read them).
+    pub fn open_config(
+        master_key: &crate::crypto::MasterKey,
+        tenant_id: &str,
+        key: &str,
+        sealed: &[u8],
+    ) -> anyhow::Result<String> {
+        let plain = master_key
+            .open(&Self::config_aad(tenant_id, key), sealed)
+            .with_context(|| format!("cannot decrypt rule setting {key}"))?;
+        String::from_utf8(plain).context("rule setting is not UTF-8")
+    }
+
     /// The AAD that binds an action's sealed secrets to its tenant and action.
     pub fn secrets_aad(tenant_id: &str, action_id: &str) -> String {
         format!("action-secrets:{tenant_id}:{action_id}")
@@ -101,15 +114,8 @@ impl Rules {
             .context("cannot read the tenant's rules")?;
         let mut configuration = BTreeMap::new();
         for (key, sealed) in rows.configs {
-            let plain = self
-                .inner
-                .master_key
-                .open(&Self::config_aad(tenant_id, &key), &sealed)
-                .with_context(|| format!("cannot decrypt rule setting {key}"))?;
-            configuration.insert(
-                key,
-                String::from_utf8(plain).context("rule setting is not UTF-8")?,
-            );
+            let value = Self::open_config(&self.inner.master_key, tenant_id, &key, &sealed)?;
+            configuration.insert(key, value);
         }
         let mut actions: BTreeMap<TriggerId, Vec<BoundAction>> = BTreeMap::new();
         for row in rows.actions {

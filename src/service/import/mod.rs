@@ -1554,13 +1554,9 @@ impl Admin {
             .await
             .map_err(super::internal)?
         {
-            let plain = self
-                .master_key
-                .open(&crate::rules::Rules::config_aad(&tenant.id, &key), &sealed)
-                .map_err(|e| {
-                    AdminError::Internal(anyhow::anyhow!("cannot open a rule setting: {e:?}"))
-                })?;
-            out.insert(key, String::from_utf8_lossy(&plain).into_owned());
+            let value =
+                crate::rules::Rules::open_config(&self.master_key, &tenant.id, &key, &sealed)?;
+            out.insert(key, value);
         }
         Ok(out)
     }

@@ -132,7 +132,8 @@ impl CheckedUsers {
 
 /// One user as read: the row, or why it is not imported.
 enum Read1 {
-    User(Box<ImportedUser>, Vec<String>),
+    /// The row, its role names, and the algorithm of its imported hash (if it has one).
+    User(Box<ImportedUser>, Vec<String>, Option<String>),
     Skip(String),
 }
 
@@ -286,8 +287,10 @@ fn read_user(v: Value, roles: &BTreeSet<String>, now: i64) -> Result<Read1, Stri
         created_at: created_at(&map, now),
         role_ids: Vec::new(),
     };
-    let _ = algorithm;
-    Ok(Read1::User(Box::new(user), role_names))
+    let algorithm = (!user.password_hash.is_empty())
+        .then_some(algorithm)
+        .flatten();
+    Ok(Read1::User(Box::new(user), role_names, algorithm))
 }
 
 /// Calls `each` with every user object of the file and where it is (`file:line` or
@@ -464,16 +467,10 @@ pub async fn check_file(path: &Path, roles: &BTreeSet<String>) -> Result<Checked
         for_each_object(&path, |v, at| {
             checked.read += 1;
             let position = checked.read;
-            let kind = v
-                .get("custom_password_hash")
-                .and_then(|c| c.get("algorithm"))
-                .and_then(Value::as_str)
-                .map(str::to_string)
-                .or_else(|| v.get("password_hash").map(|_| "bcrypt".to_string()));
             match read_user(v, &roles, 0)
                 .map_err(|e| AdminError::Invalid(format!("{}: {e}", at())))?
             {
-                Read1::User(u, _) => {
+                Read1::User(u, _, algorithm) => {
                     if !ids.insert(u.user_id.clone()) {
                         return Err(AdminError::Invalid(format!(
                             "{}: user_id {} appears twice in the file",
@@ -504,7 +501,7 @@ pub async fn check_file(path: &Path, roles: &BTreeSet<String>) -> Result<Checked
                     }
                     if u.password_hash.is_empty() {
                         checked.without_password += 1;
-                    } else if let Some(k) = kind {
+                    } else if let Some(k) = algorithm {
                         *checked.hashes.entry(k).or_default() += 1;
                     }
                 }
@@ -560,9 +557,9 @@ impl Admin {
                     match read_user(v, &role_names, now)
                         .map_err(|e| AdminError::Invalid(format!("{}: {e}", at())))?
                     {
-                        Read1::User(u, _) if keep.get(&u.email).is_some_and(|k| *k != position) => {
-                        }
-                        Read1::User(mut u, names) => {
+                        Read1::User(u, _, _)
+                            if keep.get(&u.email).is_some_and(|k| *k != position) => {}
+                        Read1::User(mut u, names, _) => {
                             u.role_ids = names
                                 .iter()
                                 .filter_map(|n| role_ids.get(n).cloned())
