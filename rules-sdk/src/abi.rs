@@ -1,47 +1,39 @@
 //! ABI v1 glue: reading the input, calling the rule, writing the output.
 
-use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::{Configuration, Context, Deny, RuleErrorBody, RuleInput, User};
+use crate::json::{self, Reader};
+use crate::{Configuration, Context, Deny, RuleInput, User};
 
 /// The signature of a rule.
 pub type RuleFn = fn(&mut User, &mut Context, &Configuration) -> Result<(), Deny>;
 
 /// The keys of a JSON object's text.
-fn keys_of(raw: Option<&serde_json::value::RawValue>) -> Vec<String> {
-    raw.and_then(|r| {
-        serde_json::from_str::<std::collections::BTreeMap<String, serde::de::IgnoredAny>>(r.get())
-            .ok()
-    })
-    .map(|m| m.into_keys().collect())
-    .unwrap_or_default()
-}
-
-/// `map` with `null` for each of `before` it no longer has: the merge patch then removes them.
-fn with_removals(map: &Map<String, Value>, before: &[String]) -> Value {
-    let mut out = map.clone();
-    for k in before {
-        if !out.contains_key(k) {
-            out.insert(k.clone(), Value::Null);
-        }
+fn keys_of(raw: Option<&str>) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(raw) = raw {
+        let _ = Reader::new(raw).object(|r, key| {
+            keys.push(key.to_owned());
+            r.skip().map(|_| ())
+        });
     }
-    Value::Object(out)
+    keys
 }
 
-#[derive(Serialize)]
-struct Patch<'a> {
-    #[serde(skip_serializing_if = "Map::is_empty")]
-    user: Map<String, Value>,
-    context: ContextPatch<'a>,
-}
-
-#[derive(Serialize)]
-struct ContextPatch<'a> {
-    #[serde(rename = "idToken")]
-    id_token: Value,
-    #[serde(rename = "accessToken")]
-    access_token: &'a crate::AccessToken,
+/// `map` as an object, with `null` for each of `before` it no longer has: the merge patch then
+/// removes them.
+fn write_with_removals(out: &mut Vec<u8>, map: &Map<String, Value>, before: &[String]) {
+    json::write_map(out, map.iter());
+    let removed = before.iter().filter(|k| !map.contains_key(k.as_str()));
+    for (i, k) in removed.enumerate() {
+        // Reopen the object written above: `{...}` becomes `{..., "k": null}`.
+        out.pop();
+        if i > 0 || !map.is_empty() {
+            out.push(b',');
+        }
+        json::write_str(out, k);
+        out.extend_from_slice(b":null}");
+    }
 }
 
 /// Runs a rule on ABI v1 input JSON and returns ABI v1 output JSON, exactly as the wasm export
@@ -49,24 +41,28 @@ struct ContextPatch<'a> {
 ///
 /// The output carries only what the server honours and the rule may have changed: the token
 /// claims and scopes, and the metadata objects the rule wrote to.
-pub fn run_json(rule: RuleFn, input: &[u8]) -> Vec<u8> {
-    let parsed = input_text(input)
-        .map_err(|e| e.to_string())
-        .and_then(|text| serde_json::from_str::<RuleInput>(text).map_err(|e| e.to_string()));
-    let mut input = match parsed {
-        Ok(i) => i,
-        Err(e) => return error_json(&format!("the rule could not read its input: {e}")),
+pub fn run_json(rule: RuleFn, input_bytes: &[u8]) -> Vec<u8> {
+    let mut input = RuleInput::default();
+    let parsed = match input_text(input_bytes) {
+        Ok(text) => json::read_into(text, &mut input)
+            .map_err(|e| json::describe("the rule could not read its input", e)),
+        Err(_) => Err("the rule could not read its input: it is not UTF-8".to_owned()),
     };
+    if let Err(message) = parsed {
+        return error_json(&message);
+    }
     // Claims present before the rule ran: a claim the rule removed goes out as `null`.
     let keys = |m: &Map<String, Value>| m.keys().cloned().collect::<Vec<String>>();
     let id_before = keys(&input.context.id_token.claims);
     let access_before = keys(&input.context.access_token.claims);
     let output = match rule(&mut input.user, &mut input.context, &input.configuration) {
-        Ok(()) => patch_json(&mut input, &id_before, &access_before),
-        Err(deny) => serde_json::to_vec(&serde_json::json!({
-            "error": RuleErrorBody { kind: "unauthorized".into(), message: deny.message }
-        }))
-        .unwrap_or_default(),
+        Ok(()) => patch_json(&input, &id_before, &access_before),
+        Err(deny) => {
+            let mut out = b"{\"error\":{\"kind\":\"unauthorized\",\"message\":".to_vec();
+            json::write_str(&mut out, &deny.message);
+            out.extend_from_slice(b"}}");
+            out
+        }
     };
     // The instance is thrown away after this execution: walking the input's maps to free
     // memory that is never reused would only cost time.
@@ -75,34 +71,49 @@ pub fn run_json(rule: RuleFn, input: &[u8]) -> Vec<u8> {
     output
 }
 
-fn patch_json(input: &mut RuleInput, id_before: &[String], access_before: &[String]) -> Vec<u8> {
-    let (user, context) = (&input.user, &mut input.context);
-    let mut user_patch = Map::new();
-    for (name, metadata) in [
+/// `{"user": {<changed metadata>}?, "context": {"idToken": {...}, "accessToken": {...}}}`.
+fn patch_json(input: &RuleInput, id_before: &[String], access_before: &[String]) -> Vec<u8> {
+    let (user, context) = (&input.user, &input.context);
+    let mut out = Vec::with_capacity(512);
+    out.push(b'{');
+    let changed = [
         ("app_metadata", &user.app_metadata),
         ("user_metadata", &user.user_metadata),
-    ] {
-        if metadata.changed() {
-            let before = keys_of(metadata.received());
-            user_patch.insert(name.into(), with_removals(metadata, &before));
+    ];
+    if changed.iter().any(|(_, m)| m.changed()) {
+        out.extend_from_slice(b"\"user\":{");
+        let mut first = true;
+        for (name, metadata) in changed {
+            if metadata.changed() {
+                if !first {
+                    out.push(b',');
+                }
+                first = false;
+                json::write_str(&mut out, name);
+                out.push(b':');
+                write_with_removals(&mut out, metadata, &keys_of(metadata.received()));
+            }
         }
+        out.extend_from_slice(b"},");
     }
-    for k in access_before {
-        if !context.access_token.claims.contains_key(k) {
-            context.access_token.claims.insert(k.clone(), Value::Null);
+    out.extend_from_slice(b"\"context\":{\"idToken\":");
+    write_with_removals(&mut out, &context.id_token.claims, id_before);
+    out.extend_from_slice(b",\"accessToken\":{\"scope\":[");
+    for (i, scope) in context.access_token.scope.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        json::write_str(&mut out, scope);
     }
-    let patch = Patch {
-        user: user_patch,
-        context: ContextPatch {
-            id_token: with_removals(&context.id_token.claims, id_before),
-            access_token: &context.access_token,
-        },
-    };
-    let out = serde_json::to_vec(&patch)
-        .unwrap_or_else(|e| error_json(&format!("the rule's output could not be serialized: {e}")));
-    #[cfg(target_arch = "wasm32")]
-    std::mem::forget(patch);
+    out.push(b']');
+    // The claims after `scope`, as one object's members.
+    let mut claims = Vec::new();
+    write_with_removals(&mut claims, &context.access_token.claims, access_before);
+    if claims.len() > 2 {
+        out.push(b',');
+        out.extend_from_slice(claims.get(1..claims.len() - 1).unwrap_or_default());
+    }
+    out.extend_from_slice(b"}}}");
     out
 }
 
@@ -152,6 +163,58 @@ mod tests {
         user.app_metadata.remove("plan");
         user.user_metadata.insert("seen".into(), Value::Bool(true));
         Ok(())
+    }
+
+    fn copy_score(user: &mut User, context: &mut Context, _: &Configuration) -> Result<(), Deny> {
+        let score = user.app_metadata.get("score").cloned().unwrap_or_default();
+        context.id_token.set_claim("https://e.example/score", score);
+        context.access_token.claims.remove("https://e.example/old");
+        Ok(())
+    }
+
+    #[test]
+    fn values_pass_through_exactly_and_untouched_parts_are_not_sent_back() {
+        let input = br#"{"user":{"user_id":"u","app_metadata":{"score":[0.1,-2.5e-7,1e300,18446744073709551615,"\u00e9\n"]}},
+            "context":{"request":{"ip":"203.0.113.9","query":{"a":"b"}},"idToken":{"keep":1},
+            "accessToken":{"scope":["openid"],"https://e.example/old":true}},"configuration":{"K":"V"}}"#;
+        let out: Value = serde_json::from_slice(&run_json(copy_score, input)).unwrap();
+        assert_eq!(
+            out,
+            serde_json::json!({"context": {
+                "idToken": {"keep": 1, "https://e.example/score": [0.1, -2.5e-7, 1e300, 18446744073709551615u64, "é\n"]},
+                "accessToken": {"scope": ["openid"], "https://e.example/old": null}
+            }})
+        );
+    }
+
+    #[test]
+    fn input_that_is_not_the_abi_is_an_sdk_error_never_a_pass() {
+        for input in [
+            &b"not json"[..],
+            b"{\"user\":{\"user_id\":7},\"context\":{}}",
+            b"{\"user\":{},\"context\":{\"accessToken\":{\"scope\":\"openid\"}}}",
+            b"{\"user\":{},\"context\":{}} trailing",
+            b"\xff\xfe",
+        ] {
+            let out: Value = serde_json::from_slice(&run_json(drop_plan, input)).unwrap();
+            assert_eq!(
+                out["error"]["kind"],
+                "sdk_error",
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+        let deep = format!(
+            "{{\"user\":{{\"app_metadata\":{{\"plan\":{}{}}}}},\"context\":{{}}}}",
+            "[".repeat(5000),
+            "]".repeat(5000)
+        );
+        // Skipped lazily, then refused when the rule reads it: an empty value, not a crash.
+        let out: Value = serde_json::from_slice(&run_json(drop_plan, deep.as_bytes())).unwrap();
+        assert_eq!(
+            out["user"]["user_metadata"],
+            serde_json::json!({"seen": true})
+        );
     }
 
     #[test]

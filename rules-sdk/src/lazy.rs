@@ -9,9 +9,10 @@ use std::cell::OnceCell;
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
+
+use crate::json::{self, FromJson};
 
 /// A value decoded on first use. It dereferences to `T`, so a rule uses it as a `T`:
 /// `user.app_metadata.get("roles")`, `user.user_metadata.insert(k, v)`.
@@ -19,17 +20,18 @@ use serde_json::value::RawValue;
 /// If the JSON the rule received does not decode as `T` (only possible with a hand-made input,
 /// e.g. in the rule test endpoint), the rule sees `T::default()` and an error line is logged.
 pub struct Lazy<T> {
-    raw: Option<Box<RawValue>>,
+    raw: Option<Box<str>>,
     value: OnceCell<T>,
     changed: bool,
 }
 
-impl<T: DeserializeOwned + Default> Lazy<T> {
+impl<T: FromJson + Default> Lazy<T> {
     fn decoded(&self) -> &T {
         self.value.get_or_init(|| match &self.raw {
-            Some(raw) => serde_json::from_str(raw.get()).unwrap_or_else(|e| {
-                crate::log::error(&format!(
-                    "a part of the rule's input does not have the expected shape ({e}); using an empty value"
+            Some(raw) => json::from_str(raw).unwrap_or_else(|e| {
+                crate::log::error(&json::describe(
+                    "a part of the rule's input does not have the expected shape; using an empty value",
+                    e,
                 ));
                 T::default()
             }),
@@ -43,7 +45,7 @@ impl<T: DeserializeOwned + Default> Lazy<T> {
     }
 
     /// The JSON text it was received as, if it was.
-    pub(crate) fn received(&self) -> Option<&RawValue> {
+    pub(crate) fn received(&self) -> Option<&str> {
         self.raw.as_deref()
     }
 }
@@ -59,7 +61,7 @@ impl<T> Lazy<T> {
     }
 }
 
-impl<T: DeserializeOwned + Default> Deref for Lazy<T> {
+impl<T: FromJson + Default> Deref for Lazy<T> {
     type Target = T;
 
     fn deref(&self) -> &T {
@@ -67,7 +69,7 @@ impl<T: DeserializeOwned + Default> Deref for Lazy<T> {
     }
 }
 
-impl<T: DeserializeOwned + Default> DerefMut for Lazy<T> {
+impl<T: FromJson + Default> DerefMut for Lazy<T> {
     fn deref_mut(&mut self) -> &mut T {
         self.decoded();
         self.changed = true;
@@ -97,13 +99,13 @@ impl<T: Clone> Clone for Lazy<T> {
     }
 }
 
-impl<T: DeserializeOwned + Default + fmt::Debug> fmt::Debug for Lazy<T> {
+impl<T: FromJson + Default + fmt::Debug> fmt::Debug for Lazy<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.decoded().fmt(f)
     }
 }
 
-impl<T: DeserializeOwned + Default + PartialEq> PartialEq for Lazy<T> {
+impl<T: FromJson + Default + PartialEq> PartialEq for Lazy<T> {
     fn eq(&self, other: &Self) -> bool {
         self.decoded() == other.decoded()
     }
@@ -113,7 +115,9 @@ impl<T: Serialize> Serialize for Lazy<T> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match (self.value.get(), &self.raw) {
             (Some(v), _) => v.serialize(s),
-            (None, Some(raw)) => raw.serialize(s),
+            (None, Some(raw)) => RawValue::from_string(raw.to_string())
+                .map_err(serde::ser::Error::custom)?
+                .serialize(s),
             (None, None) => s.serialize_unit(),
         }
     }
@@ -122,7 +126,17 @@ impl<T: Serialize> Serialize for Lazy<T> {
 impl<'de, T> Deserialize<'de> for Lazy<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         Ok(Lazy {
-            raw: Some(Box::<RawValue>::deserialize(d)?),
+            raw: Some(Box::<RawValue>::deserialize(d)?.into()),
+            value: OnceCell::new(),
+            changed: false,
+        })
+    }
+}
+
+impl<T> FromJson for Lazy<T> {
+    fn from_json(r: &mut json::Reader<'_>) -> Result<Self, json::Error> {
+        Ok(Lazy {
+            raw: Some(r.skip()?.into()),
             value: OnceCell::new(),
             changed: false,
         })

@@ -43,7 +43,9 @@
 mod abi;
 #[cfg(target_arch = "wasm32")]
 pub mod bump;
+mod float;
 pub mod http;
+pub mod json;
 mod lazy;
 pub mod log;
 mod types;

@@ -313,3 +313,104 @@ pub enum RuleOutput {
         context: Option<Value>,
     },
 }
+
+// What the rule's own reader (`crate::json`) decodes: the same field names as the serde
+// attributes above, which the host uses to write the input.
+crate::json::from_json_fields!(User {
+    "user_id" => user_id,
+    "email" => email,
+    "email_verified" => email_verified,
+    "name" => name,
+    "given_name" => given_name,
+    "family_name" => family_name,
+    "nickname" => nickname,
+    "picture" => picture,
+    "username" => username,
+    "created_at" => created_at,
+    "updated_at" => updated_at,
+    "last_login" => last_login,
+    "logins_count" => logins_count,
+    "app_metadata" => app_metadata,
+    "user_metadata" => user_metadata,
+});
+
+crate::json::from_json_fields!(Request {
+    "ip" => ip,
+    "hostname" => hostname,
+    "userAgent" => user_agent,
+    "query" => query,
+    "body" => body,
+    "language" => language,
+    "geoip" => geoip,
+});
+
+crate::json::from_json_fields!(Stats { "loginsCount" => logins_count });
+
+crate::json::from_json_fields!(AuthenticationMethod {
+    "name" => name,
+    "timestamp" => timestamp,
+});
+
+crate::json::from_json_fields!(Authentication { "methods" => methods });
+
+crate::json::from_json_fields!(Authorization { "roles" => roles });
+
+crate::json::from_json_fields!(Context {
+    "tenant" => tenant,
+    "clientID" => client_id,
+    "clientName" => client_name,
+    "clientMetadata" => client_metadata,
+    "connection" => connection,
+    "connectionStrategy" => connection_strategy,
+    "protocol" => protocol,
+    "request" => request,
+    "stats" => stats,
+    "sessionID" => session_id,
+    "authentication" => authentication,
+    "authorization" => authorization,
+    "idToken" => id_token,
+    "accessToken" => access_token,
+    "audience" => audience,
+    "connectionID" => connection_id,
+    "connectionMetadata" => connection_metadata,
+    "connectionOptions" => connection_options,
+    "samlConfiguration" => saml_configuration,
+    "jwtConfiguration" => jwt_configuration,
+    "sso" => sso,
+    "primaryUser" => primary_user,
+    "riskAssessment" => risk_assessment,
+});
+
+impl crate::json::FromJson for IdToken {
+    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Error> {
+        Map::from_json(r).map(|claims| IdToken { claims })
+    }
+}
+
+impl crate::json::FromJson for AccessToken {
+    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Error> {
+        let mut token = AccessToken::default();
+        r.object(|r, key| {
+            if key == "scope" {
+                token.scope = crate::json::FromJson::from_json(r)?;
+            } else {
+                let v = r.value()?;
+                token.claims.insert(key.to_owned(), v);
+            }
+            Ok(())
+        })?;
+        Ok(token)
+    }
+}
+
+impl crate::json::FromJson for Configuration {
+    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Error> {
+        crate::json::FromJson::from_json(r).map(Configuration)
+    }
+}
+
+crate::json::from_json_fields!(RuleInput {
+    "user" => user,
+    "context" => context,
+    "configuration" => configuration,
+});
