@@ -31,6 +31,11 @@ impl Error {
     }
 }
 
+/// A decoder stopped; the reader holds why (see [`from_str`]). A unit, so the reader's
+/// results stay small: they are returned on every token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop;
+
 /// Nesting deeper than this is refused rather than recursed into (the rule's stack is small).
 const MAX_DEPTH: u32 = 128;
 
@@ -39,6 +44,7 @@ pub struct Reader<'a> {
     text: &'a str,
     pos: usize,
     depth: u32,
+    failure: Error,
 }
 
 impl<'a> Reader<'a> {
@@ -48,6 +54,7 @@ impl<'a> Reader<'a> {
             text,
             pos: 0,
             depth: 0,
+            failure: Error { what: "", at: 0 },
         }
     }
 
@@ -59,16 +66,21 @@ impl<'a> Reader<'a> {
         self.bytes().get(self.pos..).unwrap_or_default()
     }
 
-    fn error(&self, what: &'static str) -> Error {
-        Error { what, at: self.pos }
+    fn error(&mut self, what: &'static str) -> Stop {
+        self.fail_at(what, self.pos)
     }
 
-    fn slice(&self, from: usize, to: usize) -> Result<&'a str, Error> {
+    fn fail_at(&mut self, what: &'static str, at: usize) -> Stop {
+        self.failure = Error { what, at };
+        Stop
+    }
+
+    fn slice(&mut self, from: usize, to: usize) -> Result<&'a str, Stop> {
         // Both ends sit on ASCII bytes the reader matched, so this never fails on valid input.
-        self.text.get(from..to).ok_or(Error {
-            what: "a whole character",
-            at: from,
-        })
+        match self.text.get(from..to) {
+            Some(s) => Ok(s),
+            None => Err(self.fail_at("a whole character", from)),
+        }
     }
 
     /// The next byte after whitespace, without consuming it.
@@ -84,7 +96,7 @@ impl<'a> Reader<'a> {
         None
     }
 
-    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), Error> {
+    fn expect(&mut self, c: u8, what: &'static str) -> Result<(), Stop> {
         if self.peek() == Some(c) {
             self.pos += 1;
             Ok(())
@@ -93,7 +105,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn literal(&mut self, word: &'static str) -> Result<(), Error> {
+    fn literal(&mut self, word: &'static str) -> Result<(), Stop> {
         if self.rest().starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(())
@@ -103,14 +115,14 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails unless only whitespace is left.
-    pub fn finish(&mut self) -> Result<(), Error> {
+    pub fn finish(&mut self) -> Result<(), Stop> {
         match self.peek() {
             None => Ok(()),
             Some(_) => Err(self.error("the end of the input")),
         }
     }
 
-    fn enter(&mut self) -> Result<(), Error> {
+    fn enter(&mut self) -> Result<(), Stop> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.error("at most 128 levels of nesting"));
@@ -119,7 +131,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads `null` if it is next.
-    pub fn null(&mut self) -> Result<bool, Error> {
+    pub fn null(&mut self) -> Result<bool, Stop> {
         if self.peek() == Some(b'n') {
             self.literal("null")?;
             return Ok(true);
@@ -130,8 +142,8 @@ impl<'a> Reader<'a> {
     /// Walks an object: `field` is called with each key and must consume its value.
     pub fn object(
         &mut self,
-        mut field: impl FnMut(&mut Self, &str) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        mut field: impl FnMut(&mut Self, &str) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
         self.expect(b'{', "an object")?;
         self.enter()?;
         if self.peek() == Some(b'}') {
@@ -161,8 +173,8 @@ impl<'a> Reader<'a> {
     /// Walks an array: `item` is called at each element and must consume it.
     pub fn array(
         &mut self,
-        mut item: impl FnMut(&mut Self) -> Result<(), Error>,
-    ) -> Result<(), Error> {
+        mut item: impl FnMut(&mut Self) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
         self.expect(b'[', "an array")?;
         self.enter()?;
         if self.peek() == Some(b']') {
@@ -185,7 +197,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A string, borrowed from the text when it has no escapes.
-    pub fn string(&mut self) -> Result<Cow<'a, str>, Error> {
+    pub fn string(&mut self) -> Result<Cow<'a, str>, Stop> {
         self.expect(b'"', "a string")?;
         let bytes = self.bytes();
         let start = self.pos;
@@ -238,7 +250,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn hex4(&mut self) -> Result<u32, Error> {
+    fn hex4(&mut self) -> Result<u32, Stop> {
         let mut n = 0;
         for _ in 0..4 {
             let d = match self.bytes().get(self.pos) {
@@ -253,7 +265,7 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
-    fn unicode_escape(&mut self) -> Result<char, Error> {
+    fn unicode_escape(&mut self) -> Result<char, Stop> {
         let first = self.hex4()?;
         let code = match first {
             0xD800..=0xDBFF => {
@@ -273,7 +285,7 @@ impl<'a> Reader<'a> {
         char::from_u32(code).ok_or(self.error("a valid code point"))
     }
 
-    fn number(&mut self) -> Result<Number, Error> {
+    fn number(&mut self) -> Result<Number, Stop> {
         let bytes = self.bytes();
         let start = self.pos;
         let negative = bytes.get(self.pos) == Some(&b'-');
@@ -352,17 +364,17 @@ impl<'a> Reader<'a> {
             digits.pop();
             e10 += 1;
         }
-        crate::float::parse(&digits, e10)
+        match crate::float::parse(&digits, e10)
             .map(|f| if negative { -f } else { f })
             .and_then(Number::from_f64)
-            .ok_or(Error {
-                what: "a number within the range of a double",
-                at: start,
-            })
+        {
+            Some(n) => Ok(n),
+            None => Err(self.fail_at("a number within the range of a double", start)),
+        }
     }
 
     /// Any value, decoded into a [`Value`].
-    pub fn value(&mut self) -> Result<Value, Error> {
+    pub fn value(&mut self) -> Result<Value, Stop> {
         match self.peek() {
             Some(b'{') => {
                 let mut map = Map::new();
@@ -393,7 +405,7 @@ impl<'a> Reader<'a> {
 
     /// Skips one value and returns its text. Strings and brackets are matched, but the insides
     /// are checked only when the text is decoded (which [`crate::Lazy`] does on first use).
-    pub fn skip(&mut self) -> Result<&'a str, Error> {
+    pub fn skip(&mut self) -> Result<&'a str, Stop> {
         let bytes = self.bytes();
         let start = match self.peek() {
             Some(_) => self.pos,
@@ -433,7 +445,7 @@ impl<'a> Reader<'a> {
     }
 
     /// Moves past the closing quote of a string whose opening quote was consumed.
-    fn skip_string_body(&mut self) -> Result<(), Error> {
+    fn skip_string_body(&mut self) -> Result<(), Stop> {
         let bytes = self.bytes();
         loop {
             self.pos = special_byte(bytes, self.pos);
@@ -481,11 +493,11 @@ fn special_byte(bytes: &[u8], mut from: usize) -> usize {
 /// A type the rule's reader decodes.
 pub trait FromJson: Sized {
     /// Reads one value of this type.
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error>;
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop>;
 
     /// Reads one value into `self`. Structs decode their fields in place: moving the whole
     /// input (≈ 1 KB) through return values cost more than reading it.
-    fn read_into(&mut self, r: &mut Reader<'_>) -> Result<(), Error> {
+    fn read_into(&mut self, r: &mut Reader<'_>) -> Result<(), Stop> {
         *self = Self::from_json(r)?;
         Ok(())
     }
@@ -494,26 +506,26 @@ pub trait FromJson: Sized {
 /// Decodes a whole text.
 pub fn from_str<T: FromJson>(text: &str) -> Result<T, Error> {
     let mut r = Reader::new(text);
-    let v = T::from_json(&mut r)?;
-    r.finish()?;
-    Ok(v)
+    let v = T::from_json(&mut r).and_then(|v| r.finish().map(|()| v));
+    v.map_err(|Stop| r.failure)
 }
 
 /// Decodes a whole text into `into`.
 pub fn read_into<T: FromJson>(text: &str, into: &mut T) -> Result<(), Error> {
     let mut r = Reader::new(text);
-    into.read_into(&mut r)?;
-    r.finish()
+    into.read_into(&mut r)
+        .and_then(|()| r.finish())
+        .map_err(|Stop| r.failure)
 }
 
 impl FromJson for Value {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         r.value()
     }
 }
 
 impl FromJson for Map<String, Value> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         let mut map = Map::new();
         r.object(|r, key| {
             let v = r.value()?;
@@ -525,13 +537,13 @@ impl FromJson for Map<String, Value> {
 }
 
 impl FromJson for String {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         r.string().map(Cow::into_owned)
     }
 }
 
 impl FromJson for bool {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         match r.peek() {
             Some(b't') => r.literal("true").map(|()| true),
             Some(b'f') => r.literal("false").map(|()| false),
@@ -541,18 +553,18 @@ impl FromJson for bool {
 }
 
 impl FromJson for i64 {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         let at = r.pos;
         r.peek();
-        r.number()?.as_i64().ok_or(Error {
-            what: "an integer",
-            at,
-        })
+        match r.number()?.as_i64() {
+            Some(i) => Ok(i),
+            None => Err(r.fail_at("an integer", at)),
+        }
     }
 }
 
 impl<T: FromJson> FromJson for Option<T> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         if r.null()? {
             Ok(None)
         } else {
@@ -562,7 +574,7 @@ impl<T: FromJson> FromJson for Option<T> {
 }
 
 impl<T: FromJson> FromJson for Vec<T> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         let mut items = Vec::new();
         r.array(|r| {
             items.push(T::from_json(r)?);
@@ -573,7 +585,7 @@ impl<T: FromJson> FromJson for Vec<T> {
 }
 
 impl FromJson for BTreeMap<String, String> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Error> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         let mut map = BTreeMap::new();
         r.object(|r, key| {
             let v = r.string()?.into_owned();
@@ -588,13 +600,13 @@ impl FromJson for BTreeMap<String, String> {
 macro_rules! from_json_fields {
     ($t:ty { $($name:literal => $field:ident),* $(,)? }) => {
         impl $crate::json::FromJson for $t {
-            fn from_json(r: &mut $crate::json::Reader<'_>) -> Result<Self, $crate::json::Error> {
+            fn from_json(r: &mut $crate::json::Reader<'_>) -> Result<Self, $crate::json::Stop> {
                 let mut v = <$t>::default();
                 v.read_into(r)?;
                 Ok(v)
             }
 
-            fn read_into(&mut self, r: &mut $crate::json::Reader<'_>) -> Result<(), $crate::json::Error> {
+            fn read_into(&mut self, r: &mut $crate::json::Reader<'_>) -> Result<(), $crate::json::Stop> {
                 r.object(|r, key| {
                     match key {
                         $($name => $crate::json::FromJson::read_into(&mut self.$field, r)?,)*
@@ -802,7 +814,7 @@ mod tests {
         );
     }
 
-    fn from_str_with(text: &str, f: impl FnMut(&mut Reader<'_>, &str) -> Result<(), Error>) {
+    fn from_str_with(text: &str, f: impl FnMut(&mut Reader<'_>, &str) -> Result<(), Stop>) {
         let mut r = Reader::new(text);
         r.object(f).unwrap();
         r.finish().unwrap();

@@ -134,7 +134,7 @@ impl<'de, T> Deserialize<'de> for Lazy<T> {
 }
 
 impl<T> FromJson for Lazy<T> {
-    fn from_json(r: &mut json::Reader<'_>) -> Result<Self, json::Error> {
+    fn from_json(r: &mut json::Reader<'_>) -> Result<Self, json::Stop> {
         Ok(Lazy {
             raw: Some(r.skip()?.into()),
             value: OnceCell::new(),

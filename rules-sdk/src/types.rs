@@ -382,13 +382,13 @@ crate::json::from_json_fields!(Context {
 });
 
 impl crate::json::FromJson for IdToken {
-    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Error> {
+    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Stop> {
         Map::from_json(r).map(|claims| IdToken { claims })
     }
 }
 
 impl crate::json::FromJson for AccessToken {
-    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Error> {
+    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Stop> {
         let mut token = AccessToken::default();
         r.object(|r, key| {
             if key == "scope" {
@@ -404,7 +404,7 @@ impl crate::json::FromJson for AccessToken {
 }
 
 impl crate::json::FromJson for Configuration {
-    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Error> {
+    fn from_json(r: &mut crate::json::Reader<'_>) -> Result<Self, crate::json::Stop> {
         crate::json::FromJson::from_json(r).map(Configuration)
     }
 }
