@@ -105,7 +105,8 @@ fn main() {
     );
     let timeout = Duration::from_millis(50);
     eprintln!(
-        "compiled size in memory: SDK rule {} KiB, WAT rule {} KiB; artifacts {} / {} KiB",
+        "SDK rule: {} KiB of wasm; compiled size in memory: SDK rule {} KiB, WAT rule {} KiB; artifacts {} / {} KiB",
+        std::fs::metadata(release.join("add_roles.wasm")).unwrap().len() / 1024,
         sdk_rule.weight() / 1024,
         wat_rule.weight() / 1024,
         engine.serialize(&sdk_rule).unwrap().len() / 1024,
@@ -149,6 +150,25 @@ fn main() {
             assert!(e.result.is_ok());
         },
     );
+    // Another build of the same rule (e.g. with an older SDK), measured in the same run:
+    // BENCH_COMPARE_WASM=/path/to/add_roles.wasm.
+    if let Ok(path) = std::env::var("BENCH_COMPARE_WASM") {
+        let bytes = std::fs::read(&path).unwrap();
+        let other = load(bytes.clone());
+        eprintln!(
+            "comparison module {path}: {} KiB of wasm, {} KiB compiled",
+            bytes.len() / 1024,
+            other.weight() / 1024
+        );
+        bench(
+            "SDK rule, comparison build (BENCH_COMPARE_WASM), fresh instance",
+            fuel_of(&other),
+            &mut || {
+                let e = engine.execute(&other, &input, timeout);
+                assert!(e.result.is_ok());
+            },
+        );
+    }
     bench(
         "hand-written WAT rule (static claim), fresh instance",
         wat_fuel,
