@@ -106,7 +106,10 @@ fn main() {
     let timeout = Duration::from_millis(50);
     eprintln!(
         "SDK rule: {} KiB of wasm; compiled size in memory: SDK rule {} KiB, WAT rule {} KiB; artifacts {} / {} KiB",
-        std::fs::metadata(release.join("add_roles.wasm")).unwrap().len() / 1024,
+        std::fs::metadata(release.join("add_roles.wasm"))
+            .unwrap()
+            .len()
+            / 1024,
         sdk_rule.weight() / 1024,
         wat_rule.weight() / 1024,
         engine.serialize(&sdk_rule).unwrap().len() / 1024,

@@ -414,3 +414,49 @@ crate::json::from_json_fields!(RuleInput {
     "context" => context,
     "configuration" => configuration,
 });
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The SDK's reader and the serde attributes the host writes with name the same fields:
+    /// every field set, written by serde, read back by the reader, equal.
+    #[test]
+    fn the_reader_and_the_host_agree_on_every_field() {
+        let full = serde_json::json!({
+            "user": {
+                "user_id": "auth0|1", "email": "a@example.com", "email_verified": true,
+                "name": "A", "given_name": "G", "family_name": "F", "nickname": "n",
+                "picture": "https://p.example/a.png", "username": "u",
+                "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-02T00:00:00Z",
+                "last_login": "2026-01-03T00:00:00Z", "logins_count": 7,
+                "app_metadata": {"roles": ["admin"], "n": 1.5},
+                "user_metadata": {"theme": "dark"}
+            },
+            "context": {
+                "tenant": "acme", "clientID": "c1", "clientName": "App",
+                "clientMetadata": {"tier": "gold"}, "connection": "Username-Password-Authentication",
+                "connectionStrategy": "auth0", "protocol": "oidc-basic-profile",
+                "request": {"ip": "203.0.113.1", "hostname": "id.example", "userAgent": "UA",
+                    "query": {"scope": "openid"}, "body": {"k": "v"}, "language": "en",
+                    "geoip": {"country_code": "FR"}},
+                "stats": {"loginsCount": 7}, "sessionID": "s1",
+                "authentication": {"methods": [{"name": "pwd", "timestamp": 1700000000000i64}]},
+                "authorization": {"roles": ["r1"]},
+                "idToken": {"https://e.example/a": 1},
+                "accessToken": {"scope": ["openid"], "https://e.example/b": [true]},
+                "audience": "https://api.example/", "connectionID": "con_1",
+                "connectionMetadata": {"a": "b"}, "connectionOptions": {"c": "d"},
+                "samlConfiguration": {"e": "f"}, "jwtConfiguration": {"g": "h"},
+                "sso": {"with_auth0": false}, "primaryUser": "auth0|1",
+                "riskAssessment": {"confidence": "high"}
+            },
+            "configuration": {"KEY": "value"}
+        });
+        let host: RuleInput = serde_json::from_value(full.clone()).unwrap();
+        let text = serde_json::to_string(&host).unwrap();
+        let read: RuleInput = crate::json::from_str(&text).unwrap();
+        assert_eq!(read, host);
+        assert_eq!(serde_json::to_value(&read).unwrap(), full);
+    }
+}
