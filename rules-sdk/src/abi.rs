@@ -51,12 +51,18 @@ pub fn run_json(rule: RuleFn, input_bytes: &[u8]) -> Vec<u8> {
     if let Err(message) = parsed {
         return error_json(&message);
     }
+    // The metadata texts as received: a rule may replace a whole object, and the keys it had
+    // then go out as `null`.
+    let metadata_before = [
+        input.user.app_metadata.received().map(Box::<str>::from),
+        input.user.user_metadata.received().map(Box::<str>::from),
+    ];
     // Claims present before the rule ran: a claim the rule removed goes out as `null`.
     let keys = |m: &Map<String, Value>| m.keys().cloned().collect::<Vec<String>>();
     let id_before = keys(&input.context.id_token.claims);
     let access_before = keys(&input.context.access_token.claims);
     let output = match rule(&mut input.user, &mut input.context, &input.configuration) {
-        Ok(()) => patch_json(&input, &id_before, &access_before),
+        Ok(()) => patch_json(&input, &metadata_before, &id_before, &access_before),
         Err(deny) => {
             let mut out = b"{\"error\":{\"kind\":\"unauthorized\",\"message\":".to_vec();
             json::write_str(&mut out, &deny.message);
@@ -72,7 +78,12 @@ pub fn run_json(rule: RuleFn, input_bytes: &[u8]) -> Vec<u8> {
 }
 
 /// `{"user": {<changed metadata>}?, "context": {"idToken": {...}, "accessToken": {...}}}`.
-fn patch_json(input: &RuleInput, id_before: &[String], access_before: &[String]) -> Vec<u8> {
+fn patch_json(
+    input: &RuleInput,
+    metadata_before: &[Option<Box<str>>; 2],
+    id_before: &[String],
+    access_before: &[String],
+) -> Vec<u8> {
     let (user, context) = (&input.user, &input.context);
     let mut out = Vec::with_capacity(512);
     out.push(b'{');
@@ -83,7 +94,7 @@ fn patch_json(input: &RuleInput, id_before: &[String], access_before: &[String])
     if changed.iter().any(|(_, m)| m.changed()) {
         out.extend_from_slice(b"\"user\":{");
         let mut first = true;
-        for (name, metadata) in changed {
+        for ((name, metadata), before) in changed.into_iter().zip(metadata_before) {
             if metadata.changed() {
                 if !first {
                     out.push(b',');
@@ -91,7 +102,13 @@ fn patch_json(input: &RuleInput, id_before: &[String], access_before: &[String])
                 first = false;
                 json::write_str(&mut out, name);
                 out.push(b':');
-                write_with_removals(&mut out, metadata, &keys_of(metadata.received()));
+                // A text that never decoded was never seen: nothing is removed on its behalf.
+                let before = if metadata.decode_failed() {
+                    None
+                } else {
+                    before.as_deref()
+                };
+                write_with_removals(&mut out, metadata, &keys_of(before));
             }
         }
         out.extend_from_slice(b"},");
@@ -205,15 +222,52 @@ mod tests {
             );
         }
         let deep = format!(
-            "{{\"user\":{{\"app_metadata\":{{\"plan\":{}{}}}}},\"context\":{{}}}}",
+            "{{\"user\":{{\"user_id\":\"u\",\"app_metadata\":{{\"plan\":{}{}}}}},\"context\":{{}}}}",
             "[".repeat(5000),
             "]".repeat(5000)
         );
-        // Skipped lazily, then refused when the rule reads it: an empty value, not a crash.
+        // Skipped lazily, then refused when the rule reads it: an empty value, not a crash —
+        // and none of the keys the rule never saw is removed on its behalf.
         let out: Value = serde_json::from_slice(&run_json(drop_plan, deep.as_bytes())).unwrap();
         assert_eq!(
             out["user"]["user_metadata"],
             serde_json::json!({"seen": true})
+        );
+        assert_eq!(out["user"]["app_metadata"], serde_json::json!({}));
+        // Required fields, as the host's serde types require them.
+        for input in [
+            &b"{}"[..],
+            b"{\"user\":{\"user_id\":\"u\"}}",
+            b"{\"user\":{},\"context\":{}}",
+        ] {
+            let out: Value = serde_json::from_slice(&run_json(read_all, input)).unwrap();
+            assert_eq!(
+                out["error"]["kind"],
+                "sdk_error",
+                "{}",
+                String::from_utf8_lossy(input)
+            );
+        }
+    }
+
+    fn read_all(_: &mut User, context: &mut Context, _: &Configuration) -> Result<(), Deny> {
+        let _ = context.request.ip.len();
+        Ok(())
+    }
+
+    fn replace_metadata(user: &mut User, _: &mut Context, _: &Configuration) -> Result<(), Deny> {
+        user.app_metadata = Map::from_iter([("plan".to_string(), Value::from("free"))]).into();
+        Ok(())
+    }
+
+    #[test]
+    fn assigning_a_whole_metadata_object_replaces_it() {
+        let input =
+            br#"{"user":{"user_id":"u","app_metadata":{"plan":"pro","roles":[]}},"context":{}}"#;
+        let out: Value = serde_json::from_slice(&run_json(replace_metadata, input)).unwrap();
+        assert_eq!(
+            out["user"]["app_metadata"],
+            serde_json::json!({"plan": "free", "roles": null})
         );
     }
 

@@ -166,14 +166,29 @@ const POW10: [f64; 23] = [
 ];
 
 /// The `f64` nearest to `digits × 10^e10` (ties to even), where `digits` are ASCII decimal
-/// digits without leading zeros. `None` when it is beyond `f64::MAX` or has over 800 digits.
+/// digits without leading zeros. `None` when it is beyond `f64::MAX`.
 pub(crate) fn parse(digits: &[u8], e10: i32) -> Option<f64> {
     if digits.is_empty() {
         return Some(0.0);
     }
-    if digits.len() > 800 {
-        return None;
-    }
+    // A halfway point between two doubles has at most 767 significant digits: 780 digits and a
+    // sticky 1 for anything non-zero after them round exactly as the whole number does.
+    const KEPT: usize = 780;
+    let sticky;
+    let (digits, e10) = if digits.len() > KEPT {
+        let dropped = (digits.len() - KEPT) as i32;
+        let mut kept = digits[..KEPT].to_vec();
+        if digits[KEPT..].iter().any(|&d| d != b'0') {
+            kept.push(b'1');
+            sticky = kept;
+            (&sticky[..], e10.saturating_add(dropped - 1))
+        } else {
+            sticky = kept;
+            (&sticky[..], e10.saturating_add(dropped))
+        }
+    } else {
+        (digits, e10)
+    };
     // Numbers far outside f64's range, decided before any big arithmetic.
     let magnitude = digits.len() as i32 + e10;
     if magnitude < -330 {
@@ -247,6 +262,23 @@ pub(crate) fn parse(digits: &[u8], e10: i32) -> Option<f64> {
     }
 }
 
+/// `digits` (of `0.digits × 10^point`) plus one unit in the last place.
+fn increment(digits: &[u8], point: i32) -> (Vec<u8>, i32) {
+    let mut out = digits.to_vec();
+    for d in out.iter_mut().rev() {
+        if *d == b'9' {
+            *d = b'0';
+        } else {
+            *d += 1;
+            return (out, point);
+        }
+    }
+    // All nines: 0.99… becomes 0.1 × 10^(point + 1).
+    out.insert(0, b'1');
+    out.pop();
+    (out, point + 1)
+}
+
 /// The shortest decimal digits that parse back to the positive finite `x`, and the exponent:
 /// `x ≈ 0.d₁d₂… × 10^exp`.
 fn shortest(x: f64) -> (Vec<u8>, i32) {
@@ -266,39 +298,29 @@ fn shortest(x: f64) -> (Vec<u8>, i32) {
         exact.pop();
     }
     for p in 1..=exact.len().min(17) {
-        let mut digits = exact[..p].to_vec();
-        let mut point = point;
-        let round_up = match exact.get(p) {
+        let down = exact[..p].to_vec();
+        let (up, up_point) = increment(&down, point);
+        let up_is_nearest = match exact.get(p) {
             None => false,
             Some(&d) if d > b'5' => true,
             Some(&d) if d < b'5' => false,
             // Exactly a half only if nothing non-zero follows (trailing zeros were trimmed).
             Some(_) if exact.len() > p + 1 => true,
-            Some(_) => digits.last().is_some_and(|d| (d - b'0') % 2 == 1),
+            Some(_) => down.last().is_some_and(|d| (d - b'0') % 2 == 1),
         };
-        if round_up {
-            let mut i = p;
-            loop {
-                if i == 0 {
-                    digits.insert(0, b'1');
-                    digits.pop();
-                    point += 1;
-                    break;
-                }
-                i -= 1;
-                if digits[i] == b'9' {
-                    digits[i] = b'0';
-                } else {
-                    digits[i] += 1;
-                    break;
-                }
+        // The nearest p digits first; just above a power of two the interval that reads back
+        // as `x` is lopsided, so the other neighbour may be the one that does.
+        let mut candidates = [(down, point), (up, up_point)];
+        if up_is_nearest {
+            candidates.swap(0, 1);
+        }
+        for (mut digits, point) in candidates {
+            while digits.last() == Some(&b'0') {
+                digits.pop();
             }
-        }
-        while digits.last() == Some(&b'0') {
-            digits.pop();
-        }
-        if parse(&digits, point - digits.len() as i32) == Some(x) {
-            return (digits, point);
+            if parse(&digits, point - digits.len() as i32) == Some(x) {
+                return (digits, point);
+            }
         }
     }
     (exact, point)
@@ -316,11 +338,12 @@ pub(crate) fn write(out: &mut Vec<u8>, x: f64) {
         return;
     }
     let (digits, point) = shortest(x);
-    if (-5..=0).contains(&point) {
+    // serde_json's layout: plain digits for decimal exponents -5 to 15, else scientific.
+    if (-4..=0).contains(&point) {
         out.extend_from_slice(b"0.");
         out.extend(std::iter::repeat_n(b'0', point.unsigned_abs() as usize));
         out.extend_from_slice(&digits);
-    } else if (1..=17).contains(&point) {
+    } else if (1..=16).contains(&point) {
         let point = point as usize;
         if digits.len() <= point {
             out.extend_from_slice(&digits);
@@ -387,10 +410,8 @@ mod tests {
         let (digits, e10) = split(text.trim_start_matches('-'));
         let parsed = parse(&digits, e10).unwrap();
         assert_eq!(parsed, x.abs(), "{text} parsed back as {parsed:e}");
-        // As short as the shortest round-trip representation.
-        let ours = digits.len();
-        let (std_digits, _) = split(&format!("{:e}", x.abs()));
-        assert!(ours <= std_digits.len().max(1), "{x:e} printed as {text}");
+        // Exactly what serde_json (the host) writes: shortest digits, same layout.
+        assert_eq!(text, serde_json::to_string(&x).unwrap(), "{x:e}");
     }
 
     #[test]
@@ -419,6 +440,15 @@ mod tests {
         ] {
             check(x);
             check(-x);
+        }
+        // Powers of two (a lopsided interval below them) and the layout's edges.
+        for e in -1074..=1023 {
+            check(2f64.powi(e));
+        }
+        for x in [
+            1e15, 1e16, 1e17, 1.5e16, 1e-4, 1e-5, 1e-6, 1.5e-5, 123.456, 0.001,
+        ] {
+            check(x);
         }
         // Bit patterns across the whole range.
         let mut state = 0x2545_f491_4f6c_dd1du64;
@@ -455,5 +485,16 @@ mod tests {
         }
         let (digits, e10) = split("1.8e308");
         assert_eq!(parse(&digits, e10), None);
+        // More digits than any halfway point has: the tail still decides the rounding.
+        let halfway = "9007199254740993";
+        for tail in ["", "0000", "1"] {
+            let long = format!("{halfway}.{}{tail}", "0".repeat(900));
+            let (digits, e10) = split(&long);
+            assert_eq!(
+                parse(&digits, e10),
+                Some(long.parse::<f64>().unwrap()),
+                "…{tail}"
+            );
+        }
     }
 }

@@ -70,6 +70,24 @@ impl<'a> Reader<'a> {
         self.fail_at(what, self.pos)
     }
 
+    /// Where the reader is (a byte offset).
+    pub fn offset(&self) -> usize {
+        self.pos
+    }
+
+    /// Fails because the object that started at `at` lacks the required field `name`.
+    pub fn missing(&mut self, name: &'static str, at: usize) -> Stop {
+        let what = match name {
+            "user" => "an object with a user",
+            "context" => "an object with a context",
+            "user_id" => "a user with a user_id",
+            "name" => "an authentication method with a name",
+            "timestamp" => "an authentication method with a timestamp",
+            _ => "an object with all its required fields",
+        };
+        self.fail_at(what, at)
+    }
+
     fn fail_at(&mut self, what: &'static str, at: usize) -> Stop {
         self.failure = Error { what, at };
         Stop
@@ -282,7 +300,10 @@ impl<'a> Reader<'a> {
             0xDC00..=0xDFFF => return Err(self.error("a whole surrogate pair")),
             c => c,
         };
-        char::from_u32(code).ok_or(self.error("a valid code point"))
+        match char::from_u32(code) {
+            Some(c) => Ok(c),
+            None => Err(self.error("a valid code point")),
+        }
     }
 
     fn number(&mut self) -> Result<Number, Stop> {
@@ -322,7 +343,7 @@ impl<'a> Reader<'a> {
                 return Err(self.error("digits after the decimal point"));
             }
         }
-        let mut exponent: i32 = 0;
+        let mut exponent: i64 = 0;
         let float = frac_end > int_end || matches!(bytes.get(self.pos), Some(b'e' | b'E'));
         if matches!(bytes.get(self.pos), Some(b'e' | b'E')) {
             self.pos += 1;
@@ -332,8 +353,9 @@ impl<'a> Reader<'a> {
             }
             let from = self.pos;
             while let Some(&c @ b'0'..=b'9') = bytes.get(self.pos) {
-                // Saturates far beyond any f64: such a number is 0 or out of range anyway.
-                exponent = (exponent * 10 + i32::from(c - b'0')).min(1_000_000);
+                // Saturates far beyond any f64 and any input's length: such a number is 0 or
+                // out of range whatever its digits.
+                exponent = (exponent * 10 + i64::from(c - b'0')).min(1 << 40);
                 self.pos += 1;
             }
             if self.pos == from {
@@ -357,13 +379,15 @@ impl<'a> Reader<'a> {
         for range in [int_start..int_end, frac_start..frac_end] {
             digits.extend_from_slice(bytes.get(range).unwrap_or_default());
         }
-        let mut e10 = exponent - (frac_end - frac_start) as i32;
+        let mut e10 = exponent - (frac_end - frac_start) as i64;
         let leading = digits.iter().take_while(|&&d| d == b'0').count();
         digits.drain(..leading);
         while digits.last() == Some(&b'0') {
             digits.pop();
             e10 += 1;
         }
+        // Far outside f64's range either way; parse decides 0 or out of range.
+        let e10 = e10.clamp(-(1 << 30), 1 << 30) as i32;
         match crate::float::parse(&digits, e10)
             .map(|f| if negative { -f } else { f })
             .and_then(Number::from_f64)
@@ -598,7 +622,7 @@ impl FromJson for BTreeMap<String, String> {
 
 /// Decodes a struct's fields by name; other fields are skipped, missing ones keep their default.
 macro_rules! from_json_fields {
-    ($t:ty { $($name:literal => $field:ident),* $(,)? }) => {
+    ($t:ty { $($name:literal => $field:ident),* $(,)? } $(required: [$($req:literal),*])?) => {
         impl $crate::json::FromJson for $t {
             fn from_json(r: &mut $crate::json::Reader<'_>) -> Result<Self, $crate::json::Stop> {
                 let mut v = <$t>::default();
@@ -607,15 +631,28 @@ macro_rules! from_json_fields {
             }
 
             fn read_into(&mut self, r: &mut $crate::json::Reader<'_>) -> Result<(), $crate::json::Stop> {
+                const REQUIRED: &[&str] = &[$($($req),*)?];
+                // One bit per required field seen (the position lookups fold to constants).
+                let mut seen = 0u32;
+                let start = r.offset();
                 r.object(|r, key| {
                     match key {
-                        $($name => $crate::json::FromJson::read_into(&mut self.$field, r)?,)*
+                        $($name => {
+                            if let Some(i) = REQUIRED.iter().position(|q| *q == $name) {
+                                seen |= 1 << i;
+                            }
+                            $crate::json::FromJson::read_into(&mut self.$field, r)?
+                        })*
                         _ => {
                             r.skip()?;
                         }
                     }
                     Ok(())
-                })
+                })?;
+                match REQUIRED.iter().enumerate().find(|(i, _)| seen & (1 << i) == 0) {
+                    None => Ok(()),
+                    Some((_, missing)) => Err(r.missing(*missing, start)),
+                }
             }
         }
     };
@@ -788,6 +825,9 @@ mod tests {
         ] {
             assert!(from_str::<Value>(text).is_err(), "{text:?} was accepted");
         }
+        // An exponent larger than any cap still counts against the digits before it.
+        let text = format!("0.{}1e{}", "0".repeat(2000), 2001);
+        assert_eq!(from_str::<Value>(&text).unwrap(), serde_json::json!(1.0));
         let deep = "[".repeat(1000) + &"]".repeat(1000);
         assert_eq!(
             from_str::<Value>(&deep).unwrap_err().what(),

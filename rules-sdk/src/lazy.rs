@@ -5,7 +5,7 @@
 //! a rule's cost, so the SDK keeps them as the JSON text it received and decodes a part only
 //! when the rule first touches it. A part the rule never changes is not sent back either.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 
@@ -23,12 +23,15 @@ pub struct Lazy<T> {
     raw: Option<Box<str>>,
     value: OnceCell<T>,
     changed: bool,
+    /// The text did not decode as `T` (the rule saw `T::default()`).
+    failed: Cell<bool>,
 }
 
 impl<T: FromJson + Default> Lazy<T> {
     fn decoded(&self) -> &T {
         self.value.get_or_init(|| match &self.raw {
             Some(raw) => json::from_str(raw).unwrap_or_else(|e| {
+                self.failed.set(true);
                 crate::log::error(&json::describe(
                     "a part of the rule's input does not have the expected shape; using an empty value",
                     e,
@@ -48,15 +51,22 @@ impl<T: FromJson + Default> Lazy<T> {
     pub(crate) fn received(&self) -> Option<&str> {
         self.raw.as_deref()
     }
+
+    /// Whether the received text failed to decode (the rule saw `T::default()`).
+    pub(crate) fn decode_failed(&self) -> bool {
+        self.failed.get()
+    }
 }
 
 impl<T> Lazy<T> {
-    /// An already-decoded value (what tests and the host build).
+    /// An already-decoded value. It counts as changed: a rule that assigns one
+    /// (`user.app_metadata = map.into()`) replaces what the user had.
     pub fn new(value: T) -> Self {
         Lazy {
             raw: None,
             value: OnceCell::from(value),
-            changed: false,
+            changed: true,
+            failed: Cell::new(false),
         }
     }
 }
@@ -84,8 +94,12 @@ impl<T> From<T> for Lazy<T> {
 }
 
 impl<T: Default> Default for Lazy<T> {
+    /// Empty and unchanged: what a part absent from the input reads as.
     fn default() -> Self {
-        Lazy::new(T::default())
+        Lazy {
+            changed: false,
+            ..Lazy::new(T::default())
+        }
     }
 }
 
@@ -95,6 +109,7 @@ impl<T: Clone> Clone for Lazy<T> {
             raw: self.raw.clone(),
             value: self.value.clone(),
             changed: self.changed,
+            failed: self.failed.clone(),
         }
     }
 }
@@ -129,6 +144,7 @@ impl<'de, T> Deserialize<'de> for Lazy<T> {
             raw: Some(Box::<RawValue>::deserialize(d)?.into()),
             value: OnceCell::new(),
             changed: false,
+            failed: Cell::new(false),
         })
     }
 }
@@ -139,6 +155,7 @@ impl<T> FromJson for Lazy<T> {
             raw: Some(r.skip()?.into()),
             value: OnceCell::new(),
             changed: false,
+            failed: Cell::new(false),
         })
     }
 }

@@ -332,7 +332,7 @@ crate::json::from_json_fields!(User {
     "logins_count" => logins_count,
     "app_metadata" => app_metadata,
     "user_metadata" => user_metadata,
-});
+} required: ["user_id"]);
 
 crate::json::from_json_fields!(Request {
     "ip" => ip,
@@ -349,7 +349,7 @@ crate::json::from_json_fields!(Stats { "loginsCount" => logins_count });
 crate::json::from_json_fields!(AuthenticationMethod {
     "name" => name,
     "timestamp" => timestamp,
-});
+} required: ["name", "timestamp"]);
 
 crate::json::from_json_fields!(Authentication { "methods" => methods });
 
@@ -413,7 +413,7 @@ crate::json::from_json_fields!(RuleInput {
     "user" => user,
     "context" => context,
     "configuration" => configuration,
-});
+} required: ["user", "context"]);
 
 #[cfg(test)]
 mod tests {
