@@ -308,8 +308,9 @@ fn shortest(x: f64) -> (Vec<u8>, i32) {
             Some(_) if exact.len() > p + 1 => true,
             Some(_) => down.last().is_some_and(|d| (d - b'0') % 2 == 1),
         };
-        // The nearest p digits first; just above a power of two the interval that reads back
-        // as `x` is lopsided, so the other neighbour may be the one that does.
+        // The nearest p digits first; at a power of two the interval that reads back as `x`
+        // is lopsided (the gap below is half the gap above), so the other neighbour may be the
+        // one that does.
         let mut candidates = [(down, point), (up, up_point)];
         if up_is_nearest {
             candidates.swap(0, 1);
