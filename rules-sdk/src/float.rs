@@ -364,18 +364,7 @@ pub(crate) fn write(out: &mut Vec<u8>, x: f64) {
         out.push(b'e');
         let exp = point - 1;
         out.push(if exp < 0 { b'-' } else { b'+' });
-        let mut buf = [0u8; 4];
-        let mut n = exp.unsigned_abs();
-        let mut i = buf.len();
-        loop {
-            i -= 1;
-            buf[i] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        out.extend_from_slice(&buf[i..]);
+        crate::json::write_u64(out, u64::from(exp.unsigned_abs()));
     }
 }
 

@@ -703,7 +703,8 @@ pub(crate) fn describe(message: &str, e: Error) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+/// The decimal digits of `n`.
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {
