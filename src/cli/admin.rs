@@ -248,19 +248,10 @@ pub(super) async fn client_command(admin: &Admin, command: ClientCommand) -> Res
                 .create_client_with(
                     &tenant,
                     crate::service::clients::NewClientInput {
-                        name,
-                        callbacks,
                         allowed_logout_urls: logout_urls,
-                        grant_types: None,
-                        token_endpoint_auth_method: Some(
-                            if public {
-                                "none"
-                            } else {
-                                "client_secret_basic"
-                            }
-                            .into(),
-                        ),
-                        ..Default::default()
+                        ..crate::service::clients::NewClientInput::interactive(
+                            name, callbacks, public,
+                        )
                     },
                 )
                 .await?;

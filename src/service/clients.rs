@@ -452,6 +452,27 @@ fn check_logout_urls(urls: &[String]) -> Result<Vec<String>, AdminError> {
         .collect::<Result<Vec<_>, _>>()?)
 }
 
+impl NewClientInput {
+    /// The CLI's kind of application: interactive grants, confidential (client_secret_basic)
+    /// unless `public`.
+    pub fn interactive(name: String, callbacks: Vec<String>, public: bool) -> Self {
+        NewClientInput {
+            name,
+            callbacks,
+            grant_types: None,
+            token_endpoint_auth_method: Some(
+                if public {
+                    "none"
+                } else {
+                    "client_secret_basic"
+                }
+                .into(),
+            ),
+            ..Default::default()
+        }
+    }
+}
+
 impl Admin {
     /// Registers an application with the CLI's options: interactive grants, confidential
     /// unless `public`.
@@ -464,21 +485,7 @@ impl Admin {
     ) -> Result<ClientView, AdminError> {
         self.create_client_with(
             tenant,
-            NewClientInput {
-                name: name.to_string(),
-                callbacks: callbacks.to_vec(),
-                allowed_logout_urls: vec![],
-                grant_types: None,
-                token_endpoint_auth_method: Some(
-                    if public {
-                        "none"
-                    } else {
-                        "client_secret_basic"
-                    }
-                    .into(),
-                ),
-                ..Default::default()
-            },
+            NewClientInput::interactive(name.to_string(), callbacks.to_vec(), public),
         )
         .await
     }
