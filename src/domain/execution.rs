@@ -285,8 +285,9 @@ impl CodeKind {
     }
 }
 
-/// One execution of one rule or action, as the tenant's execution log keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+/// One execution of one rule or action, as the tenant's execution log keeps it (the store
+/// keeps it in this serde shape too, inside its pipeline run's row).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionRecord {
     /// Execution id (time-ordered), quoted to end users when a rule fails.
     pub id: String,

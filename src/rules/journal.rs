@@ -1,6 +1,6 @@
-//! The execution log's writer: records go into a bounded queue and a background task writes
-//! them in batches every few milliseconds, so a login never waits for the log's `INSERT`s and
-//! queuing a record wakes nobody.
+//! The execution log's writer: each pipeline run's records go into a bounded queue as one
+//! message and a background task writes them in batches every few milliseconds (one row per
+//! run), so a login never waits for the log's `INSERT`s and queuing a run wakes nobody.
 //!
 //! A full queue (the database is slower than the logins) never blocks a login: the records
 //! are dropped, counted, and a warning says how many. Readers of the log on this node flush
@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::domain::execution::ExecutionRecord;
 use crate::store::Store;
 
-/// Records one write may carry.
+/// Runs one write may carry.
 const BATCH: usize = 500;
 /// How often the writer wakes to write what is queued.
 const CADENCE: Duration = Duration::from_millis(50);
@@ -54,8 +54,8 @@ impl Journal {
         journal
     }
 
-    /// Queues `records` of `tenant_id` without waiting. When the queue is full they are
-    /// dropped and counted.
+    /// Queues the `records` of one pipeline run of `tenant_id` (in the order they ran) without
+    /// waiting; they become one row. When the queue is full they are dropped and counted.
     pub fn record(&self, tenant_id: &str, records: Vec<ExecutionRecord>) {
         if records.is_empty() {
             return;
@@ -107,7 +107,7 @@ async fn writer(
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
 ) {
-    let mut batch: Vec<(String, ExecutionRecord)> = Vec::new();
+    let mut batch: Vec<(String, Vec<ExecutionRecord>)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut tick = tokio::time::interval(CADENCE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -120,9 +120,7 @@ async fn writer(
         // Everything queued now goes out, in writes of at most BATCH records.
         loop {
             match rx.try_recv() {
-                Ok(Message::Records(tenant, records)) => {
-                    batch.extend(records.into_iter().map(|r| (tenant.clone(), r)));
-                }
+                Ok(Message::Records(tenant, records)) => batch.push((tenant, records)),
                 Ok(Message::Flush(ack)) => waiting.push(ack),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -143,14 +141,14 @@ async fn writer(
 
 async fn write(
     store: &Store,
-    batch: &mut Vec<(String, ExecutionRecord)>,
+    batch: &mut Vec<(String, Vec<ExecutionRecord>)>,
     dropped: &AtomicU64,
     written: &AtomicU64,
 ) {
     if batch.is_empty() {
         return;
     }
-    let n = batch.len() as u64;
+    let n = batch.iter().map(|(_, r)| r.len() as u64).sum::<u64>();
     let mut result = store.insert_executions(batch).await;
     if result.is_err() {
         // The database may be briefly gone: one more try before giving up on them.

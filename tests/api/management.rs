@@ -784,6 +784,91 @@ async fn rules_configs_and_logs_over_the_api() {
 }
 
 #[tokio::test]
+async fn the_execution_log_lists_each_rule_of_a_login_newest_first_and_pages_across_logins() {
+    let app = spawn_app().await;
+    let token = app.mgmt_token(None).await;
+    let first = app
+        .add_script("first", "function (user, context, callback) { console.log('one'); callback(null, user, context); }")
+        .await;
+    let second = app
+        .add_script("second", "function (user, context, callback) { callback(null, user, context); }")
+        .await;
+    let third = app
+        .add_script(
+            "third",
+            "function (user, context, callback) { callback(context.clientMetadata.deny ? new UnauthorizedError('no') : null, user, context); }",
+        )
+        .await;
+    for _ in 0..3 {
+        assert!(
+            app.authorize_outcome(&Browser::new(), &[])
+                .await
+                .contains_key("code")
+        );
+    }
+    let get = |q: String| {
+        let (app, token) = (&app, &token);
+        async move {
+            let (status, body) = app.api("GET", &format!("/logs{q}"), token, None).await;
+            assert_eq!(status, StatusCode::OK, "{q}: {body}");
+            body.as_array().unwrap().clone()
+        }
+    };
+    let all = get(String::new()).await;
+    assert_eq!(all.len(), 9, "three logins of three rules: {all:?}");
+    let ids: Vec<&str> = all.iter().map(|e| e["rule_id"].as_str().unwrap()).collect();
+    assert_eq!(
+        ids[..3],
+        [third.as_str(), second.as_str(), first.as_str()],
+        "newest first: the last rule of the last login leads"
+    );
+    assert!(all.iter().all(|e| e["outcome"] == "ok" && e["protocol"] == "oidc-basic-profile"));
+    assert_eq!(all[2]["logs"][0]["message"], "one");
+    let unique: std::collections::HashSet<&str> =
+        all.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    assert_eq!(unique.len(), 9, "each execution keeps its own id");
+
+    // Pages of two cut through runs and put together give the whole log, in order.
+    let mut paged = Vec::new();
+    for page in 0..5 {
+        paged.extend(get(format!("?per_page=2&page={page}")).await);
+    }
+    assert_eq!(paged, all);
+
+    let of_second = get(format!("?rule_id={second}")).await;
+    assert_eq!(of_second.len(), 3);
+    assert!(of_second.iter().all(|e| e["rule_id"] == second.as_str()));
+    assert_eq!(get(format!("?rule_id={second}&per_page=2&page=1")).await, of_second[2..]);
+    // LIKE's wildcards in a filter match themselves only.
+    assert!(get("?rule_id=rul_%25".into()).await.is_empty());
+    assert!(get("?rule_id=%25".into()).await.is_empty());
+    assert!(get("?rule_id=_".into()).await.is_empty());
+    assert!(get("?rule_id=rul".into()).await.is_empty(), "whole ids only");
+    assert!(get("?outcome=denied".into()).await.is_empty());
+
+    // A denial is one entry among the run's others, and the outcome filter finds only it.
+    let mgmt = app.mgmt_token(None).await;
+    let client = app.client_id.clone();
+    let (status, _) = app
+        .api("PATCH", &format!("/clients/{client}"), &mgmt, Some(json!({"client_metadata": {"deny": "yes"}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.authorize_outcome(&Browser::new(), &[]).await["error"],
+        "access_denied"
+    );
+    let denied = get("?outcome=denied".into()).await;
+    assert_eq!(denied.len(), 1);
+    assert_eq!(denied[0]["rule_id"], third.as_str());
+    assert_eq!(get(format!("?outcome=ok&rule_id={third}")).await.len(), 3);
+    assert_eq!(get(String::new()).await.len(), 12);
+    assert_eq!(
+        app.api("GET", "/logs?outcome=maybe", &token, None).await.0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[tokio::test]
 async fn a_login_works_with_everything_created_through_the_api() {
     let app = spawn_app().await;
     let token = app.mgmt_token(None).await;

@@ -336,7 +336,7 @@ async fn a_compile_past_its_deadline_is_refused() {
 async fn logins_go_on_when_the_execution_log_cannot_be_written() {
     let app = spawn_app().await;
     app.add_rule("tag", &tag_rule("x")).await;
-    sqlx::query("DROP TABLE rule_execution")
+    sqlx::query("DROP TABLE execution_run")
         .execute(&app.db().await)
         .await
         .unwrap();

@@ -244,3 +244,64 @@ async fn an_unknown_stored_app_type_is_an_error_and_is_never_written_back_as_non
         .unwrap();
     assert_eq!(stored.as_deref(), Some("toaster"));
 }
+
+#[tokio::test]
+async fn the_execution_log_written_before_runs_existed_moves_over_whole() {
+    let app = spawn_app().await;
+    let tenant_id = app.tenant_id().await;
+    let db = app.db().await;
+    // The log as the previous schema kept it: one row per execution.
+    for sql in [
+        "DROP TABLE execution_run",
+        "DELETE FROM _sqlx_migrations WHERE version = 20261205000002",
+        "CREATE TABLE rule_execution (id text primary key, tenant_id text not null, rule_id text not null, \
+         rule_name text not null, protocol text not null, outcome text not null, duration_us bigint not null, \
+         fuel bigint not null, logs text not null, created_at bigint not null, rule_version bigint not null default 0, \
+         skipped bigint not null default 0, kind text not null default 'rule')",
+    ] {
+        sqlx::query(sql).execute(&db).await.unwrap();
+    }
+    let old = [
+        ("0191a000-0000-7000-8000-000000000001", "rul_1", "ok", "[]", 100_i64, 0_i64, "rule"),
+        ("0191a000-0000-7000-8000-000000000002", "act_2", "failed:fuel", r#"[{"level":"error","message":"out of \"fuel\""}]"#, 101, 1, "action"),
+    ];
+    for (id, rule, outcome, logs, at, skipped, kind) in old {
+        sqlx::query(
+            "INSERT INTO rule_execution (id, tenant_id, rule_id, rule_name, protocol, outcome, duration_us, fuel, logs, created_at, rule_version, skipped, kind) \
+             VALUES ($1, $2, $3, 'name', 'oauth2-refresh-token', $4, 12, 3456, $5, $6, 7, $7, $8)",
+        )
+        .bind(id)
+        .bind(&tenant_id)
+        .bind(rule)
+        .bind(outcome)
+        .bind(logs)
+        .bind(at)
+        .bind(skipped)
+        .bind(kind)
+        .execute(&db)
+        .await
+        .unwrap();
+    }
+    app.store.migrate().await.unwrap();
+    let logs = app.logs(10).await;
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    let json = serde_json::to_value(&logs).unwrap();
+    assert_eq!(
+        json[0],
+        json!({"id": "0191a000-0000-7000-8000-000000000002", "kind": "action", "rule_id": "act_2",
+               "rule_name": "name", "protocol": "oauth2-refresh-token", "outcome": "failed:fuel",
+               "duration_us": 12, "fuel": 3456,
+               "logs": [{"level": "error", "message": "out of \"fuel\""}],
+               "created_at": 101, "rule_version": 7, "skipped": true})
+    );
+    assert_eq!(json[1]["id"], "0191a000-0000-7000-8000-000000000001");
+    assert_eq!(json[1]["skipped"], false);
+    assert_eq!(json[1]["logs"], json!([]));
+    let failed = app
+        .admin
+        .list_logs(&app.t().await, Some("act_2"), Some("failed:fuel"), 0, 10)
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 1);
+    assert!(sqlx::query("SELECT 1 FROM rule_execution").execute(&db).await.is_err(), "the old table is gone");
+}
