@@ -35,6 +35,19 @@ pub(super) enum TenantCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Usage per day: logins, token grants, rule and action executions, failures, fuel.
+    Usage {
+        #[arg(long)]
+        tenant: String,
+        /// First day, YYYY-MM-DD (UTC); default 29 days before --to.
+        #[arg(long)]
+        from: Option<String>,
+        /// Last day, YYYY-MM-DD (UTC); default today.
+        #[arg(long)]
+        to: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -229,6 +242,16 @@ pub(super) async fn tenant_command(admin: &Admin, command: TenantCommand) -> Res
             let s = admin.allow_host(&tenant, &host, false).await?;
             print(out.json, &s, allowed_hosts_line);
         }
+        TenantCommand::Usage {
+            tenant,
+            from,
+            to,
+            out,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let days = admin.usage(&tenant, from.as_deref(), to.as_deref()).await?;
+            print(out.json, &days, |days| usage_table(days));
+        }
     }
     Ok(())
 }
@@ -325,6 +348,39 @@ pub(super) async fn api_command(admin: &Admin, command: ApiCommand) -> Result<()
         }
     }
     Ok(())
+}
+
+fn usage_table(days: &[crate::domain::usage::UsageDay]) -> String {
+    let mut out = format!(
+        "{:<10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8} {:>8} {:>14}",
+        "date",
+        "logins",
+        "code",
+        "refresh",
+        "client",
+        "rules",
+        "actions",
+        "failed",
+        "denied",
+        "fuel"
+    );
+    for d in days {
+        let g = &d.token_grants;
+        out.push_str(&format!(
+            "\n{:<10} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10} {:>8} {:>8} {:>14}",
+            d.date,
+            d.logins,
+            g.authorization_code,
+            g.refresh_token,
+            g.client_credentials,
+            d.rule_executions,
+            d.action_executions,
+            d.failures,
+            d.denials,
+            d.fuel
+        ));
+    }
+    out
 }
 
 fn allowed_hosts_line(s: &crate::service::tenants::TenantSettings) -> String {

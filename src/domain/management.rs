@@ -46,6 +46,7 @@ pub const SCOPES: &[&str] = &[
     "create:actions",
     "update:actions",
     "delete:actions",
+    "read:stats",
 ];
 
 /// The Management API's URL, which is also the `aud` of its tokens: `{issuer}/api/v2/`.

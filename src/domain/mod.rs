@@ -12,6 +12,7 @@ mod rule;
 mod scope;
 mod signing;
 mod tenant;
+pub mod usage;
 
 pub use action::TriggerId;
 pub use client::AppType;

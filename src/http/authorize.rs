@@ -9,6 +9,7 @@ use cookie::{Cookie, SameSite};
 use serde::Deserialize;
 
 use super::{AppState, CurrentTenant, client_ip};
+use crate::domain::usage::Metric;
 use crate::oauth::Tenant;
 use crate::oauth::authorize::{
     Answer, Browser, ConsentSubmission, LoginProblem, LoginSubmission, Outcome, Problem,
@@ -262,7 +263,10 @@ pub async fn login_submit(
                     Some(LoginProblem::Busy { .. }) => "busy",
                     Some(LoginProblem::Unavailable { .. }) => "migration_unavailable",
                 },
-                Outcome::Redirect(_) | Outcome::Consent(_) => "success",
+                Outcome::Redirect(_) | Outcome::Consent(_) => {
+                    state.provider.count_usage(&tenant, Metric::Logins);
+                    "success"
+                }
                 Outcome::Problem(_) => "refused",
             });
             render(&state, &tenant, answer)

@@ -8,6 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::error::no_store;
 use super::{AppState, ClientAddress, CurrentTenant};
 use crate::domain::RequestInfo;
+use crate::domain::usage::{GrantType, Metric};
 use crate::oauth::{ErrorCode, OAuthError};
 
 fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {
@@ -58,11 +59,7 @@ pub async fn token(
     let grant_type = pairs
         .iter()
         .find(|(k, _)| k == "grant_type")
-        .and_then(|(_, v)| {
-            ["authorization_code", "refresh_token", "client_credentials"]
-                .into_iter()
-                .find(|g| g == v)
-        });
+        .and_then(|(_, v)| GrantType::parse(v));
     let request = RequestInfo {
         ip,
         method: "POST".into(),
@@ -78,7 +75,8 @@ pub async fn token(
     {
         Ok(tokens) => {
             if let Some(g) = grant_type {
-                state.metrics.token_issued(g);
+                state.metrics.token_issued(g.as_str());
+                state.provider.count_usage(&tenant, Metric::Grant(g));
             }
             (no_store(), Json(tokens)).into_response()
         }

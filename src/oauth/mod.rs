@@ -219,6 +219,13 @@ impl Provider {
         &self.inner.master_key
     }
 
+    /// Counts one `metric` of `tenant` today (usage, SPEC §18); written off the request path.
+    pub fn count_usage(&self, tenant: &Tenant, metric: crate::domain::usage::Metric) {
+        self.rules()
+            .journal()
+            .count(&tenant.id, self.now(), &[(metric, 1)]);
+    }
+
     /// The rules service.
     pub fn rules(&self) -> &crate::rules::Rules {
         &self.inner.rules

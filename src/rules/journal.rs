@@ -5,20 +5,31 @@
 //! A full queue (the database is slower than the logins) never blocks a login: the records
 //! are dropped, counted, and a warning says how many. Readers of the log on this node flush
 //! the queue first, so a login's executions are visible to the next read.
+//!
+//! The same writer adds the tenants' usage counters (SPEC §18) into the database: they are
+//! summed in memory per tenant, day and metric and added every [`USAGE_CADENCE`] (or on a
+//! flush), so usage costs a login one short lock and every node's counts end in the same rows.
 
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use crate::domain::execution::ExecutionRecord;
+use crate::domain::usage::{Day, Metric};
 use crate::store::Store;
 
 /// Runs one write may carry.
 const BATCH: usize = 500;
 /// How often the writer wakes to write what is queued.
 const CADENCE: Duration = Duration::from_millis(50);
+/// How often the usage counters are added into the database.
+const USAGE_CADENCE: Duration = Duration::from_secs(1);
+
+/// Usage not yet written: tenant → (day, metric) → count.
+type Counts = HashMap<String, HashMap<(i64, Metric), i64>>;
 
 enum Message {
     Records(String, Vec<ExecutionRecord>),
@@ -32,6 +43,7 @@ pub struct Journal {
     flush_now: Arc<tokio::sync::Notify>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    usage: Arc<Mutex<Counts>>,
 }
 
 impl Journal {
@@ -43,6 +55,7 @@ impl Journal {
             flush_now: Arc::new(tokio::sync::Notify::new()),
             dropped: Arc::new(AtomicU64::new(0)),
             written: Arc::new(AtomicU64::new(0)),
+            usage: Arc::default(),
         };
         tokio::spawn(writer(
             store,
@@ -50,6 +63,7 @@ impl Journal {
             journal.flush_now.clone(),
             journal.dropped.clone(),
             journal.written.clone(),
+            journal.usage.clone(),
         ));
         journal
     }
@@ -80,7 +94,24 @@ impl Journal {
         }
     }
 
-    /// Waits until everything queued before this call is written (or dropped).
+    /// Adds usage of `tenant_id` on the day of `now` (Unix time); written with the next usage
+    /// batch.
+    pub fn count(&self, tenant_id: &str, now: i64, counts: &[(Metric, i64)]) {
+        let day = Day::of(now).0;
+        let mut usage = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        // Looked up by `&str` first: a tenant already counted costs no allocation.
+        let per_tenant = match usage.get_mut(tenant_id) {
+            Some(m) => m,
+            None => usage.entry(tenant_id.to_string()).or_default(),
+        };
+        for &(metric, n) in counts {
+            let slot = per_tenant.entry((day, metric)).or_default();
+            *slot = slot.saturating_add(n);
+        }
+    }
+
+    /// Waits until everything queued before this call is written (or dropped), usage
+    /// counters included.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.queue.send(Message::Flush(tx)).await.is_ok() {
@@ -106,7 +137,9 @@ async fn writer(
     flush_now: Arc<tokio::sync::Notify>,
     dropped: Arc<AtomicU64>,
     written: Arc<AtomicU64>,
+    usage: Arc<Mutex<Counts>>,
 ) {
+    let mut last_usage = tokio::time::Instant::now();
     let mut batch: Vec<(String, Vec<ExecutionRecord>)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut tick = tokio::time::interval(CADENCE);
@@ -133,6 +166,10 @@ async fn writer(
             }
         }
         write(&store, &mut batch, &dropped, &written).await;
+        if !waiting.is_empty() || !open || last_usage.elapsed() >= USAGE_CADENCE {
+            write_usage(&store, &usage).await;
+            last_usage = tokio::time::Instant::now();
+        }
         for ack in waiting.drain(..) {
             let _ = ack.send(());
         }
@@ -165,6 +202,37 @@ async fn write(
         }
     }
     batch.clear();
+}
+
+/// Adds the counted usage into the database. A failed write is tried once more, then tenant by
+/// tenant, so a tenant deleted meanwhile does not take the others' counts with it.
+async fn write_usage(store: &Store, usage: &Mutex<Counts>) {
+    let counts = std::mem::take(&mut *usage.lock().unwrap_or_else(|p| p.into_inner()));
+    if counts.is_empty() {
+        return;
+    }
+    let rows: Vec<(String, i64, String, i64)> = counts
+        .into_iter()
+        .flat_map(|(tenant, m)| {
+            m.into_iter()
+                .map(move |((day, metric), n)| (tenant.clone(), day, metric.key(), n))
+        })
+        .collect();
+    if store.add_usage(&rows).await.is_ok() {
+        return;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    if store.add_usage(&rows).await.is_ok() {
+        return;
+    }
+    let mut tenants: Vec<&str> = rows.iter().map(|r| r.0.as_str()).collect();
+    tenants.dedup();
+    for tenant in tenants {
+        let of_tenant: Vec<_> = rows.iter().filter(|r| r.0 == tenant).cloned().collect();
+        if let Err(e) = store.add_usage(&of_tenant).await {
+            tracing::warn!(error = %e, tenant_id = tenant, "cannot write usage counters; dropped");
+        }
+    }
 }
 
 #[cfg(test)]

@@ -159,6 +159,14 @@ impl Rules {
 
     /// Counts executions and queues them for the execution log.
     pub(crate) fn record(&self, tenant_id: &str, records: Vec<ExecutionRecord>) {
+        use crate::domain::usage::Metric;
+        let mut usage = [
+            (Metric::RuleExecutions, 0),
+            (Metric::ActionExecutions, 0),
+            (Metric::Failures, 0),
+            (Metric::Denials, 0),
+            (Metric::Fuel, 0),
+        ];
         for r in &records {
             self.inner
                 .metrics
@@ -166,6 +174,22 @@ impl Rules {
             if r.skipped {
                 self.inner.metrics.skipped();
             }
+            // Usage counts traffic: the Management API's test runs are logged, not counted.
+            if r.trigger != Trigger::Test {
+                let kind = match r.kind {
+                    CodeKind::Rule => 0,
+                    CodeKind::Action => 1,
+                };
+                usage[kind].1 += 1;
+                usage[2].1 += i64::from(matches!(r.outcome, Outcome::Failed(_)));
+                usage[3].1 += i64::from(r.outcome == Outcome::Denied);
+                usage[4].1 += r.fuel.max(0);
+            }
+        }
+        if let Some(first) = records.first().filter(|_| usage[0].1 + usage[1].1 > 0) {
+            self.inner
+                .journal
+                .count(tenant_id, first.created_at, &usage);
         }
         self.inner.journal.record(tenant_id, records);
     }

@@ -1,8 +1,10 @@
-//! Tenant settings (Auth0's `tenants/settings` shape): what rules may reach over HTTP.
+//! Tenant settings (Auth0's `tenants/settings` shape): what rules may reach over HTTP; and
+//! the tenant's usage per day (SPEC §18).
 
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminError, internal};
+use crate::domain::usage::{Day, Metric, UsageDay};
 use crate::domain::{AllowedHost, Tenant};
 
 /// Hosts one tenant may list.
@@ -25,6 +27,9 @@ pub struct RuleSettings {
     #[schema(value_type = Vec<String>)]
     pub allowed_hosts: Vec<AllowedHost>,
 }
+
+/// Most days one usage answer covers.
+pub const USAGE_MAX_DAYS: i64 = 366;
 
 impl Admin {
     /// The tenant's settings.
@@ -90,5 +95,63 @@ impl Admin {
             (true, true) => return Ok(current),
         }
         self.update_tenant_settings(tenant, current).await
+    }
+
+    /// The tenant's usage per day, `from..=to` (`YYYY-MM-DD` or `YYYYMMDD`, UTC; by default
+    /// the 30 days to today), every day listed. What this node counted is written first;
+    /// another node's counts arrive within a second.
+    pub async fn usage(
+        &self,
+        tenant: &Tenant,
+        from: Option<&str>,
+        to: Option<&str>,
+    ) -> Result<Vec<UsageDay>, AdminError> {
+        let parse = |name: &str, text: &str| {
+            Day::parse(text).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "{name} must be a date, YYYY-MM-DD or YYYYMMDD (got {text:?})"
+                ))
+            })
+        };
+        let to = match to {
+            Some(t) => parse("to", t)?,
+            None => Day::of(self.clock.now()),
+        };
+        let from = match from {
+            Some(f) => parse("from", f)?,
+            None => Day(to.0 - 29),
+        };
+        if from > to {
+            return Err(AdminError::Invalid(format!(
+                "from ({}) is after to ({})",
+                from.render(),
+                to.render()
+            )));
+        }
+        if to.0 - from.0 >= USAGE_MAX_DAYS {
+            return Err(AdminError::Invalid(format!(
+                "at most {USAGE_MAX_DAYS} days at a time ({} to {} is {} days)",
+                from.render(),
+                to.render(),
+                to.0 - from.0 + 1
+            )));
+        }
+        self.rules.journal().flush().await;
+        let counts = self
+            .store
+            .usage(&tenant.id, from.0, to.0)
+            .await
+            .map_err(internal)?;
+        let mut days: Vec<UsageDay> = (from.0..=to.0).map(|d| UsageDay::empty(Day(d))).collect();
+        for (day, key, value) in counts {
+            // A metric of a later version (written by a newer node) is left out.
+            let slot = usize::try_from(day - from.0)
+                .ok()
+                .and_then(|i| days.get_mut(i));
+            if let (Some(metric), Some(d)) = (Metric::parse(&key), slot) {
+                d.add(metric, value);
+            }
+        }
+        Ok(days)
     }
 }

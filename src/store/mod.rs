@@ -15,6 +15,7 @@ mod rule_configs;
 mod rules;
 mod tenants;
 mod tokens;
+mod usage;
 mod users;
 
 pub use actions::{

@@ -1761,3 +1761,92 @@ fn import_auth0_prints_a_report_and_refuses_bad_input_with_one_line() {
         "{web}"
     );
 }
+
+#[test]
+fn tenant_usage_prints_every_day_and_refuses_bad_dates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let days = json(&wardstone(
+        &db,
+        &["tenant", "usage", "--tenant", "acme", "--json"],
+    ));
+    assert_eq!(days.as_array().unwrap().len(), 30);
+    let two = json(&wardstone(
+        &db,
+        &[
+            "tenant",
+            "usage",
+            "--tenant",
+            "acme",
+            "--from",
+            "2026-02-28",
+            "--to",
+            "20260301",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        two,
+        serde_json::json!([
+            {"date": "2026-02-28", "logins": 0, "token_grants": {"authorization_code": 0, "refresh_token": 0, "client_credentials": 0},
+             "rule_executions": 0, "action_executions": 0, "failures": 0, "denials": 0, "fuel": 0},
+            {"date": "2026-03-01", "logins": 0, "token_grants": {"authorization_code": 0, "refresh_token": 0, "client_credentials": 0},
+             "rule_executions": 0, "action_executions": 0, "failures": 0, "denials": 0, "fuel": 0}
+        ])
+    );
+    let table = wardstone(
+        &db,
+        &[
+            "tenant",
+            "usage",
+            "--tenant",
+            "acme",
+            "--from",
+            "2026-12-01",
+            "--to",
+            "2026-12-01",
+        ],
+    );
+    assert!(table.status.success());
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.starts_with("date"), "{text}");
+    assert!(
+        text.lines().nth(1).unwrap().starts_with("2026-12-01"),
+        "{text}"
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "tenant",
+                "usage",
+                "--tenant",
+                "acme",
+                "--from",
+                "12/01/2026",
+            ],
+        ),
+        "from must be a date",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "tenant",
+                "usage",
+                "--tenant",
+                "acme",
+                "--from",
+                "2026-12-02",
+                "--to",
+                "2026-12-01",
+            ],
+        ),
+        "after",
+    );
+    refused(
+        &wardstone(&db, &["tenant", "usage", "--tenant", "nope"]),
+        "nope",
+    );
+}

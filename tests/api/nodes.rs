@@ -195,3 +195,87 @@ async fn a_client_change_on_one_node_holds_on_the_other_at_once() {
         .await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "no redirect to an unregistered callback");
 }
+
+#[tokio::test]
+async fn usage_counts_each_day_logins_grants_and_executions_the_same_on_every_node() {
+    let app = spawn_app().await;
+    let (b, b_rules) = app.spawn_node_with(|_| {}).await;
+    let token = app.mgmt_token(None).await; // a client_credentials grant
+    app.add_script(
+        "deny-flagged",
+        "function (user, context, callback) { callback(context.clientMetadata.deny ? new UnauthorizedError('no') : null, user, context); }",
+    )
+    .await; // another one
+    // Two password logins on node A, one on node B; one exchange and one refresh on B.
+    for _ in 0..2 {
+        assert!(app.authorize_outcome(&Browser::new(), &[]).await.contains_key("code"));
+    }
+    let code = flow_on(&app, &Browser::new(), &b, &[]).await["code"].clone();
+    let resp = exchange_on(&app, &b, &code).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let tokens: Value = resp.json().await.unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+    let resp = token_on(&app, &b, &[("grant_type", "refresh_token"), ("refresh_token", refresh)]).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    // A refused exchange is no grant; a denied login is an execution and a denial.
+    assert_eq!(exchange_on(&app, &b, &code).await.status(), StatusCode::BAD_REQUEST);
+    let client = format!("/clients/{}", app.client_id);
+    let (status, _) = app.api("PATCH", &client, &token, Some(json!({"client_metadata": {"deny": "1"}}))).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        app.authorize_outcome(&Browser::new(), &[]).await["error"],
+        "access_denied"
+    );
+    b_rules.journal().flush().await;
+
+    let today = wardstone::domain::usage::Day::of(app.clock.now()).render();
+    let (status, on_a) = app.api("GET", "/tenants/usage", &token, None).await;
+    assert_eq!(status, StatusCode::OK, "{on_a}");
+    let days = on_a.as_array().unwrap();
+    assert_eq!(days.len(), 30, "the last 30 days, every one listed");
+    assert_eq!(days[29]["date"], today.as_str());
+    assert_eq!(days[0]["logins"], 0);
+    assert_eq!(
+        days[29],
+        json!({"date": today, "logins": 4,
+               "token_grants": {"authorization_code": 1, "refresh_token": 1, "client_credentials": 2},
+               "rule_executions": 5, "action_executions": 0, "failures": 0, "denials": 1,
+               "fuel": days[29]["fuel"]})
+    );
+    assert!(days[29]["fuel"].as_i64().unwrap() > 0);
+
+    // Node B answers the same.
+    let on_b = reqwest::Client::new()
+        .get(on_node(&app.url("/api/v2/tenants/usage"), &b))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(on_b.status(), StatusCode::OK);
+    assert_eq!(on_b.json::<Value>().await.unwrap(), on_a);
+
+    // One day, in either date form.
+    let compact = today.replace('-', "");
+    let (_, one) = app
+        .api("GET", &format!("/tenants/usage?from={compact}&to={today}"), &token, None)
+        .await;
+    assert_eq!(one, json!([days[29]]));
+
+    // Bad input is a clear 400; the wrong scope a 403.
+    for (query, says) in [
+        ("from=2026-13-01", "from must be a date"),
+        ("to=yesterday", "to must be a date"),
+        ("from=2026-12-05&to=2026-12-01", "after"),
+        ("from=2020-01-01&to=2026-12-01", "366"),
+        ("days=3", "days"),
+    ] {
+        let (status, body) = app.api("GET", &format!("/tenants/usage?{query}"), &token, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert!(body["message"].as_str().unwrap().contains(says), "{query}: {body}");
+    }
+    let logs_only = app.mgmt_token(Some("read:logs")).await;
+    assert_eq!(
+        app.api("GET", "/tenants/usage", &logs_only, None).await.0,
+        StatusCode::FORBIDDEN
+    );
+}
