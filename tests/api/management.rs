@@ -1105,6 +1105,7 @@ async fn every_route_is_in_the_openapi_document() {
         ("/rules/{id}/rollback", "post"),
         ("/tenants/settings", "get"),
         ("/tenants/settings", "patch"),
+        ("/tenants/usage", "get"),
         ("/actions/actions", "get"),
         ("/actions/actions", "post"),
         ("/actions/actions/{id}", "get"),
