@@ -35,6 +35,20 @@ pub(super) enum TenantCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Record the inputs of the last N pipeline runs for replay (--keep N), or stop and delete
+    /// them (--off).
+    Recording {
+        #[arg(long)]
+        tenant: String,
+        /// Runs kept, 1 to 5000.
+        #[arg(long, conflicts_with = "off", required_unless_present = "off")]
+        keep: Option<i64>,
+        /// Stop recording and delete what was recorded.
+        #[arg(long)]
+        off: bool,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Usage per day: logins, token grants, rule and action executions, failures, fuel.
     Usage {
         #[arg(long)]
@@ -242,6 +256,21 @@ pub(super) async fn tenant_command(admin: &Admin, command: TenantCommand) -> Res
             let s = admin.allow_host(&tenant, &host, false).await?;
             print(out.json, &s, allowed_hosts_line);
         }
+        TenantCommand::Recording {
+            tenant,
+            keep,
+            off: _,
+            out,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let s = admin.set_recording(&tenant, keep).await?;
+            print(out.json, &s, |s| {
+                match s.recording.as_ref().and_then(|r| r.keep) {
+                    Some(n) if n > 0 => format!("recording the last {n} pipeline runs"),
+                    _ => "recording is off".into(),
+                }
+            });
+        }
         TenantCommand::Usage {
             tenant,
             from,
@@ -386,8 +415,8 @@ fn usage_table(days: &[crate::domain::usage::UsageDay]) -> String {
 fn allowed_hosts_line(s: &crate::service::tenants::TenantSettings) -> String {
     let hosts: Vec<String> = s
         .rules
-        .allowed_hosts
         .iter()
+        .flat_map(|r| &r.allowed_hosts)
         .map(|h| h.to_string())
         .collect();
     if hosts.is_empty() {

@@ -289,6 +289,11 @@ impl EventFrame {
         out
     }
 
+    /// The members no action can change, as one JSON object (what a recording keeps).
+    pub(crate) fn fixed_json(&self) -> String {
+        format!("{{{}}}", self.fixed)
+    }
+
     /// The frame of a whole event (a test run's): everything but `secrets` and the trigger's
     /// dynamic member is fixed. Returns the frame and the dynamic member's value.
     pub(crate) fn of_event(trigger: TriggerId, mut event: Map<String, Value>) -> (Self, Value) {

@@ -6,6 +6,9 @@
 //! are dropped, counted, and a warning says how many. Readers of the log on this node flush
 //! the queue first, so a login's executions are visible to the next read.
 //!
+//! Recorded inputs (SPEC §18, for tenants that turned recording on) travel the same queue and
+//! are sealed with the master key here, off the login path.
+//!
 //! The same writer adds the tenants' usage counters (SPEC §18) into the database: they are
 //! summed in memory per tenant, day and metric and added every [`USAGE_CADENCE`] (or on a
 //! flush), so usage costs a login one short lock and every node's counts end in the same rows.
@@ -17,9 +20,10 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::crypto::MasterKey;
 use crate::domain::execution::ExecutionRecord;
 use crate::domain::usage::{Day, Metric};
-use crate::store::Store;
+use crate::store::{RecordingRow, Store};
 
 /// Runs one write may carry.
 const BATCH: usize = 500;
@@ -31,8 +35,30 @@ const USAGE_CADENCE: Duration = Duration::from_secs(1);
 /// Usage not yet written: tenant → (day, metric) → count.
 type Counts = HashMap<String, HashMap<(i64, Metric), i64>>;
 
+/// One pipeline run's input to record, not yet sealed.
+pub struct Recording {
+    /// The user of a login or refresh; `None` for client credentials.
+    pub user_id: Option<String>,
+    /// The client.
+    pub client_id: String,
+    /// The run's protocol label.
+    pub protocol: &'static str,
+    /// Unix time of the run.
+    pub created_at: i64,
+    /// `{"user", "context", "event"}` as JSON.
+    pub input: String,
+    /// How many runs the tenant keeps.
+    pub keep: i64,
+}
+
+/// The sealing context of a recording: its id, so a sealed input cannot move to another row.
+pub fn recording_context(id: &str) -> String {
+    format!("recording:{id}")
+}
+
 enum Message {
     Records(String, Vec<ExecutionRecord>),
+    Recording(String, Recording),
     Flush(oneshot::Sender<()>),
 }
 
@@ -48,7 +74,7 @@ pub struct Journal {
 
 impl Journal {
     /// Starts the writer task on the current runtime; `capacity` records may wait.
-    pub fn start(store: Store, capacity: usize) -> Self {
+    pub fn start(store: Store, master_key: MasterKey, capacity: usize) -> Self {
         let (queue, rx) = mpsc::channel(capacity.max(1));
         let journal = Journal {
             queue,
@@ -59,6 +85,7 @@ impl Journal {
         };
         tokio::spawn(writer(
             store,
+            master_key,
             rx,
             journal.flush_now.clone(),
             journal.dropped.clone(),
@@ -90,6 +117,24 @@ impl Journal {
                     dropped_total = before + n,
                     "rule execution log records dropped: {why}"
                 );
+            }
+        }
+    }
+
+    /// Queues the input of one pipeline run of `tenant_id` for recording, without waiting.
+    /// When the queue is full it is dropped and counted.
+    pub fn record_input(&self, tenant_id: &str, recording: Recording) {
+        if let Err(e) = self
+            .queue
+            .try_send(Message::Recording(tenant_id.to_string(), recording))
+        {
+            let before = self.dropped.fetch_add(1, Ordering::Relaxed);
+            if before.is_multiple_of(1000) {
+                let why = match e {
+                    mpsc::error::TrySendError::Full(_) => "the queue is full",
+                    mpsc::error::TrySendError::Closed(_) => "the writer has stopped",
+                };
+                tracing::warn!(dropped_total = before + 1, "recorded inputs dropped: {why}");
             }
         }
     }
@@ -133,6 +178,7 @@ impl Journal {
 
 async fn writer(
     store: Store,
+    master_key: MasterKey,
     mut rx: mpsc::Receiver<Message>,
     flush_now: Arc<tokio::sync::Notify>,
     dropped: Arc<AtomicU64>,
@@ -141,6 +187,7 @@ async fn writer(
 ) {
     let mut last_usage = tokio::time::Instant::now();
     let mut batch: Vec<(String, Vec<ExecutionRecord>)> = Vec::new();
+    let mut recordings: Vec<(String, Recording)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     let mut tick = tokio::time::interval(CADENCE);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -154,6 +201,7 @@ async fn writer(
         loop {
             match rx.try_recv() {
                 Ok(Message::Records(tenant, records)) => batch.push((tenant, records)),
+                Ok(Message::Recording(tenant, r)) => recordings.push((tenant, r)),
                 Ok(Message::Flush(ack)) => waiting.push(ack),
                 Err(mpsc::error::TryRecvError::Empty) => break,
                 Err(mpsc::error::TryRecvError::Disconnected) => {
@@ -166,6 +214,7 @@ async fn writer(
             }
         }
         write(&store, &mut batch, &dropped, &written).await;
+        write_recordings(&store, &master_key, &mut recordings, &dropped).await;
         if !waiting.is_empty() || !open || last_usage.elapsed() >= USAGE_CADENCE {
             write_usage(&store, &usage).await;
             last_usage = tokio::time::Instant::now();
@@ -202,6 +251,42 @@ async fn write(
         }
     }
     batch.clear();
+}
+
+/// Seals and stores queued recordings, tenant by tenant, each tenant's oldest beyond its
+/// `keep` dropped in the same transaction.
+async fn write_recordings(
+    store: &Store,
+    master_key: &MasterKey,
+    recordings: &mut Vec<(String, Recording)>,
+    dropped: &AtomicU64,
+) {
+    if recordings.is_empty() {
+        return;
+    }
+    let mut by_tenant: HashMap<String, (i64, Vec<RecordingRow>)> = HashMap::new();
+    for (tenant, r) in recordings.drain(..) {
+        let id = uuid::Uuid::now_v7().to_string();
+        let sealed = master_key.seal(&recording_context(&id), r.input.as_bytes());
+        let entry = by_tenant.entry(tenant).or_default();
+        // The newest setting wins: a run queued before a change keeps what the tenant asks now.
+        entry.0 = r.keep;
+        entry.1.push(RecordingRow {
+            id,
+            user_id: r.user_id,
+            client_id: r.client_id,
+            protocol: r.protocol.to_string(),
+            created_at: r.created_at,
+            sealed,
+        });
+    }
+    for (tenant, (keep, rows)) in by_tenant {
+        if let Err(e) = store.insert_recordings(&tenant, &rows, keep).await {
+            let n = rows.len() as u64;
+            let total = dropped.fetch_add(n, Ordering::Relaxed) + n;
+            tracing::warn!(error = %e, recordings = n, dropped_total = total, "cannot write recorded inputs; dropped");
+        }
+    }
 }
 
 /// Adds the counted usage into the database. A failed write is tried once more, then tenant by
@@ -245,7 +330,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}/j.db", dir.path().display());
         let store = crate::startup::open_store(&url, 2).await.unwrap();
-        let journal = Journal::start(store, 1);
+        let journal = Journal::start(store, MasterKey::generate(), 1);
         let record = || vec![ExecutionRecord::start("rul_1", "r", Trigger::Login, 0)];
         // The writer wakes on its cadence: the first message fills the queue, the rest overflow.
         for _ in 0..3 {

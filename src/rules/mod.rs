@@ -48,7 +48,7 @@ use crate::metrics::RuleMetrics;
 use crate::store::Store;
 use actions::ActionCache;
 use executor::{Executor, NotRun};
-use journal::Journal;
+use journal::{Journal, Recording};
 use modules::{Modules, Prepared};
 use ruleset::{RULE_SETS, RuleSet};
 use trigger::{RunContext, RunState, TriggerRun};
@@ -107,7 +107,7 @@ impl Rules {
             inner: Arc::new(Inner {
                 modules,
                 metrics,
-                journal: Journal::start(store.clone(), limits.journal_queue),
+                journal: Journal::start(store.clone(), master_key.clone(), limits.journal_queue),
                 rule_sets: Mutex::new(lru::LruCache::new(
                     std::num::NonZeroUsize::new(RULE_SETS).expect("non-zero"),
                 )),
@@ -274,6 +274,9 @@ impl Rules {
             context["protocol"] = Value::from("redirect-callback");
         }
         let original_metadata = [user["app_metadata"].clone(), user["user_metadata"].clone()];
+        // A fresh run's input, for replay; a resumed run replays as the run it resumes.
+        let recorded = (set.recording_keep > 0 && resume.is_none())
+            .then(|| format!(r#"{{"user":{user},"context":{context}"#));
         let transaction_id = resume
             .map(|r| r.transaction_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -289,6 +292,19 @@ impl Rules {
             None => original_metadata,
         };
         let event = input::post_login_event(&input, &roles, &transaction_id);
+        if let Some(head) = recorded {
+            self.inner.journal.record_input(
+                input.tenant_id,
+                Recording {
+                    user_id: Some(input.user.user_id.clone()),
+                    client_id: input.client.client_id.clone(),
+                    protocol: log_as.label(),
+                    created_at: input.now,
+                    input: format!(r#"{head},"event":{}}}"#, event.fixed_json()),
+                    keep: set.recording_keep,
+                },
+            );
+        }
         let resume_state = crate::crypto::random_token(24);
         let interactive = input.protocol == Protocol::Login;
         let (issuer, subject, ip) = (
@@ -388,6 +404,19 @@ impl Rules {
             "idToken": {},
             "accessToken": {"scope": input.scope.iter().collect::<Vec<_>>()},
         });
+        if set.recording_keep > 0 {
+            self.inner.journal.record_input(
+                input.tenant_id,
+                Recording {
+                    user_id: None,
+                    client_id: input.client.client_id.clone(),
+                    protocol: log_as.label(),
+                    created_at: input.now,
+                    input: format!(r#"{{"context":{context},"event":{}}}"#, event.fixed_json()),
+                    keep: set.recording_keep,
+                },
+            );
+        }
         let state = trigger::initial_state(serde_json::json!({}), context);
         let client_id = input.client.client_id.clone();
         let run = self

@@ -27,6 +27,8 @@ pub(crate) struct RuleSet {
     pub(crate) net: NetPolicy,
     /// The settings as the JSON object rules receive.
     pub(crate) configuration: Arc<str>,
+    /// Runs the tenant records for replay (0: off).
+    pub(crate) recording_keep: i64,
 }
 
 impl RuleSet {
@@ -153,6 +155,7 @@ impl Rules {
                 body_bytes: self.inner.engine.limits().http_body_bytes,
             },
             configuration: serde_json::to_string(&Configuration(configuration))?.into(),
+            recording_keep: rows.recording_keep,
         });
         self.inner
             .rule_sets

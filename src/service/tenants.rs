@@ -1,22 +1,43 @@
-//! Tenant settings (Auth0's `tenants/settings` shape): what rules may reach over HTTP; and
-//! the tenant's usage per day (SPEC §18).
+//! Tenant settings (Auth0's `tenants/settings` shape): what rules may reach over HTTP and
+//! whether pipeline inputs are recorded for replay; and the tenant's usage per day (SPEC §18).
 
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminError, internal};
 use crate::domain::usage::{Day, Metric, UsageDay};
 use crate::domain::{AllowedHost, Tenant};
+use crate::store::MAX_RECORDING_KEEP;
 
 /// Hosts one tenant may list.
 pub const MAX_ALLOWED_HOSTS: usize = 100;
 
-/// The settings shown and changed.
+/// The settings shown and changed: a change names the parts it replaces; what it does not
+/// name stays as it is. Shown, every part is there.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
     /// Rule settings.
-    pub rules: RuleSettings,
+    #[serde(default)]
+    pub rules: Option<RuleSettings>,
+    /// Recording of pipeline inputs for replay (off by default).
+    #[serde(default)]
+    pub recording: Option<RecordingSettings>,
 }
+
+/// Whether the inputs of the tenant's last `keep` pipeline runs (rules and actions of logins,
+/// refreshes and client credentials grants) are kept, sealed, for replaying a change on them.
+#[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordingSettings {
+    /// On or off. Turning it off deletes what was recorded.
+    pub enabled: bool,
+    /// Runs kept, 1 to 5,000 (default 500); shown 0 when off.
+    #[serde(default)]
+    pub keep: Option<i64>,
+}
+
+/// Runs kept when recording is turned on without `keep`.
+pub const DEFAULT_RECORDING_KEEP: i64 = 500;
 
 /// What rules may do.
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
@@ -34,14 +55,23 @@ pub const USAGE_MAX_DAYS: i64 = 366;
 impl Admin {
     /// The tenant's settings.
     pub async fn tenant_settings(&self, tenant: &Tenant) -> Result<TenantSettings, AdminError> {
+        let keep = self
+            .store
+            .recording_keep(&tenant.id)
+            .await
+            .map_err(internal)?;
         Ok(TenantSettings {
-            rules: RuleSettings {
+            rules: Some(RuleSettings {
                 allowed_hosts: self
                     .store
                     .allowed_hosts(&tenant.id)
                     .await
                     .map_err(internal)?,
-            },
+            }),
+            recording: Some(RecordingSettings {
+                enabled: keep > 0,
+                keep: Some(keep),
+            }),
         })
     }
 
@@ -51,25 +81,52 @@ impl Admin {
         tenant: &Tenant,
         settings: TenantSettings,
     ) -> Result<TenantSettings, AdminError> {
-        let opened = self.rules.engine().outbound().opened();
-        let mut hosts = Vec::new();
-        for h in settings.rules.allowed_hosts {
-            h.check_reach(opened)?;
-            if !hosts.contains(&h) {
-                hosts.push(h);
-            }
+        // Everything is checked before anything is stored.
+        let hosts = settings
+            .rules
+            .map(|rules| {
+                let opened = self.rules.engine().outbound().opened();
+                let mut hosts = Vec::new();
+                for h in rules.allowed_hosts {
+                    h.check_reach(opened)?;
+                    if !hosts.contains(&h) {
+                        hosts.push(h);
+                    }
+                }
+                if hosts.len() > MAX_ALLOWED_HOSTS {
+                    return Err(AdminError::Invalid(format!(
+                        "at most {MAX_ALLOWED_HOSTS} allowed hosts, not {}",
+                        hosts.len()
+                    )));
+                }
+                Ok(hosts)
+            })
+            .transpose()?;
+        let keep = settings
+            .recording
+            .map(|r| match (r.enabled, r.keep) {
+                (false, _) => Ok(0),
+                (true, None) => Ok(DEFAULT_RECORDING_KEEP),
+                (true, Some(k)) if (1..=MAX_RECORDING_KEEP).contains(&k) => Ok(k),
+                (true, Some(k)) => Err(AdminError::Invalid(format!(
+                    "recording.keep must be 1 to {MAX_RECORDING_KEEP}, not {k}"
+                ))),
+            })
+            .transpose()?;
+        if let Some(hosts) = hosts {
+            self.store
+                .set_allowed_hosts(&tenant.id, &hosts)
+                .await
+                .map_err(internal)?;
+            tracing::info!(tenant = %tenant.name, hosts = hosts.len(), "rules' allowed hosts changed");
         }
-        if hosts.len() > MAX_ALLOWED_HOSTS {
-            return Err(AdminError::Invalid(format!(
-                "at most {MAX_ALLOWED_HOSTS} allowed hosts, not {}",
-                hosts.len()
-            )));
+        if let Some(keep) = keep {
+            self.store
+                .set_recording_keep(&tenant.id, keep)
+                .await
+                .map_err(internal)?;
+            tracing::info!(tenant = %tenant.name, keep, "recording changed");
         }
-        self.store
-            .set_allowed_hosts(&tenant.id, &hosts)
-            .await
-            .map_err(internal)?;
-        tracing::info!(tenant = %tenant.name, hosts = hosts.len(), "rules' allowed hosts changed");
         self.tenant_settings(tenant).await
     }
 
@@ -81,8 +138,11 @@ impl Admin {
         allow: bool,
     ) -> Result<TenantSettings, AdminError> {
         let host = AllowedHost::parse(host)?;
-        let mut current = self.tenant_settings(tenant).await?;
-        let hosts = &mut current.rules.allowed_hosts;
+        let mut hosts = self
+            .store
+            .allowed_hosts(&tenant.id)
+            .await
+            .map_err(internal)?;
         let present = hosts.contains(&host);
         match (allow, present) {
             (true, false) => hosts.push(host),
@@ -92,9 +152,31 @@ impl Admin {
                     "{host} is not on the allow-list"
                 )));
             }
-            (true, true) => return Ok(current),
+            (true, true) => return self.tenant_settings(tenant).await,
         }
-        self.update_tenant_settings(tenant, current).await
+        let change = TenantSettings {
+            rules: Some(RuleSettings {
+                allowed_hosts: hosts,
+            }),
+            recording: None,
+        };
+        self.update_tenant_settings(tenant, change).await
+    }
+
+    /// Turns recording on, keeping the last `keep` runs, or off (`None`).
+    pub async fn set_recording(
+        &self,
+        tenant: &Tenant,
+        keep: Option<i64>,
+    ) -> Result<TenantSettings, AdminError> {
+        let change = TenantSettings {
+            rules: None,
+            recording: Some(RecordingSettings {
+                enabled: keep.is_some(),
+                keep,
+            }),
+        };
+        self.update_tenant_settings(tenant, change).await
     }
 
     /// The tenant's usage per day, `from..=to` (`YYYY-MM-DD` or `YYYYMMDD`, UTC; by default

@@ -79,6 +79,8 @@ pub struct RuleSetRows {
     pub configs: Vec<(String, Vec<u8>)>,
     /// The tenant's outbound allow-list.
     pub allowed_hosts: Vec<crate::domain::AllowedHost>,
+    /// Runs the tenant records (0: off).
+    pub recording_keep: i64,
     /// Bound actions with their live versions, per trigger in order.
     pub actions: Vec<super::BoundActionRow>,
 }
@@ -277,15 +279,20 @@ impl Store {
     /// rules, the sealed settings and the bound actions. Read in that order, the rows are at
     /// least as new as the generation.
     pub async fn rule_set(&self, tenant_id: &str) -> StoreResult<RuleSetRows> {
-        let row: Option<(i64, super::JsonText<Vec<crate::domain::AllowedHost>>)> =
-            sqlx::query_as("SELECT rules_generation, allowed_hosts FROM tenant WHERE id = $1")
-                .bind(tenant_id)
-                .fetch_optional(&self.reader)
-                .await?;
-        let (generation, allowed_hosts) = row.map(|(g, h)| (g, h.0)).unwrap_or((-1, Vec::new()));
+        let row: Option<(i64, super::JsonText<Vec<crate::domain::AllowedHost>>, i64)> =
+            sqlx::query_as(
+                "SELECT rules_generation, allowed_hosts, recording_keep FROM tenant WHERE id = $1",
+            )
+            .bind(tenant_id)
+            .fetch_optional(&self.reader)
+            .await?;
+        let (generation, allowed_hosts, recording_keep) = row
+            .map(|(g, h, k)| (g, h.0, k))
+            .unwrap_or((-1, Vec::new(), 0));
         Ok(RuleSetRows {
             generation,
             allowed_hosts,
+            recording_keep,
             rules: self.rules(tenant_id, true).await?,
             configs: self.rule_configs(tenant_id).await?,
             actions: self.bound_actions(tenant_id).await?,

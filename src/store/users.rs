@@ -700,6 +700,7 @@ impl Store {
             "sso_session",
             "consent",
             "user_role",
+            "recording",
         ] {
             sqlx::query(&format!(
                 "DELETE FROM {table} WHERE tenant_id = $1 AND user_id = $2"

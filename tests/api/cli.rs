@@ -1850,3 +1850,76 @@ fn tenant_usage_prints_every_day_and_refuses_bad_dates() {
         "nope",
     );
 }
+
+#[test]
+fn tenant_recording_turns_on_with_a_bound_and_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let on = json(&wardstone(
+        &db,
+        &[
+            "tenant",
+            "recording",
+            "--tenant",
+            "acme",
+            "--keep",
+            "20",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        on["recording"],
+        serde_json::json!({"enabled": true, "keep": 20})
+    );
+    let text = wardstone(
+        &db,
+        &["tenant", "recording", "--tenant", "acme", "--keep", "7"],
+    );
+    assert!(String::from_utf8_lossy(&text.stdout).contains("recording the last 7 pipeline runs"));
+    refused(
+        &wardstone(
+            &db,
+            &["tenant", "recording", "--tenant", "acme", "--keep", "0"],
+        ),
+        "recording.keep must be 1 to 5000",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &["tenant", "recording", "--tenant", "acme", "--keep", "5001"],
+        ),
+        "recording.keep must be 1 to 5000",
+    );
+    assert!(
+        !wardstone(&db, &["tenant", "recording", "--tenant", "acme"])
+            .status
+            .success()
+    );
+    assert!(
+        !wardstone(
+            &db,
+            &[
+                "tenant",
+                "recording",
+                "--tenant",
+                "acme",
+                "--keep",
+                "3",
+                "--off"
+            ]
+        )
+        .status
+        .success()
+    );
+    let off = json(&wardstone(
+        &db,
+        &["tenant", "recording", "--tenant", "acme", "--off", "--json"],
+    ));
+    assert_eq!(
+        off["recording"],
+        serde_json::json!({"enabled": false, "keep": 0})
+    );
+    // The allow-list was left as it was by both.
+    assert_eq!(off["rules"]["allowed_hosts"], serde_json::json!([]));
+}

@@ -57,6 +57,9 @@ macro_rules! behaviour_suite {
             mod lifecycle {
                 include!("lifecycle.rs");
             }
+            mod recording {
+                include!("recording.rs");
+            }
             mod import {
                 include!("import.rs");
             }
