@@ -28,6 +28,22 @@ pub(super) enum RuleCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Replay a candidate for a rule on the tenant's newest recorded logins (recording must be
+    /// on): what would change, before it ships. Nothing is stored or sent.
+    Replay {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+        /// The candidate (.js, .wasm or .wat).
+        #[arg(long)]
+        file: std::path::PathBuf,
+        /// Newest recorded runs to replay on, 1 to 5000.
+        #[arg(long, default_value_t = 100)]
+        last: i64,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Replace a rule's module (a new version) or change its failure mode.
     Update {
         #[arg(long)]
@@ -256,6 +272,24 @@ pub(super) async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<
                 .await?;
             print(out.json, &r, |r| format!("added {}", show(r)));
         }
+        RuleCommand::Replay {
+            tenant,
+            id,
+            file,
+            last,
+            out,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let (wasm, wat, script) = api_fields(read_upload(&file)?);
+            let request = crate::service::replay::RuleReplayRequest {
+                last: Some(last),
+                script,
+                wasm,
+                wat,
+            };
+            let report = admin.replay_rule(&tenant, &id, request).await?;
+            print(out.json, &report, replay_table);
+        }
         RuleCommand::Update {
             tenant,
             id,
@@ -273,20 +307,8 @@ pub(super) async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<
                 on_failure,
                 ..Default::default()
             };
-            match file.as_deref().map(read_upload).transpose()? {
-                Some(crate::rules::Upload::Script(text) | crate::rules::Upload::Action(text)) => {
-                    patch.script = Some(text)
-                }
-                Some(crate::rules::Upload::Module(b)) if b.starts_with(b"\0asm") => {
-                    patch.wasm = Some(base64::Engine::encode(
-                        &base64::engine::general_purpose::STANDARD,
-                        &b,
-                    ))
-                }
-                Some(crate::rules::Upload::Module(b)) => {
-                    patch.wat = Some(String::from_utf8_lossy(&b).into_owned())
-                }
-                None => {}
+            if let Some(file) = &file {
+                (patch.wasm, patch.wat, patch.script) = api_fields(read_upload(file)?);
             }
             let r = admin.update_rule(&tenant, &id, patch).await?;
             print(out.json, &r, |r| {
@@ -357,6 +379,64 @@ pub(super) async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<
         }
     }
     Ok(())
+}
+
+/// An upload as the API's `wasm` (base64), `wat` and `script` fields.
+fn api_fields(upload: crate::rules::Upload) -> (Option<String>, Option<String>, Option<String>) {
+    match upload {
+        crate::rules::Upload::Script(text) | crate::rules::Upload::Action(text) => {
+            (None, None, Some(text))
+        }
+        crate::rules::Upload::Module(b) if b.starts_with(b"\0asm") => (
+            Some(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                &b,
+            )),
+            None,
+            None,
+        ),
+        crate::rules::Upload::Module(b) => {
+            (None, Some(String::from_utf8_lossy(&b).into_owned()), None)
+        }
+    }
+}
+
+/// A replay's answer as a table: the summary, then one line per input that differs.
+fn replay_table(r: &crate::rules::replay::ReplayReport) -> String {
+    let s = &r.summary;
+    let mut out = format!(
+        "{} inputs: {} same, {} changed, {} newly denied, {} newly allowed, {} newly failing ({} skipped: not rule runs)",
+        s.inputs, s.same, s.changed, s.newly_denied, s.newly_allowed, s.newly_failing, s.skipped
+    );
+    if let (Some(live), Some(candidate)) = (&s.live, &s.candidate) {
+        out.push_str(&format!(
+            "\nfuel p50/p95/p99: live {}/{}/{} → candidate {}/{}/{}\nµs   p50/p95/p99: live {}/{}/{} → candidate {}/{}/{}",
+            live.fuel.p50, live.fuel.p95, live.fuel.p99,
+            candidate.fuel.p50, candidate.fuel.p95, candidate.fuel.p99,
+            live.duration_us.p50, live.duration_us.p95, live.duration_us.p99,
+            candidate.duration_us.p50, candidate.duration_us.p95, candidate.duration_us.p99,
+        ));
+    }
+    out.push_str(&format!(
+        "\n{:<14} {:<22} {:<24} {:<14} {:<10} {:<10} differences",
+        "category", "recorded at", "user", "client", "live", "candidate"
+    ));
+    for i in r.inputs.iter().filter(|i| i.category != "same") {
+        let at = time::OffsetDateTime::from_unix_timestamp(i.recorded_at)
+            .map(|t| t.to_string())
+            .unwrap_or_else(|_| i.recorded_at.to_string());
+        out.push_str(&format!(
+            "\n{:<14} {:<22} {:<24} {:<14} {:<10} {:<10} {}",
+            i.category,
+            at.get(..19).unwrap_or(&at),
+            i.user_id.as_deref().unwrap_or("-"),
+            i.client_id,
+            i.live.outcome,
+            i.candidate.outcome,
+            serde_json::Value::Object(i.differences.clone())
+        ));
+    }
+    out
 }
 
 /// A rule file: `.js` is a JavaScript rule, anything else a module (.wasm or .wat).

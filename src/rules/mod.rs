@@ -24,6 +24,7 @@ pub mod limits;
 pub mod modules;
 pub mod outbound;
 pub mod patch;
+pub mod replay;
 pub mod ruleset;
 pub mod test_run;
 pub mod trigger;

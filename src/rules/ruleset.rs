@@ -153,6 +153,7 @@ impl Rules {
             net: NetPolicy {
                 allowed: rows.allowed_hosts.into(),
                 body_bytes: self.inner.engine.limits().http_body_bytes,
+                replay_at: None,
             },
             configuration: serde_json::to_string(&Configuration(configuration))?.into(),
             recording_keep: rows.recording_keep,

@@ -8,6 +8,7 @@ pub mod clients;
 pub mod demo;
 pub mod import;
 pub mod keys;
+pub mod replay;
 pub mod roles;
 pub mod rules;
 pub mod tenants;

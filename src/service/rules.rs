@@ -174,7 +174,11 @@ impl Admin {
         self.store.rules(&tenant.id, false).await.map_err(internal)
     }
 
-    async fn rule_record(&self, tenant: &Tenant, id: &str) -> Result<RuleRecord, AdminError> {
+    pub(super) async fn rule_record(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<RuleRecord, AdminError> {
         self.store
             .rule(&tenant.id, id)
             .await
@@ -278,7 +282,7 @@ fn check_order(order: Option<i64>) -> Result<(), AdminError> {
 
 /// A rule in an API body: `script` (JavaScript), `wasm` (base64 of the binary) or `wat`
 /// (text), exactly one of them.
-fn upload_of(
+pub(super) fn upload_of(
     wasm: &Option<String>,
     wat: &Option<String>,
     script: &Option<String>,

@@ -1923,3 +1923,88 @@ fn tenant_recording_turns_on_with_a_bound_and_off() {
     // The allow-list was left as it was by both.
     assert_eq!(off["rules"]["allowed_hosts"], serde_json::json!([]));
 }
+
+#[test]
+fn rule_replay_says_clearly_when_nothing_is_recorded_and_refuses_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    let rule = dir.path().join("r.js");
+    std::fs::write(
+        &rule,
+        "function (user, context, callback) { callback(null, user, context); }",
+    )
+    .unwrap();
+    let file = rule.to_str().unwrap();
+    let added = json(&wardstone(
+        &db,
+        &[
+            "rule", "add", "--tenant", "acme", "--name", "r", "--file", file, "--json",
+        ],
+    ));
+    let id = added["id"].as_str().unwrap();
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule", "replay", "--tenant", "acme", "--id", id, "--file", file,
+            ],
+        ),
+        "recording is off",
+    );
+    json(&wardstone(
+        &db,
+        &[
+            "tenant",
+            "recording",
+            "--tenant",
+            "acme",
+            "--keep",
+            "10",
+            "--json",
+        ],
+    ));
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule", "replay", "--tenant", "acme", "--id", id, "--file", file,
+            ],
+        ),
+        "nothing is recorded yet",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule", "replay", "--tenant", "acme", "--id", id, "--file", file, "--last", "0",
+            ],
+        ),
+        "last must be 1 to 5000",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule", "replay", "--tenant", "acme", "--id", "rul_nope", "--file", file,
+            ],
+        ),
+        "rul_nope",
+    );
+    refused(
+        &wardstone(
+            &db,
+            &[
+                "rule",
+                "replay",
+                "--tenant",
+                "acme",
+                "--id",
+                id,
+                "--file",
+                "/nonexistent.js",
+            ],
+        ),
+        "nonexistent",
+    );
+}

@@ -1103,6 +1103,7 @@ async fn every_route_is_in_the_openapi_document() {
         ("/keys/signing/{kid}/revoke", "put"),
         ("/rules/{id}/versions", "get"),
         ("/rules/{id}/rollback", "post"),
+        ("/rules/{id}/replay", "post"),
         ("/tenants/settings", "get"),
         ("/tenants/settings", "patch"),
         ("/tenants/usage", "get"),

@@ -142,3 +142,125 @@ async fn a_users_recorded_runs_are_deleted_with_the_user() {
     assert_eq!(status, StatusCode::NO_CONTENT);
     assert!(recorded(&app).await.is_empty(), "nothing of the user is left");
 }
+
+/// Logs `email` in with a fresh browser (consent allowed); the callback's query.
+async fn login_as(app: &TestApp, email: &str, password: &str) -> std::collections::HashMap<String, String> {
+    let browser = Browser::new();
+    let mut next = location(&app.submit_login(&browser, &app.authorize_url(&[]), email, password).await);
+    if next.contains("/consent?tx=") {
+        next = location(&app.submit_consent(&browser, &next, "allow").await);
+    }
+    query_of(&next)
+}
+
+const LIVE: &str = "function (user, context, callback) { context.idToken['https://x/tier'] = 'gold'; callback(null, user, context); }";
+/// Denies Ann, gives Bob another tier and a metadata flag, leaves Cy as he was; calls out (which
+/// a replay must answer itself).
+const CANDIDATE: &str = r#"function (user, context, callback) {
+  fetch('https://api.example.com/score').then(function (r) { return r.json(); })
+  .catch(function (e) { return { error: String(e && e.message || e) }; }).then(function (body) {
+    if (user.email === 'ann@example.com') return callback(new UnauthorizedError('ann is out'));
+    context.idToken['https://x/tier'] = user.email === 'bob@example.com' ? 'silver' : 'gold';
+    if (user.email === 'bob@example.com') { user.app_metadata.flagged = body.error; }
+    callback(null, user, context);
+  });
+}"#;
+
+#[tokio::test]
+async fn a_replay_reports_exactly_who_a_candidate_denies_and_what_it_changes_without_sending_anything() {
+    let app = spawn_app().await;
+    let token = app.mgmt_token(None).await;
+    let rule = app.add_script("tier", LIVE).await;
+    let replay = |body: Value| {
+        let (app, token, rule) = (&app, &token, &rule);
+        async move { app.api("POST", &format!("/rules/{rule}/replay"), token, Some(body)).await }
+    };
+
+    // Without recording, a clear answer.
+    let (status, body) = replay(json!({"script": CANDIDATE})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("recording is off"), "{body}");
+
+    let (status, _) = app
+        .api("PATCH", "/tenants/settings", &token, Some(json!({"recording": {"enabled": true, "keep": 50}, "rules": {"allowed_hosts": ["api.example.com"]}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = replay(json!({"script": CANDIDATE})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("nothing is recorded yet"), "{body}");
+
+    for (email, password) in [("ann@example.com", "ann's long password"), ("bob@example.com", "bob's long password"), ("cy@example.com", "cy's long password")] {
+        let (status, body) = app
+            .api("POST", "/users", &token, Some(json!({"email": email, "password": password})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        assert!(login_as(&app, email, password).await.contains_key("code"));
+    }
+
+    let (status, report) = replay(json!({"script": CANDIDATE, "last": 10})).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let summary = &report["summary"];
+    assert_eq!(summary["inputs"], 3, "{report}");
+    assert_eq!(summary["newly_denied"], 1, "{report}");
+    assert_eq!(summary["changed"], 1, "{report}");
+    assert_eq!(summary["same"], 1, "{report}");
+    assert_eq!(summary["newly_allowed"], 0);
+    assert_eq!(summary["newly_failing"], 0);
+    assert!(summary["candidate"]["fuel"]["p50"].as_i64().unwrap() > summary["live"]["fuel"]["p50"].as_i64().unwrap() / 2);
+    let inputs = report["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 3);
+    // Newest first: Cy, Bob, Ann.
+    assert_eq!(inputs[2]["category"], "newly_denied");
+    assert_eq!(inputs[2]["live"]["outcome"], "allowed");
+    assert_eq!(inputs[2]["candidate"]["outcome"], "denied");
+    assert_eq!(inputs[2]["candidate"]["message"], "ann is out");
+    assert_eq!(inputs[1]["category"], "changed");
+    assert_eq!(
+        inputs[1]["differences"]["id_token"]["changed"]["https://x/tier"],
+        json!({"before": "gold", "after": "silver"})
+    );
+    // The outbound request was answered by the replay itself, never sent.
+    let flagged = inputs[1]["differences"]["app_metadata"]["added"]["flagged"].as_str();
+    assert!(flagged.is_some_and(|f| f.contains("replay")), "{}", inputs[1]);
+    assert_eq!(inputs[0]["category"], "same");
+    assert_eq!(inputs[0]["differences"], json!({}));
+    assert_eq!(inputs[0]["protocol"], "oidc-basic-profile");
+    assert_eq!(inputs[0]["client_id"], app.client_id.as_str());
+    // Nothing was stored: Bob has no flag, the log has no replayed execution.
+    let logs = app.logs(100).await;
+    assert!(logs.iter().all(|l| l.trigger.label() != "test"), "{logs:?}");
+    let (_, users) = app.api("GET", "/users?q=bob", &token, None).await;
+    assert!(!users.to_string().contains("flagged"), "{users}");
+
+    // `last` bounds the inputs; the live version against itself is all `same`.
+    let (_, report) = replay(json!({"script": LIVE, "last": 2})).await;
+    assert_eq!(report["summary"]["inputs"], 2);
+    assert_eq!(report["summary"]["same"], 2);
+
+    // A candidate that fails is `newly_failing` everywhere; bad requests are clear 400s/404s.
+    let (_, report) = replay(json!({"script": "function (user, context, callback) { null.x; }"})).await;
+    assert_eq!(report["summary"]["newly_failing"], 3, "{report}");
+    for (body, says) in [
+        (json!({}), "give the candidate"),
+        (json!({"script": LIVE, "last": 0}), "last must be 1 to 5000"),
+        (json!({"script": LIVE, "last": 5001}), "last must be 1 to 5000"),
+        (json!({"script": LIVE, "wat": "(module)"}), "not several"),
+        (json!({"script": LIVE, "since": 3}), "since"),
+        (json!({"wasm": "%%%"}), "base64"),
+    ] {
+        let (status, answer) = replay(body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(says), "{body}: {answer}");
+    }
+    let (status, answer) = replay(json!({"script": "function ( {"})).await;
+    assert!(status.is_client_error(), "{answer}");
+    let (status, _) = app
+        .api("POST", "/rules/rul_nope/replay", &token, Some(json!({"script": LIVE})))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let read_only = app.mgmt_token(Some("read:rules")).await;
+    let (status, _) = app
+        .api("POST", &format!("/rules/{rule}/replay"), &read_only, Some(json!({"script": LIVE})))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

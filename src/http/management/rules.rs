@@ -15,6 +15,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(list_rules, create_rule))
         .routes(routes!(get_rule, update_rule, delete_rule))
         .routes(routes!(test_rule))
+        .routes(routes!(replay_rule))
         .routes(routes!(rule_versions))
         .routes(routes!(rollback_rule))
         .routes(routes!(list_configs))
@@ -157,6 +158,28 @@ async fn test_rule(
         caller
             .admin()
             .test_rule(caller.tenant(), &id, input, may_read_configuration)
+            .await?,
+    ))
+}
+
+/// Replay a candidate for this rule on the tenant's newest recorded logins and refreshes (recording
+/// must be on): the rules pipeline runs as it is live and with the candidate in the rule's
+/// place, at the recorded time, with no request leaving; the answer counts each input as
+/// `same`, `changed`, `newly_denied`, `newly_allowed` or `newly_failing` and shows what differs.
+#[utoipa::path(post, path = "/rules/{id}/replay", tag = "rules", params(("id" = String, Path, description = "rule id")),
+    request_body = crate::service::replay::RuleReplayRequest,
+    responses((status = 200, body = crate::rules::replay::ReplayReport), (status = 400), (status = 404)),
+    security(("bearer" = ["update:rules"])))]
+async fn replay_rule(
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    Body(request): Body<crate::service::replay::RuleReplayRequest>,
+) -> Result<Json<crate::rules::replay::ReplayReport>, ApiError> {
+    caller.require("update:rules")?;
+    Ok(Json(
+        caller
+            .admin()
+            .replay_rule(caller.tenant(), &id, request)
             .await?,
     ))
 }

@@ -221,8 +221,15 @@ pub(crate) fn define(
         let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
         (high ^ low.rotate_left(29)) as i64
     })?;
-    linker.func_wrap("env", "__rquickjs_host_now_us", || -> f64 {
-        crate::clock::Clock::System.now_micros() as f64
-    })?;
+    linker.func_wrap(
+        "env",
+        "__rquickjs_host_now_us",
+        |caller: Caller<'_, HostState>| -> f64 {
+            match caller.data().net.replay_at {
+                Some(at) => at as f64 * 1e6,
+                None => crate::clock::Clock::System.now_micros() as f64,
+            }
+        },
+    )?;
     Ok(())
 }

@@ -30,13 +30,16 @@ use dns::Dns;
 /// Largest request (JSON) a rule may hand the host.
 pub const MAX_REQUEST_BYTES: usize = 256 << 10;
 
-/// What one tenant's executions may reach.
+/// What one tenant's executions may reach of the world outside the sandbox.
 #[derive(Debug, Clone, Default)]
 pub struct NetPolicy {
     /// The tenant's allow-list.
     pub allowed: Arc<[AllowedHost]>,
     /// Largest response body handed to the rule.
     pub body_bytes: usize,
+    /// A replay of a run recorded at this Unix time: no request leaves (each is answered
+    /// `{"error":"replay"}`) and the JavaScript clock reads that time.
+    pub replay_at: Option<i64>,
 }
 
 /// What every rule of this node may reach at most, and how names are resolved.
@@ -175,6 +178,9 @@ fn error(message: impl Into<String>) -> Value {
 /// Performs one request for a rule; `deadline` is the rule's. Never panics, never fails: the
 /// answer is the JSON the rule receives.
 pub fn fetch(outbound: &Outbound, policy: &NetPolicy, request: &[u8], deadline: Instant) -> Value {
+    if policy.replay_at.is_some() {
+        return error("replay");
+    }
     let request: FetchRequest = match serde_json::from_slice::<Value>(request) {
         Ok(v @ Value::Object(_)) => match serde_json::from_value(v) {
             Ok(r) => r,
@@ -303,6 +309,7 @@ mod tests {
         let policy = NetPolicy {
             allowed: vec![AllowedHost::parse("api.example.com").unwrap()].into(),
             body_bytes: 1024,
+            replay_at: None,
         };
         let outbound = Outbound::new(PrivateRanges::default(), &[], 4).unwrap();
         let later = Instant::now() + Duration::from_secs(1);
