@@ -55,6 +55,23 @@ pub(super) enum ActionCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Replay a candidate (--file, else the draft) on the tenant's newest recorded runs of the
+    /// action's trigger (recording must be on): what would change, before it ships.
+    Replay {
+        #[arg(long)]
+        tenant: String,
+        /// Action id or name.
+        #[arg(long)]
+        id: String,
+        /// The candidate's code; the action's draft when absent.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Newest recorded runs to replay on, 1 to 5000.
+        #[arg(long, default_value_t = 100)]
+        last: i64,
+        #[command(flatten)]
+        out: Output,
+    },
     /// Deploy the draft: a new version, live wherever the action is bound.
     Deploy {
         #[arg(long)]
@@ -291,6 +308,23 @@ pub(super) async fn command(admin: &Admin, command: ActionCommand) -> Result<(),
                 a = admin.get_action(&tenant, &a.id).await?;
             }
             print(out.json, &a, |a| format!("updated {}", show(a)));
+        }
+        ActionCommand::Replay {
+            tenant,
+            id,
+            file,
+            last,
+            out,
+        } => {
+            let tenant = admin.resolve(&tenant).await?;
+            let a = find(admin, &tenant, &id).await?;
+            let code = file.as_deref().map(read_text).transpose()?;
+            let request = crate::service::replay::ActionReplayRequest {
+                last: Some(last),
+                code,
+            };
+            let report = admin.replay_action(&tenant, &a.id, request).await?;
+            print(out.json, &report, super::rules::replay_table);
         }
         ActionCommand::Deploy { tenant, id, out } => {
             let tenant = admin.resolve(&tenant).await?;

@@ -402,7 +402,7 @@ fn api_fields(upload: crate::rules::Upload) -> (Option<String>, Option<String>, 
 }
 
 /// A replay's answer as a table: the summary, then one line per input that differs.
-fn replay_table(r: &crate::rules::replay::ReplayReport) -> String {
+pub(super) fn replay_table(r: &crate::rules::replay::ReplayReport) -> String {
     let s = &r.summary;
     let mut out = format!(
         "{} inputs: {} same, {} changed, {} newly denied, {} newly allowed, {} newly failing ({} skipped: not rule runs)",

@@ -1,7 +1,7 @@
-//! Replaying a candidate rule on recorded logins (SPEC §18): the tenant's rules pipeline runs
-//! twice on each recorded input — as it is live, and with the candidate in the rule's place —
-//! at the recorded time, with no request leaving the sandbox, and the two results are
-//! compared. Nothing a replay does is stored: no metadata, no execution log, no usage.
+//! Replaying a candidate rule or action on recorded runs (SPEC §18): the tenant's pipeline
+//! runs twice on each recorded input — as it is live, and with the candidate in place — at the
+//! recorded time, with no request leaving the sandbox, and the two results are compared.
+//! Nothing a replay does is stored: no metadata, no execution log, no usage.
 
 use std::sync::Arc;
 
@@ -11,8 +11,9 @@ use serde_json::{Map, Value, json};
 use super::actions::ActionCache;
 use super::engine::RuleEngine;
 use super::executor::NotRun;
+use super::input::EventFrame;
 use super::outbound::NetPolicy;
-use super::ruleset::PreparedItem;
+use super::ruleset::{PreparedItem, RuleSet};
 use super::trigger::{self, RunContext, TriggerOutcome};
 use super::{CompiledRule, Rules};
 use crate::domain::TriggerId;
@@ -113,7 +114,8 @@ pub struct ReplaySummary {
     pub newly_allowed: usize,
     /// The candidate fails where the live version did not.
     pub newly_failing: usize,
-    /// Recorded runs that are not rule runs (client credentials), left out.
+    /// Recorded runs of another trigger (client credentials for rules and post-login
+    /// actions; logins for credentials-exchange actions), left out.
     pub skipped: usize,
     /// The live version's cost.
     pub live: Option<VersionCost>,
@@ -156,24 +158,9 @@ impl Rules {
         inputs: Vec<RecordedInput>,
     ) -> Result<ReplayReport, ReplayError> {
         let set = self.rule_set(tenant_id, generation).await?;
-        let now = inputs.first().map_or(0, |i| i.created_at);
-        let live = match self
-            .prepare(
-                tenant_id,
-                &set,
-                true,
-                TriggerId::PostLogin,
-                Trigger::Test,
-                now,
-            )
-            .await
-        {
-            Ok(items) => items,
-            Err(record) => {
-                let why = record.logs.last().map(|l| l.message.clone());
-                return Err(ReplayError::Unavailable(why.unwrap_or_default()));
-            }
-        };
+        let live = self
+            .live_items(tenant_id, &set, TriggerId::PostLogin, &inputs)
+            .await?;
         // Rules only: actions run after them and are the same on both sides.
         let live: Vec<PreparedItem> = live
             .into_iter()
@@ -202,22 +189,96 @@ impl Rules {
                 with_candidate.insert(at.min(with_candidate.len()), item);
             }
         }
+        self.compare(
+            tenant_id,
+            &set,
+            TriggerId::PostLogin,
+            (live, with_candidate),
+            &rule.id,
+            inputs,
+        )
+        .await
+    }
+
+    /// Replays `inputs` (newest first) through the tenant's `trigger` as it is live (rules,
+    /// then bound actions) and with `candidate` as action `id` (in its binding's place, or
+    /// after the bound actions when it is not bound). `secrets` are the action's.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn replay_action(
+        &self,
+        tenant_id: &str,
+        generation: i64,
+        action: (&str, &str, i64),
+        trigger: TriggerId,
+        candidate: Arc<CompiledRule>,
+        secrets: &str,
+        inputs: Vec<RecordedInput>,
+    ) -> Result<ReplayReport, ReplayError> {
+        let (id, name, version) = action;
+        let set = self.rule_set(tenant_id, generation).await?;
+        let live = self.live_items(tenant_id, &set, trigger, &inputs).await?;
+        let mut with_candidate = live.clone();
+        let item = PreparedItem {
+            kind: CodeKind::Action,
+            id: id.to_string(),
+            name: name.to_string(),
+            version: version + 1,
+            on_failure: crate::domain::OnFailure::Deny,
+            compiled: candidate,
+            secrets: secrets.into(),
+        };
+        match with_candidate.iter().position(|i| i.id == id) {
+            Some(at) => with_candidate[at] = item,
+            None => with_candidate.push(item),
+        }
+        self.compare(tenant_id, &set, trigger, (live, with_candidate), id, inputs)
+            .await
+    }
+
+    /// The trigger's items as they run live now.
+    async fn live_items(
+        &self,
+        tenant_id: &str,
+        set: &RuleSet,
+        trigger: TriggerId,
+        inputs: &[RecordedInput],
+    ) -> Result<Vec<PreparedItem>, ReplayError> {
+        let now = inputs.first().map_or(0, |i| i.created_at);
+        let with_rules = trigger == TriggerId::PostLogin;
+        self.prepare(tenant_id, set, with_rules, trigger, Trigger::Test, now)
+            .await
+            .map_err(|record| {
+                let why = record.logs.last().map(|l| l.message.clone());
+                ReplayError::Unavailable(why.unwrap_or_default())
+            })
+    }
+
+    /// Runs both item lists on every input of `trigger` and compares them; `replayed` is the
+    /// id of the rule or action whose cost is measured.
+    async fn compare(
+        &self,
+        tenant_id: &str,
+        set: &RuleSet,
+        trigger: TriggerId,
+        (live, with_candidate): (Vec<PreparedItem>, Vec<PreparedItem>),
+        replayed: &str,
+        inputs: Vec<RecordedInput>,
+    ) -> Result<ReplayReport, ReplayError> {
         let (live, with_candidate) = (Arc::new(live), Arc::new(with_candidate));
         let mut summary = ReplaySummary::default();
-        let mut replayed = Vec::new();
+        let mut out = Vec::new();
         for recorded in inputs {
-            if !matches!(
-                recorded.protocol.as_str(),
-                "oidc-basic-profile" | "oauth2-refresh-token"
-            ) {
+            if trigger_of(&recorded.protocol) != Some(trigger) {
                 summary.skipped += 1;
                 continue;
             }
             let engine = self.inner.engine.clone();
             let (live, with_candidate) = (live.clone(), with_candidate.clone());
             let configuration = set.configuration.clone();
-            let (rule_id, input, at) =
-                (rule.id.clone(), recorded.input.clone(), recorded.created_at);
+            let replayed = replayed.to_string();
+            let input = recorded.input.clone();
+            let at = recorded.created_at;
+            let client = recorded.client_id.clone();
             // One input at a time, in a lane of its own: a replay takes at most one executor
             // thread's turn among the tenants', never the tenant's logins' queue.
             let lane = format!("{tenant_id}#replay");
@@ -225,16 +286,19 @@ impl Rules {
                 .inner
                 .executor
                 .run(&lane, move || {
-                    let before = replay_once(&engine, &live, &input, &configuration, at, &rule_id);
-                    let after = replay_once(
-                        &engine,
-                        &with_candidate,
-                        &input,
-                        &configuration,
-                        at,
-                        &rule_id,
-                    );
-                    (before, after)
+                    let run = |items: &[PreparedItem]| {
+                        replay_once(
+                            &engine,
+                            trigger,
+                            items,
+                            &input,
+                            &configuration,
+                            at,
+                            &client,
+                            &replayed,
+                        )
+                    };
+                    (run(&live), run(&with_candidate))
                 })
                 .await
             {
@@ -250,7 +314,7 @@ impl Rules {
                 "newly_allowed" => summary.newly_allowed += 1,
                 _ => summary.newly_failing += 1,
             }
-            replayed.push(ReplayedInput {
+            out.push(ReplayedInput {
                 recorded_at: recorded.created_at,
                 protocol: recorded.protocol,
                 client_id: recorded.client_id,
@@ -261,26 +325,38 @@ impl Rules {
                 candidate: after,
             });
         }
-        summary.inputs = replayed.len();
-        if !replayed.is_empty() {
-            summary.live = Some(cost(replayed.iter().map(|r| &r.live)));
-            summary.candidate = Some(cost(replayed.iter().map(|r| &r.candidate)));
+        summary.inputs = out.len();
+        if !out.is_empty() {
+            summary.live = Some(cost(out.iter().map(|r| &r.live)));
+            summary.candidate = Some(cost(out.iter().map(|r| &r.candidate)));
         }
         Ok(ReplayReport {
             summary,
-            inputs: replayed,
+            inputs: out,
         })
     }
 }
 
+/// The trigger a recorded run of `protocol` ran.
+fn trigger_of(protocol: &str) -> Option<TriggerId> {
+    match protocol {
+        "oidc-basic-profile" | "oauth2-refresh-token" => Some(TriggerId::PostLogin),
+        "oauth2-client-credentials" => Some(TriggerId::CredentialsExchange),
+        _ => None,
+    }
+}
+
 /// One run of `items` on a recorded input. Blocking.
+#[allow(clippy::too_many_arguments)]
 fn replay_once(
     engine: &RuleEngine,
+    trigger: TriggerId,
     items: &[PreparedItem],
     input: &Value,
     configuration: &str,
     at: i64,
-    rule_id: &str,
+    client_id: &str,
+    replayed: &str,
 ) -> VersionResult {
     let net = NetPolicy {
         replay_at: Some(at),
@@ -288,19 +364,31 @@ fn replay_once(
         ..NetPolicy::default()
     };
     let cache = ActionCache::default();
-    let subject = input["user"]["user_id"].as_str().unwrap_or_default();
+    let members = input["event"].as_object().cloned().unwrap_or_default();
+    let (event, _) = EventFrame::of_event(trigger, members);
+    let (subject, user) = match trigger {
+        TriggerId::PostLogin => (
+            input["user"]["user_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            input["user"].clone(),
+        ),
+        TriggerId::CredentialsExchange => (format!("{client_id}@clients"), json!({})),
+    };
     let cx = RunContext {
         tenant_id: "replay",
-        trigger: TriggerId::PostLogin,
+        trigger,
         log_as: Trigger::Test,
         now: at,
         net: &net,
         configuration,
-        event: None,
+        event: Some(&event),
         issuer: "",
-        subject,
-        ip: input["context"]["request"]["ip"]
+        subject: &subject,
+        ip: input["event"]["request"]["ip"]
             .as_str()
+            .or(input["context"]["request"]["ip"].as_str())
             .unwrap_or_default(),
         resume_state: "",
         continue_state: None,
@@ -310,12 +398,12 @@ fn replay_once(
         redirects: 0,
         cache: &cache,
     };
-    let state = trigger::initial_state(input["user"].clone(), input["context"].clone());
+    let state = trigger::initial_state(user, input["context"].clone());
     let run = trigger::run(engine, items, state, &cx);
     let (fuel, duration_us) = run
         .records
         .iter()
-        .find(|r| r.rule_id == rule_id)
+        .find(|r| r.rule_id == replayed)
         .map_or((0, 0), |r| (r.fuel, r.duration_us));
     let object = |v: &Value| v.as_object().cloned().unwrap_or_default();
     let (outcome, message, claims) = match &run.outcome {

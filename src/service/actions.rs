@@ -521,7 +521,11 @@ impl Admin {
             .map_err(|e| AdminError::InvalidModule(e.0))
     }
 
-    async fn action_record(&self, tenant: &Tenant, id: &str) -> Result<ActionRecord, AdminError> {
+    pub(super) async fn action_record(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+    ) -> Result<ActionRecord, AdminError> {
         self.store
             .action(&tenant.id, id)
             .await

@@ -28,6 +28,17 @@ pub struct RuleReplayRequest {
     pub wat: Option<String>,
 }
 
+/// An action replay: the candidate code (default: the action's draft) and how many of the
+/// newest recorded runs to replay it on.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionReplayRequest {
+    /// Newest recorded runs to replay, 1 to 5,000 (default 100).
+    pub last: Option<i64>,
+    /// The candidate's code; the action's draft when absent.
+    pub code: Option<String>,
+}
+
 impl Admin {
     /// Runs the tenant's rules as they are live and with the candidate in rule `id`'s place on
     /// the newest recorded runs, and compares them. Nothing is stored or sent anywhere.
@@ -37,16 +48,68 @@ impl Admin {
         id: &str,
         request: RuleReplayRequest,
     ) -> Result<ReplayReport, AdminError> {
-        let last = request.last.unwrap_or(DEFAULT_REPLAY_LAST);
+        let rule = self.rule_record(tenant, id).await?;
+        let upload = upload_of(&request.wasm, &request.wat, &request.script)?.ok_or_else(|| {
+            AdminError::Invalid("give the candidate as one of script, wasm or wat".into())
+        })?;
+        let inputs = self.recorded_inputs(tenant, request.last).await?;
+        let (_, candidate) = self.compile_upload(tenant, upload).await?;
+        self.rules
+            .replay_rule(
+                &tenant.id,
+                tenant.rules_generation,
+                &rule,
+                candidate.compiled,
+                inputs,
+            )
+            .await
+            .map_err(replay_error)
+    }
+
+    /// Runs the tenant's trigger of action `id` as it is live and with the candidate (the
+    /// code given, else the action's draft) in its place on the newest recorded runs, and
+    /// compares them. Nothing is stored or sent anywhere.
+    pub async fn replay_action(
+        &self,
+        tenant: &Tenant,
+        id: &str,
+        request: ActionReplayRequest,
+    ) -> Result<ReplayReport, AdminError> {
+        let action = self.action_record(tenant, id).await?;
+        let code = request.code.as_deref().unwrap_or(&action.code);
+        let inputs = self.recorded_inputs(tenant, request.last).await?;
+        let candidate = self.compile_action(tenant, code).await?;
+        let secrets = serde_json::Value::Object(self.open_secrets(tenant, id).await?).to_string();
+        self.rules
+            .replay_action(
+                &tenant.id,
+                tenant.rules_generation,
+                (
+                    &action.id,
+                    &action.name,
+                    action.deployed_version.unwrap_or(0),
+                ),
+                action.trigger_id,
+                candidate.compiled,
+                &secrets,
+                inputs,
+            )
+            .await
+            .map_err(replay_error)
+    }
+
+    /// The newest `last` recorded runs, unsealed; a clear error when there are none.
+    async fn recorded_inputs(
+        &self,
+        tenant: &Tenant,
+        last: Option<i64>,
+    ) -> Result<Vec<RecordedInput>, AdminError> {
+        let last = last.unwrap_or(DEFAULT_REPLAY_LAST);
         if !(1..=MAX_RECORDING_KEEP).contains(&last) {
             return Err(AdminError::Invalid(format!(
                 "last must be 1 to {MAX_RECORDING_KEEP}, not {last}"
             )));
         }
-        let rule = self.rule_record(tenant, id).await?;
-        let upload = upload_of(&request.wasm, &request.wat, &request.script)?.ok_or_else(|| {
-            AdminError::Invalid("give the candidate as one of script, wasm or wat".into())
-        })?;
         self.rules.journal().flush().await;
         let rows = self
             .store
@@ -68,35 +131,30 @@ impl Admin {
                 "nothing is recorded yet: recording is on; replay after some logins".into()
             }));
         }
-        let (_, candidate) = self.compile_upload(tenant, upload).await?;
-        let mut inputs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let plain = self
-                .master_key
-                .open(&recording_context(&row.id), &row.sealed)
-                .map_err(|e| AdminError::Internal(anyhow::anyhow!("recording {}: {e}", row.id)))?;
-            let input = serde_json::from_slice(&plain)
-                .map_err(|e| AdminError::Internal(anyhow::anyhow!("recording {}: {e}", row.id)))?;
-            inputs.push(RecordedInput {
-                created_at: row.created_at,
-                protocol: row.protocol,
-                client_id: row.client_id,
-                user_id: row.user_id,
-                input,
-            });
-        }
-        self.rules
-            .replay_rule(
-                &tenant.id,
-                tenant.rules_generation,
-                &rule,
-                candidate.compiled,
-                inputs,
-            )
-            .await
-            .map_err(|e| match e {
-                ReplayError::Unavailable(_) | ReplayError::Busy => AdminError::Busy(e.to_string()),
-                ReplayError::Internal(e) => AdminError::Internal(e),
+        rows.into_iter()
+            .map(|row| {
+                let corrupt =
+                    |e: String| AdminError::Internal(anyhow::anyhow!("recording {}: {e}", row.id));
+                let plain = self
+                    .master_key
+                    .open(&recording_context(&row.id), &row.sealed)
+                    .map_err(|e| corrupt(e.to_string()))?;
+                let input = serde_json::from_slice(&plain).map_err(|e| corrupt(e.to_string()))?;
+                Ok(RecordedInput {
+                    created_at: row.created_at,
+                    protocol: row.protocol,
+                    client_id: row.client_id,
+                    user_id: row.user_id,
+                    input,
+                })
             })
+            .collect()
+    }
+}
+
+fn replay_error(e: ReplayError) -> AdminError {
+    match e {
+        ReplayError::Unavailable(_) | ReplayError::Busy => AdminError::Busy(e.to_string()),
+        ReplayError::Internal(e) => AdminError::Internal(e),
     }
 }

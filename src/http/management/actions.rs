@@ -21,6 +21,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(action_version))
         .routes(routes!(deploy_action_version))
         .routes(routes!(test_action))
+        .routes(routes!(replay_action))
         .routes(routes!(list_triggers))
         .routes(routes!(get_bindings, set_bindings))
 }
@@ -233,6 +234,27 @@ async fn test_action(
             .test_action(caller.tenant(), &id, &input.payload)
             .await?,
     }))
+}
+
+/// Replay a candidate (the `code` given, else the draft) on the tenant's newest recorded runs
+/// of the action's trigger (recording must be on): the pipeline runs as it is live and with
+/// the candidate in the action's place, at the recorded time, with no request leaving.
+#[utoipa::path(post, path = "/actions/actions/{id}/replay", tag = "actions", params(("id" = String, Path, description = "Action id")),
+    request_body = crate::service::replay::ActionReplayRequest,
+    responses((status = 200, body = crate::rules::replay::ReplayReport), (status = 400), (status = 404), (status = 422)),
+    security(("bearer" = ["update:actions"])))]
+async fn replay_action(
+    caller: Caller,
+    Path((_, id)): Path<(String, String)>,
+    Body(request): Body<crate::service::replay::ActionReplayRequest>,
+) -> Result<Json<crate::rules::replay::ReplayReport>, ApiError> {
+    caller.require("update:actions")?;
+    Ok(Json(
+        caller
+            .admin()
+            .replay_action(caller.tenant(), &id, request)
+            .await?,
+    ))
 }
 
 /// The triggers this server runs actions for.
