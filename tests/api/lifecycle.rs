@@ -240,7 +240,7 @@ async fn rules_call_allowed_hosts_and_every_refusal_is_an_answer_to_the_rule() {
 
     // Empty by default: refused, and the rule decides (this one passes the answer on).
     let (_, settings) = app.api("GET", "/tenants/settings", &mgmt, None).await;
-    assert_eq!(settings, json!({"rules": {"allowed_hosts": []}}));
+    assert_eq!(settings, json!({"rules": {"allowed_hosts": []}, "recording": {"enabled": false, "keep": 0}}));
     let answer = probe_answer(&app, &mgmt, &req("/people/1")).await;
     assert!(answer["error"].as_str().unwrap().contains("allow-list"), "{answer}");
 

@@ -342,3 +342,53 @@ async fn an_action_replay_runs_the_draft_with_the_actions_secrets_against_the_li
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_replay_sends_no_request_even_to_an_allowed_host_that_the_live_login_reached() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app_reaching_loopback().await;
+    let token = app.mgmt_token(None).await;
+    // A listener that counts every connection.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hits.clone();
+    let router = axum::Router::new().route(
+        "/score",
+        axum::routing::get(|| async { axum::Json(json!({"score": 7})) }),
+    );
+    let router = router.layer(axum::middleware::from_fn(move |req, next: axum::middleware::Next| {
+        let counted = counted.clone();
+        async move {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            next.run(req).await
+        }
+    }));
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (status, _) = app
+        .api("PATCH", "/tenants/settings", &token, Some(json!({"rules": {"allowed_hosts": [format!("127.0.0.1:{port}")]}, "recording": {"enabled": true}})))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let fetching = format!(
+        "function (user, context, callback) {{
+           fetch('http://127.0.0.1:{port}/score').then(function (r) {{ return r.json(); }})
+           .catch(function (e) {{ return {{ score: String(e && e.message || e) }}; }})
+           .then(function (b) {{ context.idToken['https://x/score'] = b.score; callback(null, user, context); }});
+         }}"
+    );
+    let rule = app.add_script("score", &fetching).await;
+    let claims = login_claims(&app).await.expect("the login passes");
+    assert_eq!(claims["https://x/score"], 7, "the live login reached the host");
+    let before = hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(before, 1);
+
+    let (status, report) = app
+        .api("POST", &format!("/rules/{rule}/replay"), &token, Some(json!({"script": fetching})))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["summary"]["inputs"], 1);
+    assert_eq!(report["summary"]["same"], 1, "{report}");
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), before, "nothing left the server");
+}
