@@ -43,6 +43,10 @@ struct TenantSetup {
     name: String,
     client_id: String,
     client_secret: String,
+    /// The tenant's Management API client.
+    mgmt: (String, String),
+    /// Its first rule, if any.
+    first_rule: Option<String>,
 }
 
 fn challenge() -> String {
@@ -167,7 +171,12 @@ async fn setup(
             set.tag(),
             alg.as_str().to_ascii_lowercase()
         );
-        admin.create_tenant(&name, alg).await.unwrap();
+        let created = admin.create_tenant(&name, alg).await.unwrap();
+        let mgmt = (
+            created.management.client_id.clone(),
+            created.management.client_secret.clone(),
+        );
+        let mut first_rule = None;
         let tenant = admin.resolve(&name).await.unwrap();
         let client = admin
             .create_client(&tenant, "Bench App", &[CALLBACK.to_string()], false)
@@ -232,7 +241,7 @@ async fn setup(
             } else {
                 Upload::Module(distinct(&add_roles, &format!("{name}-{i}")))
             };
-            admin
+            let rule = admin
                 .add_rule_upload(
                     &tenant,
                     &format!("add roles {i}"),
@@ -243,11 +252,14 @@ async fn setup(
                 )
                 .await
                 .unwrap();
+            first_rule.get_or_insert(rule.id);
         }
         out.push(TenantSetup {
             name,
             client_id: client.client_id,
             client_secret: client.client_secret.unwrap(),
+            mgmt,
+            first_rule,
         });
     }
     store.close().await;
@@ -380,7 +392,142 @@ async fn exchanges(
     all
 }
 
+/// A Management API token of tenant `t`.
+async fn management_token(base: &str, t: &TenantSetup) -> String {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{base}/t/{}/oauth/token", t.name))
+        .basic_auth(&t.mgmt.0, Some(&t.mgmt.1))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("audience", &format!("{base}/t/{}/api/v2/", t.name)),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"]
+        .as_str()
+        .expect("a management token")
+        .to_string()
+}
+
+/// `BENCH_REPLAY=1`: logins of one tenant (1 SDK rule) alone, then while another tenant replays
+/// a candidate on its 200 newest recorded logins back to back (SPEC §18: a replay must not slow
+/// anyone's login).
+fn replay_under_load(seconds: Duration, rounds: usize, concurrency: usize) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let database_url = format!("sqlite://{}/bench.db", dir.path().display());
+        let master_key = random_master_key();
+        let specs = [(RuleSet::sdk(1), SigningAlg::Es256), (RuleSet::sdk(1), SigningAlg::Rs256)];
+        let tenants = setup(&database_url, &master_key, &specs).await;
+        let (server, _) = Server::start(&database_url, &master_key, &[]);
+        let base = server.base.clone();
+        let (measured, replayer) = (&tenants[0], &tenants[1]);
+        let token = management_token(&base, replayer).await;
+        let http = reqwest::Client::new();
+        let api = |path: &str| format!("{base}/t/{}/api/v2{path}", replayer.name);
+        let resp = http
+            .patch(api("/tenants/settings"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"recording": {"enabled": true, "keep": 500}}))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success(), "recording on");
+        let measured_browsers = signed_in_browsers(&base, measured, concurrency).await;
+        let replayer_browsers = signed_in_browsers(&base, replayer, concurrency).await;
+        let url = Arc::new(authorize_url(&base, measured));
+        logins(url.clone(), &measured_browsers, Duration::from_secs(1)).await;
+        let (recorded, _) = logins(
+            Arc::new(authorize_url(&base, replayer)),
+            &replayer_browsers,
+            Duration::from_secs(2),
+        )
+        .await;
+        eprintln!("recorded {} logins of the replaying tenant", recorded.ok);
+        let candidate = base64::Engine::encode(
+            &base64::engine::general_purpose::STANDARD,
+            distinct(&sample("add-roles"), "candidate"),
+        );
+        let replay_path = api(&format!(
+            "/rules/{}/replay",
+            replayer.first_rule.as_deref().unwrap()
+        ));
+        let (mut alone, mut loaded) = (Vec::new(), Vec::new());
+        let mut replays = 0;
+        let mut replay_ms = Vec::new();
+        for round in 0..rounds {
+            let s = logins(url.clone(), &measured_browsers, seconds).await.0;
+            eprintln!("round {round}: alone:           {:>7.0} logins/s  p50 {}  p99 {}", s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)));
+            alone.push(s);
+            let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let replaying = {
+                let (stop, http, token, path, candidate) =
+                    (stop.clone(), http.clone(), token.clone(), replay_path.clone(), candidate.clone());
+                tokio::spawn(async move {
+                    let mut done = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        let t = Instant::now();
+                        let resp = http
+                            .post(&path)
+                            .bearer_auth(&token)
+                            .json(&serde_json::json!({"last": 200, "wasm": candidate}))
+                            .send()
+                            .await
+                            .unwrap();
+                        assert!(resp.status().is_success(), "replay: {}", resp.text().await.unwrap_or_default());
+                        done.push(t.elapsed());
+                    }
+                    done
+                })
+            };
+            let s = logins(url.clone(), &measured_browsers, seconds).await.0;
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            let done = replaying.await.unwrap();
+            replays += done.len();
+            replay_ms.extend(done);
+            eprintln!("round {round}: while replaying: {:>7.0} logins/s  p50 {}  p99 {}", s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)));
+            loaded.push(s);
+        }
+        let merged = |rs: Vec<Samples>| {
+            let mut m = Samples::default();
+            for s in rs {
+                m.merge(s);
+            }
+            m
+        };
+        let (alone, loaded) = (merged(alone), merged(loaded));
+        replay_ms.sort();
+        println!("\n| logins of one tenant (1 SDK rule), c={concurrency}, {rounds}×{}s | per second | p50 | p99 |\n|---|---|---|---|", seconds.as_secs());
+        println!("| alone | {:.0} | {} | {} |", alone.per_second(), ms(alone.quantile(0.5)), ms(alone.quantile(0.99)));
+        println!(
+            "| while another tenant replays 200 logins back to back ({replays} replays, median {:.0} ms each) | {:.0} | {} ({:.2}×) | {} ({:.2}×) |",
+            replay_ms.get(replay_ms.len() / 2).map_or(0.0, |d| d.as_secs_f64() * 1e3),
+            loaded.per_second(),
+            ms(loaded.quantile(0.5)),
+            loaded.quantile(0.5).as_secs_f64() / alone.quantile(0.5).as_secs_f64(),
+            ms(loaded.quantile(0.99)),
+            loaded.quantile(0.99).as_secs_f64() / alone.quantile(0.99).as_secs_f64(),
+        );
+        server.stop();
+    });
+}
+
 fn main() {
+    if std::env::var_os("BENCH_REPLAY").is_some() {
+        return replay_under_load(
+            Duration::from_secs(env_or("BENCH_SECONDS", 5)),
+            env_or("BENCH_ROUNDS", 3) as usize,
+            env_or("BENCH_CONCURRENCY", 16) as usize,
+        );
+    }
     let seconds = Duration::from_secs(env_or("BENCH_SECONDS", 5));
     let rounds = env_or("BENCH_ROUNDS", 3) as usize;
     let concurrency = env_or("BENCH_CONCURRENCY", 16) as usize;

@@ -6,7 +6,7 @@ alter table tenant add column recording_keep bigint not null default 0;
 create table recording (
     id          text primary key, -- uuid v7: time-ordered
     tenant_id   text not null references tenant (id) on delete cascade,
-    user_id     text,             -- null for client credentials
+    user_id     text references app_user (user_id) on delete cascade, -- null: client credentials
     client_id   text not null,
     protocol    text not null,    -- oidc-basic-profile | oauth2-refresh-token | oauth2-client-credentials
     created_at  bigint not null,

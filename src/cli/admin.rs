@@ -218,7 +218,8 @@ pub(super) enum KeysCommand {
     Revoke {
         #[arg(long)]
         tenant: String,
-        #[arg(long)]
+        /// The key's id (ids may begin with '-': they are random base64url).
+        #[arg(long, allow_hyphen_values = true)]
         kid: String,
         #[command(flatten)]
         out: Output,

@@ -47,13 +47,12 @@ pub struct Recording {
     pub created_at: i64,
     /// `{"user", "context", "event"}` as JSON.
     pub input: String,
-    /// How many runs the tenant keeps.
-    pub keep: i64,
 }
 
-/// The sealing context of a recording: its id, so a sealed input cannot move to another row.
-pub fn recording_context(id: &str) -> String {
-    format!("recording:{id}")
+/// The sealing context of a recording: its tenant and id, so a sealed input cannot move to
+/// another row or tenant.
+pub fn recording_context(tenant_id: &str, id: &str) -> String {
+    format!("recording:{tenant_id}:{id}")
 }
 
 enum Message {
@@ -264,14 +263,11 @@ async fn write_recordings(
     if recordings.is_empty() {
         return;
     }
-    let mut by_tenant: HashMap<String, (i64, Vec<RecordingRow>)> = HashMap::new();
+    let mut by_tenant: HashMap<String, Vec<RecordingRow>> = HashMap::new();
     for (tenant, r) in recordings.drain(..) {
         let id = uuid::Uuid::now_v7().to_string();
-        let sealed = master_key.seal(&recording_context(&id), r.input.as_bytes());
-        let entry = by_tenant.entry(tenant).or_default();
-        // The newest setting wins: a run queued before a change keeps what the tenant asks now.
-        entry.0 = r.keep;
-        entry.1.push(RecordingRow {
+        let sealed = master_key.seal(&recording_context(&tenant, &id), r.input.as_bytes());
+        by_tenant.entry(tenant).or_default().push(RecordingRow {
             id,
             user_id: r.user_id,
             client_id: r.client_id,
@@ -280,8 +276,8 @@ async fn write_recordings(
             sealed,
         });
     }
-    for (tenant, (keep, rows)) in by_tenant {
-        if let Err(e) = store.insert_recordings(&tenant, &rows, keep).await {
+    for (tenant, rows) in by_tenant {
+        if let Err(e) = store.insert_recordings(&tenant, &rows).await {
             let n = rows.len() as u64;
             let total = dropped.fetch_add(n, Ordering::Relaxed) + n;
             tracing::warn!(error = %e, recordings = n, dropped_total = total, "cannot write recorded inputs; dropped");
@@ -296,13 +292,15 @@ async fn write_usage(store: &Store, usage: &Mutex<Counts>) {
     if counts.is_empty() {
         return;
     }
-    let rows: Vec<(String, i64, String, i64)> = counts
+    let mut rows: Vec<(String, i64, String, i64)> = counts
         .into_iter()
         .flat_map(|(tenant, m)| {
             m.into_iter()
                 .map(move |((day, metric), n)| (tenant.clone(), day, metric.key(), n))
         })
         .collect();
+    // One order on every node: concurrent upserts of the same keys cannot deadlock.
+    rows.sort();
     if store.add_usage(&rows).await.is_ok() {
         return;
     }

@@ -72,6 +72,8 @@ struct Inner {
     rule_sets: Mutex<lru::LruCache<String, Arc<RuleSet>>>,
     cache: Arc<ActionCache>,
     warm: std::sync::atomic::AtomicBool,
+    /// Tenants with a replay running on this node (one at a time each).
+    replaying: Mutex<std::collections::HashSet<String>>,
 }
 
 /// The first-level merge patch turning `before` into `after` (`null` for removed keys), or
@@ -114,6 +116,7 @@ impl Rules {
                 )),
                 cache: Arc::new(ActionCache::default()),
                 warm: std::sync::atomic::AtomicBool::new(limits.warm_up.is_zero()),
+                replaying: Mutex::default(),
                 engine,
                 store,
                 master_key,
@@ -302,7 +305,6 @@ impl Rules {
                     protocol: log_as.label(),
                     created_at: input.now,
                     input: format!(r#"{head},"event":{}}}"#, event.fixed_json()),
-                    keep: set.recording_keep,
                 },
             );
         }
@@ -414,7 +416,6 @@ impl Rules {
                     protocol: log_as.label(),
                     created_at: input.now,
                     input: format!(r#"{{"context":{context},"event":{}}}"#, event.fixed_json()),
-                    keep: set.recording_keep,
                 },
             );
         }

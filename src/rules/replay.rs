@@ -138,8 +138,8 @@ pub enum ReplayError {
     /// The tenant's live rules cannot be loaded now.
     #[error("the live rules cannot be loaded: {0}")]
     Unavailable(String),
-    /// The executor is full.
-    #[error("too many rule executions are waiting; try again")]
+    /// A replay of this tenant is running, or the executor is full.
+    #[error("a replay of this tenant is running, or too many executions are waiting; try again")]
     Busy,
     /// Our failure.
     #[error(transparent)]
@@ -264,6 +264,7 @@ impl Rules {
         replayed: &str,
         inputs: Vec<RecordedInput>,
     ) -> Result<ReplayReport, ReplayError> {
+        let _turn = ReplayTurn::take(self, tenant_id)?;
         let (live, with_candidate) = (Arc::new(live), Arc::new(with_candidate));
         let mut summary = ReplaySummary::default();
         let mut out = Vec::new();
@@ -279,13 +280,12 @@ impl Rules {
             let input = recorded.input.clone();
             let at = recorded.created_at;
             let client = recorded.client_id.clone();
-            // One input at a time, in a lane of its own: a replay takes at most one executor
-            // thread's turn among the tenants', never the tenant's logins' queue.
-            let lane = format!("{tenant_id}#replay");
+            // One input at a time, in the tenant's own lane: a replay holds at most one
+            // executor thread, within the tenant's share, and takes turns with other tenants.
             let (before, after) = match self
                 .inner
                 .executor
-                .run(&lane, move || {
+                .run(tenant_id, move || {
                     let run = |items: &[PreparedItem]| {
                         replay_once(
                             &engine,
@@ -334,6 +334,40 @@ impl Rules {
             summary,
             inputs: out,
         })
+    }
+}
+
+/// A tenant's one running replay on this node; the next waits until it ends.
+struct ReplayTurn<'a> {
+    rules: &'a Rules,
+    tenant_id: String,
+}
+
+impl<'a> ReplayTurn<'a> {
+    fn take(rules: &'a Rules, tenant_id: &str) -> Result<Self, ReplayError> {
+        let mut running = rules
+            .inner
+            .replaying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if !running.insert(tenant_id.to_string()) {
+            return Err(ReplayError::Busy);
+        }
+        Ok(ReplayTurn {
+            rules,
+            tenant_id: tenant_id.to_string(),
+        })
+    }
+}
+
+impl Drop for ReplayTurn<'_> {
+    fn drop(&mut self) {
+        self.rules
+            .inner
+            .replaying
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.tenant_id);
     }
 }
 

@@ -137,7 +137,7 @@ impl Admin {
                     |e: String| AdminError::Internal(anyhow::anyhow!("recording {}: {e}", row.id));
                 let plain = self
                     .master_key
-                    .open(&recording_context(&row.id), &row.sealed)
+                    .open(&recording_context(&tenant.id, &row.id), &row.sealed)
                     .map_err(|e| corrupt(e.to_string()))?;
                 let input = serde_json::from_slice(&plain).map_err(|e| corrupt(e.to_string()))?;
                 Ok(RecordedInput {

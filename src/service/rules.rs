@@ -65,6 +65,10 @@ fn check_key(key: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// How deep the execution log pages (entries, counting the skipped pages): a page is read
+/// through the runs before it.
+pub const MAX_LOG_DEPTH: i64 = 10_000;
+
 impl Admin {
     fn rules_service(&self) -> &Rules {
         &self.rules
@@ -665,6 +669,11 @@ impl Admin {
                 })
             })
             .transpose()?;
+        if offset.saturating_add(limit) > MAX_LOG_DEPTH {
+            return Err(AdminError::Invalid(format!(
+                "the log is listed up to {MAX_LOG_DEPTH} entries deep: narrow it with rule_id or outcome"
+            )));
+        }
         self.rules_service().journal().flush().await;
         self.store
             .list_executions(&tenant.id, rule_id, outcome, offset, limit)

@@ -102,17 +102,34 @@ impl Admin {
                 Ok(hosts)
             })
             .transpose()?;
-        let keep = settings
-            .recording
-            .map(|r| match (r.enabled, r.keep) {
-                (false, _) => Ok(0),
-                (true, None) => Ok(DEFAULT_RECORDING_KEEP),
-                (true, Some(k)) if (1..=MAX_RECORDING_KEEP).contains(&k) => Ok(k),
-                (true, Some(k)) => Err(AdminError::Invalid(format!(
-                    "recording.keep must be 1 to {MAX_RECORDING_KEEP}, not {k}"
-                ))),
-            })
-            .transpose()?;
+        let keep = match settings.recording {
+            None => None,
+            Some(r) => Some(match (r.enabled, r.keep) {
+                (false, None | Some(0)) => 0,
+                (false, Some(_)) => {
+                    return Err(AdminError::Invalid(
+                        "recording.keep is only for enabled recording: give enabled: true, or no keep"
+                            .into(),
+                    ));
+                }
+                // Turned on again without a bound: what it keeps now, else the default.
+                (true, None) => match self
+                    .store
+                    .recording_keep(&tenant.id)
+                    .await
+                    .map_err(internal)?
+                {
+                    0 => DEFAULT_RECORDING_KEEP,
+                    current => current,
+                },
+                (true, Some(k)) if (1..=MAX_RECORDING_KEEP).contains(&k) => k,
+                (true, Some(k)) => {
+                    return Err(AdminError::Invalid(format!(
+                        "recording.keep must be 1 to {MAX_RECORDING_KEEP}, not {k}"
+                    )));
+                }
+            }),
+        };
         if let Some(hosts) = hosts {
             self.store
                 .set_allowed_hosts(&tenant.id, &hosts)

@@ -26,20 +26,42 @@ pub struct RecordingRow {
 }
 
 impl Store {
-    /// Stores recorded runs of `tenant_id` and drops its oldest beyond `keep`. A run of a user
-    /// deleted meanwhile is not stored.
+    /// Stores recorded runs of `tenant_id` and drops its oldest beyond what the tenant keeps
+    /// now: nothing is stored once recording is off (runs queued before it was turned off, or
+    /// by a node that had not seen the change yet), nor a run of a user deleted meanwhile.
     pub async fn insert_recordings(
         &self,
         tenant_id: &str,
         rows: &[RecordingRow],
-        keep: i64,
+    ) -> StoreResult<()> {
+        if self.insert_recordings_in_one(tenant_id, rows).await.is_ok() {
+            return Ok(());
+        }
+        // A user deleted between the check and the insert fails its row's foreign key: the
+        // others go in one by one.
+        for row in rows {
+            if let Err(e) = self
+                .insert_recordings_in_one(tenant_id, std::slice::from_ref(row))
+                .await
+            {
+                tracing::debug!(error = %e, "a recorded run was not stored");
+            }
+        }
+        Ok(())
+    }
+
+    async fn insert_recordings_in_one(
+        &self,
+        tenant_id: &str,
+        rows: &[RecordingRow],
     ) -> StoreResult<()> {
         let mut tx = self.writer.begin().await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO recording (id, tenant_id, user_id, client_id, protocol, created_at, sealed) \
-                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE $3 IS NULL OR EXISTS \
-                 (SELECT 1 FROM app_user WHERE tenant_id = $2 AND user_id = $3)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7 \
+                 WHERE (SELECT recording_keep FROM tenant WHERE id = $2) > 0 \
+                 AND ($3 IS NULL OR EXISTS (SELECT 1 FROM app_user WHERE tenant_id = $2 AND user_id = $3))",
             )
             .bind(&r.id)
             .bind(tenant_id)
@@ -51,6 +73,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         }
+        let keep: i64 = sqlx::query_scalar("SELECT recording_keep FROM tenant WHERE id = $1")
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0);
         Self::prune_recordings(&mut tx, tenant_id, keep).await?;
         tx.commit().await?;
         Ok(())
@@ -86,16 +113,6 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
-    }
-
-    /// Runs recorded for the tenant.
-    pub async fn count_recordings(&self, tenant_id: &str) -> StoreResult<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COUNT(*) FROM recording WHERE tenant_id = $1")
-                .bind(tenant_id)
-                .fetch_one(&self.reader)
-                .await?,
-        )
     }
 
     /// How many runs the tenant keeps (0: recording is off).

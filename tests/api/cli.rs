@@ -2008,3 +2008,17 @@ fn rule_replay_says_clearly_when_nothing_is_recorded_and_refuses_bad_input() {
         "nonexistent",
     );
 }
+
+#[test]
+fn a_key_id_that_begins_with_a_hyphen_is_an_id_not_an_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/w.db", dir.path().display());
+    json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
+    refused(
+        &wardstone(
+            &db,
+            &["keys", "revoke", "--tenant", "acme", "--kid", "-NotAKey"],
+        ),
+        "-NotAKey",
+    );
+}

@@ -848,6 +848,9 @@ async fn the_execution_log_lists_each_rule_of_a_login_newest_first_and_pages_acr
     assert!(get("?rule_id=_".into()).await.is_empty());
     assert!(get("?rule_id=rul".into()).await.is_empty(), "whole ids only");
     assert!(get("?outcome=denied".into()).await.is_empty());
+    let (status, body) = app.api("GET", "/logs?page=200&per_page=50", &token, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("10000 entries deep"), "{body}");
 
     // A denial is one entry among the run's others, and the outcome filter finds only it.
     let mgmt = app.mgmt_token(None).await;

@@ -12,16 +12,13 @@ const TAG_RULE: &str =
 /// The tenant's recorded inputs, newest first, unsealed.
 async fn recorded(app: &TestApp) -> Vec<(wardstone::store::RecordingRow, Value)> {
     app.rules.journal().flush().await;
-    let rows = app
-        .store
-        .recent_recordings(&app.tenant_id().await, 100)
-        .await
-        .unwrap();
+    let tenant_id = app.tenant_id().await;
+    let rows = app.store.recent_recordings(&tenant_id, 100).await.unwrap();
     rows.into_iter()
         .map(|row| {
             let plain = app
                 .master_key
-                .open(&format!("recording:{}", row.id), &row.sealed)
+                .open(&format!("recording:{tenant_id}:{}", row.id), &row.sealed)
                 .expect("sealed with the master key, bound to its row");
             let input = serde_json::from_slice(&plain).unwrap();
             (row, input)
@@ -95,6 +92,7 @@ async fn recording_is_off_by_default_and_keeps_the_last_runs_sealed_without_conf
         json!({"recording": {"enabled": true, "keep": -3}}),
         json!({"recording": {"enabled": "yes"}}),
         json!({"recording": {"enabled": true, "last": 5}}),
+        json!({"recording": {"enabled": false, "keep": 5}}),
         json!({"recording": true}),
     ] {
         let (status, body) = app.api("PATCH", "/tenants/settings", &token, Some(bad.clone())).await;
@@ -115,6 +113,10 @@ async fn recording_is_off_by_default_and_keeps_the_last_runs_sealed_without_conf
         .await;
     assert_eq!(settings["recording"]["keep"], 1);
     assert_eq!(recorded(&app).await.len(), 1);
+    let (_, settings) = app
+        .api("PATCH", "/tenants/settings", &token, Some(json!({"recording": {"enabled": true}})))
+        .await;
+    assert_eq!(settings["recording"]["keep"], 1, "turned on again, it keeps its bound");
     let (_, settings) = app
         .api("PATCH", "/tenants/settings", &token, Some(json!({"recording": {"enabled": false}})))
         .await;
@@ -267,11 +269,20 @@ async fn a_replay_reports_exactly_who_a_candidate_denies_and_what_it_changes_wit
         .api("POST", "/rules/rul_nope/replay", &token, Some(json!({"script": LIVE})))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    let read_only = app.mgmt_token(Some("read:rules")).await;
+    // The candidate sees the rule settings and recorded users: it takes the scopes that read
+    // them, besides update:rules.
+    for scopes in ["read:rules", "update:rules read:users", "update:rules read:rules_configs"] {
+        let narrow = app.mgmt_token(Some(scopes)).await;
+        let (status, body) = app
+            .api("POST", &format!("/rules/{rule}/replay"), &narrow, Some(json!({"script": LIVE})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{scopes}: {body}");
+    }
+    let enough = app.mgmt_token(Some("update:rules read:rules_configs read:users")).await;
     let (status, _) = app
-        .api("POST", &format!("/rules/{rule}/replay"), &read_only, Some(json!({"script": LIVE})))
+        .api("POST", &format!("/rules/{rule}/replay"), &enough, Some(json!({"script": LIVE})))
         .await;
-    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -341,6 +352,9 @@ async fn an_action_replay_runs_the_draft_with_the_actions_secrets_against_the_li
         .api("POST", "/actions/actions/nope/replay", &token, Some(json!({})))
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+    let narrow = app.mgmt_token(Some("update:actions")).await;
+    let (status, _) = app.api("POST", &path, &narrow, Some(json!({}))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "recorded users take read:users");
 }
 
 #[tokio::test]

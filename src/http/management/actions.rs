@@ -241,14 +241,17 @@ async fn test_action(
 /// the candidate in the action's place, at the recorded time, with no request leaving.
 #[utoipa::path(post, path = "/actions/actions/{id}/replay", tag = "actions", params(("id" = String, Path, description = "Action id")),
     request_body = crate::service::replay::ActionReplayRequest,
-    responses((status = 200, body = crate::rules::replay::ReplayReport), (status = 400), (status = 404), (status = 422)),
-    security(("bearer" = ["update:actions"])))]
+    responses((status = 200, body = crate::rules::replay::ReplayReport), (status = 400), (status = 403), (status = 404), (status = 422), (status = 503)),
+    security(("bearer" = ["update:actions", "read:users"])))]
 async fn replay_action(
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
     Body(request): Body<crate::service::replay::ActionReplayRequest>,
 ) -> Result<Json<crate::rules::replay::ReplayReport>, ApiError> {
+    // The candidate runs on recorded users and its answer shows what it put in claims and
+    // metadata: it takes the scope that reads users.
     caller.require("update:actions")?;
+    caller.require("read:users")?;
     Ok(Json(
         caller
             .admin()

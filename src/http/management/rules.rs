@@ -168,14 +168,18 @@ async fn test_rule(
 /// `same`, `changed`, `newly_denied`, `newly_allowed` or `newly_failing` and shows what differs.
 #[utoipa::path(post, path = "/rules/{id}/replay", tag = "rules", params(("id" = String, Path, description = "rule id")),
     request_body = crate::service::replay::RuleReplayRequest,
-    responses((status = 200, body = crate::rules::replay::ReplayReport), (status = 400), (status = 404)),
-    security(("bearer" = ["update:rules"])))]
+    responses((status = 200, body = crate::rules::replay::ReplayReport), (status = 400), (status = 403), (status = 404), (status = 422), (status = 503)),
+    security(("bearer" = ["update:rules", "read:rules_configs", "read:users"])))]
 async fn replay_rule(
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
     Body(request): Body<crate::service::replay::RuleReplayRequest>,
 ) -> Result<Json<crate::rules::replay::ReplayReport>, ApiError> {
+    // The candidate runs with the rule settings and on recorded users, and its answer shows
+    // what it put in claims and metadata: it takes the scopes that read them.
     caller.require("update:rules")?;
+    caller.require_code_scope()?;
+    caller.require("read:users")?;
     Ok(Json(
         caller
             .admin()
