@@ -392,27 +392,6 @@ async fn exchanges(
     all
 }
 
-/// A Management API token of tenant `t`.
-async fn management_token(base: &str, t: &TenantSetup) -> String {
-    let body: serde_json::Value = reqwest::Client::new()
-        .post(format!("{base}/t/{}/oauth/token", t.name))
-        .basic_auth(&t.mgmt.0, Some(&t.mgmt.1))
-        .form(&[
-            ("grant_type", "client_credentials"),
-            ("audience", &format!("{base}/t/{}/api/v2/", t.name)),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    body["access_token"]
-        .as_str()
-        .expect("a management token")
-        .to_string()
-}
-
 /// `BENCH_REPLAY=1`: logins of one tenant (1 SDK rule) alone, then while another tenant replays
 /// a candidate on its 200 newest recorded logins back to back (SPEC §18: a replay must not slow
 /// anyone's login).
@@ -430,7 +409,8 @@ fn replay_under_load(seconds: Duration, rounds: usize, concurrency: usize) {
         let (server, _) = Server::start(&database_url, &master_key, &[]);
         let base = server.base.clone();
         let (measured, replayer) = (&tenants[0], &tenants[1]);
-        let token = management_token(&base, replayer).await;
+        let issuer = format!("{base}/t/{}", replayer.name);
+        let token = management_token(&issuer, &replayer.mgmt.0, &replayer.mgmt.1).await;
         let http = reqwest::Client::new();
         let api = |path: &str| format!("{base}/t/{}/api/v2{path}", replayer.name);
         let resp = http

@@ -207,17 +207,7 @@ fn main() {
             let (mid, msecret) = (created.management.client_id.clone(), created.management.client_secret.clone());
             jobs.push(tokio::spawn(async move {
                 let api = reqwest::Client::new();
-                let token: Value = api
-                    .post(format!("{issuer}/oauth/token"))
-                    .basic_auth(&mid, Some(&msecret))
-                    .form(&[("grant_type", "client_credentials"), ("audience", &format!("{issuer}/api/v2/"))])
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
-                let token = token["access_token"].as_str().unwrap().to_string();
+                let token = management_token(&issuer, &mid, &msecret).await;
                 let mut n = 0u64;
                 while started.elapsed() < duration {
                     let t = Instant::now();

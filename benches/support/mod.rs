@@ -329,3 +329,25 @@ pub fn query(url: &str) -> std::collections::HashMap<String, String> {
         .into_owned()
         .collect()
 }
+
+/// A Management API token of the tenant at `issuer` (`{base}/t/{name}`), from its management
+/// client.
+pub async fn management_token(issuer: &str, client_id: &str, client_secret: &str) -> String {
+    let body: serde_json::Value = reqwest::Client::new()
+        .post(format!("{issuer}/oauth/token"))
+        .basic_auth(client_id, Some(client_secret))
+        .form(&[
+            ("grant_type", "client_credentials"),
+            ("audience", &format!("{issuer}/api/v2/")),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    body["access_token"]
+        .as_str()
+        .expect("a management token")
+        .to_string()
+}

@@ -405,8 +405,15 @@ fn api_fields(upload: crate::rules::Upload) -> (Option<String>, Option<String>, 
 pub(super) fn replay_table(r: &crate::rules::replay::ReplayReport) -> String {
     let s = &r.summary;
     let mut out = format!(
-        "{} inputs: {} same, {} changed, {} newly denied, {} newly allowed, {} newly failing ({} skipped: not rule runs)",
-        s.inputs, s.same, s.changed, s.newly_denied, s.newly_allowed, s.newly_failing, s.skipped
+        "{} inputs: {} same, {} changed, {} newly denied, {} newly allowed, {} newly failing ({} of another trigger skipped, {} unreadable)",
+        s.inputs,
+        s.same,
+        s.changed,
+        s.newly_denied,
+        s.newly_allowed,
+        s.newly_failing,
+        s.skipped,
+        s.unreadable
     );
     if let (Some(live), Some(candidate)) = (&s.live, &s.candidate) {
         out.push_str(&format!(

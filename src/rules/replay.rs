@@ -117,6 +117,8 @@ pub struct ReplaySummary {
     /// Recorded runs of another trigger (client credentials for rules and post-login
     /// actions; logins for credentials-exchange actions), left out.
     pub skipped: usize,
+    /// Recorded runs that could not be unsealed or read (left out, and logged).
+    pub unreadable: usize,
     /// The live version's cost.
     pub live: Option<VersionCost>,
     /// The candidate's cost.

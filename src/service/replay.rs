@@ -52,9 +52,10 @@ impl Admin {
         let upload = upload_of(&request.wasm, &request.wat, &request.script)?.ok_or_else(|| {
             AdminError::Invalid("give the candidate as one of script, wasm or wat".into())
         })?;
-        let inputs = self.recorded_inputs(tenant, request.last).await?;
+        let (inputs, unreadable) = self.recorded_inputs(tenant, request.last).await?;
         let (_, candidate) = self.compile_upload(tenant, upload).await?;
-        self.rules
+        let mut report = self
+            .rules
             .replay_rule(
                 &tenant.id,
                 tenant.rules_generation,
@@ -63,7 +64,9 @@ impl Admin {
                 inputs,
             )
             .await
-            .map_err(replay_error)
+            .map_err(replay_error)?;
+        report.summary.unreadable = unreadable;
+        Ok(report)
     }
 
     /// Runs the tenant's trigger of action `id` as it is live and with the candidate (the
@@ -77,10 +80,11 @@ impl Admin {
     ) -> Result<ReplayReport, AdminError> {
         let action = self.action_record(tenant, id).await?;
         let code = request.code.as_deref().unwrap_or(&action.code);
-        let inputs = self.recorded_inputs(tenant, request.last).await?;
+        let (inputs, unreadable) = self.recorded_inputs(tenant, request.last).await?;
         let candidate = self.compile_action(tenant, code).await?;
         let secrets = serde_json::Value::Object(self.open_secrets(tenant, id).await?).to_string();
-        self.rules
+        let mut report = self
+            .rules
             .replay_action(
                 &tenant.id,
                 tenant.rules_generation,
@@ -95,15 +99,18 @@ impl Admin {
                 inputs,
             )
             .await
-            .map_err(replay_error)
+            .map_err(replay_error)?;
+        report.summary.unreadable = unreadable;
+        Ok(report)
     }
 
-    /// The newest `last` recorded runs, unsealed; a clear error when there are none.
+    /// The newest `last` recorded runs, unsealed, and how many could not be (a clear error
+    /// when nothing is recorded).
     async fn recorded_inputs(
         &self,
         tenant: &Tenant,
         last: Option<i64>,
-    ) -> Result<Vec<RecordedInput>, AdminError> {
+    ) -> Result<(Vec<RecordedInput>, usize), AdminError> {
         let last = last.unwrap_or(DEFAULT_REPLAY_LAST);
         if !(1..=MAX_RECORDING_KEEP).contains(&last) {
             return Err(AdminError::Invalid(format!(
@@ -131,24 +138,30 @@ impl Admin {
                 "nothing is recorded yet: recording is on; replay after some logins".into()
             }));
         }
-        rows.into_iter()
-            .map(|row| {
-                let corrupt =
-                    |e: String| AdminError::Internal(anyhow::anyhow!("recording {}: {e}", row.id));
-                let plain = self
-                    .master_key
-                    .open(&recording_context(&tenant.id, &row.id), &row.sealed)
-                    .map_err(|e| corrupt(e.to_string()))?;
-                let input = serde_json::from_slice(&plain).map_err(|e| corrupt(e.to_string()))?;
-                Ok(RecordedInput {
+        let mut inputs = Vec::with_capacity(rows.len());
+        let mut unreadable = 0;
+        for row in rows {
+            let opened = self
+                .master_key
+                .open(&recording_context(&tenant.id, &row.id), &row.sealed)
+                .map_err(|e| e.to_string())
+                .and_then(|plain| serde_json::from_slice(&plain).map_err(|e| e.to_string()));
+            match opened {
+                Ok(input) => inputs.push(RecordedInput {
                     created_at: row.created_at,
                     protocol: row.protocol,
                     client_id: row.client_id,
                     user_id: row.user_id,
                     input,
-                })
-            })
-            .collect()
+                }),
+                Err(e) => {
+                    // Another master key, or a damaged row: the rest still replay.
+                    tracing::warn!(recording = %row.id, error = %e, "a recorded run cannot be read; left out of the replay");
+                    unreadable += 1;
+                }
+            }
+        }
+        Ok((inputs, unreadable))
     }
 }
 

@@ -74,28 +74,10 @@ impl Store {
             return Ok(());
         }
         let mut tx = self.writer.begin().await?;
-        // SQLite looks a numbered parameter (`$N`) up by walking the statement's parameter
-        // list, which makes binding quadratic in the parameters of a statement; plain `?`
-        // placeholders bind in order. PostgreSQL needs `$N`.
-        let sqlite = self.backend == super::Backend::Sqlite;
         for chunk in runs.chunks(INSERT_CHUNK) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p: Vec<String> = (1..=RUN_COLUMN_COUNT)
-                        .map(|c| {
-                            if sqlite {
-                                "?".to_string()
-                            } else {
-                                format!("${}", i * RUN_COLUMN_COUNT + c)
-                            }
-                        })
-                        .collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO execution_run ({RUN_COLUMNS}) VALUES {}",
-                values.join(", ")
+                self.values_placeholders(chunk.len(), RUN_COLUMN_COUNT)
             );
             let mut q = sqlx::query(&sql);
             for (tenant_id, records) in chunk {

@@ -193,6 +193,23 @@ impl Store {
         .context("failed to apply database migrations")
     }
 
+    /// The `VALUES` placeholders of a multi-row insert: `rows` tuples of `columns`. SQLite
+    /// looks a numbered parameter (`$N`) up by walking the statement's parameter list, which
+    /// makes binding quadratic in the parameters of a statement, so it gets plain `?` (bound
+    /// in order); PostgreSQL needs `$N`.
+    fn values_placeholders(&self, rows: usize, columns: usize) -> String {
+        let row = |i: usize| {
+            let p: Vec<String> = (1..=columns)
+                .map(|c| match self.backend {
+                    Backend::Sqlite => "?".to_string(),
+                    Backend::Postgres => format!("${}", i * columns + c),
+                })
+                .collect();
+            format!("({})", p.join(", "))
+        };
+        (0..rows).map(row).collect::<Vec<_>>().join(", ")
+    }
+
     /// Which backend this store runs on.
     pub fn backend(&self) -> Backend {
         self.backend

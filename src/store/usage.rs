@@ -9,23 +9,12 @@ impl Store {
         if counts.is_empty() {
             return Ok(());
         }
-        let sqlite = self.backend == super::Backend::Sqlite;
         let mut tx = self.writer.begin().await?;
         for chunk in counts.chunks(200) {
-            let values: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    if sqlite {
-                        "(?, ?, ?, ?)".to_string()
-                    } else {
-                        let n = i * 4;
-                        format!("(${}, ${}, ${}, ${})", n + 1, n + 2, n + 3, n + 4)
-                    }
-                })
-                .collect();
             let sql = format!(
                 "INSERT INTO tenant_usage (tenant_id, day, metric, value) VALUES {} \
                  ON CONFLICT (tenant_id, day, metric) DO UPDATE SET value = tenant_usage.value + excluded.value",
-                values.join(", ")
+                self.values_placeholders(chunk.len(), 4)
             );
             let mut q = sqlx::query(&sql);
             for (tenant_id, day, metric, value) in chunk {

@@ -344,6 +344,18 @@ async fn an_action_replay_runs_the_draft_with_the_actions_secrets_against_the_li
     // A `code` given is the candidate instead of the draft; bad input is clear.
     let (_, report) = app.api("POST", &path, &token, Some(json!({"code": live, "last": 2}))).await;
     assert_eq!(report["summary"]["same"], 2, "{report}");
+    // A recording that cannot be unsealed is left out and counted; the others still replay.
+    let newest = recorded(&app).await[0].0.id.clone();
+    sqlx::query("UPDATE recording SET sealed = $1 WHERE id = $2")
+        .bind(vec![0u8; 40])
+        .bind(&newest)
+        .execute(&app.db().await)
+        .await
+        .unwrap();
+    let (status, report) = app.api("POST", &path, &token, Some(json!({"code": live}))).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["summary"]["unreadable"], 1, "{report}");
+    assert_eq!(report["summary"]["inputs"], 2, "three recorded, one unreadable: {report}");
     let (status, body) = app.api("POST", &path, &token, Some(json!({"code": "exports.onExecutePostLogin = async (event, api) => {"}))).await;
     assert!(status.is_client_error(), "{body}");
     let (status, body) = app.api("POST", &path, &token, Some(json!({"last": 0}))).await;
