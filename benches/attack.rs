@@ -26,14 +26,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::*;
-use wardstone::clock::Clock;
-use wardstone::config::PublicUrl;
-use wardstone::crypto::MasterKey;
-use wardstone::service::Admin;
 
-const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const PASSWORD: &str = "attack bench password";
-const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123456789";
 
 struct Tenant {
     client_id: String,
@@ -42,20 +36,7 @@ struct Tenant {
 
 /// Creates tenant `acme` with one confidential client and `users` users on `database_url`.
 async fn set_up(database_url: &str, master_key: &str, users: usize) -> Tenant {
-    let store = wardstone::startup::open_store(database_url, 4)
-        .await
-        .unwrap();
-    let key = MasterKey::from_base64(master_key).unwrap();
-    let rules =
-        wardstone::rules::Rules::new(store.clone(), key.clone(), Default::default()).unwrap();
-    let admin = Admin::new(
-        store.clone(),
-        key,
-        PublicUrl::parse("http://127.0.0.1:1").unwrap(),
-        Clock::System,
-        rules,
-        wardstone::passwords::Passwords::default(),
-    );
+    let (admin, store) = admin(database_url, master_key, Default::default()).await;
     admin
         .create_tenant("acme", Default::default())
         .await
@@ -82,12 +63,6 @@ async fn set_up(database_url: &str, master_key: &str, users: usize) -> Tenant {
         client_id: client.client_id,
         secret: client.client_secret.unwrap(),
     }
-}
-
-fn challenge() -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
 }
 
 fn authorize_url(base: &str, client_id: &str) -> String {
@@ -401,16 +376,9 @@ async fn node_loss(grace_seconds: &str) -> Option<(usize, usize)> {
     for _ in 0..CHAINS {
         let landed = login(&browser(), &authorize, "user0@example.com", PASSWORD).await;
         let code = query(&landed).remove("code").expect("a code");
-        let body: Value = api
-            .post(format!("{}/t/acme/oauth/token", survivor.base))
-            .basic_auth(&tenant.client_id, Some(&tenant.secret))
-            .form(&[
-                ("grant_type", "authorization_code"),
-                ("code", code.as_str()),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ])
-            .send()
+        let token_url = format!("{}/t/acme/oauth/token", survivor.base);
+        let client = (tenant.client_id.as_str(), tenant.secret.as_str());
+        let body: Value = exchange_code(&api, &token_url, client, &code)
             .await
             .unwrap()
             .json()

@@ -11,6 +11,10 @@
 //!   token and an ID token, for tenants signing with RS256, ES256 and EdDSA (their codes come
 //!   from logins outside the timed phases), in the same rounds.
 //!
+//! - the same code exchanges at node-oidc-provider 9 (`benches/peer`, from npm, in memory, RS256
+//!   ID token), in the same rounds: its row and Wardstone's ratio to it (skipped with one line
+//!   where Node is missing; with `BENCH_ONLY`, only when `BENCH_PEER` is set).
+//!
 //! Environment: `BENCH_SECONDS` per measured phase (default 5), `BENCH_ROUNDS` (default 3),
 //! `BENCH_CONCURRENCY` (default 16). Prints a Markdown table for the README.
 
@@ -21,16 +25,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
-use wardstone::clock::Clock;
-use wardstone::config::PublicUrl;
-use wardstone::crypto::MasterKey;
 use wardstone::domain::SigningAlg;
 use wardstone::rules::Upload;
-use wardstone::service::Admin;
 
-const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const PASSWORD: &str = "bench password 123";
-const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123456789";
+/// The peer's one client (client_secret_basic).
+const PEER_CLIENT: (&str, &str) = (
+    "bench-peer-client",
+    "bench-peer-secret-bench-peer-secret-0123",
+);
 
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -47,12 +50,6 @@ struct TenantSetup {
     mgmt: (String, String),
     /// Its first rule, if any.
     first_rule: Option<String>,
-}
-
-fn challenge() -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
 }
 
 fn authorize_url(base: &str, t: &TenantSetup) -> String {
@@ -144,20 +141,7 @@ async fn setup(
     master_key: &str,
     specs: &[(RuleSet, SigningAlg)],
 ) -> Vec<TenantSetup> {
-    let store = wardstone::startup::open_store(database_url, 4)
-        .await
-        .unwrap();
-    let key = MasterKey::from_base64(master_key).unwrap();
-    let rules =
-        wardstone::rules::Rules::new(store.clone(), key.clone(), Default::default()).unwrap();
-    let admin = Admin::new(
-        store.clone(),
-        key,
-        PublicUrl::parse("http://127.0.0.1:1").unwrap(),
-        Clock::System,
-        rules,
-        wardstone::passwords::Passwords::default(),
-    );
+    let (admin, store) = admin(database_url, master_key, Default::default()).await;
     let add_roles = sample("add-roles");
     let mut out = Vec::new();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -339,20 +323,21 @@ async fn logins(
 }
 
 /// Exchanges `codes` at the token endpoint with `concurrency` clients.
+/// Exchanges `codes` at `token_url` (Wardstone's or the peer's) as `client` (id, secret).
 async fn exchanges(
-    base: &str,
-    t: &TenantSetup,
+    token_url: String,
+    client: (&str, &str),
     codes: Vec<String>,
     concurrency: usize,
     seconds: Duration,
 ) -> Samples {
     let codes = Arc::new(std::sync::Mutex::new(codes));
-    let token_url = Arc::new(format!("{base}/t/{}/oauth/token", t.name));
+    let token_url = Arc::new(token_url);
     let started = Instant::now();
     let tasks: Vec<_> = (0..concurrency)
         .map(|_| {
             let (codes, token_url) = (codes.clone(), token_url.clone());
-            let (id, secret) = (t.client_id.clone(), t.client_secret.clone());
+            let (id, secret) = (client.0.to_string(), client.1.to_string());
             tokio::spawn(async move {
                 let http = reqwest::Client::new();
                 let mut s = Samples::default();
@@ -361,16 +346,7 @@ async fn exchanges(
                         break;
                     };
                     let t = Instant::now();
-                    let resp = http
-                        .post(token_url.as_str())
-                        .basic_auth(&id, Some(&secret))
-                        .form(&[
-                            ("grant_type", "authorization_code"),
-                            ("code", code.as_str()),
-                            ("redirect_uri", CALLBACK),
-                            ("code_verifier", VERIFIER),
-                        ])
-                        .send()
+                    let resp = exchange_code(&http, &token_url, (&id, &secret), &code)
                         .await
                         .unwrap();
                     if resp.status() == 200 && resp.bytes().await.is_ok() {
@@ -546,6 +522,10 @@ fn main() {
         let (server, _) = Server::start(&database_url, &master_key, &[]);
         eprintln!("server pid {}", server.pid);
         let base = server.base.clone();
+        // The peer, started only when the exchange rows are measured.
+        let peer = (std::env::var_os("BENCH_ONLY").is_none() || std::env::var_os("BENCH_PEER").is_some())
+            .then(|| Server::start_peer(PEER_CLIENT.0, PEER_CLIENT.1, CALLBACK, &challenge()))
+            .flatten();
         let mut browsers = Vec::new();
         for t in &tenants {
             browsers.push(signed_in_browsers(&base, t, concurrency).await);
@@ -557,6 +537,7 @@ fn main() {
         let login_tenants = rule_counts.len();
         let mut login_rounds: Vec<Vec<Samples>> = vec![Vec::new(); login_tenants];
         let mut exchange_rounds: Vec<Vec<Samples>> = vec![Vec::new(); exchange_algs.len()];
+        let mut peer_rounds: Vec<Samples> = Vec::new();
         for round in 0..rounds {
             let mut fresh_codes = Vec::new();
             for (i, (t, b)) in tenants.iter().zip(&browsers).take(login_tenants).enumerate() {
@@ -583,7 +564,9 @@ fn main() {
                 std::iter::once(&tenants[0]).chain(tenants.iter().skip(login_tenants));
             for (i, (t, codes)) in exchange_tenants.zip(codes_per_alg).enumerate() {
                 let cpu = server.cpu();
-                let mut s = exchanges(&base, t, codes, concurrency, seconds).await;
+                let token_url = format!("{base}/t/{}/oauth/token", t.name);
+                let client = (t.client_id.as_str(), t.client_secret.as_str());
+                let mut s = exchanges(token_url, client, codes, concurrency, seconds).await;
                 s.server_cpu = server.cpu() - cpu;
                 eprintln!(
                     "round {round}: code exchanges {}: {:>7.0}/s  p50 {}  p99 {}  server CPU {:.0} µs  errors {}",
@@ -591,6 +574,23 @@ fn main() {
                     s.cpu_per_ok().as_secs_f64() * 1e6, s.errors
                 );
                 exchange_rounds[i].push(s);
+            }
+            if let Some(peer) = &peer {
+                let codes: Vec<String> = reqwest::get(format!("{}/bench/codes?n={}", peer.base, 2_500 * seconds.as_secs()))
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                let cpu = peer.cpu();
+                let mut s = exchanges(format!("{}/token", peer.base), (PEER_CLIENT.0, PEER_CLIENT.1), codes, concurrency, seconds).await;
+                s.server_cpu = peer.cpu() - cpu;
+                eprintln!(
+                    "round {round}: code exchanges node-oidc-provider RS256: {:>7.0}/s  p50 {}  p99 {}  peer CPU {:.0} µs  errors {}",
+                    s.per_second(), ms(s.quantile(0.5)), ms(s.quantile(0.99)),
+                    s.cpu_per_ok().as_secs_f64() * 1e6, s.errors
+                );
+                peer_rounds.push(s);
             }
         }
         let median_rate = |rs: &[Samples]| {
@@ -628,6 +628,24 @@ fn main() {
                 rate, rate / rs256, ms(m.quantile(0.5)), ms(m.quantile(0.99)),
                 m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
             );
+        }
+        if !peer_rounds.is_empty() {
+            let peer_rate = median_rate(&peer_rounds);
+            let m = merged(&peer_rounds);
+            println!(
+                "| code exchange, node-oidc-provider 9 in memory, RS256 (ID token; opaque access token) | {:.0} | peer | {} | {} | {:.0} µs | {} |",
+                peer_rate, ms(m.quantile(0.5)), ms(m.quantile(0.99)),
+                m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
+            );
+            for (alg, rs) in exchange_algs.iter().zip(&exchange_rounds) {
+                println!(
+                    "| Wardstone ÷ node-oidc-provider, code exchanges, {alg} | {:.2}× | | | | | |",
+                    median_rate(rs) / peer_rate
+                );
+            }
+        }
+        if let Some(peer) = peer {
+            peer.stop();
         }
         server.stop();
     });

@@ -20,12 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::*;
-use wardstone::clock::Clock;
-use wardstone::config::PublicUrl;
-use wardstone::crypto::MasterKey;
-use wardstone::service::Admin;
 
-const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const PASSWORD: &str = "bench password 123";
 
 fn env_or(name: &str, default: u64) -> u64 {
@@ -54,28 +49,19 @@ fn authorize_url(base: &str, t: &Tenant) -> String {
     url.to_string()
 }
 
-fn admin(store: &wardstone::store::Store, master_key: &str) -> Admin {
-    let key = MasterKey::from_base64(master_key).unwrap();
-    let limits = wardstone::rules::Limits {
+/// Set-up's rule engine: two compile slots, four compiles per tenant.
+fn set_up_limits() -> wardstone::rules::Limits {
+    wardstone::rules::Limits {
         compile_slots: 2,
         compiles_per_tenant: 4,
         ..Default::default()
-    };
-    let rules = wardstone::rules::Rules::new(store.clone(), key.clone(), limits).unwrap();
-    Admin::new(
-        store.clone(),
-        key,
-        PublicUrl::parse("http://127.0.0.1:1").unwrap(),
-        Clock::System,
-        rules,
-        wardstone::passwords::Passwords::default(),
-    )
+    }
 }
 
 /// Creates `count` tenants named `{prefix}{i}`, each with a client, one user and three rules
 /// made by `rule(tenant, i)`, two tenants at a time.
 async fn create_tenants(
-    admin: &Admin,
+    admin: &wardstone::service::Admin,
     prefix: &str,
     count: usize,
     rule: impl Fn(usize, usize) -> Vec<u8> + Send + Sync + 'static,
@@ -229,8 +215,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let database_url = format!("sqlite://{}/bench.db", dir.path().display());
             let master_key = random_master_key();
-            let store = wardstone::startup::open_store(&database_url, 4).await.unwrap();
-            let admin = admin(&store, &master_key);
+            let (admin, store) = admin(&database_url, &master_key, set_up_limits()).await;
             eprintln!("creating {count} tenants with 3 distinct SDK rules each…");
             let sdk = add_roles.clone();
             let tenants = create_tenants(&admin, "sdk", count.max(200), move |t, r| distinct(&sdk, &format!("{t}-{r}"))).await;
@@ -297,8 +282,7 @@ fn main() {
             let dir = tempfile::tempdir().unwrap();
             let database_url = format!("sqlite://{}/bench.db", dir.path().display());
             let master_key = random_master_key();
-            let store = wardstone::startup::open_store(&database_url, 4).await.unwrap();
-            let admin = admin(&store, &master_key);
+            let (admin, store) = admin(&database_url, &master_key, set_up_limits()).await;
             eprintln!("creating {count} tenants with 3 distinct WAT rules each…");
             let tenants = create_tenants(&admin, "wat", count, wat_rule).await;
             store.close().await;

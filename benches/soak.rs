@@ -17,14 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use support::*;
-use wardstone::clock::Clock;
-use wardstone::config::PublicUrl;
-use wardstone::crypto::MasterKey;
-use wardstone::service::Admin;
 
-const CALLBACK: &str = "http://127.0.0.1:9/callback";
 const PASSWORD: &str = "bench password 123";
-const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123456789";
 const WORKERS: usize = 16;
 
 type Steps = Arc<Mutex<BTreeMap<&'static str, Samples>>>;
@@ -38,12 +32,6 @@ fn record(steps: &Steps, step: &'static str, started: Instant, ok: bool) {
     } else {
         s.errors += 1;
     }
-}
-
-fn challenge() -> String {
-    use base64::Engine;
-    use sha2::Digest;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
 }
 
 async fn database(kind: &str) -> (String, Option<tempfile::TempDir>) {
@@ -86,17 +74,7 @@ fn main() {
         let (database_url, _dir) = database(&kind).await;
         let master_key = random_master_key();
         // Set-up through the service layer on the database the server will open.
-        let store = wardstone::startup::open_store(&database_url, 4).await.unwrap();
-        let key = MasterKey::from_base64(&master_key).unwrap();
-        let rules = wardstone::rules::Rules::new(store.clone(), key.clone(), Default::default()).unwrap();
-        let admin = Admin::new(
-            store.clone(),
-            key,
-            PublicUrl::parse("http://127.0.0.1:1").unwrap(),
-            Clock::System,
-            rules,
-            wardstone::passwords::Passwords::default(),
-        );
+        let (admin, store) = admin(&database_url, &master_key, Default::default()).await;
         let created = admin.create_tenant("soak", Default::default()).await.unwrap();
         let tenant = admin.resolve("soak").await.unwrap();
         let client = admin
@@ -158,18 +136,8 @@ fn main() {
                         record(&steps, "1 login with a session (1 SDK rule)", t, code.is_some());
                         let Some(code) = code else { continue };
                         let t = Instant::now();
-                        let tokens: Option<Value> = match api
-                            .post(format!("{issuer}/oauth/token"))
-                            .basic_auth(&id, Some(&secret))
-                            .form(&[
-                                ("grant_type", "authorization_code"),
-                                ("code", code.as_str()),
-                                ("redirect_uri", CALLBACK),
-                                ("code_verifier", VERIFIER),
-                            ])
-                            .send()
-                            .await
-                        {
+                        let token_url = format!("{issuer}/oauth/token");
+                        let tokens: Option<Value> = match exchange_code(&api, &token_url, (&id, &secret), &code).await {
                             Ok(r) if r.status() == 200 => r.json().await.ok(),
                             _ => None,
                         };

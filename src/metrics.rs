@@ -58,7 +58,6 @@ impl RuleMetrics {
     pub fn skipped(&self) {
         self.skipped.inc();
     }
-    /// Counts one execution.
     pub fn execution(&self, outcome: &'static str, duration_us: i64, fuel: i64) {
         self.executions
             .get_or_create(&OutcomeLabels { outcome })
@@ -78,8 +77,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A registry with the server's metrics and the rules service's.
-    pub fn new(rules: &RuleMetrics) -> Arc<Self> {
+    /// A registry with the server's metrics, the rules service's and the caches'.
+    pub fn new(rules: &RuleMetrics, caches: &[crate::cache::CacheCounters]) -> Arc<Self> {
         let mut registry = Registry::default();
         let http_requests = Family::<HttpLabels, Counter>::default();
         // 0.5 ms … ~8 s.
@@ -139,6 +138,18 @@ impl Metrics {
             "Compiled-module lookups that loaded an artifact or compiled",
             rules.cache_misses.clone(),
         );
+        for cache in caches {
+            registry.register(
+                format!("wardstone_{}_cache_hits", cache.name),
+                format!("{} lookups served from this node's memory", cache.name),
+                cache.hits.clone(),
+            );
+            registry.register(
+                format!("wardstone_{}_cache_misses", cache.name),
+                format!("{} lookups that read the database", cache.name),
+                cache.misses.clone(),
+            );
+        }
         Arc::new(Metrics {
             registry,
             http_requests,

@@ -18,7 +18,6 @@ use crate::store::Store;
 /// What starting a server needs.
 #[derive(Clone, Debug)]
 pub struct ServerOptions {
-    /// Database URL.
     pub database_url: String,
     /// Connections in the database pool of this node.
     pub db_max_connections: u32,
@@ -151,7 +150,10 @@ impl Application {
             admin,
             openapi: crate::http::management_openapi(),
             trusted_proxies: Arc::new(options.trusted_proxies),
-            metrics: crate::metrics::Metrics::new(provider.rules().metrics()),
+            metrics: crate::metrics::Metrics::new(
+                provider.rules().metrics(),
+                &provider.cache_counters(),
+            ),
         };
         Ok(Application {
             listener,
@@ -163,7 +165,6 @@ impl Application {
         })
     }
 
-    /// The bound address.
     pub fn local_addr(&self) -> SocketAddr {
         self.listener
             .local_addr()

@@ -14,6 +14,54 @@ fn cargo() -> Command {
     Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
 }
 
+/// Every bench client's redirect URI (nothing listens there: the code is read off the 303).
+pub const CALLBACK: &str = "http://127.0.0.1:9/callback";
+/// Every bench login's PKCE verifier.
+pub const VERIFIER: &str = "bench-verifier-bench-verifier-bench-verifier-0123456789";
+
+/// The S256 challenge of [`VERIFIER`].
+pub fn challenge() -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(VERIFIER))
+}
+
+/// Exchanges `code` at `token_url` as `client` (id, secret: client_secret_basic) with
+/// [`VERIFIER`], as a regular web app does after its callback.
+pub async fn exchange_code(
+    http: &reqwest::Client,
+    token_url: &str,
+    client: (&str, &str),
+    code: &str,
+) -> reqwest::Result<reqwest::Response> {
+    http.post(token_url)
+        .basic_auth(client.0, Some(client.1))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+}
+
+/// The service layer on `database_url`'s store, for set-up before the server starts (rule
+/// engine with `limits`). Close the store when done, so the server sees every write.
+pub async fn admin(
+    database_url: &str,
+    master_key: &str,
+    limits: wardstone::rules::Limits,
+) -> (wardstone::service::Admin, wardstone::store::Store) {
+    let store = wardstone::startup::open_store(database_url, 4)
+        .await
+        .unwrap();
+    let key = wardstone::crypto::MasterKey::from_base64(master_key).unwrap();
+    let url = wardstone::config::PublicUrl::parse("http://127.0.0.1:1").unwrap();
+    let admin = wardstone::service::Admin::standalone(store.clone(), key, url, limits).unwrap();
+    (admin, store)
+}
+
 /// Builds the sample rules for wasm32 (as a rule author would) and returns their folder.
 pub fn build_samples() -> PathBuf {
     let dir = root().join("sample-rules");
@@ -138,6 +186,67 @@ impl Server {
         }
         let took = started.elapsed();
         (server, took)
+    }
+
+    /// Starts the token-endpoint peer, node-oidc-provider (`benches/peer/server.js`), with one
+    /// client, and waits until it listens. `None`, after one line on stderr, where Node or the
+    /// peer's npm packages cannot be had: the benchmark then runs without its peer row.
+    pub fn start_peer(
+        client_id: &str,
+        secret: &str,
+        redirect_uri: &str,
+        challenge: &str,
+    ) -> Option<Server> {
+        use std::io::BufRead;
+        let dir = root().join("benches/peer");
+        let skip = |why: &str| {
+            eprintln!("peer: node-oidc-provider skipped ({why})");
+            None
+        };
+        if Command::new("node")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            return skip("node is not installed");
+        }
+        if !dir.join("node_modules/oidc-provider").exists() {
+            let installed = Command::new("npm")
+                .args(["ci", "--no-audit", "--no-fund"])
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .status();
+            if !matches!(installed, Ok(s) if s.success()) {
+                return skip("npm ci in benches/peer failed");
+            }
+        }
+        let port = free_port();
+        let mut child = Command::new("node")
+            .arg("server.js")
+            .current_dir(&dir)
+            .env("PEER_PORT", port.to_string())
+            .env("CLIENT_ID", client_id)
+            .env("CLIENT_SECRET", secret)
+            .env("REDIRECT_URI", redirect_uri)
+            .env("CODE_CHALLENGE", challenge)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped");
+        std::io::BufReader::new(stdout).read_line(&mut line).ok()?;
+        if !line.starts_with("listening") {
+            let _ = child.kill();
+            return skip("server.js did not start");
+        }
+        let pid = child.id();
+        Some(Server {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            pid,
+        })
     }
 
     /// Resident memory of the server process, bytes.

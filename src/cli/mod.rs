@@ -283,16 +283,8 @@ async fn run(cli: Cli) -> Result<(), CliError> {
                 &cli.database_url,
             )?;
             let store = open_store(&cli.database_url, 4).await?;
-            let rules =
-                crate::rules::Rules::new(store.clone(), master_key.clone(), cli.limits.limits())?;
-            let admin = Admin::new(
-                store.clone(),
-                master_key,
-                public_url,
-                Clock::System,
-                rules,
-                crate::passwords::Passwords::default(),
-            );
+            let admin =
+                Admin::standalone(store.clone(), master_key, public_url, cli.limits.limits())?;
             let result = admin_command(&admin, other).await;
             store.close().await;
             result

@@ -96,6 +96,7 @@ impl From<TriggerId> for String {
 }
 
 /// An npm dependency an action declares (Auth0's `{name, version}`).
+#[warn(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dependency {
@@ -110,6 +111,7 @@ pub struct Dependency {
 }
 
 /// A secret of an action as shown: its name and when it was set, never its value.
+#[warn(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SecretName {
     /// The secret's name (`event.secrets.NAME`).

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A log line written by a rule through `wardstone.log`, or by the host about the rule.
+#[warn(missing_docs)]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, utoipa::ToSchema)]
 pub struct LogLine {
     /// `debug`, `info`, `warn` or `error`.
@@ -132,7 +133,6 @@ pub enum Outcome {
     Ok,
     /// The rule denied access.
     Denied,
-    /// The rule failed.
     Failed(FailureKind),
 }
 
@@ -267,7 +267,6 @@ pub enum CodeKind {
 }
 
 impl CodeKind {
-    /// The stored label.
     pub fn as_str(self) -> &'static str {
         match self {
             CodeKind::Rule => "rule",
@@ -287,6 +286,7 @@ impl CodeKind {
 
 /// One execution of one rule or action, as the tenant's execution log keeps it (the store
 /// keeps it in this serde shape too, inside its pipeline run's row).
+#[warn(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ExecutionRecord {
     /// Execution id (time-ordered), quoted to end users when a rule fails.

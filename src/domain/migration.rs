@@ -12,7 +12,6 @@ pub struct LazyMigration {
     pub token_endpoint: String,
     /// A client of the old tenant allowed the password-realm grant.
     pub client_id: String,
-    /// Its secret.
     pub client_secret: String,
     /// The old tenant's database connection.
     pub realm: String,

@@ -53,7 +53,6 @@ impl TenantName {
         Ok(TenantName(s.to_string()))
     }
 
-    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -119,7 +118,6 @@ impl Password {
         Ok(Password(s.to_string()))
     }
 
-    /// The password text.
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -141,7 +139,6 @@ impl DisplayName {
         Ok(DisplayName(s.to_string()))
     }
 
-    /// The name.
     pub fn as_str(&self) -> &str {
         &self.0
     }

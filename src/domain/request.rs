@@ -8,11 +8,9 @@ use std::collections::BTreeMap;
 pub struct RequestInfo {
     /// Client address (through trusted proxies).
     pub ip: String,
-    /// HTTP method.
     pub method: String,
     /// Host header.
     pub hostname: String,
-    /// User agent.
     pub user_agent: String,
     /// The first language of `Accept-Language`.
     pub language: String,

@@ -77,7 +77,6 @@ impl KeyStatus {
         })
     }
 
-    /// The stored value.
     pub fn as_str(self) -> &'static str {
         match self {
             KeyStatus::Next => "next",
@@ -120,7 +119,6 @@ impl TokenDialect {
         }
     }
 
-    /// The stored value.
     pub fn as_str(self) -> &'static str {
         match self {
             TokenDialect::AccessToken => "access_token",

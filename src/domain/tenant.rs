@@ -1,7 +1,6 @@
 /// A tenant resolved from the URL or the command line: what every layer needs to act for it.
 #[derive(Debug, Clone)]
 pub struct Tenant {
-    /// Internal id.
     pub id: String,
     /// Name (path segment).
     pub name: String,
@@ -18,22 +17,6 @@ pub struct Tenant {
 }
 
 impl Tenant {
-    /// The tenant of a stored row, with its issuer under `public_url`.
-    pub fn resolved(
-        record: crate::store::TenantRecord,
-        public_url: &crate::config::PublicUrl,
-    ) -> Self {
-        Tenant {
-            issuer: public_url.issuer(&record.name),
-            id: record.id,
-            name: record.name,
-            rules_generation: record.rules_generation,
-            signing_alg: record.signing_alg,
-            keys_generation: record.keys_generation,
-            clients_generation: record.clients_generation,
-        }
-    }
-
     /// The URL of an endpoint below the issuer, e.g. `"/oauth/token"`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.issuer, path)

@@ -135,6 +135,7 @@ impl Day {
 const EPOCH_JULIAN_DAY: i32 = 2_440_588;
 
 /// One day of a tenant's usage, as the Management API and the CLI show it.
+#[warn(missing_docs)]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UsageDay {
     /// `YYYY-MM-DD` (UTC).
@@ -156,6 +157,7 @@ pub struct UsageDay {
 }
 
 /// Token responses of one day by grant type.
+#[warn(missing_docs)]
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct TokenGrants {
     /// Codes exchanged.

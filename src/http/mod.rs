@@ -31,7 +31,6 @@ use crate::service::demo::Demo;
 pub struct AppState {
     /// The authorization server.
     pub provider: Provider,
-    /// Page templates.
     pub pages: Arc<pages::Pages>,
     /// Demo credentials when running with `--demo`.
     pub demo: Option<Arc<Demo>>,

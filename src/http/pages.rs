@@ -51,11 +51,9 @@ impl Pages {
         }
     }
 
-    /// The error page.
     pub fn error(&self, status: StatusCode, message: &str) -> Response {
         self.render("error.html", status, minijinja::context! { message })
     }
 }
 
-/// The stylesheet.
 pub const STYLESHEET: &str = include_str!("../../assets/style.css");

@@ -18,7 +18,6 @@ pub enum Decided {
     Tokens {
         /// Extra claims per token.
         claims: Value,
-        /// The scope granted.
         scope: ScopeSet,
     },
     /// A rule or action denied access with this message.
@@ -36,9 +35,7 @@ pub enum Decided {
 
 /// The login a claims step is for.
 pub struct ClaimsFor<'a> {
-    /// The user.
     pub user: &'a UserRecord,
-    /// The client.
     pub client: &'a ClientRecord,
     /// Login or refresh.
     pub protocol: Protocol,

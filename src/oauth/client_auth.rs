@@ -1,6 +1,8 @@
 //! Client authentication at the token and revocation endpoints (RFC 6749 §2.3):
 //! `client_secret_basic`, `client_secret_post`, and `none` for public clients.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
@@ -48,7 +50,7 @@ impl Provider {
         &self,
         tenant: &Tenant,
         creds: &PresentedCredentials,
-    ) -> Result<ClientRecord, OAuthError> {
+    ) -> Result<Arc<ClientRecord>, OAuthError> {
         let basic_header = creds
             .authorization
             .as_deref()

@@ -17,7 +17,6 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     /// Access token lifetime in seconds.
     pub expires_in: i64,
-    /// Granted scopes.
     pub scope: String,
     /// ID token when `openid` was granted.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -29,11 +28,8 @@ pub struct TokenResponse {
 
 /// Everything a token issuance depends on.
 pub struct Issue<'a> {
-    /// The tenant.
     pub tenant: &'a Tenant,
-    /// The client.
     pub client: &'a ClientRecord,
-    /// The user.
     pub user: &'a UserRecord,
     /// Granted scopes (of this access token).
     pub scope: &'a ScopeSet,

@@ -36,11 +36,8 @@ pub enum ErrorCode {
     InvalidGrant,
     /// The client may not use this grant or response type.
     UnauthorizedClient,
-    /// Unknown grant type.
     UnsupportedGrantType,
-    /// Unknown response type.
     UnsupportedResponseType,
-    /// Bad scope.
     InvalidScope,
     /// The user or a rule said no.
     AccessDenied,
@@ -59,7 +56,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    /// The wire value.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
@@ -83,7 +79,6 @@ impl ErrorCode {
 /// A protocol error: its `Display` is the RFC error code.
 #[derive(Debug, Clone)]
 pub struct OAuthError {
-    /// The error code.
     pub code: ErrorCode,
     /// Human-readable text for the developer; never internals.
     pub description: String,
@@ -196,7 +191,7 @@ impl Provider {
             inner: Arc::new(ProviderInner {
                 keys: KeyRing::new(store.clone(), master_key.clone()),
                 master_key,
-                clients: Default::default(),
+                clients: registrar::client_cache(),
                 store,
                 rules,
                 passwords,
@@ -226,7 +221,6 @@ impl Provider {
             .count(&tenant.id, self.now(), &[(metric, 1)]);
     }
 
-    /// The rules service.
     pub fn rules(&self) -> &crate::rules::Rules {
         &self.inner.rules
     }
@@ -244,6 +238,15 @@ impl Provider {
     /// Tenant signing keys.
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
+    }
+
+    /// The counters of the node's generation caches (clients, keys, rule sets), for `/metrics`.
+    pub fn cache_counters(&self) -> Vec<crate::cache::CacheCounters> {
+        vec![
+            self.inner.clients.counters(),
+            self.inner.keys.cache_counters(),
+            self.inner.rules.cache_counters(),
+        ]
     }
 
     fn clients_cache(&self) -> &registrar::ClientCache {
@@ -272,7 +275,10 @@ impl Provider {
             .store
             .tenant_by_name(name)
             .await?
-            .map(|t: TenantRecord| Tenant::resolved(t, &self.inner.public_url)))
+            .map(|t: TenantRecord| {
+                let issuer = self.inner.public_url.issuer(&t.name);
+                t.into_tenant(issuer)
+            }))
     }
 
     /// HMAC of `value` under a key derived from the master key, separated by `purpose`.

@@ -6,26 +6,21 @@
 //! request read; every client write bumps that generation in its transaction, so a new secret,
 //! a removed callback or a deleted client takes effect on every node at its next request.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use super::{Provider, Tenant};
+use crate::cache::GenerationCache;
 use crate::store::{ClientRecord, StoreResult};
 
 /// Clients one node keeps in memory.
 const CACHED_CLIENTS: usize = 20_000;
 
-/// (tenant id, client id) → (generation read at, client).
-type Entries = lru::LruCache<(String, String), (i64, Arc<ClientRecord>)>;
+/// (tenant id, client id) → the client, at the tenant's `clients_generation`.
+pub type ClientCache = GenerationCache<(String, String), ClientRecord>;
 
-/// The node's clients, with the generation they were read at.
-pub struct ClientCache(Mutex<Entries>);
-
-impl Default for ClientCache {
-    fn default() -> Self {
-        ClientCache(Mutex::new(lru::LruCache::new(
-            std::num::NonZeroUsize::new(CACHED_CLIENTS).expect("non-zero"),
-        )))
-    }
+/// The node's client cache.
+pub fn client_cache() -> ClientCache {
+    GenerationCache::new("client", CACHED_CLIENTS)
 }
 
 impl Provider {
@@ -34,27 +29,16 @@ impl Provider {
         &self,
         tenant: &Tenant,
         client_id: &str,
-    ) -> StoreResult<Option<ClientRecord>> {
+    ) -> StoreResult<Option<Arc<ClientRecord>>> {
         if client_id.is_empty() || client_id.len() > 128 {
             return Ok(None);
         }
         let key = (tenant.id.clone(), client_id.to_string());
-        let cache = &self.clients_cache().0;
-        if let Some((generation, client)) =
-            cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key)
-            && *generation == tenant.clients_generation
-        {
-            return Ok(Some((**client).clone()));
-        }
-        let found = self.store().client(&tenant.id, client_id).await?;
-        if let Some(c) = &found {
-            // Unknown ids are not remembered: junk client_ids cannot fill the cache.
-            cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .put(key, (tenant.clients_generation, Arc::new(c.clone())));
-        }
-        Ok(found)
+        self.clients_cache()
+            .get_or_try_load(key, tenant.clients_generation, || {
+                self.store().client(&tenant.id, client_id)
+            })
+            .await
     }
 }
 

@@ -38,9 +38,7 @@ impl Protocol {
 
 /// Everything a post-login run needs to know about the login.
 pub struct LoginInput<'a> {
-    /// Tenant id.
     pub tenant_id: &'a str,
-    /// Tenant name.
     pub tenant_name: &'a str,
     /// The tenant's issuer (`iss` of the session tokens actions encode).
     pub issuer: &'a str,
@@ -48,41 +46,31 @@ pub struct LoginInput<'a> {
     pub rules_generation: i64,
     /// Login or refresh.
     pub protocol: Protocol,
-    /// The user.
     pub user: &'a UserRecord,
-    /// The client.
     pub client: &'a ClientRecord,
-    /// The request.
     pub request: RequestInfo,
     /// Public session id.
     pub session_id: Option<&'a str>,
     /// When the user authenticated.
     pub auth_time: i64,
-    /// Granted scopes.
     pub scope: &'a ScopeSet,
     /// API identifier.
     pub audience: Option<&'a str>,
-    /// Now.
     pub now: i64,
 }
 
 /// Everything a credentials-exchange run needs to know about the token request.
 pub struct ClientCredentialsInput<'a> {
-    /// Tenant id.
     pub tenant_id: &'a str,
-    /// Tenant name.
     pub tenant_name: &'a str,
     /// The tenant's rules generation, as read with the tenant for this request.
     pub rules_generation: i64,
-    /// The client.
     pub client: &'a ClientRecord,
     /// The API the token is for.
     pub audience: &'a str,
     /// The scopes being granted.
     pub scope: &'a ScopeSet,
-    /// The request.
     pub request: RequestInfo,
-    /// Now.
     pub now: i64,
 }
 

@@ -39,7 +39,6 @@ type Counts = HashMap<String, HashMap<(i64, Metric), i64>>;
 pub struct Recording {
     /// The user of a login or refresh; `None` for client credentials.
     pub user_id: Option<String>,
-    /// The client.
     pub client_id: String,
     /// The run's protocol label.
     pub protocol: &'static str,

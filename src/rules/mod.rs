@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Context as _;
 use serde_json::Value;
 
+use crate::cache::{CacheCounters, GenerationCache};
 use crate::crypto::MasterKey;
 use crate::domain::TriggerId;
 use crate::metrics::RuleMetrics;
@@ -69,7 +70,7 @@ struct Inner {
     executor: Executor,
     journal: Journal,
     metrics: RuleMetrics,
-    rule_sets: Mutex<lru::LruCache<String, Arc<RuleSet>>>,
+    rule_sets: GenerationCache<String, RuleSet>,
     cache: Arc<ActionCache>,
     warm: std::sync::atomic::AtomicBool,
     /// Tenants with a replay running on this node (one at a time each).
@@ -111,9 +112,7 @@ impl Rules {
                 modules,
                 metrics,
                 journal: Journal::start(store.clone(), master_key.clone(), limits.journal_queue),
-                rule_sets: Mutex::new(lru::LruCache::new(
-                    std::num::NonZeroUsize::new(RULE_SETS).expect("non-zero"),
-                )),
+                rule_sets: GenerationCache::new("rule_set", RULE_SETS),
                 cache: Arc::new(ActionCache::default()),
                 warm: std::sync::atomic::AtomicBool::new(limits.warm_up.is_zero()),
                 replaying: Mutex::default(),
@@ -159,6 +158,11 @@ impl Rules {
     /// What the rules count, for `/metrics`.
     pub fn metrics(&self) -> &RuleMetrics {
         &self.inner.metrics
+    }
+
+    /// The rule-set cache's counters, for `/metrics`.
+    pub fn cache_counters(&self) -> CacheCounters {
+        self.inner.rule_sets.counters()
     }
 
     /// Counts executions and queues them for the execution log.

@@ -47,7 +47,6 @@ pub enum ModuleSource<'a> {
 /// A module compiled for an upload, not yet in any cache: it goes into the cache only once
 /// its rule is stored ([`Modules::install`]).
 pub struct Prepared {
-    /// The compiled module.
     pub compiled: Arc<CompiledRule>,
     /// Its authenticated artifact, to store with the rule.
     pub artifact: ArtifactRecord,
@@ -179,7 +178,6 @@ impl Modules {
         }
     }
 
-    /// The engine.
     pub fn engine(&self) -> &Arc<RuleEngine> {
         &self.engine
     }

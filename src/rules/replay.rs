@@ -26,15 +26,14 @@ pub struct RecordedInput {
     pub created_at: i64,
     /// `oidc-basic-profile` or `oauth2-refresh-token`.
     pub protocol: String,
-    /// The client.
     pub client_id: String,
-    /// The user.
     pub user_id: Option<String>,
     /// `{"user", "context", ...}` as recorded.
     pub input: Value,
 }
 
 /// How one version's run ended.
+#[warn(missing_docs)]
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct VersionResult {
     /// `allowed`, `denied`, `failed` or `redirect`.
@@ -57,6 +56,7 @@ pub struct VersionResult {
 }
 
 /// One recorded input, replayed.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReplayedInput {
     /// When it was recorded (Unix time).
@@ -80,6 +80,7 @@ pub struct ReplayedInput {
 }
 
 /// Percentiles of one measure.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Percentiles {
     /// Median.
@@ -91,6 +92,7 @@ pub struct Percentiles {
 }
 
 /// Fuel and time of one version over the replayed inputs.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionCost {
     /// Instructions the rule used.
@@ -100,6 +102,7 @@ pub struct VersionCost {
 }
 
 /// Each replayed input is counted in exactly one category.
+#[warn(missing_docs)]
 #[derive(Debug, Default, Serialize, utoipa::ToSchema)]
 pub struct ReplaySummary {
     /// Inputs replayed.
@@ -126,6 +129,7 @@ pub struct ReplaySummary {
 }
 
 /// A replay's answer.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ReplayReport {
     /// The counts and costs.

@@ -16,10 +16,9 @@ use crate::domain::TriggerId;
 use crate::domain::execution::{CodeKind, ExecutionRecord, FailureKind, Trigger};
 use crate::store::RuleRecord;
 
-/// A tenant's enabled rules, bound actions and settings, valid while the tenant's
-/// `rules_generation` is `generation`.
+/// A tenant's enabled rules, bound actions and settings, cached at the tenant's
+/// `rules_generation` (a [`crate::cache::GenerationCache`]).
 pub(crate) struct RuleSet {
-    pub(crate) generation: i64,
     pub(crate) rules: Vec<RuleRecord>,
     /// Bound, deployed actions per trigger, in execution order.
     pub(crate) actions: BTreeMap<TriggerId, Vec<BoundAction>>,
@@ -98,16 +97,16 @@ impl Rules {
         tenant_id: &str,
         generation: i64,
     ) -> anyhow::Result<Arc<RuleSet>> {
-        if let Some(set) = self
-            .inner
+        self.inner
             .rule_sets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(tenant_id)
-            .filter(|s| s.generation == generation)
-        {
-            return Ok(set.clone());
-        }
+            .get_or_load(tenant_id.to_string(), generation, || {
+                self.load_rule_set(tenant_id)
+            })
+            .await
+    }
+
+    /// Reads and opens the tenant's rule set (four indexed queries).
+    async fn load_rule_set(&self, tenant_id: &str) -> anyhow::Result<RuleSet> {
         let rows = self
             .inner
             .store
@@ -146,8 +145,7 @@ impl Rules {
                     secrets: secrets.into(),
                 });
         }
-        let set = Arc::new(RuleSet {
-            generation: rows.generation,
+        Ok(RuleSet {
             rules: rows.rules,
             actions,
             net: NetPolicy {
@@ -157,13 +155,7 @@ impl Rules {
             },
             configuration: serde_json::to_string(&Configuration(configuration))?.into(),
             recording_keep: rows.recording_keep,
-        });
-        self.inner
-            .rule_sets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .put(tenant_id.to_string(), set.clone());
-        Ok(set)
+        })
     }
 
     /// The tenant's settings as rules receive them (a JSON object).

@@ -19,6 +19,7 @@ use crate::store::RuleRecord;
 
 /// What one test execution did: the execution as the log records it, and what it produced —
 /// a rule's patch, or what an action asked for — or its denial or failure.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TestOutcome {
     /// The execution (id, outcome, duration, fuel, logs, …).
@@ -399,7 +400,6 @@ impl Offline {
         })
     }
 
-    /// The engine.
     pub fn engine(&self) -> &Arc<RuleEngine> {
         &self.engine
     }

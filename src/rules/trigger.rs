@@ -48,10 +48,7 @@ pub enum TriggerOutcome {
         code: Option<String>,
     },
     /// A rule or action failed; the tenant finds the details under this execution id.
-    Fail {
-        /// Execution id.
-        execution_id: String,
-    },
+    Fail { execution_id: String },
     /// An action sent the browser away: the run resumes at `/continue` with `resume`.
     Redirect {
         /// Where to send the browser (with `state` and the action's query).

@@ -31,6 +31,7 @@ const RUNTIMES: &[&str] = &["node12", "node16", "node18", "node18-actions", "nod
 const DEFAULT_RUNTIME: &str = "node22";
 
 /// A trigger an action supports (Auth0's `{id, version}`).
+#[warn(missing_docs)]
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct TriggerRef {
     /// `post-login` or `credentials-exchange`.
@@ -41,6 +42,7 @@ pub struct TriggerRef {
 }
 
 /// A secret as given: a name and a value (PATCH: a secret without a value keeps its value).
+#[warn(missing_docs)]
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SecretInput {
@@ -56,6 +58,7 @@ pub struct SecretInput {
 }
 
 /// `POST /actions/actions`.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewActionInput {
@@ -83,6 +86,7 @@ pub struct NewActionInput {
 
 /// `PATCH /actions/actions/{id}`: edits the draft (nothing live changes until a deploy, but
 /// secrets, which are live).
+#[warn(missing_docs)]
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionPatch {
@@ -105,6 +109,7 @@ pub struct ActionPatch {
 }
 
 /// An action version, as Auth0 shows it.
+#[warn(missing_docs)]
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActionVersionView {
     /// Version id.
@@ -136,6 +141,7 @@ pub struct ActionVersionView {
 }
 
 /// An action and its draft, as Auth0 shows it.
+#[warn(missing_docs)]
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ActionView {
     /// Action id.
@@ -167,6 +173,7 @@ pub struct ActionView {
 }
 
 /// A page of actions (Auth0's list shape).
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ActionList {
     /// The actions.
@@ -180,6 +187,7 @@ pub struct ActionList {
 }
 
 /// A page of versions.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct VersionList {
     /// Newest first.
@@ -193,6 +201,7 @@ pub struct VersionList {
 }
 
 /// A trigger binding, as Auth0 shows it.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BindingView {
     /// Binding id.
@@ -210,6 +219,7 @@ pub struct BindingView {
 }
 
 /// A trigger's bindings in execution order.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct BindingList {
     /// In execution order.
@@ -223,6 +233,7 @@ pub struct BindingList {
 }
 
 /// Which action a binding names: `{type: "action_name" | "action_id", value}`.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindingRef {
@@ -234,6 +245,7 @@ pub struct BindingRef {
 }
 
 /// One binding of `PATCH /actions/triggers/{id}/bindings`.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindingInput {
@@ -250,6 +262,7 @@ pub struct BindingInput {
 }
 
 /// `PATCH /actions/triggers/{id}/bindings`.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BindingsInput {
@@ -258,6 +271,7 @@ pub struct BindingsInput {
 }
 
 /// A trigger Wardstone runs (Auth0's `GET /actions/triggers` shape).
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TriggerView {
     /// `post-login` or `credentials-exchange`.
@@ -648,7 +662,6 @@ impl Admin {
         })
     }
 
-    /// One action.
     pub async fn get_action(&self, tenant: &Tenant, id: &str) -> Result<ActionView, AdminError> {
         let a = self.action_record(tenant, id).await?;
         self.action_view(tenant, &a).await

@@ -7,6 +7,7 @@ use crate::domain::{ApiIdentifier, DisplayName, ScopeSet, Tenant, TokenDialect};
 use crate::store::{JsonText, ResourceServerRecord, ScopeDefinition, StoreError};
 
 /// An API as the Management API shows it.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApiView {
     /// Id (`system` for the Management API).
@@ -45,6 +46,7 @@ impl From<ResourceServerRecord> for ApiView {
 }
 
 /// What creating an API takes.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewApiInput {
@@ -69,6 +71,7 @@ pub struct NewApiInput {
 }
 
 /// What updating an API may change (the identifier never changes: tokens carry it).
+#[warn(missing_docs)]
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApiPatch {
@@ -171,7 +174,6 @@ impl Admin {
         .await
     }
 
-    /// Registers an API.
     pub async fn create_api_with(
         &self,
         tenant: &Tenant,

@@ -5,7 +5,6 @@ use serde::Serialize;
 use super::{Admin, AdminError};
 use crate::store::Store;
 
-/// Demo tenant name.
 pub const TENANT: &str = "demo";
 /// Demo user email.
 pub const EMAIL: &str = "demo@example.com";
@@ -23,9 +22,7 @@ const RULE: &[u8] = include_bytes!("../../sample-rules/wat/demo-protocol.wat");
 /// What the demo prints.
 #[derive(Debug, Serialize)]
 pub struct Demo {
-    /// Issuer.
     pub issuer: String,
-    /// Demo client id.
     pub client_id: String,
     /// Demo client secret (rotated at every start so it can be shown).
     pub client_secret: String,
@@ -165,9 +162,9 @@ pub async fn ensure(
         .await?
         .client_secret
         .unwrap_or_default();
-    let authorize_url = crate::oauth::registrar::with_params(
+    let authorize_url = url::Url::parse_with_params(
         &format!("{issuer}/authorize"),
-        &[
+        [
             ("response_type", "code"),
             ("client_id", &client_id),
             ("redirect_uri", &redirect_uri),
@@ -175,7 +172,9 @@ pub async fn ensure(
             ("state", "demo-state"),
             ("nonce", "demo-nonce"),
         ],
-    );
+    )
+    .map_err(|e| AdminError::Internal(e.into()))?
+    .to_string();
     Ok(Demo {
         issuer,
         client_id,

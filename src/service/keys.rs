@@ -8,6 +8,7 @@ use crate::domain::{KeyStatus, Tenant};
 use crate::store::{Revoked, SigningKeyRecord, StoreError};
 
 /// A signing key as the Management API shows it (never the private half).
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SigningKeyView {
     /// Key id (the JWS `kid`).
@@ -66,7 +67,6 @@ impl Admin {
             .collect()
     }
 
-    /// One key.
     pub async fn signing_key(
         &self,
         tenant: &Tenant,

@@ -81,9 +81,7 @@ pub struct Admin {
 /// Credentials of a tenant's Management API client (shown once).
 #[derive(Debug, Serialize)]
 pub struct ManagementCredentials {
-    /// Client id.
     pub client_id: String,
-    /// Client secret.
     pub client_secret: String,
     /// The audience to request tokens for.
     pub audience: String,
@@ -92,15 +90,12 @@ pub struct ManagementCredentials {
 /// A created tenant.
 #[derive(Debug, Serialize)]
 pub struct CreatedTenant {
-    /// Name.
     pub name: String,
-    /// Issuer URL.
     pub issuer: String,
     /// Discovery document URL.
     pub discovery: String,
     /// Id of its current signing key.
     pub signing_key: String,
-    /// Its signing algorithm.
     pub signing_alg: String,
     /// The Management API client, allowed every Management API scope.
     pub management: ManagementCredentials,
@@ -126,9 +121,30 @@ impl Admin {
         }
     }
 
+    /// The service on its own, outside a running server (the CLI's commands, benchmarks): its
+    /// own rule engine with `limits`, the system clock.
+    pub fn standalone(
+        store: Store,
+        master_key: MasterKey,
+        public_url: PublicUrl,
+        limits: crate::rules::Limits,
+    ) -> anyhow::Result<Self> {
+        let rules = crate::rules::Rules::new(store.clone(), master_key.clone(), limits)?;
+        Ok(Admin::new(
+            store,
+            master_key,
+            public_url,
+            Clock::System,
+            rules,
+            crate::passwords::Passwords::default(),
+        ))
+    }
+
     /// The tenant named `name`, resolved once for the operations that follow.
     pub async fn resolve(&self, name: &str) -> Result<Tenant, AdminError> {
-        Ok(Tenant::resolved(self.tenant(name).await?, &self.public_url))
+        let record = self.tenant(name).await?;
+        let issuer = self.public_url.issuer(&record.name);
+        Ok(record.into_tenant(issuer))
     }
 
     pub(crate) async fn tenant(&self, name: &str) -> Result<TenantRecord, AdminError> {
@@ -203,10 +219,9 @@ impl Admin {
             management: ManagementCredentials {
                 client_id: client.client_id,
                 client_secret: secret,
-                audience: crate::domain::management::url(&Tenant::resolved(
-                    tenant.clone(),
-                    &self.public_url,
-                )),
+                audience: crate::domain::management::url(
+                    &tenant.clone().into_tenant(issuer.clone()),
+                ),
             },
             issuer,
             name: name.to_string(),

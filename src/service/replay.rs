@@ -15,6 +15,7 @@ pub const DEFAULT_REPLAY_LAST: i64 = 100;
 
 /// A rule replay: the candidate (exactly one of `script`, `wasm`, `wat`) and how many of the
 /// newest recorded runs to replay it on.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleReplayRequest {
@@ -30,6 +31,7 @@ pub struct RuleReplayRequest {
 
 /// An action replay: the candidate code (default: the action's draft) and how many of the
 /// newest recorded runs to replay it on.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActionReplayRequest {

@@ -7,6 +7,7 @@ use crate::domain::{DisplayName, Tenant};
 use crate::store::{AssignError, RoleRecord, StoreError};
 
 /// A role as the Management API shows it.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RoleView {
     /// `rol_...` id.
@@ -28,6 +29,7 @@ impl From<RoleRecord> for RoleView {
 }
 
 /// What creating a role takes.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRoleInput {
@@ -39,6 +41,7 @@ pub struct NewRoleInput {
 }
 
 /// What updating a role may change.
+#[warn(missing_docs)]
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolePatch {
@@ -52,6 +55,7 @@ pub struct RolePatch {
 pub use crate::store::PermissionRecord as Permission;
 
 /// `{"permissions": [...]}`.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PermissionsInput {
@@ -60,6 +64,7 @@ pub struct PermissionsInput {
 }
 
 /// `{"roles": [role ids]}`.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RolesInput {
@@ -139,7 +144,6 @@ impl Admin {
             .ok_or_else(|| AdminError::NotFound(format!("role {id:?} does not exist")))
     }
 
-    /// One role.
     pub async fn get_role(&self, tenant: &Tenant, id: &str) -> Result<RoleView, AdminError> {
         Ok(self.role_record(tenant, id).await?.into())
     }
@@ -182,7 +186,6 @@ impl Admin {
         Ok(())
     }
 
-    /// A role's permissions.
     pub async fn role_permissions(
         &self,
         tenant: &Tenant,
@@ -259,7 +262,6 @@ impl Admin {
             .map_err(internal)
     }
 
-    /// A user's roles.
     pub async fn user_roles(
         &self,
         tenant: &Tenant,

@@ -69,6 +69,31 @@ fn check_key(key: &str) -> Result<(), AdminError> {
 /// through the runs before it.
 pub const MAX_LOG_DEPTH: i64 = 10_000;
 
+/// One stored version of a rule's module.
+#[warn(missing_docs)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RuleVersionView {
+    /// 1, 2, …
+    pub version: i64,
+    /// Hex SHA-256 of the module.
+    pub sha256: String,
+    /// Module size in bytes.
+    pub size: i64,
+    /// When it was made (Unix time).
+    pub created_at: i64,
+}
+
+impl From<RuleVersionRecord> for RuleVersionView {
+    fn from(r: RuleVersionRecord) -> Self {
+        RuleVersionView {
+            version: r.version,
+            sha256: r.sha256,
+            size: r.size,
+            created_at: r.created_at,
+        }
+    }
+}
+
 impl Admin {
     fn rules_service(&self) -> &Rules {
         &self.rules
@@ -208,7 +233,6 @@ impl Admin {
         self.rule_record(tenant, id).await
     }
 
-    /// Deletes a rule.
     pub async fn remove_rule(&self, tenant: &Tenant, id: &str) -> Result<(), AdminError> {
         if !self
             .store
@@ -308,6 +332,7 @@ pub(super) fn upload_of(
 }
 
 /// What creating a rule over the API takes.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewRuleInput {
@@ -330,6 +355,7 @@ pub struct NewRuleInput {
 }
 
 /// What updating a rule may change. A new module replaces the old one atomically.
+#[warn(missing_docs)]
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RulePatch {
@@ -351,6 +377,7 @@ pub struct RulePatch {
 }
 
 /// `{"version": N}`: the version to make current again.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RollbackInput {
@@ -359,6 +386,7 @@ pub struct RollbackInput {
 }
 
 /// A rule as shown, with its module only when asked for.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct RuleView {
     /// `rul_...` id.
@@ -410,6 +438,7 @@ impl From<RuleRecord> for RuleView {
 }
 
 /// What testing a rule takes: the input objects (configuration defaults to the tenant's).
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleTestInput {
@@ -542,12 +571,14 @@ impl Admin {
         &self,
         tenant: &Tenant,
         id: &str,
-    ) -> Result<Vec<RuleVersionRecord>, AdminError> {
+    ) -> Result<Vec<RuleVersionView>, AdminError> {
         self.rule_record(tenant, id).await?;
-        self.store
+        let versions = self
+            .store
             .rule_versions(&tenant.id, id)
             .await
-            .map_err(internal)
+            .map_err(internal)?;
+        Ok(versions.into_iter().map(RuleVersionView::from).collect())
     }
 
     /// Makes version `version`'s module current again, as a new version (compiled and

@@ -13,6 +13,7 @@ pub const MAX_ALLOWED_HOSTS: usize = 100;
 
 /// The settings shown and changed: a change names the parts it replaces; what it does not
 /// name stays as it is. Shown, every part is there.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantSettings {
@@ -26,6 +27,7 @@ pub struct TenantSettings {
 
 /// Whether the inputs of the tenant's last `keep` pipeline runs (rules and actions of logins,
 /// refreshes and client credentials grants) are kept, sealed, for replaying a change on them.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RecordingSettings {
@@ -40,6 +42,7 @@ pub struct RecordingSettings {
 pub const DEFAULT_RECORDING_KEEP: i64 = 500;
 
 /// What rules may do.
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSettings {
@@ -53,7 +56,6 @@ pub struct RuleSettings {
 pub const USAGE_MAX_DAYS: i64 = 366;
 
 impl Admin {
-    /// The tenant's settings.
     pub async fn tenant_settings(&self, tenant: &Tenant) -> Result<TenantSettings, AdminError> {
         let keep = self
             .store

@@ -9,6 +9,7 @@ use crate::domain::{DisplayName, Email, Password, Tenant};
 use crate::store::{NewUser, StoreError, UserChanges, UserRecord};
 
 /// A user as the Management API shows it (never the password hash).
+#[warn(missing_docs)]
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserView {
     /// Id.
@@ -71,6 +72,7 @@ impl From<UserRecord> for UserView {
 }
 
 /// What creating a user takes.
+#[warn(missing_docs)]
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewUserInput {
@@ -95,6 +97,7 @@ pub struct NewUserInput {
 /// key), as Auth0 does. A new `password` ends the user's sessions and revokes their tokens; a
 /// new `email` is unverified unless `email_verified` says otherwise; `blocked` stops logins and
 /// revokes the user's tokens.
+#[warn(missing_docs)]
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
@@ -266,7 +269,6 @@ impl Admin {
         Ok(users.into_iter().map(UserView::from).collect())
     }
 
-    /// One user.
     pub async fn get_user(&self, tenant: &Tenant, user_id: &str) -> Result<UserView, AdminError> {
         self.get_user_in(&tenant.id, user_id).await
     }

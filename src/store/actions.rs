@@ -17,9 +17,7 @@ use crate::domain::action::{Dependency, SecretName};
 /// An action and its draft (the secrets' values are read apart, sealed).
 #[derive(Debug, Clone, FromRow)]
 pub struct ActionRecord {
-    /// Action id.
     pub id: String,
-    /// Owning tenant.
     pub tenant_id: String,
     /// Unique name in the tenant.
     pub name: String,
@@ -33,7 +31,6 @@ pub struct ActionRecord {
     pub code: String,
     /// The draft's npm dependencies.
     pub dependencies: JsonText<Vec<Dependency>>,
-    /// The secrets' names.
     pub secret_names: JsonText<Vec<SecretName>>,
     /// The live version's number, if deployed.
     pub deployed_version: Option<i64>,
@@ -48,19 +45,14 @@ pub struct ActionRecord {
 /// One immutable version of an action.
 #[derive(Debug, Clone, FromRow)]
 pub struct ActionVersionRecord {
-    /// Version id.
     pub id: String,
-    /// Owning tenant.
     pub tenant_id: String,
-    /// Its action.
     pub action_id: String,
     /// 1, 2, …
     pub number: i64,
-    /// The code.
     pub code: String,
     /// Hex SHA-256 of the module bytes (the action mark, then the code).
     pub sha256: String,
-    /// The npm dependencies.
     pub dependencies: JsonText<Vec<Dependency>>,
     /// Auth0's runtime name.
     pub runtime: String,
@@ -71,15 +63,11 @@ pub struct ActionVersionRecord {
 /// An action bound to a trigger, in its place.
 #[derive(Debug, Clone, FromRow)]
 pub struct BindingRecord {
-    /// Binding id.
     pub id: String,
-    /// The trigger.
     pub trigger_id: TriggerId,
     /// 0, 1, … (execution order).
     pub position: i64,
-    /// The action.
     pub action_id: String,
-    /// Its name.
     pub action_name: String,
     /// The name shown for the binding.
     pub display_name: String,
@@ -90,15 +78,11 @@ pub struct BindingRecord {
 /// What a login needs of one bound action: its live version and sealed secrets.
 #[derive(Debug, Clone, FromRow)]
 pub struct BoundActionRow {
-    /// The trigger.
     pub trigger_id: TriggerId,
-    /// The action.
     pub action_id: String,
-    /// Its name.
     pub action_name: String,
     /// The live version's id.
     pub version_id: String,
-    /// Its number.
     pub version_number: i64,
     /// Its module hash.
     pub sha256: String,

@@ -11,7 +11,6 @@ use super::{JsonText, Store, StoreResult, json_text, map_unique};
 pub struct ClientRecord {
     /// Public identifier.
     pub client_id: String,
-    /// Owning tenant.
     pub tenant_id: String,
     /// Display name shown on login and consent pages.
     pub name: String,
@@ -19,11 +18,9 @@ pub struct ClientRecord {
     pub secret_hash: Option<Vec<u8>>,
     /// Registered callback URLs.
     pub redirect_uris: JsonText<Vec<String>>,
-    /// Allowed grant types.
     pub grant_types: JsonText<Vec<String>>,
     /// Tenant-defined metadata.
     pub metadata: JsonText<Map<String, Value>>,
-    /// Creation time.
     pub created_at: i64,
     /// URLs the browser may be sent to after an RP-initiated logout.
     pub logout_urls: JsonText<Vec<String>>,
@@ -31,9 +28,7 @@ pub struct ClientRecord {
     pub app_type: Option<crate::domain::AppType>,
     /// Auth0's `is_first_party` (1 or 0).
     pub is_first_party: i64,
-    /// Free text.
     pub description: String,
-    /// Logo URL.
     pub logo_uri: Option<String>,
     /// ID token lifetime for this client, seconds (`None`: the default).
     pub id_token_lifetime: Option<i64>,
@@ -66,15 +61,12 @@ impl ClientRecord {
 pub struct NewClient {
     /// Public identifier.
     pub client_id: String,
-    /// Owning tenant.
     pub tenant_id: String,
-    /// Display name.
     pub name: String,
     /// sha256 of the secret, `None` for public clients.
     pub secret_hash: Option<Vec<u8>>,
     /// Exact callback URLs.
     pub redirect_uris: Vec<String>,
-    /// Allowed grant types.
     pub grant_types: Vec<String>,
     /// Exact post-logout redirect URLs.
     pub logout_urls: Vec<String>,
@@ -84,13 +76,10 @@ pub struct NewClient {
     pub app_type: Option<crate::domain::AppType>,
     /// Auth0's `is_first_party`.
     pub is_first_party: bool,
-    /// Free text.
     pub description: String,
-    /// Logo URL.
     pub logo_uri: Option<String>,
     /// ID token lifetime, seconds.
     pub id_token_lifetime: Option<i64>,
-    /// Creation time.
     pub created_at: i64,
 }
 
@@ -102,15 +91,11 @@ pub(super) const CLIENT_COLUMNS: &str = "client_id, tenant_id, name, secret_hash
 pub struct ClientGrantRecord {
     /// `cgr_...` id.
     pub id: String,
-    /// Owning tenant.
     pub tenant_id: String,
-    /// The client.
     pub client_id: String,
     /// API identifier, or `urn:wardstone:management` for the tenant's Management API.
     pub audience: String,
-    /// Granted scopes.
     pub scopes: JsonText<Vec<String>>,
-    /// Creation time.
     pub created_at: i64,
 }
 

@@ -7,9 +7,7 @@ use super::{Store, StoreResult};
 pub struct LoginTransactionRecord {
     /// sha256 of the transaction id carried in page URLs.
     pub id_hash: Vec<u8>,
-    /// Owning tenant.
     pub tenant_id: String,
-    /// The requesting client.
     pub client_id: String,
     /// JSON of the validated authorization request.
     pub request: String,
@@ -19,9 +17,7 @@ pub struct LoginTransactionRecord {
     pub logged_in_at: Option<i64>,
     /// When the user consented during this transaction.
     pub consented_at: Option<i64>,
-    /// Creation time.
     pub created_at: i64,
-    /// Expiry.
     pub expires_at: i64,
     /// A post-login run an action paused with a redirect, sealed: the transaction then waits
     /// at `/continue` and is good for nothing else.
@@ -33,15 +29,12 @@ pub struct LoginTransactionRecord {
 pub struct SessionRecord {
     /// sha256 of the cookie value.
     pub id_hash: Vec<u8>,
-    /// Owning tenant.
     pub tenant_id: String,
     /// Who logged in.
     pub user_id: String,
     /// When the user last entered credentials.
     pub auth_time: i64,
-    /// Creation time.
     pub created_at: i64,
-    /// Expiry.
     pub expires_at: i64,
 }
 
@@ -194,7 +187,6 @@ impl Store {
         .await?)
     }
 
-    /// Ends a session.
     pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
         sqlx::query("DELETE FROM sso_session WHERE id_hash = $1")
             .bind(id_hash)

@@ -12,7 +12,6 @@ use crate::domain::KeyStatus;
 pub struct SigningKeyRecord {
     /// Key id, the JWS `kid`.
     pub kid: String,
-    /// Owning tenant.
     pub tenant_id: String,
     /// JWS algorithm: `RS256`, `ES256` or `EdDSA`.
     pub alg: String,
@@ -24,7 +23,6 @@ pub struct SigningKeyRecord {
     pub status: String,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
-    /// Creation time.
     pub created_at: i64,
 }
 

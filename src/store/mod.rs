@@ -79,7 +79,6 @@ pub(crate) fn map_unique(err: sqlx::Error) -> StoreError {
 pub enum Backend {
     /// Embedded SQLite file (WAL).
     Sqlite,
-    /// PostgreSQL server.
     Postgres,
 }
 
@@ -221,7 +220,6 @@ impl Store {
         Ok(())
     }
 
-    /// Closes the pool.
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;

@@ -19,17 +19,13 @@ pub struct ScopeDefinition {
 /// An API (resource server) as stored.
 #[derive(Debug, Clone, FromRow)]
 pub struct ResourceServerRecord {
-    /// Internal id.
     pub id: String,
-    /// Owning tenant.
     pub tenant_id: String,
     /// The audience value.
     pub identifier: String,
-    /// Display name.
     pub name: String,
     /// The scopes it defines.
     pub scopes: JsonText<Vec<ScopeDefinition>>,
-    /// Creation time.
     pub created_at: i64,
     /// Lifetime of access tokens for this API, seconds.
     pub token_lifetime: i64,
@@ -49,7 +45,6 @@ impl ResourceServerRecord {
 pub(super) const RS_COLUMNS: &str = "id, tenant_id, identifier, name, scopes, created_at, token_lifetime, enforce_policies, token_dialect";
 
 impl Store {
-    /// Inserts an API.
     pub async fn insert_resource_server(&self, r: &ResourceServerRecord) -> StoreResult<()> {
         sqlx::query(
             "INSERT INTO resource_server (id, tenant_id, identifier, name, scopes, created_at, token_lifetime, enforce_policies, token_dialect) \

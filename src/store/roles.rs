@@ -9,13 +9,10 @@ use super::{Store, StoreResult, map_unique};
 pub struct RoleRecord {
     /// `rol_...` id.
     pub id: String,
-    /// Owning tenant.
     pub tenant_id: String,
     /// Name, unique in the tenant.
     pub name: String,
-    /// Free text.
     pub description: String,
-    /// Creation time.
     pub created_at: i64,
 }
 
@@ -124,7 +121,6 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
-    /// A role's permissions.
     pub async fn role_permissions(
         &self,
         tenant_id: &str,

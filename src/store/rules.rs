@@ -17,7 +17,6 @@ use super::{Store, StoreError, StoreResult, map_unique};
 pub struct RuleRecord {
     /// `rul_...` id.
     pub id: String,
-    /// Owning tenant.
     #[serde(skip)]
     pub tenant_id: String,
     /// Unique name in the tenant.
@@ -32,9 +31,7 @@ pub struct RuleRecord {
     pub sha256: String,
     /// Module size in bytes.
     pub size: i64,
-    /// Creation time.
     pub created_at: i64,
-    /// Last change.
     pub updated_at: i64,
     /// The current version (1 at upload, +1 for every module change or rollback).
     pub version: i64,
@@ -42,16 +39,14 @@ pub struct RuleRecord {
     pub on_failure: OnFailure,
 }
 
-/// One stored version of a rule's module.
-#[derive(Debug, Clone, FromRow, serde::Serialize, utoipa::ToSchema)]
+/// One stored version of a rule's module (shown as `service::rules::RuleVersionView`).
+#[derive(Debug, Clone, FromRow)]
 pub struct RuleVersionRecord {
-    /// 1, 2, …
     pub version: i64,
     /// Hex SHA-256 of the module.
     pub sha256: String,
     /// Module size in bytes.
     pub size: i64,
-    /// When it was made.
     pub created_at: i64,
 }
 

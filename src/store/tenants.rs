@@ -1,18 +1,16 @@
 use sqlx::FromRow;
 
 use super::JsonText;
-use crate::domain::{AllowedHost, SigningAlg};
+use crate::domain::{AllowedHost, SigningAlg, Tenant};
 
 use super::{ClientGrantRecord, NewClient, SigningKeyRecord, Store, StoreResult, map_unique};
 
 /// A tenant row.
 #[derive(Debug, Clone, FromRow)]
 pub struct TenantRecord {
-    /// Internal id.
     pub id: String,
     /// The tenant's name, part of its issuer URL.
     pub name: String,
-    /// Creation time.
     pub created_at: i64,
     /// Bumped by every change to the tenant's rules or rule settings.
     pub rules_generation: i64,
@@ -24,15 +22,28 @@ pub struct TenantRecord {
     pub clients_generation: i64,
 }
 
+impl TenantRecord {
+    /// The tenant every layer acts for; `issuer` is the public URL's (the store does not know it).
+    pub fn into_tenant(self, issuer: String) -> Tenant {
+        Tenant {
+            issuer,
+            id: self.id,
+            name: self.name,
+            rules_generation: self.rules_generation,
+            signing_alg: self.signing_alg,
+            keys_generation: self.keys_generation,
+            clients_generation: self.clients_generation,
+        }
+    }
+}
+
 /// What a write to a tenant's data invalidates on every node: each in-memory view (rule sets,
 /// signing keys, clients) is used only at the generation of the tenant row a request reads.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Generation {
     /// Rules, rule settings and the outbound allow-list.
     Rules,
-    /// Signing keys.
     Keys,
-    /// Clients.
     Clients,
 }
 

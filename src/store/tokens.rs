@@ -7,7 +7,6 @@ use super::{Store, StoreResult};
 pub struct CodeRecord {
     /// sha256 of the code.
     pub code_hash: Vec<u8>,
-    /// Owning tenant.
     pub tenant_id: String,
     /// The grant (token family) this code starts.
     pub grant_id: String,
@@ -31,9 +30,7 @@ pub struct CodeRecord {
     pub session_id: Option<String>,
     /// Extra claims for the tokens, JSON `{"id_token":{},"access_token":{}}`.
     pub claims: super::JsonText<serde_json::Value>,
-    /// Creation time.
     pub created_at: i64,
-    /// Expiry.
     pub expires_at: i64,
     /// When it was redeemed.
     pub consumed_at: Option<i64>,
@@ -56,15 +53,12 @@ pub enum RedeemOutcome {
 pub struct RefreshTokenRecord {
     /// sha256 of the token.
     pub token_hash: Vec<u8>,
-    /// Owning tenant.
     pub tenant_id: String,
     /// The family.
     pub grant_id: String,
     /// The client it was issued to.
     pub client_id: String,
-    /// The user.
     pub user_id: String,
-    /// Granted scopes.
     pub scope: crate::domain::ScopeSet,
     /// API identifier.
     pub audience: Option<String>,
@@ -72,9 +66,7 @@ pub struct RefreshTokenRecord {
     pub auth_time: i64,
     /// SSO session id.
     pub session_id: Option<String>,
-    /// Creation time.
     pub created_at: i64,
-    /// Expiry.
     pub expires_at: i64,
     /// Set once the token has been exchanged for a new one.
     pub rotated_at: Option<i64>,

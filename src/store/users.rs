@@ -12,7 +12,6 @@ use super::{JsonText, Store, StoreError, StoreResult, map_unique};
 pub struct UserRecord {
     /// `auth0|<hex>`-style id, stable for the user's life.
     pub user_id: String,
-    /// Owning tenant.
     pub tenant_id: String,
     /// Lowercased email, unique per tenant.
     pub email: String,
@@ -20,17 +19,11 @@ pub struct UserRecord {
     pub email_verified: i64,
     /// argon2id PHC string.
     pub password_hash: String,
-    /// Full name.
     pub name: Option<String>,
-    /// Given name.
     pub given_name: Option<String>,
-    /// Family name.
     pub family_name: Option<String>,
-    /// Nickname.
     pub nickname: Option<String>,
-    /// Picture URL.
     pub picture: Option<String>,
-    /// Username.
     pub username: Option<String>,
     /// Writable by rules and the Management API.
     pub app_metadata: JsonText<Map<String, Value>>,
@@ -40,7 +33,6 @@ pub struct UserRecord {
     pub logins_count: i64,
     /// Last successful login.
     pub last_login: Option<i64>,
-    /// Creation time.
     pub created_at: i64,
     /// Last profile change.
     pub updated_at: i64,
@@ -51,9 +43,7 @@ pub struct UserRecord {
 /// What creating a user needs.
 #[derive(Debug, Clone)]
 pub struct NewUser {
-    /// Id.
     pub user_id: String,
-    /// Owning tenant.
     pub tenant_id: String,
     /// Lowercased email.
     pub email: String,
@@ -61,9 +51,7 @@ pub struct NewUser {
     pub email_verified: bool,
     /// argon2id PHC string.
     pub password_hash: String,
-    /// Full name.
     pub name: Option<String>,
-    /// Creation time.
     pub created_at: i64,
 }
 
@@ -78,15 +66,10 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     /// `Some(None)` clears the field.
     pub name: Option<Option<String>>,
-    /// Given name.
     pub given_name: Option<Option<String>>,
-    /// Family name.
     pub family_name: Option<Option<String>>,
-    /// Nickname.
     pub nickname: Option<Option<String>>,
-    /// Picture.
     pub picture: Option<Option<String>>,
-    /// Username.
     pub username: Option<Option<String>>,
     /// First-level merge patch of app_metadata (`null` removes a key), applied under the
     /// row's lock so concurrent writers on any node never lose each other's keys.
@@ -126,15 +109,10 @@ pub struct ImportedUser {
     pub password_hash: String,
     /// Profile fields.
     pub name: Option<String>,
-    /// Given name.
     pub given_name: Option<String>,
-    /// Family name.
     pub family_name: Option<String>,
-    /// Nickname.
     pub nickname: Option<String>,
-    /// Picture URL.
     pub picture: Option<String>,
-    /// Username.
     pub username: Option<String>,
     /// JSON object text.
     pub app_metadata: String,

@@ -15,8 +15,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
-use tokio::sync::RwLock;
 
+use crate::cache::{CacheCounters, GenerationCache};
 use crate::crypto::{MasterKey, random_token};
 use crate::domain::{KeyStatus, SigningAlg, Tenant};
 use crate::store::{SigningKeyRecord, Store};
@@ -148,7 +148,6 @@ pub fn generate_key(
 
 /// One tenant's keys, ready to sign and verify, as of one key generation.
 pub struct TenantKeys {
-    generation: i64,
     signer: SigningKey,
     verifiers: HashMap<String, (Algorithm, DecodingKey)>,
     jwks: Value,
@@ -225,14 +224,15 @@ impl TenantKeys {
     }
 }
 
-/// Per-tenant keys, parsed once and held in memory. An entry is used only while its generation
-/// equals the `keys_generation` of the tenant row the request read: every rotation or
-/// revocation bumps that generation in its own transaction, so every node picks the change up
-/// at its next request for the tenant, with no TTL and no extra query.
+/// Tenants' keys a node keeps parsed (each a few KB).
+const CACHED_KEY_SETS: usize = 100_000;
+
+/// Per-tenant keys, parsed once and held in memory at the tenant's `keys_generation`
+/// ([`GenerationCache`]): every rotation or revocation bumps it in its own transaction.
 pub struct KeyRing {
     store: Store,
     master_key: MasterKey,
-    cache: RwLock<HashMap<String, Arc<TenantKeys>>>,
+    cache: GenerationCache<String, TenantKeys>,
 }
 
 impl KeyRing {
@@ -241,31 +241,27 @@ impl KeyRing {
         KeyRing {
             store,
             master_key,
-            cache: RwLock::new(HashMap::new()),
+            cache: GenerationCache::new("signing_key", CACHED_KEY_SETS),
         }
+    }
+
+    /// The cache's counters, for the metrics registry.
+    pub fn cache_counters(&self) -> CacheCounters {
+        self.cache.counters()
     }
 
     /// The keys of a tenant, as of the generation it was read with.
     pub async fn tenant(&self, tenant: &Tenant) -> anyhow::Result<Arc<TenantKeys>> {
-        if let Some(keys) = self.cache.read().await.get(&tenant.id)
-            && keys.generation == tenant.keys_generation
-        {
-            return Ok(keys.clone());
-        }
-        let records = self.store.signing_keys(&tenant.id).await?;
-        let keys = Arc::new(self.load(tenant.keys_generation, &records)?);
-        let mut cache = self.cache.write().await;
-        // A slower load of an older generation must not replace a newer one.
-        let newer = cache
-            .get(&tenant.id)
-            .is_some_and(|k| k.generation > keys.generation);
-        if !newer {
-            cache.insert(tenant.id.clone(), keys.clone());
-        }
-        Ok(keys)
+        let generation = tenant.keys_generation;
+        self.cache
+            .get_or_load(tenant.id.clone(), generation, || async move {
+                let records = self.store.signing_keys(&tenant.id).await?;
+                self.load(&records)
+            })
+            .await
     }
 
-    fn load(&self, generation: i64, records: &[SigningKeyRecord]) -> anyhow::Result<TenantKeys> {
+    fn load(&self, records: &[SigningKeyRecord]) -> anyhow::Result<TenantKeys> {
         let mut current = None;
         let mut verifiers = HashMap::new();
         let mut jwks = Vec::new();
@@ -329,7 +325,6 @@ impl KeyRing {
             }
         };
         Ok(TenantKeys {
-            generation,
             signer: SigningKey {
                 kid: active.kid.clone(),
                 alg,

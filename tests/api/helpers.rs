@@ -57,7 +57,6 @@ fn wall_clock() -> i64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
-    #[allow(dead_code)] // only built with WARDSTONE_TEST_POSTGRES_URL
     Postgres,
 }
 
@@ -409,8 +408,14 @@ impl TestApp {
         req.send().await.unwrap()
     }
 
-    /// Exchanges a code with client_secret_basic and the default verifier.
+    /// Exchanges a code as the app's client (client_secret_basic) with the default verifier.
     pub async fn exchange(&self, code: &str) -> reqwest::Response {
+        self.exchange_as(code, (&self.client_id, &self.client_secret))
+            .await
+    }
+
+    /// Exchanges a code as `client` (id, secret: client_secret_basic) with the default verifier.
+    pub async fn exchange_as(&self, code: &str, client: (&str, &str)) -> reqwest::Response {
         self.token_request(
             &[
                 ("grant_type", "authorization_code"),
@@ -418,7 +423,7 @@ impl TestApp {
                 ("redirect_uri", CALLBACK),
                 ("code_verifier", VERIFIER),
             ],
-            Some((&self.client_id, &self.client_secret)),
+            Some(client),
         )
         .await
     }

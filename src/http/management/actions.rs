@@ -198,6 +198,7 @@ async fn deploy_action_version(
 }
 
 /// `{"payload": <event>}`: the event to test with (missing fields take sample values).
+#[warn(missing_docs)]
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestInput {
@@ -206,6 +207,7 @@ struct TestInput {
 }
 
 /// What a test run did, as `{"payload": ...}` (Auth0's envelope).
+#[warn(missing_docs)]
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct TestAnswer {
     payload: crate::rules::TestOutcome,
@@ -261,6 +263,7 @@ async fn replay_action(
 }
 
 /// The triggers this server runs actions for.
+#[warn(missing_docs)]
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct TriggerList {
     triggers: Vec<TriggerView>,

@@ -7,8 +7,9 @@ use utoipa_axum::routes;
 
 use super::{ApiError, Body, Caller, Params};
 use crate::http::AppState;
-use crate::service::rules::{NewRuleInput, RollbackInput, RulePatch, RuleTestInput, RuleView};
-use crate::store::RuleVersionRecord;
+use crate::service::rules::{
+    NewRuleInput, RollbackInput, RulePatch, RuleTestInput, RuleVersionView, RuleView,
+};
 
 pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -98,11 +99,11 @@ async fn update_rule(
 
 /// A rule's stored versions, newest first.
 #[utoipa::path(get, path = "/rules/{id}/versions", tag = "rules", params(("id" = String, Path, description = "rule id")),
-    responses((status = 200, body = [RuleVersionRecord]), (status = 404)), security(("bearer" = ["read:rules"])))]
+    responses((status = 200, body = [RuleVersionView]), (status = 404)), security(("bearer" = ["read:rules"])))]
 async fn rule_versions(
     caller: Caller,
     Path((_, id)): Path<(String, String)>,
-) -> Result<Json<Vec<RuleVersionRecord>>, ApiError> {
+) -> Result<Json<Vec<RuleVersionView>>, ApiError> {
     caller.require("read:rules")?;
     Ok(Json(
         caller.admin().rule_versions(caller.tenant(), &id).await?,
@@ -189,6 +190,7 @@ async fn replay_rule(
 }
 
 /// A setting key.
+#[warn(missing_docs)]
 #[derive(serde::Serialize, utoipa::ToSchema)]
 struct ConfigKey {
     /// The key.
@@ -196,6 +198,7 @@ struct ConfigKey {
 }
 
 /// A setting value.
+#[warn(missing_docs)]
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ConfigValue {

@@ -14,7 +14,6 @@ pub struct ConsentSubmission {
     /// Transaction id.
     #[serde(default)]
     pub tx: String,
-    /// CSRF token.
     #[serde(default)]
     pub csrf: String,
     /// `allow` or `deny`.
@@ -53,7 +52,7 @@ impl Provider {
         Ok(Outcome::Consent(ConsentForm {
             tx: tx_id.to_string(),
             csrf: self.csrf_token(tx_id),
-            client_name: client.name,
+            client_name: client.name.clone(),
             user_email: user.email,
             api_name,
             scopes,

@@ -29,13 +29,11 @@ pub struct LoginSubmission {
     /// Transaction id.
     #[serde(default)]
     pub tx: String,
-    /// CSRF token.
     #[serde(default)]
     pub csrf: String,
     /// Email address.
     #[serde(default)]
     pub username: String,
-    /// Password.
     #[serde(default)]
     pub password: String,
 }
@@ -54,7 +52,7 @@ impl Provider {
         let form = LoginForm {
             tx: tx_id.to_string(),
             csrf: self.csrf_token(tx_id),
-            client_name: client.name,
+            client_name: client.name.clone(),
             username: request.login_hint.unwrap_or_default(),
             error: None,
             problem: None,

@@ -19,6 +19,8 @@ pub use lazy::OldTenants;
 pub use login::LoginSubmission;
 pub use request::{AuthorizationRequest, is_pkce_value};
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use super::registrar::with_params;
@@ -84,7 +86,6 @@ pub struct CookieChanges {
 /// A browser's live SSO session and its user.
 #[derive(Debug, Clone)]
 pub struct SignedIn {
-    /// The session.
     pub session: SessionRecord,
     /// Its user, read with it.
     pub user: UserRecord,
@@ -138,7 +139,6 @@ impl LoginProblem {
 pub struct LoginForm {
     /// Transaction id.
     pub tx: String,
-    /// CSRF token.
     pub csrf: String,
     /// The application's name.
     pub client_name: String,
@@ -156,7 +156,6 @@ pub struct LoginForm {
 pub struct ConsentForm {
     /// Transaction id.
     pub tx: String,
-    /// CSRF token.
     pub csrf: String,
     /// The application's name.
     pub client_name: String,
@@ -215,7 +214,6 @@ pub enum Outcome {
 pub struct Answer {
     /// What to show.
     pub outcome: Outcome,
-    /// Cookies to set.
     pub cookies: CookieChanges,
 }
 
@@ -619,7 +617,13 @@ impl Provider {
         tenant: &Tenant,
         tx_id: &str,
         browser: &Browser,
-    ) -> anyhow::Result<Option<(LoginTransactionRecord, AuthorizationRequest, ClientRecord)>> {
+    ) -> anyhow::Result<
+        Option<(
+            LoginTransactionRecord,
+            AuthorizationRequest,
+            Arc<ClientRecord>,
+        )>,
+    > {
         if tx_id.is_empty() || tx_id.len() > 100 {
             return Ok(None);
         }

@@ -4,6 +4,7 @@
 //! anonymous request cannot make the server keep more than a few hundred bytes.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -17,7 +18,6 @@ use crate::store::ClientRecord;
 /// A validated authorization request, as kept in the login transaction.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizationRequest {
-    /// The client.
     pub client_id: String,
     /// Exact, registered redirect URI.
     pub redirect_uri: String,
@@ -25,7 +25,6 @@ pub struct AuthorizationRequest {
     pub scope: ScopeSet,
     /// Opaque client state, echoed back.
     pub state: Option<String>,
-    /// OIDC nonce.
     pub nonce: Option<String>,
     /// API identifier the access token is for.
     pub audience: Option<String>,
@@ -97,7 +96,7 @@ impl Provider {
         &self,
         tenant: &Tenant,
         pairs: Vec<(String, String)>,
-    ) -> anyhow::Result<Result<(ClientRecord, AuthorizationRequest), Rejection>> {
+    ) -> anyhow::Result<Result<(Arc<ClientRecord>, AuthorizationRequest), Rejection>> {
         let mut query: BTreeMap<String, String> = BTreeMap::new();
         let mut duplicated: Option<String> = None;
         let mut too_long: Option<(&str, usize)> = None;

@@ -16,11 +16,9 @@ use crate::domain::RequestInfo;
 pub enum TokenRequest {
     /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
     AuthorizationCode {
-        /// The code.
         code: String,
         /// Must equal the one of the authorization request.
         redirect_uri: Option<String>,
-        /// PKCE verifier.
         code_verifier: Option<String>,
     },
     /// `grant_type=client_credentials` (RFC 6749 §4.4).
@@ -32,7 +30,6 @@ pub enum TokenRequest {
     },
     /// `grant_type=refresh_token` (RFC 6749 §6).
     RefreshToken {
-        /// The refresh token.
         refresh_token: String,
         /// Optional narrower scope.
         scope: Option<String>,

@@ -78,7 +78,6 @@ pub struct ReportItem {
 pub struct NewCredentials {
     /// The client's name.
     pub name: String,
-    /// Its id.
     pub client_id: String,
     /// Its secret (none for a public client).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -88,20 +87,15 @@ pub struct NewCredentials {
 /// Counts by status.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Summary {
-    /// Created.
     pub created: usize,
-    /// Updated.
     pub updated: usize,
-    /// Unchanged.
     pub unchanged: usize,
-    /// Skipped.
     pub skipped: usize,
 }
 
 /// The whole answer of an import.
 #[derive(Debug, Clone, Serialize)]
 pub struct ImportReport {
-    /// The tenant.
     pub tenant: String,
     /// Nothing was written.
     pub dry_run: bool,

@@ -70,7 +70,6 @@ impl Keywords {
 pub struct Sourced<T> {
     /// The file, as the operator named it.
     pub file: String,
-    /// The value.
     pub value: T,
 }
 
@@ -119,7 +118,6 @@ pub struct SecretDef {
 /// A dependency as the export lists it.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DependencyDef {
-    /// npm name.
     pub name: String,
     /// Version as given.
     #[serde(default)]
@@ -141,10 +139,8 @@ pub struct TriggerDef {
 pub struct ActionDef {
     /// Name (the match key).
     pub name: String,
-    /// The code file.
     #[serde(default, rename = "code")]
     pub code_file: Option<String>,
-    /// npm dependencies.
     #[serde(default)]
     pub dependencies: Vec<DependencyDef>,
     /// Secrets with their values.
@@ -177,9 +173,7 @@ impl ActionDef {
 /// One binding of `triggers.json`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct BindingDef {
-    /// The action's name.
     pub action_name: String,
-    /// The name shown.
     #[serde(default)]
     pub display_name: Option<String>,
 }
@@ -189,10 +183,8 @@ pub struct BindingDef {
 pub struct RoleDef {
     /// Name (the match key).
     pub name: String,
-    /// Description.
     #[serde(default)]
     pub description: Option<String>,
-    /// Permissions.
     #[serde(default)]
     pub permissions: Vec<PermissionDef>,
 }
@@ -213,7 +205,6 @@ pub struct GrantDef {
     pub client_id: String,
     /// The API identifier.
     pub audience: String,
-    /// Scopes.
     #[serde(default)]
     pub scope: Vec<String>,
 }
@@ -232,9 +223,7 @@ pub struct Unsupported {
 /// Everything of an export Wardstone reads.
 #[derive(Debug, Clone, Default)]
 pub struct Auth0Export {
-    /// Rules.
     pub rules: Vec<Sourced<RuleDef>>,
-    /// Rules configs.
     pub rules_configs: Vec<Sourced<ConfigDef>>,
     /// Actions with their code.
     pub actions: Vec<Sourced<ActionDef>>,
@@ -244,9 +233,7 @@ pub struct Auth0Export {
     pub clients: Vec<Sourced<Map<String, Value>>>,
     /// Resource servers, as Auth0 objects.
     pub resource_servers: Vec<Sourced<Map<String, Value>>>,
-    /// Roles.
     pub roles: Vec<Sourced<RoleDef>>,
-    /// Client grants.
     pub grants: Vec<Sourced<GrantDef>>,
     /// What is in the export and not imported.
     pub unsupported: Vec<Unsupported>,

@@ -29,9 +29,7 @@ const MAX_LINE: usize = 256 * 1024;
 /// What the users' part of an import did.
 #[derive(Debug, Clone, Serialize)]
 pub struct UsersReport {
-    /// The file.
     pub file: String,
-    /// Users read.
     pub read: usize,
     /// Users created (a dry run: that would be created, at most).
     pub created: usize,

@@ -80,7 +80,11 @@ async fn rotation_publishes_before_signing_and_revocation_refuses_at_once() {
     let (k1, k2) = (kid_in(&places, "current"), kid_in(&places, "next"));
     let mut both = vec![k1.clone(), k2.clone()];
     both.sort();
-    assert_eq!(jwks_kids(&app, &app.base).await, both, "the next key is published");
+    assert_eq!(
+        jwks_kids(&app, &app.base).await,
+        both,
+        "the next key is published"
+    );
 
     let first = app.tokens(&Browser::new()).await;
     let at1 = first["access_token"].as_str().unwrap().to_string();
@@ -88,7 +92,11 @@ async fn rotation_publishes_before_signing_and_revocation_refuses_at_once() {
 
     let (status, rotated) = app.api("POST", "/keys/signing/rotate", &mgmt, None).await;
     assert_eq!(status, StatusCode::CREATED);
-    assert_eq!(rotated["kid"], k2.as_str(), "the published next key signs now");
+    assert_eq!(
+        rotated["kid"],
+        k2.as_str(),
+        "the published next key signs now"
+    );
     assert_eq!(rotated["current"], true);
     let places = key_places(&app, &mgmt).await;
     assert_eq!(kid_in(&places, "current"), k2);
@@ -172,7 +180,11 @@ async fn rotating_twice_quickly_or_at_once_keeps_one_key_in_each_place() {
     let current = kid_in(&places, "current");
     kid_in(&places, "next");
     kid_in(&places, "previous");
-    assert_eq!(kid_in(&places, "retired"), k1, "two rotations retire the first key");
+    assert_eq!(
+        kid_in(&places, "retired"),
+        k1,
+        "two rotations retire the first key"
+    );
     assert_eq!(jwks_kids(&app, &app.base).await.len(), 3);
     assert!(!jwks_kids(&app, &app.base).await.contains(&k1));
     // Tokens of a retired key are no longer accepted (documented: rotate no more often than
@@ -221,7 +233,12 @@ async fn every_node_signs_with_the_new_key_right_after_a_rotation() {
     let previous = kid_in(&places, "previous");
     assert_eq!(kid_of(&mgmt), previous);
     let (status, _) = app
-        .api("PUT", &format!("/keys/signing/{previous}/revoke"), token, None)
+        .api(
+            "PUT",
+            &format!("/keys/signing/{previous}/revoke"),
+            token,
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let resp = reqwest::Client::new()
@@ -246,7 +263,10 @@ async fn es256_and_eddsa_tenants_sign_verify_and_rotate_in_their_algorithm() {
             .json()
             .await
             .unwrap();
-        assert_eq!(discovery["id_token_signing_alg_values_supported"], json!([name]));
+        assert_eq!(
+            discovery["id_token_signing_alg_values_supported"],
+            json!([name])
+        );
         let jwks: Value = reqwest::get(app.url("/.well-known/jwks.json"))
             .await
             .unwrap()
@@ -269,9 +289,7 @@ async fn es256_and_eddsa_tenants_sign_verify_and_rotate_in_their_algorithm() {
         assert_eq!(app.userinfo(at).await.status(), StatusCode::OK);
         assert!(introspect_active(&app, at).await);
         // Refresh works and a rotation keeps the algorithm.
-        let refreshed = app
-            .refresh(tokens["refresh_token"].as_str().unwrap())
-            .await;
+        let refreshed = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
         assert_eq!(refreshed.status(), StatusCode::OK);
         let mgmt = app.mgmt_token(None).await;
         let (status, rotated) = app.api("POST", "/keys/signing/rotate", &mgmt, None).await;
@@ -279,10 +297,13 @@ async fn es256_and_eddsa_tenants_sign_verify_and_rotate_in_their_algorithm() {
         assert_eq!(rotated["alg"], name);
         assert_eq!(rotated["jwk"]["kty"], kty);
         let again = app.tokens(&Browser::new()).await;
-        let header =
-            jsonwebtoken::decode_header(again["access_token"].as_str().unwrap()).unwrap();
+        let header = jsonwebtoken::decode_header(again["access_token"].as_str().unwrap()).unwrap();
         assert_eq!(header.kid.as_deref(), rotated["kid"].as_str());
-        assert_eq!(app.userinfo(at).await.status(), StatusCode::OK, "previous key");
+        assert_eq!(
+            app.userinfo(at).await.status(),
+            StatusCode::OK,
+            "previous key"
+        );
     }
 }
 
@@ -292,11 +313,15 @@ async fn a_token_whose_header_names_another_algorithm_is_refused() {
     let tokens = app.tokens(&Browser::new()).await;
     let at = tokens["access_token"].as_str().unwrap();
     let mut parts: Vec<String> = at.split('.').map(String::from).collect();
-    let mut header: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[0]).unwrap()).unwrap();
+    let mut header: Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[0]).unwrap()).unwrap();
     header["alg"] = json!("HS256");
     parts[0] = URL_SAFE_NO_PAD.encode(header.to_string());
     let forged = parts.join(".");
-    assert_eq!(app.userinfo(&forged).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        app.userinfo(&forged).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert!(!introspect_active(&app, &forged).await);
 }
 
@@ -311,7 +336,12 @@ async fn signing_key_routes_check_their_scopes() {
     let places = key_places(&app, &narrow).await;
     let next = kid_in(&places, "next");
     let (status, _) = app
-        .api("PUT", &format!("/keys/signing/{next}/revoke"), &narrow, None)
+        .api(
+            "PUT",
+            &format!("/keys/signing/{next}/revoke"),
+            &narrow,
+            None,
+        )
         .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     let (status, key) = app

@@ -56,7 +56,10 @@ async fn userinfo_refuses_bad_bearer_tokens() {
     let tokens = app.tokens(&Browser::new()).await;
     let at = tokens["access_token"].as_str().unwrap();
     // A token of another tenant does not work here.
-    app.admin.create_tenant("other", Default::default()).await.unwrap();
+    app.admin
+        .create_tenant("other", Default::default())
+        .await
+        .unwrap();
     let resp = reqwest::Client::new()
         .get(format!("{}/t/other/userinfo", app.base))
         .bearer_auth(at)

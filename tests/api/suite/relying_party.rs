@@ -14,7 +14,11 @@ use super::*;
 
 #[tokio::test]
 async fn openidconnect_crate_completes_a_login() {
-    rp_login(spawn_app().await, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256).await;
+    rp_login(
+        spawn_app().await,
+        CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -75,7 +79,9 @@ async fn rp_login(app: TestApp, alg: CoreJwsSigningAlgorithm) {
         .await
         .expect("code exchange");
     let id_token = tokens.id_token().expect("an ID token");
-    let verifier = client.id_token_verifier().set_allowed_algs(vec![alg.clone()]);
+    let verifier = client
+        .id_token_verifier()
+        .set_allowed_algs(vec![alg.clone()]);
     let claims = id_token
         .claims(&verifier, &nonce)
         .expect("the library accepts the ID token");

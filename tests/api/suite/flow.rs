@@ -37,7 +37,10 @@ async fn full_flow_issues_tokens_that_verify_against_the_jwks() {
     assert_eq!(id["name"], "Alice Liddell");
     assert!(id["auth_time"].as_i64().unwrap() <= id["iat"].as_i64().unwrap());
     let access_token = tokens["access_token"].as_str().unwrap();
-    assert_eq!(id["at_hash"], wardstone::tokens::at_hash(Default::default(), access_token));
+    assert_eq!(
+        id["at_hash"],
+        wardstone::tokens::at_hash(Default::default(), access_token)
+    );
 
     let (typ, at) = app.verify(access_token, &app.url("/userinfo")).await;
     assert_eq!(typ, "at+jwt", "RFC 9068 access token type");
@@ -237,10 +240,18 @@ async fn prompt_login_and_max_age_force_a_new_login() {
 #[tokio::test]
 async fn sessions_are_scoped_to_their_tenant() {
     let app = spawn_app().await;
-    app.admin.create_tenant("other", Default::default()).await.unwrap();
+    app.admin
+        .create_tenant("other", Default::default())
+        .await
+        .unwrap();
     let other = app
         .admin
-        .create_client(&app.admin.resolve("other").await.unwrap(), "Other App", &[CALLBACK.into()], false)
+        .create_client(
+            &app.admin.resolve("other").await.unwrap(),
+            "Other App",
+            &[CALLBACK.into()],
+            false,
+        )
         .await
         .unwrap();
     let browser = Browser::new();

@@ -794,7 +794,10 @@ async fn the_execution_log_lists_each_rule_of_a_login_newest_first_and_pages_acr
         .add_script("first", "function (user, context, callback) { console.log('one'); callback(null, user, context); }")
         .await;
     let second = app
-        .add_script("second", "function (user, context, callback) { callback(null, user, context); }")
+        .add_script(
+            "second",
+            "function (user, context, callback) { callback(null, user, context); }",
+        )
         .await;
     let third = app
         .add_script(
@@ -825,7 +828,10 @@ async fn the_execution_log_lists_each_rule_of_a_login_newest_first_and_pages_acr
         [third.as_str(), second.as_str(), first.as_str()],
         "newest first: the last rule of the last login leads"
     );
-    assert!(all.iter().all(|e| e["outcome"] == "ok" && e["protocol"] == "oidc-basic-profile"));
+    assert!(
+        all.iter()
+            .all(|e| e["outcome"] == "ok" && e["protocol"] == "oidc-basic-profile")
+    );
     assert_eq!(all[2]["logs"][0]["message"], "one");
     let unique: std::collections::HashSet<&str> =
         all.iter().map(|e| e["id"].as_str().unwrap()).collect();
@@ -841,22 +847,41 @@ async fn the_execution_log_lists_each_rule_of_a_login_newest_first_and_pages_acr
     let of_second = get(format!("?rule_id={second}")).await;
     assert_eq!(of_second.len(), 3);
     assert!(of_second.iter().all(|e| e["rule_id"] == second.as_str()));
-    assert_eq!(get(format!("?rule_id={second}&per_page=2&page=1")).await, of_second[2..]);
+    assert_eq!(
+        get(format!("?rule_id={second}&per_page=2&page=1")).await,
+        of_second[2..]
+    );
     // LIKE's wildcards in a filter match themselves only.
     assert!(get("?rule_id=rul_%25".into()).await.is_empty());
     assert!(get("?rule_id=%25".into()).await.is_empty());
     assert!(get("?rule_id=_".into()).await.is_empty());
-    assert!(get("?rule_id=rul".into()).await.is_empty(), "whole ids only");
+    assert!(
+        get("?rule_id=rul".into()).await.is_empty(),
+        "whole ids only"
+    );
     assert!(get("?outcome=denied".into()).await.is_empty());
-    let (status, body) = app.api("GET", "/logs?page=200&per_page=50", &token, None).await;
+    let (status, body) = app
+        .api("GET", "/logs?page=200&per_page=50", &token, None)
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("10000 entries deep"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("10000 entries deep"),
+        "{body}"
+    );
 
     // A denial is one entry among the run's others, and the outcome filter finds only it.
     let mgmt = app.mgmt_token(None).await;
     let client = app.client_id.clone();
     let (status, _) = app
-        .api("PATCH", &format!("/clients/{client}"), &mgmt, Some(json!({"client_metadata": {"deny": "yes"}})))
+        .api(
+            "PATCH",
+            &format!("/clients/{client}"),
+            &mgmt,
+            Some(json!({"client_metadata": {"deny": "yes"}})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(
@@ -911,16 +936,10 @@ async fn a_login_works_with_everything_created_through_the_api() {
     assert!(html.contains("Read documents") && html.contains("API-made app"));
     let callback = location(&app.submit_consent(&browser, &consent, "allow").await);
     let code = query_of(&callback)["code"].clone();
-    let form = [
-        ("grant_type", "authorization_code"),
-        ("code", code.as_str()),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", VERIFIER),
-    ];
     let tokens: Value = app
-        .token_request(
-            &form,
-            Some((client_id, client["client_secret"].as_str().unwrap())),
+        .exchange_as(
+            &code,
+            (client_id, client["client_secret"].as_str().unwrap()),
         )
         .await
         .json()
@@ -939,20 +958,41 @@ async fn a_login_works_with_everything_created_through_the_api() {
 #[tokio::test]
 async fn one_tenant_cannot_reach_another_tenants_data() {
     let app = spawn_app().await;
-    let other = app.admin.create_tenant("beta", Default::default()).await.unwrap();
+    let other = app
+        .admin
+        .create_tenant("beta", Default::default())
+        .await
+        .unwrap();
     let beta_client = app
         .admin
-        .create_client(&app.admin.resolve("beta").await.unwrap(), "Beta app", &[CALLBACK.into()], false)
+        .create_client(
+            &app.admin.resolve("beta").await.unwrap(),
+            "Beta app",
+            &[CALLBACK.into()],
+            false,
+        )
         .await
         .unwrap();
     let beta_user = app
         .admin
-        .create_user(&app.admin.resolve("beta").await.unwrap(), "eve@beta.example", PASSWORD, None, true)
+        .create_user(
+            &app.admin.resolve("beta").await.unwrap(),
+            "eve@beta.example",
+            PASSWORD,
+            None,
+            true,
+        )
         .await
         .unwrap();
     let beta_rule = app
         .admin
-        .add_rule(&app.admin.resolve("beta").await.unwrap(), "tier", &wat_sample("static-claim.wat"), None, true)
+        .add_rule(
+            &app.admin.resolve("beta").await.unwrap(),
+            "tier",
+            &wat_sample("static-claim.wat"),
+            None,
+            true,
+        )
         .await
         .unwrap();
 
@@ -1039,11 +1079,18 @@ async fn one_tenant_cannot_reach_another_tenants_data() {
             .iter()
             .all(|u| u["email"] != "eve@beta.example")
     );
-    let beta_rules = app.admin.list_rules(&app.admin.resolve("beta").await.unwrap()).await.unwrap();
+    let beta_rules = app
+        .admin
+        .list_rules(&app.admin.resolve("beta").await.unwrap())
+        .await
+        .unwrap();
     assert_eq!(beta_rules[0].enabled, 1, "untouched");
     assert_eq!(
         app.admin
-            .get_client(&app.admin.resolve("beta").await.unwrap(), &beta_client.client_id)
+            .get_client(
+                &app.admin.resolve("beta").await.unwrap(),
+                &beta_client.client_id
+            )
             .await
             .unwrap()
             .name,
@@ -1166,10 +1213,20 @@ async fn every_route_is_in_the_openapi_document() {
 #[tokio::test]
 async fn a_narrow_token_cannot_take_over_the_management_client() {
     let app = spawn_app().await;
-    let narrow = app.mgmt_token(Some("update:clients delete:clients read:clients")).await;
+    let narrow = app
+        .mgmt_token(Some("update:clients delete:clients read:clients"))
+        .await;
     for (method, path, body) in [
-        ("POST", format!("/clients/{}/rotate-secret", app.mgmt_client_id), None),
-        ("PATCH", format!("/clients/{}", app.mgmt_client_id), Some(json!({"name": "mine now"}))),
+        (
+            "POST",
+            format!("/clients/{}/rotate-secret", app.mgmt_client_id),
+            None,
+        ),
+        (
+            "PATCH",
+            format!("/clients/{}", app.mgmt_client_id),
+            Some(json!({"name": "mine now"})),
+        ),
         ("DELETE", format!("/clients/{}", app.mgmt_client_id), None),
     ] {
         let (status, body) = app.api(method, &path, &narrow, body).await;
@@ -1178,25 +1235,59 @@ async fn a_narrow_token_cannot_take_over_the_management_client() {
     }
     // Its secret still works, and the narrow token still manages ordinary clients.
     app.mgmt_token(None).await;
-    let (status, _) = app.api("PATCH", &format!("/clients/{}", app.client_id), &narrow, Some(json!({"name": "Renamed"}))).await;
+    let (status, _) = app
+        .api(
+            "PATCH",
+            &format!("/clients/{}", app.client_id),
+            &narrow,
+            Some(json!({"name": "Renamed"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
     // A token with every scope may change it.
     let full = app.mgmt_token(None).await;
-    let (status, _) = app.api("PATCH", &format!("/clients/{}", app.mgmt_client_id), &full, Some(json!({"name": "Ops automation"}))).await;
+    let (status, _) = app
+        .api(
+            "PATCH",
+            &format!("/clients/{}", app.mgmt_client_id),
+            &full,
+            Some(json!({"name": "Ops automation"})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
 #[tokio::test]
 async fn testing_a_rule_uses_the_tenants_settings_only_for_tokens_that_may_read_them() {
     let app = spawn_app().await;
-    app.admin.set_rule_config(&app.t().await, "ALLOWED_CLIENT_IDS", "abc").await.unwrap();
-    let id = app.add_rule("allow-list", &sample_rule("client-allowlist")).await;
-    let input = json!({"user": {"user_id": "u"}, "context": {"clientID": "abc", "clientName": "ABC"}});
+    app.admin
+        .set_rule_config(&app.t().await, "ALLOWED_CLIENT_IDS", "abc")
+        .await
+        .unwrap();
+    let id = app
+        .add_rule("allow-list", &sample_rule("client-allowlist"))
+        .await;
+    let input =
+        json!({"user": {"user_id": "u"}, "context": {"clientID": "abc", "clientName": "ABC"}});
     let without = app.mgmt_token(Some("update:rules")).await;
-    let (_, outcome) = app.api("POST", &format!("/rules/{id}/test"), &without, Some(input.clone())).await;
-    assert_eq!(outcome["outcome"], "denied", "no settings without read:rules_configs");
-    let with = app.mgmt_token(Some("update:rules read:rules_configs")).await;
-    let (_, outcome) = app.api("POST", &format!("/rules/{id}/test"), &with, Some(input)).await;
+    let (_, outcome) = app
+        .api(
+            "POST",
+            &format!("/rules/{id}/test"),
+            &without,
+            Some(input.clone()),
+        )
+        .await;
+    assert_eq!(
+        outcome["outcome"], "denied",
+        "no settings without read:rules_configs"
+    );
+    let with = app
+        .mgmt_token(Some("update:rules read:rules_configs"))
+        .await;
+    let (_, outcome) = app
+        .api("POST", &format!("/rules/{id}/test"), &with, Some(input))
+        .await;
     assert_eq!(outcome["outcome"], "ok");
 }
 
@@ -1302,15 +1393,35 @@ async fn wrong_values_in_auth0_client_fields_are_still_refused() {
         ("app_type", json!("wizard"), "app_type"),
         ("oidc_conformant", json!(false), "oidc_conformant"),
         ("jwt_configuration", json!({"alg": "HS256"}), "HS256"),
-        ("jwt_configuration", json!({"lifetime_in_seconds": 10}), "lifetime_in_seconds"),
+        (
+            "jwt_configuration",
+            json!({"lifetime_in_seconds": 10}),
+            "lifetime_in_seconds",
+        ),
         ("grant_types", json!(["implicit"]), "implicit"),
-        ("logo_uri", json!("http://cdn.example.com/logo.png"), "logo_uri"),
+        (
+            "logo_uri",
+            json!("http://cdn.example.com/logo.png"),
+            "logo_uri",
+        ),
         ("description", json!("x".repeat(141)), "description"),
         ("client_secret", json!("chosen-by-me"), "rotate-secret"),
-        ("require_pushed_authorization_requests", json!(true), "not supported"),
-        ("jwt_configuration", json!({"lifetime_in_second": 600}), "unknown field"),
+        (
+            "require_pushed_authorization_requests",
+            json!(true),
+            "not supported",
+        ),
+        (
+            "jwt_configuration",
+            json!({"lifetime_in_second": 600}),
+            "unknown field",
+        ),
         ("colour", json!("red"), "colour"),
-        ("token_endpoint_auth_method", json!("private_key_jwt"), "private_key_jwt"),
+        (
+            "token_endpoint_auth_method",
+            json!("private_key_jwt"),
+            "private_key_jwt",
+        ),
     ];
     for (field, value, mentions) in cases {
         let mut body = base();

@@ -35,7 +35,10 @@ async fn only_one_of_many_concurrent_redemptions_of_a_code_wins() {
     let now = app.clock.now();
     for round in 0..5u8 {
         let hash = vec![round; 32];
-        app.store.insert_code(&code(&tenant_id, &app.user_id, &app.client_id, &hash, now)).await.unwrap();
+        app.store
+            .insert_code(&code(&tenant_id, &app.user_id, &app.client_id, &hash, now))
+            .await
+            .unwrap();
         let tasks: Vec<_> = (0..10)
             .map(|_| {
                 let store = app.store.clone();
@@ -75,12 +78,20 @@ async fn only_one_of_many_concurrent_rotations_of_a_refresh_token_wins() {
         rotated_at: None,
         successor_hash: None,
     };
-    app.store.insert_refresh_token(&token(vec![1; 32])).await.unwrap();
+    app.store
+        .insert_refresh_token(&token(vec![1; 32]))
+        .await
+        .unwrap();
     let tasks: Vec<_> = (0..10u8)
         .map(|i| {
             let store = app.store.clone();
             let successor = token(vec![100 + i; 32]);
-            tokio::spawn(async move { store.rotate_refresh_token(&[1; 32], Some(&successor), now).await.unwrap() })
+            tokio::spawn(async move {
+                store
+                    .rotate_refresh_token(&[1; 32], Some(&successor), now)
+                    .await
+                    .unwrap()
+            })
         })
         .collect();
     let mut wins = 0;
@@ -93,7 +104,13 @@ async fn only_one_of_many_concurrent_rotations_of_a_refresh_token_wins() {
     // Losers wrote nothing: exactly one successor exists.
     let mut successors = 0;
     for i in 0..10u8 {
-        if app.store.refresh_token(&tenant_id, &[100 + i; 32]).await.unwrap().is_some() {
+        if app
+            .store
+            .refresh_token(&tenant_id, &[100 + i; 32])
+            .await
+            .unwrap()
+            .is_some()
+        {
             successors += 1;
         }
     }
@@ -112,15 +129,22 @@ async fn concurrent_metadata_merges_lose_no_key() {
             tokio::spawn(async move {
                 let mut patch = Map::new();
                 patch.insert(format!("key{i}"), json!(i));
-                let changes = UserChanges { user_metadata_patch: Some(patch), ..Default::default() };
-                store.update_user(&tenant_id, &user_id, &changes, now).await.unwrap()
+                let changes = UserChanges {
+                    user_metadata_patch: Some(patch),
+                    ..Default::default()
+                };
+                store
+                    .update_user(&tenant_id, &user_id, &changes, now)
+                    .await
+                    .unwrap()
             })
         })
         .collect();
     for t in tasks {
         assert!(t.await.unwrap());
     }
-    let meta: Value = serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
+    let meta: Value =
+        serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
     assert_eq!(meta.as_object().unwrap().len(), 12, "{meta}");
 }
 
@@ -161,11 +185,12 @@ async fn a_corrupt_json_column_fails_the_request_instead_of_reading_as_empty() {
         )
         .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    let stored: String = sqlx::query_scalar("SELECT redirect_uris FROM client WHERE client_id = $1")
-        .bind(&app.client_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let stored: String =
+        sqlx::query_scalar("SELECT redirect_uris FROM client WHERE client_id = $1")
+            .bind(&app.client_id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(stored, "not json");
 }
 
@@ -195,7 +220,10 @@ async fn stored_claims_and_scopes_never_read_as_defaults_on_the_token_path() {
     // A code whose scope is corrupt neither reads as "no scope".
     let code = app.code(&Browser::new(), &[]).await;
     corrupt(&app, "token_grant", "scope", "openid \"profile").await;
-    assert_eq!(app.exchange(&code).await.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        app.exchange(&code).await.status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
 
     // A refresh token whose scope is corrupt is refused, and stays as it was.
     let app = spawn_app().await;
@@ -235,13 +263,16 @@ async fn an_unknown_stored_app_type_is_an_error_and_is_never_written_back_as_non
     let path = format!("/clients/{}", app.client_id);
     let (status, body) = app.api("GET", &path, &mgmt, None).await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
-    let (status, _) = app.api("PATCH", &path, &mgmt, Some(json!({"name": "Renamed"}))).await;
+    let (status, _) = app
+        .api("PATCH", &path, &mgmt, Some(json!({"name": "Renamed"})))
+        .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
-    let stored: Option<String> = sqlx::query_scalar("SELECT app_type FROM client WHERE client_id = $1")
-        .bind(&app.client_id)
-        .fetch_one(&db)
-        .await
-        .unwrap();
+    let stored: Option<String> =
+        sqlx::query_scalar("SELECT app_type FROM client WHERE client_id = $1")
+            .bind(&app.client_id)
+            .fetch_one(&db)
+            .await
+            .unwrap();
     assert_eq!(stored.as_deref(), Some("toaster"));
 }
 
@@ -262,8 +293,24 @@ async fn the_execution_log_written_before_runs_existed_moves_over_whole() {
         sqlx::query(sql).execute(&db).await.unwrap();
     }
     let old = [
-        ("0191a000-0000-7000-8000-000000000001", "rul_1", "ok", "[]", 100_i64, 0_i64, "rule"),
-        ("0191a000-0000-7000-8000-000000000002", "act_2", "failed:fuel", r#"[{"level":"error","message":"out of \"fuel\""}]"#, 101, 1, "action"),
+        (
+            "0191a000-0000-7000-8000-000000000001",
+            "rul_1",
+            "ok",
+            "[]",
+            100_i64,
+            0_i64,
+            "rule",
+        ),
+        (
+            "0191a000-0000-7000-8000-000000000002",
+            "act_2",
+            "failed:fuel",
+            r#"[{"level":"error","message":"out of \"fuel\""}]"#,
+            101,
+            1,
+            "action",
+        ),
     ];
     for (id, rule, outcome, logs, at, skipped, kind) in old {
         sqlx::query(
@@ -303,5 +350,11 @@ async fn the_execution_log_written_before_runs_existed_moves_over_whole() {
         .await
         .unwrap();
     assert_eq!(failed.len(), 1);
-    assert!(sqlx::query("SELECT 1 FROM rule_execution").execute(&db).await.is_err(), "the old table is gone");
+    assert!(
+        sqlx::query("SELECT 1 FROM rule_execution")
+            .execute(&db)
+            .await
+            .is_err(),
+        "the old table is gone"
+    );
 }

@@ -13,7 +13,13 @@ fn wasm_b64(module: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(module)
 }
 
-async fn create_rule(app: &TestApp, token: &str, name: &str, wat: &[u8], on_failure: &str) -> String {
+async fn create_rule(
+    app: &TestApp,
+    token: &str,
+    name: &str,
+    wat: &[u8],
+    on_failure: &str,
+) -> String {
     let (status, body) = app
         .api(
             "POST",
@@ -36,27 +42,49 @@ async fn every_module_change_is_a_version_and_rollback_is_one_call() {
     let mgmt = app.mgmt_token(None).await;
     let id = create_rule(&app, &mgmt, "tagger", &tag_rule("v1"), "deny").await;
     let patch = |tag: &str| json!({"wat": String::from_utf8_lossy(&tag_rule(tag))});
-    let (status, v2) = app.api("PATCH", &format!("/rules/{id}"), &mgmt, Some(patch("v2"))).await;
+    let (status, v2) = app
+        .api("PATCH", &format!("/rules/{id}"), &mgmt, Some(patch("v2")))
+        .await;
     assert_eq!(status, StatusCode::OK, "{v2}");
     assert_eq!(v2["version"], 2);
     // The same module again is no new version.
-    let (_, same) = app.api("PATCH", &format!("/rules/{id}"), &mgmt, Some(patch("v2"))).await;
+    let (_, same) = app
+        .api("PATCH", &format!("/rules/{id}"), &mgmt, Some(patch("v2")))
+        .await;
     assert_eq!(same["version"], 2);
-    let (_, versions) = app.api("GET", &format!("/rules/{id}/versions"), &mgmt, None).await;
-    let numbers: Vec<i64> = versions.as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let (_, versions) = app
+        .api("GET", &format!("/rules/{id}/versions"), &mgmt, None)
+        .await;
+    let numbers: Vec<i64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(numbers, [2, 1]);
     assert!(versions[0]["sha256"].is_string() && versions[0]["size"].is_i64());
-    assert_eq!(login_claims(&app).await.unwrap()["https://example.com/tag"], "v2");
+    assert_eq!(
+        login_claims(&app).await.unwrap()["https://example.com/tag"],
+        "v2"
+    );
     let logs = app.logs(1).await;
     assert_eq!(logs[0].rule_version, 2);
 
     // Roll back to version 1: one call, recorded as version 3.
     let (status, rolled) = app
-        .api("POST", &format!("/rules/{id}/rollback"), &mgmt, Some(json!({"version": 1})))
+        .api(
+            "POST",
+            &format!("/rules/{id}/rollback"),
+            &mgmt,
+            Some(json!({"version": 1})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{rolled}");
     assert_eq!(rolled["version"], 3);
-    assert_eq!(login_claims(&app).await.unwrap()["https://example.com/tag"], "v1");
+    assert_eq!(
+        login_claims(&app).await.unwrap()["https://example.com/tag"],
+        "v1"
+    );
     assert_eq!(app.logs(1).await[0].rule_version, 3);
 
     // Bad rollbacks: a missing version, the current one, a malformed body, another tenant's rule.
@@ -66,28 +94,63 @@ async fn every_module_change_is_a_version_and_rollback_is_one_call() {
         (json!({"version": "one"}), StatusCode::BAD_REQUEST),
         (json!({}), StatusCode::BAD_REQUEST),
     ] {
-        let (status, answer) = app.api("POST", &format!("/rules/{id}/rollback"), &mgmt, Some(body)).await;
+        let (status, answer) = app
+            .api("POST", &format!("/rules/{id}/rollback"), &mgmt, Some(body))
+            .await;
         assert_eq!(status, want, "{answer}");
     }
-    let other = app.admin.create_tenant("other", Default::default()).await.unwrap();
+    let other = app
+        .admin
+        .create_tenant("other", Default::default())
+        .await
+        .unwrap();
     let other = app.admin.resolve(&other.name).await.unwrap();
-    let foreign = app.admin.add_rule(&other, "theirs", &tag_rule("x"), None, true).await.unwrap();
+    let foreign = app
+        .admin
+        .add_rule(&other, "theirs", &tag_rule("x"), None, true)
+        .await
+        .unwrap();
     let (status, _) = app
-        .api("POST", &format!("/rules/{}/rollback", foreign.id), &mgmt, Some(json!({"version": 1})))
+        .api(
+            "POST",
+            &format!("/rules/{}/rollback", foreign.id),
+            &mgmt,
+            Some(json!({"version": 1})),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "another tenant's rule");
-    let (status, _) = app.api("GET", &format!("/rules/{}/versions", foreign.id), &mgmt, None).await;
+    let (status, _) = app
+        .api(
+            "GET",
+            &format!("/rules/{}/versions", foreign.id),
+            &mgmt,
+            None,
+        )
+        .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Old versions are pruned beyond the configured count; the current one never is.
     for tag in ["v4", "v5", "v6"] {
-        app.api("PATCH", &format!("/rules/{id}"), &mgmt, Some(patch(tag))).await;
+        app.api("PATCH", &format!("/rules/{id}"), &mgmt, Some(patch(tag)))
+            .await;
     }
-    let (_, versions) = app.api("GET", &format!("/rules/{id}/versions"), &mgmt, None).await;
-    let numbers: Vec<i64> = versions.as_array().unwrap().iter().map(|v| v["version"].as_i64().unwrap()).collect();
+    let (_, versions) = app
+        .api("GET", &format!("/rules/{id}/versions"), &mgmt, None)
+        .await;
+    let numbers: Vec<i64> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_i64().unwrap())
+        .collect();
     assert_eq!(numbers, [6, 5, 4]);
     let (status, _) = app
-        .api("POST", &format!("/rules/{id}/rollback"), &mgmt, Some(json!({"version": 1})))
+        .api(
+            "POST",
+            &format!("/rules/{id}/rollback"),
+            &mgmt,
+            Some(json!({"version": 1})),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "pruned");
 }
@@ -97,26 +160,53 @@ async fn a_skip_rule_fails_open_and_a_deny_rule_fails_closed() {
     let app = spawn_app().await;
     let mgmt = app.mgmt_token(None).await;
     let (status, body) = app
-        .api("POST", "/rules", &mgmt, Some(json!({"name": "x", "wat": "(module)", "on_failure": "maybe"})))
+        .api(
+            "POST",
+            "/rules",
+            &mgmt,
+            Some(json!({"name": "x", "wat": "(module)", "on_failure": "maybe"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let flaky = create_rule(&app, &mgmt, "flaky", TRAP, "skip").await;
     create_rule(&app, &mgmt, "tagger", &tag_rule("after"), "deny").await;
     let claims = login_claims(&app).await.expect("the login goes on");
-    assert_eq!(claims["https://example.com/tag"], "after", "later rules still ran");
+    assert_eq!(
+        claims["https://example.com/tag"], "after",
+        "later rules still ran"
+    );
     let logs = app.logs(2).await;
     let failed = logs.iter().find(|l| l.rule_id == flaky).unwrap();
     assert_eq!(failed.outcome.label(), "failed:trap");
     assert!(failed.skipped);
-    let metrics = reqwest::get(format!("{}/metrics", app.base)).await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("wardstone_rule_failures_skipped_total 1"), "{metrics}");
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("wardstone_rule_failures_skipped_total 1"),
+        "{metrics}"
+    );
     // The API shows the log entry as skipped.
     let (_, entries) = app.api("GET", "/logs?per_page=5", &mgmt, None).await;
-    assert!(entries.as_array().unwrap().iter().any(|e| e["skipped"] == true && e["rule_id"] == flaky.as_str()));
+    assert!(
+        entries
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["skipped"] == true && e["rule_id"] == flaky.as_str())
+    );
 
     // The same rule set to deny fails the login closed.
     let (status, updated) = app
-        .api("PATCH", &format!("/rules/{flaky}"), &mgmt, Some(json!({"on_failure": "deny"})))
+        .api(
+            "PATCH",
+            &format!("/rules/{flaky}"),
+            &mgmt,
+            Some(json!({"on_failure": "deny"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(updated["on_failure"], "deny");
@@ -125,7 +215,8 @@ async fn a_skip_rule_fails_open_and_a_deny_rule_fails_closed() {
     assert_eq!(error["error"], "server_error");
 
     // A denial by a skip-rule still denies.
-    app.api("DELETE", &format!("/rules/{flaky}"), &mgmt, None).await;
+    app.api("DELETE", &format!("/rules/{flaky}"), &mgmt, None)
+        .await;
     create_rule(&app, &mgmt, "denier", &wat_sample("deny.wat"), "skip").await;
     let error = login_claims(&app).await.unwrap_err();
     assert_eq!(error["error"], "access_denied");
@@ -157,7 +248,13 @@ async fn per_tenant_caps_refuse_clearly_and_write_nothing() {
         let app = &app;
         let mgmt = mgmt.clone();
         async move {
-            app.api("PUT", &format!("/rules-configs/{key}"), &mgmt, Some(json!({"value": value}))).await
+            app.api(
+                "PUT",
+                &format!("/rules-configs/{key}"),
+                &mgmt,
+                Some(json!({"value": value})),
+            )
+            .await
         }
     };
     assert_eq!(set("A", "x").await.0, StatusCode::OK);
@@ -167,7 +264,11 @@ async fn per_tenant_caps_refuse_clearly_and_write_nothing() {
     assert_eq!(set("B", "y").await.0, StatusCode::OK);
     let (status, body) = set("C", "z").await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert_eq!(set("A", "replaced").await.0, StatusCode::OK, "replacing is not adding");
+    assert_eq!(
+        set("A", "replaced").await.0,
+        StatusCode::OK,
+        "replacing is not adding"
+    );
     let (_, keys) = app.api("GET", "/rules-configs", &mgmt, None).await;
     assert_eq!(keys.as_array().unwrap().len(), 2);
 }
@@ -180,13 +281,21 @@ async fn crm() -> String {
     let router = axum::Router::new()
         .route(
             "/people/{id}",
-            get(|axum::extract::Path(id): axum::extract::Path<String>| async move {
-                axum::Json(json!({"tier": "gold", "id": id}))
-            }),
+            get(
+                |axum::extract::Path(id): axum::extract::Path<String>| async move {
+                    axum::Json(json!({"tier": "gold", "id": id}))
+                },
+            ),
         )
         .route(
             "/redirect",
-            get(|| async { (StatusCode::FOUND, [("location", "http://169.254.169.254/")], "") }),
+            get(|| async {
+                (
+                    StatusCode::FOUND,
+                    [("location", "http://169.254.169.254/")],
+                    "",
+                )
+            }),
         )
         .route(
             "/slow",
@@ -201,12 +310,18 @@ async fn crm() -> String {
             get(|| async {
                 let stream = futures_util::stream::unfold((), |()| async {
                     tokio::time::sleep(Duration::from_millis(50)).await;
-                    Some((Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"drip")), ()))
+                    Some((
+                        Ok::<_, std::io::Error>(axum::body::Bytes::from_static(b"drip")),
+                        (),
+                    ))
                 });
                 axum::body::Body::from_stream(stream)
             }),
         )
-        .route("/echo", axum::routing::post(|body: String| async move { body }));
+        .route(
+            "/echo",
+            axum::routing::post(|body: String| async move { body }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
@@ -214,15 +329,26 @@ async fn crm() -> String {
 }
 
 async fn allow(app: &TestApp, mgmt: &str, hosts: Value) -> (StatusCode, Value) {
-    app.api("PATCH", "/tenants/settings", mgmt, Some(json!({"rules": {"allowed_hosts": hosts}})))
-        .await
+    app.api(
+        "PATCH",
+        "/tenants/settings",
+        mgmt,
+        Some(json!({"rules": {"allowed_hosts": hosts}})),
+    )
+    .await
 }
 
 /// What the host answered the probe rule's `request`.
 async fn probe_answer(app: &TestApp, mgmt: &str, request: &str) -> Value {
     let (_, rules) = app.api("GET", "/rules", mgmt, None).await;
     for r in rules.as_array().unwrap() {
-        app.api("DELETE", &format!("/rules/{}", r["id"].as_str().unwrap()), mgmt, None).await;
+        app.api(
+            "DELETE",
+            &format!("/rules/{}", r["id"].as_str().unwrap()),
+            mgmt,
+            None,
+        )
+        .await;
     }
     create_rule(app, mgmt, "probe", &probe(request, false), "deny").await;
     let claims = login_claims(app).await.expect("the probe rule passes");
@@ -240,24 +366,43 @@ async fn rules_call_allowed_hosts_and_every_refusal_is_an_answer_to_the_rule() {
 
     // Empty by default: refused, and the rule decides (this one passes the answer on).
     let (_, settings) = app.api("GET", "/tenants/settings", &mgmt, None).await;
-    assert_eq!(settings, json!({"rules": {"allowed_hosts": []}, "recording": {"enabled": false, "keep": 0}}));
+    assert_eq!(
+        settings,
+        json!({"rules": {"allowed_hosts": []}, "recording": {"enabled": false, "keep": 0}})
+    );
     let answer = probe_answer(&app, &mgmt, &req("/people/1")).await;
-    assert!(answer["error"].as_str().unwrap().contains("allow-list"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("allow-list"),
+        "{answer}"
+    );
 
     // Bad settings are refused and change nothing.
-    for bad in [json!(["https://api.example.com/x"]), json!(["a b"]), json!("host"), json!([1])] {
+    for bad in [
+        json!(["https://api.example.com/x"]),
+        json!(["a b"]),
+        json!("host"),
+        json!([1]),
+    ] {
         let (status, body) = allow(&app, &mgmt, bad).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     }
     let (status, settings) = allow(&app, &mgmt, json!([host, "api.example.com"])).await;
     assert_eq!(status, StatusCode::OK, "{settings}");
-    assert_eq!(settings["rules"]["allowed_hosts"], json!([host, "api.example.com"]));
+    assert_eq!(
+        settings["rules"]["allowed_hosts"],
+        json!([host, "api.example.com"])
+    );
 
     let answer = probe_answer(&app, &mgmt, &req("/people/7")).await;
     assert_eq!(answer["status"], 200, "{answer}");
-    assert_eq!(serde_json::from_str::<Value>(answer["body"].as_str().unwrap()).unwrap()["tier"], "gold");
+    assert_eq!(
+        serde_json::from_str::<Value>(answer["body"].as_str().unwrap()).unwrap()["tier"],
+        "gold"
+    );
     assert_eq!(answer["headers"]["content-type"], "application/json");
-    let post = json!({"method": "POST", "url": url("/echo"), "headers": {"x-a": "1"}, "body": "hello"}).to_string();
+    let post =
+        json!({"method": "POST", "url": url("/echo"), "headers": {"x-a": "1"}, "body": "hello"})
+            .to_string();
     assert_eq!(probe_answer(&app, &mgmt, &post).await["body"], "hello");
 
     // No redirect is followed: the rule sees the 302 itself.
@@ -272,30 +417,60 @@ async fn rules_call_allowed_hosts_and_every_refusal_is_an_answer_to_the_rule() {
         ("[1, 2]".to_string(), "JSON object"),
         (json!({"url": "not a url"}).to_string(), "invalid URL"),
         (json!({"url": "file:///etc/passwd"}).to_string(), "scheme"),
-        (json!({"url": format!("http://127.0.0.1:{}/", port.parse::<u16>().unwrap() + 1)}).to_string(), "allow-list"),
-        (json!({"url": format!("http://localhost:{port}/people/1")}).to_string(), "allow-list"),
+        (
+            json!({"url": format!("http://127.0.0.1:{}/", port.parse::<u16>().unwrap() + 1)})
+                .to_string(),
+            "allow-list",
+        ),
+        (
+            json!({"url": format!("http://localhost:{port}/people/1")}).to_string(),
+            "allow-list",
+        ),
     ] {
         let started = std::time::Instant::now();
         let answer = probe_answer(&app, &mgmt, &request).await;
         assert!(
-            answer["error"].as_str().unwrap_or_default().contains(needle),
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(needle),
             "{request}: {answer}"
         );
-        assert!(started.elapsed() < Duration::from_secs(4), "{request} took {:?}", started.elapsed());
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{request} took {:?}",
+            started.elapsed()
+        );
     }
 
     // localhost is the server itself: never on a tenant's list.
     let (status, body) = allow(&app, &mgmt, json!([format!("localhost:{port}")])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("localhost"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("localhost"),
+        "{body}"
+    );
 
     // A guest whose alloc traps while the host writes the answer fails closed.
     allow(&app, &mgmt, json!([host])).await;
     let (_, rules) = app.api("GET", "/rules", &mgmt, None).await;
     for r in rules.as_array().unwrap() {
-        app.api("DELETE", &format!("/rules/{}", r["id"].as_str().unwrap()), &mgmt, None).await;
+        app.api(
+            "DELETE",
+            &format!("/rules/{}", r["id"].as_str().unwrap()),
+            &mgmt,
+            None,
+        )
+        .await;
     }
-    create_rule(&app, &mgmt, "bad alloc", &probe(&req("/people/1"), true), "deny").await;
+    create_rule(
+        &app,
+        &mgmt,
+        "bad alloc",
+        &probe(&req("/people/1"), true),
+        "deny",
+    )
+    .await;
     let error = login_claims(&app).await.unwrap_err();
     assert_eq!(error["error"], "server_error");
     assert_eq!(app.logs(1).await[0].outcome.label(), "failed:trap");
@@ -310,13 +485,23 @@ async fn the_crm_sample_enriches_tokens_and_goes_on_without_its_crm() {
     let host = crm().await;
     app.add_rule("crm", &sample_rule("crm-enrich")).await;
     let (status, _) = app
-        .api("PUT", "/rules-configs/CRM_URL", &mgmt, Some(json!({"value": format!("http://{host}/people")})))
+        .api(
+            "PUT",
+            "/rules-configs/CRM_URL",
+            &mgmt,
+            Some(json!({"value": format!("http://{host}/people")})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     // Not allowed yet: the rule logs why and the login goes on without the claim.
     let claims = login_claims(&app).await.unwrap();
     assert!(claims.get("https://wardstone.dev/tier").is_none());
-    assert!(app.logs(1).await[0].logs.iter().any(|l| l.message.contains("allow-list")));
+    assert!(
+        app.logs(1).await[0]
+            .logs
+            .iter()
+            .any(|l| l.message.contains("allow-list"))
+    );
     // Through the CLI-equivalent service call.
     let t = app.t().await;
     app.admin.allow_host(&t, &host, true).await.unwrap();
@@ -330,7 +515,14 @@ async fn the_audit_sample_fails_open_when_its_service_is_down() {
     let mgmt = app.mgmt_token(None).await;
     let t = app.t().await;
     app.admin
-        .add_rule_with(&t, "audit", &sample_rule("audit-webhook"), None, true, wardstone::domain::OnFailure::Skip)
+        .add_rule_with(
+            &t,
+            "audit",
+            &sample_rule("audit-webhook"),
+            None,
+            true,
+            wardstone::domain::OnFailure::Skip,
+        )
         .await
         .unwrap();
     // Nothing listens on this port, and it is allowed: the call fails, the rule fails, the
@@ -339,9 +531,17 @@ async fn the_audit_sample_fails_open_when_its_service_is_down() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    app.admin.allow_host(&t, &format!("127.0.0.1:{dead}"), true).await.unwrap();
-    app.api("PUT", "/rules-configs/AUDIT_URL", &mgmt, Some(json!({"value": format!("http://127.0.0.1:{dead}/events")})))
-        .await;
+    app.admin
+        .allow_host(&t, &format!("127.0.0.1:{dead}"), true)
+        .await
+        .unwrap();
+    app.api(
+        "PUT",
+        "/rules-configs/AUDIT_URL",
+        &mgmt,
+        Some(json!({"value": format!("http://127.0.0.1:{dead}/events")})),
+    )
+    .await;
     assert!(login_claims(&app).await.is_ok());
     let log = &app.logs(1).await[0];
     assert!(log.skipped);

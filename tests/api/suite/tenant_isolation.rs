@@ -11,8 +11,13 @@ use serde_json::{Value, json};
 use super::*;
 
 async fn set_hosts(app: &TestApp, mgmt: &str, hosts: Value) -> (StatusCode, Value) {
-    app.api("PATCH", "/tenants/settings", mgmt, Some(json!({"rules": {"allowed_hosts": hosts}})))
-        .await
+    app.api(
+        "PATCH",
+        "/tenants/settings",
+        mgmt,
+        Some(json!({"rules": {"allowed_hosts": hosts}})),
+    )
+    .await
 }
 
 /// A loopback HTTP service answering `{"secret": "host-only"}` (what a metadata service or an
@@ -35,9 +40,11 @@ async fn create_probe(app: &TestApp, mgmt: &str, request: &Value) -> String {
             "POST",
             "/rules",
             mgmt,
-            Some(json!({"name": format!("probe-{}", uuid::Uuid::new_v4().simple()),
+            Some(
+                json!({"name": format!("probe-{}", uuid::Uuid::new_v4().simple()),
                         "wat": String::from_utf8(probe(&request.to_string(), false)).unwrap(),
-                        "enabled": false})),
+                        "enabled": false}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{rule}");
@@ -51,8 +58,10 @@ async fn test_probe(app: &TestApp, mgmt: &str, id: &str) -> Value {
             "POST",
             &format!("/rules/{id}/test"),
             mgmt,
-            Some(json!({"user": {"user_id": "u1", "app_metadata": {}, "user_metadata": {}},
-                        "context": {"idToken": {}, "accessToken": {"scope": []}}})),
+            Some(
+                json!({"user": {"user_id": "u1", "app_metadata": {}, "user_metadata": {}},
+                        "context": {"idToken": {}, "accessToken": {"scope": []}}}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{outcome}");
@@ -98,7 +107,12 @@ async fn the_allow_list_refuses_every_non_public_address_and_names_the_entry() {
     // Nothing of a refused change is stored.
     let (_, settings) = app.api("GET", "/tenants/settings", &mgmt, None).await;
     assert_eq!(settings["rules"]["allowed_hosts"], json!([]));
-    let (status, _) = set_hosts(&app, &mgmt, json!(["api.example.com", "93.184.216.34:8443"])).await;
+    let (status, _) = set_hosts(
+        &app,
+        &mgmt,
+        json!(["api.example.com", "93.184.216.34:8443"]),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -133,8 +147,16 @@ async fn a_rule_reaches_a_private_address_only_where_the_operator_opened_it() {
     let mgmt = app.mgmt_token(None).await;
     let (status, body) = set_hosts(&app, &mgmt, json!([format!("127.1:{port}")])).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["rules"]["allowed_hosts"], json!([format!("127.0.0.1:{port}")]));
-    let answer = fetch_through_test_endpoint(&app, &mgmt, &json!({"url": format!("http://127.1:{port}/x")})).await;
+    assert_eq!(
+        body["rules"]["allowed_hosts"],
+        json!([format!("127.0.0.1:{port}")])
+    );
+    let answer = fetch_through_test_endpoint(
+        &app,
+        &mgmt,
+        &json!({"url": format!("http://127.1:{port}/x")}),
+    )
+    .await;
     assert_eq!(answer["status"], 200, "{answer}");
     let (status, _) = set_hosts(&app, &mgmt, json!(["169.254.169.254", "10.0.0.5:6379"])).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -150,7 +172,9 @@ async fn rebinding_dns() -> std::net::SocketAddr {
     tokio::spawn(async move {
         let mut buf = [0u8; 512];
         loop {
-            let Ok((n, peer)) = socket.recv_from(&mut buf).await else { return };
+            let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                return;
+            };
             if n < 12 {
                 continue;
             }
@@ -221,17 +245,33 @@ async fn a_dns_server_that_never_answers_costs_a_bounded_slot_within_the_deadlin
     let id = create_probe(&app, &mgmt, &request).await;
     // Warm: the first lookup starts the resolver's own tasks.
     let answer = test_probe(&app, &mgmt, &id).await;
-    assert!(answer["error"].as_str().unwrap().contains("did not finish"), "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("did not finish"),
+        "{answer}"
+    );
 
     let started = Instant::now();
-    let answers = futures_util::future::join_all((0..12).map(|_| test_probe(&app, &mgmt, &id))).await;
+    let answers =
+        futures_util::future::join_all((0..12).map(|_| test_probe(&app, &mgmt, &id))).await;
     let errors: Vec<String> = answers
         .iter()
         .map(|a| a["error"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert!(errors.iter().all(|e| e.contains("did not finish") || e.contains("too many DNS lookups")), "{errors:?}");
-    assert!(errors.iter().any(|e| e.contains("too many DNS lookups")), "the slots are bounded: {errors:?}");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        errors
+            .iter()
+            .all(|e| e.contains("did not finish") || e.contains("too many DNS lookups")),
+        "{errors:?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.contains("too many DNS lookups")),
+        "the slots are bounded: {errors:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     // Every slot comes back.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(app.rules.engine().outbound().free_dns_slots(), 2);
@@ -263,10 +303,17 @@ const MFA_ONCE_PER_SESSION: &str = r#"function requireMfaOncePerSession(user, co
 #[tokio::test]
 async fn a_rule_that_requires_mfa_fails_the_login_closed_and_says_why() {
     let app = spawn_app().await;
-    let Some(_) = js_sample("add-roles") else { return };
+    let Some(_) = js_sample("add-roles") else {
+        return;
+    };
     let mgmt = app.mgmt_token(None).await;
     let (status, rule) = app
-        .api("POST", "/rules", &mgmt, Some(json!({"name": "mfa", "script": MFA_ONCE_PER_SESSION, "on_failure": "skip"})))
+        .api(
+            "POST",
+            "/rules",
+            &mgmt,
+            Some(json!({"name": "mfa", "script": MFA_ONCE_PER_SESSION, "on_failure": "skip"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{rule}");
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
@@ -276,7 +323,10 @@ async fn a_rule_that_requires_mfa_fails_the_login_closed_and_says_why() {
     let log = &app.logs(1).await[0];
     assert_eq!(log.rule_name, "mfa");
     assert_eq!(log.outcome.label(), "failed:unsupported");
-    assert!(!log.skipped, "on_failure: skip does not drop a security requirement");
+    assert!(
+        !log.skipped,
+        "on_failure: skip does not drop a security requirement"
+    );
 
     // The test endpoint says the same.
     let (_, outcome) = app
@@ -284,19 +334,32 @@ async fn a_rule_that_requires_mfa_fails_the_login_closed_and_says_why() {
             "POST",
             &format!("/rules/{}/test", rule["id"].as_str().unwrap()),
             &mgmt,
-            Some(json!({"user": {"user_id": "u1"}, "context": {"authentication": {"methods": []}}})),
+            Some(
+                json!({"user": {"user_id": "u1"}, "context": {"authentication": {"methods": []}}}),
+            ),
         )
         .await;
     assert_eq!(outcome["outcome"], "failed:unsupported", "{outcome}");
-    assert!(outcome["error"]["message"].as_str().unwrap().contains("multifactor"));
+    assert!(
+        outcome["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("multifactor")
+    );
 }
 
 #[tokio::test]
 async fn any_rule_asking_for_mfa_fails_closed_and_provider_none_passes() {
     let app = spawn_app().await;
     for (output, passes) in [
-        (r#"{"context":{"multifactor":{"provider":"google-authenticator"}}}"#, false),
-        (r#"{"context":{"multifactor":{"allowRememberBrowser":true}}}"#, false),
+        (
+            r#"{"context":{"multifactor":{"provider":"google-authenticator"}}}"#,
+            false,
+        ),
+        (
+            r#"{"context":{"multifactor":{"allowRememberBrowser":true}}}"#,
+            false,
+        ),
         (r#"{"context":{"multifactor":{"provider":"none"}}}"#, true),
         (r#"{"context":{"multifactor":null,"redirect":null}}"#, true),
     ] {
@@ -319,28 +382,85 @@ async fn any_rule_asking_for_mfa_fails_closed_and_provider_none_passes() {
 #[tokio::test]
 async fn changing_rule_code_takes_read_rules_configs_too() {
     let app = spawn_app().await;
-    let narrow = app.mgmt_token(Some("create:rules update:rules read:rules")).await;
-    let both = app.mgmt_token(Some("create:rules update:rules read:rules read:rules_configs")).await;
+    let narrow = app
+        .mgmt_token(Some("create:rules update:rules read:rules"))
+        .await;
+    let both = app
+        .mgmt_token(Some(
+            "create:rules update:rules read:rules read:rules_configs",
+        ))
+        .await;
     let module = String::from_utf8(tag_rule("x")).unwrap();
-    let (status, body) = app.api("POST", "/rules", &narrow, Some(json!({"name": "r", "wat": module}))).await;
+    let (status, body) = app
+        .api(
+            "POST",
+            "/rules",
+            &narrow,
+            Some(json!({"name": "r", "wat": module})),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("read:rules_configs"));
-    assert!(app.admin.list_rules(&app.t().await).await.unwrap().is_empty(), "nothing stored");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("read:rules_configs")
+    );
+    assert!(
+        app.admin
+            .list_rules(&app.t().await)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing stored"
+    );
 
-    let (status, rule) = app.api("POST", "/rules", &both, Some(json!({"name": "r", "wat": module}))).await;
+    let (status, rule) = app
+        .api(
+            "POST",
+            "/rules",
+            &both,
+            Some(json!({"name": "r", "wat": module})),
+        )
+        .await;
     assert_eq!(status, StatusCode::CREATED);
     let path = format!("/rules/{}", rule["id"].as_str().unwrap());
     let other = String::from_utf8(tag_rule("y")).unwrap();
-    let (status, _) = app.api("PATCH", &path, &narrow, Some(json!({"wat": other}))).await;
+    let (status, _) = app
+        .api("PATCH", &path, &narrow, Some(json!({"wat": other})))
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
-    let (status, _) = app.api("PATCH", &format!("{path}/rollback"), &narrow, Some(json!({"version": 1}))).await;
+    let (status, _) = app
+        .api(
+            "PATCH",
+            &format!("{path}/rollback"),
+            &narrow,
+            Some(json!({"version": 1})),
+        )
+        .await;
     assert!(status == StatusCode::FORBIDDEN || status == StatusCode::METHOD_NOT_ALLOWED);
-    let (status, _) = app.api("POST", &format!("{path}/rollback"), &narrow, Some(json!({"version": 1}))).await;
+    let (status, _) = app
+        .api(
+            "POST",
+            &format!("{path}/rollback"),
+            &narrow,
+            Some(json!({"version": 1})),
+        )
+        .await;
     assert_eq!(status, StatusCode::FORBIDDEN);
     // Metadata alone needs only update:rules.
-    let (status, body) = app.api("PATCH", &path, &narrow, Some(json!({"name": "renamed", "enabled": false}))).await;
+    let (status, body) = app
+        .api(
+            "PATCH",
+            &path,
+            &narrow,
+            Some(json!({"name": "renamed", "enabled": false})),
+        )
+        .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (status, _) = app.api("PATCH", &path, &both, Some(json!({"wat": other}))).await;
+    let (status, _) = app
+        .api("PATCH", &path, &both, Some(json!({"wat": other})))
+        .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -354,7 +474,12 @@ async fn logout_follows_a_registered_url_only_for_a_proven_application() {
     let mgmt = app.mgmt_token(None).await;
     // A tenant admin registers any URL it likes as a logout URL.
     let (status, _) = app
-        .api("PATCH", &format!("/clients/{}", app.client_id), &mgmt, Some(json!({"allowed_logout_urls": [ELSEWHERE]})))
+        .api(
+            "PATCH",
+            &format!("/clients/{}", app.client_id),
+            &mgmt,
+            Some(json!({"allowed_logout_urls": [ELSEWHERE]})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK);
     let logout = |extra: &[(&str, &str)]| {
@@ -363,31 +488,54 @@ async fn logout_follows_a_registered_url_only_for_a_proven_application() {
         url.to_string()
     };
     // A bare link with the client_id: no redirect, our own page.
-    let link = logout(&[("client_id", &app.client_id), ("post_logout_redirect_uri", ELSEWHERE)]);
+    let link = logout(&[
+        ("client_id", &app.client_id),
+        ("post_logout_redirect_uri", ELSEWHERE),
+    ]);
     let resp = Browser::new().get(&link).await;
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.text().await.unwrap().contains("logged out"));
     // A browser whose session never used this client: asked, then still no redirect.
     let browser = Browser::new();
-    let other = app.admin.create_client(&app.t().await, "Other", &[CALLBACK.to_string()], false).await.unwrap();
+    let other = app
+        .admin
+        .create_client(&app.t().await, "Other", &[CALLBACK.to_string()], false)
+        .await
+        .unwrap();
     let mut authorize = url::Url::parse(&app.authorize_url(&[])).unwrap();
     let pairs: Vec<(String, String)> = authorize
         .query_pairs()
-        .map(|(k, v)| if k == "client_id" { (k.into_owned(), other.client_id.clone()) } else { (k.into_owned(), v.into_owned()) })
+        .map(|(k, v)| {
+            if k == "client_id" {
+                (k.into_owned(), other.client_id.clone())
+            } else {
+                (k.into_owned(), v.into_owned())
+            }
+        })
         .collect();
     authorize.query_pairs_mut().clear().extend_pairs(pairs);
     app.login_and_consent(&browser, authorize.as_str()).await;
-    let page_url = logout(&[("client_id", &app.client_id), ("post_logout_redirect_uri", ELSEWHERE)]);
+    let page_url = logout(&[
+        ("client_id", &app.client_id),
+        ("post_logout_redirect_uri", ELSEWHERE),
+    ]);
     let html = browser.get(&page_url).await.text().await.unwrap();
     let (action, fields) = form(&html, &page_url);
     let resp = browser.post_form(&action, &fields).await;
-    assert_eq!(resp.status(), StatusCode::OK, "confirmed, but not sent away");
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "confirmed, but not sent away"
+    );
 
     // Proven by its ID token: followed.
     let browser = Browser::new();
     let tokens = app.tokens(&browser).await;
     let resp = browser
-        .get(&logout(&[("id_token_hint", tokens["id_token"].as_str().unwrap()), ("post_logout_redirect_uri", ELSEWHERE)]))
+        .get(&logout(&[
+            ("id_token_hint", tokens["id_token"].as_str().unwrap()),
+            ("post_logout_redirect_uri", ELSEWHERE),
+        ]))
         .await;
     assert_eq!(resp.status(), StatusCode::SEE_OTHER);
     assert_eq!(location(&resp), ELSEWHERE);

@@ -40,7 +40,11 @@ async fn a_new_node_runs_stored_compiled_code_without_compiling() {
     let app = spawn_app().await;
     app.add_rule("roles", &sample_rule("add-roles")).await;
     let sha = rule_sha(&app, "roles").await;
-    assert_eq!(artifact_rows(&app, &sha).await, 1, "the upload stored its artifact");
+    assert_eq!(
+        artifact_rows(&app, &sha).await,
+        1,
+        "the upload stored its artifact"
+    );
 
     // A node started afterwards (a restart) loads the artifact at the first login.
     let (node, rules) = app.spawn_node_with(cold).await;
@@ -48,7 +52,11 @@ async fn a_new_node_runs_stored_compiled_code_without_compiling() {
     assert!(q.contains_key("code"), "{q:?}");
     let stats = &rules.modules().stats;
     assert_eq!(stats.loaded.load(Ordering::Relaxed), 1);
-    assert_eq!(stats.recompiled.load(Ordering::Relaxed), 0, "no login waited for Cranelift");
+    assert_eq!(
+        stats.recompiled.load(Ordering::Relaxed),
+        0,
+        "no login waited for Cranelift"
+    );
     // The next login is served from memory.
     app.login_on(&node).await;
     assert_eq!(stats.loaded.load(Ordering::Relaxed), 1);
@@ -68,13 +76,24 @@ async fn a_starting_node_warms_its_cache_with_recently_used_modules_before_it_is
     let ready = format!("{node}/readyz");
     let started = std::time::Instant::now();
     while reqwest::get(&ready).await.unwrap().status() != StatusCode::OK {
-        assert!(started.elapsed() < std::time::Duration::from_secs(5), "never ready");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "never ready"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     let stats = &rules.modules().stats;
-    assert_eq!(stats.loaded.load(Ordering::Relaxed), 2, "both modules loaded before ready");
+    assert_eq!(
+        stats.loaded.load(Ordering::Relaxed),
+        2,
+        "both modules loaded before ready"
+    );
     assert!(app.login_on(&node).await.contains_key("code"));
-    assert_eq!(stats.loaded.load(Ordering::Relaxed), 2, "the first login found them in memory");
+    assert_eq!(
+        stats.loaded.load(Ordering::Relaxed),
+        2,
+        "the first login found them in memory"
+    );
     assert_eq!(stats.recompiled.load(Ordering::Relaxed), 0);
 }
 
@@ -112,7 +131,14 @@ async fn a_tampered_artifact_is_never_loaded_and_the_module_is_compiled_again() 
     let (node, rules) = app.spawn_node_with(cold).await;
     app.login_on(&node).await;
     assert_eq!(rules.modules().stats.loaded.load(Ordering::Relaxed), 1);
-    assert_eq!(rules.modules().stats.refused_artifacts.load(Ordering::Relaxed), 0);
+    assert_eq!(
+        rules
+            .modules()
+            .stats
+            .refused_artifacts
+            .load(Ordering::Relaxed),
+        0
+    );
 }
 
 #[tokio::test]
@@ -120,7 +146,9 @@ async fn an_artifact_moved_to_another_module_is_refused() {
     let app = spawn_app().await;
     app.add_rule("evil", &tag_rule("evil")).await;
     app.add_rule("good", &tag_rule("good")).await;
-    let evil = app.admin.list_rules(&app.t().await).await.unwrap()[0].id.clone();
+    let evil = app.admin.list_rules(&app.t().await).await.unwrap()[0]
+        .id
+        .clone();
     app.admin.remove_rule(&app.t().await, &evil).await.unwrap();
     let (evil_sha, good_sha) = (
         wardstone::rules::engine::module_hash(&wat::parse_bytes(&tag_rule("evil")).unwrap()),
@@ -145,8 +173,19 @@ async fn an_artifact_moved_to_another_module_is_refused() {
 
     let (node, rules) = app.spawn_node_with(cold).await;
     let q = app.login_on(&node).await;
-    assert_eq!(app.id_claims(&q["code"]).await[TAG], "good", "the uploaded module ran");
-    assert_eq!(rules.modules().stats.refused_artifacts.load(Ordering::Relaxed), 1);
+    assert_eq!(
+        app.id_claims(&q["code"]).await[TAG],
+        "good",
+        "the uploaded module ran"
+    );
+    assert_eq!(
+        rules
+            .modules()
+            .stats
+            .refused_artifacts
+            .load(Ordering::Relaxed),
+        1
+    );
 }
 
 #[tokio::test]
@@ -193,14 +232,22 @@ async fn the_module_cache_stays_within_its_memory_bound() {
         assert_eq!(modules, 1);
     }
     let stats = &rules.modules().stats;
-    assert!(stats.evicted.load(Ordering::Relaxed) >= 3, "every login evicted a module");
-    assert_eq!(stats.recompiled.load(Ordering::Relaxed), 0, "evicted modules come back from artifacts");
+    assert!(
+        stats.evicted.load(Ordering::Relaxed) >= 3,
+        "every login evicted a module"
+    );
+    assert_eq!(
+        stats.recompiled.load(Ordering::Relaxed),
+        0,
+        "evicted modules come back from artifacts"
+    );
 }
 
 #[tokio::test]
 async fn a_setting_changed_through_one_node_is_used_by_another_at_its_next_login() {
     let app = spawn_app().await;
-    app.add_rule("allow-list", &sample_rule("client-allowlist")).await;
+    app.add_rule("allow-list", &sample_rule("client-allowlist"))
+        .await;
     let (node, _) = app.spawn_node_with(cold).await;
     let tenant = app.t().await;
     app.admin
@@ -233,14 +280,23 @@ async fn a_refused_upload_leaves_nothing_stored_or_cached() {
     let tenant = app.t().await;
     let second = tag_rule("second");
     let sha = wardstone::rules::engine::module_hash(&wat::parse_bytes(&second).unwrap());
-    let refused = app.admin.add_rule(&tenant, "tag", &second, None, true).await;
-    assert!(matches!(refused, Err(AdminError::Conflict(_))), "{refused:?}");
+    let refused = app
+        .admin
+        .add_rule(&tenant, "tag", &second, None, true)
+        .await;
+    assert!(
+        matches!(refused, Err(AdminError::Conflict(_))),
+        "{refused:?}"
+    );
     assert!(app.rules.modules().cached(&sha).is_none());
     assert_eq!(artifact_rows(&app, &sha).await, 0);
     // A module that breaks the ABI is refused before anything is stored.
     let bad = b"(module (memory (export \"memory\") 1))";
     let refused = app.admin.add_rule(&tenant, "bad", bad, None, true).await;
-    assert!(matches!(refused, Err(AdminError::InvalidModule(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(AdminError::InvalidModule(_))),
+        "{refused:?}"
+    );
     assert_eq!(app.admin.list_rules(&tenant).await.unwrap().len(), 1);
 }
 
@@ -262,7 +318,10 @@ fn slow_to_compile() -> Vec<u8> {
 async fn until_compiling(app: &TestApp, tenant: &wardstone::domain::Tenant) {
     let started = std::time::Instant::now();
     while !app.rules.modules().compiling(&tenant.id) {
-        assert!(started.elapsed().as_secs() < 20, "the first upload never started compiling");
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "the first upload never started compiling"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(1)).await;
     }
 }
@@ -277,13 +336,18 @@ async fn uploads_compile_one_at_a_time_per_tenant() {
         async {
             // Starts while the first is compiling.
             until_compiling(&app, &tenant).await;
-            app.admin.add_rule(&tenant, "tag", &tag_rule("x"), None, true).await
+            app.admin
+                .add_rule(&tenant, "tag", &tag_rule("x"), None, true)
+                .await
         }
     );
     assert!(a.is_ok(), "{a:?}");
     match b {
         Err(AdminError::InvalidModule(m)) => {
-            assert!(m.contains("another rule of this tenant is being compiled"), "{m}")
+            assert!(
+                m.contains("another rule of this tenant is being compiled"),
+                "{m}"
+            )
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
@@ -296,14 +360,19 @@ async fn waiting_for_a_compile_slot_has_a_deadline() {
         o.rule_limits.compile_wait = std::time::Duration::from_millis(10);
     })
     .await;
-    app.admin.create_tenant("other", Default::default()).await.unwrap();
+    app.admin
+        .create_tenant("other", Default::default())
+        .await
+        .unwrap();
     let (acme, other) = (app.t().await, app.admin.resolve("other").await.unwrap());
     let slow = slow_to_compile();
     let (a, b) = tokio::join!(
         app.admin.add_rule(&acme, "slow", &slow, None, true),
         async {
             until_compiling(&app, &acme).await;
-            app.admin.add_rule(&other, "tag", &tag_rule("x"), None, true).await
+            app.admin
+                .add_rule(&other, "tag", &tag_rule("x"), None, true)
+                .await
         }
     );
     assert!(a.is_ok(), "{a:?}");
@@ -325,10 +394,21 @@ async fn a_compile_past_its_deadline_is_refused() {
     let token = app.mgmt_token(None).await;
     let wat = String::from_utf8(slow_to_compile()).unwrap();
     let (status, body) = app
-        .api("POST", "/rules", &token, Some(json!({"name": "slow", "wat": wat})))
+        .api(
+            "POST",
+            "/rules",
+            &token,
+            Some(json!({"name": "slow", "wat": wat})),
+        )
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
-    assert!(body["message"].as_str().unwrap().contains("compilation took longer"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("compilation took longer"),
+        "{body}"
+    );
     assert_eq!(app.admin.list_rules(&app.t().await).await.unwrap().len(), 0);
 }
 
@@ -343,5 +423,9 @@ async fn logins_go_on_when_the_execution_log_cannot_be_written() {
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
     assert!(q.contains_key("code"), "{q:?}");
     app.rules.journal().flush().await;
-    assert_eq!(app.rules.journal().dropped(), 1, "the lost record is counted");
+    assert_eq!(
+        app.rules.journal().dropped(),
+        1,
+        "the lost record is counted"
+    );
 }

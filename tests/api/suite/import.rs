@@ -7,9 +7,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
+use super::*;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use super::*;
 use wardstone::service::import::source::{Auth0Export, Keywords};
 use wardstone::service::import::{ImportReport, ImportRequest, Status};
 
@@ -187,25 +187,25 @@ async fn tokens_of(app: &TestApp, email: &str, password: &str) -> (Value, Value)
         WEB_ID,
         email,
         password,
-        &[("audience", ORDERS), ("scope", "openid profile email read:orders write:orders")],
+        &[
+            ("audience", ORDERS),
+            ("scope", "openid profile email read:orders write:orders"),
+        ],
     )
     .await
     .unwrap_or_else(|| panic!("{email} logs in with the old password"));
     let code = q.get("code").unwrap_or_else(|| panic!("a code: {q:?}"));
-    let resp = app
-        .token_request(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", code),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ],
-            Some((WEB_ID, WEB_SECRET)),
-        )
-        .await;
-    assert_eq!(resp.status(), StatusCode::OK, "the kept client id and secret work");
+    let resp = app.exchange_as(code, (WEB_ID, WEB_SECRET)).await;
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "the kept client id and secret work"
+    );
     let tokens: Value = resp.json().await.unwrap();
-    let id = app.verify(tokens["id_token"].as_str().unwrap(), WEB_ID).await.1;
+    let id = app
+        .verify(tokens["id_token"].as_str().unwrap(), WEB_ID)
+        .await
+        .1;
     let access = app
         .verify(tokens["access_token"].as_str().unwrap(), ORDERS)
         .await
@@ -225,7 +225,10 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
 
     // The report: what was made, and why everything else was not.
     assert_eq!(status_of(&report, "api", "Orders API").0, Status::Created);
-    assert_eq!(status_of(&report, "rule", "Add-roles-to-tokens").0, Status::Created);
+    assert_eq!(
+        status_of(&report, "rule", "Add-roles-to-tokens").0,
+        Status::Created
+    );
     let (s, why) = status_of(&report, "rule", "Count-failures");
     assert_eq!(s, Status::Skipped);
     assert!(why.contains("login_failure"), "{why}");
@@ -237,8 +240,14 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
     assert!(why.contains("pre-user-registration"), "{why}");
     let (s, why) = status_of(&report, "client", "Orders Web");
     assert_eq!(s, Status::Created);
-    assert!(why.contains("implicit"), "dropped grant types are reported: {why}");
-    assert_eq!(status_of(&report, "rules config", "SLACK_HOOK_URL").0, Status::Skipped);
+    assert!(
+        why.contains("implicit"),
+        "dropped grant types are reported: {why}"
+    );
+    assert_eq!(
+        status_of(&report, "rules config", "SLACK_HOOK_URL").0,
+        Status::Skipped
+    );
     for kind in ["connections", "emails", "pages", "tenant"] {
         assert!(
             report
@@ -275,7 +284,11 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
     // The hash was replaced by argon2id at that login; the password still works, a wrong one
     // does not.
     let stored = app.user_record("auth0|5f7c8ec7c33c6c004bbafe82").await;
-    assert!(stored.password_hash.starts_with("$argon2id$"), "{}", stored.password_hash);
+    assert!(
+        stored.password_hash.starts_with("$argon2id$"),
+        "{}",
+        stored.password_hash
+    );
     tokens_of(&app, "bea@example.com", "bea's old password").await;
     assert!(
         login_as(&app, WEB_ID, "bea@example.com", "wrong", &[])
@@ -286,15 +299,38 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
     // argon2 (other parameters) and PBKDF2 users too; RBAC narrows the Reader's scopes.
     let (_, access) = tokens_of(&app, "ari@example.com", "ari's old password").await;
     assert_eq!(access["permissions"], json!(["read:orders"]));
-    assert!(app.user_record("auth0|argon").await.password_hash.starts_with("$argon2id$v=19$m=19456"));
-    assert!(login_as(&app, WEB_ID, "pat@example.com", "pat's wrong password", &[]).await.is_none());
-    assert!(app.user_record("auth0|pbkdf").await.password_hash.starts_with("$pbkdf2"), "a wrong password changes nothing");
+    assert!(
+        app.user_record("auth0|argon")
+            .await
+            .password_hash
+            .starts_with("$argon2id$v=19$m=19456")
+    );
+    assert!(
+        login_as(&app, WEB_ID, "pat@example.com", "pat's wrong password", &[])
+            .await
+            .is_none()
+    );
+    assert!(
+        app.user_record("auth0|pbkdf")
+            .await
+            .password_hash
+            .starts_with("$pbkdf2"),
+        "a wrong password changes nothing"
+    );
     tokens_of(&app, "pat@example.com", "pat's old password").await;
     // No hash: nothing typed gets in. Blocked: not even the right password.
     for password in ["", "nora", "correct horse battery"] {
-        assert!(login_as(&app, WEB_ID, "nora@example.com", password, &[]).await.is_none());
+        assert!(
+            login_as(&app, WEB_ID, "nora@example.com", password, &[])
+                .await
+                .is_none()
+        );
     }
-    assert!(login_as(&app, WEB_ID, "bob@example.com", "bob's old password", &[]).await.is_none());
+    assert!(
+        login_as(&app, WEB_ID, "bob@example.com", "bob's old password", &[])
+            .await
+            .is_none()
+    );
 
     // The M2M client's grant and the credentials-exchange action.
     let resp = app
@@ -310,7 +346,9 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
         .await;
     assert_eq!(resp.status(), StatusCode::OK);
     let token: Value = resp.json().await.unwrap();
-    let (_, claims) = app.verify(token["access_token"].as_str().unwrap(), ORDERS).await;
+    let (_, claims) = app
+        .verify(token["access_token"].as_str().unwrap(), ORDERS)
+        .await;
     assert_eq!(claims["https://example.com/m2m"], "Billing Job");
     assert_eq!(claims["scope"], "read:orders");
 
@@ -323,7 +361,12 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
     )
     .await
     .unwrap();
-    assert_eq!((again.summary.created, again.summary.updated), (0, 0), "{:#?}", again.objects);
+    assert_eq!(
+        (again.summary.created, again.summary.updated),
+        (0, 0),
+        "{:#?}",
+        again.objects
+    );
     assert!(again.credentials.is_empty());
     let u = again.users.unwrap();
     assert_eq!((u.created, u.unchanged), (0, 5));
@@ -343,7 +386,10 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
     )
     .await
     .unwrap();
-    assert_eq!(status_of(&changed, "rules config", "DEFAULT_PLAN").0, Status::Updated);
+    assert_eq!(
+        status_of(&changed, "rules config", "DEFAULT_PLAN").0,
+        Status::Updated
+    );
     assert_eq!(changed.summary.updated, 1);
     let (id, _) = tokens_of(&app, "pat@example.com", "pat's old password").await;
     assert_eq!(id["https://example.com/plan"], "platinum");
@@ -353,7 +399,10 @@ async fn an_auth0_export_and_its_users_become_a_working_tenant() {
         Some(
             read(
                 &fixture(),
-                &keywords(&["DEFAULT_PLAN=platinum", "WEB_CLIENT_SECRET=a-brand-new-secret-0123456789"]),
+                &keywords(&[
+                    "DEFAULT_PLAN=platinum",
+                    "WEB_CLIENT_SECRET=a-brand-new-secret-0123456789",
+                ]),
             )
             .unwrap(),
         ),
@@ -384,11 +433,17 @@ async fn a_dry_run_reports_everything_and_writes_nothing() {
     .await
     .unwrap();
     assert!(report.dry_run);
-    assert_eq!(status_of(&report, "rule", "Plan-from-config").0, Status::Created);
+    assert_eq!(
+        status_of(&report, "rule", "Plan-from-config").0,
+        Status::Created
+    );
     assert_eq!(report.summary.created, 16, "{:#?}", report.objects);
     assert!(report.credentials.is_empty(), "no credentials are made");
     assert!(app.admin.list_rules(&t).await.unwrap().is_empty());
-    assert_eq!(app.admin.list_clients(&t, 0, 100).await.unwrap().len(), clients_before);
+    assert_eq!(
+        app.admin.list_clients(&t, 0, 100).await.unwrap().len(),
+        clients_before
+    );
     assert!(app.admin.list_roles(&t, 0, 100).await.unwrap().is_empty());
     assert!(
         app.store
@@ -428,7 +483,10 @@ async fn bad_input_names_the_file_and_nothing_is_written() {
     let nothing_written = || async {
         assert!(app.admin.list_rules(&t).await.unwrap().is_empty());
         assert!(app.admin.list_roles(&t, 0, 100).await.unwrap().is_empty());
-        assert_eq!(app.admin.list_clients(&t, 0, 100).await.unwrap().len(), clients_before);
+        assert_eq!(
+            app.admin.list_clients(&t, 0, 100).await.unwrap().len(),
+            clients_before
+        );
         assert!(app.admin.rule_config_keys(&t).await.unwrap().is_empty());
         assert!(
             app.store
@@ -440,13 +498,41 @@ async fn bad_input_names_the_file_and_nothing_is_written() {
     };
     let cases: &[(&str, &str, &str)] = &[
         // (file, contents, what the error must say)
-        ("clients/Orders Web.json", "{\n  \"name\": \"Orders Web\",\n  \"callbacks\": [\n}", "Orders Web.json:4:"),
-        ("rules/Plan-from-config.js", "function (user, context, callback) {\n  callback(null, user, context;\n}", "Plan-from-config"),
-        ("actions/add-department/code.js", "exports.onExecutePostLogin = async (event, api) => {", "add-department"),
-        ("grants/billing_orders.json", r#"{"client_id": "No Such Client", "audience": "https://api.example.com/orders", "scope": []}"#, "No Such Client"),
-        ("roles/Admin.json", r#"{"name": "Admin", "permissions": [{"permission_name": "read:orders", "resource_server_identifier": "https://api.example.com/missing"}]}"#, "https://api.example.com/missing"),
-        ("triggers/triggers.json", r#"{"post-login": [{"action_name": "no-such-action"}]}"#, "no-such-action"),
-        ("clients/Orders SPA.json", r#"{"name": "Orders SPA", "app_type": "spa", "callbacks": ["not a url"]}"#, "Orders SPA"),
+        (
+            "clients/Orders Web.json",
+            "{\n  \"name\": \"Orders Web\",\n  \"callbacks\": [\n}",
+            "Orders Web.json:4:",
+        ),
+        (
+            "rules/Plan-from-config.js",
+            "function (user, context, callback) {\n  callback(null, user, context;\n}",
+            "Plan-from-config",
+        ),
+        (
+            "actions/add-department/code.js",
+            "exports.onExecutePostLogin = async (event, api) => {",
+            "add-department",
+        ),
+        (
+            "grants/billing_orders.json",
+            r#"{"client_id": "No Such Client", "audience": "https://api.example.com/orders", "scope": []}"#,
+            "No Such Client",
+        ),
+        (
+            "roles/Admin.json",
+            r#"{"name": "Admin", "permissions": [{"permission_name": "read:orders", "resource_server_identifier": "https://api.example.com/missing"}]}"#,
+            "https://api.example.com/missing",
+        ),
+        (
+            "triggers/triggers.json",
+            r#"{"post-login": [{"action_name": "no-such-action"}]}"#,
+            "no-such-action",
+        ),
+        (
+            "clients/Orders SPA.json",
+            r#"{"name": "Orders SPA", "app_type": "spa", "callbacks": ["not a url"]}"#,
+            "Orders SPA",
+        ),
     ];
     for (file, contents, needle) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -458,7 +544,10 @@ async fn bad_input_names_the_file_and_nothing_is_written() {
                 .await
                 .expect_err(&format!("{file} broken must fail")),
         };
-        assert!(err.contains(needle), "{file}: {err:?} should name {needle:?}");
+        assert!(
+            err.contains(needle),
+            "{file}: {err:?} should name {needle:?}"
+        );
         nothing_written().await;
     }
     // An action secret Auth0 did not export, and no keyword for it.
@@ -468,9 +557,14 @@ async fn bad_input_names_the_file_and_nothing_is_written() {
         format!("WEB_CLIENT_SECRET={WEB_SECRET}"),
     ])
     .unwrap();
-    let err = import(&app, Some(read(&fixture(), &no_secret).unwrap()), None, false)
-        .await
-        .unwrap_err();
+    let err = import(
+        &app,
+        Some(read(&fixture(), &no_secret).unwrap()),
+        None,
+        false,
+    )
+    .await
+    .unwrap_err();
     assert!(err.contains("DEFAULT_DEPARTMENT"), "{err}");
     nothing_written().await;
 
@@ -482,30 +576,63 @@ async fn bad_input_names_the_file_and_nothing_is_written() {
         "{\"email\":\"ok@example.com\"}\n\n{\"email\": \"x@example.com\", \"blocked\": \"yes\"}\n",
     )
     .unwrap();
-    let err = import(&app, Some(read(&fixture(), &keywords(&[])).unwrap()), Some(path.clone()), false)
-        .await
-        .unwrap_err();
-    assert!(err.contains("users.ndjson:3") && err.contains("blocked"), "{err}");
+    let err = import(
+        &app,
+        Some(read(&fixture(), &keywords(&[])).unwrap()),
+        Some(path.clone()),
+        false,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        err.contains("users.ndjson:3") && err.contains("blocked"),
+        "{err}"
+    );
     nothing_written().await;
     for (line, needle) in [
-        ("{\"email\":\"a@example.com\",\"custom_password_hash\":{\"algorithm\":\"bcrypt\",\"hash\":{\"value\":\"$2b$14$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\"}}}", "cost 14"),
-        ("{\"email\":\"a@example.com\",\"custom_password_hash\":{\"algorithm\":\"md5\",\"hash\":{\"value\":\"abc\"}}}", "md5"),
-        ("{\"email\":\"a@example.com\",\"roles\":[\"Nobody\"]}", "Nobody"),
+        (
+            "{\"email\":\"a@example.com\",\"custom_password_hash\":{\"algorithm\":\"bcrypt\",\"hash\":{\"value\":\"$2b$14$N9qo8uLOickgx2ZMRZoMyeIjZAgcfl7p92ldGxad68LJZdL17lhWy\"}}}",
+            "cost 14",
+        ),
+        (
+            "{\"email\":\"a@example.com\",\"custom_password_hash\":{\"algorithm\":\"md5\",\"hash\":{\"value\":\"abc\"}}}",
+            "md5",
+        ),
+        (
+            "{\"email\":\"a@example.com\",\"roles\":[\"Nobody\"]}",
+            "Nobody",
+        ),
         ("{\"email\":\"not an email\"}", "email"),
         ("{\"email\":\"a@example.com\"", "users.ndjson:1"),
-        ("{\"user_id\":\"auth0|1\",\"email\":\"a@example.com\"}\n{\"user_id\":\"auth0|1\",\"email\":\"b@example.com\"}", "appears twice"),
+        (
+            "{\"user_id\":\"auth0|1\",\"email\":\"a@example.com\"}\n{\"user_id\":\"auth0|1\",\"email\":\"b@example.com\"}",
+            "appears twice",
+        ),
     ] {
         std::fs::write(&path, format!("{line}\n")).unwrap();
-        let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
+        let err = import(&app, None, Some(path.clone()), false)
+            .await
+            .unwrap_err();
         assert!(err.contains(needle), "{line}: {err}");
     }
     // One user of a JSON array is bounded like an NDJSON line.
-    let huge = format!("[{{\"email\":\"a@example.com\",\"user_metadata\":{{\"x\":\"{}\"}}}}]", "y".repeat(400 << 10));
+    let huge = format!(
+        "[{{\"email\":\"a@example.com\",\"user_metadata\":{{\"x\":\"{}\"}}}}]",
+        "y".repeat(400 << 10)
+    );
     std::fs::write(&path, huge).unwrap();
-    let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
-    assert!(err.contains("larger than"), "{}", &err[..err.len().min(300)]);
+    let err = import(&app, None, Some(path.clone()), false)
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("larger than"),
+        "{}",
+        &err[..err.len().min(300)]
+    );
     std::fs::write(&path, [0x1f, 0x8b, 0x08, 0x00, 0x00]).unwrap();
-    let err = import(&app, None, Some(path.clone()), false).await.unwrap_err();
+    let err = import(&app, None, Some(path.clone()), false)
+        .await
+        .unwrap_err();
     assert!(err.contains("gunzip"), "{err}");
     nothing_written().await;
 }
@@ -548,11 +675,8 @@ emailTemplates:
 "###,
     )
     .unwrap();
-    let k = Keywords::parse(&[
-        "ENV=staging".into(),
-        format!("CALLBACKS=[\"{CALLBACK}\"]"),
-    ])
-    .unwrap();
+    let k =
+        Keywords::parse(&["ENV=staging".into(), format!("CALLBACKS=[\"{CALLBACK}\"]")]).unwrap();
     let export = read(&dir.path().join("tenant.yaml"), &k).unwrap();
     let users = dir.path().join("bulk.json");
     // Auth0's bulk-import format: one JSON array.
@@ -566,33 +690,53 @@ emailTemplates:
         .unwrap(),
     )
     .unwrap();
-    let report = import(&app, Some(export), Some(users), false).await.unwrap();
+    let report = import(&app, Some(export), Some(users), false)
+        .await
+        .unwrap();
     let (s, why) = status_of(&report, "client", "YAML App");
     assert_eq!(s, Status::Created);
     assert!(why.contains("password"), "{why}");
-    assert_eq!(status_of(&report, "emailTemplates", &format!("{}: emailTemplates", dir.path().join("tenant.yaml").display())).0, Status::Skipped);
-    let yaml_app = report.credentials.iter().find(|c| c.name == "YAML App").unwrap();
+    assert_eq!(
+        status_of(
+            &report,
+            "emailTemplates",
+            &format!(
+                "{}: emailTemplates",
+                dir.path().join("tenant.yaml").display()
+            )
+        )
+        .0,
+        Status::Skipped
+    );
+    let yaml_app = report
+        .credentials
+        .iter()
+        .find(|c| c.name == "YAML App")
+        .unwrap();
     let u = report.users.as_ref().unwrap();
     assert_eq!((u.created, u.skipped_total), (2, 1), "{u:?}");
     assert!(u.skipped[0].contains("same email"), "{:?}", u.skipped);
 
-    let q = login_as(&app, &yaml_app.client_id, "yael@example.com", "yael's password", &[])
-        .await
-        .expect("the bulk-import user logs in");
-    let resp = app
-        .token_request(
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &q["code"]),
-                ("redirect_uri", CALLBACK),
-                ("code_verifier", VERIFIER),
-            ],
-            Some((&yaml_app.client_id, yaml_app.client_secret.as_deref().unwrap())),
-        )
-        .await;
+    let q = login_as(
+        &app,
+        &yaml_app.client_id,
+        "yael@example.com",
+        "yael's password",
+        &[],
+    )
+    .await
+    .expect("the bulk-import user logs in");
+    let yaml_client = (
+        yaml_app.client_id.as_str(),
+        yaml_app.client_secret.as_deref().unwrap(),
+    );
+    let resp = app.exchange_as(&q["code"], yaml_client).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let tokens: Value = resp.json().await.unwrap();
-    let id = app.verify(tokens["id_token"].as_str().unwrap(), &yaml_app.client_id).await.1;
+    let id = app
+        .verify(tokens["id_token"].as_str().unwrap(), &yaml_app.client_id)
+        .await
+        .1;
     assert_eq!(id["https://example.com/env"], "staging");
     // The bulk-import format's bare id gets Auth0's prefix; of two users with one email, the
     // one with a password was kept.
@@ -600,7 +744,11 @@ emailTemplates:
     assert_eq!(id["email_verified"], true);
 
     // A YAML syntax error names the file and line.
-    std::fs::write(dir.path().join("tenant.yaml"), "rules:\n  - name: [unclosed\n").unwrap();
+    std::fs::write(
+        dir.path().join("tenant.yaml"),
+        "rules:\n  - name: [unclosed\n",
+    )
+    .unwrap();
     let err = read(&dir.path().join("tenant.yaml"), &k).unwrap_err();
     assert!(err.contains("tenant.yaml:"), "{err}");
 }
@@ -608,9 +756,14 @@ emailTemplates:
 #[tokio::test]
 async fn an_exported_tenant_imports_elsewhere_with_the_same_tokens() {
     let first = spawn_app().await;
-    import(&first, Some(read(&fixture(), &keywords(&[])).unwrap()), None, false)
-        .await
-        .unwrap();
+    import(
+        &first,
+        Some(read(&fixture(), &keywords(&[])).unwrap()),
+        None,
+        false,
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let out = first
         .admin
@@ -624,7 +777,12 @@ async fn an_exported_tenant_imports_elsewhere_with_the_same_tokens() {
             assert!(!text.contains(secret), "{f} holds {secret}");
         }
     }
-    assert!(out.keywords.contains(&"CLIENT_SECRET_ORDERS_WEB".to_string()), "{:?}", out.keywords);
+    assert!(
+        out.keywords
+            .contains(&"CLIENT_SECRET_ORDERS_WEB".to_string()),
+        "{:?}",
+        out.keywords
+    );
     let mut pairs = vec![
         format!("CLIENT_SECRET_ORDERS_WEB={WEB_SECRET}"),
         "RULES_CONFIG_DEFAULT_PLAN=gold".to_string(),
@@ -649,7 +807,12 @@ async fn an_exported_tenant_imports_elsewhere_with_the_same_tokens() {
     let again = import(&second, Some(read(dir.path(), &k).unwrap()), None, false)
         .await
         .unwrap();
-    assert_eq!((again.summary.created, again.summary.updated), (0, 0), "{:#?}", again.objects);
+    assert_eq!(
+        (again.summary.created, again.summary.updated),
+        (0, 0),
+        "{:#?}",
+        again.objects
+    );
 
     // The same login on both gives the same custom claims and permissions.
     let custom = |claims: &Value| -> Value {
@@ -758,8 +921,13 @@ async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
             json!({"user_id": "auth0|hashed", "email": "hal@example.com", "custom_password_hash": hashed("bcrypt", bcrypt_of("hal's password"))}),
         ],
     );
-    let lazy = wardstone::domain::migration::LazyMigration::parse(&old.url, "old-client", "old-secret", None)
-        .unwrap();
+    let lazy = wardstone::domain::migration::LazyMigration::parse(
+        &old.url,
+        "old-client",
+        "old-secret",
+        None,
+    )
+    .unwrap();
     let report = app
         .admin
         .import_auth0(
@@ -773,7 +941,18 @@ async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
         )
         .await
         .unwrap();
-    assert_eq!(status_of(&report, "lazy migration", &format!("{}/oauth/token (realm Username-Password-Authentication)", old.url)).0, Status::Created);
+    assert_eq!(
+        status_of(
+            &report,
+            "lazy migration",
+            &format!(
+                "{}/oauth/token (realm Username-Password-Authentication)",
+                old.url
+            )
+        )
+        .0,
+        Status::Created
+    );
     assert!(report.users.as_ref().unwrap().lazy_migration);
 
     // A wrong password: the old tenant says no, and it is the usual answer.
@@ -791,22 +970,56 @@ async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
     let (_, code) = attempt(&app, "lena@example.com", "lena's old password").await;
     let code = code.expect("the migrated user gets a code");
     assert_eq!(app.id_claims(&code).await["sub"], "auth0|lena");
-    assert!(app.user_record("auth0|lena").await.password_hash.starts_with("$argon2id$"));
+    assert!(
+        app.user_record("auth0|lena")
+            .await
+            .password_hash
+            .starts_with("$argon2id$")
+    );
     let asked = old.asked.load(Ordering::SeqCst);
     // From now on the old tenant is never asked about her: right and wrong passwords alike.
-    assert!(attempt(&app, "lena@example.com", "lena's old password").await.1.is_some());
-    assert_eq!(attempt(&app, "lena@example.com", "guess").await.0, StatusCode::UNAUTHORIZED);
+    assert!(
+        attempt(&app, "lena@example.com", "lena's old password")
+            .await
+            .1
+            .is_some()
+    );
+    assert_eq!(
+        attempt(&app, "lena@example.com", "guess").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     // An empty password is never sent.
-    assert_eq!(attempt(&app, "nina@example.com", "").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        attempt(&app, "nina@example.com", "").await.0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(old.asked.load(Ordering::SeqCst), asked);
     // The old tenant says yes for someone else with Mia's email: not her, refused.
-    assert_eq!(attempt(&app, "mia@example.com", "the squatter's password").await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        attempt(&app, "mia@example.com", "the squatter's password")
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
     assert_eq!(old.asked.load(Ordering::SeqCst), asked + 1);
-    assert!(app.user_record("google-oauth2|1234").await.password_hash.is_empty());
+    assert!(
+        app.user_record("google-oauth2|1234")
+            .await
+            .password_hash
+            .is_empty()
+    );
     let asked = old.asked.load(Ordering::SeqCst);
     // A user with an imported hash is never sent to the old tenant either.
-    assert_eq!(attempt(&app, "hal@example.com", "guess").await.0, StatusCode::UNAUTHORIZED);
-    assert!(attempt(&app, "hal@example.com", "hal's password").await.1.is_some());
+    assert_eq!(
+        attempt(&app, "hal@example.com", "guess").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert!(
+        attempt(&app, "hal@example.com", "hal's password")
+            .await
+            .1
+            .is_some()
+    );
     assert_eq!(old.asked.load(Ordering::SeqCst), asked);
 
     // An old tenant that cannot be reached at all: "try again later" too.
@@ -814,9 +1027,21 @@ async fn users_without_a_hash_are_checked_once_against_the_old_tenant() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap()
     };
-    let unreachable = wardstone::domain::migration::LazyMigration::parse(&format!("http://{closed}"), "old-client", "old-secret", None).unwrap();
+    let unreachable = wardstone::domain::migration::LazyMigration::parse(
+        &format!("http://{closed}"),
+        "old-client",
+        "old-secret",
+        None,
+    )
+    .unwrap();
     app.admin
-        .import_auth0(&app.tenant, ImportRequest { lazy: Some(unreachable), ..Default::default() })
+        .import_auth0(
+            &app.tenant,
+            ImportRequest {
+                lazy: Some(unreachable),
+                ..Default::default()
+            },
+        )
         .await
         .unwrap();
     let (status, code) = attempt(&app, "nina@example.com", "anything").await;

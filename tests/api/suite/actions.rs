@@ -36,7 +36,10 @@ async fn login_tokens(app: &TestApp) -> (Value, Value, Value) {
         .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
         .await;
     let (_, access) = app
-        .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .verify(
+            tokens["access_token"].as_str().unwrap(),
+            &app.url("/userinfo"),
+        )
         .await;
     (tokens, id_token, access)
 }
@@ -69,7 +72,10 @@ async fn an_auth0_post_login_action_runs_unchanged_through_a_login_and_a_refresh
     assert_eq!(id_token[format!("{NS}client")], "Acme Web");
     let user = app.user_record(&app.user_id).await;
     let app_metadata: Value = Value::Object(user.app_metadata.0.clone());
-    assert_eq!(app_metadata["seen"], 1, "metadata set by an action is saved");
+    assert_eq!(
+        app_metadata["seen"], 1,
+        "metadata set by an action is saved"
+    );
     assert_eq!(app_metadata["plan"], "gold", "and the rest is kept");
 
     let logs = app.logs(2).await;
@@ -92,9 +98,7 @@ async fn an_auth0_post_login_action_runs_unchanged_through_a_login_and_a_refresh
         ),
     )
     .await;
-    let refreshed = app
-        .refresh(tokens["refresh_token"].as_str().unwrap())
-        .await;
+    let refreshed = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let refreshed: Value = refreshed.json().await.unwrap();
     let (_, access) = app
@@ -118,14 +122,22 @@ async fn a_draft_is_not_live_until_deployed_and_a_rollback_brings_old_code_back(
     let app = spawn_app().await;
     let mgmt = app.mgmt_token(None).await;
     let claim = |v: &str| post_login(&format!("api.idToken.setCustomClaim('{NS}v', '{v}');"));
-    let id = app.create_action(&mgmt, "versioned", "post-login", &claim("one")).await;
+    let id = app
+        .create_action(&mgmt, "versioned", "post-login", &claim("one"))
+        .await;
     // Undeployed: cannot be bound.
     let (status, body) = app.bind(&mgmt, "post-login", &[&id]).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("deploy"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("deploy"),
+        "{body}"
+    );
     let v1 = app.deploy_action(&mgmt, &id).await;
     assert_eq!(v1["number"], 1);
-    assert_eq!(app.bind(&mgmt, "post-login", &[&id]).await.0, StatusCode::OK);
+    assert_eq!(
+        app.bind(&mgmt, "post-login", &[&id]).await.0,
+        StatusCode::OK
+    );
     assert_eq!(login_claims(&app).await.unwrap()[format!("{NS}v")], "one");
 
     let (status, a) = app
@@ -148,7 +160,12 @@ async fn a_draft_is_not_live_until_deployed_and_a_rollback_brings_old_code_back(
     assert_eq!(login_claims(&app).await.unwrap()[format!("{NS}v")], "two");
 
     let (_, versions) = app
-        .api("GET", &format!("/actions/actions/{id}/versions"), &mgmt, None)
+        .api(
+            "GET",
+            &format!("/actions/actions/{id}/versions"),
+            &mgmt,
+            None,
+        )
         .await;
     assert_eq!(versions["total"], 2);
     assert_eq!(versions["versions"][0]["number"], 2, "newest first");
@@ -217,7 +234,10 @@ async fn bound_actions_run_in_order_after_the_rules_and_see_what_came_before() {
         .await;
     app.deploy_action(&mgmt, &a).await;
     app.deploy_action(&mgmt, &b).await;
-    assert_eq!(app.bind(&mgmt, "post-login", &[&a, &b]).await.0, StatusCode::OK);
+    assert_eq!(
+        app.bind(&mgmt, "post-login", &[&a, &b]).await.0,
+        StatusCode::OK
+    );
     let claims = login_claims(&app).await.unwrap();
     assert_eq!(claims[format!("{NS}order")], "rule");
     assert_eq!(claims[format!("{NS}a_saw_rule")], true);
@@ -234,7 +254,10 @@ async fn bound_actions_run_in_order_after_the_rules_and_see_what_came_before() {
     assert_eq!(names, ["a", "b"]);
 
     // Reordered: b runs first and sees the trail a left at the previous login.
-    assert_eq!(app.bind(&mgmt, "post-login", &[&b, &a]).await.0, StatusCode::OK);
+    assert_eq!(
+        app.bind(&mgmt, "post-login", &[&b, &a]).await.0,
+        StatusCode::OK
+    );
     let claims = login_claims(&app).await.unwrap();
     assert_eq!(claims[format!("{NS}trail")], "ab");
     // Emptied: nothing runs.
@@ -290,7 +313,10 @@ async fn secrets_reach_the_action_and_are_never_returned() {
     assert!(!a.to_string().contains("s3cr3t-value"), "{a}");
     assert_eq!(a["secrets"][0]["name"], "API_KEY");
     app.deploy_action(&mgmt, &id).await;
-    assert_eq!(app.bind(&mgmt, "post-login", &[&id]).await.0, StatusCode::OK);
+    assert_eq!(
+        app.bind(&mgmt, "post-login", &[&id]).await.0,
+        StatusCode::OK
+    );
     assert_eq!(
         login_claims(&app).await.unwrap()[format!("{NS}k")],
         "s3cr3t-value/x"
@@ -355,8 +381,10 @@ async fn credentials_exchange_actions_shape_machine_tokens_and_deny_with_their_c
             "POST",
             "/resource-servers",
             &mgmt,
-            Some(json!({"identifier": "https://billing.example/", "name": "Billing",
-                        "scopes": [{"value": "read:invoices", "description": "Read"}]})),
+            Some(
+                json!({"identifier": "https://billing.example/", "name": "Billing",
+                        "scopes": [{"value": "read:invoices", "description": "Read"}]}),
+            ),
         )
         .await;
     assert_eq!(status, StatusCode::CREATED);
@@ -365,8 +393,10 @@ async fn credentials_exchange_actions_shape_machine_tokens_and_deny_with_their_c
             "POST",
             "/clients",
             &mgmt,
-            Some(json!({"name": "Cron", "grant_types": ["client_credentials"],
-                        "client_metadata": {"tier": "gold"}})),
+            Some(
+                json!({"name": "Cron", "grant_types": ["client_credentials"],
+                        "client_metadata": {"tier": "gold"}}),
+            ),
         )
         .await;
     let (m2m_id, m2m_secret) = (
@@ -559,11 +589,13 @@ async fn deployed_actions_keep_their_compiled_artifacts_through_pruning() {
     }
     let app = spawn_app().await;
     let mgmt = app.mgmt_token(None).await;
-    app.live_action(&mgmt, "kept", &post_login("api.idToken.setCustomClaim('https://wardstone.dev/k', 1);"))
-        .await;
-    let (_, versions) = app
-        .api("GET", "/actions/actions", &mgmt, None)
-        .await;
+    app.live_action(
+        &mgmt,
+        "kept",
+        &post_login("api.idToken.setCustomClaim('https://wardstone.dev/k', 1);"),
+    )
+    .await;
+    let (_, versions) = app.api("GET", "/actions/actions", &mgmt, None).await;
     assert_eq!(versions["total"], 1);
     assert_eq!(login_claims(&app).await.unwrap()[format!("{NS}k")], 1);
     let db = app.db().await;
@@ -572,7 +604,13 @@ async fn deployed_actions_keep_their_compiled_artifacts_through_pruning() {
         .await
         .unwrap();
     let fingerprint = app.rules.engine().fingerprint().to_string();
-    assert!(app.store.rule_artifact(&sha, &fingerprint).await.unwrap().is_some());
+    assert!(
+        app.store
+            .rule_artifact(&sha, &fingerprint)
+            .await
+            .unwrap()
+            .is_some()
+    );
     // The node's periodic pruning keeps what a deployed version needs.
     app.store
         .prune_rule_artifacts(
@@ -585,7 +623,11 @@ async fn deployed_actions_keep_their_compiled_artifacts_through_pruning() {
         .await
         .unwrap();
     assert!(
-        app.store.rule_artifact(&sha, &fingerprint).await.unwrap().is_some(),
+        app.store
+            .rule_artifact(&sha, &fingerprint)
+            .await
+            .unwrap()
+            .is_some(),
         "an action's artifact survives pruning"
     );
 }
@@ -603,7 +645,12 @@ async fn hostile_actions_fail_closed_and_the_server_keeps_serving() {
             "failed:",
             "server_error",
         ),
-        ("never resolves", "await new Promise(() => {});", "failed:", "server_error"),
+        (
+            "never resolves",
+            "await new Promise(() => {});",
+            "failed:",
+            "server_error",
+        ),
         (
             "throws after a claim",
             "api.idToken.setCustomClaim('https://wardstone.dev/x', 1); throw new Error('boom');",
@@ -627,7 +674,11 @@ async fn hostile_actions_fail_closed_and_the_server_keeps_serving() {
         let mgmt = app.mgmt_token(None).await;
         app.live_action(&mgmt, name, &post_login(body)).await;
         let q = app.authorize_outcome(&Browser::new(), &[]).await;
-        assert_eq!(q.get("error").map(String::as_str), Some(error), "{name}: {q:?}");
+        assert_eq!(
+            q.get("error").map(String::as_str),
+            Some(error),
+            "{name}: {q:?}"
+        );
         assert!(!q.contains_key("code"), "{name}");
         let log = &app.logs(1).await[0];
         assert!(
@@ -635,9 +686,7 @@ async fn hostile_actions_fail_closed_and_the_server_keeps_serving() {
             "{name}: {}",
             log.outcome.label()
         );
-        let (status, _) = app
-            .bind(&mgmt, "post-login", &[])
-            .await;
+        let (status, _) = app.bind(&mgmt, "post-login", &[]).await;
         assert_eq!(status, StatusCode::OK);
         assert!(
             app.authorize_outcome(&Browser::new(), &[])
@@ -666,7 +715,9 @@ async fn a_restricted_claim_is_left_out_with_a_note_as_auth0_does() {
     assert_ne!(access["aud"], "x");
     let log = &app.logs(1).await[0];
     assert!(
-        log.logs.iter().any(|l| l.message.contains("\"sub\" is restricted")),
+        log.logs
+            .iter()
+            .any(|l| l.message.contains("\"sub\" is restricted")),
         "{log:?}"
     );
 }
@@ -744,22 +795,35 @@ async fn bad_actions_are_refused_with_clear_errors_and_nothing_changes() {
             "code": "exports.onExecutePostLogin = async (event, api) => {\n  api.idToken.setCustomClaim('a', 1;\n};"}))
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert!(body["message"].as_str().unwrap().contains("line 2"), "{body}");
-        let (status, body) = create(json!({"name": "x", "supported_triggers": [{"id": "post-login"}],
-            "code": "exports.onExecuteCredentialsExchange = async () => {};"}))
+        assert!(
+            body["message"].as_str().unwrap().contains("line 2"),
+            "{body}"
+        );
+        let (status, body) = create(
+            json!({"name": "x", "supported_triggers": [{"id": "post-login"}],
+            "code": "exports.onExecuteCredentialsExchange = async () => {};"}),
+        )
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
         assert!(
-            body["message"].as_str().unwrap().contains("onExecutePostLogin"),
+            body["message"]
+                .as_str()
+                .unwrap()
+                .contains("onExecutePostLogin"),
             "{body}"
         );
         let (status, body) = create(json!({"name": "x", "supported_triggers": [{"id": "post-login"}],
             "code": "const pad = require('left-pad');\nexports.onExecutePostLogin = async () => {};"}))
         .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
-        assert!(body["message"].as_str().unwrap().contains("left-pad"), "{body}");
+        assert!(
+            body["message"].as_str().unwrap().contains("left-pad"),
+            "{body}"
+        );
 
-        let id = app.create_action(&mgmt, "dup", "post-login", &ok_code).await;
+        let id = app
+            .create_action(&mgmt, "dup", "post-login", &ok_code)
+            .await;
         let (status, _) = create(
             json!({"name": "dup", "supported_triggers": [{"id": "post-login"}], "code": ok_code}),
         )
@@ -851,7 +915,8 @@ async fn the_test_endpoint_runs_the_draft_on_an_event_and_returns_what_it_asked(
             .await
         }
     };
-    let (status, out) = test(json!({"user": {"email_verified": true, "app_metadata": {"login_count": 4}}})).await;
+    let (status, out) =
+        test(json!({"user": {"email_verified": true, "app_metadata": {"login_count": 4}}})).await;
     let out = &out["payload"];
     assert_eq!(status, StatusCode::OK, "{out}");
     assert_eq!(out["outcome"], "ok", "{out}");
@@ -919,7 +984,9 @@ async fn one_tenant_cannot_see_or_bind_another_tenants_actions() {
     }
     let app = spawn_app().await;
     let mgmt = app.mgmt_token(None).await;
-    let id = app.create_action(&mgmt, "mine", "post-login", &post_login("")).await;
+    let id = app
+        .create_action(&mgmt, "mine", "post-login", &post_login(""))
+        .await;
     app.deploy_action(&mgmt, &id).await;
     let other = app
         .admin
@@ -929,7 +996,10 @@ async fn one_tenant_cannot_see_or_bind_another_tenants_actions() {
     let issuer = other.issuer.clone();
     let token: Value = reqwest::Client::new()
         .post(format!("{issuer}/oauth/token"))
-        .basic_auth(&other.management.client_id, Some(&other.management.client_secret))
+        .basic_auth(
+            &other.management.client_id,
+            Some(&other.management.client_secret),
+        )
         .form(&[
             ("grant_type", "client_credentials"),
             ("audience", &format!("{issuer}/api/v2/")),
@@ -950,7 +1020,9 @@ async fn one_tenant_cannot_see_or_bind_another_tenants_actions() {
         .unwrap();
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
     let resp = http
-        .patch(format!("{issuer}/api/v2/actions/triggers/post-login/bindings"))
+        .patch(format!(
+            "{issuer}/api/v2/actions/triggers/post-login/bindings"
+        ))
         .bearer_auth(token)
         .json(&json!({"bindings": [{"ref": {"type": "action_id", "value": id}}]}))
         .send()
@@ -1006,7 +1078,10 @@ async fn the_built_in_crypto_module_works_in_actions_and_rules_and_others_are_re
         "ungWv48Bz-pBQUDeXa4iI7ADYaOWF3qctBD_YfIAFa0",
         "utf8 and hex updates join as bytes"
     );
-    assert_eq!(claim("hmac"), "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg=");
+    assert_eq!(
+        claim("hmac"),
+        "97yD9DBThCSxMpjmqm+xQ+9NWaFJRhdZl0edvC0aPNg="
+    );
     assert_eq!(claim("random"), 16);
     assert_eq!(claim("same"), true);
     assert_eq!(claim("uuid"), true);

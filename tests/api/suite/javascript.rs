@@ -15,8 +15,12 @@ async fn an_auth0_rule_runs_unchanged_and_its_source_is_returned() {
         return;
     };
     let app = spawn_app().await;
-    app.set_metadata(&app.user_id, json!({"roles": ["admin", 7, "editor"]}), json!({}))
-        .await;
+    app.set_metadata(
+        &app.user_id,
+        json!({"roles": ["admin", 7, "editor"]}),
+        json!({}),
+    )
+    .await;
     let id = app.add_script("add roles", &source).await;
     let mgmt = app.mgmt_token(None).await;
     let (status, rule) = app.api("GET", &format!("/rules/{id}"), &mgmt, None).await;
@@ -29,7 +33,10 @@ async fn an_auth0_rule_runs_unchanged_and_its_source_is_returned() {
         .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
         .await;
     let (_, access) = app
-        .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .verify(
+            tokens["access_token"].as_str().unwrap(),
+            &app.url("/userinfo"),
+        )
         .await;
     assert_eq!(id_token[format!("{NS}roles")], json!(["admin", "editor"]));
     assert_eq!(access[format!("{NS}roles")], json!(["admin", "editor"]));
@@ -88,7 +95,10 @@ async fn configuration_async_metadata_and_refresh_only_logic() {
     app.add_script("plan", &source).await;
     let tokens = app.tokens(&Browser::new()).await;
     let (_, access) = app
-        .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .verify(
+            tokens["access_token"].as_str().unwrap(),
+            &app.url("/userinfo"),
+        )
         .await;
     assert_eq!(access[format!("{NS}plan")], "team");
     assert_eq!(access[format!("{NS}protocol")], "oidc-basic-profile");
@@ -98,7 +108,10 @@ async fn configuration_async_metadata_and_refresh_only_logic() {
         .api("GET", &format!("/users/{}", app.user_id), &mgmt, None)
         .await;
     assert_eq!(user["app_metadata"]["plan"], "team");
-    assert_eq!(user["app_metadata"]["first_login"], "1970-01-01T00:00:00.000Z");
+    assert_eq!(
+        user["app_metadata"]["first_login"],
+        "1970-01-01T00:00:00.000Z"
+    );
     let log = &app.logs(1).await[0];
     assert!(
         log.logs
@@ -112,16 +125,21 @@ async fn configuration_async_metadata_and_refresh_only_logic() {
         .set_rule_config(&app.t().await, "DEFAULT_PLAN", "other")
         .await
         .unwrap();
-    let refreshed = app
-        .refresh(tokens["refresh_token"].as_str().unwrap())
-        .await;
+    let refreshed = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
     assert_eq!(refreshed.status(), StatusCode::OK);
     let refreshed: Value = refreshed.json().await.unwrap();
     let (_, access) = app
-        .verify(refreshed["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+        .verify(
+            refreshed["access_token"].as_str().unwrap(),
+            &app.url("/userinfo"),
+        )
         .await;
     assert_eq!(access[format!("{NS}protocol")], "oauth2-refresh-token");
-    assert_eq!(access[format!("{NS}plan")], "team", "from the stored metadata");
+    assert_eq!(
+        access[format!("{NS}plan")],
+        "team",
+        "from the stored metadata"
+    );
     assert!(app.logs(1).await[0].logs.is_empty());
 }
 
@@ -151,10 +169,16 @@ async fn promises_restricted_claims_and_fresh_randomness() {
         let (_, id_token) = app
             .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
             .await;
-        assert_eq!(id_token["sub"], app.user_id, "restricted claims are dropped");
+        assert_eq!(
+            id_token["sub"], app.user_id,
+            "restricted claims are dropped"
+        );
         let now_ms = (wardstone::clock::Clock::System.now_micros() / 1000) as f64;
         let rule_now = id_token[format!("{NS}now")].as_f64().unwrap();
-        assert!((now_ms - rule_now).abs() < 60_000.0, "Date.now is the host clock");
+        assert!(
+            (now_ms - rule_now).abs() < 60_000.0,
+            "Date.now is the host clock"
+        );
         randoms.push(id_token[format!("{NS}random")].as_f64().unwrap());
     }
     assert_ne!(randoms[0], randoms[1], "every execution is seeded afresh");
@@ -180,7 +204,11 @@ async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
             "failed:",
         ),
         ("throw", "throw new Error('boom');", "failed:trap"),
-        ("never calls back", "console.log('forgot the callback');", "failed:trap"),
+        (
+            "never calls back",
+            "console.log('forgot the callback');",
+            "failed:trap",
+        ),
         (
             "deep recursion",
             "const down = (n) => down(n + 1) + 1; down(0);",
@@ -231,8 +259,20 @@ async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
         );
         let description = q["error_description"].to_lowercase();
         assert!(description.contains(&log.id.to_lowercase()), "{name}");
-        for internal in ["wasm", "trap", "fuel", "memory", "quickjs", "javascript", "boom", "rule.js"] {
-            assert!(!description.contains(internal), "{name}: {description} leaks {internal}");
+        for internal in [
+            "wasm",
+            "trap",
+            "fuel",
+            "memory",
+            "quickjs",
+            "javascript",
+            "boom",
+            "rule.js",
+        ] {
+            assert!(
+                !description.contains(internal),
+                "{name}: {description} leaks {internal}"
+            );
         }
         app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     }
@@ -250,7 +290,11 @@ async fn hostile_scripts_fail_closed_and_the_server_keeps_serving() {
         let id = app.add_script(name, source).await;
         let q = app.authorize_outcome(&Browser::new(), &[]).await;
         assert_eq!(q["error"], "server_error", "{name}: {q:?}");
-        assert_eq!(app.logs(1).await[0].outcome.label(), "failed:trap", "{name}");
+        assert_eq!(
+            app.logs(1).await[0].outcome.label(),
+            "failed:trap",
+            "{name}"
+        );
         app.admin.remove_rule(&app.t().await, &id).await.unwrap();
     }
     let log = app.logs(20).await;
@@ -400,7 +444,10 @@ async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another(
     let stats = &rules_b.modules().stats;
     use std::sync::atomic::Ordering::Relaxed;
     assert_eq!(stats.recompiled.load(Relaxed), 0, "node B compiled nothing");
-    assert!(stats.loaded.load(Relaxed) >= 1, "it loaded the bytecode artifact");
+    assert!(
+        stats.loaded.load(Relaxed) >= 1,
+        "it loaded the bytecode artifact"
+    );
     assert_eq!(
         stats.js_runtime_loaded.load(Relaxed),
         1,
@@ -410,7 +457,12 @@ async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another(
     // runtime's (an older server version's) does not.
     let fingerprint = app.rules.engine().fingerprint().to_string();
     let key = wardstone::rules::js::runtime_artifact_key();
-    let mut old = app.store.rule_artifact(&key, &fingerprint).await.unwrap().unwrap();
+    let mut old = app
+        .store
+        .rule_artifact(&key, &fingerprint)
+        .await
+        .unwrap()
+        .unwrap();
     old.sha256 = "runtime:js:an-older-runtime".into();
     app.store.put_rule_artifact(&old).await.unwrap();
     let modules_key = wardstone::rules::js::runtime_artifact_key_of(true);
@@ -418,7 +470,13 @@ async fn a_script_compiled_on_one_node_runs_from_its_stored_bytecode_on_another(
         .prune_rule_artifacts([&key, &modules_key], &fingerprint)
         .await
         .unwrap();
-    assert!(app.store.rule_artifact(&key, &fingerprint).await.unwrap().is_some());
+    assert!(
+        app.store
+            .rule_artifact(&key, &fingerprint)
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert!(
         app.store
             .rule_artifact(&old.sha256, &fingerprint)
@@ -465,9 +523,16 @@ async fn user_and_context_behave_as_plain_objects() {
     for _ in 0..2 {
         let tokens = app.tokens(&Browser::new()).await;
         let (_, access) = app
-            .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+            .verify(
+                tokens["access_token"].as_str().unwrap(),
+                &app.url("/userinfo"),
+            )
             .await;
-        assert_eq!(access[format!("{NS}seen")], 1, "nothing survives between executions");
+        assert_eq!(
+            access[format!("{NS}seen")],
+            1,
+            "nothing survives between executions"
+        );
     }
     assert_eq!(
         id_token[format!("{NS}checks")],
@@ -501,7 +566,11 @@ async fn a_denial_is_final_even_if_the_rule_then_runs_out_of_budget() {
     assert_eq!(q["error_description"], "closed");
     let log = &app.logs(1).await[0];
     assert_eq!(log.outcome.label(), "denied", "{log:?}");
-    assert!(log.fuel < 1_000_000, "the loop was stopped at the callback: {}", log.fuel);
+    assert!(
+        log.fuel < 1_000_000,
+        "the loop was stopped at the callback: {}",
+        log.fuel
+    );
 }
 
 #[tokio::test]
@@ -537,7 +606,10 @@ async fn metadata_keys_a_rule_removes_are_removed() {
     let (_, user) = app
         .api("GET", &format!("/users/{}", app.user_id), &mgmt, None)
         .await;
-    assert_eq!(user["app_metadata"], json!({"perms": {"read": true}, "plan": "pro"}));
+    assert_eq!(
+        user["app_metadata"],
+        json!({"perms": {"read": true}, "plan": "pro"})
+    );
     assert_eq!(user["user_metadata"], json!({"theme": "dark"}));
 }
 

@@ -193,7 +193,10 @@ async fn bad_logout_requests_get_an_error_page_and_never_a_redirect() {
             "not an ID token",
         ),
         (
-            vec![("id_token_hint", id_token), ("client_id", other.client_id.as_str())],
+            vec![
+                ("id_token_hint", id_token),
+                ("client_id", other.client_id.as_str()),
+            ],
             "does not match",
         ),
         (
@@ -204,7 +207,10 @@ async fn bad_logout_requests_get_an_error_page_and_never_a_redirect() {
             "not registered",
         ),
         (
-            vec![("client_id", "nope"), ("post_logout_redirect_uri", AFTER_LOGOUT)],
+            vec![
+                ("client_id", "nope"),
+                ("post_logout_redirect_uri", AFTER_LOGOUT),
+            ],
             "Unknown application",
         ),
         (vec![("state", "a"), ("state", "b")], "repeated"),
@@ -216,7 +222,10 @@ async fn bad_logout_requests_get_an_error_page_and_never_a_redirect() {
         let html = resp.text().await.unwrap();
         assert!(html.contains(expected), "{params:?}: {html}");
     }
-    assert!(!must_log_in(&app, &browser).await, "no bad request ended the session");
+    assert!(
+        !must_log_in(&app, &browser).await,
+        "no bad request ended the session"
+    );
 
     // Registering a bad logout URL is refused with the Management API's error format.
     let token = app.mgmt_token(None).await;
@@ -233,5 +242,9 @@ async fn bad_logout_requests_get_an_error_page_and_never_a_redirect() {
     let (_, client) = app
         .api("GET", &format!("/clients/{}", app.client_id), &token, None)
         .await;
-    assert_eq!(client["allowed_logout_urls"], json!([AFTER_LOGOUT]), "nothing changed");
+    assert_eq!(
+        client["allowed_logout_urls"],
+        json!([AFTER_LOGOUT]),
+        "nothing changed"
+    );
 }

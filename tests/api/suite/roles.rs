@@ -33,7 +33,12 @@ async fn reports_api(app: &TestApp, mgmt: &str, enforce: bool, dialect: &str) {
 
 async fn create_role(app: &TestApp, mgmt: &str, name: &str) -> String {
     let (status, role) = app
-        .api("POST", "/roles", mgmt, Some(json!({"name": name, "description": "d"})))
+        .api(
+            "POST",
+            "/roles",
+            mgmt,
+            Some(json!({"name": name, "description": "d"})),
+        )
         .await;
     assert_eq!(status, StatusCode::OK, "{role}");
     role["id"].as_str().unwrap().to_string()
@@ -93,7 +98,12 @@ async fn roles_are_managed_in_auth0_shapes_and_bad_input_is_refused() {
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, _) = app
-        .api("POST", "/roles", &mgmt, Some(json!({"name": "x", "colour": "red"})))
+        .api(
+            "POST",
+            "/roles",
+            &mgmt,
+            Some(json!({"name": "x", "colour": "red"})),
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "unknown field");
     let editor = create_role(&app, &mgmt, "editor").await;
@@ -107,7 +117,12 @@ async fn roles_are_managed_in_auth0_shapes_and_bad_input_is_refused() {
         .collect();
     assert_eq!(names, ["admin", "editor"]);
     let (status, _) = app
-        .api("PATCH", &format!("/roles/{editor}"), &mgmt, Some(json!({"name": "admin"})))
+        .api(
+            "PATCH",
+            &format!("/roles/{editor}"),
+            &mgmt,
+            Some(json!({"name": "admin"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "renaming onto a taken name");
     let (status, renamed) = app
@@ -125,24 +140,36 @@ async fn roles_are_managed_in_auth0_shapes_and_bad_input_is_refused() {
 
     // Permissions must name an API of the tenant and a scope it defines.
     reports_api(&app, &mgmt, false, "access_token").await;
-    let perm = |api: &str, p: &str| {
-        json!({"permissions": [{"resource_server_identifier": api, "permission_name": p}]})
-    };
+    let perm = |api: &str, p: &str| json!({"permissions": [{"resource_server_identifier": api, "permission_name": p}]});
     let path = format!("/roles/{admin}/permissions");
     let (status, body) = app
-        .api("POST", &path, &mgmt, Some(perm("https://nowhere.example/", "read:x")))
+        .api(
+            "POST",
+            &path,
+            &mgmt,
+            Some(perm("https://nowhere.example/", "read:x")),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND, "unknown API: {body}");
     let (status, body) = app
         .api("POST", &path, &mgmt, Some(perm(API, "delete:reports")))
         .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "undefined permission: {body}");
+    assert_eq!(
+        status,
+        StatusCode::BAD_REQUEST,
+        "undefined permission: {body}"
+    );
     let (status, _) = app
         .api("POST", &path, &mgmt, Some(json!({"permissions": []})))
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "empty list");
     let (status, _) = app
-        .api("POST", "/roles/rol_nope/permissions", &mgmt, Some(perm(API, "read:reports")))
+        .api(
+            "POST",
+            "/roles/rol_nope/permissions",
+            &mgmt,
+            Some(perm(API, "read:reports")),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     grant(&app, &mgmt, &admin, &["read:reports", "write:reports"]).await;
@@ -154,10 +181,17 @@ async fn roles_are_managed_in_auth0_shapes_and_bad_input_is_refused() {
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, perms) = app.api("GET", &path, &mgmt, None).await;
-    assert_eq!(perms, json!([{"resource_server_identifier": API, "permission_name": "read:reports"}]));
+    assert_eq!(
+        perms,
+        json!([{"resource_server_identifier": API, "permission_name": "read:reports"}])
+    );
 
     // Users' roles: only this tenant's roles, only existing users, all or nothing.
-    let other = app.admin.create_tenant("beta", Default::default()).await.unwrap();
+    let other = app
+        .admin
+        .create_tenant("beta", Default::default())
+        .await
+        .unwrap();
     let beta = app.admin.resolve(&other.name).await.unwrap();
     let foreign = app
         .admin
@@ -172,13 +206,27 @@ async fn roles_are_managed_in_auth0_shapes_and_bad_input_is_refused() {
         .unwrap();
     let user_roles = format!("/users/{}/roles", app.user_id);
     let (status, body) = app
-        .api("POST", &user_roles, &mgmt, Some(json!({"roles": [admin, foreign.id]})))
+        .api(
+            "POST",
+            &user_roles,
+            &mgmt,
+            Some(json!({"roles": [admin, foreign.id]})),
+        )
         .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "another tenant's role: {body}");
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another tenant's role: {body}"
+    );
     let (_, held) = app.api("GET", &user_roles, &mgmt, None).await;
     assert_eq!(held, json!([]), "nothing half-written");
     let (status, _) = app
-        .api("POST", "/users/auth0|nobody/roles", &mgmt, Some(json!({"roles": [admin]})))
+        .api(
+            "POST",
+            "/users/auth0|nobody/roles",
+            &mgmt,
+            Some(json!({"roles": [admin]})),
+        )
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, _) = app
@@ -196,11 +244,18 @@ async fn roles_are_managed_in_auth0_shapes_and_bad_input_is_refused() {
         .collect();
     assert_eq!(held, ["admin", "writer"]);
     let (status, _) = app
-        .api("DELETE", &user_roles, &mgmt, Some(json!({"roles": [editor]})))
+        .api(
+            "DELETE",
+            &user_roles,
+            &mgmt,
+            Some(json!({"roles": [editor]})),
+        )
         .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     // Deleting a role takes it from its users.
-    let (status, _) = app.api("DELETE", &format!("/roles/{admin}"), &mgmt, None).await;
+    let (status, _) = app
+        .api("DELETE", &format!("/roles/{admin}"), &mgmt, None)
+        .await;
     assert_eq!(status, StatusCode::NO_CONTENT);
     let (_, held) = app.api("GET", &user_roles, &mgmt, None).await;
     assert_eq!(held, json!([]));
@@ -217,7 +272,8 @@ async fn roles_are_managed_in_auth0_shapes_and_bad_input_is_refused() {
 async fn rules_see_the_users_role_names_at_login_and_refresh() {
     let app = spawn_app().await;
     let mgmt = app.mgmt_token(None).await;
-    app.add_rule("role claims", &sample_rule("role-claims")).await;
+    app.add_rule("role claims", &sample_rule("role-claims"))
+        .await;
     let tokens = app.tokens(&Browser::new()).await;
     let (_, id) = app
         .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
@@ -232,14 +288,15 @@ async fn rules_see_the_users_role_names_at_login_and_refresh() {
     let (_, id) = app
         .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
         .await;
-    assert_eq!(id["https://wardstone.dev/roles"], json!(["admin", "billing"]));
+    assert_eq!(
+        id["https://wardstone.dev/roles"],
+        json!(["admin", "billing"])
+    );
 
     // A role given later is seen at the next refresh; a role that makes the rule deny, too.
     let suspended = create_role(&app, &mgmt, "suspended").await;
     assign(&app, &mgmt, &suspended).await;
-    let resp = app
-        .refresh(tokens["refresh_token"].as_str().unwrap())
-        .await;
+    let resp = app.refresh(tokens["refresh_token"].as_str().unwrap()).await;
     let (status, error, body) = error_of(resp).await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     assert_eq!(error, "access_denied");

@@ -27,8 +27,13 @@ async fn the_same_rule_in_rust_javascript_c_and_assemblyscript_produces_identica
     for (language, module) in &modules {
         let (_, rules) = app.api("GET", "/rules", &mgmt, None).await;
         for r in rules.as_array().unwrap() {
-            app.api("DELETE", &format!("/rules/{}", r["id"].as_str().unwrap()), &mgmt, None)
-                .await;
+            app.api(
+                "DELETE",
+                &format!("/rules/{}", r["id"].as_str().unwrap()),
+                &mgmt,
+                None,
+            )
+            .await;
         }
         let name = format!("add roles {language}");
         if *language == "JavaScript" {
@@ -42,7 +47,10 @@ async fn the_same_rule_in_rust_javascript_c_and_assemblyscript_produces_identica
             .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
             .await;
         let (_, at) = app
-            .verify(tokens["access_token"].as_str().unwrap(), &app.url("/userinfo"))
+            .verify(
+                tokens["access_token"].as_str().unwrap(),
+                &app.url("/userinfo"),
+            )
             .await;
         let last = &app.logs(1).await[0];
         assert_eq!(last.outcome.label(), "ok", "{language}: {last:?}");

@@ -195,7 +195,11 @@ async fn the_http_modules_reach_an_allowed_upstream_from_rules_and_actions() {
         claim("axios404"),
         json!({"status": 404, "data": {"error": "nope"}, "axiosError": true})
     );
-    assert_eq!(claim("refused"), "ERR_NETWORK", "a private host stays closed");
+    assert_eq!(
+        claim("refused"),
+        "ERR_NETWORK",
+        "a private host stays closed"
+    );
     assert_eq!(claim("nodefetch"), "PUT");
     let posted = slack.lock().unwrap().clone();
     assert_eq!(posted.len(), 1, "{posted:?}");
@@ -321,11 +325,18 @@ async fn the_pure_modules_work_and_one_script_cannot_change_them_for_the_next() 
     assert_eq!(claim("format"), "https://b.example/x?y=2");
     assert_eq!(
         claim("URL"),
-        json!(["https://c.example/path?x=1&y=2+3", "c.example", "https://d.example/z"])
+        json!([
+            "https://c.example/path?x=1&y=2+3",
+            "c.example",
+            "https://d.example/z"
+        ])
     );
     assert_eq!(claim("qs"), json!(["a=1&a=2&b=c%20d", ["1", "2"]]));
     assert_eq!(claim("ip"), json!([true, "private"]));
-    assert_eq!(claim("buffer"), json!(["aGVsbG86d29ybGQ=", "hi", "hi", "abab"]));
+    assert_eq!(
+        claim("buffer"),
+        json!(["aGVsbG86d29ybGQ=", "hi", "hi", "abab"])
+    );
     assert_eq!(claim("jwt"), json!([true, 3600, "HS256"]));
     assert_eq!(
         claim("jwt errors"),
@@ -357,8 +368,10 @@ async fn modules_used_wrongly_fail_closed_and_unknown_ones_are_refused_by_name()
                 "POST",
                 "/actions/actions",
                 &mgmt,
-                Some(json!({"name": "x", "supported_triggers": [{"id": "post-login"}],
-                    "code": format!("{code}\nexports.onExecutePostLogin = async () => {{}};")})),
+                Some(
+                    json!({"name": "x", "supported_triggers": [{"id": "post-login"}],
+                    "code": format!("{code}\nexports.onExecutePostLogin = async () => {{}};")}),
+                ),
             )
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
@@ -377,7 +390,10 @@ async fn modules_used_wrongly_fail_closed_and_unknown_ones_are_refused_by_name()
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(body["message"].as_str().unwrap().contains("tedious"), "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("tedious"),
+        "{body}"
+    );
 
     // Signing with a key that is not one fails the login closed, saying why.
     app.live_action(
@@ -464,11 +480,18 @@ async fn a_rules_redirect_with_auth0s_rule_utilities_pauses_the_login_and_reruns
         .append_pair("state", &q["state"])
         .append_pair("session_token", &q["session_token"]);
     let back = query_of(&location(&browser.get(u.as_str()).await));
-    assert_eq!(back.get("error").map(String::as_str), Some("server_error"), "{back:?}");
+    assert_eq!(
+        back.get("error").map(String::as_str),
+        Some("server_error"),
+        "{back:?}"
+    );
     assert!(!back.contains_key("code"));
 
     let (browser, next) = pause().await;
-    assert!(next.starts_with("https://verify.example/start?lang=fr&"), "the page's query is kept as it was: {next}");
+    assert!(
+        next.starts_with("https://verify.example/start?lang=fr&"),
+        "the page's query is kept as it was: {next}"
+    );
     let q = query_of(&next);
     assert_eq!(q["lang"], "fr", "the page's own query is kept");
     let state = q["state"].clone();
@@ -519,7 +542,10 @@ async fn a_rules_redirect_that_cannot_be_followed_fails_closed() {
     }
     let app = spawn_app().await;
     let tokens = app.tokens(&Browser::new()).await;
-    let refresh_token = tokens["refresh_token"].as_str().expect("a refresh token").to_string();
+    let refresh_token = tokens["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_string();
     // Rule code that redirects whatever the protocol, and one whose URL is no URL.
     let id = app
         .add_script(
@@ -549,13 +575,21 @@ async fn a_rules_redirect_that_cannot_be_followed_fails_closed() {
         redirects += 1;
         assert!(redirects <= 5, "{next}");
         let mut u = url::Url::parse(&app.url("/continue")).unwrap();
-        u.query_pairs_mut().append_pair("state", &query_of(&next)["state"]);
+        u.query_pairs_mut()
+            .append_pair("state", &query_of(&next)["state"]);
         next = location(&browser.get(u.as_str()).await);
     }
     assert_eq!(redirects, 5);
     let q = query_of(&next);
-    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"), "{q:?}");
-    assert!(q["error_description"].contains("redirect-callback"), "{q:?}");
+    assert_eq!(
+        q.get("error").map(String::as_str),
+        Some("access_denied"),
+        "{q:?}"
+    );
+    assert!(
+        q["error_description"].contains("redirect-callback"),
+        "{q:?}"
+    );
     app.admin.remove_rule(&app.t().await, &id).await.unwrap();
 
     app.add_script(
@@ -567,7 +601,11 @@ async fn a_rules_redirect_that_cannot_be_followed_fails_closed() {
     )
     .await;
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
-    assert_eq!(q.get("error").map(String::as_str), Some("access_denied"), "{q:?}");
+    assert_eq!(
+        q.get("error").map(String::as_str),
+        Some("access_denied"),
+        "{q:?}"
+    );
     assert!(q["error_description"].contains("http(s) URL"), "{q:?}");
     assert!(!q.contains_key("code"));
     let log = &app.logs(1).await[0];
@@ -615,7 +653,11 @@ async fn the_auth0_management_client_reaches_only_the_user_logging_in() {
         .unwrap();
     for key in &keys {
         assert!(
-            app.store.rule_artifact(key, &fingerprint).await.unwrap().is_some(),
+            app.store
+                .rule_artifact(key, &fingerprint)
+                .await
+                .unwrap()
+                .is_some(),
             "{key} is stored"
         );
     }
@@ -623,10 +665,25 @@ async fn the_auth0_management_client_reaches_only_the_user_logging_in() {
     let m = &first[format!("{NS}management")];
     assert_eq!(m["visits"], 1, "{first}");
     assert_eq!(m["byEmail"], 1);
-    assert!(m["other"].as_str().unwrap().contains("only the user logging in"), "{m}");
-    assert!(m["otherEmail"].as_str().unwrap().contains("only the user logging in"), "{m}");
+    assert!(
+        m["other"]
+            .as_str()
+            .unwrap()
+            .contains("only the user logging in"),
+        "{m}"
+    );
+    assert!(
+        m["otherEmail"]
+            .as_str()
+            .unwrap()
+            .contains("only the user logging in"),
+        "{m}"
+    );
     assert!(m["root"].as_str().unwrap().contains("not email"), "{m}");
-    assert!(m["roles"].as_str().unwrap().contains("assignRolestoUser"), "{m}");
+    assert!(
+        m["roles"].as_str().unwrap().contains("assignRolestoUser"),
+        "{m}"
+    );
     // Saved with the login: the next one counts on.
     let second = id_token_claims(&app).await;
     assert_eq!(second[format!("{NS}management")]["visits"], 2, "{second}");

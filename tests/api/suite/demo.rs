@@ -11,7 +11,11 @@ const DEMO_EMAIL: &str = "demo@example.com";
 const DEMO_PASSWORD: &str = "wardstone-demo";
 
 /// The web app's page and the action URL of the form whose button says `label`.
-async fn page_and_form(browser: &Browser, url: &str, label: &str) -> (String, String, Vec<(String, String)>) {
+async fn page_and_form(
+    browser: &Browser,
+    url: &str,
+    label: &str,
+) -> (String, String, Vec<(String, String)>) {
     let html = browser.get(url).await.text().await.unwrap();
     let doc = scraper::Html::parse_document(&html);
     let forms = scraper::Selector::parse("form").unwrap();
@@ -27,7 +31,12 @@ async fn page_and_form(browser: &Browser, url: &str, label: &str) -> (String, St
         .to_string();
     let fields = form
         .select(&inputs)
-        .filter_map(|i| Some((i.value().attr("name")?.to_string(), i.value().attr("value").unwrap_or("").to_string())))
+        .filter_map(|i| {
+            Some((
+                i.value().attr("name")?.to_string(),
+                i.value().attr("value").unwrap_or("").to_string(),
+            ))
+        })
         .collect();
     (html, action, fields)
 }
@@ -86,7 +95,10 @@ async fn the_demo_web_app_signs_in_calls_the_api_refreshes_and_logs_out() {
     let (url, html) = click(&browser, &webapp, "Log in").await;
     assert!(url.contains("/t/demo/login?tx="), "the login page: {url}");
     let page = sign_in(&browser, &url, &html).await;
-    assert!(page.contains("Demo User") && page.contains(DEMO_EMAIL), "{page}");
+    assert!(
+        page.contains("Demo User") && page.contains(DEMO_EMAIL),
+        "{page}"
+    );
 
     let (_, page) = click(&browser, &webapp, "Call the API").await;
     let answer = api_answer(&page);
@@ -118,7 +130,10 @@ async fn the_demo_web_app_signs_in_calls_the_api_refreshes_and_logs_out() {
     );
     assert!(page.contains("Log in"), "{page}");
     let (url, _) = click(&browser, &webapp, "Log in").await;
-    assert!(url.contains("/t/demo/login?tx="), "the Wardstone session is over: {url}");
+    assert!(
+        url.contains("/t/demo/login?tx="),
+        "the Wardstone session is over: {url}"
+    );
 }
 
 #[tokio::test]
@@ -133,7 +148,10 @@ async fn the_demo_web_app_shows_a_rules_denial() {
     let browser = Browser::new();
     let (url, html) = click(&browser, &webapp, "Log in").await;
     let page = sign_in(&browser, &url, &html).await;
-    assert!(page.contains("Wardstone did not sign you in (access_denied)"), "{page}");
+    assert!(
+        page.contains("Wardstone did not sign you in (access_denied)"),
+        "{page}"
+    );
     assert!(page.contains("Log in"), "still signed out: {page}");
 }
 
@@ -144,14 +162,29 @@ async fn the_demo_api_answers_rfc_6750_errors() {
     let http = reqwest::Client::new();
     let resp = http.get(&api).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(resp.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer")
+    );
     let resp = http.get(&api).bearer_auth("garbage").send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert!(resp.headers()["www-authenticate"].to_str().unwrap().contains("invalid_token"));
+    assert!(
+        resp.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("invalid_token")
+    );
     // A token of another tenant (the test tenant's) is not for this API.
     let tokens = app.tokens(&Browser::new()).await;
     for token in ["access_token", "id_token"] {
-        let resp = http.get(&api).bearer_auth(tokens[token].as_str().unwrap()).send().await.unwrap();
+        let resp = http
+            .get(&api)
+            .bearer_auth(tokens[token].as_str().unwrap())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{token}");
         let body: Value = resp.json().await.unwrap();
         assert_eq!(body["error"], "invalid_token", "{token}");

@@ -167,7 +167,8 @@ async fn rules_see_the_protocol_of_the_code_grant_and_of_refresh() {
     assert_eq!(logs[0].trigger.label(), "oauth2-refresh-token");
     assert_eq!(logs[1].trigger.label(), "oidc-basic-profile");
     assert!(
-        serde_json::to_string(&logs[0].logs).unwrap()
+        serde_json::to_string(&logs[0].logs)
+            .unwrap()
             .contains("skipped: protocol is oauth2-refresh-token")
     );
 }
@@ -509,7 +510,11 @@ async fn bad_modules_are_refused_at_upload_with_the_reason() {
     assert!(bomb.len() < 4 << 20, "a binary under the module size limit");
     refuse(bomb, "byte body, larger than the").await;
     assert!(
-        app.admin.list_rules(&app.t().await).await.unwrap().is_empty(),
+        app.admin
+            .list_rules(&app.t().await)
+            .await
+            .unwrap()
+            .is_empty(),
         "nothing was stored"
     );
 }
@@ -543,14 +548,28 @@ async fn compilation_has_a_deadline() {
 async fn one_tenants_looping_rule_does_not_stall_another_tenants_logins() {
     let app = spawn_app_with(|o| o.rule_limits.fuel = u64::MAX / 2).await;
     // Tenant "noisy" with a rule that spins until its 50 ms deadline.
-    app.admin.create_tenant("noisy", Default::default()).await.unwrap();
+    app.admin
+        .create_tenant("noisy", Default::default())
+        .await
+        .unwrap();
     let noisy_client = app
         .admin
-        .create_client(&app.admin.resolve("noisy").await.unwrap(), "Noisy", &[CALLBACK.into()], false)
+        .create_client(
+            &app.admin.resolve("noisy").await.unwrap(),
+            "Noisy",
+            &[CALLBACK.into()],
+            false,
+        )
         .await
         .unwrap();
     app.admin
-        .create_user(&app.admin.resolve("noisy").await.unwrap(), EMAIL, PASSWORD, None, true)
+        .create_user(
+            &app.admin.resolve("noisy").await.unwrap(),
+            EMAIL,
+            PASSWORD,
+            None,
+            true,
+        )
         .await
         .unwrap();
     app.admin
@@ -647,12 +666,24 @@ async fn a_rules_log_is_bounded_in_lines_and_size() {
         "x".repeat(3000)
     );
     app.add_rule("chatty", chatty.as_bytes()).await;
-    assert!(app.authorize_outcome(&Browser::new(), &[]).await.contains_key("code"));
+    assert!(
+        app.authorize_outcome(&Browser::new(), &[])
+            .await
+            .contains_key("code")
+    );
     let logs = app.logs(1).await;
     let lines = &logs[0].logs;
-    assert_eq!(lines.len(), 101, "100 lines kept, then a note of how many were dropped");
+    assert_eq!(
+        lines.len(),
+        101,
+        "100 lines kept, then a note of how many were dropped"
+    );
     assert!(lines[0].message.len() <= 1024 + 3, "each line is capped");
-    assert!(lines[100].message.contains("401 more log lines were dropped"));
+    assert!(
+        lines[100]
+            .message
+            .contains("401 more log lines were dropped")
+    );
 }
 
 #[tokio::test]
@@ -664,11 +695,21 @@ async fn old_execution_records_are_pruned() {
     app.code(&Browser::new(), &[]).await;
     assert_eq!(app.logs(10).await.len(), 2);
     let now = app.clock.now();
-    app.store.prune_executions(now - 7 * 24 * 3600, 10_000).await.unwrap();
+    app.store
+        .prune_executions(now - 7 * 24 * 3600, 10_000)
+        .await
+        .unwrap();
     assert_eq!(app.logs(10).await.len(), 1, "older than a week: gone");
     app.code(&Browser::new(), &[]).await;
-    assert_eq!(app.logs(10).await.len(), 2, "the newest login's execution is written");
-    app.store.prune_executions(now - 7 * 24 * 3600, 1).await.unwrap();
+    assert_eq!(
+        app.logs(10).await.len(),
+        2,
+        "the newest login's execution is written"
+    );
+    app.store
+        .prune_executions(now - 7 * 24 * 3600, 1)
+        .await
+        .unwrap();
     let kept = app.logs(10).await;
     assert_eq!(kept.len(), 1, "at most `keep` per tenant, the newest");
 }
@@ -676,7 +717,10 @@ async fn old_execution_records_are_pruned() {
 #[tokio::test]
 async fn metadata_a_rule_bloats_fails_the_login_and_is_not_saved() {
     let app = spawn_app().await;
-    let big = format!(r#"{{"user":{{"user_metadata":{{"blob":"{}"}}}}}}"#, "a".repeat(20_000));
+    let big = format!(
+        r#"{{"user":{{"user_metadata":{{"blob":"{}"}}}}}}"#,
+        "a".repeat(20_000)
+    );
     app.add_rule("bloat", with_output(&big).as_bytes()).await;
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
     assert_eq!(q["error"], "server_error");
@@ -688,19 +732,28 @@ async fn metadata_a_rule_bloats_fails_the_login_and_is_not_saved() {
 #[tokio::test]
 async fn a_rule_writes_only_the_metadata_keys_it_changed() {
     let app = spawn_app().await;
-    app.set_metadata(&app.user_id, json!({}), json!({"theme": "dark"})).await;
-    app.add_rule("count logins", &sample_rule("login-counter")).await;
+    app.set_metadata(&app.user_id, json!({}), json!({"theme": "dark"}))
+        .await;
+    app.add_rule("count logins", &sample_rule("login-counter"))
+        .await;
     // Saved as a first-level merge of what the rule changed, under the row lock (see
     // Store::update_user), so other keys written meanwhile are kept.
     let browser = Browser::new();
-    let resp = app.submit_login(&browser, &app.authorize_url(&[]), EMAIL, PASSWORD).await;
+    let resp = app
+        .submit_login(&browser, &app.authorize_url(&[]), EMAIL, PASSWORD)
+        .await;
     let consent = location(&resp);
     app.admin
-        .update_user(&app.t().await, &app.user_id, serde_json::from_value(json!({"user_metadata": {"theme": "light"}})).unwrap())
+        .update_user(
+            &app.t().await,
+            &app.user_id,
+            serde_json::from_value(json!({"user_metadata": {"theme": "light"}})).unwrap(),
+        )
         .await
         .unwrap();
     let callback = location(&app.submit_consent(&browser, &consent, "allow").await);
     assert!(query_of(&callback).contains_key("code"));
-    let meta: serde_json::Value = serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
+    let meta: serde_json::Value =
+        serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
     assert_eq!(meta, json!({"theme": "light", "login_count": 1}));
 }
