@@ -72,6 +72,15 @@ async fn metrics_count_logins_tokens_rules_and_requests() {
             + value("wardstone_rule_module_cache_misses_total")
             >= 2.0
     );
+    // The client was read from the database once; the authorize, login, token and refresh
+    // requests after that were served from memory (the generation did not change). Keys and the
+    // rule set were read once and served again at the refresh.
+    assert_eq!(value("wardstone_client_cache_misses_total"), 1.0);
+    assert!(value("wardstone_client_cache_hits_total") >= 3.0);
+    for cache in ["signing_key", "rule_set"] {
+        assert!(value(&format!("wardstone_{cache}_cache_misses_total")) >= 1.0);
+        assert!(value(&format!("wardstone_{cache}_cache_hits_total")) >= 1.0);
+    }
     assert_eq!(
         value(r#"wardstone_http_requests_total{route="/t/{tenant}/oauth/token",status="200"}"#),
         2.0
