@@ -57,21 +57,36 @@ pub enum StoreError {
     /// The write would make a value larger than its cap; nothing was written.
     #[error("{0}")]
     TooLarge(String),
-    /// Anything else: the cause chain goes to the log, never to a client.
-    #[error(transparent)]
-    Database(#[from] sqlx::Error),
+    /// Anything else: the cause chain goes to the log, never to a client. `at` is the store
+    /// statement that failed (its `?`), so a log line says which operation it was.
+    #[error("database error at {at}: {source}")]
+    Database {
+        source: sqlx::Error,
+        at: &'static std::panic::Location<'static>,
+    },
+}
+
+impl From<sqlx::Error> for StoreError {
+    #[track_caller]
+    fn from(source: sqlx::Error) -> Self {
+        StoreError::Database {
+            source,
+            at: std::panic::Location::caller(),
+        }
+    }
 }
 
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+#[track_caller]
 pub(crate) fn map_unique(err: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &err
         && db.is_unique_violation()
     {
         return StoreError::Conflict;
     }
-    StoreError::Database(err)
+    err.into()
 }
 
 /// Which SQL dialect the pool speaks (only migrations differ).
@@ -228,4 +243,26 @@ impl Store {
 
 pub(crate) fn json_text<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("serializing plain data cannot fail")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failing_statement() -> StoreResult<()> {
+        Err(sqlx::Error::RowNotFound)?;
+        Ok(())
+    }
+
+    #[test]
+    fn a_database_error_names_the_statement_that_failed() {
+        let err = failing_statement().unwrap_err();
+        let StoreError::Database { at, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(at.file().ends_with("store/mod.rs"), "{at}");
+        let message = err.to_string();
+        assert!(message.starts_with("database error at src/store/mod.rs:"), "{message}");
+        assert!(message.contains("no rows returned"), "{message}");
+    }
 }
