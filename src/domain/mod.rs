@@ -3,6 +3,7 @@
 pub mod action;
 mod client;
 pub mod execution;
+mod grant;
 pub mod management;
 pub mod migration;
 pub mod net;
@@ -16,6 +17,7 @@ pub mod usage;
 
 pub use action::TriggerId;
 pub use client::AppType;
+pub use grant::GrantType;
 pub use net::{AllowedHost, PrivateRanges};
 pub use redirect_uri::RedirectUri;
 pub use request::RequestInfo;

@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
 use super::{AppState, ClientAddress, CurrentTenant};
+use crate::domain::GrantType;
 use crate::domain::RequestInfo;
-use crate::domain::usage::{GrantType, Metric};
+use crate::domain::usage::Metric;
 use crate::oauth::{ErrorCode, OAuthError};
 
 fn form_pairs(headers: &HeaderMap, body: &[u8]) -> Result<Vec<(String, String)>, OAuthError> {

@@ -201,8 +201,9 @@ impl Provider {
             sign()
         };
 
-        let issue_refresh =
-            i.refresh_scope.contains("offline_access") && i.client.allows_grant("refresh_token");
+        let issue_refresh = i.refresh_scope.contains("offline_access")
+            && i.client
+                .allows_grant(crate::domain::GrantType::RefreshToken);
         let refresh_token = issue_refresh.then(|| random_token(32));
         let record = refresh_token.as_deref().map(|token| RefreshTokenRecord {
             token_hash: hash_token(token),

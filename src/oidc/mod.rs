@@ -44,7 +44,7 @@ pub fn discovery(tenant: &Tenant, algorithms: &[&str]) -> Value {
         "scopes_supported": scopes,
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+        "grant_types_supported": crate::domain::GrantType::ALL.map(|g| g.as_str()),
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algorithms,
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],

@@ -182,7 +182,7 @@ impl Admin {
             name: "Management API client".into(),
             secret_hash: Some(hash_token(&secret)),
             redirect_uris: vec![],
-            grant_types: vec!["client_credentials".into()],
+            grant_types: vec![crate::domain::GrantType::ClientCredentials],
             logout_urls: vec![],
             metadata: Default::default(),
             app_type: Some(crate::domain::AppType::NonInteractive),

@@ -5,6 +5,7 @@ use sqlx::{Any, FromRow, Transaction};
 
 use super::tenants::{Generation, bump_generation};
 use super::{JsonText, Store, StoreResult, json_text, map_unique};
+use crate::domain::GrantType;
 
 /// An application (OAuth client) as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -18,7 +19,7 @@ pub struct ClientRecord {
     pub secret_hash: Option<Vec<u8>>,
     /// Registered callback URLs.
     pub redirect_uris: JsonText<Vec<String>>,
-    pub grant_types: JsonText<Vec<String>>,
+    pub grant_types: JsonText<Vec<GrantType>>,
     /// Tenant-defined metadata.
     pub metadata: JsonText<Map<String, Value>>,
     pub created_at: i64,
@@ -51,8 +52,8 @@ impl ClientRecord {
     }
 
     /// Whether the client may use `grant_type`.
-    pub fn allows_grant(&self, grant_type: &str) -> bool {
-        self.grant_types.iter().any(|g| g == grant_type)
+    pub fn allows_grant(&self, grant_type: GrantType) -> bool {
+        self.grant_types.contains(&grant_type)
     }
 }
 
@@ -67,7 +68,7 @@ pub struct NewClient {
     pub secret_hash: Option<Vec<u8>>,
     /// Exact callback URLs.
     pub redirect_uris: Vec<String>,
-    pub grant_types: Vec<String>,
+    pub grant_types: Vec<GrantType>,
     /// Exact post-logout redirect URLs.
     pub logout_urls: Vec<String>,
     /// Tenant-defined metadata.

@@ -262,7 +262,10 @@ mod tests {
         };
         assert!(at.file().ends_with("store/mod.rs"), "{at}");
         let message = err.to_string();
-        assert!(message.starts_with("database error at src/store/mod.rs:"), "{message}");
+        assert!(
+            message.starts_with("database error at src/store/mod.rs:"),
+            "{message}"
+        );
         assert!(message.contains("no rows returned"), "{message}");
     }
 }

@@ -186,7 +186,7 @@ impl Provider {
                 "only response_mode=query is supported",
             );
         }
-        if !client.allows_grant("authorization_code") {
+        if !client.allows_grant(crate::domain::GrantType::AuthorizationCode) {
             return bad(
                 ErrorCode::UnauthorizedClient,
                 "the client may not use the authorization code grant",

@@ -18,7 +18,7 @@ impl Provider {
         redirect_uri: Option<&str>,
         code_verifier: Option<&str>,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.allows_grant("authorization_code") {
+        if !client.allows_grant(crate::domain::GrantType::AuthorizationCode) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "the client may not use this grant",

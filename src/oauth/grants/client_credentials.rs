@@ -19,7 +19,7 @@ impl Provider {
         scope: Option<&str>,
         request: &RequestInfo,
     ) -> Result<TokenResponse, OAuthError> {
-        if client.is_public() || !client.allows_grant("client_credentials") {
+        if client.is_public() || !client.allows_grant(crate::domain::GrantType::ClientCredentials) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "the client may not use client_credentials",

@@ -27,7 +27,7 @@ impl Provider {
         scope: Option<&str>,
         request: &RequestInfo,
     ) -> Result<TokenResponse, OAuthError> {
-        if !client.allows_grant("refresh_token") {
+        if !client.allows_grant(crate::domain::GrantType::RefreshToken) {
             return Err(OAuthError::new(
                 ErrorCode::UnauthorizedClient,
                 "the client may not use this grant",

@@ -2,10 +2,8 @@
 
 use serde_json::{Map, Value};
 
-use crate::domain::RedirectUri;
+use crate::domain::{GrantType, RedirectUri};
 use crate::service::AdminError;
-
-const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
 pub(super) fn is_public_method(method: &str) -> Result<bool, AdminError> {
     match method {
@@ -17,20 +15,28 @@ pub(super) fn is_public_method(method: &str) -> Result<bool, AdminError> {
     }
 }
 
-pub(super) fn check_grant_types(types: &[String], public: bool) -> Result<(), AdminError> {
-    for t in types {
-        if !GRANT_TYPES.contains(&t.as_str()) {
-            return Err(AdminError::Invalid(format!(
-                "unsupported grant type {t:?}; use authorization_code, refresh_token or client_credentials"
-            )));
-        }
-    }
-    if public && types.iter().any(|t| t == "client_credentials") {
+/// The grant types named, parsed: only those Wardstone issues, and no client_credentials for a
+/// public client.
+pub(super) fn check_grant_types(
+    types: &[String],
+    public: bool,
+) -> Result<Vec<GrantType>, AdminError> {
+    let parsed = types
+        .iter()
+        .map(|t| {
+            GrantType::parse(t).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "unsupported grant type {t:?}; use authorization_code, refresh_token or client_credentials"
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if public && parsed.contains(&GrantType::ClientCredentials) {
         return Err(AdminError::Invalid(
             "public clients cannot use client_credentials".into(),
         ));
     }
-    Ok(())
+    Ok(parsed)
 }
 
 pub(super) fn check_metadata(v: &Value) -> Result<Map<String, Value>, AdminError> {
@@ -49,9 +55,9 @@ pub(super) fn check_metadata(v: &Value) -> Result<Map<String, Value>, AdminError
 
 pub(super) fn check_callbacks(
     callbacks: &[String],
-    grant_types: &[String],
+    grant_types: &[GrantType],
 ) -> Result<Vec<String>, AdminError> {
-    if callbacks.is_empty() && grant_types.iter().any(|g| g == "authorization_code") {
+    if callbacks.is_empty() && grant_types.contains(&GrantType::AuthorizationCode) {
         return Err(AdminError::Invalid(
             "at least one callback URL is required for authorization_code".into(),
         ));

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::{Admin, AdminError, internal};
 use crate::crypto::{hash_token, random_token};
-use crate::domain::{AppType, DisplayName, Tenant};
+use crate::domain::{AppType, DisplayName, GrantType, Tenant};
 use crate::store::{ClientRecord, JsonText, NewClient, StoreError};
 
 use auth0::Auth0Settings;
@@ -88,7 +88,11 @@ impl From<ClientRecord> for ClientView {
         ClientView {
             callbacks: c.redirect_uris.0.clone(),
             allowed_logout_urls: c.logout_urls.0.clone(),
-            grant_types: c.grant_types.0.clone(),
+            grant_types: c
+                .grant_types
+                .iter()
+                .map(|g| g.as_str().to_string())
+                .collect(),
             token_endpoint_auth_method: if c.is_public() {
                 "none"
             } else {
@@ -291,14 +295,13 @@ impl Admin {
             input.logo_uri.as_deref(),
             input.jwt_configuration.as_ref(),
         )?;
-        let grant_types = input.grant_types.unwrap_or_else(|| {
-            if input.app_type == Some(AppType::NonInteractive) {
-                vec!["client_credentials".into()]
-            } else {
-                vec!["authorization_code".into(), "refresh_token".into()]
+        let grant_types = match &input.grant_types {
+            Some(named) => check_grant_types(named, public)?,
+            None if input.app_type == Some(AppType::NonInteractive) => {
+                check_grant_types(&["client_credentials".into()], public)?
             }
-        });
-        check_grant_types(&grant_types, public)?;
+            None => vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        };
         let callbacks = check_callbacks(&input.callbacks, &grant_types)?;
         let logout_urls = check_logout_urls(&input.allowed_logout_urls)?;
         let metadata = input
@@ -397,8 +400,8 @@ impl Admin {
                 .as_str()
                 .to_string();
         }
-        let grant_types: Vec<String> = match patch.grant_types {
-            Some(g) => g,
+        let grant_types = match &patch.grant_types {
+            Some(named) => check_grant_types(named, record.is_public())?,
             None => record.grant_types.0.clone(),
         };
         if let Some(method) = &patch.token_endpoint_auth_method
@@ -423,8 +426,7 @@ impl Admin {
         record.description = auth0.description;
         record.logo_uri = auth0.logo_uri;
         record.id_token_lifetime = auth0.id_token_lifetime;
-        check_grant_types(&grant_types, record.is_public())?;
-        if !grant_types.iter().any(|g| g == "client_credentials")
+        if !grant_types.contains(&GrantType::ClientCredentials)
             && self.is_management_client(tenant, client_id).await?
         {
             return Err(AdminError::Invalid(

@@ -173,9 +173,6 @@ impl Plan {
     }
 }
 
-/// Auth0 grant types Wardstone runs; the others are dropped from a client and reported.
-const GRANTS_KEPT: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
-
 /// Auth0's placeholder for values it never exports.
 const NOT_SHOWN: &str = "_VALUE_NOT_SHOWN_";
 

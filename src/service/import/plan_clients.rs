@@ -1,6 +1,7 @@
 //! Plan: the export's clients and their grants against the tenant's.
 
 use super::*;
+use crate::domain::GrantType;
 
 impl Admin {
     /// Clients: name → whether it is confidential (may hold client grants).
@@ -56,7 +57,7 @@ impl Admin {
             if let Some(Value::Array(types)) = body.get("grant_types").cloned() {
                 let (kept_types, dropped): (Vec<Value>, Vec<Value>) = types
                     .into_iter()
-                    .partition(|t| t.as_str().is_some_and(|t| GRANTS_KEPT.contains(&t)));
+                    .partition(|t| t.as_str().and_then(GrantType::parse).is_some());
                 if !dropped.is_empty() {
                     let dropped: Vec<String> = dropped
                         .iter()
@@ -219,7 +220,7 @@ impl Admin {
                     let same = (!given("callbacks") || c.callbacks == record.redirect_uris)
                         && (!given("allowed_logout_urls")
                             || c.allowed_logout_urls == record.logout_urls)
-                        && (!given("grant_types") || c.grant_types == record.grant_types)
+                        && (!given("grant_types") || c.grant_types == names(&record.grant_types))
                         && (!given("client_metadata")
                             || c.client_metadata == Value::Object(record.metadata.clone()))
                         && (!given("app_type") || c.app_type == record.app_type)
@@ -248,7 +249,7 @@ impl Admin {
                                     allowed_logout_urls: given("allowed_logout_urls")
                                         .then_some(input.allowed_logout_urls),
                                     grant_types: given("grant_types")
-                                        .then(|| record.grant_types.clone()),
+                                        .then(|| names(&record.grant_types)),
                                     client_metadata: given("client_metadata")
                                         .then(|| Value::Object(record.metadata.clone())),
                                     token_endpoint_auth_method: None,
@@ -366,4 +367,9 @@ impl Admin {
         }
         Ok(())
     }
+}
+
+/// Grant types as the wire names them.
+fn names(types: &[GrantType]) -> Vec<String> {
+    types.iter().map(|g| g.as_str().to_string()).collect()
 }

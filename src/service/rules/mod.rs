@@ -2,6 +2,9 @@
 //! disable, remove; rule settings; tests; the execution log. Every operation takes the tenant
 //! its caller already resolved.
 
+mod runs;
+mod settings;
+
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 
@@ -10,6 +13,8 @@ use crate::crypto::random_token;
 use crate::domain::{OnFailure, Tenant};
 use crate::rules::{ExecutionRecord, Outcome, Rules, TestError, TestOutcome, Upload};
 use crate::store::{RuleRecord, RuleVersionRecord, RuleWriteError, StoreError};
+pub use runs::MAX_LOG_DEPTH;
+pub(crate) use settings::check_config;
 
 /// WAT assembly of up to 4 MiB of text takes real CPU: keep it off the async workers.
 async fn assemble_blocking(
@@ -38,36 +43,6 @@ fn check_name(name: &str) -> Result<String, AdminError> {
     }
     Ok(name.to_string())
 }
-
-/// A setting's key and value as `set_rule_config` accepts them.
-pub(crate) fn check_config(key: &str, value: &str) -> Result<(), AdminError> {
-    check_key(key)?;
-    if value.len() > 10 * 1024 {
-        return Err(AdminError::Invalid(
-            "setting values are limited to 10 KiB".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// A setting key: 1–100 letters, digits, `_` or `-`.
-fn check_key(key: &str) -> Result<(), AdminError> {
-    let ok = !key.is_empty()
-        && key.len() <= 100
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-    if !ok {
-        return Err(AdminError::Invalid(format!(
-            "invalid setting key {key:?}: use 1 to 100 letters, digits, '_' or '-'"
-        )));
-    }
-    Ok(())
-}
-
-/// How deep the execution log pages (entries, counting the skipped pages): a page is read
-/// through the runs before it.
-pub const MAX_LOG_DEPTH: i64 = 10_000;
 
 /// One stored version of a rule's module.
 #[warn(missing_docs)]
@@ -243,59 +218,6 @@ impl Admin {
             return Err(AdminError::NotFound(format!("rule {id:?} does not exist")));
         }
         Ok(())
-    }
-
-    /// Sets a rule setting; the value is encrypted at rest and never shown again.
-    pub async fn set_rule_config(
-        &self,
-        tenant: &Tenant,
-        key: &str,
-        value: &str,
-    ) -> Result<(), AdminError> {
-        check_config(key, value)?;
-        let sealed = self
-            .master_key
-            .seal(&Rules::config_aad(&tenant.id, key), value.as_bytes());
-        let limits = self.rules_service().engine().limits();
-        self.store
-            .set_rule_config(
-                &tenant.id,
-                key,
-                &sealed,
-                (sealed.len() - value.len()) as i64,
-                limits.configs_per_tenant,
-                limits.config_bytes_per_tenant as i64,
-                self.clock.now(),
-            )
-            .await
-            .map_err(internal)?
-            .map_err(AdminError::LimitReached)
-    }
-
-    /// Removes a rule setting.
-    pub async fn unset_rule_config(&self, tenant: &Tenant, key: &str) -> Result<(), AdminError> {
-        check_key(key)?;
-        if !self
-            .store
-            .unset_rule_config(&tenant.id, key)
-            .await
-            .map_err(internal)?
-        {
-            return Err(AdminError::NotFound(format!("setting {key:?} is not set")));
-        }
-        Ok(())
-    }
-
-    /// The keys of the tenant's rule settings (never the values).
-    pub async fn rule_config_keys(&self, tenant: &Tenant) -> Result<Vec<String>, AdminError> {
-        Ok(self
-            .store
-            .rule_configs(&tenant.id)
-            .await
-            .map_err(internal)?
-            .into_iter()
-            .map(|(k, _)| k)
-            .collect())
     }
 }
 
@@ -627,88 +549,5 @@ impl Admin {
         self.rules_service().installed(prepared);
         tracing::info!(tenant = %tenant.name, rule = %id, version, "rule rolled back");
         Ok(self.rule_record(tenant, id).await?.into())
-    }
-
-    /// Runs one rule on the given input through the real engine, limits and executor. The
-    /// execution is recorded in the log with protocol `test`; nothing else changes.
-    /// Without a `configuration` in the input, the tenant's own settings are used only when
-    /// `may_read_configuration` (a rule could echo them back).
-    pub async fn test_rule(
-        &self,
-        tenant: &Tenant,
-        id: &str,
-        input: RuleTestInput,
-        may_read_configuration: bool,
-    ) -> Result<TestOutcome, AdminError> {
-        if !input.user.is_object() || !input.context.is_object() {
-            return Err(AdminError::Invalid(
-                "user and context must be JSON objects".into(),
-            ));
-        }
-        let record = self.rule_record(tenant, id).await?;
-        let configuration = match input.configuration {
-            Some(c) => {
-                serde_json::from_value::<rules_sdk::Configuration>(c.clone()).map_err(|_| {
-                    AdminError::Invalid("configuration must be an object of strings".into())
-                })?;
-                c
-            }
-            None if !may_read_configuration => serde_json::json!({}),
-            None => {
-                self.rules_service()
-                    .configuration(&tenant.id, tenant.rules_generation)
-                    .await?
-            }
-        };
-        let payload = serde_json::to_vec(&serde_json::json!({
-            "user": input.user, "context": input.context, "configuration": configuration
-        }))
-        .map_err(|e| AdminError::Internal(e.into()))?;
-        self.rules_service()
-            .test(
-                &tenant.id,
-                tenant.rules_generation,
-                &record,
-                payload,
-                self.clock.now(),
-            )
-            .await
-            .map_err(|e| match e {
-                TestError::Module(m) => AdminError::InvalidModule(m),
-                TestError::Busy => AdminError::Busy(e.to_string()),
-                TestError::Internal(e) => AdminError::Internal(e),
-            })
-    }
-
-    /// Rule executions newest first, paged, optionally of one rule or one outcome. Executions
-    /// this node recorded are written first, so the newest logins are in the answer.
-    pub async fn list_logs(
-        &self,
-        tenant: &Tenant,
-        rule_id: Option<&str>,
-        outcome: Option<&str>,
-        offset: i64,
-        limit: i64,
-    ) -> Result<Vec<ExecutionRecord>, AdminError> {
-        let outcome = outcome
-            .map(|o| {
-                Outcome::parse(o).ok_or_else(|| {
-                    AdminError::Invalid(format!(
-                        "unknown outcome {o:?}: use one of {}",
-                        Outcome::labels().collect::<Vec<_>>().join(", ")
-                    ))
-                })
-            })
-            .transpose()?;
-        if offset.saturating_add(limit) > MAX_LOG_DEPTH {
-            return Err(AdminError::Invalid(format!(
-                "the log is listed up to {MAX_LOG_DEPTH} entries deep: narrow it with rule_id or outcome"
-            )));
-        }
-        self.rules_service().journal().flush().await;
-        self.store
-            .list_executions(&tenant.id, rule_id, outcome, offset, limit)
-            .await
-            .map_err(internal)
     }
 }
