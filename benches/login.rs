@@ -576,7 +576,7 @@ fn main() {
                 exchange_rounds[i].push(s);
             }
             if let Some(peer) = &peer {
-                let codes: Vec<String> = reqwest::get(format!("{}/bench/codes?n={}", peer.base, 2_500 * seconds.as_secs()))
+                let codes: Vec<String> = reqwest::get(format!("{}/bench/codes?n={}", peer.base, 5_000 * seconds.as_secs()))
                     .await
                     .unwrap()
                     .json()

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
@@ -29,11 +30,43 @@ pub struct CacheCounters {
 }
 
 /// A bounded LRU of `(generation, Arc<V>)` by key; see the module docs.
-pub struct GenerationCache<K, V> {
+pub struct GenerationCache<K: Hash + Eq + Clone, V> {
     entries: Mutex<lru::LruCache<K, (i64, Arc<V>)>>,
-    /// One lock per key being loaded.
-    flights: Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>,
+    /// The loads under way, one per key.
+    flights: Mutex<HashMap<K, Arc<Flight>>>,
     counters: CacheCounters,
+}
+
+/// One key's load: the first miss loads holding `turn`; the misses that queued behind it look
+/// again when it is done.
+#[derive(Default)]
+struct Flight {
+    turn: tokio::sync::Mutex<()>,
+    /// Someone loaded (or began to) holding `turn`. If that left no entry (the key does not
+    /// exist, the load failed or was cancelled), the others load side by side rather than one
+    /// after the other: a failing database must not make the k-th request wait k timeouts.
+    tried: AtomicBool,
+}
+
+/// A caller's place on a key's flight; the last one to leave takes the flight off the map, also
+/// when its request is dropped mid-load (an abandoned request must not leave an entry behind).
+struct Boarding<'a, K: Hash + Eq + Clone> {
+    flights: &'a Mutex<HashMap<K, Arc<Flight>>>,
+    key: K,
+    flight: Arc<Flight>,
+}
+
+impl<K: Hash + Eq + Clone> Drop for Boarding<'_, K> {
+    fn drop(&mut self) {
+        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
+        // The map's reference and ours: nobody else is on this flight.
+        if flights
+            .get(&self.key)
+            .is_some_and(|f| Arc::ptr_eq(f, &self.flight) && Arc::strong_count(f) <= 2)
+        {
+            flights.remove(&self.key);
+        }
+    }
 }
 
 impl<K: Hash + Eq + Clone, V> GenerationCache<K, V> {
@@ -77,7 +110,8 @@ impl<K: Hash + Eq + Clone, V> GenerationCache<K, V> {
 
     /// The entry for `key` at `generation`, or what `load` finds (kept when it is `Some`:
     /// nothing is remembered of a key that does not exist, so junk keys cannot fill the cache).
-    /// Concurrent misses of one key run `load` once; the others then find its entry.
+    /// Concurrent misses of one key run `load` once when it finds the value; the others then
+    /// find its entry.
     pub async fn get_or_try_load<E, F, Fut>(
         &self,
         key: K,
@@ -99,28 +133,28 @@ impl<K: Hash + Eq + Clone, V> GenerationCache<K, V> {
             .entry(key.clone())
             .or_default()
             .clone();
-        let result = {
-            let _flying = flight.lock().await;
-            if let Some(value) = self.get(&key, generation) {
-                self.counters.hits.inc();
-                Ok(Some(value))
-            } else {
-                self.counters.misses.inc();
-                match load().await {
-                    Ok(Some(value)) => {
-                        let value = Arc::new(value);
-                        self.put(key.clone(), generation, value.clone());
-                        Ok(Some(value))
-                    }
-                    other => other.map(|_| None),
-                }
-            }
+        let boarding = Boarding {
+            flights: &self.flights,
+            key: key.clone(),
+            flight,
         };
-        let mut flights = self.flights.lock().unwrap_or_else(|p| p.into_inner());
-        // The map's reference and ours: nobody else waits on this key's lock.
-        if flights.get(&key).is_some_and(|f| Arc::strong_count(f) <= 2) {
-            flights.remove(&key);
+        let turn = boarding.flight.turn.lock().await;
+        if let Some(value) = self.get(&key, generation) {
+            self.counters.hits.inc();
+            return Ok(Some(value));
         }
+        let turn = (!boarding.flight.tried.swap(true, Ordering::AcqRel)).then_some(turn);
+        self.counters.misses.inc();
+        let result = match load().await {
+            Ok(Some(value)) => {
+                let value = Arc::new(value);
+                self.put(key, generation, value.clone());
+                Ok(Some(value))
+            }
+            other => other.map(|_| None),
+        };
+        drop(turn);
+        drop(boarding);
         result
     }
 
@@ -198,6 +232,46 @@ mod tests {
         assert_eq!(loads.load(Ordering::SeqCst), 1);
         assert_eq!(cache.counters().misses.get(), 1);
         assert_eq!(cache.counters().hits.get(), 15);
+        assert!(cache.flights.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_load_leaves_nothing_behind_and_failures_do_not_queue() {
+        let cache = Arc::new(GenerationCache::<u32, u32>::new("test", 10));
+        // A load dropped mid-way (its request went away) takes its flight with it.
+        let slow = cache.get_or_load(1, 1, || async {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            Ok::<_, ()>(1)
+        });
+        let cancelled = tokio::time::timeout(std::time::Duration::from_millis(20), slow).await;
+        assert!(cancelled.is_err());
+        assert!(cache.flights.lock().unwrap().is_empty());
+        // Eight concurrent lookups of a failing key: the first fails holding the turn, the
+        // others then load side by side, not one after the other.
+        let (running, most) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let tasks: Vec<_> = (0..8)
+            .map(|_| {
+                let (cache, running, most) = (cache.clone(), running.clone(), most.clone());
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load(2, 1, || async move {
+                            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                            most.fetch_max(now, Ordering::SeqCst);
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                            running.fetch_sub(1, Ordering::SeqCst);
+                            Err::<u32, _>("down")
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), Err("down"));
+        }
+        assert!(
+            most.load(Ordering::SeqCst) >= 2,
+            "failing loads ran one at a time"
+        );
         assert!(cache.flights.lock().unwrap().is_empty());
     }
 

@@ -267,6 +267,7 @@ pub enum CodeKind {
 }
 
 impl CodeKind {
+    /// The stored label (in execution-log rows: renaming one breaks them).
     pub fn as_str(self) -> &'static str {
         match self {
             CodeKind::Rule => "rule",

@@ -77,6 +77,7 @@ impl KeyStatus {
         })
     }
 
+    /// The stored value (a column of `signing_key` rows: renaming one breaks them).
     pub fn as_str(self) -> &'static str {
         match self {
             KeyStatus::Next => "next",
@@ -119,6 +120,7 @@ impl TokenDialect {
         }
     }
 
+    /// The stored value (a column of `resource_server` rows: renaming one breaks them).
     pub fn as_str(self) -> &'static str {
         match self {
             TokenDialect::AccessToken => "access_token",

@@ -56,6 +56,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The RFC 6749 `error` value on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",

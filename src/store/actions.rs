@@ -10,7 +10,7 @@ use sqlx::FromRow;
 
 use super::artifacts::{ArtifactRecord, put_artifact};
 use super::tenants::{Generation, bump_generation};
-use super::{JsonText, Store, StoreError, StoreResult, map_unique};
+use super::{JsonText, OrConflict, Store, StoreError, StoreResult};
 use crate::domain::TriggerId;
 use crate::domain::action::{Dependency, SecretName};
 
@@ -145,7 +145,7 @@ impl Store {
         .bind(secrets)
         .execute(&mut *tx)
         .await
-        .map_err(map_unique);
+        .or_conflict();
         match inserted {
             Err(StoreError::Conflict) => {
                 tx.rollback().await?;
@@ -201,7 +201,7 @@ impl Store {
             .execute(&mut *tx)
             .await,
         }
-        .map_err(map_unique);
+        .or_conflict();
         let done = match done {
             Err(StoreError::Conflict) => {
                 tx.rollback().await?;

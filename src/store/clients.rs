@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 use sqlx::{Any, FromRow, Transaction};
 
 use super::tenants::{Generation, bump_generation};
-use super::{JsonText, Store, StoreResult, json_text, map_unique};
+use super::{JsonText, OrConflict, Store, StoreResult, json_text};
 use crate::domain::GrantType;
 
 /// An application (OAuth client) as stored.
@@ -135,7 +135,7 @@ impl Store {
         .bind(c.id_token_lifetime)
         .execute(&mut **tx)
         .await
-        .map_err(map_unique)?;
+        .or_conflict()?;
         Ok(())
     }
 
@@ -279,7 +279,7 @@ impl Store {
         .bind(g.created_at)
         .execute(&self.writer)
         .await
-        .map_err(map_unique)?;
+        .or_conflict()?;
         Ok(())
     }
 

@@ -57,37 +57,45 @@ pub enum StoreError {
     /// The write would make a value larger than its cap; nothing was written.
     #[error("{0}")]
     TooLarge(String),
-    /// Anything else: the cause chain goes to the log, never to a client. `at` is the store
-    /// statement that failed (its `?`), so a log line says which operation it was.
-    #[error("database error at {at}: {source}")]
+    /// Anything else: the cause goes to the log, never to a client. `at` is the store
+    /// statement that failed (its `?` or `or_conflict`), so a log line says which operation it
+    /// was. (`cause`, not `source`: the message already carries it, once.)
+    #[error("database error at {at}: {cause}")]
     Database {
-        source: sqlx::Error,
+        cause: sqlx::Error,
         at: &'static std::panic::Location<'static>,
     },
 }
 
 impl From<sqlx::Error> for StoreError {
     #[track_caller]
-    fn from(source: sqlx::Error) -> Self {
+    fn from(cause: sqlx::Error) -> Self {
         StoreError::Database {
-            source,
+            cause,
             at: std::panic::Location::caller(),
+        }
+    }
+}
+
+/// A write's result with a unique-constraint refusal as [`StoreError::Conflict`].
+pub(crate) trait OrConflict<T> {
+    /// `Conflict` for a unique violation, otherwise the error at the caller's statement.
+    fn or_conflict(self) -> StoreResult<T>;
+}
+
+impl<T> OrConflict<T> for Result<T, sqlx::Error> {
+    #[track_caller]
+    fn or_conflict(self) -> StoreResult<T> {
+        match self {
+            Ok(v) => Ok(v),
+            Err(sqlx::Error::Database(db)) if db.is_unique_violation() => Err(StoreError::Conflict),
+            Err(e) => Err(e.into()),
         }
     }
 }
 
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
-
-#[track_caller]
-pub(crate) fn map_unique(err: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &err
-        && db.is_unique_violation()
-    {
-        return StoreError::Conflict;
-    }
-    err.into()
-}
 
 /// Which SQL dialect the pool speaks (only migrations differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -267,5 +275,20 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("no rows returned"), "{message}");
+        assert_eq!(message.matches("no rows returned").count(), 1, "{message}");
+    }
+
+    #[test]
+    fn a_write_error_names_its_statement() {
+        let line = line!() + 1;
+        let err = Err::<(), _>(sqlx::Error::RowNotFound)
+            .or_conflict()
+            .unwrap_err();
+        let StoreError::Database { at, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert!(at.file().ends_with("store/mod.rs"), "{at}");
+        // The `.or_conflict()` call, however rustfmt wraps the statement.
+        assert!((line..line + 3).contains(&at.line()), "{at}, statement at {line}");
     }
 }

@@ -5,7 +5,7 @@ use sqlx::FromRow;
 
 use crate::domain::TokenDialect;
 
-use super::{JsonText, Store, StoreResult, map_unique};
+use super::{JsonText, OrConflict, Store, StoreResult};
 
 /// One scope an API defines.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -61,7 +61,7 @@ impl Store {
         .bind(r.token_dialect.as_str())
         .execute(&self.writer)
         .await
-        .map_err(map_unique)?;
+        .or_conflict()?;
         Ok(())
     }
 

@@ -2,7 +2,7 @@
 
 use sqlx::FromRow;
 
-use super::{Store, StoreResult, map_unique};
+use super::{OrConflict, Store, StoreResult};
 
 /// A role as stored.
 #[derive(Debug, Clone, FromRow)]
@@ -53,7 +53,7 @@ impl Store {
         .bind(r.created_at)
         .execute(&self.writer)
         .await
-        .map_err(map_unique)?;
+        .or_conflict()?;
         Ok(())
     }
 
@@ -96,7 +96,7 @@ impl Store {
         .bind(&r.id)
         .execute(&self.writer)
         .await
-        .map_err(map_unique)?;
+        .or_conflict()?;
         Ok(done.rows_affected() == 1)
     }
 

@@ -10,7 +10,7 @@ use crate::domain::OnFailure;
 
 use super::artifacts::ArtifactRecord;
 use super::tenants::{Generation, bump_generation};
-use super::{Store, StoreError, StoreResult, map_unique};
+use super::{OrConflict, Store, StoreError, StoreResult};
 
 /// A rule's metadata (without its module bytes).
 #[derive(Debug, Clone, FromRow, serde::Serialize)]
@@ -63,11 +63,10 @@ fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_bool(*v != 0)
 }
 
-/// A tenant's enabled rules and sealed settings, with the generation they were read at.
+/// A tenant's enabled rules and sealed settings, read after the tenant row the request read
+/// (so at least as new as its `rules_generation`, which the cache stamps them with).
 #[derive(Debug, Clone)]
 pub struct RuleSetRows {
-    /// `tenant.rules_generation` read before the rows.
-    pub generation: i64,
     /// Enabled rules in pipeline order.
     pub rules: Vec<RuleRecord>,
     /// (key, sealed value) by key.
@@ -176,7 +175,7 @@ impl Store {
         .bind(r.on_failure.as_str())
         .execute(&mut *tx)
         .await
-        .map_err(map_unique);
+        .or_conflict();
         if let Err(StoreError::Conflict) = inserted {
             tx.rollback().await?;
             return Ok(Err(RuleWriteError::Conflict));
@@ -235,7 +234,7 @@ impl Store {
                 .await
             }
         }
-        .map_err(map_unique)?;
+        .or_conflict()?;
         if done.rows_affected() != 1 {
             tx.rollback().await?;
             return Ok(false);
@@ -270,22 +269,16 @@ impl Store {
         .await?)
     }
 
-    /// What a login needs of a tenant's rules and actions: the generation, then the enabled
-    /// rules, the sealed settings and the bound actions. Read in that order, the rows are at
-    /// least as new as the generation.
+    /// What a login needs of a tenant's rules and actions: its outbound reach and recording
+    /// bound, the enabled rules, the sealed settings and the bound actions.
     pub async fn rule_set(&self, tenant_id: &str) -> StoreResult<RuleSetRows> {
-        let row: Option<(i64, super::JsonText<Vec<crate::domain::AllowedHost>>, i64)> =
-            sqlx::query_as(
-                "SELECT rules_generation, allowed_hosts, recording_keep FROM tenant WHERE id = $1",
-            )
-            .bind(tenant_id)
-            .fetch_optional(&self.reader)
-            .await?;
-        let (generation, allowed_hosts, recording_keep) = row
-            .map(|(g, h, k)| (g, h.0, k))
-            .unwrap_or((-1, Vec::new(), 0));
+        let row: Option<(super::JsonText<Vec<crate::domain::AllowedHost>>, i64)> =
+            sqlx::query_as("SELECT allowed_hosts, recording_keep FROM tenant WHERE id = $1")
+                .bind(tenant_id)
+                .fetch_optional(&self.reader)
+                .await?;
+        let (allowed_hosts, recording_keep) = row.map(|(h, k)| (h.0, k)).unwrap_or((Vec::new(), 0));
         Ok(RuleSetRows {
-            generation,
             allowed_hosts,
             recording_keep,
             rules: self.rules(tenant_id, true).await?,

@@ -3,7 +3,7 @@ use sqlx::FromRow;
 use super::JsonText;
 use crate::domain::{AllowedHost, SigningAlg, Tenant};
 
-use super::{ClientGrantRecord, NewClient, SigningKeyRecord, Store, StoreResult, map_unique};
+use super::{ClientGrantRecord, NewClient, OrConflict, SigningKeyRecord, Store, StoreResult};
 
 /// A tenant row.
 #[derive(Debug, Clone, FromRow)]
@@ -88,7 +88,7 @@ impl Store {
         .bind(tenant.signing_alg.as_str())
         .execute(&mut *tx)
         .await
-        .map_err(map_unique)?;
+        .or_conflict()?;
         for key in keys {
             Self::insert_signing_key(&mut tx, key).await?;
         }

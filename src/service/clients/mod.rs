@@ -400,10 +400,6 @@ impl Admin {
                 .as_str()
                 .to_string();
         }
-        let grant_types = match &patch.grant_types {
-            Some(named) => check_grant_types(named, record.is_public())?,
-            None => record.grant_types.0.clone(),
-        };
         if let Some(method) = &patch.token_endpoint_auth_method
             && is_public_method(method)? != record.is_public()
         {
@@ -426,6 +422,10 @@ impl Admin {
         record.description = auth0.description;
         record.logo_uri = auth0.logo_uri;
         record.id_token_lifetime = auth0.id_token_lifetime;
+        let grant_types = match &patch.grant_types {
+            Some(named) => check_grant_types(named, record.is_public())?,
+            None => record.grant_types.0.clone(),
+        };
         if !grant_types.contains(&GrantType::ClientCredentials)
             && self.is_management_client(tenant, client_id).await?
         {

@@ -139,6 +139,7 @@ pub struct TriggerDef {
 pub struct ActionDef {
     /// Name (the match key).
     pub name: String,
+    /// The export's `code` key: the file (relative to the export) holding the source.
     #[serde(default, rename = "code")]
     pub code_file: Option<String>,
     #[serde(default)]

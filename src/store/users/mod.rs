@@ -7,7 +7,7 @@ mod import;
 use serde_json::{Map, Value};
 use sqlx::FromRow;
 
-use super::{JsonText, Store, StoreError, StoreResult, map_unique};
+use super::{JsonText, OrConflict, Store, StoreError, StoreResult};
 pub use attempts::AttemptCounts;
 pub use import::{IMPORT_BATCH, ImportedUser, UserImport};
 
@@ -120,7 +120,7 @@ impl Store {
         .bind(user_metadata)
         .execute(&self.writer)
         .await
-        .map_err(map_unique)?;
+        .or_conflict()?;
         Ok(())
     }
 
@@ -328,7 +328,7 @@ impl Store {
         for v in values {
             q = q.bind(v);
         }
-        let done = q.execute(&mut *tx).await.map_err(map_unique)?;
+        let done = q.execute(&mut *tx).await.or_conflict()?;
         tx.commit().await?;
         Ok(done.rows_affected() == 1)
     }
