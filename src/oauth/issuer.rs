@@ -69,10 +69,32 @@ pub enum Rotation<'a> {
     },
 }
 
-/// The refresh token being exchanged had been rotated by someone else meanwhile.
+/// Why tokens were not issued.
 #[derive(Debug, thiserror::Error)]
-#[error("the refresh token was already rotated")]
-pub struct AlreadyRotated;
+pub enum IssueError {
+    /// The refresh token being exchanged had been rotated by someone else meanwhile (a
+    /// replay: the refresh grant revokes the grant).
+    #[error("the refresh token was already rotated")]
+    AlreadyRotated,
+    /// The store, the keys or the signing thread failed.
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl From<crate::store::StoreError> for IssueError {
+    fn from(e: crate::store::StoreError) -> Self {
+        IssueError::Internal(e.into())
+    }
+}
+
+impl From<IssueError> for super::OAuthError {
+    fn from(e: IssueError) -> Self {
+        match e {
+            IssueError::AlreadyRotated => super::OAuthError::internal(e),
+            IssueError::Internal(e) => e.into(),
+        }
+    }
+}
 
 /// Claims a user's profile contributes for the granted scopes (OIDC Core §5.4).
 pub fn profile_claims(user: &UserRecord, scope: &ScopeSet) -> Map<String, Value> {
@@ -102,7 +124,7 @@ pub fn profile_claims(user: &UserRecord, scope: &ScopeSet) -> Map<String, Value>
 
 impl Provider {
     /// Mints the tokens of one successful grant; stores the refresh token if one is issued.
-    pub async fn issue_tokens(&self, i: Issue<'_>) -> anyhow::Result<TokenResponse> {
+    pub async fn issue_tokens(&self, i: Issue<'_>) -> Result<TokenResponse, IssueError> {
         let now = self.now();
         let id_lifetime = i
             .client
@@ -196,7 +218,8 @@ impl Provider {
                 crate::cpu::run_in_background();
                 sign()
             })
-            .await?
+            .await
+            .map_err(anyhow::Error::from)?
         } else {
             sign()
         };
@@ -227,7 +250,7 @@ impl Provider {
                     .rotate_refresh_token(old, new.as_ref(), now)
                     .await?
                 {
-                    return Err(AlreadyRotated.into());
+                    return Err(IssueError::AlreadyRotated);
                 }
             }
             (
@@ -242,7 +265,7 @@ impl Provider {
                     .retry_rotation(previous, successor, new.as_ref(), now)
                     .await?
                 {
-                    return Err(AlreadyRotated.into());
+                    return Err(IssueError::AlreadyRotated);
                 }
             }
             (Rotation::None, Some(new)) => self.store().insert_refresh_token(new).await?,

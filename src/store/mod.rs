@@ -289,6 +289,9 @@ mod tests {
         };
         assert!(at.file().ends_with("store/mod.rs"), "{at}");
         // The `.or_conflict()` call, however rustfmt wraps the statement.
-        assert!((line..line + 3).contains(&at.line()), "{at}, statement at {line}");
+        assert!(
+            (line..line + 3).contains(&at.line()),
+            "{at}, statement at {line}"
+        );
     }
 }

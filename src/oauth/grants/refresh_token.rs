@@ -2,7 +2,7 @@ use crate::crypto::hash_token;
 use crate::domain::RequestInfo;
 use crate::domain::ScopeSet;
 use crate::oauth::claims::{ClaimsFor, Decided};
-use crate::oauth::issuer::{AlreadyRotated, Issue, Rotation, TokenResponse};
+use crate::oauth::issuer::{Issue, IssueError, Rotation, TokenResponse};
 use crate::oauth::{ErrorCode, OAuthError, Provider, Tenant};
 use crate::rules::Protocol;
 use crate::store::ClientRecord;
@@ -139,7 +139,7 @@ impl Provider {
             .await;
         match issued {
             Ok(tokens) => Ok(tokens),
-            Err(e) if e.is::<AlreadyRotated>() => {
+            Err(IssueError::AlreadyRotated) => {
                 // Two uses of one refresh token: the second is a replay.
                 self.store().revoke_grant(&record.grant_id, now).await?;
                 Err(invalid_grant("the refresh token has already been used"))
