@@ -97,6 +97,20 @@ impl<T> OrConflict<T> for Result<T, sqlx::Error> {
 /// Result of a store operation.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// `(?, ?), (?, ?)` or `($1, $2), ($3, $4)`: the placeholders of a multi-row `VALUES`.
+pub(crate) fn values_placeholders(backend: Backend, rows: usize, columns: usize) -> String {
+    let row = |i: usize| {
+        let p: Vec<String> = (1..=columns)
+            .map(|c| match backend {
+                Backend::Sqlite => "?".to_string(),
+                Backend::Postgres => format!("${}", i * columns + c),
+            })
+            .collect();
+        format!("({})", p.join(", "))
+    };
+    (0..rows).map(row).collect::<Vec<_>>().join(", ")
+}
+
 /// Which SQL dialect the pool speaks (only migrations differ).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -117,6 +131,8 @@ pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
     backend: Backend,
+    /// The refresh-token insert batcher (`tokens.rs`), started at the first insert.
+    refresh_inserts: std::sync::Arc<std::sync::OnceLock<tokens::RefreshInserts>>,
 }
 
 impl Store {
@@ -185,6 +201,7 @@ impl Store {
                     reader,
                     writer,
                     backend,
+                    refresh_inserts: Default::default(),
                 }
             }
             Backend::Postgres => {
@@ -196,6 +213,7 @@ impl Store {
                     reader: shared.clone(),
                     writer: shared,
                     backend,
+                    refresh_inserts: Default::default(),
                 }
             }
         };
@@ -220,16 +238,7 @@ impl Store {
     /// makes binding quadratic in the parameters of a statement, so it gets plain `?` (bound
     /// in order); PostgreSQL needs `$N`.
     fn values_placeholders(&self, rows: usize, columns: usize) -> String {
-        let row = |i: usize| {
-            let p: Vec<String> = (1..=columns)
-                .map(|c| match self.backend {
-                    Backend::Sqlite => "?".to_string(),
-                    Backend::Postgres => format!("${}", i * columns + c),
-                })
-                .collect();
-            format!("({})", p.join(", "))
-        };
-        (0..rows).map(row).collect::<Vec<_>>().join(", ")
+        values_placeholders(self.backend, rows, columns)
     }
 
     /// Which backend this store runs on.

@@ -57,6 +57,32 @@ async fn wrong_client_secret_is_invalid_client_with_a_basic_challenge() {
 }
 
 #[tokio::test]
+async fn concurrent_exchanges_each_store_a_refresh_token_that_works() {
+    // Concurrent exchanges' refresh tokens are written together, many rows per statement:
+    // every one must be stored, each once.
+    let app = spawn_app().await;
+    let browser = Browser::new();
+    let mut codes = Vec::new();
+    for _ in 0..12 {
+        codes.push(app.code(&browser, &[]).await);
+    }
+    let answers = futures_util::future::join_all(codes.iter().map(|c| app.exchange(c))).await;
+    let mut refresh_tokens = Vec::new();
+    for resp in answers {
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        refresh_tokens.push(body["refresh_token"].as_str().unwrap().to_string());
+    }
+    let refreshed =
+        futures_util::future::join_all(refresh_tokens.iter().map(|t| app.refresh(t))).await;
+    for resp in refreshed {
+        assert_eq!(resp.status(), StatusCode::OK);
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(body["refresh_token"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
 async fn a_code_works_once_and_its_replay_revokes_what_it_issued() {
     let app = spawn_app().await;
     let code = app.code(&Browser::new(), &[]).await;
