@@ -13,7 +13,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use prometheus_client::metrics::counter::Counter;
@@ -37,15 +37,24 @@ pub struct GenerationCache<K: Hash + Eq + Clone, V> {
     counters: CacheCounters,
 }
 
-/// One key's load: the first miss loads holding `turn`; the misses that queued behind it look
-/// again when it is done.
-#[derive(Default)]
+/// One key's load: the first miss of a generation loads holding `turn`; the misses that queued
+/// behind it look again when it is done.
 struct Flight {
     turn: tokio::sync::Mutex<()>,
-    /// Someone loaded (or began to) holding `turn`. If that left no entry (the key does not
-    /// exist, the load failed or was cancelled), the others load side by side rather than one
-    /// after the other: a failing database must not make the k-th request wait k timeouts.
-    tried: AtomicBool,
+    /// The generation last loaded (or begun) holding `turn`. A miss of that same generation
+    /// after it — the key does not exist, the load failed or was cancelled — loads side by side
+    /// with the others rather than one after the other: a failing database must not make the
+    /// k-th request wait k timeouts. A miss of another generation takes the turn again.
+    tried: AtomicI64,
+}
+
+impl Default for Flight {
+    fn default() -> Self {
+        Flight {
+            turn: tokio::sync::Mutex::new(()),
+            tried: AtomicI64::new(i64::MIN),
+        }
+    }
 }
 
 /// A caller's place on a key's flight; the last one to leave takes the flight off the map, also
@@ -143,7 +152,8 @@ impl<K: Hash + Eq + Clone, V> GenerationCache<K, V> {
             self.counters.hits.inc();
             return Ok(Some(value));
         }
-        let turn = (!boarding.flight.tried.swap(true, Ordering::AcqRel)).then_some(turn);
+        let turn = (boarding.flight.tried.swap(generation, Ordering::AcqRel) != generation)
+            .then_some(turn);
         self.counters.misses.inc();
         let result = match load().await {
             Ok(Some(value)) => {

@@ -4,6 +4,7 @@
 
 mod actions;
 mod artifacts;
+mod batch;
 mod clients;
 mod executions;
 mod flow;
@@ -131,8 +132,8 @@ pub struct Store {
     reader: AnyPool,
     writer: AnyPool,
     backend: Backend,
-    /// The refresh-token insert batcher (`tokens.rs`), started at the first insert.
-    refresh_inserts: std::sync::Arc<std::sync::OnceLock<tokens::RefreshInserts>>,
+    /// Group commit of refresh-token inserts on SQLite (`tokens.rs`, `batch.rs`).
+    refresh_inserts: std::sync::Arc<batch::Batcher<tokens::NewRefreshToken>>,
 }
 
 impl Store {
@@ -201,7 +202,9 @@ impl Store {
                     reader,
                     writer,
                     backend,
-                    refresh_inserts: Default::default(),
+                    refresh_inserts: std::sync::Arc::new(batch::Batcher::new(
+                        tokens::REFRESH_ROWS_PER_STATEMENT,
+                    )),
                 }
             }
             Backend::Postgres => {
@@ -213,7 +216,9 @@ impl Store {
                     reader: shared.clone(),
                     writer: shared,
                     backend,
-                    refresh_inserts: Default::default(),
+                    refresh_inserts: std::sync::Arc::new(batch::Batcher::new(
+                        tokens::REFRESH_ROWS_PER_STATEMENT,
+                    )),
                 }
             }
         };

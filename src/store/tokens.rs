@@ -1,5 +1,4 @@
 use sqlx::FromRow;
-use tokio::sync::{mpsc, oneshot};
 
 use super::{Store, StoreResult};
 
@@ -83,55 +82,23 @@ const CODE_COLUMNS: &str = "code_hash, tenant_id, id AS grant_id, client_id, use
     audience, nonce, code_challenge, auth_time, session_id, claims, created_at, expires_at, consumed_at";
 /// Rows per batched insert (13 columns: 416 parameters, where sqlx's SQLite binding is still
 /// cheap; see `users/import.rs`).
-const REFRESH_ROWS_PER_STATEMENT: usize = 32;
+pub(super) const REFRESH_ROWS_PER_STATEMENT: usize = 32;
 
-/// One refresh-token insert waiting for its batch.
-type RefreshInsert = (NewRefreshToken, oneshot::Sender<StoreResult<()>>);
+/// Refresh-token rows for the store's [`super::batch::Batcher`]: every code exchange inserts
+/// one, and at c=16 (ES256, SQLite) two writes per exchange held the endpoint at ≈ 2,200/s where
+/// one write gave ≈ 4,300/s: the exchanges were waiting on each other's inserts.
+pub(crate) struct RefreshTokenRows {
+    writer: sqlx::AnyPool,
+    backend: super::Backend,
+}
 
-/// The refresh-token insert batcher: every code exchange (and every refresh with
-/// `offline_access`) inserts one row, and on SQLite every write queues for the one writer
-/// connection, whose thread each statement visits and leaves. Measured at c=16 (ES256), two
-/// writes per exchange held the endpoint at ≈ 2,200/s and one write gave ≈ 4,300/s: the
-/// exchanges were waiting on each other's inserts. One task takes what has arrived — under load
-/// the inserts that came while the previous batch was written, alone a batch of one — and writes
-/// it in one statement; if that fails, each row is tried alone so one bad row fails only its
-/// own request.
-#[derive(Clone)]
-pub(crate) struct RefreshInserts(mpsc::Sender<RefreshInsert>);
+impl super::batch::WriteRows<NewRefreshToken> for RefreshTokenRows {
+    async fn write_all(&self, rows: &[&NewRefreshToken]) -> StoreResult<()> {
+        Store::insert_refresh_tokens(&self.writer, self.backend, rows).await
+    }
 
-impl RefreshInserts {
-    fn start(writer: sqlx::AnyPool, backend: super::Backend) -> Self {
-        let (queue, mut arrivals) = mpsc::channel::<RefreshInsert>(4096);
-        // The task holds the pool, not the store: when the last store handle goes, the queue
-        // closes and the task ends.
-        tokio::spawn(async move {
-            let mut batch = Vec::with_capacity(REFRESH_ROWS_PER_STATEMENT);
-            while arrivals
-                .recv_many(&mut batch, REFRESH_ROWS_PER_STATEMENT)
-                .await
-                > 0
-            {
-                let rows: Vec<&NewRefreshToken> = batch.iter().map(|(t, _)| t).collect();
-                match Store::insert_refresh_tokens(&writer, backend, &rows).await {
-                    Ok(()) => {
-                        for (_, done) in batch.drain(..) {
-                            let _ = done.send(Ok(()));
-                        }
-                    }
-                    Err(e) if batch.len() == 1 => {
-                        if let Some((_, done)) = batch.pop() {
-                            let _ = done.send(Err(e));
-                        }
-                    }
-                    Err(_) => {
-                        for (t, done) in batch.drain(..) {
-                            let _ = done.send(Store::insert_refresh_token_in(&writer, &t).await);
-                        }
-                    }
-                }
-            }
-        });
-        RefreshInserts(queue)
+    async fn write_one(&self, row: &NewRefreshToken) -> StoreResult<()> {
+        Store::insert_refresh_token_in(&self.writer, row).await
     }
 }
 
@@ -272,19 +239,21 @@ impl Store {
         Ok(!matches!(revoked, Some(None)))
     }
 
-    /// Stores a refresh token (once the answer is `Ok`, it is committed). Inserts of concurrent
-    /// requests are written together, many rows per statement, by one task ([`RefreshInserts`]).
+    /// Stores a refresh token (once the answer is `Ok`, it is committed). On SQLite, inserts
+    /// of concurrent requests are written together, many rows per statement
+    /// ([`super::batch`]); PostgreSQL writes them in parallel on its pool.
     pub async fn insert_refresh_token(&self, t: &NewRefreshToken) -> StoreResult<()> {
-        let inserts = self
-            .refresh_inserts
-            .get_or_init(|| RefreshInserts::start(self.writer.clone(), self.backend));
-        let (done, answer) = oneshot::channel();
-        if inserts.0.send((t.clone(), done)).await.is_err() {
-            return Err(sqlx::Error::PoolClosed.into());
+        match self.backend {
+            super::Backend::Postgres => Self::insert_refresh_token_in(&self.writer, t).await,
+            super::Backend::Sqlite => {
+                self.refresh_inserts
+                    .write(t.clone(), || RefreshTokenRows {
+                        writer: self.writer.clone(),
+                        backend: self.backend,
+                    })
+                    .await
+            }
         }
-        answer
-            .await
-            .unwrap_or_else(|_| Err(sqlx::Error::PoolClosed.into()))
     }
 
     /// One statement for `rows` (autocommitted: all or none).
