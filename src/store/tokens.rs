@@ -102,6 +102,26 @@ impl super::batch::WriteRows<NewRefreshToken> for RefreshTokenRows {
     }
 }
 
+/// Binds a refresh token's values in `RT_COLUMNS` order.
+fn bind_refresh_token<'q>(
+    q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    t: &'q NewRefreshToken,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    q.bind(&t.token_hash)
+        .bind(&t.tenant_id)
+        .bind(&t.grant_id)
+        .bind(&t.client_id)
+        .bind(&t.user_id)
+        .bind(&t.scope)
+        .bind(&t.audience)
+        .bind(t.auth_time)
+        .bind(&t.session_id)
+        .bind(t.created_at)
+        .bind(t.expires_at)
+        .bind(t.rotated_at)
+        .bind(&t.successor_hash)
+}
+
 const RT_COLUMNS: &str = "token_hash, tenant_id, grant_id, client_id, user_id, scope, audience, \
     auth_time, session_id, created_at, expires_at, rotated_at, successor_hash";
 
@@ -268,20 +288,7 @@ impl Store {
         );
         let mut q = sqlx::query(&sql);
         for t in rows {
-            q = q
-                .bind(&t.token_hash)
-                .bind(&t.tenant_id)
-                .bind(&t.grant_id)
-                .bind(&t.client_id)
-                .bind(&t.user_id)
-                .bind(&t.scope)
-                .bind(&t.audience)
-                .bind(t.auth_time)
-                .bind(&t.session_id)
-                .bind(t.created_at)
-                .bind(t.expires_at)
-                .bind(t.rotated_at)
-                .bind(&t.successor_hash);
+            q = bind_refresh_token(q, t);
         }
         q.execute(writer).await?;
         Ok(())
@@ -291,24 +298,12 @@ impl Store {
         executor: impl sqlx::Executor<'e, Database = sqlx::Any>,
         t: &NewRefreshToken,
     ) -> StoreResult<()> {
-        sqlx::query(&format!(
+        let sql = format!(
             "INSERT INTO refresh_token ({RT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-        ))
-        .bind(&t.token_hash)
-        .bind(&t.tenant_id)
-        .bind(&t.grant_id)
-        .bind(&t.client_id)
-        .bind(&t.user_id)
-        .bind(&t.scope)
-        .bind(&t.audience)
-        .bind(t.auth_time)
-        .bind(&t.session_id)
-        .bind(t.created_at)
-        .bind(t.expires_at)
-        .bind(t.rotated_at)
-        .bind(&t.successor_hash)
-        .execute(executor)
-        .await?;
+        );
+        bind_refresh_token(sqlx::query(&sql), t)
+            .execute(executor)
+            .await?;
         Ok(())
     }
 
