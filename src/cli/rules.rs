@@ -3,6 +3,7 @@
 use clap::Subcommand;
 
 use super::{CliError, Output, print};
+use crate::service::rules::RuleView;
 use crate::service::{Admin, AdminError};
 
 #[derive(Subcommand, Debug)]
@@ -238,16 +239,12 @@ pub(super) async fn logs(
 }
 
 pub(super) async fn rule_command(admin: &Admin, command: RuleCommand) -> Result<(), CliError> {
-    let show = |r: &crate::store::RuleRecord| {
+    let show = |r: &RuleView| {
         format!(
             "{}  order {}  {}  {}  ({} bytes, sha256 {})",
             r.id,
-            r.rule_order,
-            if r.enabled == 1 {
-                "enabled "
-            } else {
-                "disabled"
-            },
+            r.order,
+            if r.enabled { "enabled " } else { "disabled" },
             r.name,
             r.size,
             &r.sha256[..12]

@@ -14,6 +14,7 @@ mod scope;
 mod signing;
 mod tenant;
 pub mod usage;
+mod user;
 
 pub use action::TriggerId;
 pub use client::AppType;
@@ -25,6 +26,7 @@ pub use rule::OnFailure;
 pub use scope::ScopeSet;
 pub use signing::{KeyStatus, SigningAlg, TokenDialect};
 pub use tenant::Tenant;
+pub use user::Profile;
 
 use std::fmt;
 

@@ -42,6 +42,13 @@ impl SigningAlg {
     }
 }
 
+impl TryFrom<String> for SigningAlg {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        Self::parse(&s)
+    }
+}
+
 impl fmt::Display for SigningAlg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -94,6 +101,13 @@ impl KeyStatus {
             self,
             KeyStatus::Next | KeyStatus::Current | KeyStatus::Previous
         )
+    }
+}
+
+impl TryFrom<String> for KeyStatus {
+    type Error = Invalid;
+    fn try_from(s: String) -> Result<Self, Invalid> {
+        Self::parse(&s)
     }
 }
 

@@ -87,7 +87,6 @@ fn problem_status(problem: &Problem) -> StatusCode {
     match problem {
         Problem::BadRequest(_) | Problem::Expired => StatusCode::BAD_REQUEST,
         Problem::Forbidden => StatusCode::FORBIDDEN,
-        Problem::Internal => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -173,8 +172,10 @@ pub async fn authorize_get(
     RawQuery(query): RawQuery,
 ) -> Response {
     let pairs = pairs(query.unwrap_or_default().as_bytes());
-    let answer = state.provider.authorize(&tenant, pairs, &browser).await;
-    render(&state, &tenant, answer)
+    match state.provider.authorize(&tenant, pairs, &browser).await {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
 }
 
 /// `POST /authorize` (form-encoded, OIDC Core §3.1.2.1).
@@ -184,11 +185,14 @@ pub async fn authorize_post(
     BrowserInfo(browser): BrowserInfo,
     body: axum::body::Bytes,
 ) -> Response {
-    let answer = state
+    match state
         .provider
         .authorize(&tenant, pairs(&body), &browser)
-        .await;
-    render(&state, &tenant, answer)
+        .await
+    {
+        Ok(answer) => render(&state, &tenant, answer),
+        Err(e) => internal(&state, e),
+    }
 }
 
 /// `GET /continue?state=…`: the browser back from a redirect action's page.

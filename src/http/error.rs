@@ -11,6 +11,9 @@ use crate::oidc::BearerError;
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
+        if let Some(cause) = &self.cause {
+            tracing::error!(error = %cause, "internal error");
+        }
         let status = match self.code {
             ErrorCode::InvalidClient => StatusCode::UNAUTHORIZED,
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,

@@ -136,7 +136,7 @@ impl Provider {
         let active = rt.client_id == client.client_id
             && rt.rotated_at.is_none()
             && now < rt.expires_at
-            && user.is_some_and(|u| u.blocked == 0)
+            && user.is_some_and(|u| !*u.blocked)
             && !self
                 .store()
                 .grant_is_revoked(&tenant.id, &rt.grant_id)

@@ -100,24 +100,21 @@ impl From<IssueError> for super::OAuthError {
 pub fn profile_claims(user: &UserRecord, scope: &ScopeSet) -> Map<String, Value> {
     let mut claims = Map::new();
     if scope.contains("profile") {
-        let opt = |v: &Option<String>| v.clone().map(Value::String);
-        for (name, value) in [
-            ("name", opt(&user.name)),
-            ("given_name", opt(&user.given_name)),
-            ("family_name", opt(&user.family_name)),
-            ("nickname", opt(&user.nickname)),
-            ("picture", opt(&user.picture)),
-            ("preferred_username", opt(&user.username)),
-        ] {
+        for (name, value) in user.profile.fields() {
+            let claim = if name == "username" {
+                "preferred_username"
+            } else {
+                name
+            };
             if let Some(v) = value {
-                claims.insert(name.into(), v);
+                claims.insert(claim.into(), json!(v));
             }
         }
         claims.insert("updated_at".into(), json!(user.updated_at));
     }
     if scope.contains("email") {
         claims.insert("email".into(), json!(user.email));
-        claims.insert("email_verified".into(), json!(user.email_verified == 1));
+        claims.insert("email_verified".into(), json!(*user.email_verified));
     }
     claims
 }

@@ -86,6 +86,9 @@ pub struct OAuthError {
     /// For `invalid_client`: whether the client tried HTTP Basic (then a 401 carries
     /// `WWW-Authenticate: Basic`).
     pub used_basic_auth: bool,
+    /// For `server_error`: what went wrong, for the log written where the error is rendered
+    /// (`http/`); the client never sees it.
+    pub cause: Option<String>,
 }
 
 impl OAuthError {
@@ -95,16 +98,20 @@ impl OAuthError {
             code,
             description: clean_description(&description.into()),
             used_basic_auth: false,
+            cause: None,
         }
     }
 
-    /// `server_error`, logging the cause (which the client never sees).
+    /// `server_error` with its cause, which is logged when the error is rendered and never
+    /// shown.
     pub fn internal(cause: impl fmt::Display) -> Self {
-        tracing::error!(error = %cause, "internal error");
-        OAuthError::new(
-            ErrorCode::ServerError,
-            "the server could not handle the request",
-        )
+        OAuthError {
+            cause: Some(cause.to_string()),
+            ..OAuthError::new(
+                ErrorCode::ServerError,
+                "the server could not handle the request",
+            )
+        }
     }
 }
 

@@ -38,7 +38,7 @@ pub struct SigningKeyView {
 
 impl SigningKeyView {
     fn of(r: SigningKeyRecord) -> Result<Self, AdminError> {
-        let status = r.status().map_err(internal)?;
+        let status = r.status;
         Ok(SigningKeyView {
             current: status == KeyStatus::Current,
             next: status == KeyStatus::Next,
@@ -48,7 +48,7 @@ impl SigningKeyView {
             jwk: serde_json::from_str(&r.public_jwk)
                 .map_err(|e| internal(StoreError::Corrupt(format!("JWK {}: {e}", r.kid))))?,
             kid: r.kid,
-            alg: r.alg,
+            alg: r.alg.to_string(),
             created_at: r.created_at,
             revoked_at: r.revoked_at,
         })

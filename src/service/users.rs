@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use super::{Admin, AdminError, internal};
 use crate::crypto::{hex, random_bytes};
-use crate::domain::{DisplayName, Email, Password, Tenant};
+use crate::domain::{DisplayName, Email, Password, Profile, Tenant};
 use crate::store::{NewUser, StoreError, UserChanges, UserRecord};
 
 /// A user as the Management API shows it (never the password hash).
@@ -18,18 +18,9 @@ pub struct UserView {
     pub email: String,
     /// Whether the email is verified.
     pub email_verified: bool,
-    /// Full name.
-    pub name: Option<String>,
-    /// Given name.
-    pub given_name: Option<String>,
-    /// Family name.
-    pub family_name: Option<String>,
-    /// Nickname.
-    pub nickname: Option<String>,
-    /// Picture URL.
-    pub picture: Option<String>,
-    /// Username.
-    pub username: Option<String>,
+    /// Name fields, nickname, picture, username.
+    #[serde(flatten)]
+    pub profile: Profile,
     /// App metadata.
     #[schema(value_type = Object)]
     pub app_metadata: Value,
@@ -53,20 +44,15 @@ impl From<UserRecord> for UserView {
         UserView {
             app_metadata: Value::Object(u.app_metadata.0.clone()),
             user_metadata: Value::Object(u.user_metadata.0.clone()),
-            email_verified: u.email_verified == 1,
+            email_verified: *u.email_verified,
             user_id: u.user_id,
             email: u.email,
-            name: u.name,
-            given_name: u.given_name,
-            family_name: u.family_name,
-            nickname: u.nickname,
-            picture: u.picture,
-            username: u.username,
+            profile: u.profile,
             logins_count: u.logins_count,
             last_login: u.last_login,
             created_at: u.created_at,
             updated_at: u.updated_at,
-            blocked: u.blocked != 0,
+            blocked: *u.blocked,
         }
     }
 }

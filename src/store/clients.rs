@@ -4,7 +4,7 @@ use serde_json::{Map, Value};
 use sqlx::{Any, FromRow, Transaction};
 
 use super::tenants::{Generation, bump_generation};
-use super::{JsonText, OrConflict, Store, StoreResult, json_text};
+use super::{Flag, JsonText, OrConflict, Store, StoreResult, json_text};
 use crate::domain::GrantType;
 
 /// An application (OAuth client) as stored.
@@ -27,8 +27,8 @@ pub struct ClientRecord {
     pub logout_urls: JsonText<Vec<String>>,
     /// Auth0's `app_type`.
     pub app_type: Option<crate::domain::AppType>,
-    /// Auth0's `is_first_party` (1 or 0).
-    pub is_first_party: i64,
+    /// Auth0's `is_first_party`.
+    pub is_first_party: Flag,
     pub description: String,
     pub logo_uri: Option<String>,
     /// ID token lifetime for this client, seconds (`None`: the default).

@@ -1,5 +1,5 @@
-//! Typed text columns, decoded as part of the row: JSON that does not parse as `T`, or a stored
-//! word its type does not know, fails the row (a 500 with the cause in the log), so corruption
+//! Typed columns, decoded as part of the row: JSON that does not parse as `T`, a stored word its
+//! type does not know, or a flag that is neither 0 nor 1 fails the row (a 500 with the cause in the log), so corruption
 //! is never read as an empty list or a default that a later write would then store for good.
 
 use std::ops::Deref;
@@ -10,6 +10,55 @@ use sqlx::any::{Any, AnyTypeInfo};
 use sqlx::encode::IsNull;
 use sqlx::error::BoxDynError;
 use sqlx::{Database, Decode, Encode, Type};
+
+/// A yes/no column. Both backends store 0/1 integers (SQLite has no boolean type, and sqlx's
+/// `Any` driver decodes `bool` only from a boolean column), so the row reads it as this and the
+/// rest of the code sees a `bool`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Flag(pub bool);
+
+impl Deref for Flag {
+    type Target = bool;
+
+    fn deref(&self) -> &bool {
+        &self.0
+    }
+}
+
+impl From<bool> for Flag {
+    fn from(b: bool) -> Self {
+        Flag(b)
+    }
+}
+
+impl Type<Any> for Flag {
+    fn type_info() -> AnyTypeInfo {
+        <i64 as Type<Any>>::type_info()
+    }
+
+    fn compatible(ty: &AnyTypeInfo) -> bool {
+        <i64 as Type<Any>>::compatible(ty)
+    }
+}
+
+impl<'r> Decode<'r, Any> for Flag {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        match <i64 as Decode<Any>>::decode(value)? {
+            0 => Ok(Flag(false)),
+            1 => Ok(Flag(true)),
+            other => Err(format!("stored flag is {other}, not 0 or 1").into()),
+        }
+    }
+}
+
+impl<'q> Encode<'q, Any> for Flag {
+    fn encode_by_ref(
+        &self,
+        buf: &mut <Any as Database>::ArgumentBuffer<'q>,
+    ) -> Result<IsNull, BoxDynError> {
+        <i64 as Encode<'q, Any>>::encode(i64::from(self.0), buf)
+    }
+}
 
 /// A typed JSON column.
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -5,7 +5,7 @@ use sqlx::{Any, FromRow, Transaction};
 
 use super::tenants::{Generation, bump_generation};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::KeyStatus;
+use crate::domain::{KeyStatus, SigningAlg};
 
 /// A signing key row; `private_key` is sealed with the master key.
 #[derive(Debug, Clone, FromRow)]
@@ -13,25 +13,18 @@ pub struct SigningKeyRecord {
     /// Key id, the JWS `kid`.
     pub kid: String,
     pub tenant_id: String,
-    /// JWS algorithm: `RS256`, `ES256` or `EdDSA`.
-    pub alg: String,
+    /// An unknown stored value fails the read rather than being guessed.
+    #[sqlx(try_from = "String")]
+    pub alg: SigningAlg,
     /// Sealed PKCS#8 private key.
     pub private_key: Vec<u8>,
     /// The public JWK as JSON text.
     pub public_jwk: String,
-    /// `next`, `current`, `previous`, `retired` or `revoked` (see [`KeyStatus`]).
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: KeyStatus,
     /// When it was revoked.
     pub revoked_at: Option<i64>,
     pub created_at: i64,
-}
-
-impl SigningKeyRecord {
-    /// Where the key stands; an unknown stored value fails rather than guessing.
-    pub fn status(&self) -> StoreResult<KeyStatus> {
-        KeyStatus::parse(&self.status)
-            .map_err(|e| StoreError::Corrupt(format!("signing_key {}: {e}", self.kid)))
-    }
 }
 
 /// What a revocation did.
@@ -61,10 +54,10 @@ impl Store {
         )
         .bind(&key.kid)
         .bind(&key.tenant_id)
-        .bind(&key.alg)
+        .bind(key.alg.as_str())
         .bind(&key.private_key)
         .bind(&key.public_jwk)
-        .bind(&key.status)
+        .bind(key.status.as_str())
         .bind(key.created_at)
         .execute(&mut **tx)
         .await?;
@@ -201,7 +194,7 @@ impl Store {
 
 fn with_status(key: &SigningKeyRecord, status: KeyStatus) -> SigningKeyRecord {
     SigningKeyRecord {
-        status: status.as_str().into(),
+        status,
         ..key.clone()
     }
 }

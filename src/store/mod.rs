@@ -26,7 +26,7 @@ pub use actions::{
 pub use artifacts::ArtifactRecord;
 pub use clients::{ClientGrantRecord, ClientRecord, NewClient};
 pub use flow::{LoginTransactionRecord, SessionRecord};
-pub use json::JsonText;
+pub use json::{Flag, JsonText};
 pub use keys::{Revoked, SigningKeyRecord};
 pub use recordings::{MAX_RECORDING_KEEP, RecordingRow};
 pub use resource_servers::{ResourceServerRecord, ScopeDefinition};

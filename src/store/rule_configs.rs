@@ -60,19 +60,12 @@ impl Store {
 
     /// Removes a configuration value; false when it was not set.
     pub async fn unset_rule_config(&self, tenant_id: &str, key: &str) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query("DELETE FROM rule_config WHERE tenant_id = $1 AND config_key = $2")
-            .bind(tenant_id)
-            .bind(key)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
-        tx.commit().await?;
-        Ok(true)
+        let statement =
+            sqlx::query("DELETE FROM rule_config WHERE tenant_id = $1 AND config_key = $2")
+                .bind(tenant_id)
+                .bind(key);
+        self.change_one_row(tenant_id, Generation::Rules, statement)
+            .await
     }
 
     /// Every (key, sealed value) of a tenant, by key.

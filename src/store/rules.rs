@@ -10,23 +10,19 @@ use crate::domain::OnFailure;
 
 use super::artifacts::ArtifactRecord;
 use super::tenants::{Generation, bump_generation};
-use super::{OrConflict, Store, StoreError, StoreResult};
+use super::{Flag, OrConflict, Store, StoreError, StoreResult};
 
 /// A rule's metadata (without its module bytes).
-#[derive(Debug, Clone, FromRow, serde::Serialize)]
+#[derive(Debug, Clone, FromRow)]
 pub struct RuleRecord {
     /// `rul_...` id.
     pub id: String,
-    #[serde(skip)]
     pub tenant_id: String,
     /// Unique name in the tenant.
     pub name: String,
     /// Position in the pipeline (ascending).
-    #[serde(rename = "order")]
     pub rule_order: i64,
-    /// 1 when enabled.
-    #[serde(serialize_with = "as_bool")]
-    pub enabled: i64,
+    pub enabled: Flag,
     /// Hex SHA-256 of the module.
     pub sha256: String,
     /// Module size in bytes.
@@ -57,10 +53,6 @@ pub enum RuleWriteError {
     Conflict,
     /// The tenant already has this many rules.
     TooManyRules(i64),
-}
-
-fn as_bool<S: serde::Serializer>(v: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bool(*v != 0)
 }
 
 /// A tenant's enabled rules and sealed settings, read after the tenant row the request read
@@ -317,39 +309,23 @@ impl Store {
         enabled: bool,
         now: i64,
     ) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
+        let statement = sqlx::query(
             "UPDATE rule SET enabled = $1, updated_at = $2 WHERE tenant_id = $3 AND id = $4",
         )
         .bind(i64::from(enabled))
         .bind(now)
         .bind(tenant_id)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
-        tx.commit().await?;
-        Ok(true)
+        .bind(id);
+        self.change_one_row(tenant_id, Generation::Rules, statement)
+            .await
     }
 
     /// Deletes a rule; false when it does not exist.
     pub async fn delete_rule(&self, tenant_id: &str, id: &str) -> StoreResult<bool> {
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query("DELETE FROM rule WHERE tenant_id = $1 AND id = $2")
+        let statement = sqlx::query("DELETE FROM rule WHERE tenant_id = $1 AND id = $2")
             .bind(tenant_id)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        if done.rows_affected() != 1 {
-            tx.rollback().await?;
-            return Ok(false);
-        }
-        bump_generation(&mut tx, tenant_id, Generation::Rules).await?;
-        tx.commit().await?;
-        Ok(true)
+            .bind(id);
+        self.change_one_row(tenant_id, Generation::Rules, statement)
+            .await
     }
 }

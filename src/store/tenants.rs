@@ -69,6 +69,24 @@ pub(super) async fn bump_generation(
 }
 
 impl Store {
+    /// Runs `statement` and, when it changed exactly one row, bumps the tenant's `generation`
+    /// in the same transaction; false, with nothing changed, otherwise.
+    pub(super) async fn change_one_row<'q>(
+        &self,
+        tenant_id: &str,
+        generation: Generation,
+        statement: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    ) -> StoreResult<bool> {
+        let mut tx = self.writer.begin().await?;
+        if statement.execute(&mut *tx).await?.rows_affected() != 1 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        bump_generation(&mut tx, tenant_id, generation).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     /// Creates a tenant together with its first signing keys (current and next) and its Management API client,
     /// atomically.
     pub async fn create_tenant(

@@ -138,9 +138,9 @@ pub fn generate_key(
         private_key: master_key.seal(&kid, &pkcs8),
         kid,
         tenant_id: tenant_id.to_string(),
-        alg: alg.as_str().into(),
+        alg,
         public_jwk: jwk.to_string(),
-        status: status.as_str().into(),
+        status,
         revoked_at: None,
         created_at: now,
     }
@@ -267,12 +267,11 @@ impl KeyRing {
         let mut jwks = Vec::new();
         let mut algs: Vec<&'static str> = Vec::new();
         for r in records {
-            let status = r.status()?;
+            let status = r.status;
             if !status.is_published() {
                 continue;
             }
-            let alg = SigningAlg::parse(&r.alg)
-                .with_context(|| format!("signing key {} has an unknown algorithm", r.kid))?;
+            let alg = r.alg;
             let jwk: Value =
                 serde_json::from_str(&r.public_jwk).context("stored JWK is not JSON")?;
             let part = |name: &str| {

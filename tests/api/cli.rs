@@ -12,6 +12,11 @@ fn wardstone(db: &str, args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// [`wardstone`] with the arguments of a line split at spaces.
+fn wardstone_line(db: &str, line: &str) -> std::process::Output {
+    wardstone(db, &line.split(' ').collect::<Vec<_>>())
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     assert!(
         out.status.success(),
@@ -19,6 +24,48 @@ fn json(out: &std::process::Output) -> serde_json::Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).expect("one JSON object on stdout")
+}
+
+/// Starts `wardstone serve` on a free port over `db` with `args`, logging at `log` to
+/// `stderr`, and waits until it is ready. Returns the process and its base URL.
+async fn serve(
+    db: &str,
+    args: &[&str],
+    log: &str,
+    stderr: std::process::Stdio,
+) -> (std::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bind = format!("127.0.0.1:{port}");
+    let server = Command::new(env!("CARGO_BIN_EXE_wardstone"))
+        .args(["serve", "--bind", &bind])
+        .args(args)
+        .env("WARDSTONE_DATABASE_URL", db)
+        .env("WARDSTONE_LOG", log)
+        .env_remove("WARDSTONE_MASTER_KEY")
+        .stdout(std::process::Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let base = format!("http://{bind}");
+    let http = reqwest::Client::new();
+    let started = std::time::Instant::now();
+    while !http
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .is_ok_and(|r| r.status() == 200)
+    {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the server never got ready"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    (server, base)
 }
 
 fn refused(out: &std::process::Output, needle: &str) {
@@ -142,164 +189,47 @@ fn bad_input_exits_non_zero_with_one_line_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/w.db", dir.path().display());
     json(&wardstone(&db, &["tenant", "create", "acme", "--json"]));
-    refused(
-        &wardstone(&db, &["tenant", "create", "Bad_Name"]),
-        "invalid tenant name",
-    );
-    refused(
-        &wardstone(&db, &["tenant", "create", "ab"]),
-        "invalid tenant name",
-    );
-    refused(
-        &wardstone(&db, &["tenant", "create", "acme"]),
-        "already exists",
-    );
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "client",
-                "create",
-                "--tenant",
-                "nope",
-                "--name",
-                "x",
-                "--callback",
-                "https://a.example/cb",
-            ],
+    let user = "user create --tenant acme --email";
+    let client = "client create --tenant acme --name x --callback";
+    for (line, needle) in [
+        ("tenant create Bad_Name".to_string(), "invalid tenant name"),
+        ("tenant create ab".into(), "invalid tenant name"),
+        ("tenant create acme".into(), "already exists"),
+        (
+            "client create --tenant nope --name x --callback https://a.example/cb".into(),
+            "does not exist",
         ),
-        "does not exist",
-    );
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "client",
-                "create",
-                "--tenant",
-                "acme",
-                "--name",
-                "x",
-                "--callback",
-                "https://a.example/cb",
-                "--logout-url",
-                "http://evil.example/after",
-            ],
+        (
+            format!("{client} https://a.example/cb --logout-url http://evil.example/after"),
+            "use https",
         ),
-        "use https",
-    );
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "client",
-                "create",
-                "--tenant",
-                "acme",
-                "--name",
-                "x",
-                "--callback",
-                "http://evil.example/cb",
-            ],
+        (format!("{client} http://evil.example/cb"), "callback"),
+        (format!("{client} https://a.example/cb#f"), "fragment"),
+        (
+            format!("{user} not-an-email --password long-password"),
+            "email",
         ),
-        "callback",
-    );
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "client",
-                "create",
-                "--tenant",
-                "acme",
-                "--name",
-                "x",
-                "--callback",
-                "https://a.example/cb#f",
-            ],
-        ),
-        "fragment",
-    );
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "user",
-                "create",
-                "--tenant",
-                "acme",
-                "--email",
-                "not-an-email",
-                "--password",
-                "long password",
-            ],
-        ),
-        "email",
-    );
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "user",
-                "create",
-                "--tenant",
-                "acme",
-                "--email",
-                "a@b.example",
-                "--password",
-                "short",
-            ],
-        ),
-        "password",
-    );
-    json(&wardstone(
+        (format!("{user} a@b.example --password short"), "password"),
+    ] {
+        refused(&wardstone_line(&db, &line), needle);
+    }
+    json(&wardstone_line(
         &db,
-        &[
-            "user",
-            "create",
-            "--tenant",
-            "acme",
-            "--email",
-            "a@b.example",
-            "--password",
-            "long password",
-            "--json",
-        ],
+        &format!("{user} a@b.example --password long-password --json"),
     ));
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "user",
-                "create",
-                "--tenant",
-                "acme",
-                "--email",
-                "A@b.example",
-                "--password",
-                "long password",
-            ],
+    for (line, needle) in [
+        (
+            format!("{user} A@b.example --password long-password"),
+            "already exists",
         ),
-        "already exists",
-    );
-    refused(
-        &wardstone(
-            &db,
-            &[
-                "api",
-                "create",
-                "--tenant",
-                "acme",
-                "--identifier",
-                "not a url",
-            ],
+        (
+            "api create --tenant acme --identifier not-a-url".into(),
+            "identifier",
         ),
-        "identifier",
-    );
-    refused(
-        &wardstone(&db, &["tenant", "create", "x", "--public-url", "ftp://x"]),
-        "public URL",
-    );
+        ("tenant create x --public-url ftp://x".into(), "public URL"),
+    ] {
+        refused(&wardstone_line(&db, &line), needle);
+    }
 
     // Nothing half-written: one tenant, one user.
     let listed = wardstone(&db, &["tenant", "create", "acme"]);
@@ -669,43 +599,16 @@ async fn json_logs_of_a_whole_login_carry_no_secret() {
         client["client_id"].as_str().unwrap().to_string(),
         client["client_secret"].as_str().unwrap().to_string(),
     );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let stderr_path = dir.path().join("stderr.log");
-    let mut server = Command::new(env!("CARGO_BIN_EXE_wardstone"))
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "json",
-        ])
-        .env("WARDSTONE_DATABASE_URL", &db)
-        .env("WARDSTONE_LOG", "debug")
-        .env_remove("WARDSTONE_MASTER_KEY")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let (mut server, base) = serve(
+        &db,
+        &["--log-format", "json"],
+        "debug",
+        std::fs::File::create(&stderr_path).unwrap().into(),
+    )
+    .await;
     let issuer = format!("{base}/t/acme");
     let http = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "the server never got ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
 
     let mut authorize = url::Url::parse(&format!("{issuer}/authorize")).unwrap();
     authorize.query_pairs_mut().extend_pairs([
@@ -1318,44 +1221,16 @@ async fn dns_that_never_answers_leaves_no_thread_behind_in_the_server() {
         ],
     ));
     let dns = silent_dns().await;
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut server = Command::new(env!("CARGO_BIN_EXE_wardstone"))
-        .args([
-            "serve",
-            "--bind",
-            &format!("127.0.0.1:{port}"),
-            "--rule-http-dns",
-            &dns.to_string(),
-            "--rule-http-timeout-ms",
-            "300",
-        ])
-        .env("WARDSTONE_DATABASE_URL", &db)
-        .env("WARDSTONE_LOG", "error")
-        .env_remove("WARDSTONE_MASTER_KEY")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
+    let dns = dns.to_string();
+    let (mut server, base) = serve(
+        &db,
+        &["--rule-http-dns", &dns, "--rule-http-timeout-ms", "300"],
+        "error",
+        std::process::Stdio::null(),
+    )
+    .await;
     let issuer = format!("{base}/t/acme");
     let http = reqwest::Client::new();
-    let started = std::time::Instant::now();
-    while !http
-        .get(format!("{base}/readyz"))
-        .send()
-        .await
-        .is_ok_and(|r| r.status() == 200)
-    {
-        assert!(
-            started.elapsed().as_secs() < 30,
-            "the server never got ready"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
     let token: serde_json::Value = http
         .post(format!("{issuer}/oauth/token"))
         .basic_auth(

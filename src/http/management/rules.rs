@@ -29,7 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 async fn list_rules(caller: Caller) -> Result<Json<Vec<RuleView>>, ApiError> {
     caller.require("read:rules")?;
     let rules = caller.admin().list_rules(caller.tenant()).await?;
-    Ok(Json(rules.into_iter().map(RuleView::from).collect()))
+    Ok(Json(rules))
 }
 
 /// Upload a rule: `script`, `wasm` (base64) or `wat`. The module is validated against ABI v1

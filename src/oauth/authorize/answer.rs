@@ -144,8 +144,6 @@ pub enum Problem {
     Expired,
     /// The form could not be verified (CSRF).
     Forbidden,
-    /// Our failure (the cause is logged).
-    Internal,
 }
 
 impl Problem {
@@ -159,7 +157,6 @@ impl Problem {
             Problem::Forbidden => {
                 "The form could not be verified (missing or invalid CSRF token). Go back to the application and start again."
             }
-            Problem::Internal => "Something went wrong on our side. Try again later.",
         }
     }
 }

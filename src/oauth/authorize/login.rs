@@ -165,7 +165,7 @@ impl Provider {
             return self.end_attempt(tenant, attempt, Err(BUSY)).await;
         };
         match user {
-            Some(u) if checked.ok && u.blocked == 0 => {
+            Some(u) if checked.ok && !*u.blocked => {
                 // An imported hash (bcrypt, PBKDF2, other argon2 parameters) is replaced the
                 // first time it verifies; only if it is still the one checked, so a password
                 // changed meanwhile is never overwritten.
@@ -247,7 +247,7 @@ impl Provider {
         use super::lazy::OldAnswer;
         // Nothing the old tenant could say makes these a login: a blocked user, an empty
         // password. Neither is sent.
-        if user.blocked != 0 || password.is_empty() {
+        if *user.blocked || password.is_empty() {
             return self
                 .end_attempt(tenant, attempt, Err(LoginProblem::WrongCredentials))
                 .await;
@@ -309,7 +309,7 @@ impl Provider {
     ) -> anyhow::Result<Result<UserRecord, LoginProblem>> {
         let now = self.store().user(&tenant.id, user_id).await?;
         let checked = match &now {
-            Some(u) if u.blocked == 0 && !u.password_hash.is_empty() => {
+            Some(u) if !*u.blocked && !u.password_hash.is_empty() => {
                 self.passwords()
                     .check(password, u.password_hash.clone())
                     .await

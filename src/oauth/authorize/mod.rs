@@ -49,21 +49,6 @@ impl Provider {
         tenant: &Tenant,
         pairs: Vec<(String, String)>,
         browser: &Browser,
-    ) -> Answer {
-        match self.authorize_inner(tenant, pairs, browser).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                let _ = OAuthError::internal(format!("{e:#}"));
-                Problem::Internal.into()
-            }
-        }
-    }
-
-    async fn authorize_inner(
-        &self,
-        tenant: &Tenant,
-        pairs: Vec<(String, String)>,
-        browser: &Browser,
     ) -> anyhow::Result<Answer> {
         let (client, request) = match self.parse_authorization_request(tenant, pairs).await? {
             Ok(ok) => ok,
@@ -285,7 +270,7 @@ impl Provider {
         let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
             return Ok(None);
         };
-        if user.blocked != 0 {
+        if *user.blocked {
             return Ok(None);
         }
         Ok(Some(SignedIn { session, user }))

@@ -111,7 +111,7 @@ impl Auth0Settings {
     pub(super) fn of(c: &ClientRecord) -> Self {
         Auth0Settings {
             app_type: c.app_type,
-            is_first_party: c.is_first_party != 0,
+            is_first_party: *c.is_first_party,
             description: c.description.clone(),
             logo_uri: c.logo_uri.clone(),
             id_token_lifetime: c.id_token_lifetime,

@@ -101,7 +101,7 @@ impl From<ClientRecord> for ClientView {
             .into(),
             client_metadata: Value::Object(c.metadata.0.clone()),
             app_type: c.app_type,
-            is_first_party: c.is_first_party != 0,
+            is_first_party: *c.is_first_party,
             oidc_conformant: true,
             description: c.description.clone(),
             logo_uri: c.logo_uri.clone(),
@@ -418,7 +418,7 @@ impl Admin {
             patch.jwt_configuration.as_ref(),
         )?;
         record.app_type = auth0.app_type;
-        record.is_first_party = i64::from(auth0.is_first_party);
+        record.is_first_party = auth0.is_first_party.into();
         record.description = auth0.description;
         record.logo_uri = auth0.logo_uri;
         record.id_token_lifetime = auth0.id_token_lifetime;

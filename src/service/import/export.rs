@@ -148,8 +148,8 @@ impl Admin {
                     "name": rule.name,
                     "script": format!("./{base}.js"),
                     "stage": "login_success",
-                    "enabled": rule.enabled == 1,
-                    "order": rule.rule_order,
+                    "enabled": rule.enabled,
+                    "order": rule.order,
                 }),
             )?;
         }

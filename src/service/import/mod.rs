@@ -17,6 +17,7 @@ mod plan_clients;
 mod plan_code;
 mod plan_roles;
 pub mod source;
+mod stream;
 pub mod users;
 
 use std::collections::{BTreeSet, HashMap};

@@ -98,9 +98,8 @@ impl Admin {
                 Some(c) => {
                     let script = self.get_rule(tenant, &c.id, false).await?.script;
                     let same_code = script.as_deref() == Some(r.code.as_str());
-                    let same = same_code
-                        && (c.enabled == 1) == enabled
-                        && r.order.is_none_or(|o| o == c.rule_order);
+                    let same =
+                        same_code && c.enabled == enabled && r.order.is_none_or(|o| o == c.order);
                     if same {
                         plan.note("rule", &name, Status::Unchanged, None);
                     } else {

@@ -99,7 +99,7 @@ impl Admin {
         upload: &[u8],
         order: Option<i64>,
         enabled: bool,
-    ) -> Result<RuleRecord, AdminError> {
+    ) -> Result<RuleView, AdminError> {
         self.add_rule_with(tenant, name, upload, order, enabled, OnFailure::Deny)
             .await
     }
@@ -113,7 +113,7 @@ impl Admin {
         order: Option<i64>,
         enabled: bool,
         on_failure: OnFailure,
-    ) -> Result<RuleRecord, AdminError> {
+    ) -> Result<RuleView, AdminError> {
         let upload = Upload::Module(upload.to_vec());
         self.add_rule_upload(tenant, name, upload, order, enabled, on_failure)
             .await
@@ -128,7 +128,7 @@ impl Admin {
         order: Option<i64>,
         enabled: bool,
         on_failure: OnFailure,
-    ) -> Result<RuleRecord, AdminError> {
+    ) -> Result<RuleView, AdminError> {
         let name = check_name(name)?;
         check_order(order)?;
         let (module, prepared) = self.compile_upload(tenant, upload).await?;
@@ -145,7 +145,7 @@ impl Admin {
             tenant_id: tenant.id.clone(),
             name: name.clone(),
             rule_order: order,
-            enabled: i64::from(enabled),
+            enabled: enabled.into(),
             sha256: prepared.compiled.sha256.clone(),
             size: module.len() as i64,
             created_at: now,
@@ -162,7 +162,7 @@ impl Admin {
         {
             Ok(()) => {
                 self.rules_service().installed(prepared);
-                Ok(record)
+                Ok(record.into())
             }
             Err(RuleWriteError::Conflict) => Err(AdminError::Conflict(format!(
                 "a rule named {name:?} already exists"
@@ -174,8 +174,13 @@ impl Admin {
     }
 
     /// The tenant's rules in pipeline order.
-    pub async fn list_rules(&self, tenant: &Tenant) -> Result<Vec<RuleRecord>, AdminError> {
-        self.store.rules(&tenant.id, false).await.map_err(internal)
+    pub async fn list_rules(&self, tenant: &Tenant) -> Result<Vec<RuleView>, AdminError> {
+        let rules = self
+            .store
+            .rules(&tenant.id, false)
+            .await
+            .map_err(internal)?;
+        Ok(rules.into_iter().map(RuleView::from).collect())
     }
 
     pub(super) async fn rule_record(
@@ -196,7 +201,7 @@ impl Admin {
         tenant: &Tenant,
         id: &str,
         enabled: bool,
-    ) -> Result<RuleRecord, AdminError> {
+    ) -> Result<RuleView, AdminError> {
         if !self
             .store
             .set_rule_enabled(&tenant.id, id, enabled, self.clock.now())
@@ -205,7 +210,7 @@ impl Admin {
         {
             return Err(AdminError::NotFound(format!("rule {id:?} does not exist")));
         }
-        self.rule_record(tenant, id).await
+        Ok(self.rule_record(tenant, id).await?.into())
     }
 
     pub async fn remove_rule(&self, tenant: &Tenant, id: &str) -> Result<(), AdminError> {
@@ -346,7 +351,7 @@ impl From<RuleRecord> for RuleView {
             id: r.id,
             name: r.name,
             order: r.rule_order,
-            enabled: r.enabled == 1,
+            enabled: *r.enabled,
             sha256: r.sha256,
             size: r.size,
             created_at: r.created_at,
@@ -387,17 +392,15 @@ impl Admin {
                 "the rule is missing: give script (JavaScript), wasm (base64) or wat".into(),
             ));
         };
-        Ok(self
-            .add_rule_upload(
-                tenant,
-                &input.name,
-                upload,
-                input.order,
-                input.enabled.unwrap_or(true),
-                input.on_failure.unwrap_or_default(),
-            )
-            .await?
-            .into())
+        self.add_rule_upload(
+            tenant,
+            &input.name,
+            upload,
+            input.order,
+            input.enabled.unwrap_or(true),
+            input.on_failure.unwrap_or_default(),
+        )
+        .await
     }
 
     /// One rule, with its module bytes when `include_module`.
@@ -461,7 +464,7 @@ impl Admin {
             record.rule_order = o;
         }
         if let Some(e) = patch.enabled {
-            record.enabled = i64::from(e);
+            record.enabled = e.into();
         }
         record.updated_at = self.clock.now();
         let stored = self

@@ -5,9 +5,11 @@ mod attempts;
 mod import;
 
 use serde_json::{Map, Value};
-use sqlx::FromRow;
+use sqlx::any::AnyRow;
+use sqlx::{FromRow, Row};
 
-use super::{JsonText, OrConflict, Store, StoreError, StoreResult};
+use super::{Flag, JsonText, OrConflict, Store, StoreError, StoreResult};
+use crate::domain::Profile;
 pub use attempts::AttemptCounts;
 pub use import::{IMPORT_BATCH, ImportedUser, UserImport};
 
@@ -21,16 +23,11 @@ pub struct UserRecord {
     pub tenant_id: String,
     /// Lowercased email, unique per tenant.
     pub email: String,
-    /// 1 when verified.
-    pub email_verified: i64,
+    pub email_verified: Flag,
     /// argon2id PHC string.
     pub password_hash: String,
-    pub name: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub nickname: Option<String>,
-    pub picture: Option<String>,
-    pub username: Option<String>,
+    #[sqlx(flatten)]
+    pub profile: Profile,
     /// Writable by rules and the Management API.
     pub app_metadata: JsonText<Map<String, Value>>,
     /// Writable by rules and the Management API.
@@ -42,8 +39,21 @@ pub struct UserRecord {
     pub created_at: i64,
     /// Last profile change.
     pub updated_at: i64,
-    /// 1 when the user may not log in (and their tokens stop working).
-    pub blocked: i64,
+    /// The user may not log in, and their tokens stop working.
+    pub blocked: Flag,
+}
+
+impl<'r> FromRow<'r, AnyRow> for Profile {
+    fn from_row(row: &'r AnyRow) -> sqlx::Result<Self> {
+        Ok(Profile {
+            name: row.try_get("name")?,
+            given_name: row.try_get("given_name")?,
+            family_name: row.try_get("family_name")?,
+            nickname: row.try_get("nickname")?,
+            picture: row.try_get("picture")?,
+            username: row.try_get("username")?,
+        })
+    }
 }
 
 /// What creating a user needs.

@@ -1,40 +1,10 @@
-//! The rule's own JSON reader and writer.
-//!
-//! `serde_json` stays the type rule authors use (`Value`, `Map`, `json!`), but its generic
-//! deserializer and serializer are not what a rule runs: monomorphised for the input's dozens of
-//! fields they made an SDK module ≈ 200 KB of wasm and most of its fuel. This reader walks the
-//! input once, hands each field to a small decoder, and keeps the parts a rule may never touch
-//! as text ([`crate::Lazy`]); the writer emits the output patch directly. Neither formats with
-//! `core::fmt` nor panics, so none of that machinery is linked into a rule either.
+//! The cursor: one pass over the text, no allocation for what a decoder skips.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 
 use serde_json::{Map, Number, Value};
 
-/// Why a JSON text could not be read: what was expected, and the byte offset.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Error {
-    what: &'static str,
-    at: usize,
-}
-
-impl Error {
-    /// What went wrong.
-    pub fn what(&self) -> &'static str {
-        self.what
-    }
-
-    /// The byte offset in the text.
-    pub fn offset(&self) -> usize {
-        self.at
-    }
-}
-
-/// A decoder stopped; the reader holds why (see [`from_str`]). A unit, so the reader's
-/// results stay small: they are returned on every token.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stop;
+use super::{Error, Stop};
 
 /// Nesting deeper than this is refused rather than recursed into (the rule's stack is small).
 const MAX_DEPTH: u32 = 128;
@@ -42,9 +12,9 @@ const MAX_DEPTH: u32 = 128;
 /// A cursor over a JSON text.
 pub struct Reader<'a> {
     text: &'a str,
-    pos: usize,
+    pub(super) pos: usize,
     depth: u32,
-    failure: Error,
+    pub(super) failure: Error,
 }
 
 impl<'a> Reader<'a> {
@@ -66,7 +36,7 @@ impl<'a> Reader<'a> {
         self.bytes().get(self.pos..).unwrap_or_default()
     }
 
-    fn error(&mut self, what: &'static str) -> Stop {
+    pub(super) fn error(&mut self, what: &'static str) -> Stop {
         self.fail_at(what, self.pos)
     }
 
@@ -88,7 +58,7 @@ impl<'a> Reader<'a> {
         self.fail_at(what, at)
     }
 
-    fn fail_at(&mut self, what: &'static str, at: usize) -> Stop {
+    pub(super) fn fail_at(&mut self, what: &'static str, at: usize) -> Stop {
         self.failure = Error { what, at };
         Stop
     }
@@ -123,7 +93,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn literal(&mut self, word: &'static str) -> Result<(), Stop> {
+    pub(super) fn literal(&mut self, word: &'static str) -> Result<(), Stop> {
         if self.rest().starts_with(word.as_bytes()) {
             self.pos += word.len();
             Ok(())
@@ -306,7 +276,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn number(&mut self) -> Result<Number, Stop> {
+    pub(super) fn number(&mut self) -> Result<Number, Stop> {
         let bytes = self.bytes();
         let start = self.pos;
         let negative = bytes.get(self.pos) == Some(&b'-');
@@ -512,364 +482,4 @@ fn special_byte(bytes: &[u8], mut from: usize) -> usize {
         from += 1;
     }
     from
-}
-
-/// A type the rule's reader decodes.
-pub trait FromJson: Sized {
-    /// Reads one value of this type.
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop>;
-
-    /// Reads one value into `self`. Structs decode their fields in place: moving the whole
-    /// input (≈ 1 KB) through return values cost more than reading it.
-    fn read_into(&mut self, r: &mut Reader<'_>) -> Result<(), Stop> {
-        *self = Self::from_json(r)?;
-        Ok(())
-    }
-}
-
-/// Decodes a whole text.
-pub fn from_str<T: FromJson>(text: &str) -> Result<T, Error> {
-    let mut r = Reader::new(text);
-    let v = T::from_json(&mut r).and_then(|v| r.finish().map(|()| v));
-    v.map_err(|Stop| r.failure)
-}
-
-/// Decodes a whole text into `into`.
-pub fn read_into<T: FromJson>(text: &str, into: &mut T) -> Result<(), Error> {
-    let mut r = Reader::new(text);
-    into.read_into(&mut r)
-        .and_then(|()| r.finish())
-        .map_err(|Stop| r.failure)
-}
-
-impl FromJson for Value {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        r.value()
-    }
-}
-
-impl FromJson for Map<String, Value> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        let mut map = Map::new();
-        r.object(|r, key| {
-            let v = r.value()?;
-            map.insert(key.to_owned(), v);
-            Ok(())
-        })?;
-        Ok(map)
-    }
-}
-
-impl FromJson for String {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        r.string().map(Cow::into_owned)
-    }
-}
-
-impl FromJson for bool {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        match r.peek() {
-            Some(b't') => r.literal("true").map(|()| true),
-            Some(b'f') => r.literal("false").map(|()| false),
-            _ => Err(r.error("true or false")),
-        }
-    }
-}
-
-impl FromJson for i64 {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        let at = r.pos;
-        r.peek();
-        match r.number()?.as_i64() {
-            Some(i) => Ok(i),
-            None => Err(r.fail_at("an integer", at)),
-        }
-    }
-}
-
-impl<T: FromJson> FromJson for Option<T> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        if r.null()? {
-            Ok(None)
-        } else {
-            T::from_json(r).map(Some)
-        }
-    }
-}
-
-impl<T: FromJson> FromJson for Vec<T> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        let mut items = Vec::new();
-        r.array(|r| {
-            items.push(T::from_json(r)?);
-            Ok(())
-        })?;
-        Ok(items)
-    }
-}
-
-impl FromJson for BTreeMap<String, String> {
-    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        let mut map = BTreeMap::new();
-        r.object(|r, key| {
-            let v = r.string()?.into_owned();
-            map.insert(key.to_owned(), v);
-            Ok(())
-        })?;
-        Ok(map)
-    }
-}
-
-/// Decodes a struct's fields by name; other fields are skipped, missing ones keep their default.
-macro_rules! from_json_fields {
-    ($t:ty { $($name:literal => $field:ident),* $(,)? } $(required: [$($req:literal),*])?) => {
-        impl $crate::json::FromJson for $t {
-            fn from_json(r: &mut $crate::json::Reader<'_>) -> Result<Self, $crate::json::Stop> {
-                let mut v = <$t>::default();
-                v.read_into(r)?;
-                Ok(v)
-            }
-
-            fn read_into(&mut self, r: &mut $crate::json::Reader<'_>) -> Result<(), $crate::json::Stop> {
-                const REQUIRED: &[&str] = &[$($($req),*)?];
-                // One bit per required field seen (the position lookups fold to constants).
-                let mut seen = 0u32;
-                let start = r.offset();
-                r.object(|r, key| {
-                    match key {
-                        $($name => {
-                            if let Some(i) = REQUIRED.iter().position(|q| *q == $name) {
-                                seen |= 1 << i;
-                            }
-                            $crate::json::FromJson::read_into(&mut self.$field, r)?
-                        })*
-                        _ => {
-                            r.skip()?;
-                        }
-                    }
-                    Ok(())
-                })?;
-                match REQUIRED.iter().enumerate().find(|(i, _)| seen & (1 << i) == 0) {
-                    None => Ok(()),
-                    Some((_, missing)) => Err(r.missing(*missing, start)),
-                }
-            }
-        }
-    };
-}
-pub(crate) use from_json_fields;
-
-/// The JSON text of a string.
-pub fn write_str(out: &mut Vec<u8>, s: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut run = 0;
-    for (i, &c) in bytes.iter().enumerate() {
-        let escape: &[u8] = match c {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
-        };
-        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
-        if escape.is_empty() {
-            out.extend_from_slice(b"\\u00");
-            out.push(HEX[usize::from(c >> 4)]);
-            out.push(HEX[usize::from(c & 0xf)]);
-        } else {
-            out.extend_from_slice(escape);
-        }
-        run = i + 1;
-    }
-    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
-    out.push(b'"');
-}
-
-/// `"{message} ({what} expected at byte {offset})"`, without the formatting machinery.
-pub(crate) fn describe(message: &str, e: Error) -> String {
-    let mut out = Vec::with_capacity(message.len() + 48);
-    out.extend_from_slice(message.as_bytes());
-    out.extend_from_slice(b" (");
-    out.extend_from_slice(e.what.as_bytes());
-    out.extend_from_slice(b" expected at byte ");
-    write_u64(&mut out, e.at as u64);
-    out.push(b')');
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// The decimal digits of `n`.
-pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(digits.get(i..).unwrap_or_default());
-}
-
-/// The JSON text of a number, as serde_json writes it.
-pub fn write_number(out: &mut Vec<u8>, n: &Number) {
-    if let Some(u) = n.as_u64() {
-        write_u64(out, u);
-    } else if let Some(i) = n.as_i64() {
-        out.push(b'-');
-        write_u64(out, i.unsigned_abs());
-    } else if let Some(f) = n.as_f64() {
-        crate::float::write(out, f);
-    }
-}
-
-/// The JSON text of a value (compact; object keys in the map's order).
-pub fn write_value(out: &mut Vec<u8>, v: &Value) {
-    match v {
-        Value::Null => out.extend_from_slice(b"null"),
-        Value::Bool(true) => out.extend_from_slice(b"true"),
-        Value::Bool(false) => out.extend_from_slice(b"false"),
-        Value::Number(n) => write_number(out, n),
-        Value::String(s) => write_str(out, s),
-        Value::Array(items) => {
-            out.push(b'[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(b',');
-                }
-                write_value(out, item);
-            }
-            out.push(b']');
-        }
-        Value::Object(map) => write_map(out, map.iter()),
-    }
-}
-
-/// The JSON text of an object from its entries.
-pub fn write_map<'v>(out: &mut Vec<u8>, entries: impl Iterator<Item = (&'v String, &'v Value)>) {
-    out.push(b'{');
-    for (i, (k, v)) in entries.enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_str(out, k);
-        out.push(b':');
-        write_value(out, v);
-    }
-    out.push(b'}');
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    fn round_trip(text: &str) -> String {
-        let v: Value = from_str(text).unwrap();
-        let mut out = Vec::new();
-        write_value(&mut out, &v);
-        String::from_utf8(out).unwrap()
-    }
-
-    #[test]
-    fn values_read_and_write_as_serde_json_does() {
-        for text in [
-            r#"{"a":[1,-2,3.5,1e300,-0.0,18446744073709551615,-9223372036854775808],"b":{"c":null,"d":true,"e":false}}"#,
-            r#""\u00e9\ud83d\ude00 \" \\ \/ \b\f\n\r\t \u0001""#,
-            r#"[[],{},"",0,123456789012345678901234567890]"#,
-        ] {
-            let expected: Value = serde_json::from_str(text).unwrap();
-            assert_eq!(from_str::<Value>(text).unwrap(), expected, "{text}");
-            assert_eq!(
-                round_trip(text),
-                serde_json::to_string(&expected).unwrap(),
-                "{text}"
-            );
-        }
-        assert_eq!(
-            from_str::<Value>(" { \"k\" : [ 1 , 2 ] } ").unwrap(),
-            json!({"k": [1, 2]})
-        );
-    }
-
-    #[test]
-    fn bad_text_is_an_error_not_a_panic() {
-        for text in [
-            "",
-            "{",
-            "[1,",
-            "{\"a\"}",
-            "{\"a\":}",
-            "\"abc",
-            "\"\\x\"",
-            "\"\\ud800\"",
-            "\"\\udc00\"",
-            "01",
-            "1.",
-            "1e",
-            "-",
-            "tru",
-            "nul",
-            "[1 2]",
-            "{\"a\":1,}",
-            "\"a\u{1}b\"",
-            "1 2",
-            "\"\\u12\"",
-        ] {
-            assert!(from_str::<Value>(text).is_err(), "{text:?} was accepted");
-        }
-        // An exponent larger than any cap still counts against the digits before it.
-        let text = format!("0.{}1e{}", "0".repeat(2000), 2001);
-        assert_eq!(from_str::<Value>(&text).unwrap(), serde_json::json!(1.0));
-        let deep = "[".repeat(1000) + &"]".repeat(1000);
-        assert_eq!(
-            from_str::<Value>(&deep).unwrap_err().what(),
-            "at most 128 levels of nesting"
-        );
-    }
-
-    #[test]
-    fn skipping_returns_the_text_of_one_value() {
-        let text = r#"{"a":{"x":"}]\"","y":[1,{"z":2}]},"b":12.5e3 ,"c":"s","d":true}"#;
-        let mut seen = Vec::new();
-        from_str_with(text, |r, key| {
-            seen.push((key.to_owned(), r.skip()?.to_owned()));
-            Ok(())
-        });
-        assert_eq!(
-            seen,
-            [
-                ("a".into(), r#"{"x":"}]\"","y":[1,{"z":2}]}"#.into()),
-                ("b".into(), "12.5e3".into()),
-                ("c".into(), r#""s""#.into()),
-                ("d".into(), "true".into()),
-            ]
-        );
-    }
-
-    fn from_str_with(text: &str, f: impl FnMut(&mut Reader<'_>, &str) -> Result<(), Stop>) {
-        let mut r = Reader::new(text);
-        r.object(f).unwrap();
-        r.finish().unwrap();
-    }
-
-    #[test]
-    fn strings_escape_as_serde_json_does() {
-        for s in ["plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}\u{1}\u{1f}", "é😀"] {
-            let mut out = Vec::new();
-            write_str(&mut out, s);
-            assert_eq!(
-                String::from_utf8(out).unwrap(),
-                serde_json::to_string(s).unwrap()
-            );
-        }
-    }
 }

@@ -1,0 +1,191 @@
+//! The rule's own JSON reader and writer.
+//!
+//! `serde_json` stays the type rule authors use (`Value`, `Map`, `json!`), but its generic
+//! deserializer and serializer are not what a rule runs: monomorphised for the input's dozens of
+//! fields they made an SDK module ≈ 200 KB of wasm and most of its fuel. This reader walks the
+//! input once, hands each field to a small decoder, and keeps the parts a rule may never touch
+//! as text ([`crate::Lazy`]); the writer emits the output patch directly. Neither formats with
+//! `core::fmt` nor panics, so none of that machinery is linked into a rule either.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value};
+
+/// Why a JSON text could not be read: what was expected, and the byte offset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Error {
+    what: &'static str,
+    at: usize,
+}
+
+impl Error {
+    /// What went wrong.
+    pub fn what(&self) -> &'static str {
+        self.what
+    }
+
+    /// The byte offset in the text.
+    pub fn offset(&self) -> usize {
+        self.at
+    }
+}
+
+/// A decoder stopped; the reader holds why (see [`from_str`]). A unit, so the reader's
+/// results stay small: they are returned on every token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stop;
+
+mod reader;
+#[cfg(test)]
+mod tests;
+mod writer;
+
+pub use reader::Reader;
+pub(crate) use writer::{describe, write_u64};
+pub use writer::{write_map, write_number, write_str, write_value};
+
+/// A type the rule's reader decodes.
+pub trait FromJson: Sized {
+    /// Reads one value of this type.
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop>;
+
+    /// Reads one value into `self`. Structs decode their fields in place: moving the whole
+    /// input (≈ 1 KB) through return values cost more than reading it.
+    fn read_into(&mut self, r: &mut Reader<'_>) -> Result<(), Stop> {
+        *self = Self::from_json(r)?;
+        Ok(())
+    }
+}
+
+/// Decodes a whole text.
+pub fn from_str<T: FromJson>(text: &str) -> Result<T, Error> {
+    let mut r = Reader::new(text);
+    let v = T::from_json(&mut r).and_then(|v| r.finish().map(|()| v));
+    v.map_err(|Stop| r.failure)
+}
+
+/// Decodes a whole text into `into`.
+pub fn read_into<T: FromJson>(text: &str, into: &mut T) -> Result<(), Error> {
+    let mut r = Reader::new(text);
+    into.read_into(&mut r)
+        .and_then(|()| r.finish())
+        .map_err(|Stop| r.failure)
+}
+
+impl FromJson for Value {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        r.value()
+    }
+}
+
+impl FromJson for Map<String, Value> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        let mut map = Map::new();
+        r.object(|r, key| {
+            let v = r.value()?;
+            map.insert(key.to_owned(), v);
+            Ok(())
+        })?;
+        Ok(map)
+    }
+}
+
+impl FromJson for String {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        r.string().map(Cow::into_owned)
+    }
+}
+
+impl FromJson for bool {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        match r.peek() {
+            Some(b't') => r.literal("true").map(|()| true),
+            Some(b'f') => r.literal("false").map(|()| false),
+            _ => Err(r.error("true or false")),
+        }
+    }
+}
+
+impl FromJson for i64 {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        let at = r.pos;
+        r.peek();
+        match r.number()?.as_i64() {
+            Some(i) => Ok(i),
+            None => Err(r.fail_at("an integer", at)),
+        }
+    }
+}
+
+impl<T: FromJson> FromJson for Option<T> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        if r.null()? {
+            Ok(None)
+        } else {
+            T::from_json(r).map(Some)
+        }
+    }
+}
+
+impl<T: FromJson> FromJson for Vec<T> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        let mut items = Vec::new();
+        r.array(|r| {
+            items.push(T::from_json(r)?);
+            Ok(())
+        })?;
+        Ok(items)
+    }
+}
+
+impl FromJson for BTreeMap<String, String> {
+    fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
+        let mut map = BTreeMap::new();
+        r.object(|r, key| {
+            let v = r.string()?.into_owned();
+            map.insert(key.to_owned(), v);
+            Ok(())
+        })?;
+        Ok(map)
+    }
+}
+
+/// Decodes a struct's fields by name; other fields are skipped, missing ones keep their default.
+macro_rules! from_json_fields {
+    ($t:ty { $($name:literal => $field:ident),* $(,)? } $(required: [$($req:literal),*])?) => {
+        impl $crate::json::FromJson for $t {
+            fn from_json(r: &mut $crate::json::Reader<'_>) -> Result<Self, $crate::json::Stop> {
+                let mut v = <$t>::default();
+                v.read_into(r)?;
+                Ok(v)
+            }
+
+            fn read_into(&mut self, r: &mut $crate::json::Reader<'_>) -> Result<(), $crate::json::Stop> {
+                const REQUIRED: &[&str] = &[$($($req),*)?];
+                // One bit per required field seen (the position lookups fold to constants).
+                let mut seen = 0u32;
+                let start = r.offset();
+                r.object(|r, key| {
+                    match key {
+                        $($name => {
+                            if let Some(i) = REQUIRED.iter().position(|q| *q == $name) {
+                                seen |= 1 << i;
+                            }
+                            $crate::json::FromJson::read_into(&mut self.$field, r)?
+                        })*
+                        _ => {
+                            r.skip()?;
+                        }
+                    }
+                    Ok(())
+                })?;
+                match REQUIRED.iter().enumerate().find(|(i, _)| seen & (1 << i) == 0) {
+                    None => Ok(()),
+                    Some((_, missing)) => Err(r.missing(*missing, start)),
+                }
+            }
+        }
+    };
+}
+pub(crate) use from_json_fields;

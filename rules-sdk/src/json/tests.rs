@@ -1,0 +1,104 @@
+use serde_json::json;
+
+use super::*;
+
+fn round_trip(text: &str) -> String {
+    let v: Value = from_str(text).unwrap();
+    let mut out = Vec::new();
+    write_value(&mut out, &v);
+    String::from_utf8(out).unwrap()
+}
+
+#[test]
+fn values_read_and_write_as_serde_json_does() {
+    for text in [
+        r#"{"a":[1,-2,3.5,1e300,-0.0,18446744073709551615,-9223372036854775808],"b":{"c":null,"d":true,"e":false}}"#,
+        r#""\u00e9\ud83d\ude00 \" \\ \/ \b\f\n\r\t \u0001""#,
+        r#"[[],{},"",0,123456789012345678901234567890]"#,
+    ] {
+        let expected: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(from_str::<Value>(text).unwrap(), expected, "{text}");
+        assert_eq!(
+            round_trip(text),
+            serde_json::to_string(&expected).unwrap(),
+            "{text}"
+        );
+    }
+    assert_eq!(
+        from_str::<Value>(" { \"k\" : [ 1 , 2 ] } ").unwrap(),
+        json!({"k": [1, 2]})
+    );
+}
+
+#[test]
+fn bad_text_is_an_error_not_a_panic() {
+    for text in [
+        "",
+        "{",
+        "[1,",
+        "{\"a\"}",
+        "{\"a\":}",
+        "\"abc",
+        "\"\\x\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "01",
+        "1.",
+        "1e",
+        "-",
+        "tru",
+        "nul",
+        "[1 2]",
+        "{\"a\":1,}",
+        "\"a\u{1}b\"",
+        "1 2",
+        "\"\\u12\"",
+    ] {
+        assert!(from_str::<Value>(text).is_err(), "{text:?} was accepted");
+    }
+    // An exponent larger than any cap still counts against the digits before it.
+    let text = format!("0.{}1e{}", "0".repeat(2000), 2001);
+    assert_eq!(from_str::<Value>(&text).unwrap(), serde_json::json!(1.0));
+    let deep = "[".repeat(1000) + &"]".repeat(1000);
+    assert_eq!(
+        from_str::<Value>(&deep).unwrap_err().what(),
+        "at most 128 levels of nesting"
+    );
+}
+
+#[test]
+fn skipping_returns_the_text_of_one_value() {
+    let text = r#"{"a":{"x":"}]\"","y":[1,{"z":2}]},"b":12.5e3 ,"c":"s","d":true}"#;
+    let mut seen = Vec::new();
+    from_str_with(text, |r, key| {
+        seen.push((key.to_owned(), r.skip()?.to_owned()));
+        Ok(())
+    });
+    assert_eq!(
+        seen,
+        [
+            ("a".into(), r#"{"x":"}]\"","y":[1,{"z":2}]}"#.into()),
+            ("b".into(), "12.5e3".into()),
+            ("c".into(), r#""s""#.into()),
+            ("d".into(), "true".into()),
+        ]
+    );
+}
+
+fn from_str_with(text: &str, f: impl FnMut(&mut Reader<'_>, &str) -> Result<(), Stop>) {
+    let mut r = Reader::new(text);
+    r.object(f).unwrap();
+    r.finish().unwrap();
+}
+
+#[test]
+fn strings_escape_as_serde_json_does() {
+    for s in ["plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}\u{1}\u{1f}", "é😀"] {
+        let mut out = Vec::new();
+        write_str(&mut out, s);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            serde_json::to_string(s).unwrap()
+        );
+    }
+}
