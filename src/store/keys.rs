@@ -13,13 +13,15 @@ pub struct SigningKeyRecord {
     /// Key id, the JWS `kid`.
     pub kid: String,
     pub tenant_id: String,
-    /// An unknown stored value fails the read rather than being guessed.
+    /// JWS algorithm, stored as `RS256`, `ES256` or `EdDSA`; an unknown stored value fails the
+    /// read rather than being guessed.
     #[sqlx(try_from = "String")]
     pub alg: SigningAlg,
     /// Sealed PKCS#8 private key.
     pub private_key: Vec<u8>,
     /// The public JWK as JSON text.
     pub public_jwk: String,
+    /// Stored as `next`, `current`, `previous`, `retired` or `revoked`.
     #[sqlx(try_from = "String")]
     pub status: KeyStatus,
     /// When it was revoked.

@@ -22,6 +22,7 @@ pub struct RuleRecord {
     pub name: String,
     /// Position in the pipeline (ascending).
     pub rule_order: i64,
+    /// Whether the rule runs.
     pub enabled: Flag,
     /// Hex SHA-256 of the module.
     pub sha256: String,

@@ -14,6 +14,7 @@ pub struct ImportedUser {
     pub email_verified: bool,
     /// The imported hash as stored (see [`UserRecord::password_hash`]), or empty.
     pub password_hash: String,
+    /// Profile fields.
     pub profile: Profile,
     /// JSON object text.
     pub app_metadata: String,

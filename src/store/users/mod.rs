@@ -23,6 +23,7 @@ pub struct UserRecord {
     pub tenant_id: String,
     /// Lowercased email, unique per tenant.
     pub email: String,
+    /// Whether the email is verified.
     pub email_verified: Flag,
     /// argon2id PHC string.
     pub password_hash: String,
