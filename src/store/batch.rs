@@ -1,10 +1,11 @@
 //! Group commit for one kind of row: requests hand their row to one task, which writes what has
 //! arrived — under load the rows that came while the previous batch was written, alone a batch
-//! of one — in one statement, and answers each request once its row is committed.
+//! of one — in one statement, and answers each request once its row is committed (with what the
+//! statement returned for it: nothing for an insert, the code for a redemption).
 //!
 //! On SQLite every write queues for the one writer connection, whose thread each statement
 //! visits and leaves: many writes of one kind per second then wait on each other (the token
-//! endpoint's refresh tokens, `tokens.rs`). On PostgreSQL writes run in parallel on the pool,
+//! endpoint's code redemptions and refresh tokens, `tokens.rs`). On PostgreSQL writes run in parallel on the pool,
 //! so callers write directly there.
 
 use std::future::Future;
@@ -16,24 +17,26 @@ use super::{StoreError, StoreResult};
 
 /// How a batch's rows are written.
 pub(crate) trait WriteRows<T>: Send + Sync + 'static {
-    /// All of `rows` in one statement: all or none.
-    fn write_all(&self, rows: &[&T]) -> impl Future<Output = StoreResult<()>> + Send;
+    /// What each row's request gets back (`()` for an insert).
+    type Out: Send + 'static;
+    /// All of `rows` in one statement, all or none: one answer per row, in their order.
+    fn write_all(&self, rows: &[&T]) -> impl Future<Output = StoreResult<Vec<Self::Out>>> + Send;
     /// One row alone (after its batch failed on a row's own fault).
-    fn write_one(&self, row: &T) -> impl Future<Output = StoreResult<()>> + Send;
+    fn write_one(&self, row: &T) -> impl Future<Output = StoreResult<Self::Out>> + Send;
 }
 
 /// A row waiting for its batch, and where its answer goes.
-type Waiting<T> = (T, oneshot::Sender<StoreResult<()>>);
+type Waiting<T, O> = (T, oneshot::Sender<StoreResult<O>>);
 
 /// The batching task of one store, started at the first write (on that write's runtime) and
 /// started again if its task is gone (its runtime shut down): a store handle used later from
 /// another runtime still writes.
-pub(crate) struct Batcher<T> {
-    queue: Mutex<Option<mpsc::Sender<Waiting<T>>>>,
+pub(crate) struct Batcher<T, O = ()> {
+    queue: Mutex<Option<mpsc::Sender<Waiting<T, O>>>>,
     rows_per_statement: usize,
 }
 
-impl<T: Send + Sync + 'static> Batcher<T> {
+impl<T: Send + Sync + 'static, O: Send + 'static> Batcher<T, O> {
     /// A batcher writing at most `rows_per_statement` rows at a time.
     pub(crate) fn new(rows_per_statement: usize) -> Self {
         Batcher {
@@ -42,12 +45,12 @@ impl<T: Send + Sync + 'static> Batcher<T> {
         }
     }
 
-    /// Writes `row` with whatever else is waiting; `Ok` once it is committed.
-    pub(crate) async fn write<W: WriteRows<T>>(
+    /// Writes `row` with whatever else is waiting; answers once it is committed.
+    pub(crate) async fn write<W: WriteRows<T, Out = O>>(
         &self,
         row: T,
         writer: impl FnOnce() -> W,
-    ) -> StoreResult<()> {
+    ) -> StoreResult<O> {
         let queue = {
             let mut slot = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             match &*slot {
@@ -72,8 +75,8 @@ impl<T: Send + Sync + 'static> Batcher<T> {
 fn start<T: Send + Sync + 'static, W: WriteRows<T>>(
     writer: W,
     rows_per_statement: usize,
-) -> mpsc::Sender<Waiting<T>> {
-    let (queue, mut arrivals) = mpsc::channel::<Waiting<T>>(4096);
+) -> mpsc::Sender<Waiting<T, W::Out>> {
+    let (queue, mut arrivals) = mpsc::channel::<Waiting<T, W::Out>>(4096);
     // The task holds the writer (a pool), not the store: when the last store handle goes, the
     // queue closes and the task ends.
     tokio::spawn(async move {
@@ -81,9 +84,15 @@ fn start<T: Send + Sync + 'static, W: WriteRows<T>>(
         while arrivals.recv_many(&mut batch, rows_per_statement).await > 0 {
             let rows: Vec<&T> = batch.iter().map(|(row, _)| row).collect();
             match writer.write_all(&rows).await {
-                Ok(()) => {
+                Ok(answers) if answers.len() == batch.len() => {
+                    for ((_, done), answer) in batch.drain(..).zip(answers) {
+                        let _ = done.send(Ok(answer));
+                    }
+                }
+                Ok(answers) => {
+                    let message = format!("{} answers for {} rows", answers.len(), batch.len());
                     for (_, done) in batch.drain(..) {
-                        let _ = done.send(Ok(()));
+                        let _ = done.send(Err(sqlx::Error::Protocol(message.clone()).into()));
                     }
                 }
                 // One row's fault (a constraint): each row alone, so it fails only its own
@@ -146,7 +155,9 @@ mod tests {
     }
 
     impl WriteRows<u32> for Fake {
-        async fn write_all(&self, rows: &[&u32]) -> StoreResult<()> {
+        type Out = ();
+
+        async fn write_all(&self, rows: &[&u32]) -> StoreResult<Vec<()>> {
             self.statements.fetch_add(1, Ordering::SeqCst);
             self.largest.fetch_max(rows.len(), Ordering::SeqCst);
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
@@ -157,11 +168,11 @@ mod tests {
                 return Err(StoreError::Conflict);
             }
             self.stored.lock().unwrap().extend(rows.iter().copied());
-            Ok(())
+            Ok(vec![(); rows.len()])
         }
 
         async fn write_one(&self, row: &u32) -> StoreResult<()> {
-            self.write_all(&[row]).await
+            self.write_all(&[row]).await.map(|_| ())
         }
     }
 

@@ -134,6 +134,7 @@ pub struct Store {
     backend: Backend,
     /// Group commit of refresh-token inserts on SQLite (`tokens.rs`, `batch.rs`).
     refresh_inserts: std::sync::Arc<batch::Batcher<tokens::NewRefreshToken>>,
+    code_redemptions: std::sync::Arc<batch::Batcher<tokens::Redemption, Option<CodeRecord>>>,
 }
 
 impl Store {
@@ -205,6 +206,9 @@ impl Store {
                     refresh_inserts: std::sync::Arc::new(batch::Batcher::new(
                         tokens::REFRESH_ROWS_PER_STATEMENT,
                     )),
+                    code_redemptions: std::sync::Arc::new(batch::Batcher::new(
+                        tokens::REFRESH_ROWS_PER_STATEMENT,
+                    )),
                 }
             }
             Backend::Postgres => {
@@ -217,6 +221,9 @@ impl Store {
                     writer: shared,
                     backend,
                     refresh_inserts: std::sync::Arc::new(batch::Batcher::new(
+                        tokens::REFRESH_ROWS_PER_STATEMENT,
+                    )),
+                    code_redemptions: std::sync::Arc::new(batch::Batcher::new(
                         tokens::REFRESH_ROWS_PER_STATEMENT,
                     )),
                 }

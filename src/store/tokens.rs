@@ -93,13 +93,109 @@ pub(crate) struct RefreshTokenRows {
 }
 
 impl super::batch::WriteRows<NewRefreshToken> for RefreshTokenRows {
-    async fn write_all(&self, rows: &[&NewRefreshToken]) -> StoreResult<()> {
-        Store::insert_refresh_tokens(&self.writer, self.backend, rows).await
+    type Out = ();
+
+    async fn write_all(&self, rows: &[&NewRefreshToken]) -> StoreResult<Vec<()>> {
+        Store::insert_refresh_tokens(&self.writer, self.backend, rows).await?;
+        Ok(vec![(); rows.len()])
     }
 
     async fn write_one(&self, row: &NewRefreshToken) -> StoreResult<()> {
         Store::insert_refresh_token_in(&self.writer, row).await
     }
+}
+
+/// A code's redemption with the conditions it must meet (see [`Store::redeem_code_if_valid`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Redemption {
+    tenant_id: String,
+    code_hash: Vec<u8>,
+    client_id: String,
+    redirect_uri: String,
+    challenge: Option<String>,
+    now: i64,
+}
+
+/// Redemptions for the store's [`super::batch::Batcher`] on SQLite: with refresh-token inserts
+/// batched, the code's own `UPDATE … RETURNING` was the token endpoint's other write through the
+/// one writer connection, one statement (and two thread hops) per exchange.
+pub(crate) struct Redemptions {
+    writer: sqlx::AnyPool,
+}
+
+impl super::batch::WriteRows<Redemption> for Redemptions {
+    type Out = Option<CodeRecord>;
+
+    /// One `UPDATE … FROM (VALUES …)` with each row's own conditions. A code asked for twice in
+    /// one batch enters the statement once, for its first request: single use holds inside a
+    /// batch as between batches (the later request finds it used and is answered as a replay).
+    async fn write_all(&self, rows: &[&Redemption]) -> StoreResult<Vec<Option<CodeRecord>>> {
+        let mut seen = std::collections::HashSet::new();
+        let entering: Vec<&Redemption> = rows
+            .iter()
+            .copied()
+            .filter(|r| seen.insert((r.tenant_id.as_str(), r.code_hash.as_slice())))
+            .collect();
+        // RETURNING may name only the updated table's columns, so the request's columns have
+        // names of their own.
+        let sql = format!(
+            "WITH req (r_tenant, r_code, r_client, r_redirect, r_challenge, r_now) AS (VALUES {}) \
+             UPDATE token_grant SET consumed_at = req.r_now FROM req \
+             WHERE token_grant.tenant_id = req.r_tenant AND token_grant.code_hash = req.r_code \
+             AND token_grant.consumed_at IS NULL AND token_grant.client_id = req.r_client \
+             AND token_grant.redirect_uri = req.r_redirect AND token_grant.expires_at > req.r_now \
+             AND token_grant.code_challenge IS req.r_challenge RETURNING {CODE_COLUMNS}",
+            super::values_placeholders(super::Backend::Sqlite, entering.len(), 6)
+        );
+        let mut q = sqlx::query_as::<_, CodeRecord>(&sql);
+        for r in &entering {
+            q = q
+                .bind(&r.tenant_id)
+                .bind(&r.code_hash)
+                .bind(&r.client_id)
+                .bind(&r.redirect_uri)
+                .bind(&r.challenge)
+                .bind(r.now);
+        }
+        let mut redeemed: std::collections::HashMap<(String, Vec<u8>), CodeRecord> = q
+            .fetch_all(&self.writer)
+            .await?
+            .into_iter()
+            .map(|c| ((c.tenant_id.clone(), c.code_hash.clone()), c))
+            .collect();
+        // `remove`: a code is handed to the first request that named it, never to two.
+        Ok(rows
+            .iter()
+            .map(|r| redeemed.remove(&(r.tenant_id.clone(), r.code_hash.clone())))
+            .collect())
+    }
+
+    async fn write_one(&self, row: &Redemption) -> StoreResult<Option<CodeRecord>> {
+        redeem_one(&self.writer, row).await
+    }
+}
+
+/// One redemption, one statement.
+async fn redeem_one(writer: &sqlx::AnyPool, r: &Redemption) -> StoreResult<Option<CodeRecord>> {
+    let pkce = match r.challenge {
+        Some(_) => "code_challenge = $6",
+        None => "code_challenge IS NULL",
+    };
+    let sql = format!(
+        "UPDATE token_grant SET consumed_at = $1 WHERE tenant_id = $2 AND code_hash = $3 \
+         AND consumed_at IS NULL AND client_id = $4 AND redirect_uri = $5 AND expires_at > $1 \
+         AND {pkce} RETURNING {CODE_COLUMNS}"
+    );
+    let mut q = sqlx::query_as::<_, CodeRecord>(&sql)
+        .bind(r.now)
+        .bind(&r.tenant_id)
+        .bind(&r.code_hash)
+        .bind(&r.client_id)
+        .bind(&r.redirect_uri);
+    if let Some(c) = &r.challenge {
+        q = q.bind(c);
+    }
+    Ok(q.fetch_optional(writer).await?)
 }
 
 /// Binds a refresh token's values in `RT_COLUMNS` order.
@@ -188,7 +284,8 @@ impl Store {
     /// if, and only if, it is this tenant's, unused, unexpired, issued to `client_id` for
     /// `redirect_uri`, and its PKCE challenge is `challenge` (or it has none and none is given).
     /// `None` says nothing about why; the caller then looks at the code to answer precisely,
-    /// and nothing was changed.
+    /// and nothing was changed. On SQLite concurrent redemptions share one statement
+    /// ([`super::batch`]); PostgreSQL runs each on its pool.
     pub async fn redeem_code_if_valid(
         &self,
         tenant_id: &str,
@@ -198,25 +295,24 @@ impl Store {
         challenge: Option<&str>,
         now: i64,
     ) -> StoreResult<Option<CodeRecord>> {
-        let pkce = match challenge {
-            Some(_) => "code_challenge = $6",
-            None => "code_challenge IS NULL",
+        let r = Redemption {
+            tenant_id: tenant_id.to_string(),
+            code_hash: code_hash.to_vec(),
+            client_id: client_id.to_string(),
+            redirect_uri: redirect_uri.to_string(),
+            challenge: challenge.map(str::to_string),
+            now,
         };
-        let sql = format!(
-            "UPDATE token_grant SET consumed_at = $1 WHERE tenant_id = $2 AND code_hash = $3 \
-             AND consumed_at IS NULL AND client_id = $4 AND redirect_uri = $5 AND expires_at > $1 \
-             AND {pkce} RETURNING {CODE_COLUMNS}"
-        );
-        let mut q = sqlx::query_as::<_, CodeRecord>(&sql)
-            .bind(now)
-            .bind(tenant_id)
-            .bind(code_hash)
-            .bind(client_id)
-            .bind(redirect_uri);
-        if let Some(c) = challenge {
-            q = q.bind(c);
+        match self.backend {
+            super::Backend::Postgres => redeem_one(&self.writer, &r).await,
+            super::Backend::Sqlite => {
+                self.code_redemptions
+                    .write(r, || Redemptions {
+                        writer: self.writer.clone(),
+                    })
+                    .await
+            }
         }
-        Ok(q.fetch_optional(&self.writer).await?)
     }
 
     /// Marks a code used in one atomic statement: of two concurrent redemptions exactly one

@@ -83,6 +83,24 @@ async fn concurrent_exchanges_each_store_a_refresh_token_that_works() {
 }
 
 #[tokio::test]
+async fn a_code_sent_many_times_at_once_is_exchanged_once() {
+    // Concurrent redemptions share one statement on SQLite: a code named several times in one
+    // batch must still go to one request only, and the other codes of the batch to theirs.
+    let app = spawn_app().await;
+    let browser = Browser::new();
+    let shared = app.code(&browser, &[]).await;
+    let mut codes = vec![shared.clone(); 8];
+    for _ in 0..4 {
+        codes.push(app.code(&browser, &[]).await);
+    }
+    let answers = futures_util::future::join_all(codes.iter().map(|c| app.exchange(c))).await;
+    let statuses: Vec<StatusCode> = answers.iter().map(|r| r.status()).collect();
+    let ok = |s: &&StatusCode| **s == StatusCode::OK;
+    assert_eq!(statuses[..8].iter().filter(ok).count(), 1, "{statuses:?}");
+    assert_eq!(statuses[8..].iter().filter(ok).count(), 4, "{statuses:?}");
+}
+
+#[tokio::test]
 async fn a_code_works_once_and_its_replay_revokes_what_it_issued() {
     let app = spawn_app().await;
     let code = app.code(&Browser::new(), &[]).await;
