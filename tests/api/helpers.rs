@@ -428,6 +428,27 @@ impl TestApp {
         .await
     }
 
+    /// A fresh login's tokens and the verified claims of its ID and access tokens.
+    pub async fn login_claims(&self) -> (Value, Value, Value) {
+        let tokens = self.tokens(&Browser::new()).await;
+        let (id_token, access) = self.claims_of(&tokens).await;
+        (tokens, id_token, access)
+    }
+
+    /// The verified claims of a token response's ID and access tokens.
+    pub async fn claims_of(&self, tokens: &Value) -> (Value, Value) {
+        let (_, id_token) = self
+            .verify(tokens["id_token"].as_str().unwrap(), &self.client_id)
+            .await;
+        let (_, access) = self
+            .verify(
+                tokens["access_token"].as_str().unwrap(),
+                &self.url("/userinfo"),
+            )
+            .await;
+        (id_token, access)
+    }
+
     pub async fn tokens(&self, browser: &Browser) -> Value {
         let code = self.code(browser, &[]).await;
         let resp = self.exchange(&code).await;

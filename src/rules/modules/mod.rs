@@ -325,19 +325,23 @@ impl Modules {
 
     /// The module if this node has it in memory.
     pub fn cached(&self, sha256: &str) -> Option<Arc<CompiledRule>> {
-        let found = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .get(sha256)
-            .cloned();
+        let found = self.peek(sha256);
         if found.is_some() {
             self.stats.hits.inc();
         } else {
             self.stats.misses.inc();
         }
         found
+    }
+
+    /// The module if this node has it in memory, not counted as a hit or a miss.
+    fn peek(&self, sha256: &str) -> Option<Arc<CompiledRule>> {
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .get(sha256)
+            .cloned()
     }
 
     /// Modules in memory and the bytes they hold.
@@ -368,14 +372,7 @@ impl Modules {
         };
         let result = {
             let _turn = gate.lock().await;
-            let loaded_meanwhile = self
-                .cache
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .map
-                .get(sha256)
-                .cloned();
-            match loaded_meanwhile {
+            match self.peek(sha256) {
                 Some(hit) => Ok(hit),
                 None => self.load(tenant_id, source, sha256).await,
             }

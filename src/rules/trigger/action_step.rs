@@ -53,16 +53,9 @@ pub(super) fn action_step(
     record: &mut ExecutionRecord,
 ) -> Step {
     let input = action_input(item, entry, cx, state);
-    let execution = session.run(&item.compiled, &input, deadline);
-    record_execution(
-        record,
-        execution.duration,
-        execution.fuel_used,
-        execution.logs,
-    );
-    let output = match execution.result {
+    let output = match execute(session, item, &input, deadline, record) {
         Ok(output) => output,
-        Err(failure) => return failed(item, record, failure.kind(), failure.detail()),
+        Err(step) => return step,
     };
     let output: ActionOutput = match serde_json::from_value(Value::Object(output)) {
         Ok(o) => o,

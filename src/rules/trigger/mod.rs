@@ -430,15 +430,22 @@ enum Step {
     Failed,
 }
 
-fn record_execution(
+/// Runs one item and records its time, fuel and logs: its output object, or the step a
+/// failure makes of it.
+fn execute(
+    session: &mut Session<'_>,
+    item: &PreparedItem,
+    input: &[u8],
+    deadline: Duration,
     record: &mut ExecutionRecord,
-    duration: Duration,
-    fuel: u64,
-    logs: Vec<LogLine>,
-) {
-    record.duration_us = micros(duration);
-    record.fuel = i64::try_from(fuel).unwrap_or(i64::MAX);
-    record.logs = logs;
+) -> Result<serde_json::Map<String, Value>, Step> {
+    let execution = session.run(&item.compiled, input, deadline);
+    record.duration_us = micros(execution.duration);
+    record.fuel = i64::try_from(execution.fuel_used).unwrap_or(i64::MAX);
+    record.logs = execution.logs;
+    execution
+        .result
+        .map_err(|failure| failed(item, record, failure.kind(), failure.detail()))
 }
 
 /// Fails `record` with `failure`: skipped for a rule with `on_failure: skip`, else the end.

@@ -11,16 +11,9 @@ pub(super) fn rule_step(
     state: &mut RunState,
     record: &mut ExecutionRecord,
 ) -> Step {
-    let execution = session.run(&item.compiled, input, deadline);
-    record_execution(
-        record,
-        execution.duration,
-        execution.fuel_used,
-        execution.logs,
-    );
-    let output = match execution.result {
+    let output = match execute(session, item, input, deadline, record) {
         Ok(output) => output,
-        Err(failure) => return failed(item, record, failure.kind(), failure.detail()),
+        Err(step) => return step,
     };
     match deny_of(&output) {
         Some(Ok(message)) => {

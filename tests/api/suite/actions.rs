@@ -29,21 +29,6 @@ fn post_login(body: &str) -> String {
     format!("exports.onExecutePostLogin = async (event, api) => {{\n{body}\n}};\n")
 }
 
-/// The claims of a fresh login's ID and access tokens.
-async fn login_tokens(app: &TestApp) -> (Value, Value, Value) {
-    let tokens = app.tokens(&Browser::new()).await;
-    let (_, id_token) = app
-        .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
-        .await;
-    let (_, access) = app
-        .verify(
-            tokens["access_token"].as_str().unwrap(),
-            &app.url("/userinfo"),
-        )
-        .await;
-    (tokens, id_token, access)
-}
-
 #[tokio::test]
 async fn an_auth0_post_login_action_runs_unchanged_through_a_login_and_a_refresh() {
     if !js() {
@@ -66,7 +51,7 @@ async fn an_auth0_post_login_action_runs_unchanged_through_a_login_and_a_refresh
         ),
     )
     .await;
-    let (tokens, id_token, access) = login_tokens(&app).await;
+    let (tokens, id_token, access) = app.login_claims().await;
     assert_eq!(id_token[format!("{NS}roles")], json!([]));
     assert_eq!(access[format!("{NS}plan")], "gold");
     assert_eq!(id_token[format!("{NS}client")], "Acme Web");
@@ -710,7 +695,7 @@ async fn a_restricted_claim_is_left_out_with_a_note_as_auth0_does() {
         &post_login("api.idToken.setCustomClaim('sub', 'someone-else'); api.accessToken.setCustomClaim('aud', 'x');"),
     )
     .await;
-    let (_, id_token, access) = login_tokens(&app).await;
+    let (_, id_token, access) = app.login_claims().await;
     assert_eq!(id_token["sub"], app.user_id);
     assert_ne!(access["aud"], "x");
     let log = &app.logs(1).await[0];
@@ -1066,7 +1051,7 @@ async fn the_built_in_crypto_module_works_in_actions_and_rules_and_others_are_re
         )
     );
     app.live_action(&mgmt, "crypto", &code).await;
-    let (_, id_token, _) = login_tokens(&app).await;
+    let (_, id_token, _) = app.login_claims().await;
     let claim = |k: &str| id_token[format!("{NS}{k}")].clone();
     assert_eq!(
         claim("sha256"),
@@ -1099,7 +1084,7 @@ async fn the_built_in_crypto_module_works_in_actions_and_rules_and_others_are_re
          }",
     )
     .await;
-    let (_, id_token, _) = login_tokens(&app).await;
+    let (_, id_token, _) = app.login_claims().await;
     assert_eq!(
         id_token[format!("{NS}h")],
         "a9993e364706816aba3e25717850c26c9cd0d89d",

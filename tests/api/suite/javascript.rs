@@ -28,16 +28,7 @@ async fn an_auth0_rule_runs_unchanged_and_its_source_is_returned() {
     assert_eq!(rule["script"], source, "GET returns the source as uploaded");
     assert!(rule.get("wasm").is_none());
 
-    let tokens = app.tokens(&Browser::new()).await;
-    let (_, id_token) = app
-        .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
-        .await;
-    let (_, access) = app
-        .verify(
-            tokens["access_token"].as_str().unwrap(),
-            &app.url("/userinfo"),
-        )
-        .await;
+    let (_, id_token, access) = app.login_claims().await;
     assert_eq!(id_token[format!("{NS}roles")], json!(["admin", "editor"]));
     assert_eq!(access[format!("{NS}roles")], json!(["admin", "editor"]));
     let log = &app.logs(1).await[0];

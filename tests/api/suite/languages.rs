@@ -42,16 +42,7 @@ async fn the_same_rule_in_rust_javascript_c_and_assemblyscript_produces_identica
         } else {
             app.add_rule(&name, module).await;
         }
-        let tokens = app.tokens(&Browser::new()).await;
-        let (_, id) = app
-            .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
-            .await;
-        let (_, at) = app
-            .verify(
-                tokens["access_token"].as_str().unwrap(),
-                &app.url("/userinfo"),
-            )
-            .await;
+        let (_, id, at) = app.login_claims().await;
         let last = &app.logs(1).await[0];
         assert_eq!(last.outcome.label(), "ok", "{language}: {last:?}");
         seen.push((

@@ -7,22 +7,6 @@ use super::*;
 
 const ROLES: &str = "https://wardstone.dev/roles";
 
-async fn claims(
-    app: &TestApp,
-    tokens: &serde_json::Value,
-) -> (serde_json::Value, serde_json::Value) {
-    let (_, id) = app
-        .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
-        .await;
-    let (_, at) = app
-        .verify(
-            tokens["access_token"].as_str().unwrap(),
-            &app.url("/userinfo"),
-        )
-        .await;
-    (id, at)
-}
-
 #[tokio::test]
 async fn add_roles_rule_puts_roles_in_both_tokens() {
     let app = spawn_app().await;
@@ -34,7 +18,7 @@ async fn add_roles_rule_puts_roles_in_both_tokens() {
     .await;
     app.add_rule("add roles", &sample_rule("add-roles")).await;
     let tokens = app.tokens(&Browser::new()).await;
-    let (id, at) = claims(&app, &tokens).await;
+    let (id, at) = app.claims_of(&tokens).await;
     assert_eq!(id[ROLES], json!(["admin", "billing"]));
     assert_eq!(at[ROLES], json!(["admin", "billing"]));
     // Claims survive a refresh: the rules run again.
@@ -44,7 +28,7 @@ async fn add_roles_rule_puts_roles_in_both_tokens() {
         .json()
         .await
         .unwrap();
-    let (id, at) = claims(&app, &refreshed).await;
+    let (id, at) = app.claims_of(&refreshed).await;
     assert_eq!(id[ROLES], json!(["admin", "billing"]));
     assert_eq!(at[ROLES], json!(["admin", "billing"]));
 }
@@ -149,7 +133,7 @@ async fn rules_see_the_protocol_of_the_code_grant_and_of_refresh() {
     let app = spawn_app().await;
     app.add_rule("login only", &sample_rule("login-only")).await;
     let tokens = app.tokens(&Browser::new()).await;
-    let (id, at) = claims(&app, &tokens).await;
+    let (id, at) = app.claims_of(&tokens).await;
     assert_eq!(id["https://wardstone.dev/fresh_login"], true);
     assert_eq!(at["https://wardstone.dev/fresh_login"], true);
     let refreshed: serde_json::Value = app
@@ -158,7 +142,7 @@ async fn rules_see_the_protocol_of_the_code_grant_and_of_refresh() {
         .json()
         .await
         .unwrap();
-    let (id, _) = claims(&app, &refreshed).await;
+    let (id, _) = app.claims_of(&refreshed).await;
     assert!(
         id.get("https://wardstone.dev/fresh_login").is_none(),
         "not a login: the rule stays out"
@@ -178,7 +162,7 @@ async fn wat_rules_work_like_any_other() {
     let app = spawn_app().await;
     app.add_rule("tier", &wat_sample("static-claim.wat")).await;
     let tokens = app.tokens(&Browser::new()).await;
-    let (id, at) = claims(&app, &tokens).await;
+    let (id, at) = app.claims_of(&tokens).await;
     assert_eq!(id["https://wardstone.dev/tier"], "gold");
     assert_eq!(at["https://wardstone.dev/tier"], "gold");
     let logs = app.logs(1).await;
@@ -438,7 +422,7 @@ async fn restricted_claims_are_dropped_and_the_login_succeeds() {
     let wat = with_output(patch);
     app.add_rule("sneaky", wat.as_bytes()).await;
     let tokens = app.tokens(&Browser::new()).await;
-    let (id, at) = claims(&app, &tokens).await;
+    let (id, at) = app.claims_of(&tokens).await;
     assert_eq!(id["sub"], app.user_id);
     assert_eq!(id["iss"], app.issuer);
     assert_eq!(id["aud"], app.client_id);
