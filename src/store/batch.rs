@@ -19,7 +19,8 @@ use super::{StoreError, StoreResult};
 pub(crate) trait WriteRows<T>: Send + Sync + 'static {
     /// What each row's request gets back (`()` for an insert).
     type Out: Send + 'static;
-    /// All of `rows` in one statement, all or none: one answer per row, in their order.
+    /// All of `rows` in one statement, all or none: exactly one answer per row, in their order
+    /// (the statement has committed by then; a wrong count fails every request of the batch).
     fn write_all(&self, rows: &[&T]) -> impl Future<Output = StoreResult<Vec<Self::Out>>> + Send;
     /// One row alone (after its batch failed on a row's own fault).
     fn write_one(&self, row: &T) -> impl Future<Output = StoreResult<Self::Out>> + Send;

@@ -207,7 +207,7 @@ impl Store {
                         tokens::REFRESH_ROWS_PER_STATEMENT,
                     )),
                     code_redemptions: std::sync::Arc::new(batch::Batcher::new(
-                        tokens::REFRESH_ROWS_PER_STATEMENT,
+                        tokens::REDEMPTIONS_PER_STATEMENT,
                     )),
                 }
             }
@@ -220,11 +220,13 @@ impl Store {
                     reader: shared.clone(),
                     writer: shared,
                     backend,
+                    // Neither batcher is used on PostgreSQL (writes run in parallel on its
+                    // pool); a batcher starts its task only at its first write.
                     refresh_inserts: std::sync::Arc::new(batch::Batcher::new(
                         tokens::REFRESH_ROWS_PER_STATEMENT,
                     )),
                     code_redemptions: std::sync::Arc::new(batch::Batcher::new(
-                        tokens::REFRESH_ROWS_PER_STATEMENT,
+                        tokens::REDEMPTIONS_PER_STATEMENT,
                     )),
                 }
             }

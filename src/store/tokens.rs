@@ -83,6 +83,8 @@ const CODE_COLUMNS: &str = "code_hash, tenant_id, id AS grant_id, client_id, use
 /// Rows per batched insert (13 columns: 416 parameters, where sqlx's SQLite binding is still
 /// cheap; see `users/import.rs`).
 pub(super) const REFRESH_ROWS_PER_STATEMENT: usize = 32;
+/// Redemptions per batched statement (6 parameters each).
+pub(super) const REDEMPTIONS_PER_STATEMENT: usize = 32;
 
 /// Refresh-token rows for the store's [`super::batch::Batcher`]: every code exchange inserts
 /// one, and at c=16 (ES256, SQLite) two writes per exchange held the endpoint at ≈ 2,200/s where
@@ -127,8 +129,10 @@ impl super::batch::WriteRows<Redemption> for Redemptions {
     type Out = Option<CodeRecord>;
 
     /// One `UPDATE … FROM (VALUES …)` with each row's own conditions. A code asked for twice in
-    /// one batch enters the statement once, for its first request: single use holds inside a
-    /// batch as between batches (the later request finds it used and is answered as a replay).
+    /// one batch enters the statement once, with its first request's conditions, and only that
+    /// request can get it back: the others get `None`, and the caller's slow path then finds the
+    /// code used (a replay) or, when the first request's conditions failed, redeems it for them
+    /// on its own — never for two.
     async fn write_all(&self, rows: &[&Redemption]) -> StoreResult<Vec<Option<CodeRecord>>> {
         let mut seen = std::collections::HashSet::new();
         let entering: Vec<&Redemption> = rows
