@@ -187,6 +187,46 @@ impl Store {
         .await?)
     }
 
+    /// A live session of `tenant_id` and its user, in one read: every login through the SSO
+    /// session needs both.
+    pub async fn session_with_user(
+        &self,
+        tenant_id: &str,
+        id_hash: &[u8],
+        now: i64,
+    ) -> StoreResult<Option<(SessionRecord, super::UserRecord)>> {
+        use sqlx::Row;
+        let user_columns: Vec<String> = super::users::USER_COLUMNS
+            .split(',')
+            .map(|c| format!("u.{}", c.trim()))
+            .collect();
+        let row = sqlx::query(&format!(
+            "SELECT s.id_hash AS s_id_hash, s.auth_time AS s_auth_time, \
+             s.created_at AS s_created_at, s.expires_at AS s_expires_at, {} \
+             FROM sso_session s JOIN app_user u ON u.tenant_id = s.tenant_id AND u.user_id = s.user_id \
+             WHERE s.tenant_id = $1 AND s.id_hash = $2 AND s.expires_at > $3",
+            user_columns.join(", ")
+        ))
+        .bind(tenant_id)
+        .bind(id_hash)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let user = super::UserRecord::from_row(&row)?;
+        let session = SessionRecord {
+            id_hash: row.try_get("s_id_hash")?,
+            tenant_id: user.tenant_id.clone(),
+            user_id: user.user_id.clone(),
+            auth_time: row.try_get("s_auth_time")?,
+            created_at: row.try_get("s_created_at")?,
+            expires_at: row.try_get("s_expires_at")?,
+        };
+        Ok(Some((session, user)))
+    }
+
     pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {
         sqlx::query("DELETE FROM sso_session WHERE id_hash = $1")
             .bind(id_hash)

@@ -260,14 +260,11 @@ impl Provider {
         if id.len() > 100 {
             return Ok(None);
         }
-        let Some(session) = self
+        let Some((session, user)) = self
             .store()
-            .session(&tenant.id, &hash_token(id), self.now())
+            .session_with_user(&tenant.id, &hash_token(id), self.now())
             .await?
         else {
-            return Ok(None);
-        };
-        let Some(user) = self.store().user(&tenant.id, &session.user_id).await? else {
             return Ok(None);
         };
         if *user.blocked {
