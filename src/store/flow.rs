@@ -196,22 +196,26 @@ impl Store {
         now: i64,
     ) -> StoreResult<Option<(SessionRecord, super::UserRecord)>> {
         use sqlx::Row;
-        let user_columns: Vec<String> = super::users::USER_COLUMNS
-            .split(',')
-            .map(|c| format!("u.{}", c.trim()))
-            .collect();
-        let row = sqlx::query(&format!(
-            "SELECT s.id_hash AS s_id_hash, s.auth_time AS s_auth_time, \
-             s.created_at AS s_created_at, s.expires_at AS s_expires_at, {} \
-             FROM sso_session s JOIN app_user u ON u.tenant_id = s.tenant_id AND u.user_id = s.user_id \
-             WHERE s.tenant_id = $1 AND s.id_hash = $2 AND s.expires_at > $3",
-            user_columns.join(", ")
-        ))
-        .bind(tenant_id)
-        .bind(id_hash)
-        .bind(now)
-        .fetch_optional(&self.reader)
-        .await?;
+        // Written once: this read is on every login with a session.
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let user_columns: Vec<String> = super::users::USER_COLUMNS
+                .split(',')
+                .map(|c| format!("u.{}", c.trim()))
+                .collect();
+            format!(
+                "SELECT s.id_hash AS s_id_hash, s.auth_time AS s_auth_time, \
+                 s.created_at AS s_created_at, s.expires_at AS s_expires_at, {} \
+                 FROM sso_session s JOIN app_user u ON u.tenant_id = s.tenant_id AND u.user_id = s.user_id \
+                 WHERE s.tenant_id = $1 AND s.id_hash = $2 AND s.expires_at > $3",
+                user_columns.join(", ")
+            )
+        });
+        let row = sqlx::query(SQL.as_str())
+            .bind(tenant_id)
+            .bind(id_hash)
+            .bind(now)
+            .fetch_optional(&self.reader)
+            .await?;
         let Some(row) = row else {
             return Ok(None);
         };
