@@ -12,6 +12,8 @@
 pub(crate) mod abi;
 pub(crate) mod epoch;
 pub(crate) mod host;
+#[cfg(test)]
+mod tests;
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
