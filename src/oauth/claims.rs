@@ -51,6 +51,8 @@ pub struct ClaimsFor<'a> {
     pub audience: Option<&'a str>,
     /// Scopes this grant can never exceed (a refresh token's grant).
     pub ceiling: Option<&'a ScopeSet>,
+    /// The user's role names, when already read with the session.
+    pub roles: Option<&'a [String]>,
 }
 
 impl Provider {
@@ -77,6 +79,7 @@ impl Provider {
             auth_time: of.auth_time,
             scope: &rbac.scope,
             audience: of.audience,
+            roles: of.roles,
             now: self.now(),
         };
         let outcome = match resume {

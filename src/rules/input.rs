@@ -56,6 +56,9 @@ pub struct LoginInput<'a> {
     pub scope: &'a ScopeSet,
     /// API identifier.
     pub audience: Option<&'a str>,
+    /// The user's role names when the caller read them already (with the SSO session);
+    /// `None`: read here, only if a rule or action runs.
+    pub roles: Option<&'a [String]>,
     pub now: i64,
 }
 

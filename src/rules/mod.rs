@@ -271,11 +271,15 @@ impl Rules {
         };
         // Read only when some rule or action will see them: a tenant without either pays
         // nothing.
-        let roles = self
-            .inner
-            .store
-            .user_role_names(input.tenant_id, &input.user.user_id)
-            .await?;
+        let roles = match input.roles {
+            Some(roles) => roles.to_vec(),
+            None => {
+                self.inner
+                    .store
+                    .user_role_names(input.tenant_id, &input.user.user_id)
+                    .await?
+            }
+        };
         let (user, context) = input::rule_input(&input, roles.clone());
         let (user, mut context) = (serde_json::to_value(user)?, serde_json::to_value(context)?);
         if resume.is_some_and(|r| r.rules) {

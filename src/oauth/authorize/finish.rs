@@ -14,7 +14,11 @@ impl Provider {
         signed_in: &SignedIn,
         browser: &Browser,
     ) -> anyhow::Result<Answer> {
-        let SignedIn { session, user } = signed_in;
+        let SignedIn {
+            session,
+            user,
+            roles,
+        } = signed_in;
         let sid = session_public_id(&session.id_hash);
         let decided = self
             .decide_claims(
@@ -29,6 +33,7 @@ impl Provider {
                     scope: request.scope.clone(),
                     audience: request.audience.as_deref(),
                     ceiling: None,
+                    roles: roles.as_deref(),
                 },
                 None,
             )
@@ -86,7 +91,7 @@ impl Provider {
         claims: serde_json::Value,
         scope: ScopeSet,
     ) -> anyhow::Result<Answer> {
-        let SignedIn { session, user } = signed_in;
+        let SignedIn { session, user, .. } = signed_in;
         let code = random_token(32);
         let now = self.now();
         self.store()

@@ -380,7 +380,11 @@ impl Provider {
                 &tx,
                 client,
                 request,
-                Some(SignedIn { session, user }),
+                Some(SignedIn {
+                    session,
+                    user,
+                    roles: None,
+                }),
                 browser,
             )
             .await?;

@@ -260,7 +260,7 @@ impl Provider {
         if id.len() > 100 {
             return Ok(None);
         }
-        let Some((session, user)) = self
+        let Some((session, user, roles)) = self
             .store()
             .session_with_user(&tenant.id, &hash_token(id), self.now())
             .await?
@@ -270,7 +270,11 @@ impl Provider {
         if *user.blocked {
             return Ok(None);
         }
-        Ok(Some(SignedIn { session, user }))
+        Ok(Some(SignedIn {
+            session,
+            user,
+            roles: Some(roles),
+        }))
     }
 
     fn fail(

@@ -138,7 +138,11 @@ impl Provider {
         if resume.user["user_id"].as_str() != Some(signed_in.user.user_id.as_str()) {
             return Ok(Problem::Expired.into());
         }
-        let SignedIn { session, user } = &signed_in;
+        let SignedIn {
+            session,
+            user,
+            roles,
+        } = &signed_in;
         let sid = super::session_public_id(&session.id_hash);
         let (query, body): (BTreeMap<String, String>, BTreeMap<String, String>) =
             if browser.method.eq_ignore_ascii_case("POST") {
@@ -164,6 +168,7 @@ impl Provider {
                     scope: request.scope.clone(),
                     audience: request.audience.as_deref(),
                     ceiling: None,
+                    roles: roles.as_deref(),
                 },
                 Some(&resume),
             )

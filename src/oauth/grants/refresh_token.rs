@@ -97,6 +97,7 @@ impl Provider {
                     scope,
                     audience: record.audience.as_deref(),
                     ceiling: Some(&granted),
+                    roles: None,
                 },
                 None,
             )

@@ -280,10 +280,24 @@ async fn rules_see_the_users_role_names_at_login_and_refresh() {
         .await;
     assert_eq!(id["https://wardstone.dev/roles"], json!([]));
 
-    let admin = create_role(&app, &mgmt, "admin").await;
+    // A login through the browser's SSO session reads the roles with the session: none yet.
+    let browser = Browser::new();
+    app.code(&browser, &[]).await;
+    let sso_roles = || async {
+        let resp = browser.get(&app.authorize_url(&[("state", "sso")])).await;
+        let code = query_of(&location(&resp))["code"].clone();
+        let tokens: Value = app.exchange(&code).await.json().await.unwrap();
+        let (_, id) = app
+            .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
+            .await;
+        id["https://wardstone.dev/roles"].clone()
+    };
+    assert_eq!(sso_roles().await, json!([]));
+
     let billing = create_role(&app, &mgmt, "billing").await;
-    assign(&app, &mgmt, &admin).await;
+    let admin = create_role(&app, &mgmt, "admin").await;
     assign(&app, &mgmt, &billing).await;
+    assign(&app, &mgmt, &admin).await;
     let tokens = app.tokens(&Browser::new()).await;
     let (_, id) = app
         .verify(tokens["id_token"].as_str().unwrap(), &app.client_id)
@@ -292,6 +306,8 @@ async fn rules_see_the_users_role_names_at_login_and_refresh() {
         id["https://wardstone.dev/roles"],
         json!(["admin", "billing"])
     );
+    // The same through the session, in the same order, the user read once.
+    assert_eq!(sso_roles().await, json!(["admin", "billing"]));
 
     // A role given later is seen at the next refresh; a role that makes the rule deny, too.
     let suspended = create_role(&app, &mgmt, "suspended").await;
