@@ -269,8 +269,8 @@ impl Rules {
             Ok(items) => items,
             Err(record) => return Ok(self.failed_before_running(input.tenant_id, record)),
         };
-        // Read only when some rule or action will see them: a tenant without either pays
-        // nothing.
+        // Came with the SSO session's read (an index probe), or read here only when some rule
+        // or action will see them.
         let roles = match input.roles {
             Some(roles) => roles.to_vec(),
             None => {

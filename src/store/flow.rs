@@ -196,41 +196,46 @@ impl Store {
         now: i64,
     ) -> StoreResult<Option<(SessionRecord, super::UserRecord, Vec<String>)>> {
         use sqlx::Row;
-        // Written once: this read is on every login with a session. The user's role names come
-        // with it (one row per role, the session and user repeated; one row with no role name
-        // when the user has none): rules and actions read them on the same login, and the
-        // join costs one index probe where a separate read cost a round trip to a reader.
-        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use std::sync::LazyLock;
+        // Written once per dialect: this read is on every login with a session. The user's
+        // role names come with it as one JSON array, ordered like `user_role_names`: rules and
+        // actions read them on the same login, and the subquery is an index probe where a
+        // separate read was a round trip to a reader.
+        fn sql(roles: &str) -> String {
             let user_columns: Vec<String> = super::users::USER_COLUMNS
                 .split(',')
                 .map(|c| format!("u.{}", c.trim()))
                 .collect();
             format!(
                 "SELECT s.id_hash AS s_id_hash, s.auth_time AS s_auth_time, \
-                 s.created_at AS s_created_at, s.expires_at AS s_expires_at, r.name AS r_name, {} \
+                 s.created_at AS s_created_at, s.expires_at AS s_expires_at, \
+                 (SELECT {roles} FROM user_role ur \
+                  JOIN role r ON r.id = ur.role_id AND r.tenant_id = ur.tenant_id \
+                  WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id) AS roles_json, {} \
                  FROM sso_session s JOIN app_user u ON u.tenant_id = s.tenant_id AND u.user_id = s.user_id \
-                 LEFT JOIN user_role ur ON ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id \
-                 LEFT JOIN role r ON r.id = ur.role_id AND r.tenant_id = ur.tenant_id \
-                 WHERE s.tenant_id = $1 AND s.id_hash = $2 AND s.expires_at > $3 \
-                 ORDER BY r.name",
+                 WHERE s.tenant_id = $1 AND s.id_hash = $2 AND s.expires_at > $3",
                 user_columns.join(", ")
             )
-        });
-        let rows = sqlx::query(SQL.as_str())
+        }
+        static SQLITE: LazyLock<String> =
+            LazyLock::new(|| sql("json_group_array(r.name ORDER BY r.name)"));
+        static POSTGRES: LazyLock<String> =
+            LazyLock::new(|| sql("COALESCE(json_agg(r.name ORDER BY r.name), '[]'::json)::text"));
+        let statement = match self.backend() {
+            super::Backend::Sqlite => SQLITE.as_str(),
+            super::Backend::Postgres => POSTGRES.as_str(),
+        };
+        let row = sqlx::query(statement)
             .bind(tenant_id)
             .bind(id_hash)
             .bind(now)
-            .fetch_all(&self.reader)
+            .fetch_optional(&self.reader)
             .await?;
-        let Some(row) = rows.first() else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        let roles = rows
-            .iter()
-            .map(|r| r.try_get::<Option<String>, _>("r_name"))
-            .filter_map(Result::transpose)
-            .collect::<Result<Vec<String>, _>>()?;
-        let user = super::UserRecord::from_row(row)?;
+        let roles: super::JsonText<Vec<String>> = row.try_get("roles_json")?;
+        let user = super::UserRecord::from_row(&row)?;
         let session = SessionRecord {
             id_hash: row.try_get("s_id_hash")?,
             tenant_id: user.tenant_id.clone(),
@@ -239,7 +244,7 @@ impl Store {
             created_at: row.try_get("s_created_at")?,
             expires_at: row.try_get("s_expires_at")?,
         };
-        Ok(Some((session, user, roles)))
+        Ok(Some((session, user, roles.0)))
     }
 
     pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {

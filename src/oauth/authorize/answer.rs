@@ -57,7 +57,7 @@ pub struct SignedIn {
     pub session: SessionRecord,
     /// Its user, read with it.
     pub user: UserRecord,
-    /// The user's role names when they were read with the session (`None`: not read, the
+    /// The user's role names when they were read with the session (`None`: not read; the
     /// claims step reads them if a rule or action runs).
     pub roles: Option<Vec<String>>,
 }

@@ -136,7 +136,7 @@ impl PageMap {
 /// this function will perform a scan of `ptr` for `len` bytes which will search
 /// for pages that:
 ///
-/// * Are present.
+/// * Are present, or swapped out (Wardstone patch).
 /// * Have been written.
 /// * Are NOT backed by the "zero" page.
 /// * Are NOT backed by a "file" page.
@@ -211,10 +211,9 @@ impl PageMap {
 ///   a region of memory to store a list of `page_region` structures. Below this
 ///   is always `MAX_REGIONS`. If there are more than this number of disjoint
 ///   regions of memory that need to be reported then the ioctl will also return
-///   early without reaching the end of memory. Note that this means that all
-///   further memory will be `decommit`'d with reported regions still going to
-///   `reset_manually`. This is arguably something we should detect and improve
-///   in Wasmtime, but for now `MAX_REGIONS` is hardcoded.
+///   early without reaching the end of memory. (Wardstone patch: the scan is
+///   then resumed from `walk_end`, so only the `keep_resident` budget ends it
+///   early; upstream 48.0.8 decommitted everything after that point.)
 ///
 /// In the end this ends up being a "more clever" version of this function than
 /// the one in the `pagemap_disabled` module. By using `PAGEMAP_SCAN` we can
@@ -288,12 +287,15 @@ pub unsafe fn reset_with_pagemap(
     let mut storage = [MaybeUninit::uninit(); MAX_REGIONS];
     let page_budget = keep_resident.byte_count() / host_page_size;
     let end = ptr.wrapping_add(len.byte_count());
+    // Positions are derived from `ptr` (not from the kernel's integer
+    // addresses) so that every pointer keeps `ptr`'s provenance.
+    let at = |addr: usize| ptr.wrapping_add(addr.saturating_sub(ptr.addr()));
     let mut start = ptr;
     let mut pages_found = 0;
     let mut bytes_resident = 0;
 
     while start < end && pages_found < page_budget {
-        let remaining = unsafe { end.offset_from(start) } as usize;
+        let remaining = end.addr() - start.addr();
         let scan_arg = PageMapScanBuilder::new(ptr::slice_from_raw_parts(start, remaining))
             .max_pages(page_budget - pages_found)
             // Written pages that are neither the zero page nor backed by the
@@ -345,7 +347,7 @@ pub unsafe fn reset_with_pagemap(
             bytes_resident += region.len();
             pages_found += region.len() / host_page_size;
         }
-        let walk_end = result.walk_end().cast_mut();
+        let walk_end = at(result.walk_end().addr());
         if walk_end <= start {
             // No progress (not expected of the kernel): decommit the rest.
             break;
@@ -361,7 +363,7 @@ pub unsafe fn reset_with_pagemap(
     // Everything the scans did not reach is decommitted; when the last scan
     // reached the end of memory this is a zero-length no-op.
     if start < end {
-        let rest = unsafe { end.offset_from(start) } as usize;
+        let rest = end.addr() - start.addr();
         decommit(start, rest);
     }
 
