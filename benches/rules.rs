@@ -75,19 +75,26 @@ fn measure(iterations: usize, mut f: impl FnMut()) -> Stats {
         f();
     }
     let faults_before = minor_faults();
-    let mut samples: Vec<Duration> = (0..iterations)
+    let samples: Vec<Duration> = (0..iterations)
         .map(|_| {
             let t = Instant::now();
             f();
             t.elapsed()
         })
         .collect();
-    let faults = (minor_faults() - faults_before) as f64 / iterations as f64;
-    samples.sort();
-    Stats {
-        median: samples[samples.len() / 2],
-        p99: samples[samples.len() * 99 / 100],
-        faults,
+    Stats::of(samples, minor_faults() - faults_before)
+}
+
+impl Stats {
+    /// Median and p99 of `samples`, and `faults` spread over as many runs.
+    fn of(mut samples: Vec<Duration>, faults: i64) -> Stats {
+        let faults = faults as f64 / samples.len() as f64;
+        samples.sort();
+        Stats {
+            median: samples[samples.len() / 2],
+            p99: samples[samples.len() * 99 / 100],
+            faults,
+        }
     }
 }
 
@@ -367,9 +374,8 @@ fn main() {
         // execution is timed.
         let name = "JavaScript rule after 20 other modules ran (cold slot)";
         if filter.as_deref().is_none_or(|flt| name.contains(flt)) {
-            let runs = (iterations / 20).max(50);
             let faults_before = minor_faults();
-            let mut samples: Vec<Duration> = (0..runs)
+            let samples: Vec<Duration> = (0..(iterations / 20).max(50))
                 .map(|_| {
                     for other in distinct.iter().chain(distinct.iter()) {
                         std::hint::black_box(engine.execute(other, &input, timeout));
@@ -382,13 +388,7 @@ fn main() {
                 })
                 .collect();
             // Includes the 20 other modules' runs: an upper bound for the JavaScript one.
-            let faults = (minor_faults() - faults_before) as f64 / runs as f64;
-            samples.sort();
-            let stats = Stats {
-                median: samples[samples.len() / 2],
-                p99: samples[samples.len() * 99 / 100],
-                faults,
-            };
+            let stats = Stats::of(samples, minor_faults() - faults_before);
             eprintln!(
                 "{name:<55} median {:>10}  p99 {:>10}  faults/run {:>6.1}",
                 us(stats.median),

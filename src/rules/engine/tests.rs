@@ -19,7 +19,6 @@ fn scribbler(pages: u32) -> Vec<u8> {
         .collect();
     let wat = format!(
         r#"(module
-  (import "wardstone" "log" (func $log (param i32 i32 i32)))
   (memory (export "memory") 128)
   (data (i32.const 1024) "{{\"context\":{{\"idToken\":{{\"fresh\":true}}}}}}")
   (data (i32.const 2048) "{{\"context\":{{\"idToken\":{{\"fresh\":false}}}}}}")
