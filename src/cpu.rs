@@ -24,3 +24,21 @@ pub fn run_in_background() {
         libc::setpriority(libc::PRIO_PROCESS, tid, current + BACKGROUND_NICE);
     }
 }
+
+/// CPU time the calling thread has used so far (zero where it cannot be told). Unlike the wall
+/// clock, it does not count the time the thread was preempted.
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: writes one timespec owned by this frame.
+    let got = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    if got != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(
+        ts.tv_sec.max(0) as u64,
+        ts.tv_nsec.clamp(0, 999_999_999) as u32,
+    )
+}

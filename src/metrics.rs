@@ -37,6 +37,12 @@ pub struct RuleMetrics {
     cache_hits: Counter,
     cache_misses: Counter,
     skipped: Counter,
+    runs: Family<PlaceLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PlaceLabels {
+    place: &'static str,
 }
 
 impl RuleMetrics {
@@ -51,7 +57,15 @@ impl RuleMetrics {
             cache_hits,
             cache_misses,
             skipped: Counter::default(),
+            runs: Family::default(),
         }
+    }
+
+    /// Counts a trigger run by where it happened: `request_thread`, `executor`, or
+    /// `executor_after_overrun` (abandoned on the request's thread; counted again as
+    /// `executor` when it ran there).
+    pub fn run_place(&self, place: &'static str) {
+        self.runs.get_or_create(&PlaceLabels { place }).inc();
     }
 
     /// Counts a failure of an `on_failure: skip` rule that the login went past.
@@ -111,6 +125,11 @@ impl Metrics {
             "wardstone_rule_executions",
             "Rule executions by outcome",
             rules.executions.clone(),
+        );
+        registry.register(
+            "wardstone_rule_runs",
+            "Rule and action trigger runs by where they ran",
+            rules.runs.clone(),
         );
         registry.register_with_unit(
             "wardstone_rule_execution_duration",

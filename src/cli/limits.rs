@@ -34,6 +34,11 @@ pub(super) struct RuleLimitArgs {
     /// Threads that run rule pipelines (default: 2 × cores).
     #[arg(long, global = true, env = "WARDSTONE_RULE_THREADS", value_parser = clap::value_parser!(u64).range(1..=1024))]
     rule_threads: Option<u64>,
+    /// Rule pipelines that may run at once on the request's own thread, skipping the hand-off
+    /// to the rule threads (each bounded to a few milliseconds, then run again on a rule
+    /// thread); 0 turns this off (default: cores).
+    #[arg(long, global = true, env = "WARDSTONE_RULE_INLINE_RUNS", value_parser = clap::value_parser!(u64).range(0..=1024))]
+    rule_inline_runs: Option<u64>,
     /// Rules one tenant may have.
     #[arg(long, global = true, env = "WARDSTONE_RULE_MAX_PER_TENANT", value_parser = clap::value_parser!(i64).range(1..=10_000))]
     rule_max_per_tenant: Option<i64>,
@@ -107,6 +112,9 @@ impl RuleLimitArgs {
         }
         if let Some(v) = self.rule_threads {
             l.max_concurrent = v as usize;
+        }
+        if let Some(v) = self.rule_inline_runs {
+            l.inline_runs = v as usize;
         }
         if let Some(v) = self.rule_max_per_tenant {
             l.rules_per_tenant = v;

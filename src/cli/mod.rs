@@ -145,6 +145,9 @@ pub fn main() -> ExitCode {
     let fail = |message: &str| fail(message, json_logs);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Room for a short rule pipeline's wasm stack on the request's own thread (see
+        // `rules::executor`); only the pages used are ever committed.
+        .thread_stack_size(4 << 20)
         .build()
     {
         Ok(r) => r,

@@ -139,14 +139,29 @@ pub(crate) struct ActionCache {
 const CACHED_TENANTS: usize = 10_000;
 
 impl ActionCache {
-    /// What `api.cache.get` sees now (expired entries left out), as a JSON object.
-    pub(crate) fn snapshot(&self, tenant_id: &str, trigger: TriggerId, now_ms: i64) -> Value {
-        let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+    /// What `api.cache.get` sees now (expired entries left out), as a JSON object, with a
+    /// run's own changes so far over it.
+    pub(crate) fn snapshot_with(
+        &self,
+        tenant_id: &str,
+        trigger: TriggerId,
+        now_ms: i64,
+        pending: &BTreeMap<String, Option<CacheEntry>>,
+    ) -> Value {
         let mut out = Map::new();
-        if let Some(map) = entries.get(&(tenant_id.to_string(), trigger)) {
-            for (k, v) in map.iter().filter(|(_, v)| v.expires_at > now_ms) {
-                out.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
+        {
+            let entries = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(map) = entries.get(&(tenant_id.to_string(), trigger)) {
+                for (k, v) in map.iter().filter(|(_, v)| v.expires_at > now_ms) {
+                    out.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null));
+                }
             }
+        }
+        for (k, v) in pending {
+            match v.as_ref().filter(|v| v.expires_at > now_ms) {
+                Some(v) => out.insert(k.clone(), serde_json::to_value(v).unwrap_or(Value::Null)),
+                None => out.remove(k),
+            };
         }
         Value::Object(out)
     }
@@ -209,6 +224,7 @@ mod tests {
     #[test]
     fn the_cache_is_per_tenant_and_trigger_and_forgets_expired_values() {
         let cache = ActionCache::default();
+        let none = BTreeMap::new();
         let entry = |v: &str, at| {
             Some(CacheEntry {
                 value: v.into(),
@@ -224,11 +240,14 @@ mod tests {
             ]),
             0,
         );
-        let seen = cache.snapshot("t1", TriggerId::PostLogin, 1000);
+        let seen = cache.snapshot_with("t1", TriggerId::PostLogin, 1000, &none);
         assert_eq!(seen, json!({"a": {"value": "1", "expires_at": 2000}}));
-        assert_eq!(cache.snapshot("t2", TriggerId::PostLogin, 0), json!({}));
         assert_eq!(
-            cache.snapshot("t1", TriggerId::CredentialsExchange, 0),
+            cache.snapshot_with("t2", TriggerId::PostLogin, 0, &none),
+            json!({})
+        );
+        assert_eq!(
+            cache.snapshot_with("t1", TriggerId::CredentialsExchange, 0, &none),
             json!({})
         );
         cache.apply(
@@ -237,6 +256,32 @@ mod tests {
             BTreeMap::from([("a".into(), None)]),
             1000,
         );
-        assert_eq!(cache.snapshot("t1", TriggerId::PostLogin, 1000), json!({}));
+        assert_eq!(
+            cache.snapshot_with("t1", TriggerId::PostLogin, 1000, &none),
+            json!({})
+        );
+        // A run's own changes show over the node's cache before it takes them.
+        cache.apply(
+            "t1",
+            TriggerId::PostLogin,
+            BTreeMap::from([
+                ("kept".into(), entry("k", 5000)),
+                ("gone".into(), entry("g", 5000)),
+            ]),
+            1000,
+        );
+        let pending = BTreeMap::from([
+            ("gone".to_string(), None),
+            ("new".to_string(), entry("n", 5000)),
+            ("stale".to_string(), entry("s", 500)),
+        ]);
+        assert_eq!(
+            cache.snapshot_with("t1", TriggerId::PostLogin, 1000, &pending),
+            json!({"kept": {"value": "k", "expires_at": 5000}, "new": {"value": "n", "expires_at": 5000}})
+        );
+        assert_eq!(
+            cache.snapshot_with("t1", TriggerId::PostLogin, 1000, &none),
+            json!({"kept": {"value": "k", "expires_at": 5000}, "gone": {"value": "g", "expires_at": 5000}})
+        );
     }
 }

@@ -32,6 +32,13 @@ pub struct Limits {
     /// of them; a free thread serves the waiting tenant with the fewest running (see
     /// `rules::executor`).
     pub max_concurrent: usize,
+    /// Pipelines that may run at once on the requests' own threads instead of the executor's
+    /// (0: never). A run there that lasts beyond a few milliseconds is abandoned and run again
+    /// on the executor (`rules::Rules::execute`).
+    pub inline_runs: usize,
+    /// How long a run may take on a request's own thread before it is abandoned and run again on
+    /// the executor (a typical pipeline takes well under a millisecond).
+    pub inline_budget: Duration,
     /// Memory the compiled modules of one node may hold, bytes (least recently used out).
     pub module_cache_bytes: usize,
     /// Compiled modules one node may hold. Each holds a file descriptor (its copy-on-write
@@ -96,6 +103,8 @@ impl Default for Limits {
             log_lines: 100,
             log_line_bytes: 1024,
             max_concurrent: (2 * cores).max(2),
+            inline_runs: cores,
+            inline_budget: Duration::from_millis(5),
             module_cache_bytes: 512 << 20,
             module_cache_count: (open_file_limit() / 2).clamp(256, 100_000),
             compile_slots: (cores / 2).max(1),

@@ -103,8 +103,12 @@ impl Rules {
     pub fn new(store: Store, master_key: MasterKey, limits: Limits) -> anyhow::Result<Self> {
         let engine =
             Arc::new(RuleEngine::new(limits.clone()).context("cannot configure the wasm engine")?);
-        let executor = Executor::new(limits.max_concurrent, limits.stack_bytes)
-            .context("cannot start the rule executor threads")?;
+        let executor = Executor::new(
+            limits.max_concurrent,
+            limits.stack_bytes,
+            limits.inline_runs,
+        )
+        .context("cannot start the rule executor threads")?;
         let modules = Modules::new(engine.clone(), store.clone(), &master_key);
         let metrics = RuleMetrics::new(modules.stats.hits.clone(), modules.stats.misses.clone());
         Ok(Rules {
@@ -303,8 +307,10 @@ impl Rules {
             Some(r) => r.original_metadata.clone(),
             None => original_metadata,
         };
-        let event = input::post_login_event(&input, &roles, &transaction_id);
-        if let Some(head) = recorded {
+        // Actions' `event`: built only when an action will see it or the run is recorded.
+        let event = (recorded.is_some() || items.iter().any(|i| i.kind == CodeKind::Action))
+            .then(|| input::post_login_event(&input, &roles, &transaction_id));
+        if let (Some(head), Some(event)) = (recorded, &event) {
             self.inner.journal.record_input(
                 input.tenant_id,
                 Recording {
@@ -331,7 +337,7 @@ impl Rules {
                     log_as,
                     now,
                     configuration: set.configuration.clone(),
-                    event: Some(event),
+                    event,
                     issuer,
                     subject,
                     ip,
@@ -453,7 +459,9 @@ impl Rules {
         Ok(run.outcome)
     }
 
-    /// Runs `items` on an executor thread in the tenant's turn and records what ran.
+    /// Runs `items` and records what ran: on this thread when the run qualifies (see
+    /// [`executor`]), bounded to `Limits::inline_budget`; else, or when it ran longer than that, on
+    /// an executor thread in the tenant's turn.
     async fn execute(
         &self,
         tenant_id: &str,
@@ -463,6 +471,18 @@ impl Rules {
         parts: impl FnOnce(&RuleSet, Vec<ruleset::PreparedItem>) -> RunParts,
     ) -> anyhow::Result<TriggerRun> {
         let parts = parts(set, items);
+        let (trigger, now_ms) = (parts.trigger, parts.now * 1000);
+        // Only a run that is kept changes the node's `api.cache`.
+        let keep = |run: &mut TriggerRun| {
+            self.record(tenant_id, std::mem::take(&mut run.records));
+            let changes = std::mem::take(&mut run.state.cache_changes);
+            self.inner.cache.apply(tenant_id, trigger, changes, now_ms);
+        };
+        if let Some(mut run) = self.execute_inline(tenant_id, set, &parts, &state) {
+            self.inner.metrics.run_place("request_thread");
+            keep(&mut run);
+            return Ok(run);
+        }
         let first = parts
             .items
             .first()
@@ -476,32 +496,18 @@ impl Rules {
             .inner
             .executor
             .run(tenant_id, move || {
-                let cx = RunContext {
-                    tenant_id: &tenant,
-                    trigger: parts.trigger,
-                    log_as: parts.log_as,
-                    now: parts.now,
-                    net: &net,
-                    configuration: &parts.configuration,
-                    event: parts.event.as_ref(),
-                    issuer: &parts.issuer,
-                    subject: &parts.subject,
-                    ip: &parts.ip,
-                    resume_state: &parts.resume_state,
-                    continue_state: parts.continue_state.as_deref(),
-                    transaction_id: &parts.transaction_id,
-                    can_redirect: parts.can_redirect,
-                    resume_at: parts.resume_at.as_deref(),
-                    redirects: parts.redirects,
-                    cache: &cache,
-                };
-                trigger::run(&engine, &parts.items, state, &cx)
+                trigger::run(
+                    &engine,
+                    &parts.items,
+                    state,
+                    &parts.context(&tenant, &net, &cache, None),
+                )
             })
             .await;
         match ran {
-            Ok(run) => {
-                let records = run.records.clone();
-                self.record(tenant_id, records);
+            Ok(mut run) => {
+                self.inner.metrics.run_place("executor");
+                keep(&mut run);
                 Ok(run)
             }
             Err(NotRun::Busy) => {
@@ -517,10 +523,50 @@ impl Rules {
                     outcome,
                     records: Vec::new(),
                     state: trigger::initial_state(Value::Null, Value::Null),
+                    overran: false,
                 })
             }
             Err(e @ NotRun::Closed) => Err(e.into()),
         }
+    }
+
+    /// The run on this thread, if it qualifies and finishes within `Limits::inline_budget`. Runs with
+    /// code that imports outbound HTTP never qualify, and any other that asks for the network
+    /// ends its attempt (`NetPolicy::offline_attempt`): requests wait on the network. Nor do a
+    /// rule set's runs for a while after one of its runs overran or was slow here. An overrun
+    /// is thrown away whole — its outcome, records, metadata and `api.cache` changes — and
+    /// counts as nothing but wasted time.
+    fn execute_inline(
+        &self,
+        tenant_id: &str,
+        set: &RuleSet,
+        parts: &RunParts,
+        state: &RunState,
+    ) -> Option<TriggerRun> {
+        if parts.items.iter().any(|i| i.compiled.uses_http) || set.inline_backoff.skip() {
+            return None;
+        }
+        let _slot = self.inner.executor.inline()?;
+        let started = std::time::Instant::now();
+        let cpu_before = crate::cpu::thread_cpu_time();
+        let cx = parts.context(
+            tenant_id,
+            &set.net,
+            &self.inner.cache,
+            Some(started + self.inner.engine.limits().inline_budget),
+        );
+        let run = trigger::run(&self.inner.engine, &parts.items, state.clone(), &cx);
+        // Kept when it finished, but a tenant whose runs take this much CPU holds a worker too
+        // long each time: its next runs go to the executor too. (CPU time, not the wall clock:
+        // a worker preempted on a busy machine is no fault of the tenant's.)
+        if run.overran || crate::cpu::thread_cpu_time().saturating_sub(cpu_before) > INLINE_SLOW {
+            set.inline_backoff.back_off();
+        }
+        if run.overran {
+            self.inner.metrics.run_place("executor_after_overrun");
+            return None;
+        }
+        Some(run)
     }
 
     fn failed_before_running(&self, tenant_id: &str, record: ExecutionRecord) -> TriggerOutcome {
@@ -530,7 +576,11 @@ impl Rules {
     }
 }
 
-/// What a run on the executor owns (it outlives the request's borrows).
+/// A run on a request's own thread that used more CPU than this (and finished) also sends its
+/// rule set's next runs to the executor ([`ruleset::InlineBackoff`]).
+const INLINE_SLOW: std::time::Duration = std::time::Duration::from_millis(1);
+
+/// What a run owns (on the executor it outlives the request's borrows).
 struct RunParts {
     trigger: TriggerId,
     log_as: Trigger,
@@ -548,4 +598,35 @@ struct RunParts {
     /// Redirects this login has been through already (rules' redirects are bounded).
     redirects: u32,
     items: Vec<ruleset::PreparedItem>,
+}
+
+impl RunParts {
+    fn context<'a>(
+        &'a self,
+        tenant_id: &'a str,
+        net: &'a outbound::NetPolicy,
+        cache: &'a ActionCache,
+        inline_until: Option<std::time::Instant>,
+    ) -> RunContext<'a> {
+        RunContext {
+            tenant_id,
+            trigger: self.trigger,
+            log_as: self.log_as,
+            now: self.now,
+            net,
+            configuration: &self.configuration,
+            event: self.event.as_ref(),
+            issuer: &self.issuer,
+            subject: &self.subject,
+            ip: &self.ip,
+            resume_state: &self.resume_state,
+            continue_state: self.continue_state.as_deref(),
+            transaction_id: &self.transaction_id,
+            can_redirect: self.can_redirect,
+            resume_at: self.resume_at.as_deref(),
+            redirects: self.redirects,
+            cache,
+            inline_until,
+        }
+    }
 }

@@ -437,6 +437,7 @@ fn replay_once(
         resume_at: None,
         redirects: 0,
         cache: &cache,
+        inline_until: None,
     };
     let state = trigger::initial_state(user, input["context"].clone());
     let run = trigger::run(engine, items, state, &cx);

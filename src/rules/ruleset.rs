@@ -28,6 +28,33 @@ pub(crate) struct RuleSet {
     pub(crate) configuration: Arc<str>,
     /// Runs the tenant records for replay (0: off).
     pub(crate) recording_keep: i64,
+    /// Whether its runs may be tried on the request's own thread now.
+    pub(crate) inline_backoff: InlineBackoff,
+}
+
+/// After a run of a rule set overran its bound on a request's thread, its next runs on this
+/// node go straight to the executor: a tenant whose pipeline is slow pays (and makes others
+/// pay) the abandoned attempt once per period, not on every login. Counted in runs, not time,
+/// so a tenant that logs users in rarely still gets another try soon.
+#[derive(Default)]
+pub(crate) struct InlineBackoff(std::sync::atomic::AtomicU32);
+
+impl InlineBackoff {
+    /// Runs that skip the request's thread after an overrun.
+    const RUNS: u32 = 100;
+
+    /// Whether this run should skip the request's thread (counting it if so).
+    pub(crate) fn skip(&self) -> bool {
+        use std::sync::atomic::Ordering;
+        self.0
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+            .is_ok()
+    }
+
+    pub(crate) fn back_off(&self) {
+        self.0
+            .store(Self::RUNS, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl RuleSet {
@@ -152,9 +179,11 @@ impl Rules {
                 allowed: rows.allowed_hosts.into(),
                 body_bytes: self.inner.engine.limits().http_body_bytes,
                 replay_at: None,
+                offline_attempt: false,
             },
             configuration: serde_json::to_string(&Configuration(configuration))?.into(),
             recording_keep: rows.recording_keep,
+            inline_backoff: InlineBackoff::default(),
         })
     }
 

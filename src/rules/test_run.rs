@@ -393,7 +393,7 @@ pub struct Offline {
 impl Offline {
     /// An engine and one executor thread under `limits`.
     pub fn new(limits: super::Limits) -> anyhow::Result<Self> {
-        let executor = Executor::new(1, limits.stack_bytes)?;
+        let executor = Executor::new(1, limits.stack_bytes, 0)?;
         Ok(Offline {
             engine: Arc::new(RuleEngine::new(limits)?),
             executor,

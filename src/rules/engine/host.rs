@@ -170,6 +170,11 @@ pub(crate) fn define(
         "wardstone",
         "http_fetch",
         move |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i64> {
+            // Whatever the script looked like (`globalThis.fetch` escapes a source scan): the
+            // attempt ends as if out of time, which is what sends the run to the executor.
+            if caller.data().net.offline_attempt {
+                return Err(wasmtime::Trap::Interrupt.into());
+            }
             let len = len as u32 as usize;
             let answer = if len > outbound::MAX_REQUEST_BYTES {
                 serde_json::json!({"error": format!(

@@ -179,7 +179,9 @@ impl RuleEngine {
         if std::env::var_os("WARDSTONE_WASM_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
-        let slots = u32::try_from(limits.max_concurrent * 2 + 8).unwrap_or(1024);
+        // Each run holds at most two instances at once (a wasm rule's and the JavaScript one).
+        let slots =
+            u32::try_from((limits.max_concurrent + limits.inline_runs) * 2 + 8).unwrap_or(1024);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_core_instances(slots)
             .total_memories(slots)
@@ -449,7 +451,7 @@ pub(crate) fn set_budget(store: &mut Store<HostState>, fuel: u64, timeout: Durat
 
 /// The executions of one trigger run, in order: each wasm rule in a fresh instance, the
 /// JavaScript rules and actions in one runtime instance made at the first of them (and made
-/// again after one that failed or left work behind). Blocking: use it on an executor thread.
+/// again after one that failed or left work behind). Blocking: see `trigger::run` for where.
 pub struct Session<'e> {
     pub(crate) engine: &'e RuleEngine,
     pub(crate) net: NetPolicy,

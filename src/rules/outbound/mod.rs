@@ -40,6 +40,10 @@ pub struct NetPolicy {
     /// A replay of a run recorded at this Unix time: no request leaves (each is answered
     /// `{"error":"replay"}`) and the JavaScript clock reads that time.
     pub replay_at: Option<i64>,
+    /// A bounded attempt on a request's own thread (`rules::Rules::execute`): a request would
+    /// wait on the network there, so asking for one ends the attempt (the run then happens
+    /// again, from the start, on the executor) and nothing leaves.
+    pub offline_attempt: bool,
 }
 
 /// What every rule of this node may reach at most, and how names are resolved.
@@ -310,6 +314,7 @@ mod tests {
             allowed: vec![AllowedHost::parse("api.example.com").unwrap()].into(),
             body_bytes: 1024,
             replay_at: None,
+            offline_attempt: false,
         };
         let outbound = Outbound::new(PrivateRanges::default(), &[], 4).unwrap();
         let later = Instant::now() + Duration::from_secs(1);

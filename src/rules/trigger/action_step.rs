@@ -22,7 +22,7 @@ fn action_input(
         }
     };
     let facts = json!({
-        "cache": cx.cache.snapshot(cx.tenant_id, cx.trigger, cx.now * 1000),
+        "cache": cx.cache.snapshot_with(cx.tenant_id, cx.trigger, cx.now * 1000, &state.cache_changes),
         "executed_rules": state.executed_rules,
         "can_redirect": cx.can_redirect,
         "resume_state": cx.resume_state,
@@ -140,8 +140,7 @@ pub(super) fn action_step(
     if !output.user_metadata.is_empty() {
         set_metadata(&mut state.user["user_metadata"], output.user_metadata);
     }
-    cx.cache
-        .apply(cx.tenant_id, cx.trigger, output.cache, cx.now * 1000);
+    state.cache_changes.extend(output.cache);
     record.logs.extend(notes.into_iter().map(LogLine::warn));
     match output.redirect {
         Some(RedirectRequest { url, query }) => {

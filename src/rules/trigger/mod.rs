@@ -1,6 +1,7 @@
 //! A trigger run: post-login (the tenant's enabled rules in order, then the actions bound to
 //! post-login) or credentials-exchange (its bound actions), one after the other on one
-//! executor thread, each seeing what the previous ones set. The first denial or failure stops
+//! thread (an executor thread, or the request's own within a bound: [`RunContext::inline_until`]),
+//! each seeing what the previous ones set. The first denial or failure stops
 //! the run; a rule with `on_failure: skip` that fails is recorded and passed over. A redirect
 //! action pauses the run, which resumes at `/continue` with the same action's
 //! `onContinuePostLogin` (see [`Resume`]).
@@ -17,7 +18,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::actions::{ActionCache, ActionOutput, RedirectRequest, set_claims, set_metadata};
+use std::collections::BTreeMap;
+
+use super::actions::{
+    ActionCache, ActionOutput, CacheEntry, RedirectRequest, set_claims, set_metadata,
+};
 use super::engine::{RuleEngine, Session};
 use super::input::{EventFrame, event_user};
 use super::outbound::NetPolicy;
@@ -101,6 +106,10 @@ pub(crate) struct RunState {
     pub(crate) executed_rules: Vec<String>,
     /// The scope the run started from: rules may narrow it, only actions may add to it.
     pub(crate) granted: Vec<String>,
+    /// What actions set and deleted with `api.cache`, latest per key: later actions of the run
+    /// see it over the node's cache, which takes it when the run is kept
+    /// ([`super::Rules::execute`]), so an abandoned attempt changes nothing there.
+    pub(crate) cache_changes: BTreeMap<String, Option<CacheEntry>>,
 }
 
 /// What does not change during a run.
@@ -130,20 +139,31 @@ pub(crate) struct RunContext<'a> {
     /// Redirects this login has been through already.
     pub(crate) redirects: u32,
     pub(crate) cache: &'a ActionCache,
+    /// Running on a request's own thread: the run stops ([`TriggerRun::overran`]) rather than
+    /// go on past this instant, to be run again from the start on the executor.
+    pub(crate) inline_until: Option<Instant>,
 }
+
+/// Time an item must have left before it starts on a request's thread: deadlines are whole
+/// epoch ticks, so less could stop an item that was not slow at all.
+const INLINE_ITEM_MIN: Duration = Duration::from_millis(2);
 
 /// A run's outcome and the record of every execution, in order.
 pub(crate) struct TriggerRun {
     pub(crate) outcome: TriggerOutcome,
     pub(crate) records: Vec<ExecutionRecord>,
     pub(crate) state: RunState,
+    /// It ran out of [`RunContext::inline_until`]: nothing of it counts (not its outcome, not
+    /// its records) and it must run again without that bound.
+    pub(crate) overran: bool,
 }
 
 fn micros(d: Duration) -> i64 {
     i64::try_from(d.as_micros()).unwrap_or(i64::MAX)
 }
 
-/// Runs `items` (rules, then actions) on `state`. Blocking: call it on an executor thread.
+/// Runs `items` (rules, then actions) on `state`. Blocking: on an executor thread, or bounded by
+/// `cx.inline_until` on a thread with room for the wasm stack ([`super::executor`]).
 pub(crate) fn run(
     engine: &RuleEngine,
     items: &[PreparedItem],
@@ -152,7 +172,14 @@ pub(crate) fn run(
 ) -> TriggerRun {
     let limits = engine.limits();
     let started = Instant::now();
-    let mut session = engine.session(cx.net);
+    let mut session = if cx.inline_until.is_some() {
+        engine.session(&NetPolicy {
+            offline_attempt: true,
+            ..cx.net.clone()
+        })
+    } else {
+        engine.session(cx.net)
+    };
     // Built for the first rule: a run of actions alone never needs it.
     let mut frame: Option<InputFrame> = None;
     let mut records: Vec<ExecutionRecord> = Vec::with_capacity(items.len());
@@ -166,6 +193,7 @@ pub(crate) fn run(
             outcome,
             records,
             state,
+            overran: false,
         };
     if cx.resume_at.is_some() && skip_to.is_none() {
         // The action that redirected is no longer bound (or deployed): nothing can continue.
@@ -199,12 +227,19 @@ pub(crate) fn run(
         record.kind = item.kind;
         record.rule_version = item.version;
         let remaining = limits.pipeline_timeout.saturating_sub(started.elapsed());
-        let deadline = if item.compiled.uses_http {
+        let mut deadline = if item.compiled.uses_http {
             limits.http_rule_timeout
         } else {
             limits.rule_timeout
         }
         .min(remaining);
+        if let Some(until) = cx.inline_until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left < INLINE_ITEM_MIN {
+                return overran(records, state);
+            }
+            deadline = deadline.min(left);
+        }
         if remaining < Duration::from_millis(1) {
             record.fail(
                 FailureKind::Timeout,
@@ -252,6 +287,10 @@ pub(crate) fn run(
                 )
             }
         };
+        // Out of the inline bound, not necessarily of its own deadline: it may yet succeed.
+        if cx.inline_until.is_some() && record.outcome == Outcome::Failed(FailureKind::Timeout) {
+            return overran(records, state);
+        }
         match step {
             Step::Next => records.push(record),
             Step::Skipped => {
@@ -377,6 +416,7 @@ fn redirect_refused(mut records: Vec<ExecutionRecord>, state: RunState, why: Str
         },
         records,
         state,
+        overran: false,
     }
 }
 
@@ -386,6 +426,14 @@ fn fail(records: Vec<ExecutionRecord>, state: RunState) -> TriggerRun {
         outcome: TriggerOutcome::Fail { execution_id },
         records,
         state,
+        overran: false,
+    }
+}
+
+fn overran(records: Vec<ExecutionRecord>, state: RunState) -> TriggerRun {
+    TriggerRun {
+        overran: true,
+        ..fail(records, state)
     }
 }
 
@@ -470,6 +518,7 @@ pub(crate) fn initial_state(user: Value, context: Value) -> RunState {
         user,
         context,
         executed_rules: Vec::new(),
+        cache_changes: BTreeMap::new(),
     }
 }
 
@@ -499,6 +548,7 @@ pub(crate) fn resumed_state(resume: &Resume, context: Value) -> RunState {
         context,
         executed_rules: resume.executed_rules.clone(),
         granted,
+        cache_changes: BTreeMap::new(),
     }
 }
 
@@ -551,6 +601,7 @@ pub fn bench_post_login(
         resume_at: None,
         redirects: 0,
         cache: &cache,
+        inline_until: None,
     };
     run(engine, &prepared, initial_state(user, context), &cx).outcome
 }

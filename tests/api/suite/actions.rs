@@ -1125,3 +1125,93 @@ async fn a_module_used_wrongly_fails_the_login_closed() {
     .await;
     app.assert_login_fails_closed("md4").await;
 }
+
+/// `globalThis.fetch` escapes the source scan that keeps actions with outbound requests off the
+/// request's own thread: there the request is refused before it leaves, the attempt is thrown
+/// away, and the run happens again on the executor — the upstream sees one request per login.
+#[test]
+fn a_request_asked_for_on_the_requests_thread_leaves_once_from_the_executor() {
+    if !js() {
+        return;
+    }
+    // Room for the wasm stack on the request's thread, as the server's runtime gives it.
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(fetch_through_the_global_object())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn fetch_through_the_global_object() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let app = spawn_app_reaching_loopback().await;
+    let mgmt = app.mgmt_token(None).await;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let router = axum::Router::new().route(
+        "/profile",
+        axum::routing::get({
+            let hits = hits.clone();
+            move || async move {
+                hits.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"tier": "platinum"}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    let (status, body) = app
+        .api(
+            "PATCH",
+            "/tenants/settings",
+            &mgmt,
+            Some(json!({"rules": {"allowed_hosts": [format!("127.0.0.1:{port}")]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // The first action counts in the cache; the second reaches the network.
+    app.live_action(
+        &mgmt,
+        "count",
+        &post_login(
+            "const seen = api.cache.get('seen');
+             api.cache.set('seen', String(Number(seen ? seen.value : 0) + 1));",
+        ),
+    )
+    .await;
+    app.live_action(
+        &mgmt,
+        "enrich",
+        &post_login(&format!(
+            "const res = await globalThis.fetch('http://127.0.0.1:{port}/profile');
+             const body = await res.json();
+             api.idToken.setCustomClaim('https://wardstone.dev/tier', body.tier);
+             api.idToken.setCustomClaim('https://wardstone.dev/seen', api.cache.get('seen').value);"
+        )),
+    )
+    .await;
+    let claims = login_claims(&app).await.unwrap();
+    assert_eq!(claims[format!("{NS}tier")], "platinum");
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "one request per login");
+    // The abandoned attempt's cache write (by the first action) was not kept: the executor's
+    // run counted once.
+    assert_eq!(claims[format!("{NS}seen")], "1");
+    let text = super::metrics::scrape(&app).await;
+    let runs = |place: &str| {
+        super::metrics::sample(
+            &text,
+            &format!(r#"wardstone_rule_runs_total{{place="{place}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(runs("executor_after_overrun"), 1.0, "{text}");
+    assert_eq!(runs("executor"), 1.0);
+}

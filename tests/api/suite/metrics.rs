@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 
 use super::*;
 
-async fn scrape(app: &TestApp) -> String {
+pub(super) async fn scrape(app: &TestApp) -> String {
     let resp = reqwest::get(format!("{}/metrics", app.base)).await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     let content_type = resp.headers()["content-type"].to_str().unwrap().to_string();
@@ -17,7 +17,7 @@ async fn scrape(app: &TestApp) -> String {
 }
 
 /// The value of the sample line `series` (name and labels exactly as exposed).
-fn sample(text: &str, series: &str) -> Option<f64> {
+pub(super) fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
 }

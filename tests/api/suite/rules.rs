@@ -741,3 +741,90 @@ async fn a_rule_writes_only_the_metadata_keys_it_changed() {
         serde_json::Value::Object(app.user_record(&app.user_id).await.user_metadata.0.clone());
     assert_eq!(meta, json!({"theme": "light", "login_count": 1}));
 }
+
+/// A WAT rule that counts down from `n` (about a nanosecond a turn) before it tags the ID
+/// token with `tag`.
+fn slow_tag_rule(n: u32, tag: &str) -> Vec<u8> {
+    let out = format!(r#"{{"context":{{"idToken":{{"https://example.com/tag":"{tag}"}}}}}}"#);
+    format!(
+        r#"(module (memory (export "memory") 1) (data (i32.const 1024) "{}")
+          (func (export "alloc") (param i32) (result i32)
+            (drop (memory.grow (i32.add (i32.div_u (local.get 0) (i32.const 65536)) (i32.const 1)))) (i32.const 65536))
+          (func (export "rule") (param i32 i32) (result i64) (local $n i32)
+            (local.set $n (i32.const {n}))
+            (loop $turn (br_if $turn (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+            (i64.or (i64.shl (i64.const 1024) (i64.const 32)) (i64.const {}))))"#,
+        out.replace('"', "\\\""),
+        out.len()
+    )
+    .into_bytes()
+}
+
+/// Short pipelines run on the request's own thread; one that takes longer than the few
+/// milliseconds allowed there is abandoned — nothing of it kept — and run again on the
+/// executor, where it succeeds; the tenant's next logins go straight to the executor.
+#[test]
+fn a_short_pipeline_runs_on_the_requests_thread_and_a_long_one_moves_to_the_executor() {
+    // The request's thread needs room for the wasm stack (the server's runtime gives its
+    // workers 4 MiB; a test thread has 2).
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(short_and_long_pipelines())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+async fn short_and_long_pipelines() {
+    // A roomier bound than the default 5 ms, so that a loaded machine does not make the short
+    // run overrun; the slow rule is far past it either way.
+    let app = spawn_app_with(|o| {
+        o.rule_limits.inline_budget = std::time::Duration::from_millis(100);
+        o.rule_limits.fuel = 9_000_000_000;
+        o.rule_limits.rule_timeout = std::time::Duration::from_secs(30);
+        o.rule_limits.pipeline_timeout = std::time::Duration::from_secs(60);
+    })
+    .await;
+    let runs = |text: &str, place: &str| {
+        super::metrics::sample(
+            text,
+            &format!(r#"wardstone_rule_runs_total{{place="{place}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    app.add_rule("fast", &tag_rule("fast")).await;
+    let (_, id_token, _) = app.login_claims().await;
+    assert_eq!(id_token["https://example.com/tag"], "fast");
+    let text = super::metrics::scrape(&app).await;
+    assert_eq!(runs(&text, "request_thread"), 1.0, "{text}");
+    assert_eq!(runs(&text, "executor"), 0.0);
+
+    // ≈ 1 s of counting down: far past the 100 ms this run may take on the request's thread.
+    app.add_rule("slow", &slow_tag_rule(1_000_000_000, "slow"))
+        .await;
+    let (_, id_token, _) = app.login_claims().await;
+    assert_eq!(id_token["https://example.com/tag"], "slow");
+    let text = super::metrics::scrape(&app).await;
+    assert_eq!(runs(&text, "executor_after_overrun"), 1.0, "{text}");
+    assert_eq!(runs(&text, "executor"), 1.0);
+    // The abandoned attempt left no record: one entry per rule for the login, both ok.
+    let logs = app.logs(10).await;
+    let slow: Vec<_> = logs.iter().filter(|r| r.rule_name == "slow").collect();
+    assert_eq!(slow.len(), 1, "{logs:?}");
+    assert_eq!(slow[0].outcome.label(), "ok");
+    assert_eq!(logs.iter().filter(|r| r.rule_name == "fast").count(), 2);
+
+    // The tenant's next login is not tried on the request's thread again.
+    let (_, id_token, _) = app.login_claims().await;
+    assert_eq!(id_token["https://example.com/tag"], "slow");
+    let text = super::metrics::scrape(&app).await;
+    assert_eq!(runs(&text, "executor_after_overrun"), 1.0);
+    assert_eq!(runs(&text, "executor"), 2.0);
+    assert_eq!(runs(&text, "request_thread"), 1.0);
+}
