@@ -619,6 +619,17 @@ fn main() {
                 m.cpu_per_ok().as_secs_f64() * 1e6, m.errors
             );
         }
+        // Where the server ran the rows' rules and actions (its own count, whole bench): on the
+        // request's thread, or handed to the executor.
+        if let Ok(resp) = reqwest::get(format!("{base}/metrics")).await
+            && let Ok(text) = resp.text().await
+        {
+            let places: Vec<&str> = text
+                .lines()
+                .filter(|l| l.starts_with("wardstone_rule_runs_total"))
+                .collect();
+            println!("\nrule and action runs by place: {}\n", places.join(", "));
+        }
         let rs256 = median_rate(&exchange_rounds[0]);
         for (alg, rs) in exchange_algs.iter().zip(&exchange_rounds) {
             let m = merged(rs);
