@@ -28,11 +28,9 @@ pub fn run_in_background() {
 /// CPU time the calling thread has used so far (zero where it cannot be told). Unlike the wall
 /// clock, it does not count the time the thread was preempted.
 pub fn thread_cpu_time() -> std::time::Duration {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: writes one timespec owned by this frame.
+    // SAFETY: a timespec is plain integers (zero is valid); clock_gettime writes the one owned
+    // by this frame.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
     let got = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     if got != 0 {
         return std::time::Duration::ZERO;

@@ -62,8 +62,8 @@ impl RuleMetrics {
     }
 
     /// Counts a trigger run by where it happened: `request_thread`, `executor`, or
-    /// `executor_after_overrun` (abandoned on the request's thread; counted again as
-    /// `executor` when it ran there).
+    /// `executor_after_overrun` (abandoned on the request's thread — past its bound, or asking
+    /// for the network; counted again as `executor` when it ran there).
     pub fn run_place(&self, place: &'static str) {
         self.runs.get_or_create(&PlaceLabels { place }).inc();
     }

@@ -3,8 +3,8 @@
 //! Pipelines block a thread for up to their deadline, so only short ones may run on the async
 //! workers (below). A fixed set of threads (sized to the machine) takes jobs from per-tenant
 //! queues: a free thread always serves the waiting tenant that has the fewest pipelines
-//! running, and no tenant may hold every thread. One tenant alone gets the whole machine; a tenant with slow
-//! rules leaves a thread, and the next turn, to everyone else.
+//! running, and no tenant may hold every thread. One tenant alone gets the whole machine; a
+//! tenant with slow rules leaves a thread, and the next turn, to everyone else.
 //!
 //! The threads are the host's stack for wasm: their stack size covers the configured wasm
 //! stack plus headroom for the host's own frames, so no rule can exhaust it (wasmtime aborts

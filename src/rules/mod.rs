@@ -530,9 +530,9 @@ impl Rules {
         }
     }
 
-    /// The run on this thread, if it qualifies and finishes within `Limits::inline_budget`. Runs with
-    /// code that imports outbound HTTP never qualify, and any other that asks for the network
-    /// ends its attempt (`NetPolicy::offline_attempt`): requests wait on the network. Nor do a
+    /// The run on this thread, if it qualifies and finishes within `Limits::inline_budget`.
+    /// Runs with code known to use outbound HTTP never qualify, and any other that asks for the
+    /// network ends its attempt (`NetPolicy::offline_attempt`): requests wait on it. Nor do a
     /// rule set's runs for a while after one of its runs overran or was slow here. An overrun
     /// is thrown away whole — its outcome, records, metadata and `api.cache` changes — and
     /// counts as nothing but wasted time.
@@ -556,10 +556,12 @@ impl Rules {
             Some(started + self.inner.engine.limits().inline_budget),
         );
         let run = trigger::run(&self.inner.engine, &parts.items, state.clone(), &cx);
-        // Kept when it finished, but a tenant whose runs take this much CPU holds a worker too
-        // long each time: its next runs go to the executor too. (CPU time, not the wall clock:
-        // a worker preempted on a busy machine is no fault of the tenant's.)
-        if run.overran || crate::cpu::thread_cpu_time().saturating_sub(cpu_before) > INLINE_SLOW {
+        // Its next runs go to the executor too when this one held the worker for long (CPU
+        // time: a worker preempted on a busy machine is no fault of the tenant's) or ended well
+        // before its bound, which only asking for the network does.
+        let cpu = crate::cpu::thread_cpu_time().saturating_sub(cpu_before);
+        let budget = self.inner.engine.limits().inline_budget;
+        if cpu > INLINE_SLOW || (run.overran && started.elapsed() < budget / 2) {
             set.inline_backoff.back_off();
         }
         if run.overran {

@@ -32,15 +32,16 @@ pub(crate) struct RuleSet {
     pub(crate) inline_backoff: InlineBackoff,
 }
 
-/// After a run of a rule set overran its bound on a request's thread, its next runs on this
-/// node go straight to the executor: a tenant whose pipeline is slow pays (and makes others
-/// pay) the abandoned attempt once per period, not on every login. Counted in runs, not time,
-/// so a tenant that logs users in rarely still gets another try soon.
+/// After a run of a rule set used over a millisecond of CPU on a request's thread, or asked for
+/// the network there, its next runs on this node go straight to the executor: a tenant whose
+/// pipeline is slow pays (and makes others pay) the attempt once per period, not on every
+/// login. Counted in runs, not time, so a tenant that logs users in rarely still gets another
+/// try soon.
 #[derive(Default)]
 pub(crate) struct InlineBackoff(std::sync::atomic::AtomicU32);
 
 impl InlineBackoff {
-    /// Runs that skip the request's thread after an overrun.
+    /// Runs that skip the request's thread after a slow or network-bound attempt.
     const RUNS: u32 = 100;
 
     /// Whether this run should skip the request's thread (counting it if so).

@@ -13,12 +13,11 @@
 mod action_step;
 mod rule_step;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-
-use std::collections::BTreeMap;
 
 use super::actions::{
     ActionCache, ActionOutput, CacheEntry, RedirectRequest, set_claims, set_metadata,
