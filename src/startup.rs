@@ -244,7 +244,12 @@ impl Application {
         let app = self
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
-        let result = axum::serve(self.listener, app)
+        // Responses are written whole; Nagle's algorithm would only hold a small one back
+        // until the client's ACK of the previous segment.
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let result = axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await;
         pruner.abort();
