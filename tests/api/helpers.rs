@@ -1128,6 +1128,19 @@ impl TestApp {
     }
 
     /// A post-login action with `code`, deployed and bound after the others; returns its id.
+    /// Puts `host` on the tenant's outbound allow-list for rules and actions.
+    pub async fn allow_host(&self, mgmt: &str, host: &str) {
+        let (status, body) = self
+            .api(
+                "PATCH",
+                "/tenants/settings",
+                mgmt,
+                Some(serde_json::json!({"rules": {"allowed_hosts": [host]}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+
     pub async fn live_action(&self, mgmt: &str, name: &str, code: &str) -> String {
         let id = self.create_action(mgmt, name, "post-login", code).await;
         self.deploy_action(mgmt, &id).await;
@@ -1146,4 +1159,23 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{body}");
         id
     }
+}
+
+/// Runs a test's body on a thread with room for the wasm stack on the request's own thread (the
+/// server's runtime gives its workers 4 MiB; a test thread has 2), in a runtime of its own.
+pub fn on_a_roomy_thread<F: std::future::Future<Output = ()>>(
+    body: impl FnOnce() -> F + Send + 'static,
+) {
+    std::thread::Builder::new()
+        .stack_size(16 << 20)
+        .spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(body())
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }

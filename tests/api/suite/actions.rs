@@ -947,15 +947,7 @@ async fn an_action_reaches_only_hosts_the_tenant_allowed() {
     // Not on the allow-list: the login fails closed.
     let q = app.authorize_outcome(&Browser::new(), &[]).await;
     assert_eq!(q["error"], "server_error", "{q:?}");
-    let (status, body) = app
-        .api(
-            "PATCH",
-            "/tenants/settings",
-            &mgmt,
-            Some(json!({"rules": {"allowed_hosts": [format!("127.0.0.1:{port}")]}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    app.allow_host(&mgmt, &format!("127.0.0.1:{port}")).await;
     assert_eq!(
         login_claims(&app).await.unwrap()[format!("{NS}tier")],
         "platinum"
@@ -1134,19 +1126,7 @@ fn a_request_asked_for_on_the_requests_thread_leaves_once_from_the_executor() {
     if !js() {
         return;
     }
-    // Room for the wasm stack on the request's thread, as the server's runtime gives it.
-    std::thread::Builder::new()
-        .stack_size(16 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(fetch_through_the_global_object())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    on_a_roomy_thread(fetch_through_the_global_object);
 }
 
 async fn fetch_through_the_global_object() {
@@ -1168,15 +1148,7 @@ async fn fetch_through_the_global_object() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-    let (status, body) = app
-        .api(
-            "PATCH",
-            "/tenants/settings",
-            &mgmt,
-            Some(json!({"rules": {"allowed_hosts": [format!("127.0.0.1:{port}")]}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    app.allow_host(&mgmt, &format!("127.0.0.1:{port}")).await;
     // The first action counts in the cache; the second reaches the network.
     app.live_action(
         &mgmt,

@@ -100,15 +100,7 @@ async fn the_http_modules_reach_an_allowed_upstream_from_rules_and_actions() {
     let mgmt = app.mgmt_token(None).await;
     let (port, slack) = upstream().await;
     let base = format!("http://127.0.0.1:{port}");
-    let (status, body) = app
-        .api(
-            "PATCH",
-            "/tenants/settings",
-            &mgmt,
-            Some(json!({"rules": {"allowed_hosts": [format!("127.0.0.1:{port}")]}})),
-        )
-        .await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    app.allow_host(&mgmt, &format!("127.0.0.1:{port}")).await;
 
     // Auth0 Rules templates' shapes: request's callback API (versioned), request-promise.
     app.add_script(

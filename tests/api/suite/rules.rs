@@ -765,20 +765,7 @@ fn slow_tag_rule(n: u32, tag: &str) -> Vec<u8> {
 /// executor, where it succeeds; the tenant's next logins go straight to the executor.
 #[test]
 fn a_short_pipeline_runs_on_the_requests_thread_and_a_long_one_moves_to_the_executor() {
-    // The request's thread needs room for the wasm stack (the server's runtime gives its
-    // workers 4 MiB; a test thread has 2).
-    std::thread::Builder::new()
-        .stack_size(16 << 20)
-        .spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap()
-                .block_on(short_and_long_pipelines())
-        })
-        .unwrap()
-        .join()
-        .unwrap();
+    on_a_roomy_thread(short_and_long_pipelines);
 }
 
 async fn short_and_long_pipelines() {
