@@ -16,7 +16,8 @@
 //!   where Node is missing; with `BENCH_ONLY`, only when `BENCH_PEER` is set).
 //!
 //! Environment: `BENCH_SECONDS` per measured phase (default 5), `BENCH_ROUNDS` (default 3),
-//! `BENCH_CONCURRENCY` (default 16). Prints a Markdown table for the README.
+//! `BENCH_CONCURRENCY` (default 16), `BENCH_SERVER_BINARY` (a saved server binary to run instead
+//! of building one: A/B pairs). Prints a Markdown table for the README.
 
 #[path = "support/mod.rs"]
 mod support;

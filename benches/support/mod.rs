@@ -113,6 +113,10 @@ pub fn distinct(module: &[u8], tag: &str) -> Vec<u8> {
 
 /// Builds the release server binary and returns its path.
 pub fn server_binary() -> PathBuf {
+    // A/B runs point at two saved binaries instead (and skip the build).
+    if let Some(binary) = std::env::var_os("BENCH_SERVER_BINARY") {
+        return PathBuf::from(binary);
+    }
     let status = cargo()
         .current_dir(root())
         .args(["build", "--release", "--locked", "--bin", "wardstone"])

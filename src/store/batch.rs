@@ -5,8 +5,8 @@
 //!
 //! On SQLite every write queues for the one writer connection, whose thread each statement
 //! visits and leaves: many writes of one kind per second then wait on each other (the token
-//! endpoint's code redemptions and refresh tokens, `tokens.rs`). On PostgreSQL writes run in parallel on the pool,
-//! so callers write directly there.
+//! endpoint's code redemptions and refresh tokens, the login's code, `tokens.rs`). On
+//! PostgreSQL writes run in parallel on the pool, so callers write directly there.
 
 use std::future::Future;
 use std::sync::Mutex;

@@ -135,6 +135,7 @@ pub struct Store {
     /// Group commit of refresh-token inserts on SQLite (`tokens.rs`, `batch.rs`).
     refresh_inserts: std::sync::Arc<batch::Batcher<tokens::NewRefreshToken>>,
     code_redemptions: std::sync::Arc<batch::Batcher<tokens::Redemption, Option<CodeRecord>>>,
+    code_inserts: std::sync::Arc<batch::Batcher<tokens::NewCode>>,
 }
 
 impl Store {
@@ -209,6 +210,9 @@ impl Store {
                     code_redemptions: std::sync::Arc::new(batch::Batcher::new(
                         tokens::REDEMPTIONS_PER_STATEMENT,
                     )),
+                    code_inserts: std::sync::Arc::new(batch::Batcher::new(
+                        tokens::CODE_ROWS_PER_STATEMENT,
+                    )),
                 }
             }
             Backend::Postgres => {
@@ -220,13 +224,16 @@ impl Store {
                     reader: shared.clone(),
                     writer: shared,
                     backend,
-                    // Neither batcher is used on PostgreSQL (writes run in parallel on its
+                    // No batcher is used on PostgreSQL (writes run in parallel on its
                     // pool); a batcher starts its task only at its first write.
                     refresh_inserts: std::sync::Arc::new(batch::Batcher::new(
                         tokens::REFRESH_ROWS_PER_STATEMENT,
                     )),
                     code_redemptions: std::sync::Arc::new(batch::Batcher::new(
                         tokens::REDEMPTIONS_PER_STATEMENT,
+                    )),
+                    code_inserts: std::sync::Arc::new(batch::Batcher::new(
+                        tokens::CODE_ROWS_PER_STATEMENT,
                     )),
                 }
             }

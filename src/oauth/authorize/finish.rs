@@ -95,7 +95,7 @@ impl Provider {
         let code = random_token(32);
         let now = self.now();
         self.store()
-            .insert_code(&CodeRecord {
+            .insert_code(CodeRecord {
                 code_hash: hash_token(&code),
                 tenant_id: tenant.id.clone(),
                 grant_id: uuid::Uuid::new_v4().to_string(),

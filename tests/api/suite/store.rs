@@ -36,7 +36,7 @@ async fn only_one_of_many_concurrent_redemptions_of_a_code_wins() {
     for round in 0..5u8 {
         let hash = vec![round; 32];
         app.store
-            .insert_code(&code(&tenant_id, &app.user_id, &app.client_id, &hash, now))
+            .insert_code(code(&tenant_id, &app.user_id, &app.client_id, &hash, now))
             .await
             .unwrap();
         let tasks: Vec<_> = (0..10)
@@ -62,7 +62,7 @@ async fn only_one_of_many_concurrent_rotations_of_a_refresh_token_wins() {
     let tenant_id = app.tenant_id().await;
     let now = app.clock.now();
     let c = code(&tenant_id, &app.user_id, &app.client_id, &[9; 32], now);
-    app.store.insert_code(&c).await.unwrap();
+    app.store.insert_code(c.clone()).await.unwrap();
     let token = |hash: Vec<u8>| RefreshTokenRecord {
         token_hash: hash,
         tenant_id: tenant_id.clone(),
