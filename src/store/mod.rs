@@ -25,7 +25,7 @@ pub use actions::{
 };
 pub use artifacts::ArtifactRecord;
 pub use clients::{ClientGrantRecord, ClientRecord, NewClient};
-pub use flow::{LoginTransactionRecord, SessionRecord};
+pub use flow::{LoginTransactionRecord, SessionRecord, SessionWithUser};
 pub use json::{Flag, JsonText};
 pub use keys::{Revoked, SigningKeyRecord};
 pub use recordings::{MAX_RECORDING_KEEP, RecordingRow};
@@ -323,5 +323,51 @@ mod tests {
             (line..line + 3).contains(&at.line()),
             "{at}, statement at {line}"
         );
+    }
+
+    /// The SQLite writer gives its one connection back without a ping (vendor/sqlx-core): a
+    /// transaction dropped before its commit, and a statement whose future was dropped while
+    /// it ran, are still undone or finished before the next user of the connection starts.
+    #[tokio::test]
+    async fn a_dropped_transaction_is_rolled_back_before_the_next_statement() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/x.db", dir.path().display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        sqlx::query("CREATE TABLE t (v INTEGER)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        for round in 0..20i64 {
+            let mut tx = store.writer.begin().await.unwrap();
+            sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind(-1i64)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            drop(tx);
+            // A write whose caller stops waiting after its first poll.
+            let insert = sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind(round)
+                .execute(&store.writer);
+            let _ = tokio::time::timeout(std::time::Duration::ZERO, insert).await;
+            // A new transaction on the same connection: no "transaction within a transaction".
+            let mut tx = store.writer.begin().await.unwrap();
+            sqlx::query("INSERT INTO t (v) VALUES ($1)")
+                .bind(1000 + round)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let rolled_back: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v < 0")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(rolled_back, 0);
+        let committed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM t WHERE v >= 1000")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(committed, 20);
     }
 }
