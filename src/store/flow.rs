@@ -38,6 +38,17 @@ pub struct SessionRecord {
     pub expires_at: i64,
 }
 
+/// A live SSO session read with its user ([`Store::session_with_user`]).
+#[derive(Debug)]
+pub struct SessionWithUser {
+    pub session: SessionRecord,
+    pub user: super::UserRecord,
+    /// The user's role names, in name order.
+    pub roles: Vec<String>,
+    /// The scopes the user granted the client asked about (`None`: none, or not asked).
+    pub granted: Option<crate::domain::ScopeSet>,
+}
+
 const TX_COLUMNS: &str = "id_hash, tenant_id, client_id, request, browser_hash, \
     logged_in_at, consented_at, created_at, expires_at, resume";
 
@@ -188,13 +199,16 @@ impl Store {
     }
 
     /// A live session of `tenant_id` and its user, in one read: every login through the SSO
-    /// session needs both.
+    /// session needs both. With `consent_for` (client id, audience or ''), the scopes the user
+    /// granted that client come with them: a login through the session checks them next, and
+    /// the subquery is an index probe where a separate read was a round trip to a reader.
     pub async fn session_with_user(
         &self,
         tenant_id: &str,
         id_hash: &[u8],
         now: i64,
-    ) -> StoreResult<Option<(SessionRecord, super::UserRecord, Vec<String>)>> {
+        consent_for: Option<(&str, &str)>,
+    ) -> StoreResult<Option<SessionWithUser>> {
         use sqlx::Row;
         use std::sync::LazyLock;
         // Written once per dialect: this read is on every login with a session. The user's
@@ -211,7 +225,9 @@ impl Store {
                  s.created_at AS s_created_at, s.expires_at AS s_expires_at, \
                  (SELECT {roles} FROM user_role ur \
                   JOIN role r ON r.id = ur.role_id AND r.tenant_id = ur.tenant_id \
-                  WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id) AS roles_json, {} \
+                  WHERE ur.tenant_id = u.tenant_id AND ur.user_id = u.user_id) AS roles_json, \
+                 (SELECT c.scopes FROM consent c WHERE c.tenant_id = u.tenant_id \
+                  AND c.user_id = u.user_id AND c.client_id = $4 AND c.audience = $5) AS granted, {} \
                  FROM sso_session s JOIN app_user u ON u.tenant_id = s.tenant_id AND u.user_id = s.user_id \
                  WHERE s.tenant_id = $1 AND s.id_hash = $2 AND s.expires_at > $3",
                 user_columns.join(", ")
@@ -229,12 +245,16 @@ impl Store {
             .bind(tenant_id)
             .bind(id_hash)
             .bind(now)
+            // NULL matches no consent row.
+            .bind(consent_for.map(|(client_id, _)| client_id))
+            .bind(consent_for.map(|(_, audience)| audience))
             .fetch_optional(&self.reader)
             .await?;
         let Some(row) = row else {
             return Ok(None);
         };
         let roles: super::JsonText<Vec<String>> = row.try_get("roles_json")?;
+        let granted: Option<crate::domain::ScopeSet> = row.try_get("granted")?;
         let user = super::UserRecord::from_row(&row)?;
         let session = SessionRecord {
             id_hash: row.try_get("s_id_hash")?,
@@ -244,7 +264,12 @@ impl Store {
             created_at: row.try_get("s_created_at")?,
             expires_at: row.try_get("s_expires_at")?,
         };
-        Ok(Some((session, user, roles.0)))
+        Ok(Some(SessionWithUser {
+            session,
+            user,
+            roles: roles.0,
+            granted,
+        }))
     }
 
     pub async fn delete_session(&self, id_hash: &[u8]) -> StoreResult<()> {

@@ -67,7 +67,14 @@ impl Provider {
                 .into());
             }
         };
-        let session = self.current_session(tenant, browser).await?;
+        let audience = request.audience.as_deref().unwrap_or("");
+        let (session, granted) = match self
+            .session_and_consent(tenant, browser, Some((&request.client_id, audience)))
+            .await?
+        {
+            Some((signed_in, granted)) => (Some(signed_in), granted),
+            None => (None, None),
+        };
         if request.prompt_none {
             let Some(signed_in) = session else {
                 return Ok(self.fail(
@@ -87,10 +94,7 @@ impl Provider {
                     "the user must sign in again",
                 ));
             }
-            if self
-                .needs_consent(tenant, &request, &signed_in.user.user_id)
-                .await?
-            {
+            if consent_missing(&request, granted.as_ref()) {
                 return Ok(self.fail(
                     tenant,
                     &request,
@@ -108,9 +112,7 @@ impl Provider {
         if let Some(signed_in) = &session
             && !self.needs_login(&request, None, &signed_in.session)
             && !request.prompt_consent
-            && !self
-                .needs_consent(tenant, &request, &signed_in.user.user_id)
-                .await?
+            && !consent_missing(&request, granted.as_ref())
         {
             return self
                 .finish(tenant, &client, &request, signed_in, browser)
@@ -231,7 +233,6 @@ impl Provider {
         request: &AuthorizationRequest,
         user_id: &str,
     ) -> anyhow::Result<bool> {
-        let requested = request.scope.clone();
         let granted = self
             .store()
             .consent(
@@ -241,10 +242,7 @@ impl Provider {
                 request.audience.as_deref().unwrap_or(""),
             )
             .await?;
-        Ok(match granted {
-            Some(g) => !requested.is_subset(&g),
-            None => true,
-        })
+        Ok(consent_missing(request, granted.as_ref()))
     }
 
     /// The browser's live SSO session and its user (a session of a deleted or blocked user is
@@ -254,27 +252,42 @@ impl Provider {
         tenant: &Tenant,
         browser: &Browser,
     ) -> anyhow::Result<Option<SignedIn>> {
+        Ok(self
+            .session_and_consent(tenant, browser, None)
+            .await?
+            .map(|(signed_in, _)| signed_in))
+    }
+
+    /// [`Self::current_session`], with the scopes its user granted `consent_for` (client id,
+    /// audience or '') read in the same statement.
+    async fn session_and_consent(
+        &self,
+        tenant: &Tenant,
+        browser: &Browser,
+        consent_for: Option<(&str, &str)>,
+    ) -> anyhow::Result<Option<(SignedIn, Option<ScopeSet>)>> {
         let Some(id) = &browser.session_id else {
             return Ok(None);
         };
         if id.len() > 100 {
             return Ok(None);
         }
-        let Some((session, user, roles)) = self
+        let Some(read) = self
             .store()
-            .session_with_user(&tenant.id, &hash_token(id), self.now())
+            .session_with_user(&tenant.id, &hash_token(id), self.now(), consent_for)
             .await?
         else {
             return Ok(None);
         };
-        if *user.blocked {
+        if *read.user.blocked {
             return Ok(None);
         }
-        Ok(Some(SignedIn {
-            session,
-            user,
-            roles: Some(roles),
-        }))
+        let signed_in = SignedIn {
+            session: read.session,
+            user: read.user,
+            roles: Some(read.roles),
+        };
+        Ok(Some((signed_in, read.granted)))
     }
 
     fn fail(
@@ -359,4 +372,10 @@ pub fn error_redirect(
 /// The public `sid` of a session: derived from, never equal to, the cookie's hash.
 pub fn session_public_id(id_hash: &[u8]) -> String {
     crate::crypto::sha256_b64url(id_hash)[..22].to_string()
+}
+
+/// Whether the request asks for a scope the user has not granted (`granted`: what they did
+/// grant this client for this audience, if anything).
+fn consent_missing(request: &AuthorizationRequest, granted: Option<&ScopeSet>) -> bool {
+    granted.is_none_or(|g| !request.scope.is_subset(g))
 }
