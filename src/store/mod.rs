@@ -326,8 +326,8 @@ mod tests {
     }
 
     /// The SQLite writer gives its one connection back without a ping (vendor/sqlx-core): a
-    /// transaction dropped before its commit, and a statement whose future was dropped while
-    /// it ran, are still undone or finished before the next user of the connection starts.
+    /// transaction dropped before its commit is still rolled back before the next user of the
+    /// connection starts, and a statement whose future was dropped does not get in its way.
     #[tokio::test]
     async fn a_dropped_transaction_is_rolled_back_before_the_next_statement() {
         let dir = tempfile::tempdir().unwrap();

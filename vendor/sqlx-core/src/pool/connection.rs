@@ -216,7 +216,10 @@ impl<DB: Database> Drop for PoolConnection<DB> {
             && !self.pool.is_closed()
         {
             if let Some(live) = self.live.take() {
-                if is_beyond_max_lifetime(&live, &self.pool.options) {
+                // A connection whose driver has something pending (for the patched SQLite
+                // driver: its worker thread is gone) takes the upstream path, whose ping fails
+                // and replaces it.
+                if live.raw.should_flush() || is_beyond_max_lifetime(&live, &self.pool.options) {
                     self.live = Some(live);
                 } else {
                     live.float(self.pool.clone()).release();
