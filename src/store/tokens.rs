@@ -95,12 +95,7 @@ const CODE_INSERT_COLUMNS: &str = "code_hash, tenant_id, id, client_id, user_id,
 /// Code rows for the store's [`super::batch::Batcher`]: a login with an SSO session writes
 /// nothing but its code, so at c=16 on SQLite every login queued for the one writer connection,
 /// one statement (and its thread hops) each, while the cores sat partly idle.
-pub(crate) struct CodeRows {
-    writer: sqlx::AnyPool,
-    backend: super::Backend,
-}
-
-impl super::batch::WriteRows<NewCode> for CodeRows {
+impl super::batch::WriteRows<NewCode> for Inserts {
     type Out = ();
 
     async fn write_all(&self, rows: &[&NewCode]) -> StoreResult<Vec<()>> {
@@ -147,15 +142,16 @@ async fn insert_codes(
     Ok(())
 }
 
-/// Refresh-token rows for the store's [`super::batch::Batcher`]: every code exchange inserts
-/// one, and at c=16 (ES256, SQLite) two writes per exchange held the endpoint at ≈ 2,200/s where
-/// one write gave ≈ 4,300/s: the exchanges were waiting on each other's inserts.
-pub(crate) struct RefreshTokenRows {
+/// The writer of the store's insert batchers on SQLite: one statement of many rows.
+pub(crate) struct Inserts {
     writer: sqlx::AnyPool,
     backend: super::Backend,
 }
 
-impl super::batch::WriteRows<NewRefreshToken> for RefreshTokenRows {
+/// Refresh-token rows for the store's [`super::batch::Batcher`]: every code exchange inserts
+/// one, and at c=16 (ES256, SQLite) two writes per exchange held the endpoint at ≈ 2,200/s where
+/// one write gave ≈ 4,300/s: the exchanges were waiting on each other's inserts.
+impl super::batch::WriteRows<NewRefreshToken> for Inserts {
     type Out = ();
 
     async fn write_all(&self, rows: &[&NewRefreshToken]) -> StoreResult<Vec<()>> {
@@ -295,7 +291,7 @@ impl Store {
             super::Backend::Postgres => insert_codes(&self.writer, self.backend, &[&c]).await,
             super::Backend::Sqlite => {
                 self.code_inserts
-                    .write(c, || CodeRows {
+                    .write(c, || Inserts {
                         writer: self.writer.clone(),
                         backend: self.backend,
                     })
@@ -417,7 +413,7 @@ impl Store {
             super::Backend::Postgres => Self::insert_refresh_token_in(&self.writer, t).await,
             super::Backend::Sqlite => {
                 self.refresh_inserts
-                    .write(t.clone(), || RefreshTokenRows {
+                    .write(t.clone(), || Inserts {
                         writer: self.writer.clone(),
                         backend: self.backend,
                     })
