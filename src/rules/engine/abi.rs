@@ -56,6 +56,10 @@ pub(crate) fn instantiate(
 }
 
 impl Instance {
+    pub(crate) fn memory(&self) -> wasmtime::Memory {
+        self.memory
+    }
+
     /// Copies `bytes` into memory the guest allocated; returns their location.
     pub(crate) fn write(
         &self,

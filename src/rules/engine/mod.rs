@@ -24,7 +24,7 @@ use wasmtime::{
 };
 
 use super::Limits;
-use super::js::{JsInstance, JsRuntime, Script};
+use super::js::{ImageCache, JsInstance, JsRuntime, LoadedImage, Script};
 use super::outbound::{NetPolicy, Outbound};
 use crate::domain::execution::{Failure, LogLine};
 use abi::{check_abi, instantiate, output_object, precheck, root_cause};
@@ -140,6 +140,8 @@ pub struct RuleEngine {
     pub(crate) js: Mutex<Option<Arc<JsRuntime>>>,
     /// The runtime with the bundled modules evaluated, once a script needs it.
     pub(crate) js_modules: Mutex<Option<Arc<JsRuntime>>>,
+    /// Trigger runs' scripts loaded once ([`crate::rules::js::image`]).
+    pub(crate) js_images: ImageCache,
 }
 
 /// The SHA-256 of module bytes, hex.
@@ -226,6 +228,7 @@ impl RuleEngine {
             fingerprint,
             js: Mutex::new(None),
             js_modules: Mutex::new(None),
+            js_images: ImageCache::default(),
         })
     }
 
@@ -373,6 +376,7 @@ impl RuleEngine {
             engine: self,
             net: net.clone(),
             js: None,
+            image: None,
         }
     }
 
@@ -456,9 +460,17 @@ pub struct Session<'e> {
     pub(crate) engine: &'e RuleEngine,
     pub(crate) net: NetPolicy,
     pub(crate) js: Option<JsInstance>,
+    /// The run's scripts already loaded, for each fresh runtime instance ([`Self::preload`]).
+    pub(crate) image: Option<Arc<LoadedImage>>,
 }
 
 impl Session<'_> {
+    /// The scripts this run may execute, in order: each fresh runtime instance of the run then
+    /// starts with all of them loaded, from the engine's image of them when it can make one.
+    pub(crate) fn preload<'a>(&mut self, rules: impl Iterator<Item = &'a CompiledRule>) {
+        self.image = self.engine.js_image(rules);
+    }
+
     /// Runs `rule` on `input` within `timeout`, with the engine's fuel.
     pub fn run(&mut self, rule: &CompiledRule, input: &[u8], timeout: Duration) -> Execution {
         match &rule.script {

@@ -15,9 +15,11 @@
 //! the host side of `wardstone.crypto`.
 
 pub mod crypto;
+pub(crate) mod image;
 pub(crate) mod runtime;
 pub(crate) mod snapshot;
 
+pub(crate) use image::{ImageCache, LoadedImage};
 pub(crate) use runtime::{JsInstance, JsRuntime, Script};
 
 use std::sync::OnceLock;

@@ -21,9 +21,9 @@ use crate::rules::outbound::NetPolicy;
 /// The runtime snapshot compiled by one engine, with its exports beyond ABI v1.
 pub(crate) struct JsRuntime {
     /// The runtime as a module (its `memory`, `alloc`, `rule`).
-    rule: CompiledRule,
+    pub(crate) rule: CompiledRule,
     compile: wasmtime::ModuleExport,
-    load: wasmtime::ModuleExport,
+    pub(crate) load: wasmtime::ModuleExport,
     run: wasmtime::ModuleExport,
     reusable: wasmtime::ModuleExport,
 }
@@ -328,11 +328,26 @@ impl Session<'_> {
                 let logs = store.data_mut().take_logs();
                 (f, logs)
             })?;
+            // The trigger's scripts already loaded, when the engine has their image: a fresh
+            // instance all the same, its memory written as the loads would have left it.
+            let slots = match &self.image {
+                Some(image) if Arc::ptr_eq(&image.runtime, &script.runtime) => {
+                    match image.apply(&mut store, instance.memory()) {
+                        Ok(()) => image.slots.clone(),
+                        Err(why) => {
+                            tracing::warn!(%why, "a loaded-scripts image could not be applied");
+                            self.image = None;
+                            return self.js_slot(rule, timeout);
+                        }
+                    }
+                }
+                _ => Vec::new(),
+            };
             self.js = Some(JsInstance {
                 runtime: script.runtime.clone(),
                 store,
                 instance,
-                slots: Vec::new(),
+                slots,
             });
         }
         let js = self.js.as_mut().expect("made above");

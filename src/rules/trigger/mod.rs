@@ -179,6 +179,7 @@ pub(crate) fn run(
     } else {
         engine.session(cx.net)
     };
+    session.preload(items.iter().map(|i| &*i.compiled));
     // Built for the first rule: a run of actions alone never needs it.
     let mut frame: Option<InputFrame> = None;
     let mut records: Vec<ExecutionRecord> = Vec::with_capacity(items.len());

@@ -1,0 +1,291 @@
+//! A trigger's scripts loaded once per node: the runtime memory pages that loading them writes,
+//! replayed into each run's fresh instance instead of loading them again.
+//!
+//! Loading a script (QuickJS reading its bytecode, an action's module code running) is a pure
+//! function of the runtime snapshot and the script bytes: nothing of a login goes in, and what
+//! the loads log is dropped before the first run (`HostState::reset`). So the instance a run
+//! gets after the loads is the same every time, and only its linear memory differs from a
+//! fresh one — the runtime's one mutable global is the shadow stack pointer, which each
+//! `load` call leaves where it found it, and its table is never written. An image holds the
+//! memory's size and the 4 KiB pages that differ after the loads; writing them into a fresh
+//! instance gives the state the loads would have made, byte for byte, for a copy of a few
+//! pages instead of ≈ 12–16 µs of QuickJS per script. Each run still gets its own fresh
+//! instance (SPEC §15): the image carries code, never a run's state.
+//!
+//! Scripts that may reach the network (`uses_http`) are left to the per-run path, so whatever
+//! their module code does runs under the login's own policy and deadline; so is a set whose
+//! loads fail (each login then fails as it would have) or that mixes the two runtimes.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sha2::Digest;
+
+use super::JsRuntime;
+use crate::rules::engine::abi::instantiate;
+use crate::rules::engine::epoch::RunningGuard;
+use crate::rules::engine::{CompiledRule, RuleEngine, set_budget};
+use crate::rules::outbound::NetPolicy;
+
+const PAGE: usize = 4096;
+
+/// Images kept per engine, in bytes of pages: beyond it the cache starts over (a node serving
+/// thousands of distinct rule sets rebuilds an image in about a millisecond).
+const CACHE_BYTES: usize = 64 << 20;
+
+/// What loading a trigger's scripts, in order, leaves in a fresh runtime instance.
+pub(crate) struct LoadedImage {
+    pub(crate) runtime: Arc<JsRuntime>,
+    /// The memory's size after the loads, in bytes.
+    memory_bytes: usize,
+    /// (offset, bytes) of each page the loads changed.
+    pages: Vec<(usize, Box<[u8]>)>,
+    /// (module hash, slot) of each script, as `Session::js_slot` keeps them.
+    pub(crate) slots: Vec<(String, i32)>,
+}
+
+impl LoadedImage {
+    fn bytes(&self) -> usize {
+        self.pages.len() * PAGE + 64
+    }
+
+    /// Makes a fresh instance's memory what the loads left: grows it, writes the pages.
+    pub(crate) fn apply(
+        &self,
+        store: &mut wasmtime::Store<crate::rules::engine::host::HostState>,
+        memory: wasmtime::Memory,
+    ) -> Result<(), String> {
+        let have = memory.data_size(&*store);
+        if self.memory_bytes > have {
+            let wasm_pages = (self.memory_bytes - have).div_ceil(65536) as u64;
+            memory
+                .grow(&mut *store, wasm_pages)
+                .map_err(|e| format!("cannot grow the runtime's memory: {e}"))?;
+        }
+        let data = memory.data_mut(&mut *store);
+        for (offset, page) in &self.pages {
+            data.get_mut(*offset..*offset + page.len())
+                .ok_or("an image page lies outside the memory")?
+                .copy_from_slice(page);
+        }
+        Ok(())
+    }
+}
+
+/// The images an engine has made, by the hash of the scripts they hold (`None`: that set is
+/// left to the per-run path).
+#[derive(Default)]
+pub(crate) struct ImageCache(Mutex<Images>);
+
+#[derive(Default)]
+struct Images {
+    by_key: HashMap<[u8; 32], Option<Arc<LoadedImage>>>,
+    /// What `by_key` holds, in bytes (see [`LoadedImage::bytes`]).
+    bytes: usize,
+}
+
+impl RuleEngine {
+    /// The image of `scripts` loaded in order (the JavaScript ones of a trigger run; others
+    /// are skipped), made now if this engine has not made it yet; `None` when the run must
+    /// load them itself.
+    pub(crate) fn js_image<'a>(
+        &self,
+        scripts: impl Iterator<Item = &'a CompiledRule>,
+    ) -> Option<Arc<LoadedImage>> {
+        let mut list: Vec<&CompiledRule> = Vec::new();
+        for rule in scripts.filter(|r| r.script.is_some()) {
+            if !list.iter().any(|r| r.sha256 == rule.sha256) {
+                list.push(rule);
+            }
+        }
+        if list.is_empty() {
+            return None;
+        }
+        let key: [u8; 32] = {
+            let mut hasher = sha2::Sha256::new();
+            for rule in &list {
+                hasher.update(rule.sha256.as_bytes());
+                hasher.update([u8::from(rule.script.as_ref().is_some_and(|s| s.modules))]);
+            }
+            hasher.finalize().into()
+        };
+        let cache = &self.js_images;
+        if let Some(found) = cache
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_key
+            .get(&key)
+        {
+            return found.clone();
+        }
+        let image = self.make_image(&list).map(Arc::new);
+        let mut images = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        let size = image.as_ref().map_or(64, |i| i.bytes());
+        if images.bytes + size > CACHE_BYTES {
+            images.by_key.clear();
+            images.bytes = 0;
+        }
+        images.bytes += size;
+        images.by_key.insert(key, image.clone());
+        image
+    }
+
+    fn make_image(&self, list: &[&CompiledRule]) -> Option<LoadedImage> {
+        let scripts: Vec<_> = list.iter().filter_map(|r| r.script.as_ref()).collect();
+        let runtime = scripts.first()?.runtime.clone();
+        if list.iter().any(|r| r.uses_http)
+            || scripts.iter().any(|s| !Arc::ptr_eq(&s.runtime, &runtime))
+        {
+            return None;
+        }
+        let _running = RunningGuard::enter();
+        let limits = self.limits();
+        let mut store = self.new_store(limits.rule_timeout, &NetPolicy::default(), limits.fuel);
+        let instance = instantiate(&mut store, &runtime.rule).ok()?;
+        let before = instance.memory().data(&store).to_vec();
+        let load = instance
+            .func::<(i32, i32), i32>(&mut store, &runtime.load, "load(i32, i32) -> i32")
+            .ok()?;
+        let mut slots = Vec::with_capacity(scripts.len());
+        for (rule, script) in list.iter().zip(&scripts) {
+            // Each load within one execution's budget, as `js_slot` gives it.
+            store
+                .data_mut()
+                .reset(std::time::Instant::now() + limits.rule_timeout);
+            set_budget(&mut store, limits.fuel, limits.rule_timeout);
+            let (ptr, len) = instance.write(&mut store, &script.code).ok()?;
+            let slot = load.call(&mut store, (ptr, len)).ok()?;
+            slots.push((rule.sha256.clone(), slot));
+        }
+        let after = instance.memory().data(&store);
+        let mut pages = Vec::new();
+        for (i, page) in after.chunks(PAGE).enumerate() {
+            let offset = i * PAGE;
+            let old = before.get(offset..(offset + page.len()).min(before.len()));
+            let changed = match old {
+                Some(old) if old.len() == page.len() => old != page,
+                // Grown memory starts zeroed.
+                _ => page.iter().any(|b| *b != 0),
+            };
+            if changed {
+                pages.push((offset, Box::from(page)));
+            }
+        }
+        Some(LoadedImage {
+            runtime,
+            memory_bytes: after.len(),
+            pages,
+            slots,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::execution::CodeKind;
+    use crate::rules::Limits;
+    use crate::rules::js::{AVAILABLE, action_module};
+    use crate::rules::trigger::{TriggerOutcome, bench_post_login};
+    use serde_json::json;
+
+    fn action(engine: &RuleEngine, source: &str) -> Arc<CompiledRule> {
+        Arc::new(engine.compile(&action_module(source)).expect("compiles"))
+    }
+
+    /// Module code that builds state at load: what a run sees must not depend on whether the
+    /// loads ran in it or came from the image.
+    const STATEFUL: &str = r#"
+const table = new Map([['a', 1], ['b', 2]]);
+let runs = 0;
+exports.onExecutePostLogin = async (event, api) => {
+  runs += 1;
+  table.set('c', runs);
+  api.idToken.setCustomClaim('https://t.example/runs', runs);
+  api.idToken.setCustomClaim('https://t.example/table', [...table.entries()]);
+};
+"#;
+
+    #[test]
+    fn an_image_leaves_the_memory_the_loads_would_have() {
+        if !AVAILABLE {
+            return;
+        }
+        let engine = RuleEngine::new(Limits::default()).unwrap();
+        let scripts = [
+            action(&engine, STATEFUL),
+            action(&engine, "exports.onExecutePostLogin = async () => {};"),
+            action(&engine, &format!("{STATEFUL}\n// another one")),
+        ];
+        let image = engine
+            .js_image(scripts.iter().map(|s| &**s))
+            .expect("an image of three plain actions");
+        assert_eq!(image.slots.len(), 3);
+        let runtime = &scripts[0].script.as_ref().unwrap().runtime;
+        let net = NetPolicy::default();
+        let limits = engine.limits();
+
+        let mut replayed = engine.new_store(limits.rule_timeout, &net, limits.fuel);
+        let instance = instantiate(&mut replayed, &runtime.rule).unwrap();
+        image.apply(&mut replayed, instance.memory()).unwrap();
+
+        let mut loaded = engine.new_store(limits.rule_timeout, &net, limits.fuel);
+        let fresh = instantiate(&mut loaded, &runtime.rule).unwrap();
+        let load = fresh
+            .func::<(i32, i32), i32>(&mut loaded, &runtime.load, "load")
+            .unwrap();
+        for (script, (sha, slot)) in scripts.iter().zip(&image.slots) {
+            set_budget(&mut loaded, limits.fuel, limits.rule_timeout);
+            let code = &script.script.as_ref().unwrap().code;
+            let (ptr, len) = fresh.write(&mut loaded, code).unwrap();
+            assert_eq!(load.call(&mut loaded, (ptr, len)).unwrap(), *slot);
+            assert_eq!(*sha, script.sha256);
+        }
+        let (a, b) = (
+            instance.memory().data(&replayed),
+            fresh.memory().data(&loaded),
+        );
+        assert_eq!(a.len(), b.len());
+        assert!(a == b, "the image differs from the loads");
+    }
+
+    #[test]
+    fn each_run_still_starts_from_the_loaded_state_not_the_previous_run() {
+        if !AVAILABLE {
+            return;
+        }
+        let engine = RuleEngine::new(Limits::default()).unwrap();
+        let items = [(CodeKind::Action, action(&engine, STATEFUL))];
+        for _ in 0..3 {
+            match bench_post_login(&engine, &items, json!({}), json!({}), "{}") {
+                TriggerOutcome::Allow { claims, .. } => {
+                    assert_eq!(claims["id_token"]["https://t.example/runs"], json!(1));
+                    assert_eq!(
+                        claims["id_token"]["https://t.example/table"],
+                        json!([["a", 1], ["b", 2], ["c", 1]])
+                    );
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn scripts_that_may_reach_the_network_are_loaded_per_run() {
+        if !AVAILABLE {
+            return;
+        }
+        let engine = RuleEngine::new(Limits::default()).unwrap();
+        let plain = action(&engine, "exports.onExecutePostLogin = async () => {};");
+        let fetching = action(
+            &engine,
+            "exports.onExecutePostLogin = async () => { await fetch('https://api.example'); };",
+        );
+        assert!(fetching.uses_http);
+        assert!(engine.js_image([&*plain, &*fetching].into_iter()).is_none());
+        assert!(engine.js_image([&*plain].into_iter()).is_some());
+        // No script, no image.
+        assert!(engine.js_image(std::iter::empty()).is_none());
+    }
+}
