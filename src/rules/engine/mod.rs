@@ -468,6 +468,11 @@ impl Session<'_> {
     /// The scripts this run may execute, in order: each fresh runtime instance of the run then
     /// starts with all of them loaded, from the engine's image of them when it can make one.
     pub(crate) fn preload<'a>(&mut self, rules: impl Iterator<Item = &'a CompiledRule>) {
+        // A developer's switch, to measure what the image saves (not a setting).
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *OFF.get_or_init(|| std::env::var_os("WARDSTONE_NO_JS_IMAGE").is_some()) {
+            return;
+        }
         self.image = self.engine.js_image(rules);
     }
 

@@ -1,4 +1,4 @@
-//! A trigger's scripts loaded once per node: the runtime memory pages that loading them writes,
+//! A trigger's scripts loaded once per node: the runtime memory that loading them writes,
 //! replayed into each run's fresh instance instead of loading them again.
 //!
 //! Loading a script (QuickJS reading its bytecode, an action's module code running) is a pure
@@ -7,10 +7,13 @@
 //! gets after the loads is the same every time, and only its linear memory differs from a
 //! fresh one — the runtime's one mutable global is the shadow stack pointer, which each
 //! `load` call leaves where it found it, and its table is never written. An image holds the
-//! memory's size and the 4 KiB pages that differ after the loads; writing them into a fresh
-//! instance gives the state the loads would have made, byte for byte, for a copy of a few
-//! pages instead of ≈ 12–16 µs of QuickJS per script. Each run still gets its own fresh
-//! instance (SPEC §15): the image carries code, never a run's state.
+//! memory's size and the runs of 64-byte lines that differ after the loads; writing them into
+//! a fresh instance gives the state the loads would have made, byte for byte, for a copy of a
+//! few kilobytes instead of ≈ 12–16 µs of QuickJS per script. Lines, not pages: three small
+//! actions change 51 pages but only 15 KB — a few bytes per page, spread over the snapshot
+//! (most likely reference counts of shared atoms and prototypes) — and whole pages made a
+//! copy of 200 KB per login. Each run still gets its own fresh instance (SPEC §15): the image
+//! carries code, never a run's state.
 //!
 //! Scripts that may reach the network (`uses_http`) are left to the per-run path, so whatever
 //! their module code does runs under the login's own policy and deadline; so is a set whose
@@ -27,9 +30,10 @@ use crate::rules::engine::epoch::RunningGuard;
 use crate::rules::engine::{CompiledRule, RuleEngine, set_budget};
 use crate::rules::outbound::NetPolicy;
 
-const PAGE: usize = 4096;
+/// The unit of comparison: a cache line.
+const LINE: usize = 64;
 
-/// Images kept per engine, in bytes of pages: beyond it the cache starts over (a node serving
+/// Images kept per engine, in bytes: beyond it the cache starts over (a node serving
 /// thousands of distinct rule sets rebuilds an image in about a millisecond).
 const CACHE_BYTES: usize = 64 << 20;
 
@@ -38,18 +42,18 @@ pub(crate) struct LoadedImage {
     pub(crate) runtime: Arc<JsRuntime>,
     /// The memory's size after the loads, in bytes.
     memory_bytes: usize,
-    /// (offset, bytes) of each page the loads changed.
-    pages: Vec<(usize, Box<[u8]>)>,
+    /// (offset, bytes) of each run of lines the loads changed.
+    runs: Vec<(usize, Box<[u8]>)>,
     /// (module hash, slot) of each script, as `Session::js_slot` keeps them.
     pub(crate) slots: Vec<(String, i32)>,
 }
 
 impl LoadedImage {
     fn bytes(&self) -> usize {
-        self.pages.len() * PAGE + 64
+        self.runs.iter().map(|(_, r)| r.len() + 32).sum::<usize>() + 64
     }
 
-    /// Makes a fresh instance's memory what the loads left: grows it, writes the pages.
+    /// Makes a fresh instance's memory what the loads left: grows it, writes the runs.
     pub(crate) fn apply(
         &self,
         store: &mut wasmtime::Store<crate::rules::engine::host::HostState>,
@@ -63,10 +67,10 @@ impl LoadedImage {
                 .map_err(|e| format!("cannot grow the runtime's memory: {e}"))?;
         }
         let data = memory.data_mut(&mut *store);
-        for (offset, page) in &self.pages {
-            data.get_mut(*offset..*offset + page.len())
-                .ok_or("an image page lies outside the memory")?
-                .copy_from_slice(page);
+        for (offset, run) in &self.runs {
+            data.get_mut(*offset..*offset + run.len())
+                .ok_or("an image run lies outside the memory")?
+                .copy_from_slice(run);
         }
         Ok(())
     }
@@ -159,23 +163,39 @@ impl RuleEngine {
             slots.push((rule.sha256.clone(), slot));
         }
         let after = instance.memory().data(&store);
-        let mut pages = Vec::new();
-        for (i, page) in after.chunks(PAGE).enumerate() {
-            let offset = i * PAGE;
-            let old = before.get(offset..(offset + page.len()).min(before.len()));
+        let mut runs: Vec<(usize, Box<[u8]>)> = Vec::new();
+        let mut open: Option<usize> = None;
+        for (i, line) in after.chunks(LINE).enumerate() {
+            let offset = i * LINE;
+            let old = before.get(offset..(offset + line.len()).min(before.len()));
             let changed = match old {
-                Some(old) if old.len() == page.len() => old != page,
+                Some(old) if old.len() == line.len() => old != line,
                 // Grown memory starts zeroed.
-                _ => page.iter().any(|b| *b != 0),
+                _ => line.iter().any(|b| *b != 0),
             };
-            if changed {
-                pages.push((offset, Box::from(page)));
+            match (changed, open) {
+                (true, None) => open = Some(offset),
+                (false, Some(start)) => {
+                    runs.push((start, Box::from(&after[start..offset])));
+                    open = None;
+                }
+                _ => {}
             }
         }
+        if let Some(start) = open {
+            runs.push((start, Box::from(&after[start..])));
+        }
+        tracing::debug!(
+            scripts = list.len(),
+            runs = runs.len(),
+            bytes = runs.iter().map(|(_, r)| r.len()).sum::<usize>(),
+            memory_bytes = after.len(),
+            "made a loaded-scripts image"
+        );
         Some(LoadedImage {
             runtime,
             memory_bytes: after.len(),
-            pages,
+            runs,
             slots,
         })
     }
@@ -222,6 +242,11 @@ exports.onExecutePostLogin = async (event, api) => {
             .js_image(scripts.iter().map(|s| &**s))
             .expect("an image of three plain actions");
         assert_eq!(image.slots.len(), 3);
+        eprintln!(
+            "image: {} runs, {} bytes",
+            image.runs.len(),
+            image.runs.iter().map(|(_, r)| r.len()).sum::<usize>()
+        );
         let runtime = &scripts[0].script.as_ref().unwrap().runtime;
         let net = NetPolicy::default();
         let limits = engine.limits();
