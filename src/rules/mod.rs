@@ -348,6 +348,7 @@ impl Rules {
                     resume_at: action_resume.map(|r| r.action_id.clone()),
                     redirects: resume.map_or(0, |r| r.redirects),
                     items: cx_items,
+                    image: None,
                 }
             })
             .await?;
@@ -453,6 +454,7 @@ impl Rules {
                     resume_at: None,
                     redirects: 0,
                     items: cx_items,
+                    image: None,
                 }
             })
             .await?;
@@ -470,7 +472,8 @@ impl Rules {
         state: RunState,
         parts: impl FnOnce(&RuleSet, Vec<ruleset::PreparedItem>) -> RunParts,
     ) -> anyhow::Result<TriggerRun> {
-        let parts = parts(set, items);
+        let mut parts = parts(set, items);
+        parts.image = self.image_for(tenant_id, &parts.items);
         let (trigger, now_ms) = (parts.trigger, parts.now * 1000);
         // Only a run that is kept changes the node's `api.cache`.
         let keep = |run: &mut TriggerRun| {
@@ -527,6 +530,41 @@ impl Rules {
                 })
             }
             Err(e @ NotRun::Closed) => Err(e.into()),
+        }
+    }
+
+    /// The image of a run's scripts loaded ([`js::image`]) if this node has it; if not, it is
+    /// made on the executor in the tenant's turn, and this run loads them itself.
+    fn image_for(
+        &self,
+        tenant_id: &str,
+        items: &[ruleset::PreparedItem],
+    ) -> Option<Arc<js::LoadedImage>> {
+        // A developer's switch, to measure what the image saves (not a setting).
+        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        if *OFF.get_or_init(|| std::env::var_os("WARDSTONE_NO_JS_IMAGE").is_some()) {
+            return None;
+        }
+        let engine = &self.inner.engine;
+        match engine.js_image_lookup(js::ImageScripts::of(items.iter().map(|i| &i.compiled))) {
+            js::ImageLookup::Found(image) => image,
+            js::ImageLookup::Wanted(scripts) => {
+                let rules = self.clone();
+                let tenant = tenant_id.to_string();
+                tokio::spawn(async move {
+                    let scripts = Arc::new(scripts);
+                    let (engine, wanted) = (rules.inner.engine.clone(), scripts.clone());
+                    let made = rules
+                        .inner
+                        .executor
+                        .run(&tenant, move || drop(engine.js_image(&wanted)))
+                        .await;
+                    if made.is_err() {
+                        rules.inner.engine.js_image_abandoned(&scripts);
+                    }
+                });
+                None
+            }
         }
     }
 
@@ -600,6 +638,8 @@ struct RunParts {
     /// Redirects this login has been through already (rules' redirects are bounded).
     redirects: u32,
     items: Vec<ruleset::PreparedItem>,
+    /// The items' scripts already loaded, when this node has their image.
+    image: Option<Arc<js::LoadedImage>>,
 }
 
 impl RunParts {
@@ -629,6 +669,7 @@ impl RunParts {
             redirects: self.redirects,
             cache,
             inline_until,
+            image: self.image.clone(),
         }
     }
 }

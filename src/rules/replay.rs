@@ -438,6 +438,7 @@ fn replay_once(
         redirects: 0,
         cache: &cache,
         inline_until: None,
+        image: None,
     };
     let state = trigger::initial_state(user, input["context"].clone());
     let run = trigger::run(engine, items, state, &cx);

@@ -460,22 +460,12 @@ pub struct Session<'e> {
     pub(crate) engine: &'e RuleEngine,
     pub(crate) net: NetPolicy,
     pub(crate) js: Option<JsInstance>,
-    /// The run's scripts already loaded, for each fresh runtime instance ([`Self::preload`]).
+    /// The run's scripts already loaded, for each fresh runtime instance
+    /// ([`crate::rules::js::image`]).
     pub(crate) image: Option<Arc<LoadedImage>>,
 }
 
 impl Session<'_> {
-    /// The scripts this run may execute, in order: each fresh runtime instance of the run then
-    /// starts with all of them loaded, from the engine's image of them when it can make one.
-    pub(crate) fn preload<'a>(&mut self, rules: impl Iterator<Item = &'a CompiledRule>) {
-        // A developer's switch, to measure what the image saves (not a setting).
-        static OFF: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-        if *OFF.get_or_init(|| std::env::var_os("WARDSTONE_NO_JS_IMAGE").is_some()) {
-            return;
-        }
-        self.image = self.engine.js_image(rules);
-    }
-
     /// Runs `rule` on `input` within `timeout`, with the engine's fuel.
     pub fn run(&mut self, rule: &CompiledRule, input: &[u8], timeout: Duration) -> Execution {
         match &rule.script {

@@ -15,6 +15,10 @@
 //! copy of 200 KB per login. Each run still gets its own fresh instance (SPEC §15): the image
 //! carries code, never a run's state.
 //!
+//! An image is made on an executor thread, in the tenant's turn ([`RuleEngine::js_image_lookup`]
+//! says when one is wanted): never on a request's thread, where loading a large set could hold
+//! an async worker for many executions' deadlines. Until it is ready, runs load as before.
+//!
 //! Scripts that may reach the network (`uses_http`) are left to the per-run path, so whatever
 //! their module code does runs under the login's own policy and deadline; so is a set whose
 //! loads fail (each login then fails as it would have) or that mixes the two runtimes.
@@ -76,66 +80,107 @@ impl LoadedImage {
     }
 }
 
-/// The images an engine has made, by the hash of the scripts they hold (`None`: that set is
-/// left to the per-run path).
+/// The images an engine has made or is making, by the hash of the scripts they hold.
 #[derive(Default)]
 pub(crate) struct ImageCache(Mutex<Images>);
 
+enum Entry {
+    /// Queued or being made: runs load their scripts themselves meanwhile.
+    Making,
+    /// Made (`None`: that set is left to the per-run path).
+    Done(Option<Arc<LoadedImage>>),
+}
+
 #[derive(Default)]
 struct Images {
-    by_key: HashMap<[u8; 32], Option<Arc<LoadedImage>>>,
+    by_key: HashMap<[u8; 32], Entry>,
     /// What `by_key` holds, in bytes (see [`LoadedImage::bytes`]).
     bytes: usize,
 }
 
-impl RuleEngine {
-    /// The image of `scripts` loaded in order (the JavaScript ones of a trigger run; others
-    /// are skipped), made now if this engine has not made it yet; `None` when the run must
-    /// load them itself.
-    pub(crate) fn js_image<'a>(
-        &self,
-        scripts: impl Iterator<Item = &'a CompiledRule>,
-    ) -> Option<Arc<LoadedImage>> {
-        let mut list: Vec<&CompiledRule> = Vec::new();
-        for rule in scripts.filter(|r| r.script.is_some()) {
+/// The distinct scripts of a run, in order, and the key of their image.
+pub(crate) struct ImageScripts {
+    key: [u8; 32],
+    list: Vec<Arc<CompiledRule>>,
+}
+
+impl ImageScripts {
+    /// The JavaScript ones of `rules` (the items of a trigger run), or `None` if there is none.
+    pub(crate) fn of<'a>(rules: impl Iterator<Item = &'a Arc<CompiledRule>>) -> Option<Self> {
+        let mut list: Vec<Arc<CompiledRule>> = Vec::new();
+        for rule in rules.filter(|r| r.script.is_some()) {
             if !list.iter().any(|r| r.sha256 == rule.sha256) {
-                list.push(rule);
+                list.push(rule.clone());
             }
         }
         if list.is_empty() {
             return None;
         }
-        let key: [u8; 32] = {
-            let mut hasher = sha2::Sha256::new();
-            for rule in &list {
-                hasher.update(rule.sha256.as_bytes());
-                hasher.update([u8::from(rule.script.as_ref().is_some_and(|s| s.modules))]);
-            }
-            hasher.finalize().into()
-        };
-        let cache = &self.js_images;
-        if let Some(found) = cache
-            .0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .by_key
-            .get(&key)
-        {
-            return found.clone();
+        let mut hasher = sha2::Sha256::new();
+        for rule in &list {
+            hasher.update(rule.sha256.as_bytes());
+            hasher.update([u8::from(rule.script.as_ref().is_some_and(|s| s.modules))]);
         }
-        let image = self.make_image(&list).map(Arc::new);
-        let mut images = cache.0.lock().unwrap_or_else(|p| p.into_inner());
+        Some(ImageScripts {
+            key: hasher.finalize().into(),
+            list,
+        })
+    }
+}
+
+/// What a run's lookup found.
+pub(crate) enum ImageLookup {
+    /// The image, or that there will be none (or that it is being made).
+    Found(Option<Arc<LoadedImage>>),
+    /// None yet, and this caller is the one to have it made ([`RuleEngine::js_image`]).
+    Wanted(ImageScripts),
+}
+
+impl RuleEngine {
+    /// A run's image without making it: made already, or to be made by this caller.
+    pub(crate) fn js_image_lookup(&self, scripts: Option<ImageScripts>) -> ImageLookup {
+        let Some(scripts) = scripts else {
+            return ImageLookup::Found(None);
+        };
+        let mut images = self.js_images.0.lock().unwrap_or_else(|p| p.into_inner());
+        match images.by_key.get(&scripts.key) {
+            Some(Entry::Done(image)) => ImageLookup::Found(image.clone()),
+            Some(Entry::Making) => ImageLookup::Found(None),
+            None => {
+                images.by_key.insert(scripts.key, Entry::Making);
+                ImageLookup::Wanted(scripts)
+            }
+        }
+    }
+
+    /// Gives up making an image [`Self::js_image_lookup`] asked for (its job was not run):
+    /// a later run asks again.
+    pub(crate) fn js_image_abandoned(&self, scripts: &ImageScripts) {
+        let mut images = self.js_images.0.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(images.by_key.get(&scripts.key), Some(Entry::Making)) {
+            images.by_key.remove(&scripts.key);
+        }
+    }
+
+    /// Makes the image of `scripts` loaded in order, keeps it, and returns it (`None` when
+    /// runs must load them themselves). Blocking, for up to one execution's deadline per
+    /// script: on an executor thread.
+    pub(crate) fn js_image(&self, scripts: &ImageScripts) -> Option<Arc<LoadedImage>> {
+        let image = self.make_image(&scripts.list).map(Arc::new);
+        let mut images = self.js_images.0.lock().unwrap_or_else(|p| p.into_inner());
         let size = image.as_ref().map_or(64, |i| i.bytes());
         if images.bytes + size > CACHE_BYTES {
             images.by_key.clear();
             images.bytes = 0;
         }
         images.bytes += size;
-        images.by_key.insert(key, image.clone());
+        images
+            .by_key
+            .insert(scripts.key, Entry::Done(image.clone()));
         image
     }
 
-    fn make_image(&self, list: &[&CompiledRule]) -> Option<LoadedImage> {
+    fn make_image(&self, list: &[Arc<CompiledRule>]) -> Option<LoadedImage> {
         let scripts: Vec<_> = list.iter().filter_map(|r| r.script.as_ref()).collect();
         let runtime = scripts.first()?.runtime.clone();
         if list.iter().any(|r| r.uses_http)
@@ -238,8 +283,9 @@ exports.onExecutePostLogin = async (event, api) => {
             action(&engine, "exports.onExecutePostLogin = async () => {};"),
             action(&engine, &format!("{STATEFUL}\n// another one")),
         ];
+        let wanted = ImageScripts::of(scripts.iter()).unwrap();
         let image = engine
-            .js_image(scripts.iter().map(|s| &**s))
+            .js_image(&wanted)
             .expect("an image of three plain actions");
         assert_eq!(image.slots.len(), 3);
         eprintln!(
@@ -308,9 +354,32 @@ exports.onExecutePostLogin = async (event, api) => {
             "exports.onExecutePostLogin = async () => { await fetch('https://api.example'); };",
         );
         assert!(fetching.uses_http);
-        assert!(engine.js_image([&*plain, &*fetching].into_iter()).is_none());
-        assert!(engine.js_image([&*plain].into_iter()).is_some());
+        let image_of = |rules: &[&Arc<CompiledRule>]| {
+            engine.js_image(&ImageScripts::of(rules.iter().copied()).unwrap())
+        };
+        assert!(image_of(&[&plain, &fetching]).is_none());
+        assert!(image_of(&[&plain]).is_some());
         // No script, no image.
-        assert!(engine.js_image(std::iter::empty()).is_none());
+        assert!(ImageScripts::of(std::iter::empty()).is_none());
+    }
+
+    #[test]
+    fn one_run_has_the_image_made_the_others_load_meanwhile_and_an_abandoned_one_is_asked_again() {
+        if !AVAILABLE {
+            return;
+        }
+        let engine = RuleEngine::new(Limits::default()).unwrap();
+        let plain = action(&engine, "exports.onExecutePostLogin = async () => {};");
+        let lookup = || engine.js_image_lookup(ImageScripts::of([&plain].into_iter()));
+        let ImageLookup::Wanted(wanted) = lookup() else {
+            panic!("the first run is asked to have it made")
+        };
+        assert!(matches!(lookup(), ImageLookup::Found(None)), "being made");
+        engine.js_image_abandoned(&wanted);
+        let ImageLookup::Wanted(wanted) = lookup() else {
+            panic!("asked again once abandoned")
+        };
+        assert!(engine.js_image(&wanted).is_some());
+        assert!(matches!(lookup(), ImageLookup::Found(Some(_))));
     }
 }

@@ -19,7 +19,7 @@ pub(crate) mod image;
 pub(crate) mod runtime;
 pub(crate) mod snapshot;
 
-pub(crate) use image::{ImageCache, LoadedImage};
+pub(crate) use image::{ImageCache, ImageLookup, ImageScripts, LoadedImage};
 pub(crate) use runtime::{JsInstance, JsRuntime, Script};
 
 use std::sync::OnceLock;

@@ -14,6 +14,7 @@ mod action_step;
 mod rule_step;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -24,6 +25,7 @@ use super::actions::{
 };
 use super::engine::{RuleEngine, Session};
 use super::input::{EventFrame, event_user};
+use super::js::{ImageLookup, ImageScripts, LoadedImage};
 use super::outbound::NetPolicy;
 use super::patch::{InputFrame, NotApplied, apply, deny_of};
 use super::ruleset::PreparedItem;
@@ -141,6 +143,8 @@ pub(crate) struct RunContext<'a> {
     /// Running on a request's own thread: the run stops ([`TriggerRun::overran`]) rather than
     /// go on past this instant, to be run again from the start on the executor.
     pub(crate) inline_until: Option<Instant>,
+    /// The run's scripts already loaded, when the engine has their image.
+    pub(crate) image: Option<Arc<LoadedImage>>,
 }
 
 /// Time an item must have left before it starts on a request's thread: deadlines are whole
@@ -179,7 +183,7 @@ pub(crate) fn run(
     } else {
         engine.session(cx.net)
     };
-    session.preload(items.iter().map(|i| &*i.compiled));
+    session.image = cx.image.clone();
     // Built for the first rule: a run of actions alone never needs it.
     let mut frame: Option<InputFrame> = None;
     let mut records: Vec<ExecutionRecord> = Vec::with_capacity(items.len());
@@ -602,6 +606,12 @@ pub fn bench_post_login(
         redirects: 0,
         cache: &cache,
         inline_until: None,
+        // As a node has it once the set's first run has had it made.
+        image: match engine.js_image_lookup(ImageScripts::of(prepared.iter().map(|i| &i.compiled)))
+        {
+            ImageLookup::Found(image) => image,
+            ImageLookup::Wanted(scripts) => engine.js_image(&scripts),
+        },
     };
     run(engine, &prepared, initial_state(user, context), &cx).outcome
 }
