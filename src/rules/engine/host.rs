@@ -24,6 +24,9 @@ pub(crate) struct HostState {
     pub(crate) dropped: usize,
     pub(crate) max_lines: usize,
     pub(crate) max_line_bytes: usize,
+    /// Calls whose answer comes from outside the guest (clock, randomness, crypto, network):
+    /// a run that made none computed only from its code and input (`rules::js::image`).
+    pub(crate) outside_inputs: u32,
 }
 
 impl HostState {
@@ -170,6 +173,7 @@ pub(crate) fn define(
         "wardstone",
         "http_fetch",
         move |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i64> {
+            caller.data_mut().outside_inputs += 1;
             // Whatever the script looked like (`globalThis.fetch` escapes a source scan): the
             // attempt ends as if out of time, which is what sends the run to the executor.
             if caller.data().net.offline_attempt {
@@ -198,6 +202,7 @@ pub(crate) fn define(
         "wardstone",
         "crypto",
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i64> {
+            caller.data_mut().outside_inputs += 1;
             let len = len as u32 as usize;
             let answer = match guest_bytes(&mut caller, ptr, len.min(1 << 20)) {
                 Some(request) => crate::rules::js::crypto::answer(&request),
@@ -221,15 +226,21 @@ pub(crate) fn define(
     // The OS's randomness through `uuid`'s getrandom: aws-lc's generator spends tens of
     // milliseconds setting itself up on each thread's first call, which an executor thread's
     // first JavaScript run would pay inside its deadline.
-    linker.func_wrap("wardstone", "random_seed", || -> i64 {
-        // 122 random bits; folding the halves covers the version and variant bits.
-        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
-        (high ^ low.rotate_left(29)) as i64
-    })?;
+    linker.func_wrap(
+        "wardstone",
+        "random_seed",
+        |mut caller: Caller<'_, HostState>| -> i64 {
+            caller.data_mut().outside_inputs += 1;
+            // 122 random bits; folding the halves covers the version and variant bits.
+            let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+            (high ^ low.rotate_left(29)) as i64
+        },
+    )?;
     linker.func_wrap(
         "env",
         "__rquickjs_host_now_us",
-        |caller: Caller<'_, HostState>| -> f64 {
+        |mut caller: Caller<'_, HostState>| -> f64 {
+            caller.data_mut().outside_inputs += 1;
             match caller.data().net.replay_at {
                 Some(at) => at as f64 * 1e6,
                 None => crate::clock::Clock::System.now_micros() as f64,

@@ -402,6 +402,7 @@ impl RuleEngine {
                 dropped: 0,
                 max_lines: self.limits.log_lines,
                 max_line_bytes: self.limits.log_line_bytes,
+                outside_inputs: 0,
             },
         );
         store.limiter(|s| &mut s.limiter);

@@ -1,19 +1,30 @@
 //! A trigger's scripts loaded once per node: the runtime memory that loading them writes,
 //! replayed into each run's fresh instance instead of loading them again.
 //!
-//! Loading a script (QuickJS reading its bytecode, an action's module code running) is a pure
-//! function of the runtime snapshot and the script bytes: nothing of a login goes in, and what
-//! the loads log is dropped before the first run (`HostState::reset`). So the instance a run
-//! gets after the loads is the same every time, and only its linear memory differs from a
-//! fresh one — the runtime's one mutable global is the shadow stack pointer, which each
-//! `load` call leaves where it found it, and its table is never written. An image holds the
-//! memory's size and the runs of 64-byte lines that differ after the loads; writing them into
-//! a fresh instance gives the state the loads would have made, byte for byte, for a copy of a
-//! few kilobytes instead of ≈ 12–16 µs of QuickJS per script. Lines, not pages: three small
-//! actions change 51 pages but only 15 KB — a few bytes per page, spread over the snapshot
-//! (most likely reference counts of shared atoms and prototypes) — and whole pages made a
-//! copy of 200 KB per login. Each run still gets its own fresh instance (SPEC §15): the image
-//! carries code, never a run's state.
+//! Loading a script (QuickJS reading its bytecode, an action's module code running) depends
+//! only on the runtime snapshot and the script bytes when the loads call no host function
+//! that answers from outside (clock, randomness, crypto, network: counted in
+//! `HostState::outside_inputs`; a set whose loads make such a call gets no image). Nothing of a
+//! login goes in, and what the loads log is dropped before the first run
+//! (`HostState::reset`). So the instance a run gets after the loads is the same every time, and
+//! only its linear memory differs from a fresh one — the runtime's one mutable global is the
+//! shadow stack pointer, which each `load` call leaves where it found it, and its table is
+//! never written. An image holds the memory's size and the runs of 64-byte lines that differ
+//! after the loads; writing them into a fresh instance gives the state the loads would have
+//! made, byte for byte, for a copy of a few kilobytes instead of ≈ 5 µs (warm, engine bench) to
+//! 16 µs (in a login) of QuickJS per script. Lines, not pages: three small actions change 51
+//! pages but only 15 KB — a few bytes per page, spread over the snapshot (most likely
+//! reference counts of shared atoms and prototypes) — and whole pages made a copy of 200 KB
+//! per login. Each run still gets its own fresh instance (SPEC §15): the image carries code,
+//! never a run's state.
+//!
+//! One difference a script can see: with an image, every script's top-level code has run
+//! before the first handler, as a server loads its modules before it serves; loaded per run,
+//! a script's top-level code runs just before its own handler. Only state a script leaves on
+//! `globalThis` for another can tell, or a promise job its top-level code queued (it now runs
+//! in the first run's turn). And a top-level `Math.random()` now always draws from the
+//! snapshot's fixed seed (loaded per run, a script loaded after another had run drew from that
+//! run's seed). docs/writing-js-rules.md says so.
 //!
 //! An image is made on an executor thread, in the tenant's turn ([`RuleEngine::js_image_lookup`]
 //! says when one is wanted): never on a request's thread, where loading a large set could hold
@@ -36,6 +47,10 @@ use crate::rules::outbound::NetPolicy;
 
 /// The unit of comparison: a cache line.
 const LINE: usize = 64;
+
+/// A larger image (module code that filled memory) is not kept: its set loads per run, and
+/// one tenant cannot fill the cache with a few of them.
+const IMAGE_BYTES: usize = 1 << 20;
 
 /// Images kept per engine, in bytes: beyond it the cache starts over (a node serving
 /// thousands of distinct rule sets rebuilds an image in about a millisecond).
@@ -166,17 +181,24 @@ impl RuleEngine {
     /// runs must load them themselves). Blocking, for up to one execution's deadline per
     /// script: on an executor thread.
     pub(crate) fn js_image(&self, scripts: &ImageScripts) -> Option<Arc<LoadedImage>> {
-        let image = self.make_image(&scripts.list).map(Arc::new);
+        let image = self
+            .make_image(&scripts.list)
+            .filter(|i| i.bytes() <= IMAGE_BYTES)
+            .map(Arc::new);
+        let size = |e: &Option<Arc<LoadedImage>>| e.as_ref().map_or(64, |i| i.bytes());
         let mut images = self.js_images.0.lock().unwrap_or_else(|p| p.into_inner());
-        let size = image.as_ref().map_or(64, |i| i.bytes());
-        if images.bytes + size > CACHE_BYTES {
-            images.by_key.clear();
+        if images.bytes + size(&image) > CACHE_BYTES {
+            // The images made go; the ones being made stay, so each is made once.
+            images.by_key.retain(|_, e| matches!(e, Entry::Making));
             images.bytes = 0;
         }
-        images.bytes += size;
-        images
+        images.bytes += size(&image);
+        if let Some(Entry::Done(old)) = images
             .by_key
-            .insert(scripts.key, Entry::Done(image.clone()));
+            .insert(scripts.key, Entry::Done(image.clone()))
+        {
+            images.bytes = images.bytes.saturating_sub(size(&old));
+        }
         image
     }
 
@@ -206,6 +228,11 @@ impl RuleEngine {
             let (ptr, len) = instance.write(&mut store, &script.code).ok()?;
             let slot = load.call(&mut store, (ptr, len)).ok()?;
             slots.push((rule.sha256.clone(), slot));
+        }
+        // Module code that read the clock, drew randomness, hashed or fetched made state no
+        // other run may share (a value per login before; and the key is not the tenant's).
+        if store.data().outside_inputs > 0 {
+            return None;
         }
         let after = instance.memory().data(&store);
         let mut runs: Vec<(usize, Box<[u8]>)> = Vec::new();
@@ -343,7 +370,7 @@ exports.onExecutePostLogin = async (event, api) => {
     }
 
     #[test]
-    fn scripts_that_may_reach_the_network_are_loaded_per_run() {
+    fn scripts_that_may_reach_the_network_or_read_the_clock_at_load_are_loaded_per_run() {
         if !AVAILABLE {
             return;
         }
@@ -358,6 +385,12 @@ exports.onExecutePostLogin = async (event, api) => {
             engine.js_image(&ImageScripts::of(rules.iter().copied()).unwrap())
         };
         assert!(image_of(&[&plain, &fetching]).is_none());
+        // Module code that reads the clock: a value per login before, so no shared image.
+        let clock = action(
+            &engine,
+            "const started = Date.now();\nexports.onExecutePostLogin = async () => {};",
+        );
+        assert!(image_of(&[&plain, &clock]).is_none());
         assert!(image_of(&[&plain]).is_some());
         // No script, no image.
         assert!(ImageScripts::of(std::iter::empty()).is_none());
