@@ -415,4 +415,59 @@ exports.onExecutePostLogin = async (event, api) => {
         assert!(engine.js_image(&wanted).is_some());
         assert!(matches!(lookup(), ImageLookup::Found(Some(_))));
     }
+
+    /// What an image leaves out (globals) holds nothing a load changes: the runtime has one
+    /// mutable global, the shadow stack pointer, which calls leave as they found it.
+    #[test]
+    fn the_runtime_has_one_mutable_global() {
+        if !AVAILABLE {
+            return;
+        }
+        fn leb(bytes: &[u8], at: &mut usize) -> u64 {
+            let (mut value, mut shift) = (0u64, 0);
+            loop {
+                let byte = bytes[*at];
+                *at += 1;
+                value |= u64::from(byte & 0x7f) << shift;
+                if byte < 0x80 {
+                    return value;
+                }
+                shift += 7;
+            }
+        }
+        for modules in [false, true] {
+            let wasm = crate::rules::js::snapshot::snapshot(modules).unwrap();
+            let (mut at, mut mutable, mut globals) = (8, 0, 0);
+            while at < wasm.len() {
+                let id = wasm[at];
+                at += 1;
+                let size = leb(wasm, &mut at) as usize;
+                let body = &wasm[at..at + size];
+                if id == 6 {
+                    let mut i = 0;
+                    globals = leb(body, &mut i);
+                    for _ in 0..globals {
+                        // Value type (one byte for i32/i64/f32/f64), then mutability.
+                        assert!(matches!(body[i], 0x7c..=0x7f), "a global of another type");
+                        mutable += u32::from(body[i + 1] == 1);
+                        i += 2;
+                        // The constant initializer: one instruction, then `end`.
+                        let op = body[i];
+                        i += 1;
+                        match op {
+                            0x41 | 0x42 | 0x23 => drop(leb(body, &mut i)),
+                            0x43 => i += 4,
+                            0x44 => i += 8,
+                            other => panic!("initializer opcode {other:#x}"),
+                        }
+                        assert_eq!(body[i], 0x0b, "a constant initializer of one instruction");
+                        i += 1;
+                    }
+                }
+                at += size;
+            }
+            assert!(globals >= 1);
+            assert_eq!(mutable, 1, "modules runtime: {modules}");
+        }
+    }
 }
