@@ -241,6 +241,36 @@ impl Store {
             super::Backend::Sqlite => SQLITE.as_str(),
             super::Backend::Postgres => POSTGRES.as_str(),
         };
+        if let Some(direct) = &self.direct {
+            let client_id = consent_for.map(|(client_id, _)| client_id);
+            let audience = consent_for.map(|(_, audience)| audience);
+            let params: [(&str, &dyn rusqlite::ToSql); 5] = [
+                ("$1", &tenant_id),
+                ("$2", &id_hash),
+                ("$3", &now),
+                ("$4", &client_id),
+                ("$5", &audience),
+            ];
+            let read = direct.row(statement, params.as_slice(), |row| {
+                let user = super::direct::user_of(row)?;
+                Ok(SessionWithUser {
+                    session: SessionRecord {
+                        id_hash: row.get("s_id_hash")?,
+                        tenant_id: user.tenant_id.clone(),
+                        user_id: user.user_id.clone(),
+                        auth_time: row.get("s_auth_time")?,
+                        created_at: row.get("s_created_at")?,
+                        expires_at: row.get("s_expires_at")?,
+                    },
+                    roles: row.get::<_, super::JsonText<Vec<String>>>("roles_json")?.0,
+                    granted: row.get("granted")?,
+                    user,
+                })
+            });
+            if let Some(found) = read {
+                return Ok(found);
+            }
+        }
         let row = sqlx::query(statement)
             .bind(tenant_id)
             .bind(id_hash)

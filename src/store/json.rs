@@ -1,8 +1,11 @@
 //! Typed columns, decoded as part of the row: JSON that does not parse as `T`, a stored word its
 //! type does not know, or a flag that is neither 0 nor 1 fails the row (a 500 with the cause in the log), so corruption
 //! is never read as an empty list or a default that a later write would then store for good.
+//! The same decoding serves sqlx's rows and the direct SQLite reads' (`direct.rs`).
 
 use std::ops::Deref;
+
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -41,13 +44,25 @@ impl Type<Any> for Flag {
     }
 }
 
-impl<'r> Decode<'r, Any> for Flag {
-    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        match <i64 as Decode<Any>>::decode(value)? {
+impl Flag {
+    fn of_stored(n: i64) -> Result<Flag, BoxDynError> {
+        match n {
             0 => Ok(Flag(false)),
             1 => Ok(Flag(true)),
             other => Err(format!("stored flag is {other}, not 0 or 1").into()),
         }
+    }
+}
+
+impl<'r> Decode<'r, Any> for Flag {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        Flag::of_stored(<i64 as Decode<Any>>::decode(value)?)
+    }
+}
+
+impl FromSql for Flag {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        Flag::of_stored(value.as_i64()?).map_err(FromSqlError::Other)
     }
 }
 
@@ -78,15 +93,26 @@ impl<T> Type<Any> for JsonText<T> {
     }
 }
 
-impl<'r, T: DeserializeOwned> Decode<'r, Any> for JsonText<T> {
-    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
-        let text = <String as Decode<Any>>::decode(value)?;
-        Ok(JsonText(serde_json::from_str(&text).map_err(|e| {
+impl<T: DeserializeOwned> JsonText<T> {
+    fn of_stored(text: &str) -> Result<Self, BoxDynError> {
+        Ok(JsonText(serde_json::from_str(text).map_err(|e| {
             format!(
                 "stored JSON is not a valid {}: {e}",
                 std::any::type_name::<T>()
             )
         })?))
+    }
+}
+
+impl<'r, T: DeserializeOwned> Decode<'r, Any> for JsonText<T> {
+    fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
+        JsonText::of_stored(&<String as Decode<Any>>::decode(value)?)
+    }
+}
+
+impl<T: DeserializeOwned> FromSql for JsonText<T> {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+        JsonText::of_stored(value.as_str()?).map_err(FromSqlError::Other)
     }
 }
 
@@ -121,6 +147,12 @@ macro_rules! text_column {
         impl<'r> Decode<'r, Any> for $t {
             fn decode(value: <Any as Database>::ValueRef<'r>) -> Result<Self, BoxDynError> {
                 Ok(<$t>::parse(&<String as Decode<Any>>::decode(value)?)?)
+            }
+        }
+
+        impl FromSql for $t {
+            fn column_result(value: ValueRef<'_>) -> FromSqlResult<Self> {
+                <$t>::parse(value.as_str()?).map_err(|e| FromSqlError::Other(e.into()))
             }
         }
     )*};

@@ -6,6 +6,7 @@ mod actions;
 mod artifacts;
 mod batch;
 mod clients;
+mod direct;
 mod executions;
 mod flow;
 mod json;
@@ -136,6 +137,8 @@ pub struct Store {
     refresh_inserts: std::sync::Arc<batch::Batcher<tokens::NewRefreshToken>>,
     code_redemptions: std::sync::Arc<batch::Batcher<tokens::Redemption, Option<CodeRecord>>>,
     code_inserts: std::sync::Arc<batch::Batcher<tokens::NewCode>>,
+    /// The reads on every request's path, on the caller's thread (a SQLite file only).
+    direct: Option<std::sync::Arc<direct::DirectReads>>,
 }
 
 impl Store {
@@ -213,6 +216,9 @@ impl Store {
                     code_inserts: std::sync::Arc::new(batch::Batcher::new(
                         tokens::CODE_ROWS_PER_STATEMENT,
                     )),
+                    direct: crate::config::sqlite_path(database_url)
+                        .filter(|_| std::env::var_os("WARDSTONE_NO_DIRECT_READS").is_none())
+                        .map(|path| std::sync::Arc::new(direct::DirectReads::new(path))),
                 }
             }
             Backend::Postgres => {
@@ -235,6 +241,7 @@ impl Store {
                     code_inserts: std::sync::Arc::new(batch::Batcher::new(
                         tokens::CODE_ROWS_PER_STATEMENT,
                     )),
+                    direct: None,
                 }
             }
         };
@@ -274,6 +281,9 @@ impl Store {
     }
 
     pub async fn close(&self) {
+        if let Some(direct) = &self.direct {
+            direct.close();
+        }
         self.reader.close().await;
         self.writer.close().await;
     }

@@ -127,13 +127,28 @@ impl Store {
     }
 
     /// Finds a tenant by name.
+    /// Every request reads it (its generations are how each node's caches stay current).
     pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
-        Ok(sqlx::query_as::<_, TenantRecord>(
-            "SELECT id, name, created_at, rules_generation, signing_alg, keys_generation, clients_generation FROM tenant WHERE name = $1",
-        )
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await?)
+        const SQL: &str = "SELECT id, name, created_at, rules_generation, signing_alg, keys_generation, clients_generation FROM tenant WHERE name = $1";
+        if let Some(direct) = &self.direct
+            && let Some(row) = direct.row(SQL, [name], |row| {
+                Ok(TenantRecord {
+                    id: row.get("id")?,
+                    name: row.get("name")?,
+                    created_at: row.get("created_at")?,
+                    rules_generation: row.get("rules_generation")?,
+                    signing_alg: row.get("signing_alg")?,
+                    keys_generation: row.get("keys_generation")?,
+                    clients_generation: row.get("clients_generation")?,
+                })
+            })
+        {
+            return Ok(row);
+        }
+        Ok(sqlx::query_as::<_, TenantRecord>(SQL)
+            .bind(name)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 }
 

@@ -159,13 +159,20 @@ impl Store {
 
     /// A user of `tenant_id` by id.
     pub async fn user(&self, tenant_id: &str, user_id: &str) -> StoreResult<Option<UserRecord>> {
-        Ok(sqlx::query_as::<_, UserRecord>(&format!(
-            "SELECT {USER_COLUMNS} FROM app_user WHERE tenant_id = $1 AND user_id = $2"
-        ))
-        .bind(tenant_id)
-        .bind(user_id)
-        .fetch_optional(&self.reader)
-        .await?)
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            format!("SELECT {USER_COLUMNS} FROM app_user WHERE tenant_id = $1 AND user_id = $2")
+        });
+        // Every code exchange and refresh reads it.
+        if let Some(direct) = &self.direct
+            && let Some(row) = direct.row(&SQL, [tenant_id, user_id], super::direct::user_of)
+        {
+            return Ok(row);
+        }
+        Ok(sqlx::query_as::<_, UserRecord>(&SQL)
+            .bind(tenant_id)
+            .bind(user_id)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     /// The user a grant was made for, if the grant stands (exists, not revoked) and the user
@@ -176,20 +183,30 @@ impl Store {
         grant_id: &str,
         user_id: &str,
     ) -> StoreResult<Option<UserRecord>> {
-        let columns: Vec<String> = USER_COLUMNS
-            .split(',')
-            .map(|c| format!("u.{}", c.trim()))
-            .collect();
-        Ok(sqlx::query_as::<_, UserRecord>(&format!(
-            "SELECT {} FROM app_user u JOIN token_grant g ON g.tenant_id = u.tenant_id AND g.user_id = u.user_id \
-             WHERE u.tenant_id = $1 AND u.user_id = $2 AND g.id = $3 AND g.revoked_at IS NULL AND u.blocked = 0",
-            columns.join(", ")
-        ))
-        .bind(tenant_id)
-        .bind(user_id)
-        .bind(grant_id)
-        .fetch_optional(&self.reader)
-        .await?)
+        static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+            let columns: Vec<String> = USER_COLUMNS
+                .split(',')
+                .map(|c| format!("u.{}", c.trim()))
+                .collect();
+            format!(
+                "SELECT {} FROM app_user u JOIN token_grant g ON g.tenant_id = u.tenant_id AND g.user_id = u.user_id \
+                 WHERE u.tenant_id = $1 AND u.user_id = $2 AND g.id = $3 AND g.revoked_at IS NULL AND u.blocked = 0",
+                columns.join(", ")
+            )
+        });
+        // Every userinfo call and introspection reads it.
+        if let Some(direct) = &self.direct
+            && let Some(row) =
+                direct.row(&SQL, [tenant_id, user_id, grant_id], super::direct::user_of)
+        {
+            return Ok(row);
+        }
+        Ok(sqlx::query_as::<_, UserRecord>(&SQL)
+            .bind(tenant_id)
+            .bind(user_id)
+            .bind(grant_id)
+            .fetch_optional(&self.reader)
+            .await?)
     }
 
     /// A user of `tenant_id` by (lowercased) email.
