@@ -7,14 +7,17 @@
 //! — its tenant, a login's session with its user, an exchange's user, the user behind an access token at userinfo — run here instead, on a
 //! read-only connection taken from a small pool, on the thread that asks.
 //!
-//! A direct read never waits: its connections have no busy timeout, and any error (the
+//! A direct read does not wait on locks: its connections have no busy timeout (only SQLite's
+//! own few retries while a WAL is being recovered or restarted remain), and any error (the
 //! database busy or locked by a checkpoint, a file that cannot be opened, a row that does not
 //! decode) answers `None`. The caller then takes the sqlx path, which waits on its own thread
 //! and reports the error in the store's terms. So the two paths answer the same, and this one
 //! is only ever a shortcut.
 
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
@@ -22,8 +25,6 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Params, Row};
 use super::{Flag, JsonText, UserRecord};
 use crate::domain::Profile;
 
-/// Connections kept idle: one per thread that reads at once (the async workers) is enough.
-const IDLE: usize = 8;
 /// Statements each connection keeps prepared.
 const STATEMENTS: usize = 16;
 
@@ -32,14 +33,43 @@ pub(crate) struct DirectReads {
     path: PathBuf,
     /// `None` once the store is closed: reads then go through sqlx, which says so.
     idle: Mutex<Option<Vec<Connection>>>,
+    /// Connections kept idle: one per thread that reads at once (the async workers).
+    keep: usize,
+    /// The file could not be opened once: every read goes through sqlx from then on.
+    off: AtomicBool,
+    /// Reads answered by sqlx instead (what the tests watch).
+    fallbacks: AtomicU64,
 }
 
 impl DirectReads {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    /// For the database sqlx opens at `url` (its own parsing of the file name); `None` for an
+    /// in-memory database, which other connections cannot see.
+    pub(crate) fn for_url(url: &str) -> Option<Self> {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let in_memory = crate::config::sqlite_path(url).is_none()
+            || url::form_urlencoded::parse(query.as_bytes())
+                .any(|(k, v)| k == "mode" && v == "memory");
+        (!in_memory).then(|| DirectReads::new(options.get_filename().to_path_buf()))
+    }
+
+    fn new(path: PathBuf) -> Self {
         DirectReads {
             path,
             idle: Mutex::new(Some(Vec::new())),
+            keep: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+                .max(8),
+            off: AtomicBool::new(false),
+            fallbacks: AtomicU64::new(0),
         }
+    }
+
+    /// Reads the direct path could not answer.
+    #[cfg(test)]
+    pub(crate) fn fallbacks(&self) -> u64 {
+        self.fallbacks.load(Ordering::Relaxed)
     }
 
     /// The first row of `sql` mapped by `map` (`Some(None)`: no row), or `None` when the read
@@ -50,7 +80,10 @@ impl DirectReads {
         params: impl Params,
         map: impl FnOnce(&Row<'_>) -> rusqlite::Result<T>,
     ) -> Option<Option<T>> {
-        let connection = self.take()?;
+        let Some(connection) = self.take() else {
+            self.fallbacks.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
         let result = connection
             .prepare_cached(sql)
             .and_then(|mut statement| statement.query_row(params, map).optional());
@@ -61,7 +94,8 @@ impl DirectReads {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "direct SQLite read failed; reading through sqlx");
-                if is_transient(&e) {
+                self.fallbacks.fetch_add(1, Ordering::Relaxed);
+                if !connection_broken(&e) {
                     self.give_back(connection);
                 }
                 None
@@ -81,9 +115,18 @@ impl DirectReads {
             return Some(c);
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(&self.path, flags)
-            .inspect_err(|e| tracing::debug!(error = %e, "cannot open a direct SQLite reader"))
-            .ok()?;
+        if self.off.load(Ordering::Relaxed) {
+            return None;
+        }
+        let connection = match Connection::open_with_flags(&self.path, flags) {
+            Ok(c) => c,
+            Err(e) => {
+                if !self.off.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(error = %e, path = %self.path.display(), "cannot open a direct SQLite reader; every read goes through sqlx");
+                }
+                return None;
+            }
+        };
         connection.busy_timeout(Duration::ZERO).ok()?;
         connection.set_prepared_statement_cache_capacity(STATEMENTS);
         Some(connection)
@@ -92,19 +135,21 @@ impl DirectReads {
     fn give_back(&self, connection: Connection) {
         if let Ok(mut idle) = self.idle.lock()
             && let Some(idle) = idle.as_mut()
-            && idle.len() < IDLE
+            && idle.len() < self.keep
         {
             idle.push(connection);
         }
     }
 }
 
-/// Busy or locked: the connection is fine, the database was not (for now).
-fn is_transient(e: &rusqlite::Error) -> bool {
-    matches!(
-        e.sqlite_error_code(),
-        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
-    )
+/// An error of SQLite itself other than busy or locked: the connection may be unusable. A
+/// value that did not decode, or a busy database, leaves it fine.
+fn connection_broken(e: &rusqlite::Error) -> bool {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => false,
+        Some(_) => true,
+        None => false,
+    }
 }
 
 /// A user row (the columns of [`super::users::USER_COLUMNS`], by name), decoded as sqlx decodes
@@ -286,6 +331,8 @@ mod tests {
             .unwrap();
         let tenant = direct.tenant_by_name("acme").await.unwrap().unwrap();
         assert_eq!(tenant.rules_generation, 1);
+        // Every one of these was answered on the direct path, not by the sqlx fallback.
+        assert_eq!(direct.direct.as_ref().unwrap().fallbacks(), 0);
     }
 
     /// A row the direct path cannot decode is read again through sqlx, which reports it as
@@ -299,6 +346,7 @@ mod tests {
             .await
             .unwrap();
         assert!(direct.user("t1", "auth0|u1").await.is_err());
+        assert_eq!(direct.direct.as_ref().unwrap().fallbacks(), 1);
         assert!(
             direct
                 .session_with_user("t1", &[1, 2, 3], 20, None)
@@ -319,6 +367,17 @@ mod tests {
             missing
                 .row("SELECT 1", [], |r| r.get::<_, i64>(0))
                 .is_none()
+        );
+        assert!(missing.off.load(Ordering::Relaxed));
+        // In-memory databases are not shared with other connections; a percent-encoded name
+        // is the file sqlx opens.
+        assert!(DirectReads::for_url("sqlite::memory:").is_none());
+        assert!(DirectReads::for_url("sqlite://x.db?mode=memory").is_none());
+        assert_eq!(
+            DirectReads::for_url("sqlite://a%20b.db?mode=rwc")
+                .unwrap()
+                .path,
+            PathBuf::from("a b.db")
         );
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("y.db");

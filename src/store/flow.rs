@@ -244,14 +244,10 @@ impl Store {
         if let Some(direct) = &self.direct {
             let client_id = consent_for.map(|(client_id, _)| client_id);
             let audience = consent_for.map(|(_, audience)| audience);
-            let params: [(&str, &dyn rusqlite::ToSql); 5] = [
-                ("$1", &tenant_id),
-                ("$2", &id_hash),
-                ("$3", &now),
-                ("$4", &client_id),
-                ("$5", &audience),
-            ];
-            let read = direct.row(statement, params.as_slice(), |row| {
+            let params = rusqlite::named_params! {
+                "$1": tenant_id, "$2": id_hash, "$3": now, "$4": client_id, "$5": audience,
+            };
+            let read = direct.row(statement, params, |row| {
                 let user = super::direct::user_of(row)?;
                 Ok(SessionWithUser {
                     session: SessionRecord {

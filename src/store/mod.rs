@@ -216,9 +216,9 @@ impl Store {
                     code_inserts: std::sync::Arc::new(batch::Batcher::new(
                         tokens::CODE_ROWS_PER_STATEMENT,
                     )),
-                    direct: crate::config::sqlite_path(database_url)
+                    direct: direct::DirectReads::for_url(&url)
                         .filter(|_| std::env::var_os("WARDSTONE_NO_DIRECT_READS").is_none())
-                        .map(|path| std::sync::Arc::new(direct::DirectReads::new(path))),
+                        .map(std::sync::Arc::new),
                 }
             }
             Backend::Postgres => {

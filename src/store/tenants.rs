@@ -131,7 +131,7 @@ impl Store {
     pub async fn tenant_by_name(&self, name: &str) -> StoreResult<Option<TenantRecord>> {
         const SQL: &str = "SELECT id, name, created_at, rules_generation, signing_alg, keys_generation, clients_generation FROM tenant WHERE name = $1";
         if let Some(direct) = &self.direct
-            && let Some(row) = direct.row(SQL, [name], |row| {
+            && let Some(row) = direct.row(SQL, rusqlite::named_params! {"$1": name}, |row| {
                 Ok(TenantRecord {
                     id: row.get("id")?,
                     name: row.get("name")?,

@@ -164,7 +164,11 @@ impl Store {
         });
         // Every code exchange and refresh reads it.
         if let Some(direct) = &self.direct
-            && let Some(row) = direct.row(&SQL, [tenant_id, user_id], super::direct::user_of)
+            && let Some(row) = direct.row(
+                &SQL,
+                rusqlite::named_params! {"$1": tenant_id, "$2": user_id},
+                super::direct::user_of,
+            )
         {
             return Ok(row);
         }
@@ -196,8 +200,11 @@ impl Store {
         });
         // Every userinfo call and introspection reads it.
         if let Some(direct) = &self.direct
-            && let Some(row) =
-                direct.row(&SQL, [tenant_id, user_id, grant_id], super::direct::user_of)
+            && let Some(row) = direct.row(
+                &SQL,
+                rusqlite::named_params! {"$1": tenant_id, "$2": user_id, "$3": grant_id},
+                super::direct::user_of,
+            )
         {
             return Ok(row);
         }
