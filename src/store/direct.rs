@@ -42,7 +42,18 @@ pub(crate) struct DirectReads {
 }
 
 impl DirectReads {
-    pub(crate) fn new(path: PathBuf) -> Self {
+    /// For the database sqlx opens at `url` (its own parsing of the file name); `None` for an
+    /// in-memory database, which other connections cannot see.
+    pub(crate) fn for_url(url: &str) -> Option<Self> {
+        let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
+        let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
+        let in_memory = crate::config::sqlite_path(url).is_none()
+            || url::form_urlencoded::parse(query.as_bytes())
+                .any(|(k, v)| k == "mode" && v == "memory");
+        (!in_memory).then(|| DirectReads::new(options.get_filename().to_path_buf()))
+    }
+
+    fn new(path: PathBuf) -> Self {
         DirectReads {
             path,
             idle: Mutex::new(Some(Vec::new())),
@@ -129,16 +140,6 @@ impl DirectReads {
             idle.push(connection);
         }
     }
-}
-
-/// The file sqlx opens for `url` (its own parse: percent-decoded); `None` for an in-memory
-/// database, which other connections cannot see.
-pub(crate) fn database_file(url: &str) -> Option<PathBuf> {
-    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).ok()?;
-    let query = url.split_once('?').map(|(_, q)| q).unwrap_or_default();
-    let in_memory = crate::config::sqlite_path(url).is_none()
-        || url::form_urlencoded::parse(query.as_bytes()).any(|(k, v)| k == "mode" && v == "memory");
-    (!in_memory).then(|| options.get_filename().to_path_buf())
 }
 
 /// An error of SQLite itself other than busy or locked: the connection may be unusable. A
@@ -370,10 +371,12 @@ mod tests {
         assert!(missing.off.load(Ordering::Relaxed));
         // In-memory databases are not shared with other connections; a percent-encoded name
         // is the file sqlx opens.
-        assert!(database_file("sqlite::memory:").is_none());
-        assert!(database_file("sqlite://x.db?mode=memory").is_none());
+        assert!(DirectReads::for_url("sqlite::memory:").is_none());
+        assert!(DirectReads::for_url("sqlite://x.db?mode=memory").is_none());
         assert_eq!(
-            database_file("sqlite://a%20b.db?mode=rwc").unwrap(),
+            DirectReads::for_url("sqlite://a%20b.db?mode=rwc")
+                .unwrap()
+                .path,
             PathBuf::from("a b.db")
         );
         let dir = tempfile::tempdir().unwrap();

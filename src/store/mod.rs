@@ -5,7 +5,6 @@
 mod actions;
 mod artifacts;
 mod batch;
-mod checkpoint;
 mod clients;
 mod direct;
 mod executions;
@@ -140,8 +139,6 @@ pub struct Store {
     code_inserts: std::sync::Arc<batch::Batcher<tokens::NewCode>>,
     /// The reads on every request's path, on the caller's thread (a SQLite file only).
     direct: Option<std::sync::Arc<direct::DirectReads>>,
-    /// WAL checkpoints off the writer's thread (a SQLite file only).
-    checkpoints: Option<std::sync::Arc<checkpoint::Checkpoints>>,
 }
 
 impl Store {
@@ -172,17 +169,6 @@ impl Store {
             }
         }
         let options = AnyConnectOptions::from_str(&url).context("invalid database URL")?;
-        let file = match backend {
-            Backend::Sqlite => direct::database_file(&url),
-            Backend::Postgres => None,
-        };
-        let checkpoints_apart = file.is_some();
-        static CHECKPOINT_BACKSTOP: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
-            format!(
-                "PRAGMA wal_autocheckpoint = {};",
-                checkpoint::BACKSTOP_PAGES
-            )
-        });
         let pool = |connections: u32, read_only: bool| {
             AnyPoolOptions::new()
                 .max_connections(connections)
@@ -200,8 +186,6 @@ impl Store {
                             .await?;
                             if read_only {
                                 conn.execute("PRAGMA query_only = ON;").await?;
-                            } else if checkpoints_apart {
-                                conn.execute(CHECKPOINT_BACKSTOP.as_str()).await?;
                             }
                         }
                         Ok(())
@@ -232,12 +216,9 @@ impl Store {
                     code_inserts: std::sync::Arc::new(batch::Batcher::new(
                         tokens::CODE_ROWS_PER_STATEMENT,
                     )),
-                    direct: file
-                        .clone()
+                    direct: direct::DirectReads::for_url(&url)
                         .filter(|_| std::env::var_os("WARDSTONE_NO_DIRECT_READS").is_none())
-                        .map(|file| std::sync::Arc::new(direct::DirectReads::new(file))),
-                    checkpoints: file
-                        .map(|file| std::sync::Arc::new(checkpoint::Checkpoints::start(file))),
+                        .map(std::sync::Arc::new),
                 }
             }
             Backend::Postgres => {
@@ -261,7 +242,6 @@ impl Store {
                         tokens::CODE_ROWS_PER_STATEMENT,
                     )),
                     direct: None,
-                    checkpoints: None,
                 }
             }
         };
@@ -303,9 +283,6 @@ impl Store {
     pub async fn close(&self) {
         if let Some(direct) = &self.direct {
             direct.close();
-        }
-        if let Some(checkpoints) = &self.checkpoints {
-            checkpoints.stop();
         }
         self.reader.close().await;
         self.writer.close().await;
