@@ -17,7 +17,8 @@
 //!
 //! Environment: `BENCH_SECONDS` per measured phase (default 5), `BENCH_ROUNDS` (default 3),
 //! `BENCH_CONCURRENCY` (default 16), `BENCH_SERVER_BINARY` (a saved server binary to run instead
-//! of building one: A/B pairs). Prints a Markdown table for the README.
+//! of building one: A/B pairs), `BENCH_ADD_ROLES_WASM` (another build of the add-roles sample for
+//! the SDK rows: A/B pairs of SDK builds). Prints a Markdown table for the README.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -143,7 +144,11 @@ async fn setup(
     specs: &[(RuleSet, SigningAlg)],
 ) -> Vec<TenantSetup> {
     let (admin, store) = admin(database_url, master_key, Default::default()).await;
-    let add_roles = sample("add-roles");
+    // `BENCH_ADD_ROLES_WASM`: another build of the sample (an older SDK's) for A/B runs.
+    let add_roles = match std::env::var_os("BENCH_ADD_ROLES_WASM") {
+        Some(path) => std::fs::read(&path).expect("BENCH_ADD_ROLES_WASM is readable"),
+        None => sample("add-roles"),
+    };
     let mut out = Vec::new();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let add_roles_js = std::fs::read_to_string(root.join("sample-rules/js/add-roles.js")).unwrap();

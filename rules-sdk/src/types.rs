@@ -223,26 +223,26 @@ pub struct Context {
     pub connection_id: String,
     /// The connection's metadata: always empty.
     #[serde(rename = "connectionMetadata", default)]
-    pub connection_metadata: Metadata,
+    pub connection_metadata: Lazy<Metadata>,
     /// The connection's options: always empty.
     #[serde(rename = "connectionOptions", default)]
-    pub connection_options: Metadata,
+    pub connection_options: Lazy<Metadata>,
     /// SAML settings of the application: always empty (Wardstone speaks OIDC only; writes are
     /// ignored).
     #[serde(rename = "samlConfiguration", default)]
-    pub saml_configuration: Metadata,
+    pub saml_configuration: Lazy<Metadata>,
     /// Token settings of the application: always empty (writes are ignored).
     #[serde(rename = "jwtConfiguration", default)]
-    pub jwt_configuration: Metadata,
+    pub jwt_configuration: Lazy<Metadata>,
     /// Auth0's `{with_auth0, with_dbconn, current_clients}`.
     #[serde(default)]
-    pub sso: Metadata,
+    pub sso: Lazy<Metadata>,
     /// The user id whose login this is (Wardstone links no accounts).
     #[serde(rename = "primaryUser", default)]
     pub primary_user: String,
     /// Auth0's risk assessment: always empty (no signals on Wardstone).
     #[serde(rename = "riskAssessment", default)]
-    pub risk_assessment: Metadata,
+    pub risk_assessment: Lazy<Metadata>,
 }
 
 /// The tenant's rule settings (secrets, allow-lists...), read-only.

@@ -8,8 +8,8 @@ use serde_json::{Map, Value, json};
 use crate::domain::{RequestInfo, ScopeSet, TriggerId};
 use crate::store::{ClientRecord, UserRecord};
 use rules_sdk::{
-    AccessToken, Authentication, AuthenticationMethod, Authorization, Context, IdToken, Request,
-    Stats, User,
+    AccessToken, Authentication, AuthenticationMethod, Authorization, Context, IdToken, Lazy,
+    Request, Stats, User,
 };
 
 /// Which flow runs the trigger.
@@ -145,23 +145,25 @@ pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context)
         },
         audience: input.audience.map(String::from),
         connection_id: CONNECTION_ID.into(),
-        connection_metadata: Map::new(),
-        connection_options: Map::new(),
-        saml_configuration: Map::new(),
-        jwt_configuration: Map::new(),
-        sso: match json!({
-            "with_auth0": false,
-            "with_dbconn": input.session_id.is_some(),
-            "current_clients": [],
-        }) {
-            Value::Object(m) => m,
-            _ => Map::new(),
-        },
+        connection_metadata: Lazy::default(),
+        connection_options: Lazy::default(),
+        saml_configuration: Lazy::default(),
+        jwt_configuration: Lazy::default(),
+        sso: Lazy::new(
+            match json!({
+                "with_auth0": false,
+                "with_dbconn": input.session_id.is_some(),
+                "current_clients": [],
+            }) {
+                Value::Object(m) => m,
+                _ => Map::new(),
+            },
+        ),
         primary_user: u.user_id.clone(),
-        risk_assessment: match risk_assessment() {
+        risk_assessment: Lazy::new(match risk_assessment() {
             Value::Object(m) => m,
             _ => Map::new(),
-        },
+        }),
     };
     (user, context)
 }

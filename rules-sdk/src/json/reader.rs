@@ -72,7 +72,17 @@ impl<'a> Reader<'a> {
     }
 
     /// The next byte after whitespace, without consuming it.
+    #[inline(always)]
     pub fn peek(&mut self) -> Option<u8> {
+        // The host writes compact JSON: the next byte is almost always the one wanted.
+        match self.bytes().get(self.pos) {
+            Some(&c) if !matches!(c, b' ' | b'\n' | b'\r' | b'\t') => Some(c),
+            _ => self.peek_past_whitespace(),
+        }
+    }
+
+    #[inline(never)]
+    fn peek_past_whitespace(&mut self) -> Option<u8> {
         let bytes = self.bytes();
         while let Some(&c) = bytes.get(self.pos) {
             if matches!(c, b' ' | b'\n' | b'\r' | b'\t') {
@@ -405,55 +415,68 @@ impl<'a> Reader<'a> {
             Some(_) => self.pos,
             None => return Err(self.error("a value, not the end of the input")),
         };
-        let mut depth = 0u32;
-        loop {
-            match bytes.get(self.pos) {
-                Some(b'"') => {
-                    self.pos += 1;
-                    self.skip_string_body()?;
-                }
-                Some(b'{' | b'[') => {
-                    depth += 1;
-                    self.pos += 1;
-                }
-                Some(b'}' | b']') if depth > 0 => {
-                    depth -= 1;
-                    self.pos += 1;
-                }
-                Some(b'}' | b']' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t') | None
-                    if depth == 0 =>
-                {
-                    break;
-                }
-                Some(_) => self.pos += 1,
-                None => return Err(self.error("the end of an object or array")),
+        // Local cursors, not `self.pos`: this loop is most of what a rule spends on the
+        // parts of its input it never reads.
+        let end = match bytes.get(start) {
+            Some(b'"') => string_end(bytes, start + 1),
+            Some(b'{' | b'[') => nested_end(bytes, start),
+            _ => Ok(scalar_end(bytes, start)),
+        };
+        match end {
+            Ok(end) if end > start => {
+                self.pos = end;
+                self.slice(start, end)
             }
-            if depth == 0 && matches!(bytes.get(start), Some(b'"' | b'{' | b'[')) {
-                break;
-            }
+            Ok(_) => Err(self.error("a value")),
+            Err((what, at)) => Err(self.fail_at(what, at)),
         }
-        if self.pos == start {
-            return Err(self.error("a value"));
-        }
-        self.slice(start, self.pos)
     }
+}
 
-    /// Moves past the closing quote of a string whose opening quote was consumed.
-    fn skip_string_body(&mut self) -> Result<(), Stop> {
-        let bytes = self.bytes();
-        loop {
-            self.pos = special_byte(bytes, self.pos);
-            match bytes.get(self.pos) {
-                Some(b'"') => {
-                    self.pos += 1;
-                    return Ok(());
-                }
-                Some(b'\\') => self.pos += 2,
-                Some(_) => self.pos += 1,
-                None => return Err(self.error("the end of a string")),
-            }
+/// Just past the closing quote of a string whose body starts at `pos`.
+fn string_end(bytes: &[u8], mut pos: usize) -> Result<usize, (&'static str, usize)> {
+    loop {
+        pos = special_byte(bytes, pos);
+        match bytes.get(pos) {
+            Some(b'"') => return Ok(pos + 1),
+            Some(b'\\') => pos += 2,
+            Some(_) => pos += 1,
+            None => return Err(("the end of a string", bytes.len())),
         }
     }
+}
+
+/// Just past the bracket that closes the one at `pos`.
+fn nested_end(bytes: &[u8], mut pos: usize) -> Result<usize, (&'static str, usize)> {
+    let mut depth = 0u32;
+    loop {
+        let Some(&c) = bytes.get(pos) else {
+            return Err(("the end of an object or array", pos));
+        };
+        pos += 1;
+        match c {
+            b'"' => pos = string_end(bytes, pos)?,
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(pos);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The end of a number or literal: the next delimiter or whitespace.
+fn scalar_end(bytes: &[u8], mut pos: usize) -> usize {
+    while let Some(&c) = bytes.get(pos) {
+        if matches!(c, b'}' | b']' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t') {
+            break;
+        }
+        pos += 1;
+    }
+    pos
 }
 
 /// The position of the first `"`, `\\` or control character at or after `from` (or the
