@@ -195,7 +195,24 @@ impl<'a> Reader<'a> {
     }
 
     /// A string, borrowed from the text when it has no escapes.
+    #[inline]
     pub fn string(&mut self) -> Result<Cow<'a, str>, Stop> {
+        // Inlined at each caller: keys and most values are compact and escape-free.
+        let bytes = self.bytes();
+        if bytes.get(self.pos) == Some(&b'"') {
+            let end = special_byte(bytes, self.pos + 1);
+            if bytes.get(end) == Some(&b'"')
+                && let Some(s) = self.text.get(self.pos + 1..end)
+            {
+                self.pos = end + 1;
+                return Ok(Cow::Borrowed(s));
+            }
+        }
+        self.any_string()
+    }
+
+    #[inline(never)]
+    fn any_string(&mut self) -> Result<Cow<'a, str>, Stop> {
         self.expect(b'"', "a string")?;
         let bytes = self.bytes();
         let start = self.pos;
@@ -481,7 +498,8 @@ fn scalar_end(bytes: &[u8], mut pos: usize) -> usize {
 
 /// The position of the first `"`, `\\` or control character at or after `from` (or the
 /// length). Eight bytes at a time: strings are most of a rule's input.
-fn special_byte(bytes: &[u8], mut from: usize) -> usize {
+#[inline]
+pub(super) fn special_byte(bytes: &[u8], mut from: usize) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     while let Some(chunk) = bytes.get(from..from + 8) {

@@ -15,6 +15,8 @@ fn values_read_and_write_as_serde_json_does() {
         r#"{"a":[1,-2,3.5,1e300,-0.0,18446744073709551615,-9223372036854775808],"b":{"c":null,"d":true,"e":false}}"#,
         r#""\u00e9\ud83d\ude00 \" \\ \/ \b\f\n\r\t \u0001""#,
         r#"[[],{},"",0,123456789012345678901234567890]"#,
+        r#"{"a key longer than eight":"a value longer than eight, then \"quoted\" é😀","k":"v"}"#,
+        r#"["12345678\n","1234567\u0041","\u00e9abcdefghij","abcdefghijklmnopqrstuvwxyz"]"#,
     ] {
         let expected: Value = serde_json::from_str(text).unwrap();
         assert_eq!(from_str::<Value>(text).unwrap(), expected, "{text}");
@@ -92,8 +94,34 @@ fn from_str_with(text: &str, f: impl FnMut(&mut Reader<'_>, &str) -> Result<(), 
 }
 
 #[test]
+fn skipping_an_unfinished_value_is_an_error_naming_it() {
+    for (text, what) in [
+        (r#"{"a":{"x":[1,2}"#, "the end of an object or array"),
+        (r#"{"a":["x"#, "the end of a string"),
+        (r#"{"a":"abcdefghijklmnop\""#, "the end of a string"),
+        (r#"{"a":}"#, "a value"),
+        (r#"{"a":"#, "a value, not the end of the input"),
+    ] {
+        let mut r = Reader::new(text);
+        let e = r.object(|r, _| r.skip().map(|_| ())).unwrap_err();
+        assert_eq!((e, r.failure.what()), (Stop, what), "{text}");
+    }
+}
+
+#[test]
 fn strings_escape_as_serde_json_does() {
-    for s in ["plain", "q\"b\\s/", "\n\r\t\u{8}\u{c}\u{1}\u{1f}", "é😀"] {
+    let every_control: String = (0u8..0x20).map(char::from).collect();
+    let long = format!("abcdefgh\"ijklmnopqrstuvw\\xyz{every_control}é😀-{every_control}end");
+    for s in [
+        "plain",
+        "q\"b\\s/",
+        "\n\r\t\u{8}\u{c}\u{1}\u{1f}",
+        "é😀",
+        "eight ch",
+        "sixteen characte",
+        "a longer string without anything to escape in it, é😀 included",
+        &long,
+    ] {
         let mut out = Vec::new();
         write_str(&mut out, s);
         assert_eq!(

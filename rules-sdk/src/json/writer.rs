@@ -10,7 +10,13 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut run = 0;
-    for (i, &c) in bytes.iter().enumerate() {
+    loop {
+        // Eight bytes at a time to the next byte that needs escaping (most strings have none).
+        let i = super::reader::special_byte(bytes, run);
+        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
+        let Some(&c) = bytes.get(i) else {
+            break;
+        };
         let escape: &[u8] = match c {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -19,10 +25,8 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0..=0x1f => b"",
-            _ => continue,
+            _ => b"",
         };
-        out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
         if escape.is_empty() {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(c >> 4)]);
@@ -32,7 +36,6 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
         }
         run = i + 1;
     }
-    out.extend_from_slice(bytes.get(run..).unwrap_or_default());
     out.push(b'"');
 }
 
