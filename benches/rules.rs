@@ -221,18 +221,20 @@ fn main() {
     let context = input_value["context"].clone();
     let configuration = input_value["configuration"].to_string();
     // Distinct modules (as a tenant's rules are): each has its own compiled code.
-    let sdk_bytes = std::fs::read(release.join("add_roles.wasm")).unwrap();
-    let distinct: Vec<_> = (0..10)
-        .map(|i| {
-            let mut bytes = sdk_bytes.clone();
-            // A custom section naming the copy: another hash, the same code.
-            let payload = [&[4u8][..], b"copy", format!("{i}").as_bytes()].concat();
-            bytes.push(0);
-            bytes.push(payload.len() as u8);
-            bytes.extend_from_slice(&payload);
-            load(bytes)
-        })
-        .collect();
+    let copies = |module: &[u8]| -> Vec<Arc<CompiledRule>> {
+        (0..10)
+            .map(|i| {
+                let mut bytes = module.to_vec();
+                // A custom section naming the copy: another hash, the same code.
+                let payload = [&[4u8][..], b"copy", format!("{i}").as_bytes()].concat();
+                bytes.push(0);
+                bytes.push(payload.len() as u8);
+                bytes.extend_from_slice(&payload);
+                load(bytes)
+            })
+            .collect()
+    };
+    let distinct = copies(&std::fs::read(release.join("add_roles.wasm")).unwrap());
     // One login's post-login run over `items`, which must let it through.
     let run_allowed = |items: &[(CodeKind, Arc<CompiledRule>)]| {
         let outcome = bench_post_login(
@@ -263,6 +265,20 @@ fn main() {
             .collect();
         bench(
             &format!("pipeline of {n} distinct SDK rule(s), login path"),
+            "—".into(),
+            &mut || {
+                run_allowed(&rules);
+            },
+        );
+    }
+    // The comparison build's pipeline right after this build's, in the same process.
+    if let Ok(path) = std::env::var("BENCH_COMPARE_WASM") {
+        let rules: Vec<_> = copies(&std::fs::read(&path).unwrap())
+            .into_iter()
+            .map(|c| (CodeKind::Rule, c))
+            .collect();
+        bench(
+            "pipeline of 10 distinct SDK rule(s), comparison build (BENCH_COMPARE_WASM)",
             "—".into(),
             &mut || {
                 run_allowed(&rules);
