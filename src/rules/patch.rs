@@ -98,6 +98,13 @@ pub(crate) fn drop_restricted(
     keep_scope: bool,
     notes: &mut Vec<String>,
 ) {
+    // A token holds a few claims, mostly namespaced URLs: looking each up in the short list
+    // is cheaper than searching the map for every restricted name, on every rule.
+    let restricted =
+        |k: &String| RESTRICTED_CLAIMS.contains(&k.as_str()) && !(keep_scope && k == "scope");
+    if !claims.keys().any(restricted) {
+        return;
+    }
     for claim in RESTRICTED_CLAIMS {
         if keep_scope && *claim == "scope" {
             continue;
@@ -278,22 +285,29 @@ pub(crate) fn deny_of(output: &Map<String, Value>) -> Option<Result<String, Stri
 /// The parts of the input no rule can change, serialized once per pipeline; only the writable
 /// members are serialized again for each rule.
 pub(crate) struct InputFrame {
-    user_head: String,
-    context_head: String,
+    user_head: Vec<u8>,
+    context_head: Vec<u8>,
     configuration: String,
 }
 
+/// `"key":value` appended to `out` (serde's writer straight into the buffer: no `fmt`).
+fn write_member(out: &mut Vec<u8>, key: &str, value: &Value) {
+    // Writing JSON into a Vec cannot fail: strings and maps of strings always serialize.
+    let _ = serde_json::to_writer(&mut *out, key);
+    out.push(b':');
+    let _ = serde_json::to_writer(&mut *out, value);
+}
+
 /// `{"a":1,"b":2}` without the members in `skip`, and without its closing brace.
-fn head_without(value: &Value, skip: &[&str]) -> String {
-    let mut head = String::from("{");
+fn head_without(value: &Value, skip: &[&str]) -> Vec<u8> {
+    let mut head = Vec::with_capacity(1024);
+    head.push(b'{');
     if let Value::Object(map) = value {
         for (k, v) in map.iter().filter(|(k, _)| !skip.contains(&k.as_str())) {
             if head.len() > 1 {
-                head.push(',');
+                head.push(b',');
             }
-            head.push_str(&Value::String(k.clone()).to_string());
-            head.push(':');
-            head.push_str(&v.to_string());
+            write_member(&mut head, k, v);
         }
     }
     head
@@ -312,8 +326,8 @@ impl InputFrame {
         let mut out = Vec::with_capacity(
             self.user_head.len() + self.context_head.len() + self.configuration.len() + 512,
         );
-        let object = |out: &mut Vec<u8>, head: &str, value: &Value, members: &[&str]| {
-            out.extend_from_slice(head.as_bytes());
+        let object = |out: &mut Vec<u8>, head: &[u8], value: &Value, members: &[&str]| {
+            out.extend_from_slice(head);
             let mut first = head.len() == 1;
             for m in members {
                 if let Some(v) = value.get(*m) {
@@ -321,9 +335,7 @@ impl InputFrame {
                         out.push(b',');
                     }
                     first = false;
-                    out.extend_from_slice(Value::String((*m).to_string()).to_string().as_bytes());
-                    out.push(b':');
-                    serde_json::to_writer(&mut *out, v).unwrap_or_default();
+                    write_member(out, m, v);
                 }
             }
             out.push(b'}');
