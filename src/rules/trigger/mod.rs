@@ -584,7 +584,11 @@ pub fn bench_post_login(
             secrets: "{}".into(),
         })
         .collect();
-    let event = super::input::sample_frame(TriggerId::PostLogin);
+    // As a login has it: an `event` only when an action will see it.
+    let event = items
+        .iter()
+        .any(|(kind, _)| *kind == CodeKind::Action)
+        .then(|| super::input::sample_frame(TriggerId::PostLogin));
     let net = NetPolicy::default();
     let cache = ActionCache::default();
     let cx = RunContext {
@@ -594,7 +598,7 @@ pub fn bench_post_login(
         now: 0,
         net: &net,
         configuration,
-        event: Some(&event),
+        event: event.as_ref(),
         issuer: "https://bench.invalid/t/bench",
         subject: "auth0|bench",
         ip: "203.0.113.7",
