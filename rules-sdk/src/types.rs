@@ -419,6 +419,26 @@ crate::json::from_json_fields!(RuleInput {
 mod tests {
     use super::*;
 
+    /// The objects a login always sends but rules rarely read stay text until read: a value
+    /// of another shape reads as empty instead of failing the input, and one never read goes
+    /// back out as it came.
+    #[test]
+    fn the_context_objects_a_rule_rarely_reads_decode_only_when_read() {
+        let text = r#"{"user":{"user_id":"u"},"context":{"sso":null,"riskAssessment":"x","connectionOptions":{"b":[1, 2],"a":{}}}}"#;
+        let read: RuleInput = crate::json::from_str(text).unwrap();
+        let out = serde_json::to_value(&read.context).unwrap();
+        assert_eq!(
+            out["connectionOptions"],
+            serde_json::json!({"b": [1, 2], "a": {}})
+        );
+        assert!(read.context.sso.is_empty());
+        assert!(read.context.risk_assessment.is_empty());
+        assert_eq!(
+            read.context.connection_options["b"],
+            serde_json::json!([1, 2])
+        );
+    }
+
     /// The SDK's reader and the serde attributes the host writes with name the same fields:
     /// every field set, written by serde, read back by the reader, equal.
     #[test]

@@ -434,6 +434,38 @@ mod tests {
     }
 
     #[test]
+    fn the_input_frame_writes_compact_json_with_escapes_head_first() {
+        let user = json!({"a\"b": "x\ny", "app_metadata": {"é": "\u{1}"}, "z": 1});
+        let context = json!({"idToken": {"k\\": true}, "tenant": "t"});
+        let frame = InputFrame::new(&user, &context, "{}");
+        assert_eq!(
+            String::from_utf8(frame.input(&user, &context)).unwrap(),
+            r#"{"user":{"a\"b":"x\ny","z":1,"app_metadata":{"é":"\u0001"}},"context":{"tenant":"t","idToken":{"k\\":true}},"configuration":{}}"#
+        );
+    }
+
+    #[test]
+    fn restricted_claims_are_dropped_from_each_token_as_it_allows() {
+        let object = |v: Value| v.as_object().cloned().unwrap();
+        let mut notes = Vec::new();
+        // An ID token may not carry `scope`; an access token keeps its own.
+        let mut id = object(json!({"scope": "x", "https://x/a": 1}));
+        drop_restricted(&mut id, "ID token", false, &mut notes);
+        assert_eq!(Value::Object(id), json!({"https://x/a": 1}));
+        assert_eq!(notes.len(), 1);
+        let mut access = object(json!({"scope": ["openid"], "sub": "evil"}));
+        drop_restricted(&mut access, "access token", true, &mut notes);
+        assert_eq!(Value::Object(access), json!({"scope": ["openid"]}));
+        assert_eq!(notes.len(), 2);
+        // Nothing restricted: nothing changes, nothing is noted.
+        let plain = object(json!({"https://x/a": 1, "https://x/b": [2], "scope": ["openid"]}));
+        let mut kept = plain.clone();
+        drop_restricted(&mut kept, "access token", true, &mut notes);
+        assert_eq!(kept, plain);
+        assert_eq!(notes.len(), 2);
+    }
+
+    #[test]
     fn malformed_patches_are_refused() {
         for output in [
             json!({"user": 1}),

@@ -485,10 +485,14 @@ fn nested_end(bytes: &[u8], mut pos: usize) -> Result<usize, (&'static str, usiz
     }
 }
 
-/// The end of a number or literal: the next delimiter or whitespace.
+/// The end of a number or literal: the next delimiter, whitespace, or the start of another
+/// value (which the caller then refuses where it stands).
 fn scalar_end(bytes: &[u8], mut pos: usize) -> usize {
     while let Some(&c) = bytes.get(pos) {
-        if matches!(c, b'}' | b']' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t') {
+        if matches!(
+            c,
+            b'}' | b']' | b',' | b':' | b' ' | b'\n' | b'\r' | b'\t' | b'"' | b'{' | b'['
+        ) {
             break;
         }
         pos += 1;

@@ -109,6 +109,35 @@ fn skipping_an_unfinished_value_is_an_error_naming_it() {
 }
 
 #[test]
+fn the_eight_byte_scan_finds_the_first_byte_to_escape_at_any_position() {
+    use super::reader::special_byte;
+    for special in [b'"', b'\\', 0x00, 0x1f] {
+        for at in 0..20 {
+            // Multi-byte characters and DEL before it are never flagged.
+            let mut bytes = "é😀\u{7f}".repeat(at).into_bytes();
+            bytes.truncate(at);
+            bytes.push(special);
+            bytes.extend_from_slice(b"\"tail after it");
+            assert_eq!(special_byte(&bytes, 0), at, "{special:#x} at {at}");
+        }
+    }
+    let clean = "é😀\u{7f} no byte to escape, longer than eight".as_bytes();
+    assert_eq!(special_byte(clean, 0), clean.len());
+    assert_eq!(special_byte(b"ab\"", 3), 3);
+}
+
+#[test]
+fn skipping_stops_a_number_at_a_delimiter_and_the_object_then_fails() {
+    // Not JSON: the value after `1` is refused where it starts, not when it is decoded.
+    let mut r = Reader::new(r#"{"a":1{"b":2}}"#);
+    let e = r.object(|r, _| r.skip().map(|_| ()));
+    assert_eq!(
+        (e, r.failure.what(), r.failure.offset()),
+        (Err(Stop), "a comma or the end of the object", 6)
+    );
+}
+
+#[test]
 fn strings_escape_as_serde_json_does() {
     let every_control: String = (0u8..0x20).map(char::from).collect();
     let long = format!("abcdefgh\"ijklmnopqrstuvw\\xyz{every_control}é😀-{every_control}end");
