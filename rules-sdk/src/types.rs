@@ -240,7 +240,8 @@ pub struct Context {
     /// The user id whose login this is (Wardstone links no accounts).
     #[serde(rename = "primaryUser", default)]
     pub primary_user: String,
-    /// Auth0's risk assessment: always empty (no signals on Wardstone).
+    /// Auth0's risk assessment. Wardstone has no signals: every assessment is `neutral` /
+    /// `assessment_not_available`. Like the other objects here, decoded when first read.
     #[serde(rename = "riskAssessment", default)]
     pub risk_assessment: Lazy<Metadata>,
 }
