@@ -11,10 +11,14 @@
 //!
 //! Prints a Markdown table (median, p99, fuel) to paste into the README.
 
+#[path = "support/mod.rs"]
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rules_sdk::{Configuration, Context, Deny, User, Value};
+use support::{build_samples, distinct, root};
 use wardstone::rules::trigger::bench_post_login;
 use wardstone::rules::{CodeKind, CompiledRule, Limits, RuleEngine, TriggerOutcome};
 
@@ -29,30 +33,6 @@ fn add_roles(user: &mut User, context: &mut Context, _config: &Configuration) ->
     context.id_token.set_claim(CLAIM, roles.clone());
     context.access_token.set_claim(CLAIM, roles);
     Ok(())
-}
-
-fn root() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-fn build_samples() -> std::path::PathBuf {
-    let dir = root().join("sample-rules");
-    let status =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .current_dir(&dir)
-            .args([
-                "build",
-                "--release",
-                "--target",
-                "wasm32-unknown-unknown",
-                "--locked",
-                "--target-dir",
-                "target",
-            ])
-            .status()
-            .expect("cargo runs");
-    assert!(status.success(), "building the sample rules failed");
-    dir.join("target/wasm32-unknown-unknown/release")
 }
 
 struct Stats {
@@ -223,18 +203,10 @@ fn main() {
     // Distinct modules (as a tenant's rules are): each has its own compiled code.
     let copies = |module: &[u8]| -> Vec<Arc<CompiledRule>> {
         (0..10)
-            .map(|i| {
-                let mut bytes = module.to_vec();
-                // A custom section naming the copy: another hash, the same code.
-                let payload = [&[4u8][..], b"copy", format!("{i}").as_bytes()].concat();
-                bytes.push(0);
-                bytes.push(payload.len() as u8);
-                bytes.extend_from_slice(&payload);
-                load(bytes)
-            })
+            .map(|i| load(distinct(module, &format!("copy{i}"))))
             .collect()
     };
-    let distinct = copies(&std::fs::read(release.join("add_roles.wasm")).unwrap());
+    let ten_distinct = copies(&std::fs::read(release.join("add_roles.wasm")).unwrap());
     // One login's post-login run over `items`, which must let it through.
     let run_allowed = |items: &[(CodeKind, Arc<CompiledRule>)]| {
         let outcome = bench_post_login(
@@ -261,7 +233,7 @@ fn main() {
     );
     for n in [1usize, 5, 10] {
         let rules: Vec<_> = (0..n)
-            .map(|i| (CodeKind::Rule, distinct[i].clone()))
+            .map(|i| (CodeKind::Rule, ten_distinct[i].clone()))
             .collect();
         bench(
             &format!("pipeline of {n} distinct SDK rule(s), login path"),
@@ -399,7 +371,7 @@ fn main() {
             let faults_before = minor_faults();
             let samples: Vec<Duration> = (0..(iterations / 20).max(50))
                 .map(|_| {
-                    for other in distinct.iter().chain(distinct.iter()) {
+                    for other in ten_distinct.iter().chain(ten_distinct.iter()) {
                         std::hint::black_box(engine.execute(other, &input, timeout));
                     }
                     let t = Instant::now();
