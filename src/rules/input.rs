@@ -211,8 +211,8 @@ pub fn event_user(user: &Value) -> Value {
 /// The parts of an action's event that no action can change, serialized once per run, and
 /// the one that can (`user` for post-login, `accessToken` for credentials-exchange).
 pub(crate) struct EventFrame {
-    /// `"key":value` pairs, comma-joined.
-    fixed: String,
+    /// The members as a [`member_index`].
+    fixed: Vec<u8>,
     /// Names `fixed` for the runtime, unique in this process (see [`Self::action_input`]).
     id: u64,
     /// The dynamic member's text as last sent, and the token it was sent under.
@@ -224,67 +224,79 @@ pub(crate) struct EventFrame {
 impl EventFrame {
     fn new(members: Map<String, Value>, dynamic: &'static str) -> Self {
         EventFrame {
-            fixed: fixed(members),
+            fixed: member_index(&members),
             id: next_token(),
             last: std::sync::Mutex::new(None),
             dynamic,
         }
     }
 
-    /// The input of one action run, as the JavaScript runtime's `run` reads it: nine
+    /// The input of one action run, as the JavaScript runtime's `run` reads it: ten
     /// length-prefixed parts (u32 little-endian length, then the bytes) — the handler, the
-    /// trigger, the fixed members' token and text, the dynamic member's name, token and value
-    /// (JSON), the action's own `secrets` (JSON) and the facts its `api` needs (JSON).
+    /// trigger, the fixed members' token and [`member_index`], the dynamic member's name,
+    /// token, value (JSON) and, when it is `user`, its own member index; the action's own
+    /// `secrets` (JSON) and the facts its `api` needs (JSON).
     ///
-    /// Not one JSON document: parsing (or even comparing) kilobytes of JSON costs an
-    /// interpreter-bound sandbox far more than it costs us, so the runtime keeps the fixed
-    /// members parsed from one action to the next, and the dynamic value while its token is
-    /// unchanged. Tokens are unique in the process, so a fresh instance never mistakes
-    /// another run's text for its own.
+    /// Not one JSON document: parsing (or even scanning) kilobytes of JSON costs an
+    /// interpreter-bound sandbox far more than it costs us, so the runtime gets each member's
+    /// text already cut out, keeps the fixed members from one action to the next, and the
+    /// dynamic value while its token is unchanged. Tokens are unique in the process, so a
+    /// fresh instance never mistakes another run's text for its own.
     pub(crate) fn action_input(
         &self,
         entry: &str,
         trigger: &str,
-        value: &Value,
+        value: &DynamicMember,
         secrets: &str,
         facts: &str,
     ) -> Vec<u8> {
-        let value = value.to_string();
         let dynamic_token = {
             let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
             match last.as_ref() {
-                Some((text, token)) if *text == value => *token,
+                Some((text, token)) if *text == value.text => *token,
                 _ => {
                     let token = next_token();
-                    *last = Some((value.clone(), token));
+                    *last = Some((value.text.clone(), token));
                     token
                 }
             }
         };
         let (fixed_token, dynamic_token) = (self.id.to_le_bytes(), dynamic_token.to_le_bytes());
-        let parts: [&[u8]; 9] = [
+        let parts: [&[u8]; 10] = [
             entry.as_bytes(),
             trigger.as_bytes(),
             &fixed_token,
-            self.fixed.as_bytes(),
+            &self.fixed,
             self.dynamic.as_bytes(),
             &dynamic_token,
-            value.as_bytes(),
+            value.text.as_bytes(),
+            &value.index,
             secrets.as_bytes(),
             facts.as_bytes(),
         ];
         let mut out = Vec::with_capacity(parts.iter().map(|p| p.len() + 4).sum());
         for part in parts {
-            let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
-            out.extend_from_slice(&len.to_le_bytes());
-            out.extend_from_slice(part);
+            push_part(&mut out, part);
         }
         out
     }
 
     /// The members no action can change, as one JSON object (what a recording keeps).
     pub(crate) fn fixed_json(&self) -> String {
-        format!("{{{}}}", self.fixed)
+        let mut out = String::with_capacity(self.fixed.len() + 2);
+        out.push('{');
+        let mut rest = &self.fixed[..];
+        while let (Some(key), Some(value)) = (next_part(&mut rest), next_part(&mut rest)) {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            let key = std::str::from_utf8(key).unwrap_or_default();
+            out.push_str(&Value::from(key).to_string());
+            out.push(':');
+            out.push_str(std::str::from_utf8(value).unwrap_or("null"));
+        }
+        out.push('}');
+        out
     }
 
     /// The frame of a whole event (a test run's): everything but `secrets` and the trigger's
@@ -311,9 +323,53 @@ fn dynamic_member(trigger: TriggerId) -> &'static str {
     }
 }
 
-fn fixed(members: Map<String, Value>) -> String {
-    let text = Value::Object(members).to_string();
-    text[1..text.len() - 1].to_string()
+/// The dynamic member of an action's event as sent: its JSON text and, for `user`, its
+/// [`member_index`] (empty otherwise: the runtime keeps that member whole).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DynamicMember {
+    pub(crate) text: String,
+    pub(crate) index: Vec<u8>,
+}
+
+impl DynamicMember {
+    pub(crate) fn new(trigger: TriggerId, value: &Value) -> Self {
+        DynamicMember {
+            text: value.to_string(),
+            index: match (trigger, value) {
+                (TriggerId::PostLogin, Value::Object(map)) => member_index(map),
+                _ => Vec::new(),
+            },
+        }
+    }
+}
+
+/// An object's members as the JavaScript runtime reads them without scanning JSON: for each,
+/// the key and then the value's JSON text, each as a u32 little-endian length and the bytes.
+fn member_index(members: &Map<String, Value>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(members.len() * 48);
+    for (key, value) in members {
+        push_part(&mut out, key.as_bytes());
+        let at = out.len();
+        out.extend_from_slice(&[0; 4]);
+        serde_json::to_writer(&mut out, value).expect("a Value serializes");
+        let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
+        out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    }
+    out
+}
+
+fn push_part(out: &mut Vec<u8>, part: &[u8]) {
+    let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(part);
+}
+
+/// The next length-prefixed part of `rest`, consumed.
+fn next_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let len = u32::from_le_bytes(rest.get(..4)?.try_into().ok()?) as usize;
+    let part = rest.get(4..4 + len)?;
+    *rest = &rest[4 + len..];
+    Some(part)
 }
 
 /// Splits a space-separated parameter into Auth0's arrays (`prompt`, `ui_locales`, ...).
@@ -463,40 +519,58 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_action_input_is_nine_length_prefixed_parts_with_tokens_for_what_repeats() {
+    fn an_action_input_is_ten_length_prefixed_parts_with_tokens_for_what_repeats() {
         let mut fixed_part = Map::new();
         fixed_part.insert("tenant".into(), json!({"id": "acme"}));
+        fixed_part.insert("na\"me".into(), json!("x\ny"));
         let frame = EventFrame::new(fixed_part, "user");
+        let split = |bytes: &[u8]| {
+            let mut parts = Vec::new();
+            let mut rest = bytes;
+            while let Some(part) = next_part(&mut rest) {
+                parts.push(String::from_utf8(part.to_vec()).unwrap());
+            }
+            assert!(rest.is_empty(), "no bytes after the last part");
+            parts
+        };
         let parts = |user: Value| {
             let input = frame.action_input(
                 "onExecutePostLogin",
                 "post-login",
-                &user,
+                &DynamicMember::new(TriggerId::PostLogin, &user),
                 r#"{"K":"v"}"#,
                 "{}",
             );
-            let mut parts = Vec::new();
-            let mut rest = &input[..];
-            while !rest.is_empty() {
-                let len = u32::from_le_bytes(rest[..4].try_into().unwrap()) as usize;
-                parts.push(rest[4..4 + len].to_vec());
-                rest = &rest[4 + len..];
-            }
-            parts
+            split(&input)
         };
-        let first = parts(json!({"user_id": "u1"}));
-        let text = |p: &Vec<u8>| String::from_utf8(p.clone()).unwrap();
-        assert_eq!(first.len(), 9);
-        assert_eq!(text(&first[0]), "onExecutePostLogin");
-        assert_eq!(text(&first[1]), "post-login");
-        assert_eq!(text(&first[3]), r#""tenant":{"id":"acme"}"#);
-        assert_eq!(text(&first[4]), "user");
-        assert_eq!(text(&first[6]), r#"{"user_id":"u1"}"#);
-        assert_eq!(text(&first[7]), r#"{"K":"v"}"#);
-        assert_eq!(text(&first[8]), "{}");
+        let first = parts(json!({"user_id": "u1", "app_metadata": {"plan": "gold"}}));
+        assert_eq!(first.len(), 10);
+        assert_eq!(first[0], "onExecutePostLogin");
+        assert_eq!(first[1], "post-login");
+        // Each member's key, then its value's JSON text.
+        assert_eq!(
+            split(first[3].as_bytes()),
+            ["na\"me", r#""x\ny""#, "tenant", r#"{"id":"acme"}"#]
+        );
+        assert_eq!(first[4], "user");
+        assert_eq!(
+            first[6],
+            r#"{"app_metadata":{"plan":"gold"},"user_id":"u1"}"#
+        );
+        assert_eq!(
+            split(first[7].as_bytes()),
+            ["app_metadata", r#"{"plan":"gold"}"#, "user_id", r#""u1""#]
+        );
+        assert_eq!(first[8], r#"{"K":"v"}"#);
+        assert_eq!(first[9], "{}");
+        // What a recording keeps is the fixed members as one JSON object.
+        assert_eq!(
+            serde_json::from_str::<Value>(&frame.fixed_json()).unwrap(),
+            json!({"tenant": {"id": "acme"}, "na\"me": "x\ny"})
+        );
         // The same user keeps its token; a changed one gets a new one; the fixed part's never
         // changes.
-        let same = parts(json!({"user_id": "u1"}));
+        let same = parts(json!({"user_id": "u1", "app_metadata": {"plan": "gold"}}));
         let changed = parts(json!({"user_id": "u1", "app_metadata": {"a": 1}}));
         assert_eq!(same[5], first[5]);
         assert_ne!(changed[5], first[5]);
@@ -506,6 +580,9 @@ mod tests {
             frame.id,
             "tokens are unique"
         );
+        // The credentials-exchange member is sent whole, without an index.
+        let access = DynamicMember::new(TriggerId::CredentialsExchange, &json!({"scope": []}));
+        assert!(access.index.is_empty());
     }
 
     #[test]

@@ -235,7 +235,7 @@ fn action_test_input(trigger: TriggerId, event: &Value, secrets: &str) -> Vec<u8
     frame.action_input(
         trigger.entry_point(),
         trigger.as_str(),
-        &dynamic,
+        &super::input::DynamicMember::new(trigger, &dynamic),
         &secrets,
         &facts.to_string(),
     )

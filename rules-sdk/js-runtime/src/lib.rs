@@ -128,6 +128,7 @@ fn build(with_modules: bool) {
             .unwrap_or_else(|_| fail("cannot set up globals"));
         define_raw(&ctx, c"__wardstone_take", Some(take_property), 3);
         define_raw(&ctx, c"__wardstone_keys", Some(pending_keys), 1);
+        define_raw(&ctx, c"__wardstone_getter", Some(make_getter), 2);
         define_raw(&ctx, c"__wardstone_settle", Some(settle), 1);
         define_raw(&ctx, c"__wardstone_fetch", Some(fetch), 1);
         define_raw(&ctx, c"__wardstone_crypto", Some(crypto), 1);
@@ -473,17 +474,31 @@ fn syntax_error(exception: &Value<'_>, prefix_columns: u32) -> Vec<u8> {
 
 fn json_string(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
+    push_json_string(&mut out, text);
+    out
+}
+
+/// Appends `text` as a JSON string; the common case (nothing to escape) is one copy.
+fn push_json_string(out: &mut String, text: &str) {
     out.push('"');
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+    if !text.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+        out.push_str(text);
+    } else {
+        for c in text.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                c if (c as u32) < 0x20 => {
+                    const HEX: &[u8; 16] = b"0123456789abcdef";
+                    out.push_str("\\u00");
+                    out.push(HEX[(c as usize) >> 4] as char);
+                    out.push(HEX[(c as usize) & 15] as char);
+                }
+                c => out.push(c),
+            }
         }
     }
     out.push('"');
-    out
 }
 
 /// Loads bytecode made by `compile` with the same runtime (its kind byte first) into a new
@@ -569,16 +584,17 @@ struct Input<'a> {
     configuration: Option<&'a RawValue>,
 }
 
-/// An action's input (see the host's `EventFrame::action_input`): nine length-prefixed
-/// parts — entry, trigger, the fixed members' token and text, the dynamic member's name,
-/// token and value, the action's secrets, the facts its `api` needs.
+/// An action's input (see the host's `EventFrame::action_input`): ten length-prefixed
+/// parts — entry, trigger, the fixed members' token and member index, the dynamic member's
+/// name, token, value and (for `user`) member index, the action's secrets, the facts its `api`
+/// needs.
 struct ActionInput {
-    parts: [&'static [u8]; 9],
+    parts: [&'static [u8]; 10],
 }
 
 impl ActionInput {
     fn parse(mut bytes: &'static [u8]) -> Option<Self> {
-        let mut parts: [&'static [u8]; 9] = [&[]; 9];
+        let mut parts: [&'static [u8]; 10] = [&[]; 10];
         for part in &mut parts {
             let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
             *part = bytes.get(4..4 + len)?;
@@ -609,21 +625,9 @@ struct EventTokens {
     dynamic: u64,
 }
 
-/// Members of a JSON object's text (`{...}`, or its members without braces when `bare`),
-/// each as its raw text.
-fn members(text: &'static str, bare: bool) -> BTreeMap<String, &'static RawValue> {
-    let text: &'static str = if bare {
-        Box::leak(format!("{{{text}}}").into_boxed_str())
-    } else {
-        text
-    };
-    serde_json::from_str(text)
-        .unwrap_or_else(|e| fail(&format!("the action's event is not a JSON object: {e}")))
-}
-
 /// One property of `user` or `context`: its JSON text and whether the rule has it already.
 struct Field {
-    raw: &'static RawValue,
+    raw: &'static str,
     taken: bool,
 }
 
@@ -642,8 +646,28 @@ thread_local! {
 
 fn fields(map: BTreeMap<String, &'static RawValue>) -> BTreeMap<String, Field> {
     map.into_iter()
-        .map(|(k, raw)| (k, Field { raw, taken: false }))
+        .map(|(k, raw)| {
+            let raw = raw.get();
+            (k, Field { raw, taken: false })
+        })
         .collect()
+}
+
+/// The members of a member index (the host's `member_index`: each key, then its value's JSON
+/// text, as u32 little-endian lengths and bytes), cut out without reading any JSON.
+fn indexed(mut bytes: &'static [u8]) -> BTreeMap<String, Field> {
+    let mut next = || -> Option<&'static str> {
+        let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
+        let part = bytes.get(4..4 + len)?;
+        bytes = &bytes[4 + len..];
+        Some(std::str::from_utf8(part).unwrap_or_else(|_| fail("the action input is not UTF-8")))
+    };
+    let mut out = BTreeMap::new();
+    while let Some(key) = next() {
+        let raw = next().unwrap_or_else(|| fail("the action input's member index is cut short"));
+        out.insert(key.to_string(), Field { raw, taken: false });
+    }
+    out
 }
 
 /// Reads argument `i` as a Rust string (empty when it is not a string).
@@ -711,8 +735,109 @@ unsafe extern "C" fn take_property(
         return qjs::JS_TRUE;
     }
     match raw {
-        Some(raw) if wanted => unsafe { new_string(ctx, raw.get()) },
+        Some(raw) if wanted => unsafe { new_string(ctx, raw) },
         _ => qjs::JS_UNDEFINED,
+    }
+}
+
+/// `__wardstone_getter(which, makeLazyUser)`: the `get` trap of the lazy objects over slot
+/// `which`, as a native function. Every read of `event.x` goes through it, and the trap
+/// written in JavaScript (read, checks, `hostTake`, `JSON.parse`, assignment, read again) was
+/// a fifth of a small action's run.
+unsafe extern "C" fn make_getter(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let which = unsafe { arg_i32(ctx, argc, argv, 0) };
+    let mut data = [if argc > 1 {
+        unsafe { *argv.add(1) }
+    } else {
+        qjs::JS_UNDEFINED
+    }];
+    // JS_NewCFunctionData keeps its own reference to each data value.
+    unsafe { qjs::JS_NewCFunctionData(ctx, Some(lazy_get), 3, which, 1, data.as_mut_ptr()) }
+}
+
+/// The `get` trap: `target[key]` when the target has it (or the key is a symbol); else the
+/// property's JSON text taken from the input, parsed and defined on the target — or, for a
+/// post-login event's `user`, a lazy object one level down (`data[0]` makes it).
+unsafe extern "C" fn lazy_get(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+    which: i32,
+    data: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    if argc < 2 {
+        return qjs::JS_UNDEFINED;
+    }
+    unsafe {
+        let (target, key) = (*argv, *argv.add(1));
+        let atom = qjs::JS_ValueToAtom(ctx, key);
+        if atom == qjs::JS_ATOM_NULL {
+            return qjs::JS_EXCEPTION;
+        }
+        let value = qjs::JS_GetProperty(ctx, target, atom);
+        if !qjs::JS_IsUndefined(value) || !qjs::JS_IsString(key) {
+            qjs::JS_FreeAtom(ctx, atom);
+            return value;
+        }
+        // An own property that holds undefined stays so; so does a deleted one (taken).
+        let own = qjs::JS_GetOwnProperty(ctx, std::ptr::null_mut(), target, atom);
+        if own != 0 {
+            qjs::JS_FreeAtom(ctx, atom);
+            return if own < 0 {
+                qjs::JS_EXCEPTION
+            } else {
+                qjs::JS_UNDEFINED
+            };
+        }
+        let name = arg_string(ctx, argc, argv, 1);
+        let raw = with_fields(which, |fields| match fields.get_mut(&name) {
+            Some(field) if !field.taken => {
+                field.taken = true;
+                Some(field.raw)
+            }
+            _ => None,
+        });
+        let Some(raw) = raw else {
+            qjs::JS_FreeAtom(ctx, atom);
+            return qjs::JS_UNDEFINED;
+        };
+        let value = if which == 2 && name == "user" && !with_fields(3, |f| f.is_empty()) {
+            qjs::JS_Call(ctx, *data, qjs::JS_UNDEFINED, 0, std::ptr::null_mut())
+        } else {
+            // QuickJS's JSON parser reads up to a NUL past the text.
+            let mut text = Vec::with_capacity(raw.len() + 1);
+            text.extend_from_slice(raw.as_bytes());
+            text.push(0);
+            qjs::JS_ParseJSON(
+                ctx,
+                text.as_ptr() as *const _,
+                raw.len() as _,
+                c"event".as_ptr(),
+            )
+        };
+        if qjs::JS_IsException(value) {
+            qjs::JS_FreeAtom(ctx, atom);
+            return value;
+        }
+        let defined = qjs::JS_DefinePropertyValue(
+            ctx,
+            target,
+            atom,
+            qjs::JS_DupValue(ctx, value),
+            qjs::JS_PROP_C_W_E as i32,
+        );
+        qjs::JS_FreeAtom(ctx, atom);
+        if defined < 0 {
+            qjs::JS_FreeValue(ctx, value);
+            return qjs::JS_EXCEPTION;
+        }
+        value
     }
 }
 
@@ -838,48 +963,70 @@ struct ActionOut {
 }
 
 impl ActionOut {
-    /// The output the host reads (its `ActionOutput`): only what was asked for.
+    /// The output the host reads (its `ActionOutput`): only what was asked for. Written into
+    /// one buffer (`format!` per member was a tenth of a small action's run).
     fn to_json(&self) -> String {
-        fn object(members: &mut Vec<String>, name: &str, map: &BTreeMap<String, String>) {
-            if map.is_empty() {
-                return;
-            }
-            let inner: Vec<String> = map
-                .iter()
-                .map(|(key, value)| format!("{}:{value}", json_string(key)))
-                .collect();
-            members.push(format!("\"{name}\":{{{}}}", inner.join(",")));
-        }
+        let mut out = String::with_capacity(256);
         if let Some(name) = &self.unsupported {
-            return format!("{{\"unsupported\":{}}}", json_string(name));
+            out.push_str("{\"unsupported\":");
+            push_json_string(&mut out, name);
+            out.push('}');
+            return out;
         }
-        let mut members = Vec::new();
+        out.push('{');
+        let mut member = |out: &mut String, name: &str| {
+            if out.len() > 1 {
+                out.push(',');
+            }
+            out.push('"');
+            out.push_str(name);
+            out.push_str("\":");
+        };
         if let Some(denied) = &self.denied {
-            members.push(format!("\"denied\":{denied}"));
+            member(&mut out, "denied");
+            out.push_str(denied);
         }
-        object(&mut members, "idToken", &self.id_token);
-        object(&mut members, "accessToken", &self.access_token);
-        object(&mut members, "appMetadata", &self.app_metadata);
-        object(&mut members, "userMetadata", &self.user_metadata);
-        object(&mut members, "cache", &self.cache);
+        for (name, map) in [
+            ("idToken", &self.id_token),
+            ("accessToken", &self.access_token),
+            ("appMetadata", &self.app_metadata),
+            ("userMetadata", &self.user_metadata),
+            ("cache", &self.cache),
+        ] {
+            if map.is_empty() {
+                continue;
+            }
+            member(&mut out, name);
+            out.push('{');
+            for (i, (key, value)) in map.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                push_json_string(&mut out, key);
+                out.push(':');
+                out.push_str(value);
+            }
+            out.push('}');
+        }
         if !self.scopes.is_empty() {
-            let scopes: Vec<String> = self
-                .scopes
-                .iter()
-                .map(|(add, scope)| {
-                    format!(
-                        "[\"{}\",{}]",
-                        if *add { '+' } else { '-' },
-                        json_string(scope)
-                    )
-                })
-                .collect();
-            members.push(format!("\"scopes\":[{}]", scopes.join(",")));
+            member(&mut out, "scopes");
+            out.push('[');
+            for (i, (add, scope)) in self.scopes.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(if *add { "[\"+\"," } else { "[\"-\"," });
+                push_json_string(&mut out, scope);
+                out.push(']');
+            }
+            out.push(']');
         }
         if let Some(redirect) = &self.redirect {
-            members.push(format!("\"redirect\":{redirect}"));
+            member(&mut out, "redirect");
+            out.push_str(redirect);
         }
-        format!("{{{}}}", members.join(","))
+        out.push('}');
+        out
     }
 }
 
@@ -969,7 +1116,7 @@ fn as_merge_patch(json: String) -> String {
                     continue;
                 };
                 // Only objects can lose nested keys; the text check skips the parse otherwise.
-                let raw = field.raw.get();
+                let raw = field.raw;
                 if !value.is_object() || !raw.starts_with('{') || raw == "{}" {
                     continue;
                 }
@@ -1043,18 +1190,18 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
         Item::Action(handlers) => {
             let input = ActionInput::parse(bytes)
                 .unwrap_or_else(|| fail("the input is not an action input"));
-            let (entry, trigger, facts) = (input.text(0), input.text(1), input.text(8));
+            let (entry, trigger, facts) = (input.text(0), input.text(1), input.text(9));
             let dynamic_key = input.text(4);
             let split_user = dynamic_key == "user";
-            let secrets: &'static RawValue = serde_json::from_str(input.text(7))
-                .unwrap_or_else(|e| fail(&format!("the action's secrets are not JSON: {e}")));
+            // The host made every JSON text of the input; a broken one fails when read.
+            let secrets = input.text(8);
             EVENT.with(|tokens| {
                 let mut tokens = tokens.borrow_mut();
                 INPUT.with(|slots| {
                     let mut slots = slots.borrow_mut();
                     let (fixed_token, dynamic_token) = (input.token(2), input.token(5));
                     if tokens.fixed != fixed_token || fixed_token == 0 {
-                        slots[2] = fields(members(input.text(3), true));
+                        slots[2] = indexed(input.parts[3]);
                         tokens.fixed = fixed_token;
                         tokens.dynamic = 0;
                     }
@@ -1062,14 +1209,10 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
                         field.taken = false;
                     }
                     if tokens.dynamic != dynamic_token || dynamic_token == 0 {
-                        let text = input.text(6);
-                        let raw: &'static RawValue =
-                            serde_json::from_str(text).unwrap_or_else(|e| {
-                                fail(&format!("the event's {dynamic_key} is not JSON: {e}"))
-                            });
+                        let raw = input.text(6);
                         slots[2].insert(dynamic_key.to_string(), Field { raw, taken: false });
                         slots[3] = if split_user {
-                            fields(members(text, false))
+                            indexed(input.parts[7])
                         } else {
                             BTreeMap::new()
                         };

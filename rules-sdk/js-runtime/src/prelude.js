@@ -17,6 +17,7 @@
   const hostLog = take('__wardstone_log');
   const hostTake = take('__wardstone_take');
   const hostKeys = take('__wardstone_keys');
+  const hostGetter = take('__wardstone_getter');
   const hostSettle = take('__wardstone_settle');
   const hostFetch = take('__wardstone_fetch');
   const hostCrypto = take('__wardstone_crypto');
@@ -95,15 +96,10 @@
       if (text === true) target[key] = lazy(3)[0];
       else if (text !== undefined) target[key] = JSON.parse(text);
     };
+    // `get`: native (see the runtime's `lazy_get`), the same as `settle` then `target[key]`;
+    // `lazy` is hoisted, so the user's lazy object is made when first read.
     return {
-      get(target, key) {
-        const value = target[key];
-        if (value !== undefined || typeof key !== 'string' || hasOwn(target, key)) {
-          return value;
-        }
-        settle(target, key);
-        return target[key];
-      },
+      get: hostGetter(which, () => lazy(3)[0]),
       has(target, key) {
         settle(target, key);
         return Reflect.has(target, key);

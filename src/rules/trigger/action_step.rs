@@ -3,35 +3,51 @@
 
 use super::*;
 
-/// The input of one action: which handler, the event, and the facts its `api` needs.
+/// The input of one action: which handler, the event, and the facts its `api` needs. The
+/// event's dynamic member and the facts are serialized again only after an action changed
+/// them ([`forget_changed_texts`]).
 fn action_input(
     item: &PreparedItem,
     entry: &str,
     cx: &RunContext<'_>,
-    state: &RunState,
+    state: &mut RunState,
 ) -> Vec<u8> {
-    let dynamic = match cx.trigger {
-        TriggerId::PostLogin => event_user(&state.user),
-        TriggerId::CredentialsExchange => {
-            let mut access = state.context["accessToken"]
-                .as_object()
-                .cloned()
-                .unwrap_or_default();
-            let scope = access.remove("scope").unwrap_or_else(|| json!([]));
-            json!({"scope": scope, "customClaims": access})
+    let dynamic = match &state.action_texts.dynamic {
+        Some(text) => text,
+        None => {
+            let value = match cx.trigger {
+                TriggerId::PostLogin => event_user(&state.user),
+                TriggerId::CredentialsExchange => {
+                    let mut access = state.context["accessToken"]
+                        .as_object()
+                        .cloned()
+                        .unwrap_or_default();
+                    let scope = access.remove("scope").unwrap_or_else(|| json!([]));
+                    json!({"scope": scope, "customClaims": access})
+                }
+            };
+            state
+                .action_texts
+                .dynamic
+                .insert(DynamicMember::new(cx.trigger, &value))
         }
     };
-    let facts = json!({
-        "cache": cx.cache.snapshot_with(cx.tenant_id, cx.trigger, cx.now * 1000, &state.cache_changes),
-        "executed_rules": state.executed_rules,
-        "can_redirect": cx.can_redirect,
-        "resume_state": cx.resume_state,
-        "continue_state": cx.continue_state,
-        "issuer": cx.issuer,
-        "subject": cx.subject,
-        "ip": cx.ip,
-    })
-    .to_string();
+    let facts = match &state.action_texts.facts {
+        Some(text) => text,
+        None => {
+            let facts = json!({
+                "cache": cx.cache.snapshot_with(cx.tenant_id, cx.trigger, cx.now * 1000, &state.cache_changes),
+                "executed_rules": state.executed_rules,
+                "can_redirect": cx.can_redirect,
+                "resume_state": cx.resume_state,
+                "continue_state": cx.continue_state,
+                "issuer": cx.issuer,
+                "subject": cx.subject,
+                "ip": cx.ip,
+            });
+            state.action_texts.facts.insert(facts.to_string())
+        }
+    };
     let empty;
     let frame = match cx.event {
         Some(frame) => frame,
@@ -40,7 +56,25 @@ fn action_input(
             &empty
         }
     };
-    frame.action_input(entry, cx.trigger.as_str(), &dynamic, &item.secrets, &facts)
+    frame.action_input(entry, cx.trigger.as_str(), dynamic, &item.secrets, facts)
+}
+
+/// Drops the texts an action's output makes stale: `event.user` after a metadata change
+/// (post-login), `event.accessToken` after a claim or scope change (credentials-exchange),
+/// the facts after a cache change.
+fn forget_changed_texts(trigger: TriggerId, output: &ActionOutput, texts: &mut ActionTexts) {
+    let dynamic_changed = match trigger {
+        TriggerId::PostLogin => !output.app_metadata.is_empty() || !output.user_metadata.is_empty(),
+        TriggerId::CredentialsExchange => {
+            !output.access_token.is_empty() || !output.scopes.is_empty()
+        }
+    };
+    if dynamic_changed {
+        texts.dynamic = None;
+    }
+    if !output.cache.is_empty() {
+        texts.facts = None;
+    }
 }
 
 pub(super) fn action_step(
@@ -68,6 +102,7 @@ pub(super) fn action_step(
             );
         }
     };
+    forget_changed_texts(cx.trigger, &output, &mut state.action_texts);
     if let Some(capability) = output.unsupported {
         let message = format!(
             "the action asked for {capability}, which this server does not support; the login was refused"
