@@ -656,15 +656,20 @@ fn fields(map: BTreeMap<String, &'static RawValue>) -> BTreeMap<String, Field> {
 /// The members of a member index (the host's `member_index`: each key, then its value's JSON
 /// text, as u32 little-endian lengths and bytes), cut out without reading any JSON.
 fn indexed(mut bytes: &'static [u8]) -> BTreeMap<String, Field> {
-    let mut next = || -> Option<&'static str> {
-        let len = u32::from_le_bytes(bytes.get(..4)?.try_into().ok()?) as usize;
-        let part = bytes.get(4..4 + len)?;
-        bytes = &bytes[4 + len..];
-        Some(std::str::from_utf8(part).unwrap_or_else(|_| fail("the action input is not UTF-8")))
-    };
+    fn next(bytes: &mut &'static [u8]) -> &'static str {
+        let part = bytes
+            .get(..4)
+            .and_then(|len| len.try_into().ok())
+            .map(|len| u32::from_le_bytes(len) as usize)
+            .and_then(|len| bytes.get(4..4 + len))
+            .unwrap_or_else(|| fail("the action input's member index is cut short"));
+        *bytes = &bytes[4 + part.len()..];
+        std::str::from_utf8(part).unwrap_or_else(|_| fail("the action input is not UTF-8"))
+    }
     let mut out = BTreeMap::new();
-    while let Some(key) = next() {
-        let raw = next().unwrap_or_else(|| fail("the action input's member index is cut short"));
+    while !bytes.is_empty() {
+        let key = next(&mut bytes);
+        let raw = next(&mut bytes);
         out.insert(key.to_string(), Field { raw, taken: false });
     }
     out
@@ -830,7 +835,10 @@ unsafe extern "C" fn lazy_get(
             target,
             atom,
             qjs::JS_DupValue(ctx, value),
-            qjs::JS_PROP_C_W_E as i32,
+            // As the strict-mode assignment of the JavaScript trap did: a target made
+            // non-extensible (`Object.preventExtensions(event)`) throws, and the member is not
+            // handed out once and then lost.
+            (qjs::JS_PROP_C_W_E | qjs::JS_PROP_THROW) as i32,
         );
         qjs::JS_FreeAtom(ctx, atom);
         if defined < 0 {
@@ -974,7 +982,7 @@ impl ActionOut {
             return out;
         }
         out.push('{');
-        let mut member = |out: &mut String, name: &str| {
+        let member = |out: &mut String, name: &str| {
             if out.len() > 1 {
                 out.push(',');
             }

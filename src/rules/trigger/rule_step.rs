@@ -47,11 +47,14 @@ pub(super) fn rule_step(
             record.logs.extend(notes.into_iter().map(LogLine::warn));
             (state.user, state.context) = (next_user, next_context);
             state.executed_rules.push(item.id.clone());
+            // Rules run before actions, but nothing an action was sent may outlive a change.
+            state.action_texts = ActionTexts::default();
             Step::Next
         }
         Err(NotApplied::Malformed(why)) => {
             if item.on_failure != OnFailure::Skip {
                 (state.user, state.context) = (next_user, next_context);
+                state.action_texts = ActionTexts::default();
             }
             failed(
                 item,

@@ -921,6 +921,75 @@ async fn the_test_endpoint_runs_the_draft_on_an_event_and_returns_what_it_asked(
 }
 
 #[tokio::test]
+async fn the_lazy_event_reads_like_a_plain_object() {
+    if !js() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // `event` is parsed one member at a time when first read (the runtime's native `get`
+    // trap): what an action can observe must be a plain object's behaviour.
+    let code = r#"exports.onExecutePostLogin = async (event, api) => {
+      const out = {};
+      if (event.user.app_metadata.mode === 'frozen') {
+        Object.preventExtensions(event);
+        out.same = event.user === event.user;
+        try { out.tenant = event.tenant.id; } catch (e) { out.tenant = e.name; }
+      } else {
+        out.has = 'user' in event && !('nope' in event);
+        out.missing = typeof event.nope;
+        out.same = event.user === event.user && event.authorization === event.authorization;
+        out.email = event.user.email;
+        delete event.user.email;
+        out.deleted = event.user.email === undefined && !('email' in event.user);
+        out.symbol = event[Symbol.iterator] === undefined;
+        out.plan = JSON.parse(JSON.stringify(event.user)).app_metadata.plan;
+        out.quote = event.user.user_metadata['a"b'];
+        const keys = Object.keys(event);
+        out.keys = keys.includes('tenant') && keys.includes('secrets') && !keys.includes('nope');
+      }
+      api.idToken.setCustomClaim('https://example.com/out', out);
+    };"#;
+    let id = app
+        .create_action(&mgmt, "lazy event", "post-login", code)
+        .await;
+    let test = |event: Value| {
+        let (app, mgmt, id) = (&app, &mgmt, &id);
+        async move {
+            let (status, out) = app
+                .api(
+                    "POST",
+                    &format!("/actions/actions/{id}/test"),
+                    mgmt,
+                    Some(json!({"payload": event})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+            assert_eq!(out["payload"]["outcome"], "ok", "{out}");
+            out["payload"]["calls"]["idToken"]["https://example.com/out"].clone()
+        }
+    };
+    let out = test(json!({"user": {
+        "email": "lazy@example.com",
+        "app_metadata": {"plan": "gold"},
+        "user_metadata": {"a\"b": "line\nbreak"},
+    }}))
+    .await;
+    assert_eq!(
+        out,
+        json!({
+            "has": true, "missing": "undefined", "same": true, "email": "lazy@example.com",
+            "deleted": true, "symbol": true, "plan": "gold", "quote": "line\nbreak", "keys": true,
+        })
+    );
+    // A member first read after the event was made non-extensible cannot be added to it:
+    // the read throws (as an assignment in strict mode does) instead of handing out a value
+    // that the next read would not see.
+    let out = test(json!({"user": {"app_metadata": {"mode": "frozen"}}})).await;
+    assert_eq!(out, json!({"same": true, "tenant": "TypeError"}));
+}
+
+#[tokio::test]
 async fn an_action_reaches_only_hosts_the_tenant_allowed() {
     if !js() {
         return;
