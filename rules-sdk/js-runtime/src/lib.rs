@@ -714,6 +714,24 @@ fn with_fields<R>(which: i32, f: impl FnOnce(&mut BTreeMap<String, Field>) -> R)
     INPUT.with(|input| f(&mut input.borrow_mut()[which.clamp(0, 3) as usize]))
 }
 
+/// Marks property `key` of slot `which` taken and returns its JSON text; `None` when there is
+/// no such property not yet taken.
+fn take_field(which: i32, key: &str) -> Option<&'static str> {
+    with_fields(which, |fields| match fields.get_mut(key) {
+        Some(field) if !field.taken => {
+            field.taken = true;
+            Some(field.raw)
+        }
+        _ => None,
+    })
+}
+
+/// Whether `key` of slot `which` is a post-login event's `user`, which is lazy one level
+/// further down (slot 3) instead of parsed whole.
+fn is_lazy_user(which: i32, key: &str) -> bool {
+    which == 2 && key == "user" && !with_fields(3, |f| f.is_empty())
+}
+
 /// `__wardstone_take(which, key, wanted)`: marks `user[key]` (`which` 0) or `context[key]`
 /// (1) taken and returns its JSON text when `wanted`; undefined when there is no such
 /// property not yet taken. A raw QuickJS function: it runs at every first read of a property,
@@ -727,16 +745,10 @@ unsafe extern "C" fn take_property(
     let which = unsafe { arg_i32(ctx, argc, argv, 0) };
     let key = unsafe { arg_string(ctx, argc, argv, 1) };
     let wanted = argc > 2 && unsafe { qjs::JS_ToBool(ctx, *argv.add(2)) } > 0;
-    let raw = with_fields(which, |fields| match fields.get_mut(&key) {
-        Some(field) if !field.taken => {
-            field.taken = true;
-            Some(field.raw)
-        }
-        _ => None,
-    });
+    let raw = take_field(which, &key);
     // A post-login event's `user` is lazy one level further down: `true` tells the prelude to
     // make it a lazy object over slot 3 instead of parsing all of it.
-    if raw.is_some() && wanted && which == 2 && key == "user" && !with_fields(3, |f| f.is_empty()) {
+    if raw.is_some() && wanted && is_lazy_user(which, &key) {
         return qjs::JS_TRUE;
     }
     match raw {
@@ -801,18 +813,12 @@ unsafe extern "C" fn lazy_get(
             };
         }
         let name = arg_string(ctx, argc, argv, 1);
-        let raw = with_fields(which, |fields| match fields.get_mut(&name) {
-            Some(field) if !field.taken => {
-                field.taken = true;
-                Some(field.raw)
-            }
-            _ => None,
-        });
+        let raw = take_field(which, &name);
         let Some(raw) = raw else {
             qjs::JS_FreeAtom(ctx, atom);
             return qjs::JS_UNDEFINED;
         };
-        let value = if which == 2 && name == "user" && !with_fields(3, |f| f.is_empty()) {
+        let value = if is_lazy_user(which, &name) {
             qjs::JS_Call(ctx, *data, qjs::JS_UNDEFINED, 0, std::ptr::null_mut())
         } else {
             // QuickJS's JSON parser reads up to a NUL past the text.
