@@ -215,8 +215,6 @@ pub(crate) struct EventFrame {
     fixed: Vec<u8>,
     /// Names `fixed` for the runtime, unique in this process (see [`Self::action_input`]).
     id: u64,
-    /// The dynamic member's text as last sent, and the token it was sent under.
-    last: std::sync::Mutex<Option<(String, u64)>>,
     /// The member that is serialized again for every action.
     dynamic: &'static str,
 }
@@ -226,7 +224,6 @@ impl EventFrame {
         EventFrame {
             fixed: member_index(&members),
             id: next_token(),
-            last: std::sync::Mutex::new(None),
             dynamic,
         }
     }
@@ -250,18 +247,7 @@ impl EventFrame {
         secrets: &str,
         facts: &str,
     ) -> Vec<u8> {
-        let dynamic_token = {
-            let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-            match last.as_ref() {
-                Some((text, token)) if *text == value.text => *token,
-                _ => {
-                    let token = next_token();
-                    *last = Some((value.text.clone(), token));
-                    token
-                }
-            }
-        };
-        let (fixed_token, dynamic_token) = (self.id.to_le_bytes(), dynamic_token.to_le_bytes());
+        let (fixed_token, dynamic_token) = (self.id.to_le_bytes(), value.token.to_le_bytes());
         let parts: [&[u8]; 10] = [
             entry.as_bytes(),
             trigger.as_bytes(),
@@ -324,16 +310,20 @@ fn dynamic_member(trigger: TriggerId) -> &'static str {
 }
 
 /// The dynamic member of an action's event as sent: its JSON text and, for `user`, its
-/// [`member_index`] (empty otherwise: the runtime keeps that member whole).
-#[derive(Debug, Clone, Default)]
+/// [`member_index`] (empty otherwise: the runtime keeps that member whole). Made once and
+/// sent to each action until one changes what it shows (`trigger::ActionTexts`); its token,
+/// unique in the process, tells the runtime when the text it holds is still this one.
+#[derive(Debug, Clone)]
 pub(crate) struct DynamicMember {
     pub(crate) text: String,
     pub(crate) index: Vec<u8>,
+    token: u64,
 }
 
 impl DynamicMember {
     pub(crate) fn new(trigger: TriggerId, value: &Value) -> Self {
         DynamicMember {
+            token: next_token(),
             text: value.to_string(),
             index: match (trigger, value) {
                 (TriggerId::PostLogin, Value::Object(map)) => member_index(map),
@@ -533,17 +523,19 @@ mod tests {
             assert!(rest.is_empty(), "no bytes after the last part");
             parts
         };
-        let parts = |user: Value| {
+        let parts = |user: &DynamicMember| {
             let input = frame.action_input(
                 "onExecutePostLogin",
                 "post-login",
-                &DynamicMember::new(TriggerId::PostLogin, &user),
+                user,
                 r#"{"K":"v"}"#,
                 "{}",
             );
             split(&input)
         };
-        let first = parts(json!({"user_id": "u1", "app_metadata": {"plan": "gold"}}));
+        let member = |user: Value| DynamicMember::new(TriggerId::PostLogin, &user);
+        let user = member(json!({"user_id": "u1", "app_metadata": {"plan": "gold"}}));
+        let first = parts(&user);
         assert_eq!(first.len(), 10);
         assert_eq!(first[0], "onExecutePostLogin");
         assert_eq!(first[1], "post-login");
@@ -568,12 +560,17 @@ mod tests {
             serde_json::from_str::<Value>(&frame.fixed_json()).unwrap(),
             json!({"tenant": {"id": "acme"}, "na\"me": "x\ny"})
         );
-        // The same user keeps its token; a changed one gets a new one; the fixed part's never
-        // changes.
-        let same = parts(json!({"user_id": "u1", "app_metadata": {"plan": "gold"}}));
-        let changed = parts(json!({"user_id": "u1", "app_metadata": {"a": 1}}));
+        // The same member keeps its token; a member made again (an action changed the user)
+        // gets a new one, even with the same text; the fixed part's never changes.
+        let same = parts(&user);
+        let changed = parts(&member(json!({"user_id": "u1", "app_metadata": {"a": 1}})));
+        let remade = parts(&member(
+            json!({"user_id": "u1", "app_metadata": {"plan": "gold"}}),
+        ));
         assert_eq!(same[5], first[5]);
         assert_ne!(changed[5], first[5]);
+        assert_ne!(remade[5], first[5]);
+        assert_eq!(remade[6], first[6]);
         assert_eq!(changed[2], first[2]);
         assert_ne!(
             EventFrame::new(Map::new(), "user").id,
