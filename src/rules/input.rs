@@ -3,6 +3,11 @@
 //! credentials-exchange — built once per run; only the parts an earlier rule or action can
 //! change are serialized again for the next one.
 
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+
+use serde::Serialize;
+use serde::ser::SerializeMap;
 use serde_json::{Map, Value, json};
 
 use crate::domain::{RequestInfo, ScopeSet, TriggerId};
@@ -221,8 +226,12 @@ pub(crate) struct EventFrame {
 
 impl EventFrame {
     fn new(members: Map<String, Value>, dynamic: &'static str) -> Self {
+        Self::from_index(member_index(&members), dynamic)
+    }
+
+    fn from_index(fixed: Vec<u8>, dynamic: &'static str) -> Self {
         EventFrame {
-            fixed: member_index(&members),
+            fixed,
             id: next_token(),
             dynamic,
         }
@@ -269,20 +278,7 @@ impl EventFrame {
 
     /// The members no action can change, as one JSON object (what a recording keeps).
     pub(crate) fn fixed_json(&self) -> String {
-        let mut out = String::with_capacity(self.fixed.len() + 2);
-        out.push('{');
-        let mut rest = &self.fixed[..];
-        while let (Some(key), Some(value)) = (next_part(&mut rest), next_part(&mut rest)) {
-            if out.len() > 1 {
-                out.push(',');
-            }
-            let key = std::str::from_utf8(key).unwrap_or_default();
-            out.push_str(&Value::from(key).to_string());
-            out.push(':');
-            out.push_str(std::str::from_utf8(value).unwrap_or("null"));
-        }
-        out.push('}');
-        out
+        object_of_index(&self.fixed)
     }
 
     /// The frame of a whole event (a test run's): everything but `secrets` and the trigger's
@@ -322,30 +318,65 @@ pub(crate) struct DynamicMember {
 
 impl DynamicMember {
     pub(crate) fn new(trigger: TriggerId, value: &Value) -> Self {
+        let (text, index) = match (trigger, value) {
+            // The object's text is put together from its index: one serialization, not two.
+            (TriggerId::PostLogin, Value::Object(map)) => {
+                let index = member_index(map);
+                (object_of_index(&index), index)
+            }
+            _ => (value.to_string(), Vec::new()),
+        };
         DynamicMember {
             token: next_token(),
-            text: value.to_string(),
-            index: match (trigger, value) {
-                (TriggerId::PostLogin, Value::Object(map)) => member_index(map),
-                _ => Vec::new(),
-            },
+            text,
+            index,
         }
     }
+}
+
+/// The JSON object a [`member_index`] was made from (its keys in the index's order).
+fn object_of_index(index: &[u8]) -> String {
+    let mut out = Vec::with_capacity(index.len() + 2);
+    out.push(b'{');
+    let mut rest = index;
+    while let (Some(key), Some(value)) = (next_part(&mut rest), next_part(&mut rest)) {
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        let key = std::str::from_utf8(key).unwrap_or_default();
+        serde_json::to_writer(&mut out, key).expect("a str serializes");
+        out.push(b':');
+        out.extend_from_slice(value);
+    }
+    out.push(b'}');
+    // Keys came from `str`s and values from serde_json's writer: UTF-8 throughout.
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// An object's members as the JavaScript runtime reads them without scanning JSON: for each,
 /// the key and then the value's JSON text, each as a u32 little-endian length and the bytes.
 fn member_index(members: &Map<String, Value>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(members.len() * 48);
+    let mut out = Members(Vec::with_capacity(members.len() * 48));
     for (key, value) in members {
-        push_part(&mut out, key.as_bytes());
+        out.member(key, value);
+    }
+    out.0
+}
+
+/// A [`member_index`] being written.
+#[derive(Default)]
+struct Members(Vec<u8>);
+
+impl Members {
+    fn member(&mut self, key: &str, value: &impl Serialize) {
+        let out = &mut self.0;
+        push_part(out, key.as_bytes());
         let at = out.len();
         out.extend_from_slice(&[0; 4]);
-        serde_json::to_writer(&mut out, value).expect("a Value serializes");
+        serde_json::to_writer(&mut *out, value).expect("event members serialize");
         let len = u32::try_from(out.len() - at - 4).unwrap_or(u32::MAX);
         out[at..at + 4].copy_from_slice(&len.to_le_bytes());
     }
-    out
 }
 
 fn push_part(out: &mut Vec<u8>, part: &[u8]) {
@@ -362,94 +393,165 @@ fn next_part<'a>(rest: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(part)
 }
 
-/// Splits a space-separated parameter into Auth0's arrays (`prompt`, `ui_locales`, ...).
-fn words(query: &std::collections::BTreeMap<String, String>, key: &str) -> Value {
-    json!(
-        query
-            .get(key)
-            .map(|v| v.split_whitespace().map(String::from).collect::<Vec<_>>())
-            .unwrap_or_default()
-    )
-}
-
 /// The fixed part of a post-login event (Auth0's shape; empty where Wardstone has no data).
+///
+/// Written straight into the member index: every login with an action builds it, and making
+/// it as `serde_json::Value`s first (maps built, serialized, dropped) cost more than writing
+/// it. Members and the fields of each are in the order a `Value` object would hold them
+/// (sorted by key), so the event reads the same either way.
 pub(crate) fn post_login_event(
     input: &LoginInput<'_>,
     roles: &[String],
     transaction_id: &str,
 ) -> EventFrame {
-    let q = &input.request.query;
-    let requested: Vec<&str> = q
-        .get("scope")
-        .map(|s| s.split_whitespace().collect())
-        .unwrap_or_else(|| input.scope.iter().collect());
-    let mut event = Map::new();
-    event.insert(
-        "client".into(),
-        json!({
-            "client_id": input.client.client_id,
-            "name": input.client.name,
-            "metadata": input.client.metadata.0,
-        }),
-    );
-    event.insert(
-        "connection".into(),
-        json!({"id": CONNECTION_ID, "name": CONNECTION, "strategy": "auth0", "metadata": {}}),
-    );
-    event.insert(
-        "request".into(),
-        json!({
-            "ip": input.request.ip,
-            "method": input.request.method,
-            "hostname": input.request.hostname,
-            "user_agent": input.request.user_agent,
-            "language": input.request.language,
-            "query": input.request.query,
-            "body": input.request.body,
-            "geoip": {},
-        }),
-    );
-    event.insert(
-        "transaction".into(),
-        json!({
-            "id": transaction_id,
-            "protocol": input.protocol.as_str(),
-            "requested_scopes": requested,
-            "redirect_uri": q.get("redirect_uri"),
-            "response_type": words(q, "response_type"),
-            "response_mode": q.get("response_mode"),
-            "state": q.get("state"),
-            "login_hint": q.get("login_hint"),
-            "ui_locales": words(q, "ui_locales"),
-            "prompt": words(q, "prompt"),
-            "acr_values": words(q, "acr_values"),
-            "locale": input.request.language.split('-').next().filter(|l| !l.is_empty()).unwrap_or("en"),
-            "metadata": {},
-        }),
-    );
-    event.insert("authorization".into(), json!({"roles": roles}));
-    if let Some(audience) = input.audience {
-        event.insert("resource_server".into(), json!({"identifier": audience}));
+    #[derive(Serialize)]
+    struct Method<'a> {
+        name: &'a str,
+        timestamp: Option<String>,
     }
-    event.insert(
-        "stats".into(),
-        json!({"logins_count": input.user.logins_count}),
+    #[derive(Serialize)]
+    struct Authentication<'a> {
+        methods: [Method<'a>; 1],
+        #[serde(rename = "riskAssessment")]
+        risk_assessment: &'a Value,
+    }
+    #[derive(Serialize)]
+    struct Request<'a> {
+        body: &'a BTreeMap<String, String>,
+        geoip: Empty,
+        hostname: &'a str,
+        ip: &'a str,
+        language: &'a str,
+        method: &'a str,
+        query: &'a BTreeMap<String, String>,
+        user_agent: &'a str,
+    }
+    #[derive(Serialize)]
+    struct Transaction<'a> {
+        acr_values: Vec<&'a str>,
+        id: &'a str,
+        locale: &'a str,
+        login_hint: Option<&'a String>,
+        metadata: Empty,
+        prompt: Vec<&'a str>,
+        protocol: &'a str,
+        redirect_uri: Option<&'a String>,
+        requested_scopes: Vec<&'a str>,
+        response_mode: Option<&'a String>,
+        response_type: Vec<&'a str>,
+        state: Option<&'a String>,
+        ui_locales: Vec<&'a str>,
+    }
+    static RISK_ASSESSMENT: LazyLock<Value> = LazyLock::new(risk_assessment);
+    static CONNECTION_MEMBER: LazyLock<Value> = LazyLock::new(
+        || json!({"id": CONNECTION_ID, "name": CONNECTION, "strategy": "auth0", "metadata": {}}),
     );
-    event.insert(
-        "authentication".into(),
-        json!({
-            "methods": [{"name": "pwd", "timestamp": rfc3339(input.auth_time)}],
-            "riskAssessment": risk_assessment(),
-        }),
+    let (q, request) = (&input.request.query, &input.request);
+    let words = |key: &str| -> Vec<&str> {
+        q.get(key)
+            .map(|v| v.split_whitespace().collect())
+            .unwrap_or_default()
+    };
+    let mut m = Members::default();
+    m.member(
+        "authentication",
+        &Authentication {
+            methods: [Method {
+                name: "pwd",
+                timestamp: rfc3339(input.auth_time),
+            }],
+            risk_assessment: &RISK_ASSESSMENT,
+        },
     );
-    event.insert("tenant".into(), json!({"id": input.tenant_name}));
-    event.insert(
-        "session".into(),
-        json!({"id": input.session_id.unwrap_or_default()}),
+    m.member("authorization", &Field1("roles", roles));
+    m.member("client", &client_member(input.client));
+    m.member("configuration", &Empty);
+    m.member("connection", &*CONNECTION_MEMBER);
+    m.member("organization", &Value::Null);
+    m.member(
+        "request",
+        &Request {
+            body: &request.body,
+            geoip: Empty,
+            hostname: &request.hostname,
+            ip: &request.ip,
+            language: &request.language,
+            method: &request.method,
+            query: q,
+            user_agent: &request.user_agent,
+        },
     );
-    event.insert("organization".into(), Value::Null);
-    event.insert("configuration".into(), json!({}));
-    EventFrame::new(event, "user")
+    if let Some(audience) = input.audience {
+        m.member("resource_server", &Field1("identifier", audience));
+    }
+    m.member(
+        "session",
+        &Field1("id", input.session_id.unwrap_or_default()),
+    );
+    m.member("stats", &Field1("logins_count", input.user.logins_count));
+    m.member("tenant", &Field1("id", input.tenant_name));
+    m.member(
+        "transaction",
+        &Transaction {
+            acr_values: words("acr_values"),
+            id: transaction_id,
+            locale: request
+                .language
+                .split('-')
+                .next()
+                .filter(|l| !l.is_empty())
+                .unwrap_or("en"),
+            login_hint: q.get("login_hint"),
+            metadata: Empty,
+            prompt: words("prompt"),
+            protocol: input.protocol.as_str(),
+            redirect_uri: q.get("redirect_uri"),
+            requested_scopes: q.get("scope").map_or_else(
+                || input.scope.iter().collect(),
+                |s| s.split_whitespace().collect(),
+            ),
+            response_mode: q.get("response_mode"),
+            response_type: words("response_type"),
+            state: q.get("state"),
+            ui_locales: words("ui_locales"),
+        },
+    );
+    EventFrame::from_index(m.0, "user")
+}
+
+/// `event.client`, the same in both triggers.
+fn client_member(client: &ClientRecord) -> impl Serialize + '_ {
+    #[derive(Serialize)]
+    struct Client<'a> {
+        client_id: &'a str,
+        metadata: &'a Map<String, Value>,
+        name: &'a str,
+    }
+    Client {
+        client_id: &client.client_id,
+        metadata: &client.metadata.0,
+        name: &client.name,
+    }
+}
+
+/// `{}`.
+struct Empty;
+
+impl Serialize for Empty {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_map(Some(0))?.end()
+    }
+}
+
+/// An object of one field.
+struct Field1<'a, T>(&'a str, T);
+
+impl<T: Serialize> Serialize for Field1<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(1))?;
+        map.serialize_entry(self.0, &self.1)?;
+        map.end()
+    }
 }
 
 /// The fixed part of a credentials-exchange event.
@@ -460,11 +562,7 @@ pub(crate) fn credentials_exchange_event(
     let mut event = Map::new();
     event.insert(
         "client".into(),
-        json!({
-            "client_id": input.client.client_id,
-            "name": input.client.name,
-            "metadata": input.client.metadata.0,
-        }),
+        serde_json::to_value(client_member(input.client)).expect("a client serializes"),
     );
     event.insert(
         "resource_server".into(),

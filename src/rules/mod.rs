@@ -285,14 +285,25 @@ impl Rules {
             }
         };
         let (user, context) = input::rule_input(&input, roles.clone());
-        let (user, mut context) = (serde_json::to_value(user)?, serde_json::to_value(context)?);
+        let record_input = set.recording_keep > 0 && resume.is_none();
+        // Without a rule to read it (and no recording), the run needs only the tokens of
+        // Auth0's `context`: actions see their `event`, and the tokens are what they change.
+        let actions_only = items.iter().all(|i| i.kind == CodeKind::Action);
+        let (user, mut context) = if actions_only && !record_input {
+            let tokens = serde_json::json!({
+                "idToken": serde_json::to_value(&context.id_token)?,
+                "accessToken": serde_json::to_value(&context.access_token)?,
+            });
+            (serde_json::to_value(user)?, tokens)
+        } else {
+            (serde_json::to_value(user)?, serde_json::to_value(context)?)
+        };
         if resume.is_some_and(|r| r.rules) {
             context["protocol"] = Value::from("redirect-callback");
         }
         let original_metadata = [user["app_metadata"].clone(), user["user_metadata"].clone()];
         // A fresh run's input, for replay; a resumed run replays as the run it resumes.
-        let recorded = (set.recording_keep > 0 && resume.is_none())
-            .then(|| format!(r#"{{"user":{user},"context":{context}"#));
+        let recorded = record_input.then(|| format!(r#"{{"user":{user},"context":{context}"#));
         let transaction_id = resume
             .map(|r| r.transaction_id.clone())
             .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
@@ -596,10 +607,14 @@ impl Rules {
         let run = trigger::run(&self.inner.engine, &parts.items, state.clone(), &cx);
         // Its next runs go to the executor too when this one held the worker for long (CPU
         // time: a worker preempted on a busy machine is no fault of the tenant's) or ended well
-        // before its bound, which only asking for the network does.
-        let cpu = crate::cpu::thread_cpu_time().saturating_sub(cpu_before);
+        // before its bound, which only asking for the network does. A thread's CPU time is a
+        // system call (no vDSO), and it cannot exceed the wall time: read again only when the
+        // wall time says it could be over.
+        let wall = started.elapsed();
+        let slow = wall > INLINE_SLOW
+            && crate::cpu::thread_cpu_time().saturating_sub(cpu_before) > INLINE_SLOW;
         let budget = self.inner.engine.limits().inline_budget;
-        if cpu > INLINE_SLOW || (run.overran && started.elapsed() < budget / 2) {
+        if slow || (run.overran && wall < budget / 2) {
             set.inline_backoff.back_off();
         }
         if run.overran {
