@@ -311,8 +311,9 @@ fn dynamic_member(trigger: TriggerId) -> &'static str {
 /// unique in the process, tells the runtime when the text it holds is still this one.
 #[derive(Debug, Clone)]
 pub(crate) struct DynamicMember {
-    pub(crate) text: String,
-    pub(crate) index: Vec<u8>,
+    // Private: the runtime keeps the text under the token, so neither may change alone.
+    text: String,
+    index: Vec<u8>,
     token: u64,
 }
 

@@ -102,6 +102,8 @@ pub(crate) struct RunState {
     /// Rules' `user` (actions see it as `event.user`; metadata changes land here).
     pub(crate) user: Value,
     /// Rules' `context` (`idToken`, `accessToken` with `scope`: the claims and scope so far).
+    /// A run with only actions (and no recording) holds only those two tokens: whatever else
+    /// an action path reads of it would be `null` (`Rules::run_post_login`).
     pub(crate) context: Value,
     /// Rules that ran without failing.
     pub(crate) executed_rules: Vec<String>,
