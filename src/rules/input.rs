@@ -682,6 +682,126 @@ mod tests {
     }
 
     #[test]
+    fn the_post_login_event_keeps_its_members_and_their_fields_in_sorted_order() {
+        // `post_login_event` writes its members with structs: their order must stay the one a
+        // `Value` object keeps (sorted), or `Object.keys(event.x)` changes for actions.
+        let user = UserRecord {
+            user_id: "auth0|1".into(),
+            tenant_id: "t1".into(),
+            email: "ann@example.com".into(),
+            email_verified: Default::default(),
+            password_hash: String::new(),
+            profile: Default::default(),
+            app_metadata: Default::default(),
+            user_metadata: Default::default(),
+            logins_count: 3,
+            last_login: None,
+            created_at: 0,
+            updated_at: 0,
+            blocked: Default::default(),
+        };
+        let mut metadata = Map::new();
+        metadata.insert("z".into(), json!(1));
+        metadata.insert("a".into(), json!({"y": 1, "b": 2}));
+        let client = ClientRecord {
+            client_id: "c1".into(),
+            tenant_id: "t1".into(),
+            name: "App".into(),
+            secret_hash: None,
+            redirect_uris: Default::default(),
+            grant_types: Default::default(),
+            metadata: crate::store::JsonText(metadata),
+            created_at: 0,
+            logout_urls: Default::default(),
+            app_type: None,
+            is_first_party: Default::default(),
+            description: String::new(),
+            logo_uri: None,
+            id_token_lifetime: None,
+        };
+        let scope = ScopeSet::try_from("openid profile".to_string()).unwrap();
+        let full_query: std::collections::BTreeMap<String, String> = [
+            ("scope", "openid email"),
+            ("prompt", "login consent"),
+            ("ui_locales", "fr en"),
+            ("login_hint", "ann"),
+            ("state", "s"),
+            ("redirect_uri", "https://app.example/cb"),
+            ("response_type", "code"),
+            ("response_mode", "query"),
+            ("acr_values", "x"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        for (audience, query, auth_time) in [
+            (None, Default::default(), i64::MAX),
+            (Some("https://api.example"), full_query, 1_700_000_000),
+        ] {
+            let input = LoginInput {
+                tenant_id: "t1",
+                tenant_name: "acme",
+                issuer: "https://id.example/t/acme",
+                rules_generation: 0,
+                protocol: Protocol::Login,
+                user: &user,
+                client: &client,
+                request: RequestInfo {
+                    ip: "203.0.113.9".into(),
+                    method: "GET".into(),
+                    hostname: "id.example".into(),
+                    user_agent: "ua".into(),
+                    language: "fr-FR".into(),
+                    query,
+                    body: Default::default(),
+                },
+                session_id: Some("sid"),
+                auth_time,
+                scope: &scope,
+                audience,
+                roles: None,
+                now: 0,
+            };
+            let text = post_login_event(&input, &["admin".into()], "tx1").fixed_json();
+            let event: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(event.to_string(), text, "sorted members and fields");
+            assert_eq!(event["transaction"]["locale"], "fr");
+            assert_eq!(event["authorization"]["roles"], json!(["admin"]));
+            assert_eq!(event["client"]["metadata"]["a"]["b"], 2);
+            assert_eq!(event["organization"], Value::Null);
+            match audience {
+                None => {
+                    assert!(event.get("resource_server").is_none());
+                    assert_eq!(
+                        event["transaction"]["requested_scopes"],
+                        json!(["openid", "profile"])
+                    );
+                    assert_eq!(event["transaction"]["prompt"], json!([]));
+                    assert_eq!(event["transaction"]["state"], Value::Null);
+                    // A time that is no date is `null`, as before.
+                    assert_eq!(
+                        event["authentication"]["methods"][0]["timestamp"],
+                        Value::Null
+                    );
+                }
+                Some(audience) => {
+                    assert_eq!(event["resource_server"]["identifier"], audience);
+                    assert_eq!(
+                        event["transaction"]["requested_scopes"],
+                        json!(["openid", "email"])
+                    );
+                    assert_eq!(event["transaction"]["prompt"], json!(["login", "consent"]));
+                    assert_eq!(event["transaction"]["login_hint"], "ann");
+                    assert_eq!(
+                        event["authentication"]["methods"][0]["timestamp"],
+                        "2023-11-14T22:13:20Z"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
     fn the_event_user_always_has_metadata_objects() {
         let user = event_user(&json!({"user_id": "auth0|1", "app_metadata": null}));
         assert_eq!(user["app_metadata"], json!({}));
