@@ -37,6 +37,7 @@ impl Error {
 pub struct Stop;
 
 mod reader;
+mod scan;
 #[cfg(test)]
 mod tests;
 mod writer;
@@ -151,6 +152,27 @@ impl FromJson for BTreeMap<String, String> {
     }
 }
 
+/// The bit of `name` among a struct's required fields (0 when it is not one), computed at
+/// compile time: a lookup at run time cost ≈ 40 instructions per key in wasm.
+#[doc(hidden)]
+pub const fn required_bit(required: &[&str], name: &str) -> u32 {
+    let mut i = 0;
+    while i < required.len() {
+        let (a, b) = (required[i].as_bytes(), name.as_bytes());
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return 1 << i;
+            }
+        }
+        i += 1;
+    }
+    0
+}
+
 /// Decodes a struct's fields by name; other fields are skipped, missing ones keep their default.
 macro_rules! from_json_fields {
     ($t:ty { $($name:literal => $field:ident),* $(,)? } $(required: [$($req:literal),*])?) => {
@@ -163,15 +185,13 @@ macro_rules! from_json_fields {
 
             fn read_into(&mut self, r: &mut $crate::json::Reader<'_>) -> Result<(), $crate::json::Stop> {
                 const REQUIRED: &[&str] = &[$($($req),*)?];
-                // One bit per required field seen (the position lookups fold to constants).
+                // One bit per required field seen, each bit a constant.
                 let mut seen = 0u32;
                 let start = r.offset();
                 r.object(|r, key| {
                     match key {
                         $($name => {
-                            if let Some(i) = REQUIRED.iter().position(|q| *q == $name) {
-                                seen |= 1 << i;
-                            }
+                            seen |= const { $crate::json::required_bit(REQUIRED, $name) };
                             $crate::json::FromJson::read_into(&mut self.$field, r)?
                         })*
                         _ => {
@@ -180,6 +200,9 @@ macro_rules! from_json_fields {
                     }
                     Ok(())
                 })?;
+                if seen == const { (1u32 << REQUIRED.len()) - 1 } {
+                    return Ok(());
+                }
                 match REQUIRED.iter().enumerate().find(|(i, _)| seen & (1 << i) == 0) {
                     None => Ok(()),
                     Some((_, missing)) => Err(r.missing(*missing, start)),

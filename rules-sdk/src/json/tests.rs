@@ -110,7 +110,7 @@ fn skipping_an_unfinished_value_is_an_error_naming_it() {
 
 #[test]
 fn the_eight_byte_scan_finds_the_first_byte_to_escape_at_any_position() {
-    use super::reader::special_byte;
+    use super::scan::special_byte;
     for special in [b'"', b'\\', 0x00, 0x1f] {
         for at in 0..20 {
             // Multi-byte characters and DEL before it are never flagged.

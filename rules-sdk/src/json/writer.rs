@@ -12,7 +12,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
     let mut run = 0;
     loop {
         // Eight bytes at a time to the next byte that needs escaping (most strings have none).
-        let i = super::reader::special_byte(bytes, run);
+        let i = super::scan::special_byte(bytes, run);
         out.extend_from_slice(bytes.get(run..i).unwrap_or_default());
         let Some(&c) = bytes.get(i) else {
             break;
