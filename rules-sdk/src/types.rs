@@ -316,21 +316,24 @@ pub enum RuleOutput {
 }
 
 // What the rule's own reader (`crate::json`) decodes: the same field names as the serde
-// attributes above, which the host uses to write the input.
+// attributes above, which the host uses to write the input. Listed in the order a login's input
+// has them (the host writes `user` and `context` as JSON objects, keys sorted, with the members
+// rules may change last: `USER_WRITABLE`/`CONTEXT_WRITABLE` in src/rules/patch.rs), so the
+// reader recognises each next key by comparing words.
 crate::json::from_json_fields!(User {
-    "user_id" => user_id,
+    "created_at" => created_at,
     "email" => email,
     "email_verified" => email_verified,
-    "name" => name,
-    "given_name" => given_name,
     "family_name" => family_name,
-    "nickname" => nickname,
-    "picture" => picture,
-    "username" => username,
-    "created_at" => created_at,
-    "updated_at" => updated_at,
+    "given_name" => given_name,
     "last_login" => last_login,
     "logins_count" => logins_count,
+    "name" => name,
+    "nickname" => nickname,
+    "picture" => picture,
+    "updated_at" => updated_at,
+    "user_id" => user_id,
+    "username" => username,
     "app_metadata" => app_metadata,
     "user_metadata" => user_metadata,
 } required: ["user_id"]);
@@ -357,29 +360,29 @@ crate::json::from_json_fields!(Authentication { "methods" => methods });
 crate::json::from_json_fields!(Authorization { "roles" => roles });
 
 crate::json::from_json_fields!(Context {
-    "tenant" => tenant,
-    "clientID" => client_id,
-    "clientName" => client_name,
-    "clientMetadata" => client_metadata,
-    "connection" => connection,
-    "connectionStrategy" => connection_strategy,
-    "protocol" => protocol,
-    "request" => request,
-    "stats" => stats,
-    "sessionID" => session_id,
+    "audience" => audience,
     "authentication" => authentication,
     "authorization" => authorization,
-    "idToken" => id_token,
-    "accessToken" => access_token,
-    "audience" => audience,
+    "clientID" => client_id,
+    "clientMetadata" => client_metadata,
+    "clientName" => client_name,
+    "connection" => connection,
     "connectionID" => connection_id,
     "connectionMetadata" => connection_metadata,
     "connectionOptions" => connection_options,
-    "samlConfiguration" => saml_configuration,
+    "connectionStrategy" => connection_strategy,
     "jwtConfiguration" => jwt_configuration,
-    "sso" => sso,
     "primaryUser" => primary_user,
+    "protocol" => protocol,
+    "request" => request,
     "riskAssessment" => risk_assessment,
+    "samlConfiguration" => saml_configuration,
+    "sessionID" => session_id,
+    "sso" => sso,
+    "stats" => stats,
+    "tenant" => tenant,
+    "idToken" => id_token,
+    "accessToken" => access_token,
 });
 
 impl crate::json::FromJson for IdToken {
@@ -419,6 +422,49 @@ crate::json::from_json_fields!(RuleInput {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The host writes `user` and `context` with their keys sorted and the members rules may
+    /// change last (src/rules/patch.rs); the decoders list their fields in that order, so
+    /// every known key of a login's input is recognised by the word comparison.
+    #[test]
+    fn a_login_input_in_the_hosts_order_takes_the_fast_path_for_every_key() {
+        fn host_order(value: serde_json::Value, writable: &[&str]) -> String {
+            let map = value.as_object().unwrap();
+            let mut keys: Vec<&String> = map
+                .keys()
+                .filter(|k| !writable.contains(&k.as_str()))
+                .collect();
+            keys.sort();
+            keys.extend(
+                writable
+                    .iter()
+                    .map(|w| map.keys().find(|k| k == w).unwrap()),
+            );
+            let members: Vec<String> = keys
+                .iter()
+                .map(|k| format!("{}:{}", serde_json::to_string(k).unwrap(), map[k.as_str()]))
+                .collect();
+            format!("{{{}}}", members.join(","))
+        }
+        let user = serde_json::to_value(User::default()).unwrap();
+        let context = serde_json::to_value(Context::default()).unwrap();
+        let text = format!(
+            r#"{{"user":{},"context":{},"configuration":{{}}}}"#,
+            host_order(user, &["app_metadata", "user_metadata"]),
+            host_order(context, &["idToken", "accessToken"]),
+        );
+        let mut input = RuleInput::default();
+        let mut r = crate::json::Reader::new(&text);
+        crate::json::FromJson::read_into(&mut input, &mut r).unwrap();
+        assert_eq!(r.slow_keys, 0, "{text}");
+        // The same input in another order reads the same, the slow way.
+        let sorted: RuleInput = crate::json::from_str(
+            &serde_json::to_string(&serde_json::from_str::<serde_json::Value>(&text).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(sorted, input);
+    }
 
     /// The objects a login always sends but rules rarely read stay text until read: a value
     /// of another shape reads as empty instead of failing the input, and one never read goes

@@ -4,7 +4,7 @@ use std::borrow::Cow;
 
 use serde_json::{Map, Number, Value};
 
-use super::scan::{nested_end, special_byte, string_end};
+use super::scan::{has_prefix, nested_end, special_byte, string_end};
 use super::{Error, Stop};
 
 /// Nesting deeper than this is refused rather than recursed into (the rule's stack is small).
@@ -16,6 +16,9 @@ pub struct Reader<'a> {
     pub(super) pos: usize,
     depth: u32,
     pub(super) failure: Error,
+    /// Keys of known fields read the slow way (tests check the fast path is taken).
+    #[cfg(test)]
+    pub(crate) slow_keys: u32,
 }
 
 impl<'a> Reader<'a> {
@@ -26,6 +29,8 @@ impl<'a> Reader<'a> {
             pos: 0,
             depth: 0,
             failure: Error { what: "", at: 0 },
+            #[cfg(test)]
+            slow_keys: 0,
         }
     }
 
@@ -155,6 +160,61 @@ impl<'a> Reader<'a> {
                 let key = self.string()?;
                 self.expect(b':', "a colon")?;
                 field(self, &key)?;
+                match self.peek() {
+                    Some(b',') => self.pos += 1,
+                    Some(b'}') => {
+                        self.pos += 1;
+                        break;
+                    }
+                    _ => return Err(self.error("a comma or the end of the object")),
+                }
+            }
+        }
+        self.depth -= 1;
+        Ok(())
+    }
+
+    /// Walks an object whose expected keys are `keys` (each as written: `"name":`), in the
+    /// order a writer emits them. `field` is called with the index of each key in `keys`
+    /// (`usize::MAX` for another key) and must consume its value. The key after the last
+    /// one recognised is tried first by comparing words; any other key (reordered, escaped,
+    /// after whitespace, unknown) is read as a string and looked up with `lookup`.
+    pub fn fields(
+        &mut self,
+        keys: &[&[u8]],
+        lookup: impl Fn(&str) -> usize,
+        mut field: impl FnMut(&mut Self, usize) -> Result<(), Stop>,
+    ) -> Result<(), Stop> {
+        self.expect(b'{', "an object")?;
+        self.enter()?;
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+        } else {
+            let mut next = 0;
+            loop {
+                let index = match keys.get(next) {
+                    Some(key) if has_prefix(self.rest(), key) => {
+                        self.pos += key.len();
+                        next
+                    }
+                    _ => {
+                        if self.peek() != Some(b'"') {
+                            return Err(self.error("a key"));
+                        }
+                        let key = self.string()?;
+                        self.expect(b':', "a colon")?;
+                        let index = lookup(&key);
+                        #[cfg(test)]
+                        if index != usize::MAX {
+                            self.slow_keys += 1;
+                        }
+                        index
+                    }
+                };
+                if index != usize::MAX {
+                    next = index + 1;
+                }
+                field(self, index)?;
                 match self.peek() {
                     Some(b',') => self.pos += 1,
                     Some(b'}') => {
