@@ -50,6 +50,41 @@ fn special_byte_words(bytes: &[u8], mut from: usize) -> usize {
     from
 }
 
+/// Whether `bytes` holds a `"`, `\\` or control character: a word at a time, the last word
+/// overlapping the one before it (a string shorter than a word is read as two overlapping
+/// halves), so a short string costs a few instructions instead of a loop over its bytes.
+#[inline]
+pub(super) fn has_special(bytes: &[u8]) -> bool {
+    // Any flag means a real match somewhere (a false one only sits above a real one).
+    let found = |x: u64| {
+        zero_bytes(x ^ (ONES * u64::from(b'"')))
+            | zero_bytes(x ^ (ONES * u64::from(b'\\')))
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            != 0
+    };
+    let n = bytes.len();
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if found(word(bytes, at).unwrap_or_default()) {
+                return true;
+            }
+            at += 8;
+        }
+        found(word(bytes, n - 8).unwrap_or_default())
+    } else if n >= 4 {
+        let half = |at: usize| {
+            bytes
+                .get(at..at + 4)
+                .and_then(|c| <[u8; 4]>::try_from(c).ok())
+                .map_or(0, |c| u64::from(u32::from_le_bytes(c)))
+        };
+        found(half(0) | (half(n - 4) << 32))
+    } else {
+        bytes.iter().any(|&c| c == b'"' || c == b'\\' || c < 0x20)
+    }
+}
+
 /// Whether `text` starts with `prefix`, a word at a time: wasm's `memcmp` goes byte by byte
 /// (≈ 20 instructions a byte). Any length from four bytes up: the last word overlaps the
 /// one before it instead of being masked.
@@ -331,6 +366,21 @@ mod simd {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_byte_to_escape_is_found_at_every_length_and_position() {
+        for n in 0..40 {
+            let clean: Vec<u8> = "é😀\u{7f}abc".bytes().cycle().take(n).collect();
+            assert!(!has_special(&clean), "{n}");
+            for at in 0..n {
+                for special in [b'"', b'\\', 0x00, 0x1f] {
+                    let mut bytes = clean.clone();
+                    bytes[at] = special;
+                    assert!(has_special(&bytes), "{n} {at} {special}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn a_prefix_is_found_by_words_at_every_length() {

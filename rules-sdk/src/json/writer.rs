@@ -7,8 +7,15 @@ use super::Error;
 /// The JSON text of a string.
 pub fn write_str(out: &mut Vec<u8>, s: &str) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    out.push(b'"');
     let bytes = s.as_bytes();
+    if !super::scan::has_special(bytes) {
+        out.reserve(bytes.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    out.push(b'"');
     let mut run = 0;
     loop {
         // Eight bytes at a time to the next byte that needs escaping (most strings have none).
