@@ -396,10 +396,10 @@ impl crate::json::FromJson for AccessToken {
         let mut token = AccessToken::default();
         r.object(|r, key| {
             if key == "scope" {
-                token.scope = crate::json::FromJson::from_json(r)?;
+                crate::json::FromJson::read_into(&mut token.scope, r)?;
             } else {
                 let v = r.value()?;
-                token.claims.insert(key.to_owned(), v);
+                crate::json::discard(token.claims.insert(crate::json::owned(key), v));
             }
             Ok(())
         })?;

@@ -55,17 +55,53 @@ pub trait FromJson: Sized {
     /// input (≈ 1 KB) through return values cost more than reading it.
     fn read_into(&mut self, r: &mut Reader<'_>) -> Result<(), Stop> {
         let value = Self::from_json(r)?;
-        // Inside the sandbox the old value (the default the input starts as) is forgotten,
-        // not dropped: the instance is thrown away after the run, and dropping even an empty
-        // map walks it (≈ 260 instructions; a login's input replaces some twenty of them).
-        #[cfg(target_arch = "wasm32")]
-        std::mem::forget(std::mem::replace(self, value));
-        #[cfg(not(target_arch = "wasm32"))]
-        {
-            *self = value;
-        }
+        // The old value is the default the input starts as.
+        discard(std::mem::replace(self, value));
         Ok(())
     }
+}
+
+/// `s` as an owned `String`, allocated directly: `String::from` goes through `RawVec`'s
+/// capacity and overflow checks (≈ 40 instructions in wasm, for each of the ≈ 50 strings of a
+/// login's input).
+#[inline]
+pub(crate) fn owned(s: &str) -> String {
+    let len = s.len();
+    if len == 0 {
+        return String::new();
+    }
+    // SAFETY: a non-zero size with alignment 1 is a valid layout (a `str` is at most
+    // `isize::MAX` bytes); the block is `len` bytes from the global allocator, filled with
+    // `s`'s UTF-8 bytes, which is what `from_raw_parts` needs with capacity `len`.
+    unsafe {
+        let layout = std::alloc::Layout::from_size_align_unchecked(len, 1);
+        let ptr = std::alloc::alloc(layout);
+        if ptr.is_null() {
+            std::alloc::handle_alloc_error(layout);
+        }
+        std::ptr::copy_nonoverlapping(s.as_ptr(), ptr, len);
+        String::from_raw_parts(ptr, len, len)
+    }
+}
+
+/// `s` as an owned `String` (see [`owned`]); an unescaped one is still borrowed.
+#[inline]
+pub(crate) fn into_owned(s: Cow<'_, str>) -> String {
+    match s {
+        Cow::Borrowed(s) => owned(s),
+        Cow::Owned(s) => s,
+    }
+}
+
+/// Drops a value the decoder replaced, except inside the sandbox: there it is forgotten, since
+/// the instance is thrown away after the run and dropping even an empty map or a `None` runs
+/// its drop glue (≈ 80–260 instructions; a login's input replaces some twenty values).
+#[inline(always)]
+pub(crate) fn discard<T>(value: T) {
+    #[cfg(target_arch = "wasm32")]
+    std::mem::forget(value);
+    #[cfg(not(target_arch = "wasm32"))]
+    drop(value);
 }
 
 /// Decodes a whole text.
@@ -94,7 +130,7 @@ impl FromJson for Map<String, Value> {
         let mut map = Map::new();
         r.object(|r, key| {
             let v = r.value()?;
-            map.insert(key.to_owned(), v);
+            discard(map.insert(owned(key), v));
             Ok(())
         })?;
         Ok(map)
@@ -103,7 +139,7 @@ impl FromJson for Map<String, Value> {
 
 impl FromJson for String {
     fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
-        r.string().map(Cow::into_owned)
+        r.string().map(into_owned)
     }
 }
 
@@ -142,6 +178,10 @@ impl<T: FromJson> FromJson for Vec<T> {
     fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         let mut items = Vec::new();
         r.array(|r| {
+            if items.is_empty() {
+                // Eight at once: growing from four to eight copies the first four.
+                items.reserve(8);
+            }
             items.push(T::from_json(r)?);
             Ok(())
         })?;
@@ -153,8 +193,8 @@ impl FromJson for BTreeMap<String, String> {
     fn from_json(r: &mut Reader<'_>) -> Result<Self, Stop> {
         let mut map = BTreeMap::new();
         r.object(|r, key| {
-            let v = r.string()?.into_owned();
-            map.insert(key.to_owned(), v);
+            let v = into_owned(r.string()?);
+            discard(map.insert(owned(key), v));
             Ok(())
         })?;
         Ok(map)

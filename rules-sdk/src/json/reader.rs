@@ -465,7 +465,7 @@ impl<'a> Reader<'a> {
                 let mut map = Map::new();
                 self.object(|r, key| {
                     let v = r.value()?;
-                    map.insert(key.to_owned(), v);
+                    super::discard(map.insert(super::owned(key), v));
                     Ok(())
                 })?;
                 Ok(Value::Object(map))
@@ -473,12 +473,15 @@ impl<'a> Reader<'a> {
             Some(b'[') => {
                 let mut items = Vec::new();
                 self.array(|r| {
+                    if items.is_empty() {
+                        items.reserve(8);
+                    }
                     items.push(r.value()?);
                     Ok(())
                 })?;
                 Ok(Value::Array(items))
             }
-            Some(b'"') => Ok(Value::String(self.string()?.into_owned())),
+            Some(b'"') => Ok(Value::String(super::into_owned(self.string()?))),
             Some(b't') => self.literal("true").map(|()| Value::Bool(true)),
             Some(b'f') => self.literal("false").map(|()| Value::Bool(false)),
             Some(b'n') => self.literal("null").map(|()| Value::Null),
