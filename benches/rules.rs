@@ -99,7 +99,7 @@ fn main() {
         .unwrap(),
     )
     .unwrap();
-    let input = serde_json::to_vec(&input_value).unwrap();
+    let input = wardstone::rules::test_run::rule_input_bytes(&input_value);
     let engine = Arc::new(RuleEngine::new(Limits::default()).unwrap());
     let load = |bytes: Vec<u8>| Arc::new(engine.compile(&bytes).unwrap());
     let sdk_rule = load(std::fs::read(release.join("add_roles.wasm")).unwrap());

@@ -474,7 +474,7 @@ pub(super) async fn run_offline(
         .compile(upload)
         .await
         .map_err(|e| anyhow::anyhow!("rejected module: {e}"))?;
-    let compact = serde_json::to_vec(&parsed).map_err(anyhow::Error::from)?;
+    let compact = crate::rules::test_run::rule_input_bytes(&parsed);
     let ran = offline.run_rule(compiled, compact).await?;
     let (outcome, error) = (ran.record.outcome, ran.error.clone());
     let report = serde_json::json!({

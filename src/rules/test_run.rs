@@ -383,6 +383,18 @@ pub fn offline_rule_input(given: &Value) -> Result<Value, serde_json::Error> {
     Ok(full)
 }
 
+/// An input from [`offline_rule_input`] as a login writes it for a rule: the same bytes in
+/// the same member order (keys sorted, the members rules change last), so what a rule costs
+/// offline (`wardstone rules run`, the benches) is what it costs in a login — the SDK
+/// recognises each next key of that order by comparing words.
+pub fn rule_input_bytes(input: &Value) -> Vec<u8> {
+    let configuration = input
+        .get("configuration")
+        .map_or_else(|| "{}".to_owned(), Value::to_string);
+    super::patch::InputFrame::new(&input["user"], &input["context"], &configuration)
+        .input(&input["user"], &input["context"])
+}
+
 /// The offline runners' engine and executor: the server's limits, one thread sized like the
 /// server's, no database, no outbound requests.
 pub struct Offline {

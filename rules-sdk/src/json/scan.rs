@@ -215,7 +215,15 @@ fn block_end(bytes: &[u8], mut pos: usize) -> Result<usize, (&'static str, usize
             m
         };
         let open = kinds.open & !inside;
-        let mut brackets = open | (kinds.close & !inside);
+        let close = kinds.close & !inside;
+        let closes = close.count_ones();
+        if closes < state.depth {
+            // Fewer closing brackets than open ones before the block: it cannot end here.
+            state.depth = state.depth + open.count_ones() - closes;
+            pos += 32;
+            continue;
+        }
+        let mut brackets = open | close;
         while brackets != 0 {
             let bit = brackets & brackets.wrapping_neg();
             if open & bit != 0 {
