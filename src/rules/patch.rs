@@ -37,6 +37,10 @@ pub const RESTRICTED_CLAIMS: &[&str] = &[
     "org_id",
 ];
 
+/// The members of `user` and `context` a rule may change, written after the others (which
+/// keep their sorted order) in every input. The SDK's decoders list their fields in exactly
+/// this order and recognise each next key by comparing words (rules-sdk/src/types.rs):
+/// reordering here keeps rules correct but makes every SDK rule slower.
 pub(crate) const USER_WRITABLE: &[&str] = &["app_metadata", "user_metadata"];
 pub(crate) const CONTEXT_WRITABLE: &[&str] = &["idToken", "accessToken"];
 
