@@ -148,30 +148,16 @@ impl<'a> Reader<'a> {
         &mut self,
         mut field: impl FnMut(&mut Self, &str) -> Result<(), Stop>,
     ) -> Result<(), Stop> {
-        self.expect(b'{', "an object")?;
-        self.enter()?;
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-        } else {
-            loop {
-                if self.peek() != Some(b'"') {
-                    return Err(self.error("a key"));
-                }
-                let key = self.string()?;
-                self.expect(b':', "a colon")?;
-                field(self, &key)?;
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.error("a comma or the end of the object")),
-                }
-            }
-        }
-        self.depth -= 1;
-        Ok(())
+        self.sequence(
+            b'{',
+            b'}',
+            "an object",
+            "a comma or the end of the object",
+            |r| {
+                let key = r.key()?;
+                field(r, &key)
+            },
+        )
     }
 
     /// Walks an object whose expected keys are `keys` (each as written: `"name":`), in the
@@ -185,28 +171,23 @@ impl<'a> Reader<'a> {
         lookup: impl Fn(&str) -> usize,
         mut field: impl FnMut(&mut Self, usize) -> Result<(), Stop>,
     ) -> Result<(), Stop> {
-        self.expect(b'{', "an object")?;
-        self.enter()?;
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-        } else {
-            let mut next = 0;
-            loop {
+        let mut next = 0;
+        self.sequence(
+            b'{',
+            b'}',
+            "an object",
+            "a comma or the end of the object",
+            |r| {
                 let index = match keys.get(next) {
-                    Some(key) if has_prefix(self.rest(), key) => {
-                        self.pos += key.len();
+                    Some(key) if has_prefix(r.rest(), key) => {
+                        r.pos += key.len();
                         next
                     }
                     _ => {
-                        if self.peek() != Some(b'"') {
-                            return Err(self.error("a key"));
-                        }
-                        let key = self.string()?;
-                        self.expect(b':', "a colon")?;
-                        let index = lookup(&key);
+                        let index = lookup(&r.key()?);
                         #[cfg(test)]
                         if index != usize::MAX {
-                            self.slow_keys += 1;
+                            r.slow_keys += 1;
                         }
                         index
                     }
@@ -214,40 +195,58 @@ impl<'a> Reader<'a> {
                 if index != usize::MAX {
                     next = index + 1;
                 }
-                field(self, index)?;
-                match self.peek() {
-                    Some(b',') => self.pos += 1,
-                    Some(b'}') => {
-                        self.pos += 1;
-                        break;
-                    }
-                    _ => return Err(self.error("a comma or the end of the object")),
-                }
-            }
-        }
-        self.depth -= 1;
-        Ok(())
+                field(r, index)
+            },
+        )
     }
 
     /// Walks an array: `item` is called at each element and must consume it.
-    pub fn array(
+    pub fn array(&mut self, item: impl FnMut(&mut Self) -> Result<(), Stop>) -> Result<(), Stop> {
+        self.sequence(
+            b'[',
+            b']',
+            "an array",
+            "a comma or the end of the array",
+            item,
+        )
+    }
+
+    /// `"key":`, the key unescaped.
+    #[inline(always)]
+    fn key(&mut self) -> Result<Cow<'a, str>, Stop> {
+        if self.peek() != Some(b'"') {
+            return Err(self.error("a key"));
+        }
+        let key = self.string()?;
+        self.expect(b':', "a colon")?;
+        Ok(key)
+    }
+
+    /// `open`, then `member` for each member (it consumes one), separated by commas, then
+    /// `close`.
+    #[inline(always)]
+    fn sequence(
         &mut self,
-        mut item: impl FnMut(&mut Self) -> Result<(), Stop>,
+        open: u8,
+        close: u8,
+        what: &'static str,
+        what_next: &'static str,
+        mut member: impl FnMut(&mut Self) -> Result<(), Stop>,
     ) -> Result<(), Stop> {
-        self.expect(b'[', "an array")?;
+        self.expect(open, what)?;
         self.enter()?;
-        if self.peek() == Some(b']') {
+        if self.peek() == Some(close) {
             self.pos += 1;
         } else {
             loop {
-                item(self)?;
+                member(self)?;
                 match self.peek() {
                     Some(b',') => self.pos += 1,
-                    Some(b']') => {
+                    Some(c) if c == close => {
                         self.pos += 1;
                         break;
                     }
-                    _ => return Err(self.error("a comma or the end of the array")),
+                    _ => return Err(self.error(what_next)),
                 }
             }
         }
