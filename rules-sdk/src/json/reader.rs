@@ -148,16 +148,10 @@ impl<'a> Reader<'a> {
         &mut self,
         mut field: impl FnMut(&mut Self, &str) -> Result<(), Stop>,
     ) -> Result<(), Stop> {
-        self.sequence(
-            b'{',
-            b'}',
-            "an object",
-            "a comma or the end of the object",
-            |r| {
-                let key = r.key()?;
-                field(r, &key)
-            },
-        )
+        self.members(|r| {
+            let key = r.key()?;
+            field(r, &key)
+        })
     }
 
     /// Walks an object whose expected keys are `keys` (each as written: `"name":`), in the
@@ -172,32 +166,26 @@ impl<'a> Reader<'a> {
         mut field: impl FnMut(&mut Self, usize) -> Result<(), Stop>,
     ) -> Result<(), Stop> {
         let mut next = 0;
-        self.sequence(
-            b'{',
-            b'}',
-            "an object",
-            "a comma or the end of the object",
-            |r| {
-                let index = match keys.get(next) {
-                    Some(key) if has_prefix(r.rest(), key) => {
-                        r.pos += key.len();
-                        next
-                    }
-                    _ => {
-                        let index = lookup(&r.key()?);
-                        #[cfg(test)]
-                        if index != usize::MAX {
-                            r.slow_keys += 1;
-                        }
-                        index
-                    }
-                };
-                if index != usize::MAX {
-                    next = index + 1;
+        self.members(|r| {
+            let index = match keys.get(next) {
+                Some(key) if has_prefix(r.rest(), key) => {
+                    r.pos += key.len();
+                    next
                 }
-                field(r, index)
-            },
-        )
+                _ => {
+                    let index = lookup(&r.key()?);
+                    #[cfg(test)]
+                    if index != usize::MAX {
+                        r.slow_keys += 1;
+                    }
+                    index
+                }
+            };
+            if index != usize::MAX {
+                next = index + 1;
+            }
+            field(r, index)
+        })
     }
 
     /// Walks an array: `item` is called at each element and must consume it.
@@ -208,6 +196,18 @@ impl<'a> Reader<'a> {
             "an array",
             "a comma or the end of the array",
             item,
+        )
+    }
+
+    /// An object's members: `member` consumes one, key included.
+    #[inline(always)]
+    fn members(&mut self, member: impl FnMut(&mut Self) -> Result<(), Stop>) -> Result<(), Stop> {
+        self.sequence(
+            b'{',
+            b'}',
+            "an object",
+            "a comma or the end of the object",
+            member,
         )
     }
 
