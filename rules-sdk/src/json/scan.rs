@@ -86,8 +86,8 @@ pub(super) fn has_special(bytes: &[u8]) -> bool {
 }
 
 /// Whether `text` starts with `prefix`, a word at a time: wasm's `memcmp` goes byte by byte
-/// (≈ 20 instructions a byte). Any length from four bytes up: the last word overlaps the
-/// one before it instead of being masked.
+/// (≈ 20 instructions a byte). From four bytes up the last word overlaps the one before it
+/// instead of being masked; shorter prefixes are compared as slices.
 #[inline]
 pub(super) fn has_prefix(text: &[u8], prefix: &[u8]) -> bool {
     let n = prefix.len();

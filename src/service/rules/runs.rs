@@ -38,10 +38,10 @@ impl Admin {
                     .await?
             }
         };
-        let payload = serde_json::to_vec(&serde_json::json!({
+        // Written as a login writes it (member order included), so the fuel is a login's.
+        let payload = crate::rules::test_run::rule_input_bytes(&serde_json::json!({
             "user": input.user, "context": input.context, "configuration": configuration
-        }))
-        .map_err(|e| AdminError::Internal(e.into()))?;
+        }));
         self.rules_service()
             .test(
                 &tenant.id,
