@@ -18,6 +18,7 @@
 
 mod heap;
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
@@ -133,6 +134,8 @@ fn build(with_modules: bool) {
         define_raw(&ctx, c"__wardstone_fetch", Some(fetch), 1);
         define_raw(&ctx, c"__wardstone_crypto", Some(crypto), 1);
         define_raw(&ctx, c"__wardstone_emit", Some(emit), 3);
+        define_raw(&ctx, c"__wardstone_emit_value", Some(emit_value), 3);
+        define_raw(&ctx, c"__wardstone_is_promise", Some(is_promise), 1);
         define_raw(&ctx, c"__wardstone_module", Some(load_module), 1);
         if let Err(e) = ctx.eval::<(), _>(include_str!("prelude.js")) {
             fail(&format!("prelude: {}", describe(&ctx, e)));
@@ -626,16 +629,58 @@ struct EventTokens {
 }
 
 /// One property of `user` or `context`: its JSON text and whether the rule has it already.
+/// The text is the host's and goes to QuickJS as bytes (`JS_NewStringLen`, `JS_ParseJSON`);
+/// it is not checked for UTF-8 here (most members are never read, and checking all of them
+/// was a tenth of a small action's fuel).
+#[derive(Clone, Copy)]
 struct Field {
-    raw: &'static str,
+    raw: &'static [u8],
     taken: bool,
+}
+
+/// The properties of one lazy object, in the host's order. A list, not a map: an event has
+/// about twenty members, found by a compare of their lengths and bytes, and building a map
+/// (a `String` per key, the tree's nodes) cost more than all the lookups of a run.
+#[derive(Default)]
+struct Fields(Vec<(Cow<'static, [u8]>, Field)>);
+
+impl Fields {
+    const fn new() -> Self {
+        Fields(Vec::new())
+    }
+
+    fn get_mut(&mut self, key: &[u8]) -> Option<&mut Field> {
+        self.0
+            .iter_mut()
+            .find(|(k, _)| **k == *key)
+            .map(|(_, field)| field)
+    }
+
+    /// Sets `key` (replacing its field when it is there).
+    fn set(&mut self, key: Cow<'static, [u8]>, field: Field) {
+        match self.get_mut(&key) {
+            Some(old) => *old = field,
+            None => self.0.push((key, field)),
+        }
+    }
+
+    /// Every field not taken again (a new run over the same texts).
+    fn untake(&mut self) {
+        for (_, field) in &mut self.0 {
+            field.taken = false;
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
 }
 
 thread_local! {
     /// The current run's `user` (0) and `context` (1) properties, or an action's `event` (2)
     /// and, for post-login, `event.user` (3). The texts live in input buffers `alloc` leaked,
     /// for the instance's life.
-    static INPUT: RefCell<[BTreeMap<String, Field>; 4]> = const { RefCell::new([BTreeMap::new(), BTreeMap::new(), BTreeMap::new(), BTreeMap::new()]) };
+    static INPUT: RefCell<[Fields; 4]> = const { RefCell::new([Fields::new(), Fields::new(), Fields::new(), Fields::new()]) };
     /// The tokens of the event parts held in `INPUT` (see [`EventTokens`]).
     static EVENT: RefCell<EventTokens> = RefCell::new(EventTokens::default());
     /// What the running action asked for, collected by `__wardstone_emit`.
@@ -644,19 +689,21 @@ thread_local! {
     static SETTLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-fn fields(map: BTreeMap<String, &'static RawValue>) -> BTreeMap<String, Field> {
-    map.into_iter()
-        .map(|(k, raw)| {
-            let raw = raw.get();
-            (k, Field { raw, taken: false })
-        })
-        .collect()
+fn fields(map: BTreeMap<String, &'static RawValue>) -> Fields {
+    Fields(
+        map.into_iter()
+            .map(|(k, raw)| {
+                let raw = raw.get().as_bytes();
+                (Cow::Owned(k.into_bytes()), Field { raw, taken: false })
+            })
+            .collect(),
+    )
 }
 
 /// The members of a member index (the host's `member_index`: each key, then its value's JSON
 /// text, as u32 little-endian lengths and bytes), cut out without reading any JSON.
-fn indexed(mut bytes: &'static [u8]) -> BTreeMap<String, Field> {
-    fn next(bytes: &mut &'static [u8]) -> &'static str {
+fn indexed(mut bytes: &'static [u8]) -> Fields {
+    fn next(bytes: &mut &'static [u8]) -> &'static [u8] {
         let part = bytes
             .get(..4)
             .and_then(|len| len.try_into().ok())
@@ -664,13 +711,15 @@ fn indexed(mut bytes: &'static [u8]) -> BTreeMap<String, Field> {
             .and_then(|len| bytes.get(4..4 + len))
             .unwrap_or_else(|| fail("the action input's member index is cut short"));
         *bytes = &bytes[4 + part.len()..];
-        std::str::from_utf8(part).unwrap_or_else(|_| fail("the action input is not UTF-8"))
+        part
     }
-    let mut out = BTreeMap::new();
+    // The host writes each key once (the members of a JSON object).
+    let mut out = Fields(Vec::with_capacity(24));
     while !bytes.is_empty() {
         let key = next(&mut bytes);
         let raw = next(&mut bytes);
-        out.insert(key.to_string(), Field { raw, taken: false });
+        out.0
+            .push((Cow::Borrowed(key), Field { raw, taken: false }));
     }
     out
 }
@@ -692,9 +741,52 @@ unsafe fn arg_string(
             return String::new();
         }
         let text = std::slice::from_raw_parts(ptr as *const u8, len as usize);
-        let owned = String::from_utf8_lossy(text).into_owned();
+        // A lone surrogate comes out as invalid UTF-8 (WTF-8); the common case is one check.
+        let owned = match std::str::from_utf8(text) {
+            Ok(text) => text.to_owned(),
+            Err(_) => String::from_utf8_lossy(text).into_owned(),
+        };
         qjs::JS_FreeCString(ctx, ptr);
         owned
+    }
+}
+
+/// Argument `i` converted to a string, as the bytes QuickJS gives (UTF-8, or WTF-8 with a
+/// lone surrogate), borrowed until dropped; `None` when it is missing or the conversion threw.
+struct ArgText {
+    ctx: *mut qjs::JSContext,
+    ptr: *const std::ffi::c_char,
+    len: usize,
+}
+
+impl ArgText {
+    unsafe fn new(
+        ctx: *mut qjs::JSContext,
+        argc: i32,
+        argv: *mut qjs::JSValue,
+        i: i32,
+    ) -> Option<Self> {
+        if i >= argc {
+            return None;
+        }
+        let mut len: qjs::size_t = 0;
+        let ptr = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len, *argv.add(i as usize), false) };
+        (!ptr.is_null()).then_some(ArgText {
+            ctx,
+            ptr,
+            len: len as usize,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        // SAFETY: QuickJS keeps the `len` bytes at `ptr` until `JS_FreeCString`.
+        unsafe { std::slice::from_raw_parts(self.ptr as *const u8, self.len) }
+    }
+}
+
+impl Drop for ArgText {
+    fn drop(&mut self) {
+        unsafe { qjs::JS_FreeCString(self.ctx, self.ptr) };
     }
 }
 
@@ -706,17 +798,17 @@ unsafe fn arg_i32(ctx: *mut qjs::JSContext, argc: i32, argv: *mut qjs::JSValue, 
     value
 }
 
-unsafe fn new_string(ctx: *mut qjs::JSContext, text: &str) -> qjs::JSValue {
+unsafe fn new_string(ctx: *mut qjs::JSContext, text: &[u8]) -> qjs::JSValue {
     unsafe { qjs::JS_NewStringLen(ctx, text.as_ptr() as *const _, text.len() as _) }
 }
 
-fn with_fields<R>(which: i32, f: impl FnOnce(&mut BTreeMap<String, Field>) -> R) -> R {
+fn with_fields<R>(which: i32, f: impl FnOnce(&mut Fields) -> R) -> R {
     INPUT.with(|input| f(&mut input.borrow_mut()[which.clamp(0, 3) as usize]))
 }
 
 /// Marks property `key` of slot `which` taken and returns its JSON text; `None` when there is
 /// no such property not yet taken.
-fn take_field(which: i32, key: &str) -> Option<&'static str> {
+fn take_field(which: i32, key: &[u8]) -> Option<&'static [u8]> {
     with_fields(which, |fields| match fields.get_mut(key) {
         Some(field) if !field.taken => {
             field.taken = true;
@@ -728,8 +820,8 @@ fn take_field(which: i32, key: &str) -> Option<&'static str> {
 
 /// Whether `key` of slot `which` is a post-login event's `user`, which is lazy one level
 /// further down (slot 3) instead of parsed whole.
-fn is_lazy_user(which: i32, key: &str) -> bool {
-    which == 2 && key == "user" && !with_fields(3, |f| f.is_empty())
+fn is_lazy_user(which: i32, key: &[u8]) -> bool {
+    which == 2 && key == b"user" && !with_fields(3, |f| f.is_empty())
 }
 
 /// `__wardstone_take(which, key, wanted)`: marks `user[key]` (`which` 0) or `context[key]`
@@ -743,12 +835,14 @@ unsafe extern "C" fn take_property(
     argv: *mut qjs::JSValue,
 ) -> qjs::JSValue {
     let which = unsafe { arg_i32(ctx, argc, argv, 0) };
-    let key = unsafe { arg_string(ctx, argc, argv, 1) };
+    let Some(key) = (unsafe { ArgText::new(ctx, argc, argv, 1) }) else {
+        return qjs::JS_UNDEFINED;
+    };
     let wanted = argc > 2 && unsafe { qjs::JS_ToBool(ctx, *argv.add(2)) } > 0;
-    let raw = take_field(which, &key);
+    let raw = take_field(which, key.bytes());
     // A post-login event's `user` is lazy one level further down: `true` tells the prelude to
     // make it a lazy object over slot 3 instead of parsing all of it.
-    if raw.is_some() && wanted && is_lazy_user(which, &key) {
+    if raw.is_some() && wanted && is_lazy_user(which, key.bytes()) {
         return qjs::JS_TRUE;
     }
     match raw {
@@ -812,18 +906,19 @@ unsafe extern "C" fn lazy_get(
                 qjs::JS_UNDEFINED
             };
         }
-        let name = arg_string(ctx, argc, argv, 1);
-        let raw = take_field(which, &name);
+        let name = ArgText::new(ctx, argc, argv, 1);
+        let name = name.as_ref().map_or(&[][..], ArgText::bytes);
+        let raw = take_field(which, name);
         let Some(raw) = raw else {
             qjs::JS_FreeAtom(ctx, atom);
             return qjs::JS_UNDEFINED;
         };
-        let value = if is_lazy_user(which, &name) {
+        let value = if is_lazy_user(which, name) {
             qjs::JS_Call(ctx, *data, qjs::JS_UNDEFINED, 0, std::ptr::null_mut())
         } else {
             // QuickJS's JSON parser reads up to a NUL past the text.
             let mut text = Vec::with_capacity(raw.len() + 1);
-            text.extend_from_slice(raw.as_bytes());
+            text.extend_from_slice(raw);
             text.push(0);
             qjs::JS_ParseJSON(
                 ctx,
@@ -864,14 +959,13 @@ unsafe extern "C" fn pending_keys(
 ) -> qjs::JSValue {
     let which = unsafe { arg_i32(ctx, argc, argv, 0) };
     let keys = with_fields(which, |fields| {
-        let keys: Vec<&String> = fields
-            .iter()
+        let keys: Vec<_> = (fields.0.iter())
             .filter(|(_, f)| !f.taken)
-            .map(|(k, _)| k)
+            .map(|(k, _)| String::from_utf8_lossy(k))
             .collect();
         serde_json::to_string(&keys).unwrap_or_else(|_| "[]".into())
     });
-    unsafe { new_string(ctx, &keys) }
+    unsafe { new_string(ctx, keys.as_bytes()) }
 }
 
 /// `__wardstone_settle(denial)`: the rule reached its outcome. A denial's output is handed to
@@ -908,7 +1002,7 @@ unsafe fn call_host(
     let (ptr, len) = ((packed >> 32) as usize, (packed & 0xffff_ffff) as usize);
     let answer = unsafe { std::slice::from_raw_parts(ptr as *const u8, len) };
     let text = String::from_utf8_lossy(answer);
-    unsafe { new_string(ctx, &text) }
+    unsafe { new_string(ctx, text.as_bytes()) }
 }
 
 /// `__wardstone_fetch(requestJson)`: one outbound request through `wardstone.http_fetch`.
@@ -1056,6 +1150,157 @@ unsafe extern "C" fn emit(
     let kind = unsafe { arg_i32(ctx, argc, argv, 0) };
     let key = unsafe { arg_string(ctx, argc, argv, 1) };
     let json = unsafe { arg_string(ctx, argc, argv, 2) };
+    record(kind, key, json);
+    qjs::JS_UNDEFINED
+}
+
+/// `__wardstone_emit_value(kind, key, value)`: as `__wardstone_emit` with `value`'s JSON text
+/// (`JSON.stringify`, `null` for what it leaves out), made here. Claims and metadata are most
+/// often a string, a number or a list of strings: those are written directly, and everything
+/// else goes through QuickJS's `JSON.stringify`, whose setup alone (a wrapper object, its
+/// property, their release) cost ≈ 5 k fuel a call. A throw (a cycle, a `toJSON` that throws)
+/// reaches the action as it did from `JSON.stringify`.
+unsafe extern "C" fn emit_value(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let kind = unsafe { arg_i32(ctx, argc, argv, 0) };
+    let key = unsafe { arg_string(ctx, argc, argv, 1) };
+    let value = if argc > 2 {
+        unsafe { *argv.add(2) }
+    } else {
+        qjs::JS_UNDEFINED
+    };
+    let mut json = String::new();
+    match unsafe { write_json(ctx, value, &mut json, true) } {
+        Written::Json => {}
+        Written::Threw => return qjs::JS_EXCEPTION,
+        Written::Other => {
+            let text =
+                unsafe { qjs::JS_JSONStringify(ctx, value, qjs::JS_UNDEFINED, qjs::JS_UNDEFINED) };
+            if unsafe { qjs::JS_IsException(text) } {
+                return text;
+            }
+            let mut array = [text];
+            json = if unsafe { qjs::JS_IsString(text) } {
+                unsafe { arg_string(ctx, 1, array.as_mut_ptr(), 0) }
+            } else {
+                "null".into()
+            };
+            unsafe { qjs::JS_FreeValue(ctx, text) };
+        }
+    }
+    record(kind, key, json);
+    qjs::JS_UNDEFINED
+}
+
+/// `__wardstone_is_promise(value)`: whether `value` is a promise object (not a thenable, nor a
+/// proxy of one), whose state the runtime can read.
+unsafe extern "C" fn is_promise(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    let promise = argc > 0
+        && unsafe { qjs::JS_PromiseState(ctx, *argv) }
+            != qjs::JSPromiseStateEnum_JS_PROMISE_NOT_A_PROMISE;
+    if promise { qjs::JS_TRUE } else { qjs::JS_FALSE }
+}
+
+/// What [`write_json`] did.
+enum Written {
+    Json,
+    /// `JSON.stringify` must write this value (`out` holds part of it: drop it).
+    Other,
+    /// A getter threw: the exception is pending.
+    Threw,
+}
+
+/// Writes `value` as `JSON.stringify` would when it is a string (valid UTF-16), an integer
+/// below 2^53, a boolean, null, undefined at the top (`null`, as the prelude's `jsonOf`), or
+/// (at the top) an Array of those with no `toJSON`. Its elements are read as
+/// `JSON.stringify` reads them; one that is not such a value hands the whole array to it,
+/// which reads them again (observable only through getters or proxies the array reaches).
+unsafe fn write_json(
+    ctx: *mut qjs::JSContext,
+    value: qjs::JSValue,
+    out: &mut String,
+    top: bool,
+) -> Written {
+    use std::fmt::Write;
+    let tag = unsafe { qjs::JS_VALUE_GET_TAG(value) };
+    if tag == qjs::JS_TAG_INT {
+        let _ = write!(out, "{}", unsafe { qjs::JS_VALUE_GET_INT(value) });
+    } else if unsafe { qjs::JS_TAG_IS_FLOAT64(tag) } {
+        let f = unsafe { qjs::JS_VALUE_GET_FLOAT64(value) };
+        // Integral and exact: printed as JavaScript prints it (-0 as 0).
+        if f.fract() != 0.0 || f.abs() >= 9_007_199_254_740_992.0 || f.is_nan() {
+            return Written::Other;
+        }
+        let _ = write!(out, "{}", f as i64);
+    } else if tag == qjs::JS_TAG_BOOL {
+        out.push_str(if unsafe { qjs::JS_VALUE_GET_BOOL(value) } {
+            "true"
+        } else {
+            "false"
+        });
+    } else if tag == qjs::JS_TAG_NULL || (top && tag == qjs::JS_TAG_UNDEFINED) {
+        out.push_str("null");
+    } else if unsafe { qjs::JS_IsString(value) } {
+        let mut array = [value];
+        let Some(text) = (unsafe { ArgText::new(ctx, 1, array.as_mut_ptr(), 0) }) else {
+            return Written::Other;
+        };
+        // A lone surrogate comes out as WTF-8, which JSON.stringify escapes.
+        let Ok(text) = std::str::from_utf8(text.bytes()) else {
+            return Written::Other;
+        };
+        push_json_string(out, text);
+    } else if top && unsafe { qjs::JS_IsArray(value) } {
+        let to_json = unsafe { qjs::JS_GetPropertyStr(ctx, value, c"toJSON".as_ptr()) };
+        let plain = unsafe { qjs::JS_IsUndefined(to_json) };
+        unsafe { qjs::JS_FreeValue(ctx, to_json) };
+        if unsafe { qjs::JS_IsException(to_json) } {
+            return Written::Threw;
+        }
+        let mut len = 0i64;
+        if !plain || unsafe { qjs::JS_GetLength(ctx, value, &mut len) } < 0 || len > 10_000 {
+            return Written::Other;
+        }
+        out.push('[');
+        for i in 0..len as u32 {
+            if i > 0 {
+                out.push(',');
+            }
+            let element = unsafe { qjs::JS_GetPropertyUint32(ctx, value, i) };
+            if unsafe { qjs::JS_IsException(element) } {
+                return Written::Threw;
+            }
+            // What JSON.stringify writes as null inside an array.
+            let tag = unsafe { qjs::JS_VALUE_GET_TAG(element) };
+            let written = if tag == qjs::JS_TAG_UNDEFINED || tag == qjs::JS_TAG_SYMBOL {
+                out.push_str("null");
+                Written::Json
+            } else {
+                unsafe { write_json(ctx, element, out, false) }
+            };
+            unsafe { qjs::JS_FreeValue(ctx, element) };
+            if !matches!(written, Written::Json) {
+                return written;
+            }
+        }
+        out.push(']');
+    } else {
+        return Written::Other;
+    }
+    Written::Json
+}
+
+/// Keeps one thing the running action asked for (`json`: its value's JSON text).
+fn record(kind: i32, key: String, json: String) {
     OUT.with(|out| {
         let mut out = out.borrow_mut();
         match kind {
@@ -1071,7 +1316,6 @@ unsafe extern "C" fn emit(
             _ => out.unsupported = Some(key),
         }
     });
-    qjs::JS_UNDEFINED
 }
 
 /// Defines a raw QuickJS function as a global.
@@ -1126,15 +1370,15 @@ fn as_merge_patch(json: String) -> String {
         };
         with_fields(which as i32, |fields| {
             for (key, value) in object.iter_mut() {
-                let Some(field) = fields.get(key) else {
+                let Some(field) = fields.get_mut(key.as_bytes()) else {
                     continue;
                 };
                 // Only objects can lose nested keys; the text check skips the parse otherwise.
                 let raw = field.raw;
-                if !value.is_object() || !raw.starts_with('{') || raw == "{}" {
+                if !value.is_object() || !raw.starts_with(b"{") || raw == b"{}" {
                     continue;
                 }
-                if let Ok(before) = serde_json::from_str::<serde_json::Value>(raw) {
+                if let Ok(before) = serde_json::from_slice::<serde_json::Value>(raw) {
                     added |= null_removed_keys(&before, value);
                 }
             }
@@ -1197,7 +1441,8 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
                 let rule = rule.clone().restore(ctx).map_err(|e| e.to_string())?;
                 start
                     .call::<_, ()>((rule, configuration, high, low))
-                    .map_err(|e| describe(ctx, e))
+                    .map_err(|e| describe(ctx, e))?;
+                Ok(None)
             });
             leak(as_merge_patch(output).into_bytes())
         }
@@ -1205,10 +1450,10 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
             let input = ActionInput::parse(bytes)
                 .unwrap_or_else(|| fail("the input is not an action input"));
             let (entry, trigger, facts) = (input.text(0), input.text(1), input.text(9));
-            let dynamic_key = input.text(4);
-            let split_user = dynamic_key == "user";
+            let dynamic_key = input.parts[4];
+            let split_user = dynamic_key == b"user";
             // The host made every JSON text of the input; a broken one fails when read.
-            let secrets = input.text(8);
+            let secrets = input.parts[8];
             EVENT.with(|tokens| {
                 let mut tokens = tokens.borrow_mut();
                 INPUT.with(|slots| {
@@ -1219,32 +1464,23 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
                         tokens.fixed = fixed_token;
                         tokens.dynamic = 0;
                     }
-                    for field in slots[2].values_mut() {
-                        field.taken = false;
-                    }
+                    slots[2].untake();
                     if tokens.dynamic != dynamic_token || dynamic_token == 0 {
-                        let raw = input.text(6);
-                        slots[2].insert(dynamic_key.to_string(), Field { raw, taken: false });
+                        let raw = input.parts[6];
+                        slots[2].set(Cow::Borrowed(dynamic_key), Field { raw, taken: false });
                         slots[3] = if split_user {
                             indexed(input.parts[7])
                         } else {
-                            BTreeMap::new()
+                            Fields::new()
                         };
                         tokens.dynamic = dynamic_token;
                     }
-                    for field in slots[3].values_mut() {
-                        field.taken = false;
-                    }
-                    match slots[2].get_mut("secrets") {
-                        Some(field) => field.raw = secrets,
-                        None => drop(slots[2].insert(
-                            "secrets".into(),
-                            Field {
-                                raw: secrets,
-                                taken: false,
-                            },
-                        )),
-                    }
+                    slots[3].untake();
+                    let secrets = Field {
+                        raw: secrets,
+                        taken: false,
+                    };
+                    slots[2].set(Cow::Borrowed(b"secrets"), secrets);
                 });
             });
             OUT.with(|o| *o.borrow_mut() = ActionOut::default());
@@ -1255,9 +1491,13 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
                     .clone()
                     .restore(ctx)
                     .map_err(|e| e.to_string())?;
-                start
-                    .call::<_, ()>((handlers, entry, trigger, facts, high, low))
-                    .map_err(|e| describe(ctx, e))
+                let handed: Value = start
+                    .call((handlers, entry, trigger, facts, high, low))
+                    .map_err(|e| describe(ctx, e))?;
+                // The handler's promise when `startAction` hands it over (see `drive`).
+                Ok(handed
+                    .is_object()
+                    .then(|| unsafe { qjs::JS_DupValue(ctx.as_raw().as_ptr(), handed.as_raw()) }))
             });
             leak(OUT.with(|o| o.borrow().to_json()).into_bytes())
         }
@@ -1299,23 +1539,41 @@ struct Entries {
 /// queued, and calls the finishing entry point: a rule's output, or (for an action, whose
 /// output `__wardstone_emit` gathered) an empty string. Fails the execution closed on any
 /// error.
+///
+/// `start` may hand over a promise (an owned reference): the run has settled when it has,
+/// and `finishAction` is told how. `await` takes such a promise as it is, so reading its
+/// state after each job is what awaiting it would see, without the reaction, the derived
+/// promise and the job a `.then` costs (≈ a tenth of a small action's fuel).
 fn drive(
     what: &str,
     finish: Finish,
-    start: impl for<'js> FnOnce(&Ctx<'js>, &Entries) -> Result<(), String>,
+    start: impl for<'js> FnOnce(&Ctx<'js>, &Entries) -> Result<Option<qjs::JSValue>, String>,
 ) -> String {
     with_state(|state| {
         let started = state.context.with(|ctx| start(&ctx, &state.entries));
         let settled = || SETTLED.with(|s| s.get());
-        if let Err(why) = started
-            && !settled()
-        {
-            DIRTY.with(|d| d.set(true));
-            fail(&format!("the {what} failed: {why}"));
-        }
+        let promise = match started {
+            Ok(promise) => promise,
+            Err(_) if settled() => None,
+            Err(why) => {
+                DIRTY.with(|d| d.set(true));
+                fail(&format!("the {what} failed: {why}"));
+            }
+        };
+        // The context outlives the run; its pointer is only used on this thread.
+        let raw_ctx = state.context.with(|ctx| ctx.as_raw().as_ptr());
+        let promise_state = || match promise {
+            Some(p) => unsafe { qjs::JS_PromiseState(raw_ctx, p) },
+            None => qjs::JSPromiseStateEnum_JS_PROMISE_PENDING,
+        };
         // Promises: run the jobs the code queued (async functions, fetch, auth0.users.*) until
         // it reaches its outcome. Fuel and the deadline bound this loop like any other code.
         while !settled() {
+            if promise_state() != qjs::JSPromiseStateEnum_JS_PROMISE_PENDING {
+                // What is still queued is dropped below, as after a `hostSettle`.
+                SETTLED.with(|s| s.set(true));
+                break;
+            }
             match state.runtime.execute_pending_job() {
                 Ok(true) => continue,
                 Ok(false) => break,
@@ -1346,7 +1604,21 @@ fn drive(
                 Finish::Action => &state.entries.finish_action,
             };
             let finish = entry.clone().restore(&ctx).map_err(|e| e.to_string())?;
-            let output: Option<String> = finish.call(()).map_err(|e| describe(&ctx, e))?;
+            let output: Option<String> = match promise {
+                Some(p) => {
+                    let (how, result) = unsafe {
+                        (
+                            qjs::JS_PromiseState(raw_ctx, p),
+                            Value::from_raw(ctx.clone(), qjs::JS_PromiseResult(raw_ctx, p)),
+                        )
+                    };
+                    // SAFETY: `start` handed over this reference.
+                    unsafe { qjs::JS_FreeValue(raw_ctx, p) };
+                    finish.call((how, result))
+                }
+                None => finish.call(()),
+            }
+            .map_err(|e| describe(&ctx, e))?;
             Ok(output.unwrap_or_default())
         });
         match output {

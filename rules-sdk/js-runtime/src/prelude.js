@@ -22,6 +22,9 @@
   const hostFetch = take('__wardstone_fetch');
   const hostCrypto = take('__wardstone_crypto');
   const hostEmit = take('__wardstone_emit');
+  const hostEmitValue = take('__wardstone_emit_value');
+  const hostIsPromise = take('__wardstone_is_promise');
+  const NativePromise = Promise;
   const hostModule = take('__wardstone_module');
   const hasOwn = (o, k) => Object.prototype.hasOwnProperty.call(o, k);
 
@@ -300,10 +303,11 @@
     hostSettle(undefined);
   };
   // A throw or a rejection fails the run whatever was thrown (`throw 0` too).
+  const errorOf = (e) => (e !== null && typeof e === 'object' ? e : new Error(`the code threw ${show(e)}`));
   const failWith = (e) => {
     const state = run;
     if (!state || state.done) return;
-    concludeWithError(state, e !== null && typeof e === 'object' ? e : new Error(`the code threw ${show(e)}`));
+    concludeWithError(state, errorOf(e));
   };
 
   const startRule = (rule, configuration, seedHigh, seedLow) => {
@@ -374,19 +378,17 @@
       return typeof name === 'string' ? unsupported(`${prefix}.${name}`) : undefined;
     },
   });
-  const jsonOf = (value) => {
-    const text = value === undefined ? undefined : JSON.stringify(value);
-    return text === undefined ? 'null' : text;
-  };
+  // `hostEmitValue` sends the value's JSON.stringify text (null for what it leaves out),
+  // made natively for strings, integers and lists of them.
   const claimSetter = (kind, what) => (name, value) => {
     current(what);
     if (typeof name !== 'string' || name === '') throw new TypeError(`${what}: the claim name must be a non-empty string`);
-    hostEmit(kind, name, jsonOf(value));
+    hostEmitValue(kind, name, value);
   };
   const metadataSetter = (kind, what) => (key, value) => {
     current(what);
     if (typeof key !== 'string' || key === '') throw new TypeError(`${what}: the key must be a non-empty string`);
-    hostEmit(kind, key, value === null ? 'null' : jsonOf(value));
+    hostEmitValue(kind, key, value);
   };
   const scopeChanger = (kind, what) => (scope) => {
     current(what);
@@ -580,6 +582,9 @@
     try {
       const result = fn(event, api);
       if (result && typeof result.then === 'function') {
+        // A promise `await` takes as it is (an async handler's): handed to the runtime, which
+        // reads its state after each job and tells `finishAction` how it settled.
+        if (result.constructor === NativePromise && hostIsPromise(result)) return result;
         result.then(() => {
           if (!state.done) {
             state.done = true;
@@ -596,11 +601,16 @@
   };
 
   // Nothing when the action finished (what it asked for went out through `hostEmit`), or a
-  // throw that fails it closed.
-  const finishAction = () => {
+  // throw that fails it closed. `how` and `result`: the state (1 fulfilled, 2 rejected) and
+  // value of the promise `startAction` handed to the runtime, if it did.
+  const finishAction = (how, result) => {
     const state = run;
     run = null;
     if (!state) throw new Error('no action ran');
+    if (!state.done && (how === 1 || how === 2)) {
+      state.done = true;
+      if (how === 2) state.error = errorOf(result);
+    }
     if (state.error) throw state.error;
     if (!state.done) throw new Error('the action did not finish: its promise never settled');
   };

@@ -990,6 +990,120 @@ async fn the_lazy_event_reads_like_a_plain_object() {
 }
 
 #[tokio::test]
+async fn claim_values_are_what_json_stringify_makes_of_them() {
+    if !js() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // Strings, integers and lists of them are written natively (`emit_value`), everything
+    // else by QuickJS's JSON.stringify: each case goes out both ways, the reference inside an
+    // object (which always takes JSON.stringify; wrapped in a list so that what it leaves
+    // out becomes null, as for a claim).
+    let code = r#"exports.onExecutePostLogin = async (event, api) => {
+      const hole = []; hole[1] = 'after a hole';
+      const custom = Object.assign(['a'], { toJSON: () => 'custom' });
+      const cases = [
+        'plain', 'quote " backslash \\ newline \n tab \t nul \u0000 \u001f del \u007f',
+        'é 🎉 \u2028', '', 0, -0, 42, -7, 2 ** 31, -(2 ** 31) - 1, 2 ** 53 - 1, 2 ** 53,
+        2 ** 53 + 2, 1.5, -1e-7, 1e21, 1e300, NaN, Infinity, -Infinity, true, false, null,
+        undefined, function f() {}, Symbol('s'), [], ['a', 1, true, null, undefined, () => 1],
+        ['a', 1.5], ['a', ['b']], ['a', { b: 1 }], hole, custom, new Date(0), { a: [1, 'b'] },
+        new String('boxed'), [new Number(3)], event.authorization.roles,
+      ];
+      const reference = {};
+      cases.forEach((value, i) => {
+        api.idToken.setCustomClaim(`https://example.com/${i}`, value);
+        reference[i] = [value];
+      });
+      api.accessToken.setCustomClaim('https://example.com/reference', reference);
+      api.accessToken.setCustomClaim('https://example.com/count', cases.length);
+      const errors = {};
+      const attempt = (name, value) => {
+        try {
+          api.idToken.setCustomClaim(`https://example.com/${name}`, value);
+        } catch (e) {
+          errors[name] = `${e.name}: ${e.message}`;
+        }
+      };
+      const cycle = ['a']; cycle.push(cycle);
+      attempt('cycle', cycle);
+      const throwing = ['a'];
+      Object.defineProperty(throwing, 0, { get() { throw new Error('boom'); } });
+      attempt('getter', throwing);
+      attempt('bigint', [10n]);
+      api.accessToken.setCustomClaim('https://example.com/errors', errors);
+    };"#;
+    let id = app
+        .create_action(&mgmt, "claim values", "post-login", code)
+        .await;
+    let (status, out) = app
+        .api(
+            "POST",
+            &format!("/actions/actions/{id}/test"),
+            &mgmt,
+            Some(json!({"payload": {"authorization": {"roles": ["admin", "a \"quoted\" role"]}}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let calls = &out["payload"]["calls"];
+    assert_eq!(out["payload"]["outcome"], "ok", "{out}");
+    let (id_token, access) = (&calls["idToken"], &calls["accessToken"]);
+    let count = access["https://example.com/count"].as_u64().unwrap();
+    assert_eq!(count, 38, "{out}");
+    for i in 0..count {
+        let reference = &access["https://example.com/reference"][i.to_string()][0];
+        assert_eq!(
+            &id_token[format!("https://example.com/{i}")],
+            reference,
+            "case {i}: {out}"
+        );
+    }
+    // Spot checks of the reference itself.
+    assert_eq!(id_token["https://example.com/5"], json!(0));
+    assert_eq!(
+        id_token["https://example.com/1"],
+        json!("quote \" backslash \\ newline \n tab \t nul \u{0} \u{1f} del \u{7f}")
+    );
+    assert_eq!(
+        id_token["https://example.com/12"],
+        json!(9007199254740994u64)
+    );
+    assert_eq!(
+        id_token["https://example.com/27"],
+        json!(["a", 1, true, null, null, null])
+    );
+    assert_eq!(
+        id_token["https://example.com/31"],
+        json!([null, "after a hole"])
+    );
+    assert_eq!(id_token["https://example.com/32"], json!("custom"));
+    assert_eq!(
+        id_token[format!("https://example.com/{}", count - 1)],
+        json!(["admin", "a \"quoted\" role"])
+    );
+    // A value JSON.stringify throws on throws in the action, and no claim is set.
+    let errors = &access["https://example.com/errors"];
+    assert!(
+        errors["cycle"].as_str().unwrap().starts_with("TypeError"),
+        "{out}"
+    );
+    assert_eq!(errors["getter"], "Error: boom", "{out}");
+    assert!(
+        errors["bigint"].as_str().unwrap().starts_with("TypeError"),
+        "{out}"
+    );
+    for name in ["cycle", "getter", "bigint"] {
+        assert!(
+            id_token
+                .get(format!("https://example.com/{name}"))
+                .is_none(),
+            "{out}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn an_action_reaches_only_hosts_the_tenant_allowed() {
     if !js() {
         return;
