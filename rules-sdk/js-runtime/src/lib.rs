@@ -22,8 +22,6 @@ use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 
-use serde_json::value::RawValue;
-
 use rquickjs::{Context, Ctx, Function, Persistent, Runtime, Value, qjs};
 
 #[link(wasm_import_module = "wardstone")]
@@ -577,14 +575,200 @@ fn module_exports<'js>(
 
 /// A rule's ABI input split one level down: each property of `user` and `context` as its
 /// JSON text, for `prelude.js` to parse only when the rule reads it.
-#[derive(serde::Deserialize)]
-struct Input<'a> {
-    #[serde(borrow, default)]
-    user: BTreeMap<String, &'a RawValue>,
-    #[serde(borrow, default)]
-    context: BTreeMap<String, &'a RawValue>,
-    #[serde(borrow)]
-    configuration: Option<&'a RawValue>,
+struct Input {
+    user: Fields,
+    context: Fields,
+    configuration: &'static [u8],
+}
+
+impl Input {
+    /// Cuts the host's input (`{"configuration":…,"context":{…},"user":{…}}`, other members
+    /// skipped) into its parts by its brackets and quotes alone. The host wrote it with
+    /// serde_json, so it is valid JSON; reading it with serde_json here (checking every byte,
+    /// a tree per object) was a fifth of a small rule's fuel. Text this cannot follow fails the
+    /// run; a member it cut wrongly would only fail to parse when the rule reads it.
+    fn split(bytes: &'static [u8]) -> Option<Input> {
+        let mut scan = Scan { bytes, at: 0 };
+        let mut input = Input {
+            user: Fields::new(),
+            context: Fields::new(),
+            configuration: b"{}",
+        };
+        scan.members(|scan, key| {
+            match &*key {
+                b"user" | b"context" if scan.peek() == Some(b'{') => {
+                    let mut fields = Fields(Vec::with_capacity(24));
+                    scan.members(|scan, key| {
+                        let raw = scan.value()?;
+                        fields.0.push((key, Field { raw, taken: false }));
+                        Some(())
+                    })?;
+                    if &*key == b"user" {
+                        input.user = fields;
+                    } else {
+                        input.context = fields;
+                    }
+                }
+                b"configuration" => {
+                    let raw = scan.value()?;
+                    if raw != b"null" {
+                        input.configuration = raw;
+                    }
+                }
+                _ => drop(scan.value()?),
+            }
+            Some(())
+        })?;
+        Some(input)
+    }
+}
+
+/// Where the first `"` or `\\` of `bytes` is: eight bytes per step (the sandbox's wasm has no
+/// SIMD; a byte loop cost four times the fuel on the long strings of a login's input).
+fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The lowest set high bit marks the first byte equal to `byte`; bits above it may be wrong.
+    let equal = |word: u64, byte: u8| {
+        let x = word ^ (ONES * byte as u64);
+        x.wrapping_sub(ONES) & !x & HIGH
+    };
+    let mut chunks = bytes.chunks_exact(8);
+    let mut at = 0;
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().ok()?);
+        let found = equal(word, b'"') | equal(word, b'\\');
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = chunks.remainder();
+    tail.iter()
+        .position(|&b| b == b'"' || b == b'\\')
+        .map(|n| at + n)
+}
+
+/// A cursor over JSON text that finds where values end without reading them.
+struct Scan {
+    bytes: &'static [u8],
+    at: usize,
+}
+
+impl Scan {
+    fn skip_space(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.bytes.get(self.at) {
+            self.at += 1;
+        }
+    }
+
+    fn peek(&mut self) -> Option<u8> {
+        self.skip_space();
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let found = self.peek() == Some(byte);
+        self.at += usize::from(found);
+        found
+    }
+
+    /// Past the string that starts at the cursor; whether it held an escape.
+    fn string(&mut self) -> Option<bool> {
+        let mut escaped = false;
+        self.at += 1;
+        loop {
+            self.at += quote_or_backslash(self.bytes.get(self.at..)?)?;
+            self.at += 1;
+            if self.bytes[self.at - 1] == b'"' {
+                return Some(escaped);
+            }
+            escaped = true;
+            self.at += 1;
+        }
+    }
+
+    /// The text of the value at the cursor, which moves past it.
+    fn value(&mut self) -> Option<&'static [u8]> {
+        let start = {
+            self.skip_space();
+            self.at
+        };
+        match *self.bytes.get(start)? {
+            b'"' => drop(self.string()?),
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                loop {
+                    let rest = self.bytes.get(self.at..)?;
+                    let n = rest
+                        .iter()
+                        .position(|&b| matches!(b, b'"' | b'{' | b'}' | b'[' | b']'))?;
+                    self.at += n;
+                    match rest[n] {
+                        b'"' => drop(self.string()?),
+                        b'{' | b'[' => {
+                            depth += 1;
+                            self.at += 1;
+                        }
+                        _ => {
+                            depth -= 1;
+                            self.at += 1;
+                            if depth == 0 {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            _ => {
+                while !matches!(
+                    self.bytes.get(self.at),
+                    None | Some(b',' | b'}' | b']' | b' ' | b'\n' | b'\r' | b'\t')
+                ) {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    return None;
+                }
+            }
+        }
+        self.bytes.get(start..self.at)
+    }
+
+    /// The members of the object at the cursor: `each` gets each key (unescaped) with the
+    /// cursor on its value, and must move past it.
+    fn members(
+        &mut self,
+        mut each: impl FnMut(&mut Scan, Cow<'static, [u8]>) -> Option<()>,
+    ) -> Option<()> {
+        if !self.eat(b'{') {
+            return None;
+        }
+        if self.eat(b'}') {
+            return Some(());
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return None;
+            }
+            let start = self.at;
+            let escaped = self.string()?;
+            let quoted = &self.bytes[start..self.at];
+            let key = if escaped {
+                Cow::Owned(serde_json::from_slice::<String>(quoted).ok()?.into_bytes())
+            } else {
+                Cow::Borrowed(&quoted[1..quoted.len() - 1])
+            };
+            if !self.eat(b':') {
+                return None;
+            }
+            each(self, key)?;
+            if self.eat(b',') {
+                continue;
+            }
+            return self.eat(b'}').then_some(());
+        }
+    }
 }
 
 /// An action's input (see the host's `EventFrame::action_input`): ten length-prefixed
@@ -687,17 +871,6 @@ thread_local! {
     static OUT: RefCell<ActionOut> = RefCell::new(ActionOut::default());
     /// The rule called `callback` (or failed): QuickJS's interrupt handler stops its code.
     static SETTLED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-}
-
-fn fields(map: BTreeMap<String, &'static RawValue>) -> Fields {
-    Fields(
-        map.into_iter()
-            .map(|(k, raw)| {
-                let raw = raw.get().as_bytes();
-                (Cow::Owned(k.into_bytes()), Field { raw, taken: false })
-            })
-            .collect(),
-    )
 }
 
 /// The members of a member index (the host's `member_index`: each key, then its value's JSON
@@ -1421,16 +1594,15 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
     let (high, low) = ((seed >> 32) as i32, seed as i32);
     match item {
         Item::Rule(rule) => {
-            let input: Input<'static> = match serde_json::from_slice(bytes) {
-                Ok(i) => i,
-                Err(e) => fail(&format!("the input is not a rule input: {e}")),
-            };
-            let configuration = input.configuration.map_or("{}", |c| c.get());
+            let input = Input::split(bytes)
+                .unwrap_or_else(|| fail("the input is not a rule input (a JSON object)"));
+            let configuration = std::str::from_utf8(input.configuration)
+                .unwrap_or_else(|_| fail("the rule's configuration is not UTF-8"));
             // Slots 2 and 3 (an action's event) stay: later actions may reuse them.
             INPUT.with(|i| {
                 let mut slots = i.borrow_mut();
-                slots[0] = fields(input.user);
-                slots[1] = fields(input.context);
+                slots[0] = input.user;
+                slots[1] = input.context;
             });
             let output = drive("rule", Finish::Rule, |ctx, state| {
                 let start = state

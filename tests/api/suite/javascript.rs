@@ -532,6 +532,55 @@ async fn user_and_context_behave_as_plain_objects() {
 }
 
 #[tokio::test]
+async fn members_are_cut_out_of_inputs_full_of_quotes_brackets_and_escapes() {
+    if js_sample("add-roles").is_none() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // The runtime cuts `user` and `context` into their members by brackets and quotes alone
+    // (eight bytes a step inside strings): what a rule reads must be exactly the input's.
+    let id = app
+        .add_script(
+            "echo",
+            r#"function (user, context, callback) {
+  context.idToken['https://wardstone.dev/echo'] = {
+    weird: user['we"ird\\key'], meta: user.user_metadata, z: user.app_metadata.z,
+    agent: context.request.userAgent, query: context.request.query, n: user.n, t: user.t,
+  };
+  callback(null, user, context);
+}"#,
+        )
+        .await;
+    for pad in 0..24 {
+        let tricky = format!("{}}}]\"{{[\\\\\"é😀\n\\u0041", "x".repeat(pad));
+        let input = json!({
+            "user": {"user_id": "u1", "we\"ird\\key": [tricky.clone(), {}],
+                     "user_metadata": {"a": [tricky.clone(), {"b": tricky.clone()}], "e": []},
+                     "app_metadata": {"x": {"y": [tricky.clone()]}, "z": tricky.clone()},
+                     "n": -12.5e3, "t": true},
+            "context": {"protocol": "oidc-basic-profile", "clientMetadata": {"k": tricky.clone()},
+                        "idToken": {}, "request": {"ip": "203.0.113.9", "userAgent": tricky.clone(),
+                                    "query": {"q": tricky.clone(), "r": "{}"}}},
+            "configuration": {"k": tricky.clone()}
+        });
+        let (status, outcome) = app
+            .api("POST", &format!("/rules/{id}/test"), &mgmt, Some(input))
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(outcome["outcome"], "ok", "{pad}: {outcome}");
+        assert_eq!(
+            outcome["patch"]["context"]["idToken"][format!("{NS}echo")],
+            json!({"weird": [tricky.clone(), {}],
+                   "meta": {"a": [tricky.clone(), {"b": tricky.clone()}], "e": []},
+                   "z": tricky.clone(), "agent": tricky.clone(),
+                   "query": {"q": tricky.clone(), "r": "{}"}, "n": -12500, "t": true}),
+            "{pad}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_denial_is_final_even_if_the_rule_then_runs_out_of_budget() {
     if js_sample("add-roles").is_none() {
         return;
