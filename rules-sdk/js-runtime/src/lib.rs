@@ -154,6 +154,7 @@ fn build(with_modules: bool) {
             start_rule: entry("startRule"),
             finish_rule: entry("finishRule"),
             start_action: entry("startAction"),
+            settle_action: entry("settleAction"),
             finish_action: entry("finishAction"),
         }
     });
@@ -489,6 +490,12 @@ fn push_json_string(out: &mut String, text: &str) {
             match c {
                 '"' => out.push_str("\\\""),
                 '\\' => out.push_str("\\\\"),
+                // The short forms, as JSON.stringify writes them.
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
                 c if (c as u32) < 0x20 => {
                     const HEX: &[u8; 16] = b"0123456789abcdef";
                     out.push_str("\\u00");
@@ -583,7 +590,9 @@ struct Input {
 
 impl Input {
     /// Cuts the host's input (`{"configuration":…,"context":{…},"user":{…}}`, other members
-    /// skipped) into its parts by its brackets and quotes alone. The host wrote it with
+    /// skipped) into its parts by its brackets and quotes alone. It accepts what the host never
+    /// writes (a `user` that is not an object is left empty, a member repeated in `user`
+    /// or `context` counts with its first value, trailing bytes are ignored) where serde_json refused it. The host wrote it with
     /// serde_json, so it is valid JSON; reading it with serde_json here (checking every byte,
     /// a tree per object) was a fifth of a small rule's fuel. Text this cannot follow fails the
     /// run; a member it cut wrongly would only fail to parse when the rule reads it.
@@ -904,23 +913,13 @@ unsafe fn arg_string(
     argv: *mut qjs::JSValue,
     i: i32,
 ) -> String {
-    if i >= argc {
+    let Some(text) = (unsafe { ArgText::new(ctx, argc, argv, i) }) else {
         return String::new();
-    }
-    unsafe {
-        let mut len: qjs::size_t = 0;
-        let ptr = qjs::JS_ToCStringLen2(ctx, &mut len, *argv.add(i as usize), false);
-        if ptr.is_null() {
-            return String::new();
-        }
-        let text = std::slice::from_raw_parts(ptr as *const u8, len as usize);
-        // A lone surrogate comes out as invalid UTF-8 (WTF-8); the common case is one check.
-        let owned = match std::str::from_utf8(text) {
-            Ok(text) => text.to_owned(),
-            Err(_) => String::from_utf8_lossy(text).into_owned(),
-        };
-        qjs::JS_FreeCString(ctx, ptr);
-        owned
+    };
+    // A lone surrogate comes out as invalid UTF-8 (WTF-8); the common case is one check.
+    match std::str::from_utf8(text.bytes()) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(text.bytes()).into_owned(),
     }
 }
 
@@ -942,8 +941,13 @@ impl ArgText {
         if i >= argc {
             return None;
         }
+        unsafe { Self::of(ctx, *argv.add(i as usize)) }
+    }
+
+    /// `value` converted to a string (see [`ArgText::new`]).
+    unsafe fn of(ctx: *mut qjs::JSContext, value: qjs::JSValue) -> Option<Self> {
         let mut len: qjs::size_t = 0;
-        let ptr = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len, *argv.add(i as usize), false) };
+        let ptr = unsafe { qjs::JS_ToCStringLen2(ctx, &mut len, value, false) };
         (!ptr.is_null()).then_some(ArgText {
             ctx,
             ptr,
@@ -1356,11 +1360,12 @@ unsafe extern "C" fn emit_value(
             if unsafe { qjs::JS_IsException(text) } {
                 return text;
             }
-            let mut array = [text];
-            json = if unsafe { qjs::JS_IsString(text) } {
-                unsafe { arg_string(ctx, 1, array.as_mut_ptr(), 0) }
-            } else {
-                "null".into()
+            // A string in valid UTF-16: QuickJS escapes lone surrogates.
+            json = match unsafe { qjs::JS_IsString(text) } {
+                true => unsafe { ArgText::of(ctx, text) }
+                    .map(|t| String::from_utf8_lossy(t.bytes()).into_owned())
+                    .unwrap_or_else(|| "null".into()),
+                false => "null".into(),
             };
             unsafe { qjs::JS_FreeValue(ctx, text) };
         }
@@ -1393,7 +1398,7 @@ enum Written {
 }
 
 /// Writes `value` as `JSON.stringify` would when it is a string (valid UTF-16), an integer
-/// below 2^53, a boolean, null, undefined at the top (`null`, as the prelude's `jsonOf`), or
+/// below 2^53, a boolean, null, undefined at the top (`null`, as the prelude always sent for a claim set to undefined), or
 /// (at the top) an Array of those with no `toJSON`. Its elements are read as
 /// `JSON.stringify` reads them; one that is not such a value hands the whole array to it,
 /// which reads them again (observable only through getters or proxies the array reaches).
@@ -1423,8 +1428,7 @@ unsafe fn write_json(
     } else if tag == qjs::JS_TAG_NULL || (top && tag == qjs::JS_TAG_UNDEFINED) {
         out.push_str("null");
     } else if unsafe { qjs::JS_IsString(value) } {
-        let mut array = [value];
-        let Some(text) = (unsafe { ArgText::new(ctx, 1, array.as_mut_ptr(), 0) }) else {
+        let Some(text) = (unsafe { ArgText::of(ctx, value) }) else {
             return Written::Other;
         };
         // A lone surrogate comes out as WTF-8, which JSON.stringify escapes.
@@ -1676,6 +1680,48 @@ pub unsafe extern "C" fn run(slot: i32, ptr: *const u8, len: i32) -> i64 {
     }
 }
 
+/// Once the promise `startAction` handed over has settled (checked before each job), queues
+/// the job that settles the action (`settleAction` with its state and value) behind what is
+/// already queued, and releases the promise; whether it did. This is where the reaction of a
+/// `.then` on it would have run: what the handler queued before it settled still runs before
+/// the action is done, with the interrupt off. Without the `.then` there is no reaction
+/// record, closures or derived promise to make (≈ a tenth of a small action's fuel).
+fn settle_when_queued(ctx: &Ctx<'_>, entries: &Entries, promise: qjs::JSValue) -> bool {
+    let raw = ctx.as_raw().as_ptr();
+    let how = unsafe { qjs::JS_PromiseState(raw, promise) };
+    if how == qjs::JSPromiseStateEnum_JS_PROMISE_PENDING {
+        return false;
+    }
+    let settle = entries
+        .settle_action
+        .clone()
+        .restore(ctx)
+        .unwrap_or_else(|e| fail(&format!("settleAction: {e}")));
+    unsafe {
+        let mut args = [
+            settle.as_raw(),
+            qjs::JS_MKVAL(qjs::JS_TAG_INT, how),
+            qjs::JS_PromiseResult(raw, promise),
+        ];
+        // JS_EnqueueJob keeps references of its own.
+        if qjs::JS_EnqueueJob(raw, Some(call_first), 3, args.as_mut_ptr()) < 0 {
+            fail("cannot queue the action's settlement");
+        }
+        qjs::JS_FreeValue(raw, args[2]);
+        qjs::JS_FreeValue(raw, promise);
+    }
+    true
+}
+
+/// A job that calls its first argument with the others.
+unsafe extern "C" fn call_first(
+    ctx: *mut qjs::JSContext,
+    argc: i32,
+    argv: *mut qjs::JSValue,
+) -> qjs::JSValue {
+    unsafe { qjs::JS_Call(ctx, *argv, qjs::JS_UNDEFINED, argc - 1, argv.add(1)) }
+}
+
 /// Promise jobs one run may leave behind and have dropped when it ends; beyond, the instance
 /// is not reused (see `reusable`).
 const LEFTOVER_JOBS: usize = 1000;
@@ -1704,6 +1750,7 @@ struct Entries {
     start_rule: Persistent<Function<'static>>,
     finish_rule: Persistent<Function<'static>>,
     start_action: Persistent<Function<'static>>,
+    settle_action: Persistent<Function<'static>>,
     finish_action: Persistent<Function<'static>>,
 }
 
@@ -1712,10 +1759,8 @@ struct Entries {
 /// output `__wardstone_emit` gathered) an empty string. Fails the execution closed on any
 /// error.
 ///
-/// `start` may hand over a promise (an owned reference): the run has settled when it has,
-/// and `finishAction` is told how. `await` takes such a promise as it is, so reading its
-/// state after each job is what awaiting it would see, without the reaction, the derived
-/// promise and the job a `.then` costs (≈ a tenth of a small action's fuel).
+/// `start` may hand over a promise (an owned reference, released here): see
+/// [`settle_when_queued`].
 fn drive(
     what: &str,
     finish: Finish,
@@ -1724,7 +1769,7 @@ fn drive(
     with_state(|state| {
         let started = state.context.with(|ctx| start(&ctx, &state.entries));
         let settled = || SETTLED.with(|s| s.get());
-        let promise = match started {
+        let mut promise = match started {
             Ok(promise) => promise,
             Err(_) if settled() => None,
             Err(why) => {
@@ -1732,19 +1777,15 @@ fn drive(
                 fail(&format!("the {what} failed: {why}"));
             }
         };
-        // The context outlives the run; its pointer is only used on this thread.
-        let raw_ctx = state.context.with(|ctx| ctx.as_raw().as_ptr());
-        let promise_state = || match promise {
-            Some(p) => unsafe { qjs::JS_PromiseState(raw_ctx, p) },
-            None => qjs::JSPromiseStateEnum_JS_PROMISE_PENDING,
-        };
         // Promises: run the jobs the code queued (async functions, fetch, auth0.users.*) until
         // it reaches its outcome. Fuel and the deadline bound this loop like any other code.
         while !settled() {
-            if promise_state() != qjs::JSPromiseStateEnum_JS_PROMISE_PENDING {
-                // What is still queued is dropped below, as after a `hostSettle`.
-                SETTLED.with(|s| s.set(true));
-                break;
+            if let Some(p) = promise
+                && state
+                    .context
+                    .with(|ctx| settle_when_queued(&ctx, &state.entries, p))
+            {
+                promise = None;
             }
             match state.runtime.execute_pending_job() {
                 Ok(true) => continue,
@@ -1775,22 +1816,12 @@ fn drive(
                 Finish::Rule => &state.entries.finish_rule,
                 Finish::Action => &state.entries.finish_action,
             };
-            let finish = entry.clone().restore(&ctx).map_err(|e| e.to_string())?;
-            let output: Option<String> = match promise {
-                Some(p) => {
-                    let (how, result) = unsafe {
-                        (
-                            qjs::JS_PromiseState(raw_ctx, p),
-                            Value::from_raw(ctx.clone(), qjs::JS_PromiseResult(raw_ctx, p)),
-                        )
-                    };
-                    // SAFETY: `start` handed over this reference.
-                    unsafe { qjs::JS_FreeValue(raw_ctx, p) };
-                    finish.call((how, result))
-                }
-                None => finish.call(()),
+            if let Some(p) = promise {
+                // Never settled (or the run ended first): only the reference goes.
+                unsafe { qjs::JS_FreeValue(ctx.as_raw().as_ptr(), p) };
             }
-            .map_err(|e| describe(&ctx, e))?;
+            let finish = entry.clone().restore(&ctx).map_err(|e| e.to_string())?;
+            let output: Option<String> = finish.call(()).map_err(|e| describe(&ctx, e))?;
             Ok(output.unwrap_or_default())
         });
         match output {

@@ -303,11 +303,10 @@
     hostSettle(undefined);
   };
   // A throw or a rejection fails the run whatever was thrown (`throw 0` too).
-  const errorOf = (e) => (e !== null && typeof e === 'object' ? e : new Error(`the code threw ${show(e)}`));
   const failWith = (e) => {
     const state = run;
     if (!state || state.done) return;
-    concludeWithError(state, errorOf(e));
+    concludeWithError(state, e !== null && typeof e === 'object' ? e : new Error(`the code threw ${show(e)}`));
   };
 
   const startRule = (rule, configuration, seedHigh, seedLow) => {
@@ -583,7 +582,7 @@
       const result = fn(event, api);
       if (result && typeof result.then === 'function') {
         // A promise `await` takes as it is (an async handler's): handed to the runtime, which
-        // reads its state after each job and tells `finishAction` how it settled.
+        // queues `settleAction` where the reaction of this `.then` would run.
         if (result.constructor === NativePromise && hostIsPromise(result)) return result;
         result.then(() => {
           if (!state.done) {
@@ -600,17 +599,25 @@
     }
   };
 
+  // The handler's promise settled (`how`: 1 fulfilled, 2 rejected, with `result`): what the
+  // `.then` above does, run by the runtime as a job.
+  const settleAction = (how, result) => {
+    const state = run;
+    if (!state || state.kind !== 'action' || state.done) return;
+    if (how === 2) {
+      failWith(result);
+    } else {
+      state.done = true;
+      hostSettle(undefined);
+    }
+  };
+
   // Nothing when the action finished (what it asked for went out through `hostEmit`), or a
-  // throw that fails it closed. `how` and `result`: the state (1 fulfilled, 2 rejected) and
-  // value of the promise `startAction` handed to the runtime, if it did.
-  const finishAction = (how, result) => {
+  // throw that fails it closed.
+  const finishAction = () => {
     const state = run;
     run = null;
     if (!state) throw new Error('no action ran');
-    if (!state.done && (how === 1 || how === 2)) {
-      state.done = true;
-      if (how === 2) state.error = errorOf(result);
-    }
     if (state.error) throw state.error;
     if (!state.done) throw new Error('the action did not finish: its promise never settled');
   };
@@ -859,7 +866,7 @@
   tame(Promise.prototype, ['constructor', 'then']);
 
   Object.defineProperty(g, '__wardstone', {
-    value: Object.freeze({ startRule, finishRule, startAction, finishAction }),
+    value: Object.freeze({ startRule, finishRule, startAction, settleAction, finishAction }),
   });
 
   const frozen = new Set([g]);

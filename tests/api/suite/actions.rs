@@ -1104,6 +1104,54 @@ async fn claim_values_are_what_json_stringify_makes_of_them() {
 }
 
 #[tokio::test]
+async fn what_a_handler_queued_before_it_settled_still_counts() {
+    if !js() {
+        return;
+    }
+    let app = spawn_app().await;
+    let mgmt = app.mgmt_token(None).await;
+    // The runtime reads an async handler's promise itself (no `.then` on it) and settles the
+    // action where that reaction would have run: after what the handler queued before it
+    // returned. A denial or claim made there is never lost.
+    let code = r#"exports.onExecutePostLogin = async (event, api) => {
+      const mode = event.user.app_metadata.mode;
+      Promise.resolve().then(() => api.idToken.setCustomClaim('https://example.com/queued', mode));
+      if (mode === 'deny') Promise.resolve().then(() => api.access.deny('denied from a queued job'));
+      if (mode === 'throw') Promise.resolve().then(() => { throw new Error('a queued job threw'); });
+      if (mode === 'late') await null;
+    };"#;
+    let id = app
+        .create_action(&mgmt, "queued work", "post-login", code)
+        .await;
+    let test = |mode: &'static str| {
+        let (app, mgmt, id) = (&app, &mgmt, &id);
+        async move {
+            let (status, out) = app
+                .api(
+                    "POST",
+                    &format!("/actions/actions/{id}/test"),
+                    mgmt,
+                    Some(json!({"payload": {"user": {"app_metadata": {"mode": mode}}}})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+            out["payload"].clone()
+        }
+    };
+    for mode in ["plain", "late", "throw"] {
+        let out = test(mode).await;
+        assert_eq!(out["outcome"], "ok", "{mode}: {out}");
+        assert_eq!(
+            out["calls"]["idToken"]["https://example.com/queued"], mode,
+            "{out}"
+        );
+    }
+    let out = test("deny").await;
+    assert_eq!(out["outcome"], "denied", "{out}");
+    assert_eq!(out["error"]["reason"], "denied from a queued job", "{out}");
+}
+
+#[tokio::test]
 async fn an_action_reaches_only_hosts_the_tenant_allowed() {
     if !js() {
         return;

@@ -547,6 +547,7 @@ async fn members_are_cut_out_of_inputs_full_of_quotes_brackets_and_escapes() {
   context.idToken['https://wardstone.dev/echo'] = {
     weird: user['we"ird\\key'], meta: user.user_metadata, z: user.app_metadata.z,
     agent: context.request.userAgent, query: context.request.query, n: user.n, t: user.t,
+    k: configuration.k,
   };
   callback(null, user, context);
 }"#,
@@ -574,7 +575,8 @@ async fn members_are_cut_out_of_inputs_full_of_quotes_brackets_and_escapes() {
             json!({"weird": [tricky.clone(), {}],
                    "meta": {"a": [tricky.clone(), {"b": tricky.clone()}], "e": []},
                    "z": tricky.clone(), "agent": tricky.clone(),
-                   "query": {"q": tricky.clone(), "r": "{}"}, "n": -12500, "t": true}),
+                   "query": {"q": tricky.clone(), "r": "{}"}, "n": -12500, "t": true,
+                   "k": tricky.clone()}),
             "{pad}"
         );
     }
