@@ -1105,6 +1105,17 @@ impl TestApp {
         a["id"].as_str().unwrap().to_string()
     }
 
+    /// The Management API's test run of action `id` on `event` (`{"payload": event}`).
+    pub async fn test_action(&self, mgmt: &str, id: &str, event: Value) -> (StatusCode, Value) {
+        self.api(
+            "POST",
+            &format!("/actions/actions/{id}/test"),
+            mgmt,
+            Some(serde_json::json!({ "payload": event })),
+        )
+        .await
+    }
+
     pub async fn deploy_action(&self, mgmt: &str, id: &str) -> Value {
         let (status, v) = self
             .api("POST", &format!("/actions/actions/{id}/deploy"), mgmt, None)

@@ -888,18 +888,7 @@ async fn the_test_endpoint_runs_the_draft_on_an_event_and_returns_what_it_asked(
             &action_sample("post-login-require-verified-email"),
         )
         .await;
-    let test = |event: Value| {
-        let (app, mgmt, id) = (&app, &mgmt, &id);
-        async move {
-            app.api(
-                "POST",
-                &format!("/actions/actions/{id}/test"),
-                mgmt,
-                Some(json!({"payload": event})),
-            )
-            .await
-        }
-    };
+    let test = |event: Value| app.test_action(&mgmt, &id, event);
     let (status, out) =
         test(json!({"user": {"email_verified": true, "app_metadata": {"login_count": 4}}})).await;
     let out = &out["payload"];
@@ -956,14 +945,7 @@ async fn the_lazy_event_reads_like_a_plain_object() {
     let test = |event: Value| {
         let (app, mgmt, id) = (&app, &mgmt, &id);
         async move {
-            let (status, out) = app
-                .api(
-                    "POST",
-                    &format!("/actions/actions/{id}/test"),
-                    mgmt,
-                    Some(json!({"payload": event})),
-                )
-                .await;
+            let (status, out) = app.test_action(mgmt, id, event).await;
             assert_eq!(status, StatusCode::OK, "{out}");
             assert_eq!(out["payload"]["outcome"], "ok", "{out}");
             out["payload"]["calls"]["idToken"]["https://example.com/out"].clone()
@@ -1037,14 +1019,8 @@ async fn claim_values_are_what_json_stringify_makes_of_them() {
     let id = app
         .create_action(&mgmt, "claim values", "post-login", code)
         .await;
-    let (status, out) = app
-        .api(
-            "POST",
-            &format!("/actions/actions/{id}/test"),
-            &mgmt,
-            Some(json!({"payload": {"authorization": {"roles": ["admin", "a \"quoted\" role"]}}})),
-        )
-        .await;
+    let roles = json!({"authorization": {"roles": ["admin", "a \"quoted\" role"]}});
+    let (status, out) = app.test_action(&mgmt, &id, roles).await;
     assert_eq!(status, StatusCode::OK, "{out}");
     let calls = &out["payload"]["calls"];
     assert_eq!(out["payload"]["outcome"], "ok", "{out}");
@@ -1126,14 +1102,8 @@ async fn what_a_handler_queued_before_it_settled_still_counts() {
     let test = |mode: &'static str| {
         let (app, mgmt, id) = (&app, &mgmt, &id);
         async move {
-            let (status, out) = app
-                .api(
-                    "POST",
-                    &format!("/actions/actions/{id}/test"),
-                    mgmt,
-                    Some(json!({"payload": {"user": {"app_metadata": {"mode": mode}}}})),
-                )
-                .await;
+            let event = json!({"user": {"app_metadata": {"mode": mode}}});
+            let (status, out) = app.test_action(mgmt, id, event).await;
             assert_eq!(status, StatusCode::OK, "{out}");
             out["payload"].clone()
         }
