@@ -7,6 +7,11 @@
 //!   scripts, the same add-roles logic) and 1 and 5 post-login Actions (distinct, deployed and
 //!   bound, `sample-rules/actions/post-login-add-roles.js`), in interleaved rounds so that the
 //!   ratios come from one run;
+//! - the floors those rows stand on: a tenant with one hand-written WAT rule that only adds a
+//!   static claim (`sample-rules/wat/static-claim.wat`: the sandbox and the host's work around
+//!   a rule, with no guest work to speak of) and one with an empty post-login action (the fresh
+//!   JavaScript runtime instance and the trigger's host work); `BENCH_ONLY=wat5` or
+//!   `emptyaction5` measure five of them;
 //! - code exchanges at the token endpoint (client_secret_basic + PKCE), which sign an access
 //!   token and an ID token, for tenants signing with RS256, ES256 and EdDSA (their codes come
 //!   from logins outside the timed phases), in the same rounds.
@@ -75,6 +80,10 @@ enum Kind {
     Sdk,
     Js,
     Action,
+    /// The sandbox's floor for a wasm rule: a hand-written WAT rule that adds one claim.
+    Wat,
+    /// The floor for actions: an empty post-login action (the fresh runtime instance alone).
+    EmptyAction,
 }
 
 /// A tenant's rules: `count` distinct add-roles rules (or actions) of one kind.
@@ -107,6 +116,13 @@ impl RuleSet {
     }
 
     fn parse(text: &str) -> Self {
+        let kinds = [("wat", Kind::Wat), ("emptyaction", Kind::EmptyAction)];
+        for (prefix, kind) in kinds {
+            if let Some(n) = text.strip_prefix(prefix) {
+                let count = n.parse().expect("BENCH_ONLY=watN or emptyactionN");
+                return RuleSet { count, kind };
+            }
+        }
         if let Some(n) = text.strip_prefix("js") {
             return RuleSet::js(n.parse().expect("BENCH_ONLY=jsN"));
         }
@@ -115,7 +131,7 @@ impl RuleSet {
         }
         RuleSet::sdk(
             text.parse()
-                .expect("BENCH_ONLY is a rule count, jsN or actionN"),
+                .expect("BENCH_ONLY is a rule count, jsN, actionN, watN or emptyactionN"),
         )
     }
 
@@ -124,6 +140,8 @@ impl RuleSet {
             Kind::Sdk => "",
             Kind::Js => "js",
             Kind::Action => "action",
+            Kind::Wat => "wat",
+            Kind::EmptyAction => "emptyaction",
         }
     }
 
@@ -132,6 +150,8 @@ impl RuleSet {
             Kind::Sdk => format!("{} SDK rule(s)", self.count),
             Kind::Js => format!("{} JavaScript rule(s)", self.count),
             Kind::Action => format!("{} post-login action(s)", self.count),
+            Kind::Wat => format!("{} WAT rule(s) (floor)", self.count),
+            Kind::EmptyAction => format!("{} empty action(s) (floor)", self.count),
         }
     }
 }
@@ -154,6 +174,7 @@ async fn setup(
     let add_roles_js = std::fs::read_to_string(root.join("sample-rules/js/add-roles.js")).unwrap();
     let add_roles_action =
         std::fs::read_to_string(root.join("sample-rules/actions/post-login-add-roles.js")).unwrap();
+    let static_claim = wat::parse_file(root.join("sample-rules/wat/static-claim.wat")).unwrap();
     for &(set, alg) in specs {
         let n = set.count;
         let name = format!(
@@ -184,7 +205,7 @@ async fn setup(
                 .await
                 .unwrap();
         }
-        if set.kind == Kind::Action {
+        if matches!(set.kind, Kind::Action | Kind::EmptyAction) {
             use wardstone::service::actions::{
                 BindingInput, BindingRef, BindingsInput, NewActionInput, TriggerRef,
             };
@@ -200,7 +221,11 @@ async fn setup(
                                 version: None,
                             }],
                             // Distinct sources, as a tenant's are: each its own bytecode.
-                            code: format!("{add_roles_action}\n// {name}-{i}\n"),
+                            code: if set.kind == Kind::EmptyAction {
+                                format!("exports.onExecutePostLogin = async () => {{}};\n// {name}-{i}\n")
+                            } else {
+                                format!("{add_roles_action}\n// {name}-{i}\n")
+                            },
                             dependencies: vec![],
                             runtime: None,
                             secrets: vec![],
@@ -224,10 +249,12 @@ async fn setup(
                 .await
                 .unwrap();
         }
-        for i in (0..n).filter(|_| set.kind != Kind::Action) {
+        for i in (0..n).filter(|_| !matches!(set.kind, Kind::Action | Kind::EmptyAction)) {
             let upload = if set.kind == Kind::Js {
                 // Distinct scripts, as a tenant's are: each its own bytecode.
                 Upload::Script(format!("{add_roles_js}\n// {name}-{i}\n"))
+            } else if set.kind == Kind::Wat {
+                Upload::Module(distinct(&static_claim, &format!("{name}-{i}")))
             } else {
                 Upload::Module(distinct(&add_roles, &format!("{name}-{i}")))
             };
@@ -512,7 +539,10 @@ fn main() {
                 if wardstone::rules::js::AVAILABLE {
                     sets.extend([1, 3].map(RuleSet::js));
                     sets.extend([1, 5].map(RuleSet::actions));
+                    // The floors: what the sandbox costs with (almost) nothing run in it.
+                    sets.push(RuleSet { count: 1, kind: Kind::EmptyAction });
                 }
+                sets.push(RuleSet { count: 1, kind: Kind::Wat });
                 sets
             }
         };
