@@ -74,19 +74,21 @@ fn authorize_url(base: &str, t: &TenantSetup) -> String {
     url.to_string()
 }
 
-/// What a tenant runs at login: SDK rules, JavaScript rules or post-login actions.
+/// What a tenant runs at login: SDK rules, JavaScript rules, post-login actions, or the
+/// floors under them (a WAT rule, an empty action).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Sdk,
     Js,
     Action,
-    /// The sandbox's floor for a wasm rule: a hand-written WAT rule that adds one claim.
+    /// The floor for a wasm rule: a hand-written WAT rule that returns a fixed patch.
     Wat,
-    /// The floor for actions: an empty post-login action (the fresh runtime instance alone).
+    /// The floor for actions: an empty post-login action (the fresh runtime instance, the
+    /// handler's call and the trigger's host work).
     EmptyAction,
 }
 
-/// A tenant's rules: `count` distinct add-roles rules (or actions) of one kind.
+/// A tenant's rules: `count` distinct rules (or actions) of one kind: add-roles, or a floor.
 #[derive(Debug, Clone, Copy)]
 struct RuleSet {
     count: usize,
@@ -531,7 +533,8 @@ fn main() {
         let database_url = format!("sqlite://{}/bench.db", dir.path().display());
         let master_key = random_master_key();
         // BENCH_ONLY=5 measures only the tenant with 5 SDK rules, BENCH_ONLY=js3 the one with
-        // 3 JavaScript rules (for profiling); BENCH_ONLY=0,action5 those two, in one run.
+        // 3 JavaScript rules (for profiling); BENCH_ONLY=0,action5 those two, in one run;
+        // wat5 and emptyaction5 the floors under them.
         let rule_counts: Vec<RuleSet> = match std::env::var("BENCH_ONLY") {
             Ok(n) => n.split(',').map(|n| RuleSet::parse(n.trim())).collect(),
             Err(_) => {
