@@ -93,10 +93,10 @@ const CONNECTION: &str = "Username-Password-Authentication";
 /// Its id, as rules (`context.connectionID`) and actions (`event.connection.id`) see it.
 const CONNECTION_ID: &str = "con_wardstone_database";
 
-/// Auth0's Rules `user` and `context` for a login; `roles` are the names of the user's roles.
-pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context) {
+/// Auth0's Rules `user` for a login.
+pub fn rule_user(input: &LoginInput<'_>) -> User {
     let u = input.user;
-    let user = User {
+    User {
         user_id: u.user_id.clone(),
         email: Some(u.email.clone()),
         email_verified: *u.email_verified,
@@ -112,8 +112,24 @@ pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context)
         logins_count: u.logins_count,
         app_metadata: u.app_metadata.0.clone().into(),
         user_metadata: u.user_metadata.0.clone().into(),
+    }
+}
+
+/// The tokens of Auth0's `context` as a login starts: no custom claims, the granted scopes.
+/// A run of actions alone needs only these of the context (actions see their `event`).
+pub fn initial_tokens(input: &LoginInput<'_>) -> (IdToken, AccessToken) {
+    let access_token = AccessToken {
+        scope: input.scope.iter().map(String::from).collect(),
+        claims: Map::new(),
     };
-    let context = Context {
+    (IdToken::default(), access_token)
+}
+
+/// Auth0's Rules `context` for a login; `roles` are the names of the user's roles.
+pub fn rule_context(input: &LoginInput<'_>, roles: Vec<String>) -> Context {
+    let u = input.user;
+    let (id_token, access_token) = initial_tokens(input);
+    Context {
         tenant: input.tenant_name.to_string(),
         client_id: input.client.client_id.clone(),
         client_name: input.client.name.clone(),
@@ -143,11 +159,8 @@ pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context)
         }
         .into(),
         authorization: Authorization { roles },
-        id_token: IdToken::default(),
-        access_token: AccessToken {
-            scope: input.scope.iter().map(String::from).collect(),
-            claims: Map::new(),
-        },
+        id_token,
+        access_token,
         audience: input.audience.map(String::from),
         connection_id: CONNECTION_ID.into(),
         connection_metadata: Lazy::default(),
@@ -169,8 +182,7 @@ pub fn rule_input(input: &LoginInput<'_>, roles: Vec<String>) -> (User, Context)
             Value::Object(m) => m,
             _ => Map::new(),
         }),
-    };
-    (user, context)
+    }
 }
 
 /// Auth0's risk assessment with nothing assessed: Wardstone has no signal, so every

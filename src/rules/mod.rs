@@ -284,19 +284,20 @@ impl Rules {
                     .await?
             }
         };
-        let (user, context) = input::rule_input(&input, roles.clone());
         let record_input = set.recording_keep > 0 && resume.is_none();
         // Without a rule to read it (and no recording), the run needs only the tokens of
         // Auth0's `context`: actions see their `event`, and the tokens are what they change.
+        // The rest of the context is not even built then.
         let actions_only = items.iter().all(|i| i.kind == CodeKind::Action);
-        let (user, mut context) = if actions_only && !record_input {
-            let tokens = serde_json::json!({
-                "idToken": serde_json::to_value(&context.id_token)?,
-                "accessToken": serde_json::to_value(&context.access_token)?,
-            });
-            (serde_json::to_value(user)?, tokens)
+        let user = serde_json::to_value(input::rule_user(&input))?;
+        let mut context = if actions_only && !record_input {
+            let (id_token, access_token) = input::initial_tokens(&input);
+            serde_json::json!({
+                "idToken": serde_json::to_value(&id_token)?,
+                "accessToken": serde_json::to_value(&access_token)?,
+            })
         } else {
-            (serde_json::to_value(user)?, serde_json::to_value(context)?)
+            serde_json::to_value(input::rule_context(&input, roles.clone()))?
         };
         if resume.is_some_and(|r| r.rules) {
             context["protocol"] = Value::from("redirect-callback");

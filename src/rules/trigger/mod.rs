@@ -334,11 +334,7 @@ pub(crate) fn run(
     }
     // Metadata is stored and sent to every later rule: bound it like the Management API does.
     for key in ["app_metadata", "user_metadata"] {
-        let size = state
-            .user
-            .get(key)
-            .map(|m| m.to_string().len())
-            .unwrap_or(0);
+        let size = state.user.get(key).map(json_len).unwrap_or(0);
         if size > limits.metadata_bytes
             && let Some(last) = records.last_mut()
         {
@@ -354,11 +350,7 @@ pub(crate) fn run(
     }
     // Claims that would bloat every token fail the login rather than the API calls after it.
     for (token, key) in [("ID token", "idToken"), ("access token", "accessToken")] {
-        let size = state
-            .context
-            .get(key)
-            .map(|c| c.to_string().len())
-            .unwrap_or(0);
+        let size = state.context.get(key).map(json_len).unwrap_or(0);
         if size > limits.claims_bytes
             && let Some(last) = records.last_mut()
         {
@@ -374,6 +366,25 @@ pub(crate) fn run(
     }
     let outcome = allow(&state);
     finish(outcome, records, state)
+}
+
+/// The length of `value`'s compact JSON text (what is stored and sent), counted as it is
+/// written instead of building the text: these checks run at the end of every run.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` into a sink that cannot fail does not fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// How many times one login may be sent away by redirects: a rule that redirects whatever
@@ -634,4 +645,23 @@ pub fn bench_post_login(
         },
     };
     run(engine, &prepared, initial_state(user, context), &cx).outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::json_len;
+
+    #[test]
+    fn json_len_is_the_length_of_the_compact_text() {
+        for value in [
+            json!(null),
+            json!({}),
+            json!({"roles": ["admin", "ré\"sumé\n"], "n": -1.5e300, "deep": {"a": [1, {}]}}),
+            json!("\u{1F600}\u{0001}"),
+        ] {
+            assert_eq!(json_len(&value), value.to_string().len(), "{value}");
+        }
+    }
 }
